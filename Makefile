@@ -1,0 +1,57 @@
+# The two commands a new user runs are `make demo` and `make test`; both set up what they need.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+PY_READY := $(VENV)/.ready
+NODE_READY := node_modules/.ready
+CDK := JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION=20 node_modules/.bin/cdk
+
+.PHONY: setup test demo serve synth deploy destroy proto lock clean
+
+setup: $(PY_READY) $(NODE_READY)
+
+# The venv is rebuilt from the lock whenever the dependencies change.
+$(PY_READY): pyproject.toml requirements.lock
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check --upgrade pip
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r requirements.lock
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check --no-deps -e .
+	touch $@
+
+$(NODE_READY): package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+test: setup
+	$(PY) -m pytest
+
+demo: $(PY_READY)
+	$(PY) -m receiver demo
+
+serve: $(PY_READY)
+	$(PY) -m receiver serve
+
+synth: setup
+	$(CDK) synth
+
+deploy: setup
+	$(CDK) deploy --all
+
+destroy: setup
+	$(CDK) destroy --all
+
+# Regenerate the OpenTelemetry 0.7 modules and the decode-only summary view from their .proto files.
+proto: $(PY_READY)
+	$(PY) -m grpc_tools.protoc -I . --python_out=. --pyi_out=. receiver/proto/otel07/*.proto receiver/proto/summary_view.proto
+
+# Re-pin every Python package after changing pyproject.toml.
+lock:
+	rm -rf .lock-venv && $(PYTHON) -m venv .lock-venv
+	.lock-venv/bin/pip install --quiet --upgrade pip
+	.lock-venv/bin/pip install --quiet '.[cdk,dev]'
+	.lock-venv/bin/pip freeze --exclude-editable | grep -v '^dynamodb-metric-stream-receiver' > requirements.lock
+	rm -rf .lock-venv
+
+clean:
+	rm -rf $(VENV) node_modules cdk.out .pytest_cache .hypothesis

@@ -1,0 +1,49 @@
+"""`python -m receiver COMMAND`: the receiver's command line."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from collections.abc import Sequence
+
+from receiver import logs
+from receiver.config import ConfigError, add_serve_arguments, serve_config
+from receiver.store import StoreConfigError, StoreError, open_store_from_url
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m receiver",
+        description="Receives CloudWatch metric streams from Amazon Data Firehose.",
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    serve_parser = commands.add_parser("serve", help="run the receiver")
+    add_serve_arguments(serve_parser)
+    args = parser.parse_args(argv)
+
+    if args.command == "serve":
+        return _serve(args)
+    parser.error(f"unknown command {args.command}")
+    return 2
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from receiver.server import serve
+
+    try:
+        config = serve_config(args)
+        logs.configure(config.log_level)
+        store = open_store_from_url(config.store_url)
+        asyncio.run(serve(config, store))
+    except (ConfigError, StoreConfigError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except StoreError as exc:
+        print(f"error: the store cannot be opened: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

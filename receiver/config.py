@@ -1,0 +1,148 @@
+"""`serve` settings: command-line options with environment-variable fallbacks."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from receiver.firehose import MAX_BODY_BYTES
+from receiver.formats import FORMATS
+
+REPOSITORY_RULES = Path(__file__).resolve().parent.parent / "rules"
+DEFAULT_STORE = "sqlite:///./data/metrics.db"
+
+
+class ConfigError(ValueError):
+    """A wrong option value; ``str(e)`` is one sentence naming it and what to put."""
+
+
+@dataclass(frozen=True, slots=True)
+class ServeConfig:
+    host: str = "0.0.0.0"
+    port: int = 12801
+    access_keys: tuple[str, ...] = ()
+    store_url: str = DEFAULT_STORE
+    rules_dir: Path = REPOSITORY_RULES
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    record_format: str | None = None
+    """A fixed stream format, or None to detect it per record."""
+    max_inflight_bytes: int = 4 * MAX_BODY_BYTES
+    shutdown_timeout_s: float = 60.0
+    log_level: str = "INFO"
+
+
+def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
+    """The contract's serve options; defaults come from the environment in ``serve_config``."""
+    parser.add_argument("--host", help="address to listen on (RECEIVER_HOST, default 0.0.0.0)")
+    parser.add_argument("--port", help="port to listen on (RECEIVER_PORT, default 12801)")
+    parser.add_argument(
+        "--access-key",
+        action="append",
+        dest="access_keys",
+        metavar="KEY",
+        help="a Firehose access key to accept; repeat for several "
+        "(RECEIVER_ACCESS_KEYS, comma-separated; default none: auth off)",
+    )
+    parser.add_argument("--store", help=f"store URL (RECEIVER_STORE, default {DEFAULT_STORE})")
+    parser.add_argument("--rules", help="rules directory (RECEIVER_RULES, default the repository's rules/)")
+    parser.add_argument("--tls-cert", help="serve HTTPS with this certificate chain (RECEIVER_TLS_CERT)")
+    parser.add_argument("--tls-key", help="the certificate's private key (RECEIVER_TLS_KEY)")
+    parser.add_argument(
+        "--format",
+        dest="record_format",
+        help=f"fix the record format to one of {', '.join(FORMATS)} "
+        "(RECEIVER_FORMAT, default: detect per record)",
+    )
+    parser.add_argument(
+        "--max-inflight-mib",
+        help="request bodies held in memory at once before answering 503 "
+        "(RECEIVER_MAX_INFLIGHT_MIB, default 4 of Firehose's largest deliveries)",
+    )
+    parser.add_argument(
+        "--shutdown-timeout",
+        help="seconds to finish in-flight requests on SIGTERM (RECEIVER_SHUTDOWN_TIMEOUT, default 60)",
+    )
+    parser.add_argument("--log-level", help="DEBUG, INFO, WARNING or ERROR (RECEIVER_LOG_LEVEL, default INFO)")
+
+
+def serve_config(args: argparse.Namespace, env: Mapping[str, str] = os.environ) -> ServeConfig:
+    """Merge options over environment variables over defaults; raise ConfigError on a bad value."""
+    defaults = ServeConfig()
+
+    def pick(option: object, variable: str) -> str | None:
+        if option is not None:
+            return str(option)
+        value = env.get(variable)
+        return value if value not in (None, "") else None
+
+    host = pick(args.host, "RECEIVER_HOST") or defaults.host
+    port = _integer(pick(args.port, "RECEIVER_PORT"), "--port (RECEIVER_PORT)", defaults.port, 0, 65535)
+
+    if args.access_keys:
+        keys = tuple(args.access_keys)
+    else:
+        keys = tuple(k.strip() for k in env.get("RECEIVER_ACCESS_KEYS", "").split(",") if k.strip())
+    if any(not key for key in keys):
+        raise ConfigError("--access-key must not be empty; give the key Firehose sends")
+
+    store_url = pick(args.store, "RECEIVER_STORE") or defaults.store_url
+    rules = pick(args.rules, "RECEIVER_RULES")
+    rules_dir = Path(rules) if rules else defaults.rules_dir
+    if not rules_dir.is_dir():
+        raise ConfigError(f"--rules (RECEIVER_RULES) {rules_dir} is not a directory; give a rules directory")
+
+    cert = pick(args.tls_cert, "RECEIVER_TLS_CERT")
+    key = pick(args.tls_key, "RECEIVER_TLS_KEY")
+    if bool(cert) != bool(key):
+        raise ConfigError("--tls-cert and --tls-key go together; give both or neither")
+
+    record_format = pick(args.record_format, "RECEIVER_FORMAT")
+    if record_format is not None and record_format not in FORMATS:
+        raise ConfigError(
+            f"--format (RECEIVER_FORMAT) {record_format!r} is not a stream format; use one of {', '.join(FORMATS)}"
+        )
+
+    inflight_mib = _integer(
+        pick(args.max_inflight_mib, "RECEIVER_MAX_INFLIGHT_MIB"), "--max-inflight-mib (RECEIVER_MAX_INFLIGHT_MIB)", 0, 1, 1 << 20
+    )
+    shutdown = pick(args.shutdown_timeout, "RECEIVER_SHUTDOWN_TIMEOUT")
+    try:
+        shutdown_s = float(shutdown) if shutdown is not None else defaults.shutdown_timeout_s
+    except ValueError:
+        shutdown_s = -1.0
+    if not 0 <= shutdown_s <= 3600:
+        raise ConfigError("--shutdown-timeout (RECEIVER_SHUTDOWN_TIMEOUT) must be seconds from 0 to 3600")
+
+    level = (pick(args.log_level, "RECEIVER_LOG_LEVEL") or defaults.log_level).upper()
+    if level not in ("DEBUG", "INFO", "WARNING", "ERROR"):
+        raise ConfigError("--log-level (RECEIVER_LOG_LEVEL) must be DEBUG, INFO, WARNING or ERROR")
+
+    return ServeConfig(
+        host=host,
+        port=port,
+        access_keys=keys,
+        store_url=store_url,
+        rules_dir=rules_dir,
+        tls_cert=Path(cert) if cert else None,
+        tls_key=Path(key) if key else None,
+        record_format=record_format,
+        max_inflight_bytes=inflight_mib * 1024 * 1024 if inflight_mib else defaults.max_inflight_bytes,
+        shutdown_timeout_s=shutdown_s,
+        log_level=level,
+    )
+
+
+def _integer(text: str | None, name: str, default: int, low: int, high: int) -> int:
+    if text is None:
+        return default
+    try:
+        value = int(text)
+    except ValueError:
+        value = low - 1
+    if not low <= value <= high:
+        raise ConfigError(f"{name} {text!r} is not a whole number from {low} to {high}")
+    return value

@@ -1,0 +1,124 @@
+"""The Firehose HTTP endpoint envelope: limits, request parsing and response bodies.
+
+Follows AWS's "HTTP endpoint delivery request and response specifications": the body is
+``{"requestId", "timestamp", "records": [{"data": base64}]}`` and every answer is
+``{"requestId", "timestamp"}`` plus ``errorMessage`` on failure.
+"""
+
+from __future__ import annotations
+
+import binascii
+import time
+from dataclasses import dataclass
+
+import orjson
+
+from receiver.model import Pairs
+
+REQUEST_ID_HEADER = "X-Amz-Firehose-Request-Id"
+ACCESS_KEY_HEADER = "X-Amz-Firehose-Access-Key"
+COMMON_ATTRIBUTES_HEADER = "X-Amz-Firehose-Common-Attributes"
+SOURCE_ARN_HEADER = "X-Amz-Firehose-Source-Arn"
+PROTOCOL_VERSION_HEADER = "X-Amz-Firehose-Protocol-Version"
+
+MAX_RECORDS = 10_000
+MAX_RECORD_BYTES = 1_024_000
+"""Firehose's largest record, decoded."""
+MAX_BUFFER_BYTES = 64 * 1024 * 1024
+"""Firehose's largest buffering size for an HTTP endpoint."""
+_PER_RECORD_JSON = len('{"data":""},')
+MAX_BODY_BYTES = (MAX_BUFFER_BYTES * 4 + 2) // 3 + 4 * MAX_RECORDS + MAX_RECORDS * _PER_RECORD_JSON + 4096
+"""The largest envelope Firehose can send: 64 MiB in base64 (padding included) and the JSON
+around 10,000 records. Past it the body cannot be a Firehose delivery."""
+_MAX_BASE64_CHARS = 4 * ((MAX_RECORD_BYTES + 2) // 3)
+
+
+class EnvelopeError(ValueError):
+    """A malformed delivery; ``str(e)`` is the errorMessage sent back with the 400."""
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    request_id: str
+    timestamp_ms: float
+    records: list[bytes]
+
+
+def parse_delivery(body: bytes, header_request_id: str) -> Delivery:
+    """Parse and check a request body; raise EnvelopeError naming what is wrong."""
+    try:
+        envelope = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise EnvelopeError(f"the body is not valid JSON ({exc.args[0]})") from None
+    if not isinstance(envelope, dict):
+        raise EnvelopeError("the body must be a JSON object with requestId, timestamp and records")
+
+    request_id = envelope.get("requestId")
+    if not isinstance(request_id, str):
+        raise EnvelopeError("the body's requestId is missing or not a string")
+    if request_id != header_request_id:
+        raise EnvelopeError(
+            f"the body's requestId does not match the {REQUEST_ID_HEADER} header"
+        )
+    timestamp = envelope.get("timestamp")
+    if isinstance(timestamp, bool) or not isinstance(timestamp, (int, float)):
+        raise EnvelopeError("the body's timestamp is missing or not a number")
+
+    records = envelope.get("records")
+    if not isinstance(records, list):
+        raise EnvelopeError("the body's records is missing or not a list")
+    if len(records) > MAX_RECORDS:
+        raise EnvelopeError(
+            f"the body has {len(records)} records; Firehose sends at most {MAX_RECORDS}"
+        )
+    return Delivery(request_id, timestamp, [_record_data(i, r) for i, r in enumerate(records)])
+
+
+def _record_data(index: int, record: object) -> bytes:
+    if not isinstance(record, dict):
+        raise EnvelopeError(f"record {index}: must be an object with a data field")
+    data = record.get("data")
+    if not isinstance(data, str):
+        raise EnvelopeError(f"record {index}: data is missing or not a string")
+    if len(data) > _MAX_BASE64_CHARS:
+        raise EnvelopeError(
+            f"record {index}: larger than Firehose's {MAX_RECORD_BYTES} bytes per record"
+        )
+    try:
+        decoded = binascii.a2b_base64(data, strict_mode=True)
+    except (binascii.Error, ValueError):
+        raise EnvelopeError(f"record {index}: data is not valid base64") from None
+    if not decoded:
+        raise EnvelopeError(f"record {index}: the record is empty")
+    if len(decoded) > MAX_RECORD_BYTES:
+        raise EnvelopeError(
+            f"record {index}: larger than Firehose's {MAX_RECORD_BYTES} bytes per record"
+        )
+    return decoded
+
+
+def parse_common_attributes(header: str | None) -> Pairs:
+    """The X-Amz-Firehose-Common-Attributes header as sorted label pairs."""
+    if header is None:
+        return ()
+    try:
+        parsed = orjson.loads(header)
+    except orjson.JSONDecodeError:
+        raise EnvelopeError(f"the {COMMON_ATTRIBUTES_HEADER} header is not valid JSON") from None
+    attributes = parsed.get("commonAttributes") if isinstance(parsed, dict) else None
+    if not isinstance(attributes, dict) or not all(
+        isinstance(value, str) for value in attributes.values()
+    ):
+        raise EnvelopeError(
+            f'the {COMMON_ATTRIBUTES_HEADER} header must be {{"commonAttributes": '
+            '{"name": "value", ...}} with string values'
+        )
+    return tuple(sorted(attributes.items()))
+
+
+def response_body(request_id: str, error: str | None = None) -> bytes:
+    """The JSON answer Firehose expects; errorMessage only on failure."""
+    answer: dict[str, object] = {"requestId": request_id, "timestamp": int(time.time() * 1000)}
+    if error is not None:
+        answer["errorMessage"] = error
+    return orjson.dumps(answer)

@@ -1,0 +1,69 @@
+"""The three CloudWatch metric-stream record formats, decoded to and encoded from Samples.
+
+``opentelemetry0.7`` and ``opentelemetry1.0`` records are length-prefixed protobuf
+ExportMetricsServiceRequests; ``json`` records are newline-separated JSON objects. How a
+record's format is told from its bytes: see ``receiver.formats.detect``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+
+from receiver.model import Pairs, Sample
+
+from . import jsonfmt, otel07, otel10
+from .detect import detect_format
+from .errors import DecodeError
+
+__all__ = ["FORMATS", "DecodeError", "detect_format", "decode_record", "encode_records"]
+
+FORMATS: tuple[str, ...] = (otel07.NAME, otel10.NAME, jsonfmt.NAME)
+
+_DECODERS: dict[str, Callable[[bytes, Pairs], list[Sample]]] = {
+    otel07.NAME: otel07.decode,
+    otel10.NAME: otel10.decode,
+    jsonfmt.NAME: jsonfmt.decode,
+}
+_ENCODERS: dict[str, Callable[[Iterable[Sample], int], list[bytes]]] = {
+    otel07.NAME: otel07.encode,
+    otel10.NAME: otel10.encode,
+    jsonfmt.NAME: jsonfmt.encode,
+}
+
+
+def decode_record(data: bytes, fmt: str | None = None, extra_labels: Pairs = ()) -> list[Sample]:
+    """The samples of one Firehose record (its decoded ``data``).
+
+    ``fmt`` None detects the format. ``extra_labels`` (the Firehose request's common
+    attributes, sorted by name) are merged into every sample's labels; on a name clash the
+    stream's own value wins. Malformed input raises DecodeError, whose message says what is
+    wrong in one sentence. An empty but valid message gives [].
+    """
+    if fmt is None:
+        fmt = detect_format(data)
+    decoder = _DECODERS.get(fmt)
+    if decoder is None:
+        raise ValueError(f"unknown record format {fmt!r}; expected one of {', '.join(FORMATS)}")
+    return decoder(data, extra_labels)
+
+
+def encode_records(
+    samples: Iterable[Sample], fmt: str, *, max_record_bytes: int = 1_024_000
+) -> list[bytes]:
+    """The records CloudWatch would stream for ``samples``, each at most ``max_record_bytes``.
+
+    OpenTelemetry formats: length-prefixed ExportMetricsServiceRequests, several per record;
+    consecutive samples of one resource (account, region, labels) share a ResourceMetrics and
+    consecutive samples of one metric share a Metric. ``json``: one object per line, each
+    newline-terminated. Sample order is kept. ``decode_record`` of the records gives the
+    samples back, for labels the format can carry (OpenTelemetry: any, as resource
+    attributes; json: ``metric_stream_name`` only, others are not written). ValueError for a
+    sample the format cannot carry unchanged, e.g. a non-percentile statistic or a fractional
+    count in an OpenTelemetry format, or a datapoint larger than a record.
+    """
+    encoder = _ENCODERS.get(fmt)
+    if encoder is None:
+        raise ValueError(f"unknown record format {fmt!r}; expected one of {', '.join(FORMATS)}")
+    if max_record_bytes < 1:
+        raise ValueError("max_record_bytes must be positive")
+    return encoder(samples, max_record_bytes)

@@ -1,0 +1,159 @@
+"""`POST /aws/firehose/metrics`: one Firehose delivery in, one committed batch of samples out.
+
+Order of checks: access key (401), request id (400), already committed (200 at once),
+body within cap and budget (400 / 503), envelope (400), records (400), store (503).
+A request is all-or-nothing: nothing is stored unless every record decodes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from aiohttp import ClientError, web
+from aiohttp.http_exceptions import HttpProcessingError
+
+from receiver import firehose
+from receiver.body import BadEncoding, BodyReader, BodyTooLarge, InflightBudget, OverBudget
+from receiver.formats import DecodeError, decode_record
+from receiver.model import Pairs, Sample
+from receiver.store import Store, StoreError
+
+log = logging.getLogger("receiver.ingest")
+
+RETRY_AFTER_S = 5
+"""Firehose ignores Retry-After and backs off by itself; other clients may use it."""
+
+
+class AccessKeys:
+    """The configured keys, compared in constant time and never kept in plain text."""
+
+    def __init__(self, keys: Sequence[str]) -> None:
+        self._digests = [hashlib.sha256(k.encode()).digest() for k in keys]
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self._digests)
+
+    def accepts(self, given: str | None) -> bool:
+        if not self._digests:
+            return True
+        # Hashing first makes every comparison the same length; no early exit across keys.
+        digest = hashlib.sha256((given or "").encode("utf-8", "surrogateescape")).digest()
+        matched = False
+        for expected in self._digests:
+            matched |= hmac.compare_digest(digest, expected)
+        return matched and given is not None
+
+
+@dataclass(slots=True)
+class Failure(Exception):
+    status: int
+    message: str
+
+
+@dataclass(frozen=True, slots=True)
+class IngestSettings:
+    keys: AccessKeys
+    budget: InflightBudget
+    record_format: str | None
+
+
+def decode_all(records: list[bytes], record_format: str | None, labels: Pairs) -> list[Sample]:
+    """Every record's samples, or EnvelopeError naming the first bad record."""
+    samples: list[Sample] = []
+    for index, data in enumerate(records):
+        try:
+            samples.extend(decode_record(data, record_format, labels))
+        except DecodeError as exc:
+            raise firehose.EnvelopeError(f"record {index}: {exc}") from None
+    return samples
+
+
+async def handle_delivery(request: web.Request, settings: IngestSettings, store: Store) -> web.Response:
+    started = time.perf_counter()
+    request_id = request.headers.get(firehose.REQUEST_ID_HEADER, "")
+    records = samples = 0
+    status, error = 200, None
+    duplicate = False
+    try:
+        if not settings.keys.accepts(request.headers.get(firehose.ACCESS_KEY_HEADER)):
+            raise Failure(401, f"the {firehose.ACCESS_KEY_HEADER} header is missing or wrong")
+        if not request_id:
+            raise Failure(400, f"the {firehose.REQUEST_ID_HEADER} header is missing")
+        duplicate = await store.is_committed(request_id)
+        if not duplicate:
+            records, samples = await _deliver(request, request_id, settings, store)
+    except Failure as failure:
+        status, error = failure.status, failure.message
+    except firehose.EnvelopeError as exc:
+        status, error = 400, str(exc)
+    except StoreError as exc:
+        status, error = 503, f"the store is unavailable, retry later ({exc})"
+    # Never answer 413: Firehose would drop the batch without backing it up to S3.
+    headers = {"Retry-After": str(RETRY_AFTER_S)} if status == 503 else {}
+    log.log(
+        logging.INFO if status == 200 else logging.WARNING,
+        "delivery",
+        extra={
+            "request_id": request_id,
+            "status": status,
+            "records": records,
+            "samples": samples,
+            "ms": round((time.perf_counter() - started) * 1000, 1),
+            "duplicate": duplicate,
+            "source_arn": request.headers.get(firehose.SOURCE_ARN_HEADER, ""),
+            "protocol_version": request.headers.get(firehose.PROTOCOL_VERSION_HEADER, ""),
+            **({"error": error} if error else {}),
+        },
+    )
+    return web.Response(
+        status=status,
+        body=firehose.response_body(request_id, error),
+        content_type="application/json",
+        headers=headers,
+    )
+
+
+async def _deliver(
+    request: web.Request, request_id: str, settings: IngestSettings, store: Store
+) -> tuple[int, int]:
+    """Read, check, decode and commit one delivery; return (records, samples)."""
+    labels = firehose.parse_common_attributes(
+        request.headers.get(firehose.COMMON_ATTRIBUTES_HEADER)
+    )
+    if request.content_length is not None and request.content_length > firehose.MAX_BODY_BYTES:
+        raise Failure(400, _too_large_message())
+    reader = BodyReader(settings.budget, firehose.MAX_BODY_BYTES)
+    try:
+        body = await reader.read(
+            request.content.iter_chunked(1 << 16), request.headers.get("Content-Encoding")
+        )
+        delivery = firehose.parse_delivery(body, request_id)
+        del body  # the records hold what is needed; free the envelope before decoding
+        loop = asyncio.get_running_loop()
+        decoded = await loop.run_in_executor(
+            None, decode_all, delivery.records, settings.record_format, labels
+        )
+        await store.commit(request_id, decoded)
+    except (BodyTooLarge, BadEncoding) as exc:
+        raise Failure(400, str(exc)) from None
+    except OverBudget:
+        raise Failure(503, "the receiver is busy with other deliveries, retry later") from None
+    except (ClientError, HttpProcessingError):
+        raise Failure(400, "the request body ended early or is malformed") from None
+    finally:
+        settings.budget.release(reader.held)
+    return len(delivery.records), len(decoded)
+
+
+def _too_large_message() -> str:
+    return (
+        f"the body is larger than {firehose.MAX_BODY_BYTES} bytes, more than Firehose's largest "
+        "delivery; lower the delivery stream's buffering size"
+    )

@@ -1,0 +1,71 @@
+"""The one shape every stream format decodes into.
+
+A CloudWatch metric stream sends, per metric series and per one-minute period, the
+statistics of that period. A ``Series`` names the metric (it repeats every minute, so
+decoders intern it); a ``Sample`` is one period of one series.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+Pairs = tuple[tuple[str, str], ...]
+"""Name/value pairs, sorted by name."""
+
+Stats = tuple[tuple[str, float], ...]
+"""Extra statistics by CloudWatch name (``p99``, ``p99.9``, ``TM(10%:90%)``), sorted."""
+
+
+@dataclass(frozen=True, slots=True)
+class Series:
+    """One CloudWatch metric series: what stays the same from minute to minute."""
+
+    account: str
+    region: str
+    namespace: str
+    metric: str
+    dimensions: Pairs
+    unit: str
+    """The CloudWatch unit name (``Count``, ``Milliseconds``, ``None`` ...)."""
+
+    @property
+    def key(self) -> tuple[str, str, str, str, Pairs]:
+        """The series part of a sample's identity (the unit is not part of it)."""
+        return (self.account, self.region, self.namespace, self.metric, self.dimensions)
+
+
+@dataclass(frozen=True, slots=True)
+class Sample:
+    """The statistics of one series over one period.
+
+    ``labels`` are attributes that do not identify the datapoint: the Firehose request's
+    common attributes and what the stream says about itself (exporter ARN, stream name).
+    Decoders share one labels tuple between all samples of a record.
+    """
+
+    series: Series
+    start_ms: int
+    """The period's start, epoch milliseconds."""
+    end_ms: int
+    """The period's end, epoch milliseconds (start + 60 000 for metric streams)."""
+    count: float
+    sum: float
+    min: float
+    max: float
+    stats: Stats = ()
+    labels: Pairs = ()
+
+    @property
+    def identity(self) -> tuple[str, str, str, str, Pairs, int, int]:
+        """Equal for the same datapoint whichever format or request it came in."""
+        return (*self.series.key, self.start_ms, self.end_ms)
+
+
+PERIOD_MS = 60_000
+"""Metric streams send one-minute periods; the json format gives only the start."""
+
+
+def percentile_name(quantile: float) -> str:
+    """The CloudWatch statistic name of an OpenTelemetry quantile: 0.99 -> ``p99``."""
+    text = f"{quantile * 100:.6f}".rstrip("0").rstrip(".")
+    return f"p{text}"

@@ -1,0 +1,1 @@
+"""Protocol buffer definitions and their generated modules (see README.md)."""

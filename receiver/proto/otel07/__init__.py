@@ -1,0 +1,1 @@
+"""OpenTelemetry 0.7.0 messages under the package name ``cwstream.otel07`` (generated)."""

@@ -1,0 +1,209 @@
+"""The aiohttp application: routes, the store's lifecycle, and graceful serving."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import ssl
+from collections.abc import AsyncIterator, Awaitable, Callable
+
+from aiohttp import web
+
+from receiver.config import ConfigError, ServeConfig
+from receiver.ingest import AccessKeys, IngestSettings, handle_delivery
+from receiver.body import InflightBudget
+from receiver.store import Store, StoreError
+
+log = logging.getLogger("receiver.server")
+
+INGEST_PATH = "/aws/firehose/metrics"
+MAX_HEADER_BYTES = 128 * 1024
+"""Common attributes can make a long header; aiohttp's default cap is 8 KiB."""
+
+RUNNER_OPTIONS: dict[str, object] = {
+    # We gunzip ourselves, with a cap; aiohttp's own would bypass it.
+    "auto_decompress": False,
+    "max_field_size": MAX_HEADER_BYTES,
+    # Our own per-delivery log line says more than the access log would.
+    "access_log": None,
+}
+"""Options of every runner of the app, tests' included."""
+
+class InFlight:
+    """Counts requests being handled, so shutdown can wait until none is left."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self._idle = asyncio.Event()
+        self._idle.set()
+
+    def enter(self) -> None:
+        self.count += 1
+        self._idle.clear()
+
+    def leave(self) -> None:
+        self.count -= 1
+        if self.count == 0:
+            self._idle.set()
+
+    async def wait_idle(self, timeout: float) -> bool:
+        try:
+            await asyncio.wait_for(self._idle.wait(), timeout)
+        except TimeoutError:
+            return False
+        return True
+
+
+CONFIG = web.AppKey("config", ServeConfig)
+IN_FLIGHT = web.AppKey("in_flight", InFlight)
+STORE = web.AppKey("store", Store)
+INGEST = web.AppKey("ingest", IngestSettings)
+
+
+def create_app(config: ServeConfig, store: Store) -> web.Application:
+    """The receiver's application; the store is opened on startup and closed on cleanup."""
+    app = web.Application(middlewares=[count_in_flight, json_errors])
+    app[IN_FLIGHT] = InFlight()
+    app[CONFIG] = config
+    app[STORE] = store
+    app[INGEST] = IngestSettings(
+        keys=AccessKeys(config.access_keys),
+        budget=InflightBudget(config.max_inflight_bytes),
+        record_format=config.record_format,
+    )
+    app.cleanup_ctx.append(_store_lifecycle)
+    app.router.add_post(INGEST_PATH, _ingest)
+    # Load balancer health checks probe the ingest path with GET or HEAD.
+    app.router.add_get(INGEST_PATH, _empty_ok)
+    app.router.add_get("/healthz", _healthz)
+    app.router.add_get("/readyz", _readyz)
+    return app
+
+
+async def _store_lifecycle(app: web.Application) -> AsyncIterator[None]:
+    await app[STORE].open()
+    if not app[CONFIG].access_keys:
+        log.warning("no access key configured: every delivery is accepted without authentication")
+    yield
+    await app[STORE].close()
+
+
+async def _ingest(request: web.Request) -> web.Response:
+    return await handle_delivery(request, request.app[INGEST], request.app[STORE])
+
+
+async def _empty_ok(request: web.Request) -> web.Response:
+    return web.Response(status=200)
+
+
+async def _healthz(request: web.Request) -> web.Response:
+    return web.json_response({"status": "ok"})
+
+
+async def _readyz(request: web.Request) -> web.Response:
+    try:
+        await request.app[STORE].ping()
+    except StoreError as exc:
+        return web.json_response({"status": "unavailable", "error": str(exc)}, status=503)
+    return web.json_response({"status": "ready"})
+
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+@web.middleware
+async def count_in_flight(request: web.Request, handler: Handler) -> web.StreamResponse:
+    in_flight = request.app[IN_FLIGHT]
+    in_flight.enter()
+    try:
+        return await handler(request)
+    finally:
+        in_flight.leave()
+
+
+@web.middleware
+async def json_errors(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Routing errors (404, 405, ...) as ``{"error": ...}`` instead of aiohttp's text pages."""
+    try:
+        return await handler(request)
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        return web.json_response(
+            {"error": exc.reason}, status=exc.status, headers=_allow_header(exc)
+        )
+
+
+def _allow_header(exc: web.HTTPException) -> dict[str, str]:
+    allow = exc.headers.get("Allow")
+    return {"Allow": allow} if allow else {}
+
+
+async def _drain(runner: web.AppRunner, site: web.TCPSite, timeout: float) -> None:
+    """Stop accepting connections, then wait for the requests in flight to finish.
+
+    aiohttp's own shutdown stops reading from open connections at once, which would cut off
+    a delivery whose body is still arriving; so the listening socket is closed first and
+    running requests get up to ``timeout`` seconds before the runner cleans up.
+    """
+    in_flight = runner.app[IN_FLIGHT]
+    log.info("stopping: finishing in-flight requests", extra={"in_flight": in_flight.count})
+    listener = site._server  # the asyncio server: closing it only stops accepting
+    if listener is not None:
+        listener.close()
+    if not await in_flight.wait_idle(timeout):
+        log.warning("shutdown timeout: requests still in flight are cut off", extra={"in_flight": in_flight.count})
+
+
+def tls_context(config: ServeConfig) -> ssl.SSLContext | None:
+    """A server TLS context (TLS 1.2 and newer), or ConfigError naming the unreadable file."""
+    if config.tls_cert is None or config.tls_key is None:
+        return None
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    try:
+        context.load_cert_chain(config.tls_cert, config.tls_key)
+    except (OSError, ssl.SSLError) as exc:
+        reason = getattr(exc, "strerror", None) or getattr(exc, "reason", None) or str(exc)
+        raise ConfigError(
+            f"cannot load the TLS certificate {config.tls_cert} with key {config.tls_key}: {reason}"
+        ) from None
+    return context
+
+
+async def serve(config: ServeConfig, store: Store, ready: Callable[[int], None] | None = None) -> None:
+    """Serve until SIGTERM or SIGINT, then stop accepting, finish in-flight requests, return.
+
+    ``ready`` gets the bound port (useful with port 0).
+    """
+    context = tls_context(config)
+    runner = web.AppRunner(
+        create_app(config, store),
+        shutdown_timeout=config.shutdown_timeout_s,
+        handle_signals=False,
+        **RUNNER_OPTIONS,
+    )
+    await runner.setup()
+    try:
+        site = web.TCPSite(runner, config.host, config.port, ssl_context=context)
+        try:
+            await site.start()
+        except OSError as exc:
+            raise ConfigError(
+                f"cannot listen on {config.host}:{config.port}: {exc.strerror or exc}"
+            ) from None
+        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        scheme = "https" if context else "http"
+        log.info("listening", extra={"url": f"{scheme}://{config.host}:{port}"})
+        if ready is not None:
+            ready(port)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, stop.set)
+        await stop.wait()
+        await _drain(runner, site, config.shutdown_timeout_s)
+    finally:
+        await runner.cleanup()
+    log.info("stopped")

@@ -1,0 +1,68 @@
+"""AWS's documented examples decode to exactly the samples they describe."""
+
+from __future__ import annotations
+
+import pytest
+
+from receiver.formats import decode_record
+from receiver.model import Sample, Series
+
+from .make_fixtures import DATA, SOURCES, record_from_text
+
+ARN = "arn:aws:cloudwatch:us-east-1:123456789012:metric-stream/MyMetricStream"
+OTEL_LABELS = (("aws.exporter.arn", ARN), ("cloud.provider", "aws"))
+
+
+@pytest.mark.parametrize("name", sorted(SOURCES))
+def test_binary_fixture_is_its_text_source(name: str) -> None:
+    assert (DATA / f"{name}.bin").read_bytes() == record_from_text(name)
+
+
+def test_otel07_example() -> None:
+    samples = decode_record((DATA / "aws-otel07-example.bin").read_bytes(), "opentelemetry0.7")
+    series = Series("2345678901", "us-east-1", "AWS/DynamoDB", "ConsumedReadCapacityUnits",
+                    (("TableName", "MyTable"),), "None")
+    assert samples == [
+        Sample(series, 1604948400000, 1604948460000, count=1.0, sum=1.0, min=1.0, max=1.0,
+               stats=(("p95", 1.0), ("p99", 1.0)), labels=OTEL_LABELS),
+        Sample(series, 1604948460000, 1604948520000, count=2.0, sum=5.0, min=2.0, max=3.0,
+               stats=(), labels=OTEL_LABELS),
+    ]
+    assert samples[0].series is samples[1].series
+    assert samples[0].labels is samples[1].labels
+
+
+def test_otel10_example() -> None:
+    samples = decode_record((DATA / "aws-otel10-example.bin").read_bytes(), "opentelemetry1.0")
+    series = Series("123456789012", "us-east-1", "AWS/DynamoDB", "ConsumedReadCapacityUnits",
+                    (("TableName", "MyTable"),), "NoneTranslated")
+    assert samples == [
+        Sample(series, 60000, 120000, count=1.0, sum=1.0, min=1.0, max=1.0,
+               stats=(("p99", 1.0),), labels=OTEL_LABELS),
+    ]
+
+
+def test_json_example() -> None:
+    samples = decode_record((DATA / "aws-json-example.jsonl").read_bytes(), "json")
+    series = Series("1234567890", "us-east-1", "AWS/EC2", "DiskWriteOps",
+                    (("InstanceId", "i-123456789012"),), "Seconds")
+    assert samples == [
+        Sample(series, 1611929698000, 1611929758000, count=3.0, sum=20.0, min=0.0, max=18.0,
+               stats=(("TM(25%:75%)", 16.43), ("p99", 17.56), ("p99.9", 17.8764)),
+               labels=(("metric_stream_name", "MyMetricStream"),)),
+    ]
+
+
+@pytest.mark.parametrize("fixture", ["aws-otel07-example.bin", "aws-otel10-example.bin"])
+def test_extra_labels_merge_sorted_and_the_stream_wins(fixture: str) -> None:
+    extra = (("cloud.provider", "from-request"), ("zone", "z1"), ("aaa", "first"))
+    samples = decode_record((DATA / fixture).read_bytes(), extra_labels=tuple(sorted(extra)))
+    assert samples[0].labels == (
+        ("aaa", "first"), ("aws.exporter.arn", ARN), ("cloud.provider", "aws"), ("zone", "z1"),
+    )
+
+
+def test_extra_labels_merge_into_json_samples() -> None:
+    extra = (("metric_stream_name", "from-request"), ("team", "db"))
+    samples = decode_record((DATA / "aws-json-example.jsonl").read_bytes(), extra_labels=extra)
+    assert samples[0].labels == (("metric_stream_name", "MyMetricStream"), ("team", "db"))

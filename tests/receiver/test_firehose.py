@@ -1,0 +1,126 @@
+"""The Firehose envelope: body parsing, limits, common attributes, answers."""
+
+import base64
+
+import orjson
+import pytest
+
+from receiver import firehose
+from receiver.firehose import EnvelopeError, parse_common_attributes, parse_delivery
+
+
+def body(records, request_id="req-1", timestamp=1_700_000_000_000) -> bytes:
+    return orjson.dumps({"requestId": request_id, "timestamp": timestamp, "records": records})
+
+
+def record(data: bytes) -> dict:
+    return {"data": base64.b64encode(data).decode()}
+
+
+def test_parses_records_in_order():
+    delivery = parse_delivery(body([record(b"one"), record(b"two")]), "req-1")
+    assert delivery.request_id == "req-1"
+    assert delivery.timestamp_ms == 1_700_000_000_000
+    assert delivery.records == [b"one", b"two"]
+
+
+def test_zero_records_is_a_valid_delivery():
+    assert parse_delivery(body([]), "req-1").records == []
+
+
+@pytest.mark.parametrize(
+    ("raw", "message"),
+    [
+        (b"not json", "not valid JSON"),
+        (b"[1, 2]", "must be a JSON object"),
+        (orjson.dumps({"requestId": "req-1", "timestamp": 1}), "records is missing or not a list"),
+        (orjson.dumps({"requestId": "req-1", "timestamp": 1, "records": {}}), "records is missing or not a list"),
+        (orjson.dumps({"timestamp": 1, "records": []}), "requestId is missing"),
+        (orjson.dumps({"requestId": "req-1", "records": []}), "timestamp is missing"),
+        (orjson.dumps({"requestId": "req-1", "timestamp": "soon", "records": []}), "timestamp is missing or not a number"),
+        (orjson.dumps({"requestId": "req-1", "timestamp": True, "records": []}), "timestamp is missing or not a number"),
+    ],
+)
+def test_malformed_envelopes_name_the_problem(raw, message):
+    with pytest.raises(EnvelopeError, match=message):
+        parse_delivery(raw, "req-1")
+
+
+def test_body_request_id_must_match_the_header():
+    with pytest.raises(EnvelopeError, match="does not match the X-Amz-Firehose-Request-Id header"):
+        parse_delivery(body([], request_id="other"), "req-1")
+
+
+@pytest.mark.parametrize(
+    ("records", "message"),
+    [
+        ([record(b"ok"), "text"], "record 1: must be an object"),
+        ([record(b"ok"), {"data": 5}], "record 1: data is missing or not a string"),
+        ([{"other": "x"}], "record 0: data is missing"),
+        ([record(b"ok"), record(b"ok"), {"data": "@@@@"}], "record 2: data is not valid base64"),
+        ([{"data": "YQ"}], "record 0: data is not valid base64"),  # missing padding
+        ([{"data": "ñañ="}], "record 0: data is not valid base64"),
+        ([{"data": ""}], "record 0: the record is empty"),
+    ],
+)
+def test_bad_records_name_their_index(records, message):
+    with pytest.raises(EnvelopeError, match=message):
+        parse_delivery(body(records), "req-1")
+
+
+def test_more_than_ten_thousand_records_is_refused():
+    records = [record(b"x")] * (firehose.MAX_RECORDS + 1)
+    with pytest.raises(EnvelopeError, match="10001 records; Firehose sends at most 10000"):
+        parse_delivery(body(records), "req-1")
+
+
+def test_ten_thousand_records_are_accepted():
+    records = [record(b"x")] * firehose.MAX_RECORDS
+    assert len(parse_delivery(body(records), "req-1").records) == firehose.MAX_RECORDS
+
+
+def test_a_record_at_the_limit_is_accepted_and_one_byte_more_is_not():
+    at_limit = b"\x01" * firehose.MAX_RECORD_BYTES
+    assert parse_delivery(body([record(at_limit)]), "req-1").records == [at_limit]
+    with pytest.raises(EnvelopeError, match="record 0: larger than Firehose's 1024000 bytes"):
+        parse_delivery(body([record(at_limit + b"\x01")]), "req-1")
+
+
+def test_common_attributes_become_sorted_pairs():
+    header = '{"commonAttributes": {"team": "db", "env": "prod"}}'
+    assert parse_common_attributes(header) == (("env", "prod"), ("team", "db"))
+
+
+def test_absent_common_attributes_give_no_labels():
+    assert parse_common_attributes(None) == ()
+
+
+@pytest.mark.parametrize(
+    "header",
+    ["{not json", '["a"]', '{"other": {}}', '{"commonAttributes": {"n": 1}}', '{"commonAttributes": []}'],
+)
+def test_malformed_common_attributes_are_refused(header):
+    with pytest.raises(EnvelopeError, match="X-Amz-Firehose-Common-Attributes"):
+        parse_common_attributes(header)
+
+
+def test_success_answer_has_id_and_integer_millisecond_timestamp():
+    answer = orjson.loads(firehose.response_body("req-1"))
+    assert set(answer) == {"requestId", "timestamp"}
+    assert answer["requestId"] == "req-1"
+    assert isinstance(answer["timestamp"], int) and answer["timestamp"] > 1_600_000_000_000
+
+
+def test_failure_answer_carries_the_error_message():
+    answer = orjson.loads(firehose.response_body("req-1", "bad record"))
+    assert answer["errorMessage"] == "bad record"
+    assert answer["requestId"] == "req-1"
+
+
+def test_body_cap_covers_the_largest_firehose_delivery():
+    # 64 MiB of record data in the largest records, base64 and the JSON around them.
+    full = firehose.MAX_BUFFER_BYTES
+    per_record = firehose.MAX_RECORD_BYTES
+    records = full // per_record + 1
+    envelope = 4 * -(-full // 3) + records * (len('{"data":""},') + 4) + 100
+    assert firehose.MAX_BODY_BYTES >= envelope
