@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from receiver import logs
 from receiver.config import ConfigError, add_serve_arguments, serve_config
@@ -20,10 +21,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     serve_parser = commands.add_parser("serve", help="run the receiver")
     add_serve_arguments(serve_parser)
+    check_parser = commands.add_parser(
+        "check-rules", help="parse and check rule files, print the metrics they define"
+    )
+    check_parser.add_argument("directory", nargs="?", help="rules directory (default: the repository's rules/)")
     args = parser.parse_args(argv)
 
     if args.command == "serve":
         return _serve(args)
+    if args.command == "check-rules":
+        from receiver.rules import check_rules_main
+
+        return check_rules_main(Path(args.directory) if args.directory else None)
     parser.error(f"unknown command {args.command}")
     return 2
 

@@ -13,6 +13,7 @@ from aiohttp import web
 from receiver.config import ConfigError, ServeConfig
 from receiver.ingest import AccessKeys, IngestSettings, handle_delivery
 from receiver.body import InflightBudget
+from receiver.rules import RuleError, RuleHolder
 from receiver.store import Store, StoreError
 
 log = logging.getLogger("receiver.server")
@@ -57,16 +58,21 @@ class InFlight:
 
 CONFIG = web.AppKey("config", ServeConfig)
 IN_FLIGHT = web.AppKey("in_flight", InFlight)
+RULES = web.AppKey("rules", RuleHolder)
 STORE = web.AppKey("store", Store)
 INGEST = web.AppKey("ingest", IngestSettings)
 
 
-def create_app(config: ServeConfig, store: Store) -> web.Application:
-    """The receiver's application; the store is opened on startup and closed on cleanup."""
+def create_app(config: ServeConfig, store: Store, rules: RuleHolder | None = None) -> web.Application:
+    """The receiver's application; the store is opened on startup and closed on cleanup.
+
+    ``rules`` defaults to the rules loaded from ``config.rules_dir`` (RuleError if broken).
+    """
     app = web.Application(middlewares=[count_in_flight, json_errors])
     app[IN_FLIGHT] = InFlight()
     app[CONFIG] = config
     app[STORE] = store
+    app[RULES] = rules if rules is not None else RuleHolder(config.rules_dir)
     app[INGEST] = IngestSettings(
         keys=AccessKeys(config.access_keys),
         budget=InflightBudget(config.max_inflight_bytes),
@@ -78,6 +84,7 @@ def create_app(config: ServeConfig, store: Store) -> web.Application:
     app.router.add_get(INGEST_PATH, _empty_ok)
     app.router.add_get("/healthz", _healthz)
     app.router.add_get("/readyz", _readyz)
+    app.router.add_get("/api/v1/metrics", _metrics_catalog)
     return app
 
 
@@ -107,6 +114,15 @@ async def _readyz(request: web.Request) -> web.Response:
     except StoreError as exc:
         return web.json_response({"status": "unavailable", "error": str(exc)}, status=503)
     return web.json_response({"status": "ready"})
+
+
+async def _metrics_catalog(request: web.Request) -> web.Response:
+    """Every metric the rules in force define, with its scope, unit and definition."""
+    metrics = [
+        {"name": m.name, "scope": m.scope, "unit": m.unit, "description": m.description}
+        for m in request.app[RULES].current.metrics
+    ]
+    return web.json_response({"metrics": metrics})
 
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -178,8 +194,12 @@ async def serve(config: ServeConfig, store: Store, ready: Callable[[int], None] 
     ``ready`` gets the bound port (useful with port 0).
     """
     context = tls_context(config)
+    try:
+        rules = RuleHolder(config.rules_dir)
+    except RuleError as exc:
+        raise ConfigError(f"the rules in {config.rules_dir} cannot be loaded: {exc}") from None
     runner = web.AppRunner(
-        create_app(config, store),
+        create_app(config, store, rules),
         shutdown_timeout=config.shutdown_timeout_s,
         handle_signals=False,
         **RUNNER_OPTIONS,
@@ -202,6 +222,8 @@ async def serve(config: ServeConfig, store: Store, ready: Callable[[int], None] 
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, stop.set)
+        # SIGHUP re-reads the rules; a broken file keeps the old ones and logs why.
+        rules.install_sighup(loop)
         await stop.wait()
         await _drain(runner, site, config.shutdown_timeout_s)
     finally:

@@ -1,0 +1,219 @@
+"""A loaded set of rules, and the one function that turns stored samples into metrics.
+
+``RuleSet.evaluate`` is a pure function of the *set* of samples it is given: duplicates
+(equal identity) collapse, the last one winning; samples are grouped by their period's
+start and sorted by identity before any rule sees them; sums are exact. So however
+Firehose split, ordered, delayed or repeated the deliveries, the same stored samples give
+the same values.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Collection, Iterable, Sequence
+from dataclasses import dataclass
+
+from receiver.model import Pairs, Sample, Series
+from receiver.rules import closures, evaluator
+from receiver.rules import families as f
+from receiver.rules import nodes as n
+from receiver.rules.checker import Scope, Shape
+from receiver.rules.errors import Pos
+
+log = logging.getLogger(__name__)
+_warned: set[tuple[str, Pos, str]] = set()
+
+
+@dataclass(frozen=True, slots=True)
+class MetricInfo:
+    """What ``/api/v1/metrics`` says of a metric."""
+
+    name: str
+    scope: str
+    """'service', 'instance' or 'endpoint'."""
+    unit: str
+    description: str
+    layer: str
+    downsampling: str
+    """How minutes merge into hours: AVG, SUM, LATEST, MAX, MIN or SUM_PER_MIN."""
+
+
+@dataclass(frozen=True, slots=True)
+class DerivedValue:
+    """One metric's value for one entity and one minute."""
+
+    metric: str
+    scope: str
+    service: str
+    endpoint: str | None
+    """The endpoint's name for endpoint scope, else None."""
+    layer: str
+    minute_ms: int
+    """The CloudWatch period's start, epoch milliseconds."""
+    value: float
+    instance: str | None = None
+    """The instance's name for instance scope, else None."""
+
+
+@dataclass(frozen=True, slots=True)
+class Rule:
+    """One ``metricsRules`` entry, composed with its file's prefix, suffix and filter."""
+
+    metric: str
+    expression: n.Expr
+    filter: n.Closure | None
+    shape: Shape
+    unit: str
+    description: str
+    file: str
+    pos: Pos
+    text: str
+    """The composed expression, as SkyWalking would run it."""
+
+
+class RuleSet:
+    """Rules loaded from a directory; immutable, so a reload swaps the whole set."""
+
+    def __init__(self, rules: Sequence[Rule], files: Sequence[str] = ()) -> None:
+        self.rules: tuple[Rule, ...] = tuple(rules)
+        self.files: tuple[str, ...] = tuple(files)
+        infos: dict[str, MetricInfo] = {}
+        for rule in self.rules:
+            if rule.metric not in infos:
+                scope = rule.shape.scope
+                infos[rule.metric] = MetricInfo(rule.metric, scope.kind, rule.unit,
+                                                rule.description, scope.layer,
+                                                rule.shape.downsampling)
+        self._infos = infos
+
+    @property
+    def metrics(self) -> list[MetricInfo]:
+        """Every metric defined, once each, in the order the files define them."""
+        return list(self._infos.values())
+
+    def metric(self, name: str) -> MetricInfo | None:
+        return self._infos.get(name)
+
+    def families(self, metrics: Collection[str] | None = None) -> frozenset[str]:
+        """The sample families the rules (of ``metrics``, or all) read."""
+        return frozenset().union(*(r.shape.families for r in self._select(metrics)))
+
+    def _select(self, metrics: Collection[str] | None) -> list[Rule]:
+        if metrics is None:
+            return list(self.rules)
+        return [r for r in self.rules if r.metric in metrics]
+
+    def evaluate(self, samples: Iterable[Sample], *,
+                 metrics: Collection[str] | None = None) -> list[DerivedValue]:
+        """Every metric's value (or those of ``metrics``) for every entity and minute.
+
+        Sorted by metric, scope, service, endpoint/instance and minute.
+        """
+        rules = self._select(metrics)
+        if not rules:
+            return []
+        wanted = self.families(metrics)
+        # Keep only samples some selected rule reads (decided once per series), the last
+        # of each identity; then sort, so what follows sees the set, not the arrival order.
+        reads: dict[Series, bool] = {}
+        unique: dict[tuple[str, str, str, str, Pairs, int, int], Sample] = {}
+        for sample in samples:
+            read = reads.get(sample.series)
+            if read is None:
+                base = f.family_name(sample.series.namespace, sample.series.metric)
+                read = reads[sample.series] = not wanted.isdisjoint(
+                    (base, base + "_sum", base + "_count"))
+            if read:
+                unique[sample.identity] = sample
+        minutes: dict[int, list[Sample]] = {}
+        for identity in sorted(unique):
+            sample = unique[identity]
+            minutes.setdefault(sample.start_ms, []).append(sample)
+        found: dict[tuple[str, str, str, str | None, str | None, str, int], list[float]] = {}
+        for minute, group in sorted(minutes.items()):
+            data = f.build(group, wanted)
+            filtered: dict[tuple[int, str], f.Family] = {}
+            memos: dict[int, dict[f.Labels, bool]] = {}
+            for rule in rules:
+                for service, endpoint, instance, value in self._run(rule, data, filtered,
+                                                                    memos):
+                    key = (rule.metric, rule.shape.scope.kind, service, endpoint, instance,
+                           rule.shape.scope.layer, minute)
+                    found.setdefault(key, []).append(value)
+        return [DerivedValue(metric, scope, service, endpoint, layer, minute,
+                             math.fsum(values) / len(values), instance)
+                for (metric, scope, service, endpoint, instance, layer, minute), values
+                in sorted(found.items(), key=lambda item: _order(item[0]))]
+
+    @staticmethod
+    def _run(rule: Rule, data: dict[str, f.Family], filtered: dict[tuple[int, str], f.Family],
+             memos: dict[int, dict[f.Labels, bool]],
+             ) -> list[tuple[str, str | None, str | None, float]]:
+        inputs: dict[str, f.Family] = {}
+        for name in rule.shape.families:
+            family = data.get(name)
+            if not family:
+                continue
+            if rule.filter is not None:
+                # One file's rules share its filter: filter each family once per minute.
+                key = (id(rule.filter), name)
+                if key not in filtered:
+                    memo = memos.setdefault(id(rule.filter), {})
+                    filtered[key] = f.keep(family, rule.filter, memo)
+                family = filtered[key]
+            if family:
+                inputs[name] = family
+        if not inputs:  # as SkyWalking: a rule whose families are all absent says nothing
+            return []
+        try:
+            result = evaluator.evaluate(rule.expression, inputs)
+        except closures.ClosureFailure as failure:
+            # Once per rule and reason: evaluation runs per query, the data repeats.
+            reason = (rule.file, rule.pos, str(failure))
+            if reason not in _warned:
+                _warned.add(reason)
+                log.warning("rule %s (%s:%s) gives no value where its closure fails: %s",
+                            rule.metric, rule.file, rule.pos, failure)
+            return []
+        assert isinstance(result, tuple), "the checker guarantees a family"
+        return entities(result, rule.shape.scope)
+
+
+def _order(key: tuple[str, str, str, str | None, str | None, str, int]) -> tuple[object, ...]:
+    metric, scope, service, endpoint, instance, layer, minute = key
+    return (metric, scope, service, endpoint or "", instance or "", layer, minute)
+
+
+def _dim(labels: f.Labels, keys: tuple[str, ...], delimiter: str) -> str:
+    # SkyWalking joins the non-empty values of the keys with the delimiter.
+    return delimiter.join(v for v in (f.label(labels, k) for k in keys) if v)
+
+
+def entities(family: f.Family, scope: Scope) -> list[tuple[str, str | None, str | None, float]]:
+    """(service, endpoint, instance, value) for each entity the family's points name.
+
+    Points group by the scope's label values. Where a group holds more than one point,
+    SkyWalking keeps an arbitrary one (the first); we take their mean, which does not
+    depend on order and equals that point when they agree. An entity whose name would be
+    empty is left out.
+    """
+    keys = scope.service_keys + scope.entity_keys
+    groups: dict[tuple[str, ...], tuple[f.Labels, list[float]]] = {}
+    for point in family:
+        group = tuple(f.label(point.labels, k) for k in keys)
+        groups.setdefault(group, (point.labels, []))[1].append(point.value)
+    result: list[tuple[str, str | None, str | None, float]] = []
+    for labels, values in groups.values():
+        service = _dim(labels, scope.service_keys, scope.delimiter)
+        entity = _dim(labels, scope.entity_keys, scope.delimiter) if scope.entity_keys else None
+        if not service or (scope.entity_keys and not entity):
+            continue
+        value = math.fsum(values) / len(values)
+        if scope.kind == "endpoint":
+            result.append((service, entity, None, value))
+        elif scope.kind == "instance":
+            result.append((service, None, entity, value))
+        else:
+            result.append((service, None, None, value))
+    return result

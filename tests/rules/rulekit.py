@@ -1,0 +1,59 @@
+"""Builders for the rules tests: CloudWatch samples and rule files in a few words."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from pathlib import Path
+
+from receiver.model import Sample, Series
+from receiver.rules import DerivedValue, RuleSet, default_rules_dir, load_rules
+
+ACCOUNT = "123456789012"
+SERVICE = f"aws-dynamodb::{ACCOUNT}"
+T0 = 1_700_000_040_000
+"""A minute boundary."""
+MINUTE = 60_000
+DATA = Path(__file__).parent / "data"
+
+_pack: RuleSet | None = None
+
+
+def pack() -> RuleSet:
+    """The repository's rules (loaded once)."""
+    global _pack
+    if _pack is None:
+        _pack = load_rules(default_rules_dir())
+    return _pack
+
+
+def sample(metric: str, total: float, count: float = 1.0, *, minute: int = 0,
+           low: float | None = None, high: float | None = None,
+           stats: tuple[tuple[str, float], ...] = (), namespace: str = "AWS/DynamoDB",
+           account: str = ACCOUNT, region: str = "us-east-1",
+           labels: tuple[tuple[str, str], ...] = (), **dimensions: str) -> Sample:
+    """One CloudWatch datapoint of ``metric`` with the given Sum and SampleCount."""
+    series = Series(account, region, namespace, metric, tuple(sorted(dimensions.items())),
+                    "Count")
+    start = T0 + minute * MINUTE
+    return Sample(series, start, start + MINUTE, count, total,
+                  total / count if low is None and count else (low or 0.0),
+                  total / count if high is None and count else (high or 0.0),
+                  stats, labels)
+
+
+def values(derived: Iterable[DerivedValue], metric: str) -> dict[tuple[str, str | None, int], float]:
+    """{(service, endpoint, minute index): value} of one metric."""
+    return {(d.service, d.endpoint, (d.minute_ms - T0) // MINUTE): d.value
+            for d in derived if d.metric == metric}
+
+
+def write(directory: Path, name: str, text: str) -> Path:
+    path = directory / name
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def rules_from(tmp_path: Path, text: str, name: str = "rules.yaml") -> RuleSet:
+    """A RuleSet from one rule file's text."""
+    write(tmp_path, name, text)
+    return load_rules(tmp_path)
