@@ -43,7 +43,11 @@ def _serve(args: argparse.Namespace) -> int:
     try:
         config = serve_config(args)
         logs.configure(config.log_level)
-        store = open_store_from_url(config.store_url)
+        store = open_store_from_url(
+            config.store_url,
+            minute_retention_days=config.minute_retention_days,
+            hour_retention_days=config.hour_retention_days,
+        )
         asyncio.run(serve(config, store))
     except (ConfigError, StoreConfigError) as exc:
         print(f"error: {exc}", file=sys.stderr)

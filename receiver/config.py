@@ -10,6 +10,7 @@ from pathlib import Path
 
 from receiver.firehose import MAX_BODY_BYTES
 from receiver.formats import FORMATS
+from receiver.store.base import DEFAULT_HOUR_RETENTION_DAYS, DEFAULT_MINUTE_RETENTION_DAYS
 
 REPOSITORY_RULES = Path(__file__).resolve().parent.parent / "rules"
 DEFAULT_STORE = "sqlite:///./data/metrics.db"
@@ -33,6 +34,13 @@ class ServeConfig:
     max_inflight_bytes: int = 4 * MAX_BODY_BYTES
     shutdown_timeout_s: float = 60.0
     log_level: str = "INFO"
+    minute_retention_days: float = DEFAULT_MINUTE_RETENTION_DAYS
+    hour_retention_days: float = DEFAULT_HOUR_RETENTION_DAYS
+    derive_interval_s: float = 2.0
+    """Least time between two recomputations of the changed minutes."""
+    hour_interval_s: float = 60.0
+    """Time between two recomputations of the changed hours."""
+    prune_interval_s: float = 600.0
 
 
 def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
@@ -67,6 +75,14 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
         help="seconds to finish in-flight requests on SIGTERM (RECEIVER_SHUTDOWN_TIMEOUT, default 60)",
     )
     parser.add_argument("--log-level", help="DEBUG, INFO, WARNING or ERROR (RECEIVER_LOG_LEVEL, default INFO)")
+    parser.add_argument(
+        "--retention-minutes-days",
+        help="days to keep minute samples and values (RECEIVER_RETENTION_MINUTES_DAYS, default 7)",
+    )
+    parser.add_argument(
+        "--retention-hours-days",
+        help="days to keep hourly values (RECEIVER_RETENTION_HOURS_DAYS, default 90)",
+    )
 
 
 def serve_config(args: argparse.Namespace, env: Mapping[str, str] = os.environ) -> ServeConfig:
@@ -121,6 +137,11 @@ def serve_config(args: argparse.Namespace, env: Mapping[str, str] = os.environ) 
     if level not in ("DEBUG", "INFO", "WARNING", "ERROR"):
         raise ConfigError("--log-level (RECEIVER_LOG_LEVEL) must be DEBUG, INFO, WARNING or ERROR")
 
+    minute_days = _days(pick(args.retention_minutes_days, "RECEIVER_RETENTION_MINUTES_DAYS"),
+                        "--retention-minutes-days (RECEIVER_RETENTION_MINUTES_DAYS)", defaults.minute_retention_days)
+    hour_days = _days(pick(args.retention_hours_days, "RECEIVER_RETENTION_HOURS_DAYS"),
+                      "--retention-hours-days (RECEIVER_RETENTION_HOURS_DAYS)", defaults.hour_retention_days)
+
     return ServeConfig(
         host=host,
         port=port,
@@ -133,7 +154,21 @@ def serve_config(args: argparse.Namespace, env: Mapping[str, str] = os.environ) 
         max_inflight_bytes=inflight_mib * 1024 * 1024 if inflight_mib else defaults.max_inflight_bytes,
         shutdown_timeout_s=shutdown_s,
         log_level=level,
+        minute_retention_days=minute_days,
+        hour_retention_days=hour_days,
     )
+
+
+def _days(text: str | None, name: str, default: float) -> float:
+    if text is None:
+        return default
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0 < value <= 3650:
+        raise ConfigError(f"{name} {text!r} must be a number of days above 0 and at most 3650")
+    return value
 
 
 def _integer(text: str | None, name: str, default: int, low: int, high: int) -> int:

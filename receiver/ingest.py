@@ -19,6 +19,7 @@ from aiohttp import ClientError, web
 from aiohttp.http_exceptions import HttpProcessingError
 
 from receiver import firehose
+from receiver.derive import Deriver
 from receiver.body import BadEncoding, BodyReader, BodyTooLarge, InflightBudget, OverBudget
 from receiver.formats import DecodeError, decode_record
 from receiver.model import Pairs, Sample
@@ -75,7 +76,9 @@ def decode_all(records: list[bytes], record_format: str | None, labels: Pairs) -
     return samples
 
 
-async def handle_delivery(request: web.Request, settings: IngestSettings, store: Store) -> web.Response:
+async def handle_delivery(
+    request: web.Request, settings: IngestSettings, store: Store, deriver: Deriver | None = None
+) -> web.Response:
     started = time.perf_counter()
     request_id = request.headers.get(firehose.REQUEST_ID_HEADER, "")
     records = samples = 0
@@ -88,13 +91,17 @@ async def handle_delivery(request: web.Request, settings: IngestSettings, store:
             raise Failure(400, f"the {firehose.REQUEST_ID_HEADER} header is missing")
         duplicate = await store.is_committed(request_id)
         if not duplicate:
-            records, samples = await _deliver(request, request_id, settings, store)
+            records, samples = await _deliver(request, request_id, settings, store, deriver)
     except Failure as failure:
         status, error = failure.status, failure.message
     except firehose.EnvelopeError as exc:
         status, error = 400, str(exc)
     except StoreError as exc:
         status, error = 503, f"the store is unavailable, retry later ({exc})"
+    except Exception:
+        # A bug, not the client's input: say so in JSON; Firehose retries a 500.
+        log.exception("delivery failed unexpectedly", extra={"request_id": request_id})
+        status, error = 500, "the receiver failed unexpectedly; the delivery will be retried"
     # Never answer 413: Firehose would drop the batch without backing it up to S3.
     headers = {"Retry-After": str(RETRY_AFTER_S)} if status == 503 else {}
     log.log(
@@ -121,7 +128,11 @@ async def handle_delivery(request: web.Request, settings: IngestSettings, store:
 
 
 async def _deliver(
-    request: web.Request, request_id: str, settings: IngestSettings, store: Store
+    request: web.Request,
+    request_id: str,
+    settings: IngestSettings,
+    store: Store,
+    deriver: Deriver | None,
 ) -> tuple[int, int]:
     """Read, check, decode and commit one delivery; return (records, samples)."""
     labels = firehose.parse_common_attributes(
@@ -141,6 +152,8 @@ async def _deliver(
             None, decode_all, delivery.records, settings.record_format, labels
         )
         await store.commit(request_id, decoded)
+        if deriver is not None:
+            deriver.touch(decoded)
     except (BodyTooLarge, BadEncoding) as exc:
         raise Failure(400, str(exc)) from None
     except OverBudget:

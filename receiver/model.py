@@ -61,6 +61,24 @@ class Sample:
         return (*self.series.key, self.start_ms, self.end_ms)
 
 
+@dataclass(frozen=True, slots=True)
+class DerivedValue:
+    """One derived metric's value for one entity and one time bucket (a minute or an hour)."""
+
+    metric: str
+    scope: str
+    """'service', 'endpoint' or 'instance'."""
+    service: str
+    endpoint: str | None
+    """The endpoint's name for endpoint scope, else None."""
+    layer: str
+    time_ms: int
+    """The bucket's start, epoch milliseconds: the CloudWatch period's start for a minute."""
+    value: float
+    instance: str | None = None
+    """The instance's name for instance scope, else None."""
+
+
 PERIOD_MS = 60_000
 """Metric streams send one-minute periods; the json format gives only the start."""
 

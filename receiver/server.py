@@ -6,6 +6,7 @@ import asyncio
 import logging
 import signal
 import ssl
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 from aiohttp import web
@@ -13,6 +14,8 @@ from aiohttp import web
 from receiver.config import ConfigError, ServeConfig
 from receiver.ingest import AccessKeys, IngestSettings, handle_delivery
 from receiver.body import InflightBudget
+from receiver.derive import Deriver
+from receiver.views import api
 from receiver.rules import RuleError, RuleHolder
 from receiver.store import Store, StoreError
 
@@ -59,6 +62,7 @@ class InFlight:
 CONFIG = web.AppKey("config", ServeConfig)
 IN_FLIGHT = web.AppKey("in_flight", InFlight)
 RULES = web.AppKey("rules", RuleHolder)
+DERIVER = web.AppKey("deriver", Deriver)
 STORE = web.AppKey("store", Store)
 INGEST = web.AppKey("ingest", IngestSettings)
 
@@ -73,18 +77,31 @@ def create_app(config: ServeConfig, store: Store, rules: RuleHolder | None = Non
     app[CONFIG] = config
     app[STORE] = store
     app[RULES] = rules if rules is not None else RuleHolder(config.rules_dir)
+    app[DERIVER] = Deriver(
+        store,
+        app[RULES],
+        minute_retention_days=config.minute_retention_days,
+        interval_s=config.derive_interval_s,
+        hour_interval_s=config.hour_interval_s,
+    )
     app[INGEST] = IngestSettings(
         keys=AccessKeys(config.access_keys),
         budget=InflightBudget(config.max_inflight_bytes),
         record_format=config.record_format,
     )
     app.cleanup_ctx.append(_store_lifecycle)
+    app.cleanup_ctx.append(_background_work)
     app.router.add_post(INGEST_PATH, _ingest)
     # Load balancer health checks probe the ingest path with GET or HEAD.
     app.router.add_get(INGEST_PATH, _empty_ok)
     app.router.add_get("/healthz", _healthz)
     app.router.add_get("/readyz", _readyz)
-    app.router.add_get("/api/v1/metrics", _metrics_catalog)
+    api.add_routes(
+        app,
+        store=lambda request: request.app[STORE],
+        rules=lambda request: request.app[RULES],
+        entity_window_ms=int(config.minute_retention_days * 86_400_000),
+    )
     return app
 
 
@@ -96,8 +113,35 @@ async def _store_lifecycle(app: web.Application) -> AsyncIterator[None]:
     await app[STORE].close()
 
 
+async def _background_work(app: web.Application) -> AsyncIterator[None]:
+    """The deriver and the retention sweep run while the app serves."""
+    tasks = [
+        asyncio.create_task(app[DERIVER].run(), name="deriver"),
+        asyncio.create_task(_prune_forever(app[STORE], app[CONFIG].prune_interval_s), name="prune"),
+    ]
+    yield
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
+    # What was committed but not yet derived is derived now, so a clean stop leaves
+    # nothing stale (a crash is covered by the deriver's recovery at the next start).
+    try:
+        await app[DERIVER].derive_pending()
+    except StoreError as exc:
+        log.warning("could not derive the last changes before stopping", extra={"error": str(exc)})
+
+
+async def _prune_forever(store: Store, interval_s: float) -> None:
+    while True:
+        try:
+            await store.prune(int(time.time() * 1000))
+        except StoreError as exc:
+            log.warning("retention sweep failed, will retry", extra={"error": str(exc)})
+        await asyncio.sleep(interval_s)
+
+
 async def _ingest(request: web.Request) -> web.Response:
-    return await handle_delivery(request, request.app[INGEST], request.app[STORE])
+    return await handle_delivery(request, request.app[INGEST], request.app[STORE], request.app[DERIVER])
 
 
 async def _empty_ok(request: web.Request) -> web.Response:
@@ -114,15 +158,6 @@ async def _readyz(request: web.Request) -> web.Response:
     except StoreError as exc:
         return web.json_response({"status": "unavailable", "error": str(exc)}, status=503)
     return web.json_response({"status": "ready"})
-
-
-async def _metrics_catalog(request: web.Request) -> web.Response:
-    """Every metric the rules in force define, with its scope, unit and definition."""
-    metrics = [
-        {"name": m.name, "scope": m.scope, "unit": m.unit, "description": m.description}
-        for m in request.app[RULES].current.metrics
-    ]
-    return web.json_response({"metrics": metrics})
 
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]

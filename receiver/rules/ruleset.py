@@ -14,7 +14,7 @@ import math
 from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 
-from receiver.model import Pairs, Sample, Series
+from receiver.model import DerivedValue, Pairs, Sample, Series
 from receiver.rules import closures, evaluator
 from receiver.rules import families as f
 from receiver.rules import nodes as n
@@ -37,23 +37,6 @@ class MetricInfo:
     layer: str
     downsampling: str
     """How minutes merge into hours: AVG, SUM, LATEST, MAX, MIN or SUM_PER_MIN."""
-
-
-@dataclass(frozen=True, slots=True)
-class DerivedValue:
-    """One metric's value for one entity and one minute."""
-
-    metric: str
-    scope: str
-    service: str
-    endpoint: str | None
-    """The endpoint's name for endpoint scope, else None."""
-    layer: str
-    minute_ms: int
-    """The CloudWatch period's start, epoch milliseconds."""
-    value: float
-    instance: str | None = None
-    """The instance's name for instance scope, else None."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,10 +12,18 @@ import math
 from collections.abc import Collection, Sequence
 from typing import Protocol, runtime_checkable
 
-from receiver.model import Sample
+from receiver.model import DerivedValue, Sample
 
 DEFAULT_REQUEST_TTL_S = 24 * 3600.0
 """How long a committed request id is remembered (Firehose retries for at most a few hours)."""
+
+MINUTE_MS = 60_000
+HOUR_MS = 3_600_000
+STEPS_MS = (MINUTE_MS, HOUR_MS)
+"""The time buckets derived values are kept in: minutes, and their hourly rollups."""
+
+DEFAULT_MINUTE_RETENTION_DAYS = 7.0
+DEFAULT_HOUR_RETENTION_DAYS = 90.0
 
 PRUNE_INTERVAL_S = 60.0
 """Forgotten request ids are deleted at most once per this interval, by the next commit."""
@@ -73,6 +81,80 @@ class Store(Protocol):
 
     async def count_samples(self) -> int:
         """How many samples are stored."""
+
+    # -- derived values ----------------------------------------------------------
+    # Every commit adds one to the *version* of the minute and of the hour of each sample it
+    # stores, after the samples are written. Derived values are computed from the samples
+    # of one bucket as of a version, and stored with it; values from an older version never
+    # replace values from a newer one. So however computations of several replicas
+    # interleave, the values that stay are those of the newest samples.
+
+    async def versions(self, step_ms: int, buckets: Collection[int]) -> dict[int, int]:
+        """The current version of each bucket (``step_ms`` is MINUTE_MS or HOUR_MS); 0 for none."""
+
+    async def stale_buckets(self, step_ms: int, since_ms: int) -> list[int]:
+        """Buckets starting at or after ``since_ms`` whose derived values are missing or older
+        than their samples' version, ascending."""
+
+    async def put_derived(
+        self, step_ms: int, bucket_ms: int, version: int, values: Sequence[DerivedValue]
+    ) -> bool:
+        """Replace the derived values of one bucket by ``values``, computed at ``version``.
+
+        Values of this bucket that are not in ``values`` are removed (an entity that no
+        longer has data). Returns False, changing nothing, when values computed at a
+        version at least as new are already stored.
+        """
+
+    async def derived(
+        self,
+        metric: str,
+        step_ms: int,
+        start_ms: int,
+        end_ms: int,
+        *,
+        service: str | None = None,
+        endpoint: str | None = None,
+    ) -> list[DerivedValue]:
+        """Values of ``metric`` with ``start_ms <= time_ms <= end_ms``, ascending by time.
+
+        ``service`` and ``endpoint`` narrow to one entity; without ``endpoint`` a service
+        scope metric gives the service's values and an endpoint scope metric all its
+        endpoints'.
+        """
+
+    async def bucket_values(self, step_ms: int, bucket_ms: int) -> list[DerivedValue]:
+        """Every derived value of one bucket."""
+
+    async def latest_bucket(self, step_ms: int, before_ms: int) -> int | None:
+        """The newest bucket starting before ``before_ms`` that has derived values."""
+
+    async def entities(self, since_ms: int) -> list[tuple[str, str, str | None]]:
+        """(service, layer, endpoint or None) of every entity with a minute value since
+        ``since_ms``, sorted."""
+
+    async def prune(self, now_ms: int) -> None:
+        """Drop minute samples and values past the minute retention, hour values past the
+        hour retention. Stores whose items expire by themselves (DynamoDB TTL) do nothing."""
+
+
+def touched_buckets(samples: Sequence[Sample]) -> list[tuple[int, int]]:
+    """(step, bucket start) of every minute and hour the samples fall in, sorted."""
+    starts = {sample.start_ms for sample in samples}
+    minutes = {start - start % MINUTE_MS for start in starts}
+    hours = {start - start % HOUR_MS for start in starts}
+    return sorted([(MINUTE_MS, m) for m in minutes] + [(HOUR_MS, h) for h in hours])
+
+
+def retention_cutoffs(
+    now_ms: int, minute_retention_days: float, hour_retention_days: float
+) -> dict[int, int]:
+    """For each step, the bucket start before which data is past its retention."""
+    day_ms = 86_400_000
+    return {
+        MINUTE_MS: now_ms - int(minute_retention_days * day_ms),
+        HOUR_MS: now_ms - int(hour_retention_days * day_ms),
+    }
 
 
 def check_finite(samples: Sequence[Sample]) -> None:

@@ -9,8 +9,18 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Collection, Sequence
 
-from receiver.model import Sample
-from receiver.store.base import DEFAULT_REQUEST_TTL_S, PRUNE_INTERVAL_S, StoreError, check_finite
+from receiver.model import DerivedValue, Sample
+from receiver.store.base import (
+    DEFAULT_HOUR_RETENTION_DAYS,
+    DEFAULT_MINUTE_RETENTION_DAYS,
+    DEFAULT_REQUEST_TTL_S,
+    MINUTE_MS,
+    PRUNE_INTERVAL_S,
+    StoreError,
+    check_finite,
+    retention_cutoffs,
+    touched_buckets,
+)
 
 Identity = tuple[str, str, str, str, tuple[tuple[str, str], ...], int, int]
 
@@ -22,9 +32,12 @@ class MemoryStore:
         self,
         *,
         request_ttl_s: float = DEFAULT_REQUEST_TTL_S,
+        minute_retention_days: float = DEFAULT_MINUTE_RETENTION_DAYS,
+        hour_retention_days: float = DEFAULT_HOUR_RETENTION_DAYS,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._ttl_s = request_ttl_s
+        self._retention_days = (minute_retention_days, hour_retention_days)
         self._clock = clock
         self._open = False
         # Bucketing by start keeps a time-range read proportional to the minutes it spans.
@@ -33,6 +46,10 @@ class MemoryStore:
         # at the first id that is still fresh.
         self._requests: dict[str, float] = {}
         self._next_prune = float("-inf")
+        # (step, bucket) -> version of its samples / version its derived values came from.
+        self._versions: dict[tuple[int, int], int] = {}
+        self._derived_versions: dict[tuple[int, int], int] = {}
+        self._derived: dict[tuple[int, int], list[DerivedValue]] = {}
 
     def __repr__(self) -> str:
         return "MemoryStore()"
@@ -56,6 +73,8 @@ class MemoryStore:
             if bucket is None:
                 bucket = by_start[sample.start_ms] = {}
             bucket[sample.identity] = sample
+        for key in touched_buckets(samples):
+            self._versions[key] = self._versions.get(key, 0) + 1
         now = self._clock()
         self._requests.pop(request_id, None)
         self._requests[request_id] = now
@@ -94,6 +113,82 @@ class MemoryStore:
     async def count_samples(self) -> int:
         self._check_open()
         return sum(len(bucket) for bucket in self._by_start.values())
+
+    async def versions(self, step_ms: int, buckets: Collection[int]) -> dict[int, int]:
+        self._check_open()
+        return {bucket: self._versions.get((step_ms, bucket), 0) for bucket in buckets}
+
+    async def stale_buckets(self, step_ms: int, since_ms: int) -> list[int]:
+        self._check_open()
+        return sorted(
+            bucket
+            for (step, bucket), version in self._versions.items()
+            if step == step_ms
+            and bucket >= since_ms
+            and self._derived_versions.get((step, bucket), 0) < version
+        )
+
+    async def put_derived(
+        self, step_ms: int, bucket_ms: int, version: int, values: Sequence[DerivedValue]
+    ) -> bool:
+        self._check_open()
+        key = (step_ms, bucket_ms)
+        if self._derived_versions.get(key, 0) >= version:
+            return False
+        self._derived_versions[key] = version
+        self._derived[key] = list(values)
+        return True
+
+    async def derived(
+        self,
+        metric: str,
+        step_ms: int,
+        start_ms: int,
+        end_ms: int,
+        *,
+        service: str | None = None,
+        endpoint: str | None = None,
+    ) -> list[DerivedValue]:
+        self._check_open()
+        found = [
+            value
+            for (step, bucket), values in self._derived.items()
+            if step == step_ms and start_ms <= bucket <= end_ms
+            for value in values
+            if value.metric == metric
+            and (service is None or value.service == service)
+            and (endpoint is None or value.endpoint == endpoint)
+        ]
+        found.sort(key=lambda v: (v.time_ms, v.service, v.endpoint or ""))
+        return found
+
+    async def bucket_values(self, step_ms: int, bucket_ms: int) -> list[DerivedValue]:
+        self._check_open()
+        return list(self._derived.get((step_ms, bucket_ms), []))
+
+    async def latest_bucket(self, step_ms: int, before_ms: int) -> int | None:
+        self._check_open()
+        buckets = [b for (s, b), v in self._derived.items() if s == step_ms and b < before_ms and v]
+        return max(buckets, default=None)
+
+    async def entities(self, since_ms: int) -> list[tuple[str, str, str | None]]:
+        self._check_open()
+        found = {
+            (value.service, value.layer, value.endpoint)
+            for (step, bucket), values in self._derived.items()
+            if step == MINUTE_MS and bucket >= since_ms
+            for value in values
+        }
+        return sorted(found, key=lambda e: (e[0], e[1], e[2] or ""))
+
+    async def prune(self, now_ms: int) -> None:
+        self._check_open()
+        cutoffs = retention_cutoffs(now_ms, *self._retention_days)
+        for start in [s for s in self._by_start if s < cutoffs[MINUTE_MS]]:
+            del self._by_start[start]
+        for table in (self._versions, self._derived_versions, self._derived):
+            for key in [k for k in table if k[1] < cutoffs[k[0]]]:
+                del table[key]
 
     def _check_open(self) -> None:
         if not self._open:

@@ -17,8 +17,17 @@ from os import PathLike
 from pathlib import Path
 from typing import Any, TypeVar
 
-from receiver.model import Sample
-from receiver.store.base import DEFAULT_REQUEST_TTL_S, PRUNE_INTERVAL_S, StoreConfigError, StoreError
+from receiver.model import DerivedValue, Sample
+from receiver.store.base import (
+    DEFAULT_HOUR_RETENTION_DAYS,
+    DEFAULT_MINUTE_RETENTION_DAYS,
+    DEFAULT_REQUEST_TTL_S,
+    MINUTE_MS,
+    PRUNE_INTERVAL_S,
+    StoreConfigError,
+    StoreError,
+    retention_cutoffs,
+)
 from receiver.store.sqlite_db import SQLiteDB
 
 T = TypeVar("T")
@@ -37,8 +46,11 @@ class SQLiteStore:
         request_ttl_s: float = DEFAULT_REQUEST_TTL_S,
         synchronous: str = "FULL",
         busy_timeout_ms: int = 5000,
+        minute_retention_days: float = DEFAULT_MINUTE_RETENTION_DAYS,
+        hour_retention_days: float = DEFAULT_HOUR_RETENTION_DAYS,
         clock: Callable[[], float] = time.time,
     ) -> None:
+        self._retention_days = (minute_retention_days, hour_retention_days)
         mode = synchronous.upper()
         if mode not in SYNCHRONOUS_MODES:
             raise StoreConfigError(
@@ -108,6 +120,47 @@ class SQLiteStore:
 
     async def count_samples(self) -> int:
         return await self._call(self._db.count_samples)
+
+    async def versions(self, step_ms: int, buckets: Collection[int]) -> dict[int, int]:
+        return await self._call(self._db.versions, step_ms, list(buckets))
+
+    async def stale_buckets(self, step_ms: int, since_ms: int) -> list[int]:
+        return await self._call(self._db.stale_buckets, step_ms, since_ms)
+
+    async def put_derived(
+        self, step_ms: int, bucket_ms: int, version: int, values: Sequence[DerivedValue]
+    ) -> bool:
+        return await self._call(self._db.put_derived, step_ms, bucket_ms, version, values)
+
+    async def derived(
+        self,
+        metric: str,
+        step_ms: int,
+        start_ms: int,
+        end_ms: int,
+        *,
+        service: str | None = None,
+        endpoint: str | None = None,
+    ) -> list[DerivedValue]:
+        return await self._call(self._db.derived, metric, step_ms, start_ms, end_ms, service, endpoint)
+
+    async def bucket_values(self, step_ms: int, bucket_ms: int) -> list[DerivedValue]:
+        return await self._call(self._db.bucket_values, step_ms, bucket_ms)
+
+    async def latest_bucket(self, step_ms: int, before_ms: int) -> int | None:
+        return await self._call(self._db.latest_bucket, step_ms, before_ms)
+
+    async def entities(self, since_ms: int) -> list[tuple[str, str, str | None]]:
+        return await self._call(self._db.entities, since_ms)
+
+    async def prune(self, now_ms: int) -> None:
+        # Many small transactions rather than one long one: commits queued on the worker
+        # thread get their turn between them.
+        cutoffs = retention_cutoffs(now_ms, *self._retention_days)
+        for metric_id in await self._call(self._db.metric_ids):
+            await self._call(self._db.prune_metric, metric_id, cutoffs[MINUTE_MS])
+        for step_ms, cutoff_ms in cutoffs.items():
+            await self._call(self._db.prune_buckets, step_ms, cutoff_ms)
 
     async def _call(self, fn: Callable[..., T], *args: Any) -> T:
         executor = self._executor

@@ -14,8 +14,14 @@ from pathlib import Path
 
 import orjson
 
-from receiver.model import Pairs, Sample, Series
-from receiver.store.base import StoreConfigError, StoreError, non_finite_message
+from receiver.model import DerivedValue, Pairs, Sample, Series
+from receiver.store.base import (
+    MINUTE_MS,
+    StoreConfigError,
+    StoreError,
+    non_finite_message,
+    touched_buckets,
+)
 
 SCHEMA_VERSION = 1
 
@@ -79,6 +85,26 @@ CREATE TABLE requests (
     committed_ms INTEGER NOT NULL
 ) WITHOUT ROWID;
 CREATE INDEX requests_by_time ON requests (committed_ms);
+CREATE TABLE bucket_versions (
+    step_ms INTEGER NOT NULL,
+    bucket_ms INTEGER NOT NULL,
+    version INTEGER NOT NULL,
+    derived_version INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (step_ms, bucket_ms)
+) WITHOUT ROWID;
+CREATE TABLE derived (
+    step_ms INTEGER NOT NULL,
+    metric TEXT NOT NULL,
+    service TEXT NOT NULL,
+    endpoint TEXT NOT NULL,
+    instance TEXT NOT NULL,
+    time_ms INTEGER NOT NULL,
+    scope TEXT NOT NULL,
+    layer TEXT NOT NULL,
+    value REAL NOT NULL,
+    PRIMARY KEY (step_ms, metric, service, endpoint, instance, time_ms)
+) WITHOUT ROWID;
+CREATE INDEX derived_by_time ON derived (step_ms, time_ms);
 PRAGMA user_version = {SCHEMA_VERSION};
 """
 
@@ -108,6 +134,20 @@ ON CONFLICT (metric_id, start_ms, series_id, end_ms) DO UPDATE SET
     unit = excluded.unit, count = excluded.count, sum = excluded.sum, min = excluded.min,
     max = excluded.max, stats = excluded.stats, labels_id = excluded.labels_id
 """
+
+_BUMP_VERSION = """
+INSERT INTO bucket_versions (step_ms, bucket_ms, version) VALUES (?, ?, 1)
+ON CONFLICT (step_ms, bucket_ms) DO UPDATE SET version = version + 1
+"""
+
+_INSERT_DERIVED = """
+INSERT INTO derived (step_ms, metric, service, endpoint, instance, time_ms, scope, layer, value)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+ON CONFLICT (step_ms, metric, service, endpoint, instance, time_ms) DO UPDATE SET
+    scope = excluded.scope, layer = excluded.layer, value = excluded.value
+"""
+
+_DERIVED_COLUMNS = "metric, scope, service, endpoint, layer, time_ms, value, instance"
 
 _UPSERT_REQUEST = """
 INSERT INTO requests (request_id, committed_ms) VALUES (?, ?)
@@ -320,6 +360,7 @@ class SQLiteDB:
                      count, total, low, high, stats_text, labels_known[1])
                 )  # fmt: skip
             conn.executemany(_UPSERT_SAMPLE, rows)
+            conn.executemany(_BUMP_VERSION, touched_buckets(samples))
             conn.execute(_UPSERT_REQUEST, (request_id, now_ms))
             if prune_before_ms is not None:
                 conn.execute("DELETE FROM requests WHERE committed_ms <= ?", (prune_before_ms,))
@@ -402,6 +443,125 @@ class SQLiteDB:
         rows = conn.execute(_SELECT_SAMPLES.format(where=" AND ".join(conditions)), params).fetchall()
         return self._to_samples(conn, rows)
 
+    # -- derived values ------------------------------------------------------------
+
+    def versions(self, step_ms: int, buckets: Collection[int]) -> dict[int, int]:
+        found = dict.fromkeys(buckets, 0)
+        query = "SELECT bucket_ms, version FROM bucket_versions WHERE step_ms = ? AND bucket_ms IN ({marks})"
+        wanted = sorted(found)
+        for i in range(0, len(wanted), _ID_CHUNK):
+            chunk = wanted[i : i + _ID_CHUNK]
+            for bucket, version in self.conn.execute(query.format(marks=",".join("?" * len(chunk))), [step_ms, *chunk]):
+                found[bucket] = version
+        return found
+
+    def stale_buckets(self, step_ms: int, since_ms: int) -> list[int]:
+        rows = self.conn.execute(
+            "SELECT bucket_ms FROM bucket_versions WHERE step_ms = ? AND bucket_ms >= ? "
+            "AND derived_version < version ORDER BY bucket_ms",
+            (step_ms, since_ms),
+        ).fetchall()
+        return [row[0] for row in rows]
+
+    def put_derived(self, step_ms: int, bucket_ms: int, version: int, values: Sequence[DerivedValue]) -> bool:
+        conn = self.conn
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            row = conn.execute(
+                "SELECT derived_version FROM bucket_versions WHERE step_ms = ? AND bucket_ms = ?",
+                (step_ms, bucket_ms),
+            ).fetchone()
+            if row is not None and row[0] >= version:
+                conn.execute("ROLLBACK")
+                return False
+            conn.execute("DELETE FROM derived WHERE step_ms = ? AND time_ms = ?", (step_ms, bucket_ms))
+            conn.executemany(
+                _INSERT_DERIVED,
+                [
+                    (step_ms, v.metric, v.service, v.endpoint or "", v.instance or "", bucket_ms, v.scope, v.layer, v.value)
+                    for v in values
+                ],
+            )
+            conn.execute(
+                "INSERT INTO bucket_versions (step_ms, bucket_ms, version, derived_version) VALUES (?, ?, ?, ?) "
+                "ON CONFLICT (step_ms, bucket_ms) DO UPDATE SET derived_version = excluded.derived_version",
+                (step_ms, bucket_ms, version, version),
+            )
+            conn.execute("COMMIT")
+        except BaseException:
+            self._rollback(conn)
+            raise
+        return True
+
+    def derived(
+        self, metric: str, step_ms: int, start_ms: int, end_ms: int, service: str | None, endpoint: str | None
+    ) -> list[DerivedValue]:
+        conditions = ["step_ms = ?", "metric = ?", "time_ms >= ?", "time_ms <= ?"]
+        params: list = [step_ms, metric, start_ms, end_ms]
+        if service is not None:
+            conditions.append("service = ?")
+            params.append(service)
+        if endpoint is not None:
+            conditions.append("endpoint = ?")
+            params.append(endpoint)
+        rows = self.conn.execute(
+            f"SELECT {_DERIVED_COLUMNS} FROM derived WHERE {' AND '.join(conditions)} "
+            "ORDER BY time_ms, service, endpoint, instance",
+            params,
+        ).fetchall()
+        return [_derived_value(row) for row in rows]
+
+    def bucket_values(self, step_ms: int, bucket_ms: int) -> list[DerivedValue]:
+        rows = self.conn.execute(
+            f"SELECT {_DERIVED_COLUMNS} FROM derived WHERE step_ms = ? AND time_ms = ? "
+            "ORDER BY metric, service, endpoint, instance",
+            (step_ms, bucket_ms),
+        ).fetchall()
+        return [_derived_value(row) for row in rows]
+
+    def latest_bucket(self, step_ms: int, before_ms: int) -> int | None:
+        row = self.conn.execute(
+            "SELECT max(time_ms) FROM derived WHERE step_ms = ? AND time_ms < ?", (step_ms, before_ms)
+        ).fetchone()
+        return row[0]
+
+    def entities(self, since_ms: int) -> list[tuple[str, str, str | None]]:
+        rows = self.conn.execute(
+            "SELECT DISTINCT service, layer, endpoint FROM derived WHERE step_ms = ? AND time_ms >= ? "
+            "ORDER BY service, layer, endpoint",
+            (MINUTE_MS, since_ms),
+        ).fetchall()
+        return [(service, layer, endpoint or None) for service, layer, endpoint in rows]
+
+    def prune_metric(self, metric_id: int, cutoff_ms: int) -> None:
+        """Delete one metric's samples before ``cutoff_ms``: one range scan of its key."""
+        self._write(["DELETE FROM samples WHERE metric_id = ? AND start_ms < ?"], (metric_id, cutoff_ms))
+
+    def prune_buckets(self, step_ms: int, cutoff_ms: int) -> None:
+        """Delete one step's derived values and versions before ``cutoff_ms``."""
+        self._write(
+            [
+                "DELETE FROM derived WHERE step_ms = ? AND time_ms < ?",
+                "DELETE FROM bucket_versions WHERE step_ms = ? AND bucket_ms < ?",
+            ],
+            (step_ms, cutoff_ms),
+        )
+
+    def metric_ids(self) -> list[int]:
+        return [row[0] for row in self.conn.execute("SELECT id FROM metrics ORDER BY id")]
+
+    def _write(self, statements: list[str], params: tuple) -> None:
+        """Run statements sharing one parameter tuple in one write transaction."""
+        conn = self.conn
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            for statement in statements:
+                conn.execute(statement, params)
+            conn.execute("COMMIT")
+        except BaseException:
+            self._rollback(conn)
+            raise
+
     def _to_samples(self, conn: sqlite3.Connection, rows: list[tuple]) -> list[Sample]:
         series_by_id = self._series_by_id
         labels_by_id = self._labels_by_id
@@ -447,6 +607,11 @@ class SQLiteDB:
             series = Series(base.account, base.region, base.namespace, base.metric, base.dimensions, unit)
             self._series_by_id_unit[(series_id, unit)] = series
         return series
+
+
+def _derived_value(row: tuple) -> DerivedValue:
+    metric, scope, service, endpoint, layer, time_ms, value, instance = row
+    return DerivedValue(metric, scope, service, endpoint or None, layer, time_ms, value, instance or None)
 
 
 class _Pending:

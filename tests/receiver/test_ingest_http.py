@@ -399,3 +399,19 @@ async def test_other_methods_on_the_ingest_path_are_a_json_405(start):
     assert response.status == 405
     assert "POST" in response.headers["Allow"]
     assert "error" in await response.json()
+
+
+async def test_an_unexpected_failure_is_a_json_500_that_stores_nothing(start, store, monkeypatch):
+    import receiver.ingest
+
+    def broken_decoder(*args):
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(receiver.ingest, "decode_record", broken_decoder)
+    client = await start()
+    delivery = Delivery(make_samples(2))
+    response, answer = await post(client, delivery)
+    assert response.status == 500
+    assert answer["requestId"] == delivery.request_id
+    assert "retried" in answer["errorMessage"]
+    assert await store.count_samples() == 0

@@ -43,7 +43,7 @@ def sample(metric: str, total: float, count: float = 1.0, *, minute: int = 0,
 
 def values(derived: Iterable[DerivedValue], metric: str) -> dict[tuple[str, str | None, int], float]:
     """{(service, endpoint, minute index): value} of one metric."""
-    return {(d.service, d.endpoint, (d.minute_ms - T0) // MINUTE): d.value
+    return {(d.service, d.endpoint, (d.time_ms - T0) // MINUTE): d.value
             for d in derived if d.metric == metric}
 
 

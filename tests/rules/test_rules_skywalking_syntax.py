@@ -53,7 +53,7 @@ def test_endpoint_from_prefix_tag_and_chained_scopes(rules):
                 sample("Orders", 7.0, 1, namespace="Shop/Orders", Cart="web"))
     assert (value.scope, value.service, value.endpoint, value.layer, value.value) == \
         ("endpoint", SHOP, "web", "SHOP", 7.0)
-    assert value.minute_ms == T0
+    assert value.time_ms == T0
 
 
 def test_quantile_family_on_one_datapoint_gives_its_value(rules):

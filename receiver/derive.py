@@ -1,0 +1,185 @@
+"""Keeping derived values in step with the stored samples.
+
+After each commit the ingest path tells the deriver which minutes and hours changed. The
+deriver recomputes each changed bucket from *all* samples stored for it — never from the
+samples of one request — and stores the values with the bucket's version (see the Store
+protocol), so values are a pure function of the stored set whatever the order, split or
+repetition of deliveries, and whichever replica computed them last.
+
+Hours are derived from the hour's minute samples rolled up per series into one "average
+minute" (count and sum divided by 60, the minimum of the minimums, the maximum of the
+maximums and of each percentile) and evaluated with the same rules. So ratios stay exact
+(a weighted mean over the hour is Σ Sum ÷ Σ SampleCount of the hour), rates are the hour's
+average rate, and maxima are the hour's maxima; metrics whose minutes merge by SUM are then
+multiplied by 60 to give the hour's total. Percentiles of an hour are the largest of its
+minutes' (an upper bound: percentiles cannot be merged exactly).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import time
+from collections.abc import Callable, Iterable, Sequence
+
+from receiver.model import DerivedValue, Sample
+from receiver.rules import RuleHolder, RuleSet
+from receiver.store import Store, StoreError
+from receiver.store.base import HOUR_MS, MINUTE_MS
+
+log = logging.getLogger("receiver.derive")
+
+MINUTES_PER_HOUR = HOUR_MS // MINUTE_MS
+
+
+def rollup_hour(samples: Iterable[Sample], hour_ms: int) -> list[Sample]:
+    """One 'average minute' sample per series for the hour starting at ``hour_ms``."""
+    by_series: dict[tuple, list[Sample]] = {}
+    for sample in samples:
+        by_series.setdefault(sample.series.key, []).append(sample)
+    rolled = []
+    for group in by_series.values():
+        # The same identity twice is one datapoint: keep the last of each minute.
+        minutes = {(s.start_ms, s.end_ms): s for s in group}
+        parts = [minutes[key] for key in sorted(minutes)]
+        stats: dict[str, float] = {}
+        for part in parts:
+            for name, value in part.stats:
+                stats[name] = max(value, stats.get(name, -math.inf))
+        rolled.append(
+            Sample(
+                series=parts[-1].series,
+                start_ms=hour_ms,
+                end_ms=hour_ms + HOUR_MS,
+                count=math.fsum(p.count for p in parts) / MINUTES_PER_HOUR,
+                sum=math.fsum(p.sum for p in parts) / MINUTES_PER_HOUR,
+                min=min(p.min for p in parts),
+                max=max(p.max for p in parts),
+                stats=tuple(sorted(stats.items())),
+                labels=parts[-1].labels,
+            )
+        )
+    return rolled
+
+
+def derive_hour_values(rules: RuleSet, samples: Sequence[Sample], hour_ms: int) -> list[DerivedValue]:
+    """The hour's derived values from its minute samples (see the module docstring)."""
+    values = rules.evaluate(rollup_hour(samples, hour_ms))
+    merge = {info.name: info.downsampling for info in rules.metrics}
+    return [
+        DerivedValue(v.metric, v.scope, v.service, v.endpoint, v.layer, v.time_ms,
+                     v.value * MINUTES_PER_HOUR, v.instance)
+        if merge.get(v.metric) == "SUM"
+        else v
+        for v in values
+    ]
+
+
+class Deriver:
+    """Recomputes changed minutes promptly and changed hours every ``hour_interval_s``."""
+
+    def __init__(
+        self,
+        store: Store,
+        rules: RuleHolder,
+        *,
+        minute_retention_days: float,
+        interval_s: float = 2.0,
+        hour_interval_s: float = 60.0,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.store = store
+        self.rules = rules
+        self.interval_s = interval_s
+        self.hour_interval_s = hour_interval_s
+        self.minute_retention_ms = int(minute_retention_days * 86_400_000)
+        self.clock = clock
+        self._minutes: set[int] = set()
+        self._hours: set[int] = set()
+        self._wake = asyncio.Event()
+        self._listeners: list[Callable[[int, int], None]] = []
+
+    def on_derived(self, listener: Callable[[int, int], None]) -> None:
+        """Call ``listener(step_ms, bucket_ms)`` after a bucket's values were stored."""
+        self._listeners.append(listener)
+
+    def touch(self, samples: Sequence[Sample]) -> None:
+        """Mark the minutes and hours of freshly committed samples for recomputation."""
+        if not samples:
+            return
+        starts = {sample.start_ms for sample in samples}
+        self._minutes.update(start - start % MINUTE_MS for start in starts)
+        self._hours.update(start - start % HOUR_MS for start in starts)
+        self._wake.set()
+
+    async def run(self) -> None:
+        """Derive until cancelled; failures are logged and retried on the next pass."""
+        await self._recover()
+        next_hours = 0.0
+        while True:
+            try:
+                await asyncio.wait_for(self._wake.wait(), self.hour_interval_s)
+            except TimeoutError:
+                pass
+            self._wake.clear()
+            await self.derive_pending(hours=time.monotonic() >= next_hours)
+            if time.monotonic() >= next_hours:
+                next_hours = time.monotonic() + self.hour_interval_s
+            # Let more commits of the same minutes gather before the next pass.
+            await asyncio.sleep(self.interval_s)
+
+    async def derive_pending(self, hours: bool = True) -> None:
+        """Recompute every marked minute, and every marked hour when ``hours``."""
+        minutes, self._minutes = sorted(self._minutes), set()
+        for index, minute in enumerate(minutes):
+            try:
+                await self.derive_bucket(MINUTE_MS, minute)
+            except StoreError as exc:
+                log.warning("deriving minutes failed, will retry", extra={"error": str(exc)})
+                self._minutes.update(minutes[index:])
+                self._wake.set()
+                return
+        if not hours:
+            return
+        pending, self._hours = sorted(self._hours), set()
+        for index, hour in enumerate(pending):
+            try:
+                await self.derive_bucket(HOUR_MS, hour)
+            except StoreError as exc:
+                log.warning("deriving hours failed, will retry", extra={"error": str(exc)})
+                self._hours.update(pending[index:])
+                return
+
+    async def derive_bucket(self, step_ms: int, bucket_ms: int) -> bool:
+        """Recompute one bucket from its stored samples; False if newer values won.
+
+        A bucket reaching back past the minute retention is left alone: some of its minute
+        samples may be pruned already, and its values were computed while they were not.
+        """
+        if bucket_ms < int(self.clock() * 1000) - self.minute_retention_ms:
+            return False
+        version = (await self.store.versions(step_ms, [bucket_ms]))[bucket_ms]
+        # Read after the version: every commit counted in it is in what we read.
+        samples = await self.store.samples(bucket_ms, bucket_ms + step_ms)
+        rules = self.rules.current
+        if step_ms == MINUTE_MS:
+            values = await asyncio.to_thread(rules.evaluate, samples)
+        else:
+            values = await asyncio.to_thread(derive_hour_values, rules, samples, bucket_ms)
+        stored = await self.store.put_derived(step_ms, bucket_ms, version, values)
+        if stored:
+            for listener in self._listeners:
+                listener(step_ms, bucket_ms)
+        return stored
+
+    async def _recover(self) -> None:
+        """Buckets committed but not derived before a restart (or by another replica)."""
+        since = int(self.clock() * 1000) - self.minute_retention_ms
+        try:
+            self._minutes.update(await self.store.stale_buckets(MINUTE_MS, since))
+            self._hours.update(await self.store.stale_buckets(HOUR_MS, since - since % HOUR_MS))
+        except StoreError as exc:
+            log.warning("could not look for stale buckets at start", extra={"error": str(exc)})
+        if self._minutes or self._hours:
+            self._wake.set()

@@ -1,0 +1,158 @@
+"""The deriver: derived values are a pure function of the stored samples, per minute and hour."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from receiver.config import REPOSITORY_RULES
+from receiver.derive import Deriver, derive_hour_values, rollup_hour
+from receiver.rules import RuleHolder
+from receiver.store import open_store_from_url
+from receiver.store.base import HOUR_MS, MINUTE_MS
+from tests.builders import T0, make_sample
+
+SERVICE = "aws-dynamodb::123456789012"
+HOUR = T0 - T0 % HOUR_MS
+
+
+@pytest.fixture(scope="module")
+def rules():
+    return RuleHolder(REPOSITORY_RULES)
+
+
+@pytest.fixture
+async def store():
+    opened = open_store_from_url("memory://")
+    await opened.open()
+    yield opened
+    await opened.close()
+
+
+def deriver_for(store, rules, **kwargs):
+    # The builders' samples are from 2023: a retention long enough to keep them current.
+    return Deriver(store, rules, minute_retention_days=100_000, **kwargs)
+
+
+def workload(minutes: int = 3) -> list:
+    samples = []
+    for minute in range(minutes):
+        for table in ("GameScores", "Orders"):
+            samples.append(make_sample(table, "ConsumedReadCapacityUnits", minute, value=120.0 + minute, count=4))
+            samples.append(make_sample(table, "ThrottledRequests", minute, value=2.0, count=2, operation="GetItem"))
+            samples.append(make_sample(table, "SuccessfulRequestLatency", minute, value=30.0 * (minute + 1), count=10, operation="GetItem"))
+    return samples
+
+
+async def derived_map(store, step_ms=MINUTE_MS):
+    found = {}
+    for bucket in range(HOUR - HOUR_MS, HOUR + 2 * HOUR_MS, step_ms):
+        for value in await store.bucket_values(step_ms, bucket):
+            found[(value.metric, value.service, value.endpoint, value.time_ms)] = value.value
+    return found
+
+
+async def test_minutes_are_derived_from_everything_stored_for_them(store, rules):
+    deriver = deriver_for(store, rules)
+    samples = workload()
+    # One minute split over two requests that each are derived on their own.
+    await store.commit("a", samples[:5])
+    deriver.touch(samples[:5])
+    await deriver.derive_pending()
+    await store.commit("b", samples[5:])
+    deriver.touch(samples[5:])
+    await deriver.derive_pending()
+    expected = {(v.metric, v.service, v.endpoint, v.time_ms): v.value for v in rules.current.evaluate(samples)}
+    assert await derived_map(store) == expected
+    # Spot-check one value against the definition: Σ Sum ÷ 60 over the table's series.
+    key = ("aws_dynamodb_endpoint_consumed_read_capacity_units", SERVICE, "GameScores", T0)
+    assert (await derived_map(store))[key] == pytest.approx(120.0 / 60)
+
+
+async def test_split_shuffled_repeated_deliveries_give_the_same_values(store, rules):
+    samples = workload(4)
+    reference_store = open_store_from_url("memory://")
+    await reference_store.open()
+    reference = deriver_for(reference_store, rules)
+    await reference_store.commit("all", samples)
+    reference.touch(samples)
+    await reference.derive_pending()
+
+    deriver = deriver_for(store, rules)
+    rng = random.Random(7)
+    parts = [samples[i : i + 5] for i in range(0, len(samples), 5)]
+    parts += rng.sample(parts, 3)  # repeats
+    rng.shuffle(parts)
+    for index, part in enumerate(parts):
+        await store.commit(f"r{index}", part)
+        deriver.touch(part)
+        if rng.random() < 0.5:
+            await deriver.derive_pending()
+    await deriver.derive_pending()
+    assert await derived_map(store) == await derived_map(reference_store)
+    assert await derived_map(store, HOUR_MS) == await derived_map(reference_store, HOUR_MS)
+
+
+async def test_a_computation_from_older_samples_cannot_overwrite_a_newer_one(store, rules):
+    first, second = workload(1)[:3], workload(1)[3:]
+    await store.commit("a", first)
+    slow = deriver_for(store, rules)
+    version_seen = (await store.versions(MINUTE_MS, [T0]))[T0]
+    samples_seen = await store.samples(T0, T0 + MINUTE_MS)
+    # Meanwhile another replica commits more of the minute and derives it.
+    await store.commit("b", second)
+    fast = deriver_for(store, rules)
+    assert await fast.derive_bucket(MINUTE_MS, T0)
+    # The slow replica's values, from fewer samples, are refused.
+    stale_values = rules.current.evaluate(samples_seen)
+    assert not await store.put_derived(MINUTE_MS, T0, version_seen, stale_values)
+    assert not await slow.derive_bucket(MINUTE_MS, T0)  # same version as stored: nothing to do
+    expected = {(v.metric, v.service, v.endpoint, v.time_ms): v.value for v in rules.current.evaluate(first + second)}
+    assert await derived_map(store) == expected
+
+
+async def test_buckets_committed_but_not_derived_are_recovered_at_start(store, rules):
+    samples = workload(2)
+    await store.commit("before-restart", samples)  # committed, the process died before deriving
+    deriver = deriver_for(store, rules)
+    await deriver._recover()
+    await deriver.derive_pending()
+    assert await store.stale_buckets(MINUTE_MS, 0) == []
+    assert await store.stale_buckets(HOUR_MS, 0) == []
+    assert len(await derived_map(store)) > 0
+
+
+def test_hour_rollup_is_one_average_minute_per_series():
+    samples = [make_sample("GameScores", "SuccessfulRequestLatency", m, value=10.0 * (m + 1), count=m + 1, operation="GetItem")
+               for m in range(3)]
+    samples.append(samples[0])  # a repeat is one datapoint
+    [rolled] = rollup_hour(samples, HOUR)
+    assert (rolled.start_ms, rolled.end_ms) == (HOUR, HOUR + HOUR_MS)
+    assert rolled.sum == pytest.approx((10 + 20 + 30) / 60)
+    assert rolled.count == pytest.approx((1 + 2 + 3) / 60)
+    assert rolled.min == min(s.min for s in samples)
+    assert rolled.max == max(s.max for s in samples)
+
+
+def test_hour_values_follow_each_metric_aggregation(rules):
+    minutes = 3
+    samples = []
+    for m in range(minutes):
+        samples.append(make_sample("GameScores", "ThrottledRequests", m, value=float(m + 1), count=1, operation="GetItem"))
+        samples.append(make_sample("GameScores", "ConsumedReadCapacityUnits", m, value=600.0 * (m + 1), count=5))
+        samples.append(make_sample("GameScores", "SuccessfulRequestLatency", m, value=100.0 * (m + 1), count=10 * (m + 1) ** 2, operation="GetItem"))
+        samples.append(make_sample("GameScores", "AccountMaxReads", m, value=1000.0 + m, count=1))
+    values = {(v.metric, v.endpoint): v.value for v in derive_hour_values(rules.current, samples, HOUR)}
+    # SUM: the hour's total throttled requests.
+    assert values[("aws_dynamodb_endpoint_read_throttled_requests", "GameScores")] == pytest.approx(1 + 2 + 3)
+    # AVG of a rate: the hour's consumed units ÷ 3600 s (minutes without data consumed nothing).
+    assert values[("aws_dynamodb_endpoint_consumed_read_capacity_units", "GameScores")] == pytest.approx(
+        (600 + 1200 + 1800) / 3600
+    )
+    # Weighted mean: Σ Sum ÷ Σ SampleCount over the hour, not the mean of the minute means.
+    assert values[("aws_dynamodb_endpoint_get_successful_request_latency", "GameScores")] == pytest.approx(
+        (100 + 200 + 300) / (10 + 40 + 90)
+    )
+    # MAX: the largest Maximum of the hour.
+    assert values[("aws_dynamodb_account_max_reads", None)] == max(s.max for s in samples if s.series.metric == "AccountMaxReads")
