@@ -7,9 +7,15 @@ PY_READY := $(VENV)/.ready
 NODE_READY := node_modules/.ready
 CDK := JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION=20 node_modules/.bin/cdk
 
-.PHONY: setup test demo serve synth deploy destroy proto lock clean
+# Debian packages the tests drive for real; installed by `make test` when missing.
+TEST_DEBIAN_PACKAGES := nginx prometheus
+
+.PHONY: setup debian-packages test demo serve synth deploy destroy proto lock clean
 
 setup: $(PY_READY) $(NODE_READY)
+
+debian-packages:
+	scripts/debian-packages.sh $(TEST_DEBIAN_PACKAGES)
 
 # The venv is rebuilt from the lock whenever the dependencies change.
 $(PY_READY): pyproject.toml requirements.lock
@@ -23,7 +29,7 @@ $(NODE_READY): package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 
-test: setup
+test: setup debian-packages
 	$(PY) -m pytest
 
 demo: $(PY_READY)
