@@ -8,9 +8,9 @@ NODE_READY := node_modules/.ready
 CDK := JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION=20 node_modules/.bin/cdk
 
 # Debian packages the tests drive for real; installed by `make test` when missing.
-TEST_DEBIAN_PACKAGES := nginx prometheus
+TEST_DEBIAN_PACKAGES := nginx prometheus chromium
 
-.PHONY: setup debian-packages test demo serve synth deploy destroy proto lock clean
+.PHONY: setup debian-packages test demo serve synth deploy destroy nag proto lock clean
 
 setup: $(PY_READY) $(NODE_READY)
 
@@ -38,14 +38,21 @@ demo: $(PY_READY)
 serve: $(PY_READY)
 	$(PY) -m receiver serve
 
+# Extra CDK CLI arguments, e.g. CDK_ARGS='-c domainName=metrics.example.com'.
+CDK_ARGS ?=
+
 synth: setup
-	$(CDK) synth
+	$(CDK) synth $(CDK_ARGS)
 
 deploy: setup
-	$(CDK) deploy --all
+	$(CDK) deploy --all $(CDK_ARGS)
 
 destroy: setup
-	$(CDK) destroy --all
+	$(CDK) destroy --all $(CDK_ARGS)
+
+# cdk-nag's AwsSolutions checks as their own synth (findings fail it).
+nag: setup
+	$(CDK) synth --quiet -c nag=true $(CDK_ARGS)
 
 # Regenerate the OpenTelemetry 0.7 modules and the decode-only summary view from their .proto files.
 proto: $(PY_READY)

@@ -1,11 +1,18 @@
 #!/usr/bin/env python3
-"""CDK entry point: read the settings, create the stacks, nothing else.
+"""CDK entry point: read the settings, create the stacks, nothing else."""
 
-The stacks (monitored table, receiver, metric stream) arrive with the "CDK stacks" issue;
-until then this app synthesizes an empty cloud assembly.
-"""
+import os
+import sys
 
 import aws_cdk as cdk
 
+from stacks.build import build_stacks
+from stacks.settings import SettingsError, settings_from_context
+
 app = cdk.App()
+try:
+    settings = settings_from_context(app.node.try_get_context, default_region=os.environ.get("CDK_DEFAULT_REGION"))
+except SettingsError as error:
+    sys.exit(f"error: {error}")
+build_stacks(app, settings)
 app.synth()

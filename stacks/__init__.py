@@ -1,0 +1,1 @@
+"""The CDK app's stacks and their settings; build.py wires them together."""

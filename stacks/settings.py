@@ -1,0 +1,411 @@
+"""The deployment's settings: one typed, frozen object built from CDK context.
+
+Values come from ``cdk.json`` ("context") and ``cdk -c key=value``. The CLI hands ``-c`` values
+over as strings, so every reader accepts the JSON type and its string spelling ("true", "60",
+'["a", "b"]'). A wrong value raises SettingsError: one sentence naming the key and what to put.
+
+This module imports nothing from aws_cdk, so its tests run without synthesizing anything.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+OUTPUT_FORMATS = ("opentelemetry0.7", "opentelemetry1.0", "json")
+CPU_ARCHITECTURES = ("X86_64", "ARM64")
+# CloudWatch Logs accepts only these retention periods (days).
+LOG_RETENTION_DAYS = (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653)
+# Fargate's valid memory sizes (MiB) for each CPU size (CPU units).
+FARGATE_MEMORY = {
+    256: (512, 1024, 2048),
+    512: tuple(range(1024, 4096 + 1, 1024)),
+    1024: tuple(range(2048, 8192 + 1, 1024)),
+    2048: tuple(range(4096, 16384 + 1, 1024)),
+    4096: tuple(range(8192, 30720 + 1, 1024)),
+    8192: tuple(range(16384, 61440 + 1, 4096)),
+    16384: tuple(range(32768, 122880 + 1, 8192)),
+}
+MAX_DASHBOARD_CIDRS = 20
+
+# Every setting's context key and its default, spelled as in cdk.json (a test keeps the two equal).
+DEFAULTS: dict[str, Any] = {
+    "region": "",
+    "domainName": "",
+    "hostedZoneId": "",
+    "hostedZoneName": "",
+    "certificateArn": "",
+    "dashboardAllowedCidrs": [],
+    "createDemoTable": True,
+    "retainMetrics": False,
+    "namespaces": ["AWS/DynamoDB"],
+    "outputFormat": "opentelemetry0.7",
+    "additionalStatistics": [
+        {"namespace": "AWS/DynamoDB", "metricName": "SuccessfulRequestLatency", "statistics": ["p99"]}
+    ],
+    "commonAttributes": {"deployment": "dynamodb-monitoring"},
+    "bufferingIntervalSeconds": 60,
+    "bufferingSizeMiB": 1,
+    "retryDurationSeconds": 3600,
+    "backupRetentionDays": 30,
+    "logRetentionDays": 30,
+    "minTasks": 2,
+    "maxTasks": 4,
+    "taskCpu": 512,
+    "taskMemoryMiB": 1024,
+    "cpuArchitecture": "X86_64",
+    "natGateways": 0,
+    "containerInsights": False,
+    "shutdownTimeoutSeconds": 60,
+    "nag": False,
+}
+
+_HOSTNAME_LABEL = re.compile(r"(?!-)[a-z0-9-]{1,63}(?<!-)")
+_ZONE_ID = re.compile(r"Z[A-Z0-9]{1,31}")
+_REGION = re.compile(r"[a-z]{2}(-[a-z]+)+-\d+")
+_CERTIFICATE_ARN = re.compile(
+    r"arn:aws[a-z-]*:acm:(?P<region>[a-z]{2}(-[a-z]+)+-\d+):\d{12}:certificate/[0-9a-f-]{36}"
+)
+_PERCENTILE = re.compile(r"p(\d{1,2}(\.\d{1,10})?|100)")
+# The JSON-only statistics: trimmed/winsorized mean, trimmed count/sum, percentile rank, IQM.
+_JSON_ONLY_STATISTIC = re.compile(
+    r"(tm|wm|tc|ts)\d{1,2}(\.\d{1,10})?|(TM|WM|TC|TS)\([^()]*\)|PR\([^()]*\)|IQM"
+)
+
+
+class SettingsError(ValueError):
+    """A wrong or missing setting; ``str(e)`` is one sentence naming the key and what to put."""
+
+
+@dataclass(frozen=True, slots=True)
+class StatisticsConfig:
+    """Extra statistics streamed for one metric (all its dimension combinations)."""
+
+    namespace: str
+    metric_name: str
+    statistics: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    region: str
+    domain_name: str
+    hosted_zone_id: str | None
+    hosted_zone_name: str | None
+    certificate_arn: str | None
+    dashboard_allowed_cidrs: tuple[str, ...]
+    create_demo_table: bool
+    retain_metrics: bool
+    namespaces: tuple[str, ...]
+    output_format: str
+    additional_statistics: tuple[StatisticsConfig, ...]
+    common_attributes: tuple[tuple[str, str], ...]
+    buffering_interval_seconds: int
+    buffering_size_mib: int
+    retry_duration_seconds: int
+    backup_retention_days: int
+    log_retention_days: int
+    min_tasks: int
+    max_tasks: int
+    task_cpu: int
+    task_memory_mib: int
+    cpu_architecture: str
+    nat_gateways: int
+    container_insights: bool
+    shutdown_timeout_seconds: int
+    nag: bool
+
+    @property
+    def endpoint_url(self) -> str:
+        """Where Firehose delivers: SkyWalking's path on the receiver's domain."""
+        return f"https://{self.domain_name}/aws/firehose/metrics"
+
+    @property
+    def has_hosted_zone(self) -> bool:
+        return self.hosted_zone_id is not None
+
+
+def settings_from_context(context: Callable[[str], Any], default_region: str | None = None) -> Settings:
+    """Read and check every setting; ``context`` is ``app.node.try_get_context``.
+
+    ``default_region`` (the CLI's CDK_DEFAULT_REGION, from the AWS profile) is used when the
+    ``region`` key is empty.
+    """
+    read = _Reader(context)
+    region = read.text("region") or (default_region or "")
+    if not region:
+        raise SettingsError(
+            "region is not set and the AWS profile names none; put the region to deploy to, e.g. -c region=eu-west-1"
+        )
+    if not _REGION.fullmatch(region):
+        raise SettingsError(f"region {region!r} is not an AWS region name; put one such as eu-west-1")
+
+    domain_name = _domain_name(read.text("domainName"))
+    zone_id, zone_name = _hosted_zone(read.text("hostedZoneId"), read.text("hostedZoneName"), domain_name)
+    certificate_arn = _certificate_arn(read.text("certificateArn"), region)
+    if zone_id is None and certificate_arn is None:
+        raise SettingsError(
+            "hostedZoneId and hostedZoneName are not set and neither is certificateArn; put the Route 53 zone "
+            "that holds domainName (for a DNS-validated certificate) or the ARN of an issued ACM certificate"
+        )
+
+    output_format = read.choice("outputFormat", OUTPUT_FORMATS)
+    namespaces = _namespaces(read.string_list("namespaces"))
+    min_tasks = read.integer("minTasks", 2, 100)
+    task_cpu = read.integer("taskCpu", 256, 16384)
+    shutdown = read.integer("shutdownTimeoutSeconds", 5, 90)
+    return Settings(
+        region=region,
+        domain_name=domain_name,
+        hosted_zone_id=zone_id,
+        hosted_zone_name=zone_name,
+        certificate_arn=certificate_arn,
+        dashboard_allowed_cidrs=_cidrs(read.string_list("dashboardAllowedCidrs")),
+        create_demo_table=read.flag("createDemoTable"),
+        retain_metrics=read.flag("retainMetrics"),
+        namespaces=namespaces,
+        output_format=output_format,
+        additional_statistics=_statistics(read.json("additionalStatistics"), namespaces, output_format),
+        common_attributes=_common_attributes(read.json("commonAttributes")),
+        buffering_interval_seconds=read.integer("bufferingIntervalSeconds", 0, 900),
+        buffering_size_mib=read.integer("bufferingSizeMiB", 1, 64),
+        retry_duration_seconds=read.integer("retryDurationSeconds", 0, 7200),
+        backup_retention_days=read.integer("backupRetentionDays", 1, 3650),
+        log_retention_days=read.choice("logRetentionDays", LOG_RETENTION_DAYS),
+        min_tasks=min_tasks,
+        max_tasks=read.integer("maxTasks", min_tasks, 100, lower_bound_name="minTasks"),
+        task_cpu=_task_cpu(task_cpu),
+        task_memory_mib=_task_memory(read.integer("taskMemoryMiB", 512, 122880), task_cpu),
+        cpu_architecture=read.choice("cpuArchitecture", CPU_ARCHITECTURES),
+        nat_gateways=read.integer("natGateways", 0, 2),
+        container_insights=read.flag("containerInsights"),
+        shutdown_timeout_seconds=shutdown,
+        nag=read.flag("nag"),
+    )
+
+
+class _Reader:
+    """Typed access to context values, falling back to DEFAULTS for absent or empty ones."""
+
+    def __init__(self, context: Callable[[str], Any]) -> None:
+        self._context = context
+
+    def raw(self, key: str) -> Any:
+        value = self._context(key)
+        return DEFAULTS[key] if value is None or value == "" else value
+
+    def text(self, key: str) -> str:
+        value = self.raw(key)
+        if not isinstance(value, str):
+            raise SettingsError(f"{key} must be a string, not {json.dumps(value)}")
+        return value.strip()
+
+    def flag(self, key: str) -> bool:
+        value = self.raw(key)
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.strip().lower() in ("true", "false"):
+            return value.strip().lower() == "true"
+        raise SettingsError(f"{key} must be true or false, not {value!r}")
+
+    def integer(self, key: str, low: int, high: int, lower_bound_name: str | None = None) -> int:
+        value = self.raw(key)
+        number: int | None = None
+        if isinstance(value, int) and not isinstance(value, bool):
+            number = value
+        elif isinstance(value, str) and re.fullmatch(r"\s*-?\d+\s*", value):
+            number = int(value)
+        if number is None or not low <= number <= high:
+            floor = f"{lower_bound_name} ({low})" if lower_bound_name else str(low)
+            raise SettingsError(f"{key} must be a whole number from {floor} to {high}, not {value!r}")
+        return number
+
+    def choice(self, key: str, allowed: tuple[Any, ...]) -> Any:
+        value = self.raw(key)
+        if isinstance(allowed[0], int) and isinstance(value, str) and value.strip().isdigit():
+            value = int(value)
+        if value not in allowed or isinstance(value, bool):
+            listed = ", ".join(str(a) for a in allowed)
+            raise SettingsError(f"{key} must be one of {listed}, not {value!r}")
+        return value
+
+    def json(self, key: str) -> Any:
+        value = self.raw(key)
+        if isinstance(value, str):
+            try:
+                return json.loads(value)
+            except json.JSONDecodeError:
+                raise SettingsError(f"{key} is not valid JSON; put it as in cdk.json, e.g. {json.dumps(DEFAULTS[key])}") from None
+        return value
+
+    def string_list(self, key: str) -> tuple[str, ...]:
+        """A JSON list of strings, or (from -c) a comma-separated string."""
+        value = self.raw(key)
+        if isinstance(value, str):
+            text = value.strip()
+            value = self.json(key) if text.startswith("[") else [part for part in text.split(",") if part.strip()]
+        if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+            raise SettingsError(f"{key} must be a list of strings, e.g. {json.dumps(DEFAULTS[key] or ['a', 'b'])}")
+        return tuple(item.strip() for item in value)
+
+
+def _domain_name(text: str) -> str:
+    if not text:
+        raise SettingsError(
+            "domainName is not set; put the DNS name Firehose will deliver to, e.g. -c domainName=metrics.example.com"
+        )
+    name = text.lower().rstrip(".")
+    labels = name.split(".")
+    if len(name) > 253 or len(labels) < 2 or not all(_HOSTNAME_LABEL.fullmatch(label) for label in labels):
+        raise SettingsError(f"domainName {text!r} is not a DNS name; put one such as metrics.example.com")
+    return name
+
+
+def _hosted_zone(zone_id: str, zone_name: str, domain_name: str) -> tuple[str | None, str | None]:
+    if not zone_id and not zone_name:
+        return None, None
+    if not zone_id or not zone_name:
+        missing = "hostedZoneId" if not zone_id else "hostedZoneName"
+        raise SettingsError(f"{missing} is not set; hostedZoneId and hostedZoneName go together, so give both or neither")
+    zone_id = zone_id.removeprefix("/hostedzone/")
+    if not _ZONE_ID.fullmatch(zone_id):
+        raise SettingsError(f"hostedZoneId {zone_id!r} is not a Route 53 zone id; put one such as Z0123456789ABCDEFGHIJ")
+    name = zone_name.lower().rstrip(".")
+    if domain_name != name and not domain_name.endswith("." + name):
+        raise SettingsError(
+            f"domainName {domain_name!r} is not inside hostedZoneName {name!r}; put the zone that holds the domain"
+        )
+    return zone_id, name
+
+
+def _certificate_arn(text: str, region: str) -> str | None:
+    if not text:
+        return None
+    match = _CERTIFICATE_ARN.fullmatch(text)
+    if match is None:
+        raise SettingsError(
+            f"certificateArn {text!r} is not an ACM certificate ARN; put one such as "
+            "arn:aws:acm:eu-west-1:123456789012:certificate/0a1b2c3d-..."
+        )
+    if match["region"] != region:
+        raise SettingsError(
+            f"certificateArn is in {match['region']} but the stacks deploy to {region}; "
+            "the load balancer needs a certificate from its own region"
+        )
+    return text
+
+
+def _cidrs(values: tuple[str, ...]) -> tuple[str, ...]:
+    if len(values) > MAX_DASHBOARD_CIDRS:
+        raise SettingsError(f"dashboardAllowedCidrs lists {len(values)} networks; put at most {MAX_DASHBOARD_CIDRS}")
+    cidrs: list[str] = []
+    for value in values:
+        try:
+            network = ipaddress.ip_network(value, strict=True)
+        except ValueError:
+            raise SettingsError(
+                f"dashboardAllowedCidrs entry {value!r} is not a network in CIDR form; put one such as 203.0.113.0/24"
+            ) from None
+        if network.version != 4:
+            raise SettingsError(
+                f"dashboardAllowedCidrs entry {value!r} is IPv6, but the load balancer has only IPv4 addresses; "
+                "list IPv4 networks"
+            )
+        if network.prefixlen == 0:
+            raise SettingsError(
+                f"dashboardAllowedCidrs entry {value!r} would open the unauthenticated dashboard to the whole internet; "
+                "list only your own networks"
+            )
+        if str(network) in cidrs:
+            raise SettingsError(f"dashboardAllowedCidrs lists {value!r} twice; list each network once")
+        cidrs.append(str(network))
+    return tuple(cidrs)
+
+
+def _namespaces(values: tuple[str, ...]) -> tuple[str, ...]:
+    if not values:
+        raise SettingsError('namespaces is empty; list the CloudWatch namespaces to stream, e.g. ["AWS/DynamoDB"]')
+    for value in values:
+        if not 1 <= len(value) <= 255 or value.startswith(":"):
+            raise SettingsError(f"namespaces entry {value!r} is not a CloudWatch namespace; put one such as AWS/DynamoDB")
+    if len(set(values)) != len(values):
+        raise SettingsError("namespaces lists a namespace twice; list each once")
+    return values
+
+
+def _statistics(value: Any, namespaces: tuple[str, ...], output_format: str) -> tuple[StatisticsConfig, ...]:
+    shape = 'a list of {"namespace": ..., "metricName": ..., "statistics": ["p99", ...]} objects'
+    if not isinstance(value, list):
+        raise SettingsError(f"additionalStatistics must be {shape}")
+    configs: list[StatisticsConfig] = []
+    for entry in value:
+        if (
+            not isinstance(entry, Mapping)
+            or set(entry) != {"namespace", "metricName", "statistics"}
+            or not isinstance(entry["namespace"], str)
+            or not isinstance(entry["metricName"], str)
+            or not 1 <= len(entry["metricName"]) <= 255
+            or not isinstance(entry["statistics"], list)
+            or not entry["statistics"]
+            or not all(isinstance(s, str) for s in entry["statistics"])
+        ):
+            raise SettingsError(f"additionalStatistics entry {json.dumps(entry)} is not of the form; it must be {shape}")
+        if entry["namespace"] not in namespaces:
+            raise SettingsError(
+                f"additionalStatistics names namespace {entry['namespace']!r}, which namespaces does not stream; "
+                "add it to namespaces or remove the entry"
+            )
+        for statistic in entry["statistics"]:
+            _check_statistic(statistic, output_format)
+        config = StatisticsConfig(entry["namespace"], entry["metricName"], tuple(entry["statistics"]))
+        if any((c.namespace, c.metric_name) == (config.namespace, config.metric_name) for c in configs):
+            raise SettingsError(
+                f"additionalStatistics lists {config.namespace} {config.metric_name} twice; merge its statistics into one entry"
+            )
+        configs.append(config)
+    return tuple(configs)
+
+
+def _check_statistic(statistic: str, output_format: str) -> None:
+    if _PERCENTILE.fullmatch(statistic):
+        return
+    if _JSON_ONLY_STATISTIC.fullmatch(statistic):
+        if output_format == "json":
+            return
+        raise SettingsError(
+            f"additionalStatistics statistic {statistic!r} is streamed only in outputFormat json; "
+            f"{output_format} carries percentiles such as p99"
+        )
+    raise SettingsError(f"additionalStatistics statistic {statistic!r} is not a CloudWatch statistic; put one such as p99")
+
+
+def _common_attributes(value: Any) -> tuple[tuple[str, str], ...]:
+    if not isinstance(value, Mapping) or not all(isinstance(k, str) and isinstance(v, str) for k, v in value.items()):
+        raise SettingsError('commonAttributes must be an object of strings, e.g. {"deployment": "production"}')
+    for name, text in value.items():
+        if not 1 <= len(name) <= 256 or len(text) > 1024:
+            raise SettingsError(
+                f"commonAttributes entry {name!r} is too long; names are 1 to 256 characters and values at most 1024"
+            )
+    return tuple(sorted(value.items()))
+
+
+def _task_cpu(cpu: int) -> int:
+    if cpu not in FARGATE_MEMORY:
+        raise SettingsError(f"taskCpu must be one of {', '.join(map(str, FARGATE_MEMORY))} (CPU units), not {cpu}")
+    return cpu
+
+
+def _task_memory(memory: int, cpu: int) -> int:
+    allowed = FARGATE_MEMORY[cpu]
+    if memory not in allowed:
+        if len(allowed) <= 4:
+            sizes = ", ".join(map(str, allowed[:-1])) + f" or {allowed[-1]}"
+        else:
+            sizes = f"{allowed[0]} to {allowed[-1]} in steps of {allowed[1] - allowed[0]}"
+        raise SettingsError(f"taskMemoryMiB {memory} does not fit taskCpu {cpu}; put {sizes}")
+    return memory
