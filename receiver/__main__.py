@@ -25,6 +25,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         "check-rules", help="parse and check rule files, print the metrics they define"
     )
     check_parser.add_argument("directory", nargs="?", help="rules directory (default: the repository's rules/)")
+    from receiver import demo, probe, replay
+
+    demo.add_arguments(commands.add_parser(
+        "demo", help="run the receiver fed by an emulated DynamoDB metric stream (make demo)"))
+    probe.add_arguments(commands.add_parser(
+        "probe", help="check an ingest endpoint against the Firehose spec"))
+    replay.add_arguments(commands.add_parser(
+        "replay", help="re-deliver Firehose S3 error output or backups (a folder or s3://bucket/prefix)"))
     args = parser.parse_args(argv)
 
     if args.command == "serve":
@@ -33,6 +41,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         from receiver.rules import check_rules_main
 
         return check_rules_main(Path(args.directory) if args.directory else None)
+    if args.command in ("demo", "probe", "replay"):
+        return {"demo": demo.main, "probe": probe.main, "replay": replay.main}[args.command](args)
     parser.error(f"unknown command {args.command}")
     return 2
 
@@ -43,11 +53,13 @@ def _serve(args: argparse.Namespace) -> int:
     try:
         config = serve_config(args)
         logs.configure(config.log_level)
-        store = open_store_from_url(
-            config.store_url,
-            minute_retention_days=config.minute_retention_days,
-            hour_retention_days=config.hour_retention_days,
-        )
+        options: dict[str, object] = {
+            "minute_retention_days": config.minute_retention_days,
+            "hour_retention_days": config.hour_retention_days,
+        }
+        if config.create_store and config.store_url.startswith("dynamodb://"):
+            options["create"] = True
+        store = open_store_from_url(config.store_url, **options)
         asyncio.run(serve(config, store))
     except (ConfigError, StoreConfigError) as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -11,6 +11,7 @@ from pathlib import Path
 from receiver.firehose import MAX_BODY_BYTES
 from receiver.formats import FORMATS
 from receiver.store.base import DEFAULT_HOUR_RETENTION_DAYS, DEFAULT_MINUTE_RETENTION_DAYS
+from receiver.views.otlp import OtlpExportSettings, export_url_problem
 
 REPOSITORY_RULES = Path(__file__).resolve().parent.parent / "rules"
 DEFAULT_STORE = "sqlite:///./data/metrics.db"
@@ -41,6 +42,12 @@ class ServeConfig:
     hour_interval_s: float = 60.0
     """Time between two recomputations of the changed hours."""
     prune_interval_s: float = 600.0
+    create_store: bool = False
+    """Create the DynamoDB store's table when it does not exist (SQLite always creates its file)."""
+    metrics_settle_s: float = 300.0
+    """/metrics exposes the newest minute that ended at least this long ago."""
+    otlp_export: OtlpExportSettings | None = None
+    """Push completed minutes to this OTLP/HTTP endpoint; None: no export."""
 
 
 def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
@@ -76,12 +83,28 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--log-level", help="DEBUG, INFO, WARNING or ERROR (RECEIVER_LOG_LEVEL, default INFO)")
     parser.add_argument(
+        "--create-store",
+        action="store_true",
+        default=None,
+        help="create the dynamodb:// store's table if it does not exist (RECEIVER_CREATE_STORE=true)",
+    )
+    parser.add_argument(
+        "--metrics-settle-seconds",
+        help="seconds after a minute ends before /metrics shows it (RECEIVER_METRICS_SETTLE_SECONDS, default 300)",
+    )
+    parser.add_argument(
         "--retention-minutes-days",
         help="days to keep minute samples and values (RECEIVER_RETENTION_MINUTES_DAYS, default 7)",
     )
     parser.add_argument(
         "--retention-hours-days",
         help="days to keep hourly values (RECEIVER_RETENTION_HOURS_DAYS, default 90)",
+    )
+    parser.add_argument(
+        "--export-otlp",
+        metavar="URL",
+        help="push each completed minute's metrics to this OTLP/HTTP metrics URL, "
+        "e.g. http://collector:4318/v1/metrics (RECEIVER_EXPORT_OTLP, default: no export)",
     )
 
 
@@ -142,6 +165,24 @@ def serve_config(args: argparse.Namespace, env: Mapping[str, str] = os.environ) 
     hour_days = _days(pick(args.retention_hours_days, "RECEIVER_RETENTION_HOURS_DAYS"),
                       "--retention-hours-days (RECEIVER_RETENTION_HOURS_DAYS)", defaults.hour_retention_days)
 
+    export_url = pick(args.export_otlp, "RECEIVER_EXPORT_OTLP")
+    if export_url is not None and (problem := export_url_problem(export_url)) is not None:
+        raise ConfigError(
+            f"--export-otlp (RECEIVER_EXPORT_OTLP) {export_url!r} {problem}; "
+            "give the full OTLP/HTTP metrics URL, e.g. http://collector:4318/v1/metrics"
+        )
+
+    create = pick(args.create_store, "RECEIVER_CREATE_STORE")
+    if create is not None and create.lower() not in ("true", "false", "1", "0"):
+        raise ConfigError(f"RECEIVER_CREATE_STORE {create!r} must be true or false")
+    settle = pick(args.metrics_settle_seconds, "RECEIVER_METRICS_SETTLE_SECONDS")
+    try:
+        settle_s = float(settle) if settle is not None else defaults.metrics_settle_s
+    except ValueError:
+        settle_s = -1.0
+    if not 0 <= settle_s <= 3600:
+        raise ConfigError("--metrics-settle-seconds (RECEIVER_METRICS_SETTLE_SECONDS) must be seconds from 0 to 3600")
+
     return ServeConfig(
         host=host,
         port=port,
@@ -156,6 +197,10 @@ def serve_config(args: argparse.Namespace, env: Mapping[str, str] = os.environ) 
         log_level=level,
         minute_retention_days=minute_days,
         hour_retention_days=hour_days,
+        create_store=create is not None and create.lower() in ("true", "1"),
+        metrics_settle_s=settle_s,
+        # A minute is complete for the export when it is for /metrics: one setting for both.
+        otlp_export=OtlpExportSettings(export_url, settle_s=settle_s) if export_url is not None else None,
     )
 
 

@@ -24,6 +24,7 @@ from receiver.body import BadEncoding, BodyReader, BodyTooLarge, InflightBudget,
 from receiver.formats import DecodeError, decode_record
 from receiver.model import Pairs, Sample
 from receiver.store import Store, StoreError
+from receiver.telemetry import Telemetry
 
 log = logging.getLogger("receiver.ingest")
 
@@ -56,6 +57,12 @@ class AccessKeys:
 class Failure(Exception):
     status: int
     message: str
+    reason: str | None = None
+    """For a 400: what could not be read (telemetry's decode error reason)."""
+
+
+class RecordError(firehose.EnvelopeError):
+    """A record that does not decode: a 400 like any malformed envelope, counted apart."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,30 +79,35 @@ def decode_all(records: list[bytes], record_format: str | None, labels: Pairs) -
         try:
             samples.extend(decode_record(data, record_format, labels))
         except DecodeError as exc:
-            raise firehose.EnvelopeError(f"record {index}: {exc}") from None
+            raise RecordError(f"record {index}: {exc}") from None
     return samples
 
 
 async def handle_delivery(
-    request: web.Request, settings: IngestSettings, store: Store, deriver: Deriver | None = None
+    request: web.Request,
+    settings: IngestSettings,
+    store: Store,
+    deriver: Deriver | None = None,
+    telemetry: Telemetry | None = None,
 ) -> web.Response:
     started = time.perf_counter()
     request_id = request.headers.get(firehose.REQUEST_ID_HEADER, "")
     records = samples = 0
-    status, error = 200, None
+    status, error, reason = 200, None, None
     duplicate = False
     try:
         if not settings.keys.accepts(request.headers.get(firehose.ACCESS_KEY_HEADER)):
             raise Failure(401, f"the {firehose.ACCESS_KEY_HEADER} header is missing or wrong")
         if not request_id:
-            raise Failure(400, f"the {firehose.REQUEST_ID_HEADER} header is missing")
+            raise Failure(400, f"the {firehose.REQUEST_ID_HEADER} header is missing", "envelope")
         duplicate = await store.is_committed(request_id)
         if not duplicate:
             records, samples = await _deliver(request, request_id, settings, store, deriver)
     except Failure as failure:
-        status, error = failure.status, failure.message
+        status, error, reason = failure.status, failure.message, failure.reason
     except firehose.EnvelopeError as exc:
         status, error = 400, str(exc)
+        reason = "record" if isinstance(exc, RecordError) else "envelope"
     except StoreError as exc:
         status, error = 503, f"the store is unavailable, retry later ({exc})"
     except Exception:
@@ -119,6 +131,14 @@ async def handle_delivery(
             **({"error": error} if error else {}),
         },
     )
+    if telemetry is not None:
+        # total_bytes: the body as read off the connection so far, before our gunzip
+        # (not in aiohttp's documented API, hence getattr: telemetry never fails a delivery).
+        telemetry.record_delivery(
+            status=status, seconds=time.perf_counter() - started,
+            body_bytes=getattr(request.content, "total_bytes", 0),
+            records=records, samples=samples, duplicate=duplicate, decode_error=reason,
+        )
     return web.Response(
         status=status,
         body=firehose.response_body(request_id, error),
@@ -139,7 +159,7 @@ async def _deliver(
         request.headers.get(firehose.COMMON_ATTRIBUTES_HEADER)
     )
     if request.content_length is not None and request.content_length > firehose.MAX_BODY_BYTES:
-        raise Failure(400, _too_large_message())
+        raise Failure(400, _too_large_message(), "body")
     reader = BodyReader(settings.budget, firehose.MAX_BODY_BYTES)
     try:
         body = await reader.read(
@@ -155,11 +175,11 @@ async def _deliver(
         if deriver is not None:
             deriver.touch(decoded)
     except (BodyTooLarge, BadEncoding) as exc:
-        raise Failure(400, str(exc)) from None
+        raise Failure(400, str(exc), "body") from None
     except OverBudget:
         raise Failure(503, "the receiver is busy with other deliveries, retry later") from None
     except (ClientError, HttpProcessingError):
-        raise Failure(400, "the request body ended early or is malformed") from None
+        raise Failure(400, "the request body ended early or is malformed", "body") from None
     finally:
         settings.budget.release(reader.held)
     return len(delivery.records), len(decoded)

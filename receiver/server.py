@@ -15,9 +15,11 @@ from receiver.config import ConfigError, ServeConfig
 from receiver.ingest import AccessKeys, IngestSettings, handle_delivery
 from receiver.body import InflightBudget
 from receiver.derive import Deriver
-from receiver.views import api
+from receiver.views import api, dashboard, prometheus
+from receiver.views.otlp import OtlpExporter
 from receiver.rules import RuleError, RuleHolder
 from receiver.store import Store, StoreError
+from receiver.telemetry import Telemetry
 
 log = logging.getLogger("receiver.server")
 
@@ -65,6 +67,8 @@ RULES = web.AppKey("rules", RuleHolder)
 DERIVER = web.AppKey("deriver", Deriver)
 STORE = web.AppKey("store", Store)
 INGEST = web.AppKey("ingest", IngestSettings)
+TELEMETRY = web.AppKey("telemetry", Telemetry)
+OTLP_EXPORTER = web.AppKey("otlp_exporter", OtlpExporter)
 
 
 def create_app(config: ServeConfig, store: Store, rules: RuleHolder | None = None) -> web.Application:
@@ -89,6 +93,10 @@ def create_app(config: ServeConfig, store: Store, rules: RuleHolder | None = Non
         budget=InflightBudget(config.max_inflight_bytes),
         record_format=config.record_format,
     )
+    app[TELEMETRY] = Telemetry()
+    if config.otlp_export is not None:
+        app[OTLP_EXPORTER] = OtlpExporter(config.otlp_export, store, app[RULES])
+        app[DERIVER].on_derived(app[OTLP_EXPORTER].on_derived)
     app.cleanup_ctx.append(_store_lifecycle)
     app.cleanup_ctx.append(_background_work)
     app.router.add_post(INGEST_PATH, _ingest)
@@ -102,6 +110,15 @@ def create_app(config: ServeConfig, store: Store, rules: RuleHolder | None = Non
         rules=lambda request: request.app[RULES],
         entity_window_ms=int(config.minute_retention_days * 86_400_000),
     )
+    prometheus.add_routes(
+        app,
+        store=lambda request: request.app[STORE],
+        rules=lambda request: request.app[RULES],
+        telemetry=lambda request: request.app[TELEMETRY],
+        budget=lambda request: request.app[INGEST].budget,
+        window=prometheus.MinuteWindow(settle_s=config.metrics_settle_s),
+    )
+    dashboard.add_routes(app)
     return app
 
 
@@ -119,6 +136,9 @@ async def _background_work(app: web.Application) -> AsyncIterator[None]:
         asyncio.create_task(app[DERIVER].run(), name="deriver"),
         asyncio.create_task(_prune_forever(app[STORE], app[CONFIG].prune_interval_s), name="prune"),
     ]
+    exporter = app.get(OTLP_EXPORTER)
+    if exporter is not None:
+        tasks.append(asyncio.create_task(exporter.run(), name="otlp-export"))
     yield
     for task in tasks:
         task.cancel()
@@ -129,6 +149,9 @@ async def _background_work(app: web.Application) -> AsyncIterator[None]:
         await app[DERIVER].derive_pending()
     except StoreError as exc:
         log.warning("could not derive the last changes before stopping", extra={"error": str(exc)})
+    if exporter is not None:
+        # Bounded by its own flush timeout; runs before the store closes.
+        await exporter.flush()
 
 
 async def _prune_forever(store: Store, interval_s: float) -> None:
@@ -141,7 +164,8 @@ async def _prune_forever(store: Store, interval_s: float) -> None:
 
 
 async def _ingest(request: web.Request) -> web.Response:
-    return await handle_delivery(request, request.app[INGEST], request.app[STORE], request.app[DERIVER])
+    app = request.app
+    return await handle_delivery(request, app[INGEST], app[STORE], app[DERIVER], app[TELEMETRY])
 
 
 async def _empty_ok(request: web.Request) -> web.Response:

@@ -5,7 +5,9 @@ slash makes it absolute):
 
 - ``memory://`` — in this process only, gone when it exits;
 - ``sqlite:///relative/path.db``, ``sqlite:////absolute/path.db`` — a SQLite file, created
-  with its folder; ``?synchronous=normal`` trades power-loss durability for speed.
+  with its folder; ``?synchronous=normal`` trades power-loss durability for speed;
+- ``dynamodb://TABLE?region=R[&endpoint_url=URL][&create=true]`` — a
+  DynamoDB table shared by several receivers (see store/dynamodb.py).
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from typing import Any
 from urllib.parse import parse_qsl
 
 from receiver.store.base import Store, StoreConfigError, StoreError
+from receiver.store.dynamodb_url import dynamodb_arguments
 from receiver.store.memory import MemoryStore
 from receiver.store.sqlite import SYNCHRONOUS_MODES, SQLiteStore
 
@@ -26,7 +29,9 @@ __all__ = [
     "open_store_from_url",
 ]
 
-SUPPORTED_FORMS = "memory://, sqlite:///relative/path.db or sqlite:////absolute/path.db"
+SUPPORTED_FORMS = (
+    "memory://, sqlite:///relative/path.db, sqlite:////absolute/path.db or dynamodb://TABLE?region=REGION"
+)
 _SQLITE_QUERY_OPTIONS = ("synchronous",)
 
 
@@ -47,10 +52,11 @@ def open_store_from_url(url: str, **options: Any) -> Store:
     if scheme == "sqlite":
         return SQLiteStore(**{**_sqlite_arguments(url, rest), **options})
     if scheme == "dynamodb":
-        raise StoreConfigError(
-            f"store URL {url!r} names the DynamoDB store, which this version does not have yet; "
-            f"use {SUPPORTED_FORMS}"
-        )
+        arguments = dynamodb_arguments(url, rest)
+        # Imported only now: boto3 takes ~0.3 s to import, and a bad URL should fail fast.
+        from receiver.store.dynamodb import DynamoDBStore
+
+        return DynamoDBStore(**{**arguments, **options})
     raise StoreConfigError(f"store URL {url!r} has an unsupported scheme {scheme!r}; use {SUPPORTED_FORMS}")
 
 

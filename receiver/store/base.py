@@ -12,6 +12,7 @@ import math
 from collections.abc import Collection, Sequence
 from typing import Protocol, runtime_checkable
 
+from receiver.alarms.events import AlarmEvent
 from receiver.model import DerivedValue, Sample
 
 DEFAULT_REQUEST_TTL_S = 24 * 3600.0
@@ -136,6 +137,24 @@ class Store(Protocol):
     async def prune(self, now_ms: int) -> None:
         """Drop minute samples and values past the minute retention, hour values past the
         hour retention. Stores whose items expire by themselves (DynamoDB TTL) do nothing."""
+
+    # -- alarm events (receiver/alarms/events.py) --------------------------------------
+    # One event per notification, numbered per (rule, service, endpoint). Writing the next
+    # number is insert-if-absent, so of several replicas deciding the same notification
+    # from the same history exactly one wins and sends it.
+
+    async def put_alarm_event(self, event: AlarmEvent) -> bool:
+        """Store ``event`` unless an event with its (rule, service, endpoint, seq) exists.
+
+        True when this call stored it (the caller then notifies), False when one was there.
+        """
+
+    async def alarm_events(self, since_ms: int) -> list[AlarmEvent]:
+        """Events whose ``minute_ms >= since_ms``, ascending by (minute_ms, rule, service,
+        endpoint, seq)."""
+
+    async def alarm_heads(self) -> list[AlarmEvent]:
+        """The latest event (highest seq) of every (rule, service, endpoint), sorted by it."""
 
 
 def touched_buckets(samples: Sequence[Sample]) -> list[tuple[int, int]]:

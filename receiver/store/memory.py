@@ -9,6 +9,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Collection, Sequence
 
+from receiver.alarms.events import AlarmEvent, latest_per_key
 from receiver.model import DerivedValue, Sample
 from receiver.store.base import (
     DEFAULT_HOUR_RETENTION_DAYS,
@@ -50,6 +51,7 @@ class MemoryStore:
         self._versions: dict[tuple[int, int], int] = {}
         self._derived_versions: dict[tuple[int, int], int] = {}
         self._derived: dict[tuple[int, int], list[DerivedValue]] = {}
+        self._alarm_events: dict[tuple[str, str, str, int], AlarmEvent] = {}
 
     def __repr__(self) -> str:
         return "MemoryStore()"
@@ -189,6 +191,24 @@ class MemoryStore:
         for table in (self._versions, self._derived_versions, self._derived):
             for key in [k for k in table if k[1] < cutoffs[k[0]]]:
                 del table[key]
+
+    async def put_alarm_event(self, event: AlarmEvent) -> bool:
+        self._check_open()
+        key = (*event.key, event.seq)
+        if key in self._alarm_events:
+            return False
+        self._alarm_events[key] = event
+        return True
+
+    async def alarm_events(self, since_ms: int) -> list[AlarmEvent]:
+        self._check_open()
+        found = [e for e in self._alarm_events.values() if e.minute_ms >= since_ms]
+        found.sort(key=lambda e: (e.minute_ms, *e.key, e.seq))
+        return found
+
+    async def alarm_heads(self) -> list[AlarmEvent]:
+        self._check_open()
+        return latest_per_key(list(self._alarm_events.values()))
 
     def _check_open(self) -> None:
         if not self._open:

@@ -17,6 +17,7 @@ from os import PathLike
 from pathlib import Path
 from typing import Any, TypeVar
 
+from receiver.alarms.events import AlarmEvent
 from receiver.model import DerivedValue, Sample
 from receiver.store.base import (
     DEFAULT_HOUR_RETENTION_DAYS,
@@ -161,6 +162,15 @@ class SQLiteStore:
             await self._call(self._db.prune_metric, metric_id, cutoffs[MINUTE_MS])
         for step_ms, cutoff_ms in cutoffs.items():
             await self._call(self._db.prune_buckets, step_ms, cutoff_ms)
+
+    async def put_alarm_event(self, event: AlarmEvent) -> bool:
+        return await self._call(self._db.put_alarm_event, event)
+
+    async def alarm_events(self, since_ms: int) -> list[AlarmEvent]:
+        return await self._call(self._db.alarm_events, since_ms)
+
+    async def alarm_heads(self) -> list[AlarmEvent]:
+        return await self._call(self._db.alarm_heads)
 
     async def _call(self, fn: Callable[..., T], *args: Any) -> T:
         executor = self._executor

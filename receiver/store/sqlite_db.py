@@ -14,6 +14,7 @@ from pathlib import Path
 
 import orjson
 
+from receiver.alarms.events import AlarmEvent, latest_per_key
 from receiver.model import DerivedValue, Pairs, Sample, Series
 from receiver.store.base import (
     MINUTE_MS,
@@ -107,6 +108,25 @@ CREATE TABLE derived (
 CREATE INDEX derived_by_time ON derived (step_ms, time_ms);
 PRAGMA user_version = {SCHEMA_VERSION};
 """
+
+# Alarm events came after schema version 1, so they are created if missing in any store
+# file: an older file gains the table without a version change.
+_ALARM_SCHEMA = """
+CREATE TABLE IF NOT EXISTS alarm_events (
+    rule TEXT NOT NULL,
+    service TEXT NOT NULL,
+    endpoint TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    kind TEXT NOT NULL,
+    minute_ms INTEGER NOT NULL,
+    value REAL NOT NULL,
+    threshold REAL NOT NULL,
+    message TEXT NOT NULL,
+    created_ms INTEGER NOT NULL,
+    PRIMARY KEY (rule, service, endpoint, seq)
+) WITHOUT ROWID
+"""
+_ALARM_COLUMNS = "rule, service, endpoint, seq, kind, minute_ms, value, threshold, message, created_ms"
 
 # The no-op DO UPDATEs (rather than DO NOTHING) make RETURNING yield an existing row too.
 _UPSERT_METRIC = """
@@ -266,6 +286,7 @@ class SQLiteDB:
                 for statement in _SCHEMA.split(";"):
                     if statement.strip():
                         conn.execute(statement)
+            conn.execute(_ALARM_SCHEMA)
             conn.execute("COMMIT")
         except BaseException:
             self._rollback(conn)
@@ -547,6 +568,39 @@ class SQLiteDB:
             (step_ms, cutoff_ms),
         )
 
+    # -- alarm events --------------------------------------------------------------
+
+    def put_alarm_event(self, event: AlarmEvent) -> bool:
+        conn = self.conn
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            cursor = conn.execute(
+                f"INSERT OR IGNORE INTO alarm_events ({_ALARM_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (event.rule, event.service, event.endpoint or "", event.seq, event.kind, event.minute_ms,
+                 event.value, event.threshold, event.message, event.created_ms),
+            )
+            conn.execute("COMMIT")
+        except BaseException:
+            self._rollback(conn)
+            raise
+        return cursor.rowcount == 1
+
+    def alarm_events(self, since_ms: int) -> list[AlarmEvent]:
+        rows = self.conn.execute(
+            f"SELECT {_ALARM_COLUMNS} FROM alarm_events WHERE minute_ms >= ? "
+            "ORDER BY minute_ms, rule, service, endpoint, seq",
+            (since_ms,),
+        ).fetchall()
+        return [_alarm_event(row) for row in rows]
+
+    def alarm_heads(self) -> list[AlarmEvent]:
+        rows = self.conn.execute(
+            f"SELECT {_ALARM_COLUMNS} FROM alarm_events AS a WHERE seq = "
+            "(SELECT max(seq) FROM alarm_events AS b WHERE b.rule = a.rule AND b.service = a.service "
+            "AND b.endpoint = a.endpoint)"
+        ).fetchall()
+        return latest_per_key([_alarm_event(row) for row in rows])
+
     def metric_ids(self) -> list[int]:
         return [row[0] for row in self.conn.execute("SELECT id FROM metrics ORDER BY id")]
 
@@ -607,6 +661,11 @@ class SQLiteDB:
             series = Series(base.account, base.region, base.namespace, base.metric, base.dimensions, unit)
             self._series_by_id_unit[(series_id, unit)] = series
         return series
+
+
+def _alarm_event(row: tuple) -> AlarmEvent:
+    rule, service, endpoint, seq, kind, minute_ms, value, threshold, message, created_ms = row
+    return AlarmEvent(rule, service, endpoint or None, seq, kind, minute_ms, value, threshold, message, created_ms)
 
 
 def _derived_value(row: tuple) -> DerivedValue:

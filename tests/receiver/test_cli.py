@@ -177,3 +177,13 @@ async def count_stored(url: str) -> int:
         return await store.count_samples()
     finally:
         await store.close()
+
+
+def test_bad_metrics_settle_seconds_is_one_sentence():
+    line = one_sentence_error(run_cli("serve", "--store", "memory://", "--metrics-settle-seconds", "soon"))
+    assert "--metrics-settle-seconds" in line
+
+
+def test_create_store_without_a_table_name_still_names_the_url():
+    line = one_sentence_error(run_cli("serve", "--port", "0", "--store", "dynamodb://?region=us-east-1", "--create-store"))
+    assert "dynamodb://?region=us-east-1" in line or "table" in line

@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+import socket
+import subprocess
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
+from typing import Any
 
 import pytest
+from moto import mock_aws
 
 from receiver.store import MemoryStore, SQLiteStore, Store
+from receiver.store.dynamodb import DynamoDBStore
 from tests.store.builders import FakeClock
 
 
@@ -23,10 +31,91 @@ def sqlite_factory(tmp_path, clock) -> Callable[..., SQLiteStore]:
     return make
 
 
-@pytest.fixture(params=["memory", "sqlite"])
+# -- DynamoDB store: on moto, and on dynalite (an independent DynamoDB server, from npm) --
+
+
+@pytest.fixture
+def dynamodb_factory(clock) -> Iterator[Callable[..., DynamoDBStore]]:
+    """DynamoDB stores on moto's in-process mock (one fresh mock per test), creating their table."""
+    with mock_aws():
+
+        def make(table: str = "metrics", **options: Any) -> DynamoDBStore:
+            options.setdefault("create", True)
+            return DynamoDBStore(table, region="us-east-1", clock=clock, **options)
+
+        yield make
+
+
+DYNALITE = Path(__file__).resolve().parents[2] / "node_modules" / ".bin" / "dynalite"
+
+
+@pytest.fixture(scope="session")
+def dynalite_endpoint() -> Iterator[str]:
+    """A dynalite server on a free loopback port for the whole session (in memory)."""
+    if not DYNALITE.exists():
+        pytest.fail(f"dynalite is not installed at {DYNALITE}; run make setup (npm ci)")
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = subprocess.Popen(
+        [DYNALITE, "--host", "127.0.0.1", "--port", str(port), "--createTableMs", "10"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 15
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+                break
+            except OSError:
+                if server.poll() is not None or time.monotonic() > deadline:
+                    pytest.fail(f"dynalite did not start on port {port}")
+                time.sleep(0.05)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.terminate()
+        server.wait(10)
+
+
+@pytest.fixture
+def dynalite_factory(dynalite_endpoint, clock, monkeypatch) -> Callable[..., DynamoDBStore]:
+    """DynamoDB stores on dynalite, each test with tables of its own."""
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "dynalite")  # dynalite checks only that they are there
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "dynalite")
+    monkeypatch.delenv("AWS_SESSION_TOKEN", raising=False)
+    monkeypatch.delenv("AWS_PROFILE", raising=False)
+    prefix = f"t{uuid.uuid4().hex[:12]}"
+
+    def make(table: str = "metrics", **options: Any) -> DynamoDBStore:
+        options.setdefault("create", True)
+        return DynamoDBStore(
+            f"{prefix}-{table}", region="us-east-1", endpoint_url=dynalite_endpoint, clock=clock, **options
+        )
+
+    return make
+
+
+DYNAMODB_DIFFERS = {
+    "test_prune_keeps_minutes_for_their_retention_and_hours_for_theirs": (
+        "DynamoDB items expire by TTL, so prune() is a no-op by design and retention follows the store's "
+        "clock instead; test_store_dynamodb.py proves the same retention by moving that clock"
+    ),
+}
+"""Contract tests of behaviour the DynamoDB store provides differently, and why."""
+
+# -- every backend ------------------------------------------------------------------------
+
+
+@pytest.fixture(params=["memory", "sqlite", "dynamodb", "dynalite"])
 async def store(request, clock, sqlite_factory) -> AsyncIterator[Store]:
-    """An open store of each backend, sharing the fake clock."""
-    opened: Store = MemoryStore(clock=clock) if request.param == "memory" else sqlite_factory()
+    """An open store of each backend, sharing the fake clock (dynamodb: on moto; dynalite: the same store)."""
+    if request.param in ("dynamodb", "dynalite"):
+        if request.node.originalname in DYNAMODB_DIFFERS:
+            pytest.skip(DYNAMODB_DIFFERS[request.node.originalname])
+        opened: Store = request.getfixturevalue(f"{request.param}_factory")()
+    else:
+        opened = MemoryStore(clock=clock) if request.param == "memory" else sqlite_factory()
     await opened.open()
     yield opened
     await opened.close()

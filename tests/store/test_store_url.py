@@ -64,7 +64,6 @@ def test_options_reach_the_store(tmp_path):
         ("sqlite:///m.db?cache=shared", "unknown option"),
         ("sqlite:///m.db?synchronous=sometimes", "full or normal"),
         ("sqlite:///m.db?synchronous", "malformed"),
-        ("dynamodb://metrics?region=us-east-1", "does not have yet"),
     ],
 )
 def test_a_bad_url_is_one_sentence_naming_it(url, hint):

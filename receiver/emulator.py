@@ -1,0 +1,661 @@
+"""A stand-in for the AWS side: a CloudWatch metric stream delivered by Amazon Data Firehose.
+
+It follows AWS's "HTTP endpoint delivery request and response specifications" and the
+documented delivery-failure handling for HTTP endpoint destinations:
+
+* Samples are encoded in the stream's format as CloudWatch frames them (with the labels
+  CloudWatch adds: the exporter ARN in the OpenTelemetry formats, the stream name in
+  ``json``) into records of at most 1,024,000 bytes. Records are buffered and sent when the
+  buffer reaches its size hint or 10,000 records, or when its oldest record is older than the
+  interval hint; ``flush`` sends what is buffered.
+* A request carries ``X-Amz-Firehose-Request-Id`` (kept across retries, as the body is),
+  ``-Access-Key``, ``-Source-Arn``, ``-Protocol-Version: 1.0`` and ``-Common-Attributes``;
+  the body may be gzipped. HTTPS verifies the server against a given CA (TLS 1.2+).
+* Only a 200 whose body is JSON (``Content-Type: application/json``, not content-encoded,
+  under 1 MiB) with the request's ``requestId`` and a numeric ``timestamp`` is a success.
+  413 is a permanent failure: the batch is dropped without backup. Anything else is
+  retried with a backoff of 1 s doubling, ±15 % jitter, capped at 2 minutes, until the retry
+  duration (counted from the first failure) runs out; then every record of the batch is
+  written as Firehose's S3 error output to a folder or an ``s3://bucket/prefix``.
+* ``time_scale`` multiplies every duration of Firehose's clock (backoff, retry duration,
+  buffer interval) so tests can run a five-minute retry window in a fraction of a second.
+
+Deliveries go one at a time, in order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import dataclasses
+import datetime as dt
+import gzip
+import logging
+import random
+import ssl
+import time
+import uuid
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import aiohttp
+import orjson
+from aiohttp.abc import AbstractStreamWriter
+from aiohttp.payload import Payload
+
+from receiver import firehose
+from receiver.formats import FORMATS, encode_records
+from receiver.model import Pairs, Sample
+
+log = logging.getLogger("receiver.emulator")
+
+MIB = 1024 * 1024
+DEFAULT_BUFFER_BYTES = 5 * MIB
+"""Firehose's default buffering size for HTTP endpoints (1 to 64 MiB)."""
+DEFAULT_BUFFER_INTERVAL_S = 300.0
+"""Firehose's default buffering interval for HTTP endpoints (0 to 900 s)."""
+DEFAULT_RETRY_DURATION_S = 300.0
+"""Firehose's default retry duration for HTTP endpoints (0 to 7200 s)."""
+RESPONSE_TIMEOUT_S = 180.0
+"""Firehose waits 3 minutes for an answer."""
+MAX_RESPONSE_BYTES = MIB
+"""An answer must be smaller than 1 MiB (Firehose's HttpEndpoint.ResponseTooLarge)."""
+FAILED_FOLDER = "http-endpoint-failed/"
+"""Where Firehose puts failed HTTP endpoint records under the error output prefix."""
+_BODY_CHUNK = 64 * 1024
+
+
+# ---- configuration ------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    """Firehose's retries for an HTTP endpoint: exponential backoff within a retry window."""
+
+    duration_s: float = DEFAULT_RETRY_DURATION_S
+    first_backoff_s: float = 1.0
+    max_backoff_s: float = 120.0
+    jitter: float = 0.15
+
+    def backoff_s(self, failures: int, rng: random.Random) -> float:
+        """The wait after the ``failures``-th failed attempt (1 for the first)."""
+        base = self.first_backoff_s * 2 ** min(failures - 1, 30)
+        return min(base * rng.uniform(1 - self.jitter, 1 + self.jitter), self.max_backoff_s)
+
+
+@dataclass(frozen=True, slots=True)
+class EmulatorConfig:
+    """A Firehose delivery stream with an HTTP endpoint destination."""
+
+    url: str
+    """The full endpoint URL (``https://host/aws/firehose/metrics``; ``http://`` for local use)."""
+    access_key: str | None = None
+    record_format: str = "opentelemetry0.7"
+    buffer_bytes: int = DEFAULT_BUFFER_BYTES
+    """Buffering size hint. Firehose allows 1 to 64 MiB; smaller values are for tests."""
+    buffer_interval_s: float = DEFAULT_BUFFER_INTERVAL_S
+    gzip: bool = False
+    """``ContentEncoding: GZIP`` of the destination."""
+    retry: RetryPolicy = RetryPolicy()
+    time_scale: float = 1.0
+    """Multiplies backoff, retry duration and buffer interval (tests: e.g. 0.01)."""
+    response_timeout_s: float = RESPONSE_TIMEOUT_S
+    ca_file: Path | None = None
+    """Verify HTTPS servers against this CA bundle instead of the system's."""
+    common_attributes: Pairs = ()
+    stream_name: str = "receiver-emulator"
+    """The Firehose stream's name, in the source ARN and in error output object names."""
+    metric_stream_name: str = "emulated-metric-stream"
+    source_region: str = "us-east-1"
+    source_account: str = "123456789012"
+    error_output: str | None = None
+    """A folder or ``s3://bucket/prefix`` for records that could not be delivered."""
+    max_record_bytes: int = firehose.MAX_RECORD_BYTES
+    seed: int | None = None
+    """Seeds the backoff jitter; None for a random one."""
+
+    def __post_init__(self) -> None:
+        scheme = urlsplit(self.url).scheme
+        if scheme not in ("http", "https") or not urlsplit(self.url).netloc:
+            raise ValueError(f"the endpoint URL {self.url!r} must be an http:// or https:// URL")
+        if self.record_format not in FORMATS:
+            raise ValueError(f"record format {self.record_format!r} is not one of {', '.join(FORMATS)}")
+        if not 0 < self.buffer_bytes <= firehose.MAX_BUFFER_BYTES:
+            raise ValueError(f"the buffer size must be from 1 byte to 64 MiB, not {self.buffer_bytes}")
+        if not 0 <= self.buffer_interval_s <= 900:
+            raise ValueError(f"the buffer interval must be 0 to 900 seconds, not {self.buffer_interval_s}")
+        if not 0 <= self.retry.duration_s <= 7200:
+            raise ValueError(f"the retry duration must be 0 to 7200 seconds, not {self.retry.duration_s}")
+        if not self.time_scale > 0:
+            raise ValueError(f"the time scale must be above 0, not {self.time_scale}")
+        if not 0 < self.max_record_bytes <= firehose.MAX_RECORD_BYTES:
+            raise ValueError(f"records hold 1 to {firehose.MAX_RECORD_BYTES} bytes, not {self.max_record_bytes}")
+
+    @property
+    def source_arn(self) -> str:
+        return f"arn:aws:firehose:{self.source_region}:{self.source_account}:deliverystream/{self.stream_name}"
+
+
+# ---- one request ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Attempt:
+    """How one HTTP attempt ended, judged as Firehose judges it."""
+
+    ok: bool
+    status: int | None = None
+    error_code: str | None = None
+    """Firehose's error code (``HttpEndpoint.DestinationException`` ...) when not ok."""
+    error_message: str | None = None
+    permanent: bool = False
+    """True for 413: Firehose does not retry and does not back the batch up."""
+    seconds: float = 0.0
+    reason: str = ""
+    """What went wrong, in a few words (for people; ``error_message`` is Firehose's text)."""
+    answer: bytes = b""
+    """The start of the answer's body."""
+
+
+def judge_answer(request_id: str, status: int, headers: Mapping[str, str], body: bytes) -> Attempt:
+    """Whether an answer is a successful delivery, by Firehose's rules."""
+    raw = _printable(body)
+    answer = body[:1024]
+    if status == 200:
+        problem = _answer_problem(request_id, headers, body)
+        if problem is None:
+            return Attempt(True, status, answer=answer)
+        return Attempt(
+            False, status, "HttpEndpoint.InvalidResponseFromDestination",
+            f"The response received from the endpoint is invalid: {problem}. "
+            f"Raw response received: {status} {raw}",
+            reason=problem, answer=answer,
+        )
+    return Attempt(
+        False, status, "HttpEndpoint.DestinationException",
+        f"The following response was received from the endpoint destination. {status}: {raw}",
+        permanent=status == 413, reason=_error_message(body) or raw, answer=answer,
+    )
+
+
+def _error_message(body: bytes) -> str | None:
+    """The ``errorMessage`` of a JSON answer, if it has one."""
+    try:
+        answer = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return None
+    message = answer.get("errorMessage") if isinstance(answer, dict) else None
+    return message if isinstance(message, str) else None
+
+
+def _answer_problem(request_id: str, headers: Mapping[str, str], body: bytes) -> str | None:
+    content_type = headers.get("Content-Type", "").split(";")[0].strip().lower()
+    if content_type != "application/json":
+        return "the Content-Type is not application/json"
+    if headers.get("Content-Encoding"):
+        return "the response is content-encoded"
+    if len(body) >= MAX_RESPONSE_BYTES:
+        return "the response is 1 MiB or larger"
+    try:
+        answer = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return "the body is not valid JSON"
+    if not isinstance(answer, dict):
+        return "the body is not a JSON object"
+    if "requestId" not in answer:
+        return "the requestId is missing"
+    if answer["requestId"] != request_id:
+        return "the requestId does not match the request's"
+    timestamp = answer.get("timestamp")
+    if isinstance(timestamp, bool) or not isinstance(timestamp, (int, float)):
+        return "the timestamp is missing or not a number"
+    return None
+
+
+def _printable(body: bytes, limit: int = 512) -> str:
+    text = body[:limit].decode("utf-8", "replace")
+    return text + ("..." if len(body) > limit else "")
+
+
+@dataclass(frozen=True, slots=True)
+class Request:
+    """One Firehose request as sent on the wire: headers and (maybe gzipped) body."""
+
+    request_id: str
+    headers: dict[str, str]
+    body: bytes
+
+
+def build_request(
+    records: Sequence[bytes],
+    *,
+    request_id: str | None = None,
+    access_key: str | None = None,
+    source_arn: str = "",
+    common_attributes: Pairs = (),
+    compress: bool = False,
+    timestamp_ms: int | None = None,
+    user_agent: str = "receiver-firehose-emulator",
+) -> Request:
+    """The request Firehose sends for ``records``; ``user_agent`` tells it apart in logs."""
+    request_id = request_id or str(uuid.uuid4())
+    envelope = {
+        "requestId": request_id,
+        "timestamp": timestamp_ms if timestamp_ms is not None else int(time.time() * 1000),
+        "records": [{"data": base64.b64encode(record).decode("ascii")} for record in records],
+    }
+    body = orjson.dumps(envelope)
+    headers = {
+        "Content-Type": "application/json",
+        "User-Agent": user_agent,
+        firehose.PROTOCOL_VERSION_HEADER: "1.0",
+        firehose.REQUEST_ID_HEADER: request_id,
+    }
+    if source_arn:
+        headers[firehose.SOURCE_ARN_HEADER] = source_arn
+    if access_key is not None:
+        headers[firehose.ACCESS_KEY_HEADER] = access_key
+    if common_attributes:
+        headers[firehose.COMMON_ATTRIBUTES_HEADER] = orjson.dumps(
+            {"commonAttributes": dict(common_attributes)}
+        ).decode()
+    if compress:
+        body = gzip.compress(body, compresslevel=6)
+        headers["Content-Encoding"] = "gzip"
+    return Request(request_id, headers, body)
+
+
+ProgressHook = Callable[[str, int, int, int], Awaitable[None]]
+"""(request id, attempt number, bytes of the body sent so far, body size)."""
+
+
+class _ProgressBody(Payload):
+    """A body sent in chunks with a known length, reporting progress after each chunk."""
+
+    def __init__(self, body: bytes, report: Callable[[int], Awaitable[None]] | None) -> None:
+        super().__init__(body, content_type="application/json")
+        self._body = body
+        self._size = len(body)
+        self._report = report
+
+    def decode(self, encoding: str = "utf-8", errors: str = "strict") -> str:
+        return self._body.decode(encoding, errors)
+
+    async def write(self, writer: AbstractStreamWriter) -> None:
+        await self.write_with_length(writer, None)
+
+    async def write_with_length(self, writer: AbstractStreamWriter, content_length: int | None) -> None:
+        end = len(self._body) if content_length is None else min(content_length, len(self._body))
+        view = memoryview(self._body)
+        for start in range(0, end, _BODY_CHUNK):
+            await writer.write(view[start:min(start + _BODY_CHUNK, end)])
+            if self._report is not None:
+                await self._report(min(start + _BODY_CHUNK, end))
+
+
+async def send_once(
+    session: aiohttp.ClientSession,
+    url: str,
+    request: Request,
+    *,
+    timeout_s: float = RESPONSE_TIMEOUT_S,
+    ssl_context: ssl.SSLContext | None = None,
+    progress: Callable[[int], Awaitable[None]] | None = None,
+) -> Attempt:
+    """Send one request and judge the answer; network failures become Firehose's error codes."""
+    started = time.monotonic()
+
+    def failed(code: str, message: str, reason: str) -> Attempt:
+        return Attempt(False, None, code, message, seconds=time.monotonic() - started, reason=reason)
+
+    try:
+        async with session.post(
+            url,
+            data=_ProgressBody(request.body, progress),
+            headers=request.headers,
+            ssl=ssl_context if ssl_context is not None else True,
+            timeout=aiohttp.ClientTimeout(total=timeout_s),
+            skip_auto_headers=("Accept-Encoding",),
+            allow_redirects=False,
+        ) as response:
+            body = await response.content.read(MAX_RESPONSE_BYTES + 1)
+            if len(body) > MAX_RESPONSE_BYTES:
+                return failed("HttpEndpoint.ResponseTooLarge", "The response is larger than 1 MiB.",
+                              "the answer is larger than 1 MiB")
+            attempt = judge_answer(request.request_id, response.status, response.headers, body)
+    except aiohttp.ClientConnectorCertificateError as exc:
+        reason = f"the server's certificate is not trusted ({exc.certificate_error.verify_message})"
+        return failed("HttpEndpoint.SSLHandshakeFailure", f"The TLS handshake failed: {exc}", reason)
+    except aiohttp.ClientSSLError as exc:
+        return failed("HttpEndpoint.SSLHandshakeFailure", f"The TLS handshake failed: {exc}",
+                      f"the TLS handshake failed ({exc.strerror or exc})")
+    except aiohttp.ClientConnectorError as exc:
+        return failed("HttpEndpoint.ConnectionFailed", f"Could not connect to the endpoint: {exc}",
+                      f"cannot connect ({exc.strerror or exc})")
+    except (aiohttp.ClientOSError, aiohttp.ServerDisconnectedError, aiohttp.ClientPayloadError) as exc:
+        return failed("HttpEndpoint.ConnectionReset", f"The connection was reset or closed early: {exc}",
+                      f"the connection was reset or closed early ({exc})")
+    except TimeoutError:
+        return failed("HttpEndpoint.RequestTimeout", f"The endpoint did not answer within {timeout_s:g} s.",
+                      f"no answer within {timeout_s:g} s")
+    except aiohttp.ClientError as exc:
+        return failed("HttpEndpoint.ConnectionFailed", f"The request failed: {exc}", f"the request failed ({exc})")
+    return dataclasses.replace(attempt, seconds=time.monotonic() - started)
+
+
+def client_ssl_context(ca_file: Path | None) -> ssl.SSLContext:
+    """Verification against ``ca_file`` (or the system's CAs), TLS 1.2 and newer."""
+    context = ssl.create_default_context(cafile=str(ca_file) if ca_file else None)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    return context
+
+
+# ---- error output ---------------------------------------------------------------------
+
+
+class ErrorOutput:
+    """Firehose's S3 error output for an HTTP endpoint, in a folder or an S3 bucket.
+
+    Objects are named ``<prefix>http-endpoint-failed/YYYY/MM/DD/HH/<stream>-1-YYYY-MM-DD-HH-MM-SS-<uuid>``
+    (UTC), and hold one JSON document per record, one per line.
+    """
+
+    def __init__(self, location: str) -> None:
+        self.location = location
+        self._bucket, self._prefix, self._folder = split_location(location)
+        self._client: Any = None
+
+    def key(self, stream_name: str, now: dt.datetime) -> str:
+        hour_path = now.strftime("%Y/%m/%d/%H")
+        stamp = now.strftime("%Y-%m-%d-%H-%M-%S")
+        return f"{self._prefix}{FAILED_FOLDER}{hour_path}/{stream_name}-1-{stamp}-{uuid.uuid4()}"
+
+    async def write(self, stream_name: str, documents: Iterable[dict[str, Any]]) -> str:
+        """Write one object; return where it went (a path or an s3:// URL)."""
+        data = b"".join(orjson.dumps(doc) + b"\n" for doc in documents)
+        key = self.key(stream_name, dt.datetime.now(dt.UTC))
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(None, self._put, key, data)
+
+    def _put(self, key: str, data: bytes) -> str:
+        if self._folder is not None:
+            path = self._folder / key
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(data)
+            return str(path)
+        if self._client is None:
+            import boto3  # only when an s3:// output is used
+
+            self._client = boto3.client("s3")
+        self._client.put_object(Bucket=self._bucket, Key=key, Body=data)
+        return f"s3://{self._bucket}/{key}"
+
+
+def split_location(location: str) -> tuple[str | None, str, Path | None]:
+    """``s3://bucket/prefix`` -> (bucket, 'prefix/', None); a folder -> (None, '', Path)."""
+    if location.startswith("s3://"):
+        bucket, _, prefix = location[5:].partition("/")
+        if not bucket:
+            raise ValueError(f"{location!r} names no bucket; write s3://BUCKET/PREFIX")
+        if prefix and not prefix.endswith("/"):
+            prefix += "/"
+        return bucket, prefix, None
+    if "://" in location:
+        raise ValueError(f"{location!r} is neither a folder nor an s3://bucket/prefix URL")
+    return None, "", Path(location)
+
+
+def error_documents(
+    records: Sequence[bytes], arrivals_ms: Sequence[int], attempts: int, last: Attempt, ended_ms: int
+) -> list[dict[str, Any]]:
+    """The error output documents of a failed batch, one per record (fields as AWS documents)."""
+    return [
+        {
+            "attemptsMade": attempts,
+            "arrivalTimestamp": arrival,
+            "errorCode": last.error_code,
+            "errorMessage": last.error_message,
+            "attemptEndingTimestamp": ended_ms,
+            "rawData": base64.b64encode(record).decode("ascii"),
+            "subsequenceNumber": 0,
+            "dataId": f"{uuid.uuid4().int:040d}.{index}",
+        }
+        for index, (record, arrival) in enumerate(zip(records, arrivals_ms, strict=True))
+    ]
+
+
+# ---- the delivery stream ---------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class BatchResult:
+    """What became of one batch of records."""
+
+    request_id: str
+    records: int
+    body_bytes: int
+    attempts: int
+    outcome: str
+    """``delivered``, ``error-output`` (written after the retries), ``dropped`` (413) or
+    ``lost`` (retries ran out and no error output is configured)."""
+    error_code: str | None = None
+    error_message: str | None = None
+    error_object: str | None = None
+
+
+@dataclass(slots=True)
+class _Buffered:
+    records: list[bytes] = field(default_factory=list)
+    arrivals_ms: list[int] = field(default_factory=list)
+    size: int = 0
+    first_at: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class Hooks:
+    """Observation points, e.g. for a test that interrupts a delivery half-way."""
+
+    body_progress: ProgressHook | None = None
+
+
+class FirehoseEmulator:
+    """A Firehose delivery stream: ``async with FirehoseEmulator(config) as stream: ...``.
+
+    Leaving the block normally delivers what is still buffered.
+    """
+
+    def __init__(self, config: EmulatorConfig, hooks: Hooks = Hooks()) -> None:
+        self.config = config
+        self.hooks = hooks
+        self.results: list[BatchResult] = []
+        self._rng = random.Random(config.seed)
+        self._buffer = _Buffered()
+        self._lock = asyncio.Lock()
+        self._session: aiohttp.ClientSession | None = None
+        self._ssl = client_ssl_context(config.ca_file) if config.url.startswith("https:") else None
+        self._error_output = ErrorOutput(config.error_output) if config.error_output else None
+        self._timer: asyncio.Task[None] | None = None
+        self._arrived = asyncio.Event()
+        self._labels: dict[tuple[str, str], Pairs] = {}
+
+    async def __aenter__(self) -> FirehoseEmulator:
+        await self.start()
+        return self
+
+    async def __aexit__(self, exc_type: object, *exc: object) -> None:
+        try:
+            if exc_type is None:
+                await self.flush()
+        finally:
+            await self.close()
+
+    async def start(self) -> None:
+        if self._session is None:
+            # Firehose reads the answer as sent: no transparent decompression.
+            self._session = aiohttp.ClientSession(auto_decompress=False)
+            self._timer = asyncio.create_task(self._interval_flusher(), name="firehose-buffer-interval")
+
+    async def close(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            await asyncio.gather(self._timer, return_exceptions=True)
+            self._timer = None
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    # -- input --------------------------------------------------------------------------
+
+    async def put_samples(self, samples: Iterable[Sample]) -> int:
+        """Encode ``samples`` as the metric stream would and buffer them; return the records made."""
+        records = encode_records(
+            (self._with_stream_labels(s) for s in samples),
+            self.config.record_format,
+            max_record_bytes=self.config.max_record_bytes,
+        )
+        await self.put_records(records)
+        return len(records)
+
+    async def put_records(self, records: Iterable[bytes]) -> None:
+        """Buffer records, delivering whenever the buffer reaches its size or record limit."""
+        for record in records:
+            if not 0 < len(record) <= firehose.MAX_RECORD_BYTES:
+                raise ValueError(
+                    f"a Firehose record holds 1 to {firehose.MAX_RECORD_BYTES} bytes, not {len(record)}"
+                )
+            buffered = self._buffer
+            if buffered.records and (
+                buffered.size + len(record) > self.config.buffer_bytes
+                or len(buffered.records) >= firehose.MAX_RECORDS
+            ):
+                await self._ship()
+                buffered = self._buffer
+            if not buffered.records:
+                buffered.first_at = time.monotonic()
+                self._arrived.set()
+            buffered.records.append(record)
+            buffered.arrivals_ms.append(int(time.time() * 1000))
+            buffered.size += len(record)
+        if self._buffer.size >= self.config.buffer_bytes:
+            await self._ship()
+
+    async def flush(self) -> None:
+        """Deliver everything buffered now; return when no delivery is in flight."""
+        while True:
+            await self._ship()  # takes the lock, so a delivery the interval timer began ends first
+            if not self._buffer.records:
+                return
+
+    @property
+    def buffered_records(self) -> int:
+        return len(self._buffer.records)
+
+    def _with_stream_labels(self, sample: Sample) -> Sample:
+        series = sample.series
+        key = (series.account, series.region)
+        labels = self._labels.get(key)
+        if labels is None:
+            if self.config.record_format == "json":
+                own: dict[str, str] = {"metric_stream_name": self.config.metric_stream_name}
+            else:
+                own = {
+                    "aws.exporter.arn": f"arn:aws:cloudwatch:{series.region}:{series.account}:"
+                    f"metric-stream/{self.config.metric_stream_name}",
+                    "cloud.provider": "aws",
+                }
+            labels = self._labels[key] = tuple(sorted(own.items()))
+        if sample.labels:
+            merged = dict(labels) | dict(sample.labels)
+            return dataclasses.replace(sample, labels=tuple(sorted(merged.items())))
+        return dataclasses.replace(sample, labels=labels)
+
+    # -- delivery -----------------------------------------------------------------------
+
+    async def _interval_flusher(self) -> None:
+        interval = self.config.buffer_interval_s * self.config.time_scale
+        while True:
+            if not self._buffer.records:
+                self._arrived.clear()
+                await self._arrived.wait()
+                continue
+            due = self._buffer.first_at + interval - time.monotonic()
+            if due > 0:
+                await asyncio.sleep(due)  # the buffer may be sent by size meanwhile: look again
+                continue
+            try:
+                await self._ship()
+            except Exception:  # noqa: BLE001 - the timer must keep running
+                log.exception("delivery on the buffer interval failed")
+
+    async def _ship(self) -> None:
+        async with self._lock:
+            buffered = self._buffer
+            if not buffered.records:
+                return
+            self._buffer = _Buffered()
+            self.results.append(await self._deliver(buffered.records, buffered.arrivals_ms))
+
+    async def _deliver(self, records: list[bytes], arrivals_ms: list[int]) -> BatchResult:
+        if self._session is None:
+            raise RuntimeError("the emulator is not started; use it with 'async with'")
+        config = self.config
+        request = build_request(
+            records,
+            access_key=config.access_key,
+            source_arn=config.source_arn,
+            common_attributes=config.common_attributes,
+            compress=config.gzip,
+        )
+        attempts = 0
+        deadline: float | None = None
+        while True:
+            attempts += 1
+            attempt = await send_once(
+                self._session, config.url, request,
+                timeout_s=config.response_timeout_s,
+                ssl_context=self._ssl,
+                progress=self._progress(request.request_id, attempts, len(request.body)),
+            )
+            if attempt.ok:
+                return BatchResult(request.request_id, len(records), len(request.body), attempts, "delivered")
+            log.warning(
+                "delivery attempt failed",
+                extra={"request_id": request.request_id, "attempt": attempts,
+                       "error_code": attempt.error_code, "error": attempt.error_message},
+            )
+            if attempt.permanent:
+                return BatchResult(request.request_id, len(records), len(request.body), attempts,
+                                   "dropped", attempt.error_code, attempt.error_message)
+            now = time.monotonic()
+            if deadline is None:  # the retry duration starts when the first attempt fails
+                deadline = now + config.retry.duration_s * config.time_scale
+            wait = config.retry.backoff_s(attempts, self._rng) * config.time_scale
+            if now + wait > deadline:
+                break
+            await asyncio.sleep(wait)
+        return await self._give_up(request, records, arrivals_ms, attempts, attempt)
+
+    async def _give_up(self, request: Request, records: list[bytes], arrivals_ms: list[int],
+                       attempts: int, last: Attempt) -> BatchResult:
+        where = None
+        if self._error_output is not None:
+            documents = error_documents(records, arrivals_ms, attempts, last, int(time.time() * 1000))
+            where = await self._error_output.write(self.config.stream_name, documents)
+        outcome = "error-output" if where else "lost"
+        log.warning("retry duration ran out", extra={"request_id": request.request_id,
+                                                     "records": len(records), "outcome": outcome})
+        return BatchResult(request.request_id, len(records), len(request.body), attempts, outcome,
+                           last.error_code, last.error_message, where)
+
+    def _progress(self, request_id: str, attempt: int, total: int) -> Callable[[int], Awaitable[None]] | None:
+        hook = self.hooks.body_progress
+        if hook is None:
+            return None
+
+        async def report(sent: int) -> None:
+            await hook(request_id, attempt, sent, total)
+
+        return report

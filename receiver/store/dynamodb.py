@@ -1,0 +1,231 @@
+"""``dynamodb://TABLE?region=R``: one DynamoDB table shared by several receiver replicas.
+
+Same semantics as the SQLite store where DynamoDB allows it: a sample is keyed by its
+identity (account, region, namespace, metric, dimensions, start, end), so a duplicate
+overwrites itself and Firehose's duplicates and retries change nothing; a committed request
+id is remembered for the request TTL. The parts:
+
+- dynamodb_items.py: the key layout of samples, catalogs and request ids, and the codec;
+- dynamodb_samples.py: writing a request's samples, reading time ranges;
+- dynamodb_derived.py: bucket versions and derived values (how replicas stay consistent);
+- dynamodb_table.py, dynamodb_retry.py: the boto3 calls, table creation, retries;
+- dynamodb_runner.py: the worker threads the blocking calls run on.
+
+What a commit guarantees (DynamoDB cannot write 50,000 items in one transaction; a
+transaction holds at most 100):
+
+- The request is acknowledged (``commit`` returns) only after every one of its samples
+  has been written; then the versions of the minutes and hours it touched are bumped, and
+  its request id is written last.
+- A request refused before the store (a bad record answers 400) and a request with a value
+  the store cannot keep (NaN, infinity, a start outside 0 to 10**13 ms) write nothing: they
+  are checked before the first write.
+- A commit that fails part-way (throttling or errors past the retry bound, a lost
+  connection) raises StoreError, so the receiver answers 503 and Firehose retries; some of
+  its samples may already be stored. That is harmless: they are genuine datapoints keyed
+  by identity, readers may see them before the retry lands, and the retry (or the
+  ``replay`` of Firehose's S3 backup) rewrites exactly the same items. Its request id is
+  not recorded, so the retry is not mistaken for a duplicate.
+- DynamoDB acknowledges a write only once it is durable in several availability zones,
+  and every read here is strongly consistent: once any replica has acked a request, every
+  replica's ``samples()`` and ``is_committed()`` see it.
+- Two concurrent commits holding the same identity with different values end with one of
+  them (last writer wins), as concurrent writers of one row do anywhere.
+- Samples expire ``minute_retention_days`` after their period start: DynamoDB's TTL deletes
+  them (within days after that, at no cost), and reads skip expired items at once, so every
+  replica answers the same. ``prune`` has nothing to do.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Collection, Sequence
+from typing import Any
+
+from receiver.alarms.events import AlarmEvent
+from receiver.model import DerivedValue, Sample
+from receiver.store.base import (
+    DEFAULT_HOUR_RETENTION_DAYS,
+    DEFAULT_MINUTE_RETENTION_DAYS,
+    DEFAULT_REQUEST_TTL_S,
+    HOUR_MS,
+    MINUTE_MS,
+    StoreConfigError,
+    touched_buckets,
+)
+from receiver.store.dynamodb_alarms import AlarmEvents
+from receiver.store.dynamodb_derived import DerivedValues
+from receiver.store.dynamodb_retry import RetryPolicy
+from receiver.store.dynamodb_runner import CONTROL_THREADS, Runner
+from receiver.store.dynamodb_samples import SampleRecords
+from receiver.store.dynamodb_table import DynamoDBTable
+from receiver.store.dynamodb_url import region_problem, table_name_problem
+
+DEFAULT_WORKERS = 8
+_DAY_S = 86_400
+
+
+class DynamoDBStore:
+    """The Store protocol over one DynamoDB table (see the module docstring for its guarantees)."""
+
+    def __init__(
+        self,
+        table: str,
+        *,
+        region: str,
+        endpoint_url: str | None = None,
+        create: bool = False,
+        request_ttl_s: float = DEFAULT_REQUEST_TTL_S,
+        minute_retention_days: float = DEFAULT_MINUTE_RETENTION_DAYS,
+        hour_retention_days: float = DEFAULT_HOUR_RETENTION_DAYS,
+        retry: RetryPolicy | None = None,
+        max_workers: int = DEFAULT_WORKERS,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        problem = table_name_problem(table) or region_problem(region)
+        if problem:
+            raise StoreConfigError(f"the DynamoDB store cannot use table {table!r} in region {region!r}: {problem}")
+        retention = {"minute_retention_days": minute_retention_days, "hour_retention_days": hour_retention_days}
+        for name, days in retention.items():
+            if not (days > 0 and math.isfinite(days)):
+                raise StoreConfigError(f"{name}={days!r} must be a positive number of days")
+        if max_workers < 1:
+            raise StoreConfigError(f"max_workers={max_workers!r} must be at least 1")
+        self._retry = retry or RetryPolicy()
+        self._table = DynamoDBTable(table, region, endpoint_url, self._retry, max_workers + CONTROL_THREADS)
+        self._create = create
+        self._clock = clock
+        self._runner = Runner(self._table.where, max_workers)
+        minute_s = int(minute_retention_days * _DAY_S)
+        self._samples = SampleRecords(
+            self._table, self._runner, retention_s=minute_s, request_ttl_s=request_ttl_s, clock=clock
+        )
+        self._derived = DerivedValues(
+            self._table,
+            self._runner,
+            retention_s={MINUTE_MS: minute_s, HOUR_MS: int(hour_retention_days * _DAY_S)},
+            clock=clock,
+        )
+        self._alarms = AlarmEvents(
+            self._table, self._runner, retention_s=int(hour_retention_days * _DAY_S), clock=clock
+        )
+
+    def __repr__(self) -> str:
+        return f"DynamoDBStore({self._table.name!r}, region={self._table.region!r})"
+
+    @property
+    def table_name(self) -> str:
+        return self._table.name
+
+    @property
+    def client(self) -> Any:
+        """The boto3 DynamoDB client while open (for diagnostics and tests)."""
+        return self._table.client
+
+    # -- lifecycle -------------------------------------------------------------------
+
+    async def open(self) -> None:
+        if not self._runner.is_open:
+            await self._runner.start(lambda: self._table.connect(self._create))
+
+    async def close(self) -> None:
+        if await self._runner.stop():
+            self._table.close()
+
+    async def ping(self) -> None:
+        async with self._runner.operation():
+            await self._runner.control(self._table.ping)
+
+    # -- samples ---------------------------------------------------------------------
+
+    async def commit(self, request_id: str, samples: Sequence[Sample]) -> None:
+        async with self._runner.operation():
+            deadline = time.monotonic() + self._retry.timeout_s
+            now = self._clock()
+            plan = await self._samples.plan(samples, now)
+            await self._samples.write(plan, deadline)
+            # After the samples: a deriver that reads a version sees every sample counted in it.
+            await self._derived.bump(touched_buckets(samples), deadline)
+            await self._samples.remember(request_id, plan, now, deadline)
+
+    async def is_committed(self, request_id: str) -> bool:
+        async with self._runner.operation():
+            return await self._samples.is_committed(request_id)
+
+    async def samples(
+        self,
+        start_ms: int,
+        end_ms: int,
+        *,
+        namespace: str | None = None,
+        metrics: Collection[str] | None = None,
+    ) -> list[Sample]:
+        if isinstance(metrics, str):
+            raise TypeError("metrics must be a collection of metric names, not one str")
+        async with self._runner.operation():
+            return await self._samples.samples(start_ms, end_ms, namespace, metrics)
+
+    async def count_samples(self) -> int:
+        async with self._runner.operation():
+            return await self._samples.count()
+
+    # -- derived values --------------------------------------------------------------
+
+    async def versions(self, step_ms: int, buckets: Collection[int]) -> dict[int, int]:
+        async with self._runner.operation():
+            return await self._derived.versions(step_ms, buckets)
+
+    async def stale_buckets(self, step_ms: int, since_ms: int) -> list[int]:
+        async with self._runner.operation():
+            return await self._derived.stale_buckets(step_ms, since_ms)
+
+    async def put_derived(
+        self, step_ms: int, bucket_ms: int, version: int, values: Sequence[DerivedValue]
+    ) -> bool:
+        async with self._runner.operation():
+            return await self._derived.put(step_ms, bucket_ms, version, values)
+
+    async def derived(
+        self,
+        metric: str,
+        step_ms: int,
+        start_ms: int,
+        end_ms: int,
+        *,
+        service: str | None = None,
+        endpoint: str | None = None,
+    ) -> list[DerivedValue]:
+        async with self._runner.operation():
+            return await self._derived.derived(metric, step_ms, start_ms, end_ms, service, endpoint)
+
+    async def bucket_values(self, step_ms: int, bucket_ms: int) -> list[DerivedValue]:
+        async with self._runner.operation():
+            return await self._derived.bucket_values(step_ms, bucket_ms)
+
+    async def latest_bucket(self, step_ms: int, before_ms: int) -> int | None:
+        async with self._runner.operation():
+            return await self._derived.latest_bucket(step_ms, before_ms)
+
+    async def entities(self, since_ms: int) -> list[tuple[str, str, str | None]]:
+        async with self._runner.operation():
+            return await self._derived.entities(since_ms)
+
+    async def prune(self, now_ms: int) -> None:
+        """Nothing to do: items expire by DynamoDB's TTL, and reads skip expired ones already."""
+        async with self._runner.operation():
+            return None
+
+    # -- alarm events ----------------------------------------------------------------
+
+    async def put_alarm_event(self, event: AlarmEvent) -> bool:
+        async with self._runner.operation():
+            return await self._alarms.put(event)
+
+    async def alarm_events(self, since_ms: int) -> list[AlarmEvent]:
+        async with self._runner.operation():
+            return await self._alarms.since(since_ms)
+
+    async def alarm_heads(self) -> list[AlarmEvent]:
+        async with self._runner.operation():
+            return await self._alarms.heads()

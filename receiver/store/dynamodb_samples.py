@@ -1,0 +1,245 @@
+"""Samples and request ids in the DynamoDB table: writing a request's samples, reading time ranges.
+
+The key layout is in dynamodb_items.py. Writes go out as parallel BatchWriteItem calls of
+25 items; reads are one strongly consistent Query per (metric, hour) partition.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import math
+import threading
+from collections.abc import Callable, Collection, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from receiver.model import Pairs, Sample, Series
+from receiver.store.base import StoreError, check_finite
+from receiver.store.dynamodb_items import (
+    CATALOG_PK,
+    CATALOG_REFRESH_S,
+    HOUR_MS,
+    MAX_START_MS,
+    Item,
+    SampleDecoder,
+    SeriesAttributes,
+    catalog_item,
+    escape,
+    hour_item,
+    hour_of,
+    hours_pk,
+    labels_attribute,
+    request_item,
+    request_key,
+    sample_item,
+    sample_pk,
+    start_range,
+)
+from receiver.store.dynamodb_runner import Runner
+from receiver.store.dynamodb_table import BATCH_ITEMS, DynamoDBTable
+
+_DIRECT_HOURS = 3
+"""Reads spanning at most this many hours query each hour; longer ones first ask which hours exist."""
+_HOURS_CACHE_MAX = 100_000
+
+
+@dataclass(slots=True)
+class Plan:
+    """One request, checked and encoded: its sample items (one per key) and the catalog items they need."""
+
+    samples: list[Item] = field(default_factory=list)
+    catalog: list[Item] = field(default_factory=list)
+    metrics: list[tuple[str, str]] = field(default_factory=list)
+    hours: list[tuple[str, str, int]] = field(default_factory=list)
+
+
+class SampleRecords:
+    """The sample and request-id items of one table."""
+
+    def __init__(
+        self,
+        table: DynamoDBTable,
+        runner: Runner,
+        *,
+        retention_s: int,
+        request_ttl_s: float,
+        clock: Callable[[], float],
+    ) -> None:
+        self._table = table
+        self._runner = runner
+        self._retention_s = retention_s
+        self._ttl_s = request_ttl_s
+        self._clock = clock
+        # Catalog items this process has written: (namespace, metric) -> when, and
+        # (namespace, metric, hour). Written before the samples they announce, so a
+        # reader never misses a stored sample; cached so that is rare.
+        self._metrics_written: dict[tuple[str, str], float] = {}
+        self._hours_written: set[tuple[str, str, int]] = set()
+
+    # -- writes --------------------------------------------------------------------
+
+    async def plan(self, samples: Sequence[Sample], now: float) -> Plan:
+        """Check and encode a request on a worker thread (50,000 samples take a while)."""
+        return await self._runner.work(self._plan, samples, now)
+
+    async def write(self, plan: Plan, deadline: float) -> None:
+        # The catalog first: a sample is stored only once readers can find it.
+        await self._write(plan.catalog, deadline)
+        await self._write(plan.samples, deadline)
+
+    async def remember(self, request_id: str, plan: Plan, now: float, deadline: float) -> None:
+        """Record the request id (last: only a fully written request counts as committed)."""
+        item = request_item(request_id, int(now * 1000), math.ceil(now + self._ttl_s))
+        await self._runner.control(self._table.put, item, deadline)
+        for key in plan.metrics:
+            self._metrics_written[key] = now
+        if len(self._hours_written) + len(plan.hours) > _HOURS_CACHE_MAX:
+            self._hours_written.clear()  # rewriting an hour item is idempotent and cheap
+        self._hours_written.update(plan.hours)
+
+    def _plan(self, samples: Sequence[Sample], now: float) -> Plan:
+        check_finite(samples)  # before any write: a request with NaN stores nothing
+        for sample in samples:
+            if not 0 <= sample.start_ms < MAX_START_MS:
+                series = sample.series
+                raise StoreError(
+                    f"sample {series.namespace}/{series.metric} starts at {sample.start_ms} ms, outside "
+                    f"the DynamoDB store's range 0 to {MAX_START_MS} ms; the request was not stored"
+                )
+        # Decoders share one Series per series and one labels tuple per record, so most
+        # samples cost a dict hit here; each value holds its object so no id is recycled.
+        by_series: dict[int, tuple[Series, SeriesAttributes]] = {}
+        by_labels: dict[int, tuple[Pairs, dict[str, str] | None]] = {}
+        items: dict[tuple[str, str], Item] = {}  # BatchWriteItem refuses repeated keys: last wins
+        hours: set[tuple[str, str, int]] = set()
+        retention_s = self._retention_s
+        for sample in samples:
+            series = by_series.get(id(sample.series))
+            if series is None:
+                series = by_series[id(sample.series)] = (sample.series, SeriesAttributes(sample.series))
+            labels = by_labels.get(id(sample.labels))
+            if labels is None:
+                labels = by_labels[id(sample.labels)] = (sample.labels, labels_attribute(sample.labels))
+            attributes = series[1]
+            item = sample_item(sample, attributes, labels[1], retention_s)
+            items[(item["pk"]["S"], item["sk"]["S"])] = item
+            hours.add((attributes.namespace, attributes.metric, hour_of(sample.start_ms)))
+        plan = Plan(samples=list(items.values()))
+        for namespace, metric in {(ns, m) for ns, m, _ in hours}:
+            written = self._metrics_written.get((namespace, metric))
+            if written is None or now - written >= CATALOG_REFRESH_S:
+                # Outlives every sample written before the next refresh.
+                expires_at = math.ceil(now + retention_s + 2 * CATALOG_REFRESH_S)
+                plan.catalog.append(catalog_item(namespace, metric, expires_at))
+                plan.metrics.append((namespace, metric))
+        for key in hours - self._hours_written:
+            namespace, metric, hour = key
+            plan.catalog.append(hour_item(namespace, metric, hour, (hour + HOUR_MS) // 1000 + retention_s))
+            plan.hours.append(key)
+        return plan
+
+    async def _write(self, items: list[Item], deadline: float) -> None:
+        """Write ``items`` (distinct keys) in parallel batches; StoreError if any batch fails."""
+        if not items:
+            return
+        abort = threading.Event()  # the first failing batch stops the others early
+        jobs = [
+            functools.partial(self._table.write_batch, items[i : i + BATCH_ITEMS], deadline, abort)
+            for i in range(0, len(items), BATCH_ITEMS)
+        ]
+        try:
+            await self._runner.gather(jobs)
+        except asyncio.CancelledError:
+            abort.set()
+            raise
+
+    # -- reads ---------------------------------------------------------------------
+
+    async def is_committed(self, request_id: str) -> bool:
+        item = await self._runner.control(self._table.get, request_key(request_id), "committed_ms")
+        if item is None:
+            return False
+        since_ms = int(self._clock() * 1000) - int(self._ttl_s * 1000)
+        return int(item["committed_ms"]["N"]) > since_ms
+
+    async def samples(
+        self, start_ms: int, end_ms: int, namespace: str | None, metrics: Collection[str] | None
+    ) -> list[Sample]:
+        wanted = None if metrics is None else frozenset(metrics)
+        low, high = max(start_ms, 0), min(end_ms, MAX_START_MS)
+        if (wanted is not None and not wanted) or low >= high:
+            return []
+        catalog = await self._catalog(namespace, wanted)
+        partitions = await self._partitions(catalog, low, high)
+        now_s = int(self._clock())
+        jobs = [functools.partial(self._read, pk, low, high, now_s) for pk in partitions]
+        found = [sample for batch in await self._runner.gather(jobs) for sample in batch]
+        found.sort(key=_start)
+        return found
+
+    async def count(self) -> int:
+        """Counted with Query (Select=COUNT) over the partitions the catalog names: no Scan."""
+        catalog = await self._catalog(None, None)
+        partitions = await self._partitions(catalog, 0, MAX_START_MS)
+        now_s = int(self._clock())
+        return sum(await self._runner.gather([functools.partial(self._count, pk, now_s) for pk in partitions]))
+
+    async def _catalog(self, namespace: str | None, wanted: frozenset[str] | None) -> list[tuple[str, str]]:
+        """(namespace, metric) of every stored metric, narrowed as asked."""
+        values: dict[str, Any] = {":pk": {"S": CATALOG_PK}}
+        condition = "pk = :pk"
+        if namespace is not None:
+            condition += " AND begins_with(sk, :prefix)"
+            values[":prefix"] = {"S": f"{escape(namespace)}#"}
+        query = functools.partial(self._table.query, KeyConditionExpression=condition, ExpressionAttributeValues=values)
+        found = [(item["namespace"]["S"], item["metric"]["S"]) for item in await self._runner.control(query)]
+        return [(ns, metric) for ns, metric in found if wanted is None or metric in wanted]
+
+    async def _partitions(self, catalog: list[tuple[str, str]], low: int, high: int) -> list[str]:
+        """The sample partitions that may hold starts in ``[low, high)`` of the catalog's metrics."""
+        first, last = hour_of(low), hour_of(high - 1)
+        if (last - first) // HOUR_MS < _DIRECT_HOURS:
+            hours = range(first, last + 1, HOUR_MS)
+            return [sample_pk(ns, metric, hour) for ns, metric in catalog for hour in hours]
+        values = {":lo": {"S": f"{first:013d}"}, ":hi": {"S": f"{last:013d}"}}
+        jobs = [
+            functools.partial(
+                self._table.query,
+                KeyConditionExpression="pk = :pk AND sk BETWEEN :lo AND :hi",
+                ExpressionAttributeValues={**values, ":pk": {"S": hours_pk(ns, metric)}},
+                ProjectionExpression="sk",
+            )
+            for ns, metric in catalog
+        ]
+        found = await self._runner.gather(jobs)
+        return [
+            sample_pk(ns, metric, int(item["sk"]["S"]))
+            for (ns, metric), items in zip(catalog, found, strict=True)
+            for item in items
+        ]
+
+    def _read(self, pk: str, low: int, high: int, now_s: int) -> list[Sample]:
+        """One partition's samples in ``[low, high)``, decoded (on a worker thread)."""
+        lo, hi = start_range(low, high)
+        items = self._table.query(
+            KeyConditionExpression="pk = :pk AND sk BETWEEN :lo AND :hi",
+            # Expired but not yet deleted by TTL: every replica answers the same.
+            FilterExpression="expires_at > :now",
+            ExpressionAttributeValues={
+                ":pk": {"S": pk}, ":lo": {"S": lo}, ":hi": {"S": hi}, ":now": {"N": str(now_s)},
+            },
+        )  # fmt: skip
+        decode = SampleDecoder()
+        return [decode(item) for item in items]
+
+    def _count(self, pk: str, now_s: int) -> int:
+        return self._table.count(
+            KeyConditionExpression="pk = :pk",
+            FilterExpression="expires_at > :now",
+            ExpressionAttributeValues={":pk": {"S": pk}, ":now": {"N": str(now_s)}},
+        )
+
+
+def _start(sample: Sample) -> int:
+    return sample.start_ms

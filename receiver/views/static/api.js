@@ -1,0 +1,58 @@
+// The receiver's query API (README "HTTP"): JSON in, an ApiError naming what failed out.
+
+export class ApiError extends Error {
+  constructor(message) {
+    super(message);
+    this.name = "ApiError";
+  }
+}
+
+async function getJson(path, params, signal) {
+  const url = new URL(path, window.location.origin);
+  for (const [name, value] of Object.entries(params)) {
+    if (value !== undefined && value !== null) url.searchParams.set(name, value);
+  }
+  let response;
+  try {
+    response = await fetch(url, { signal, headers: { Accept: "application/json" } });
+  } catch (error) {
+    if (error.name === "AbortError") throw error;
+    throw new ApiError(`the receiver did not answer ${path} (${error.message})`);
+  }
+  let body = null;
+  try {
+    body = await response.json();
+  } catch (error) {
+    if (error.name === "AbortError") throw error;
+  }
+  if (!response.ok) {
+    const reason = body && typeof body.error === "string" ? body.error : response.statusText;
+    throw new ApiError(`${path} answered ${response.status}: ${reason}`);
+  }
+  if (body === null || typeof body !== "object") throw new ApiError(`${path} did not answer JSON`);
+  return body;
+}
+
+export async function fetchEntities(signal) {
+  const body = await getJson("/api/v1/entities", {}, signal);
+  if (!Array.isArray(body.services)) throw new ApiError("/api/v1/entities answered without services");
+  return body.services;
+}
+
+// Metric name → { scope, unit, description }, for the metrics the rules define.
+export async function fetchCatalog(signal) {
+  const body = await getJson("/api/v1/metrics", {}, signal);
+  if (!Array.isArray(body.metrics)) throw new ApiError("/api/v1/metrics answered without metrics");
+  return new Map(body.metrics.map((metric) => [metric.name, metric]));
+}
+
+// The points [[epoch seconds, value], ...] of one metric of one entity in the window.
+export async function fetchPoints(metric, service, endpoint, window, signal) {
+  const body = await getJson(
+    "/api/v1/query",
+    { metric, service, endpoint, start: window.start, end: window.end, step: window.step },
+    signal,
+  );
+  if (!Array.isArray(body.points)) throw new ApiError(`/api/v1/query answered without points for ${metric}`);
+  return body.points;
+}

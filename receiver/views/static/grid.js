@@ -1,0 +1,97 @@
+// Tables of numbers: one number per cell for the range, sortable by any column. The sort
+// chosen survives the minute's refresh.
+
+import { formatNumber, NO_VALUE } from "./format.js";
+import { firstError, loadSeries, summarize } from "./load.js";
+
+const sortChoices = new Map(); // table id → { key, descending }
+
+// Every column's number for one entity: { key: { value, error } }.
+export async function loadCells(ctx, columns, prefix, service, endpoint) {
+  const cells = {};
+  await Promise.all(columns.map(async (column) => {
+    const results = await Promise.all(
+      column.metrics.map((suffix) => loadSeries(ctx, prefix + suffix, service, endpoint)),
+    );
+    cells[column.key] = { value: summarize(results, column.reduce), error: firstError(results) };
+  }));
+  return cells;
+}
+
+// columns: [{ key, label, note?, numeric? }]; rows: [{ id, cells: { key: { value, text?, href?, error? } } }].
+export function sortableTable({ id, caption, columns, rows, initialSort }) {
+  const choice = sortChoices.get(id) ?? initialSort;
+  const table = document.createElement("table");
+  table.className = "numbers";
+  table.dataset.table = id;
+  const title = document.createElement("caption");
+  title.textContent = caption;
+  table.append(title);
+
+  const head = table.createTHead().insertRow();
+  for (const column of columns) {
+    const th = document.createElement("th");
+    th.scope = "col";
+    th.dataset.column = column.key;
+    if (column.numeric) th.className = "numeric";
+    th.setAttribute("aria-sort", choice.key !== column.key ? "none" : choice.descending ? "descending" : "ascending");
+    const button = document.createElement("button");
+    button.type = "button";
+    button.textContent = column.label;
+    if (column.note) {
+      const note = document.createElement("span");
+      note.className = "note";
+      note.textContent = column.note;
+      button.append(note);
+    }
+    button.addEventListener("click", () => {
+      // Numbers sort largest first on the first click: the busiest table is what one looks for.
+      const descending = choice.key === column.key ? !choice.descending : Boolean(column.numeric);
+      sortChoices.set(id, { key: column.key, descending });
+      table.replaceWith(sortableTable({ id, caption, columns, rows, initialSort }));
+    });
+    th.append(button);
+    head.append(th);
+  }
+
+  const body = table.createTBody();
+  for (const row of [...rows].sort(comparing(choice))) {
+    const tr = body.insertRow();
+    tr.dataset.row = row.id;
+    for (const column of columns) tr.append(cell(column, row.cells[column.key]));
+  }
+  return table;
+}
+
+function cell(column, { value, text, href, error }) {
+  const td = document.createElement("td");
+  td.dataset.column = column.key;
+  td.dataset.value = value === null ? "" : String(value);
+  if (column.numeric) td.className = "numeric";
+  const shown = text ?? (typeof value === "string" ? value : formatNumber(value));
+  if (error) {
+    td.classList.add("failed");
+    td.title = error;
+    td.textContent = "failed";
+  } else if (href) {
+    const link = document.createElement("a");
+    link.href = href;
+    link.textContent = shown;
+    td.append(link);
+  } else {
+    td.textContent = shown;
+    if (shown === NO_VALUE) td.title = "no data in this range";
+  }
+  return td;
+}
+
+// Cells without a value go last whichever the direction.
+function comparing({ key, descending }) {
+  return (a, b) => {
+    const x = a.cells[key].value;
+    const y = b.cells[key].value;
+    if (x === null || y === null) return (x === null) - (y === null);
+    const order = typeof x === "number" && typeof y === "number" ? x - y : String(x).localeCompare(String(y));
+    return descending ? -order : order;
+  };
+}

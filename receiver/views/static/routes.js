@@ -1,0 +1,57 @@
+// Where the dashboard is: the page and the time range live in the URL's hash, so every view
+// can be bookmarked and the server always answers with the same page.
+//   #/                                  the accounts
+//   #/account/<service>?range=6h        one account (service)
+//   #/table/<service>/<endpoint>        one table or index (endpoint "<table>/<index>")
+// Names are URL-encoded, so an index's "/" cannot be mistaken for a separator.
+
+export const RANGES = {
+  "1h": { seconds: 3600, step: "1m" },
+  "6h": { seconds: 6 * 3600, step: "1m" },
+  "24h": { seconds: 24 * 3600, step: "1m" },
+  // A week of minutes is 10,080 points a series: hourly points draw the same picture.
+  "7d": { seconds: 7 * 86400, step: "1h" },
+};
+export const DEFAULT_RANGE = "1h";
+const STEP_SECONDS = { "1m": 60, "1h": 3600 };
+
+export function parseHash(hash) {
+  const text = hash.replace(/^#/, "");
+  const mark = text.indexOf("?");
+  const path = mark < 0 ? text : text.slice(0, mark);
+  const params = new URLSearchParams(mark < 0 ? "" : text.slice(mark + 1));
+  const asked = params.get("range");
+  const range = asked !== null && Object.hasOwn(RANGES, asked) ? asked : DEFAULT_RANGE;
+  let parts;
+  try {
+    parts = path.split("/").filter((part) => part !== "").map(decodeURIComponent);
+  } catch {
+    return { page: "unknown", range };
+  }
+  if (parts.length === 0) return { page: "accounts", range };
+  if (parts[0] === "account" && parts.length === 2) {
+    return { page: "account", service: parts[1], range };
+  }
+  if (parts[0] === "table" && parts.length === 3) {
+    return { page: "table", service: parts[1], endpoint: parts[2], range };
+  }
+  return { page: "unknown", range };
+}
+
+export function hrefFor({ page, service, endpoint, range }) {
+  const query = range && range !== DEFAULT_RANGE ? `?range=${range}` : "";
+  const enc = encodeURIComponent;
+  if (page === "account") return `#/account/${enc(service)}${query}`;
+  if (page === "table") return `#/table/${enc(service)}/${enc(endpoint)}${query}`;
+  return `#/${query}`;
+}
+
+// The window every query of one load shares: epoch seconds, the start aligned to the step
+// so the first bucket of the range is whole.
+export function timeWindow(range, nowMs) {
+  const { seconds, step } = RANGES[range];
+  const stepS = STEP_SECONDS[step];
+  const end = Math.floor(nowMs / 1000);
+  const start = Math.floor((end - seconds) / stepS) * stepS;
+  return { start, end, step, stepS };
+}

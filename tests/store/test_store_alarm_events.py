@@ -1,0 +1,43 @@
+"""Alarm events in every store: insert-if-absent per (rule, entity, seq), listing, heads."""
+
+from __future__ import annotations
+
+import asyncio
+
+from receiver.alarms.events import FIRING, RESOLVED, AlarmEvent
+from receiver.store.base import MINUTE_MS
+from tests.store.builders import T0
+
+SERVICE = "aws-dynamodb::123456789012"
+
+
+def event(seq=1, kind=FIRING, minute_ms=T0, rule="throttled", endpoint="GameScores#1", value=3.5):
+    return AlarmEvent(rule, SERVICE, endpoint, seq, kind, minute_ms, value, 0.0, f"{kind} {seq}", T0 + 1)
+
+
+async def test_an_event_is_stored_once_and_a_second_writer_of_its_seq_loses(store):
+    assert await store.put_alarm_event(event())
+    assert not await store.put_alarm_event(event(value=99.0))
+    assert await store.alarm_events(T0) == [event()]
+
+
+async def test_concurrent_writers_of_one_seq_have_exactly_one_winner(store):
+    results = await asyncio.gather(*(store.put_alarm_event(event(value=float(i))) for i in range(4)))
+    assert sorted(results) == [False, False, False, True]
+
+
+async def test_events_read_back_exactly_in_minute_order_from_since(store):
+    later = event(seq=2, kind=RESOLVED, minute_ms=T0 + 5 * MINUTE_MS, value=0.0)
+    service_event = event(rule="user_errors", endpoint=None, minute_ms=T0 + MINUTE_MS, value=1e-200)
+    for e in (later, event(), service_event):
+        assert await store.put_alarm_event(e)
+    assert await store.alarm_events(T0) == [event(), service_event, later]
+    assert await store.alarm_events(T0 + MINUTE_MS) == [service_event, later]
+
+
+async def test_heads_are_the_latest_event_of_each_rule_and_entity(store):
+    first, second = event(), event(seq=2, kind=RESOLVED, minute_ms=T0 + MINUTE_MS)
+    other = event(endpoint="Orders")
+    for e in (second, first, other):
+        await store.put_alarm_event(e)
+    assert await store.alarm_heads() == [second, other]
