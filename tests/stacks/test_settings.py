@@ -207,7 +207,7 @@ def test_a_wrong_setting_is_one_sentence_naming_key_and_remedy(key: str, overrid
     assert "\n" not in message
 
 
-def test_stacks_readme_lists_every_setting() -> None:
-    readme = (REPO / "stacks" / "README.md").read_text()
+def test_readme_lists_every_setting() -> None:
+    readme = (REPO / "README.md").read_text()
     missing = [key for key in DEFAULTS if f"`{key}`" not in readme]
     assert missing == []
