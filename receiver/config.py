@@ -8,6 +8,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from receiver.alarms.settings import AlarmConfigError, AlarmSettings, add_alarm_arguments, alarm_settings
 from receiver.firehose import MAX_BODY_BYTES
 from receiver.formats import FORMATS
 from receiver.store.base import DEFAULT_HOUR_RETENTION_DAYS, DEFAULT_MINUTE_RETENTION_DAYS
@@ -48,6 +49,10 @@ class ServeConfig:
     """/metrics exposes the newest minute that ended at least this long ago."""
     otlp_export: OtlpExportSettings | None = None
     """Push completed minutes to this OTLP/HTTP endpoint; None: no export."""
+    alarms: AlarmSettings | None = None
+    """Alarm rules and where notifications go (receiver/alarms), evaluated on the minutes
+    complete by ``metrics_settle_s``; None: no alarms. ``serve`` always sets it (by default
+    to the repository's alarms/)."""
 
 
 def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
@@ -90,7 +95,7 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--metrics-settle-seconds",
-        help="seconds after a minute ends before /metrics shows it (RECEIVER_METRICS_SETTLE_SECONDS, default 300)",
+        help="seconds after a minute ends before /metrics shows it and OTLP exports it (RECEIVER_METRICS_SETTLE_SECONDS, default 300)",
     )
     parser.add_argument(
         "--retention-minutes-days",
@@ -106,6 +111,7 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
         help="push each completed minute's metrics to this OTLP/HTTP metrics URL, "
         "e.g. http://collector:4318/v1/metrics (RECEIVER_EXPORT_OTLP, default: no export)",
     )
+    add_alarm_arguments(parser)
 
 
 def serve_config(args: argparse.Namespace, env: Mapping[str, str] = os.environ) -> ServeConfig:
@@ -183,6 +189,13 @@ def serve_config(args: argparse.Namespace, env: Mapping[str, str] = os.environ) 
     if not 0 <= settle_s <= 3600:
         raise ConfigError("--metrics-settle-seconds (RECEIVER_METRICS_SETTLE_SECONDS) must be seconds from 0 to 3600")
 
+    try:
+        alarms = alarm_settings(
+            args, pick, lambda name: tuple(v.strip() for v in env.get(name, "").split(",") if v.strip())
+        )
+    except AlarmConfigError as exc:
+        raise ConfigError(str(exc)) from None
+
     return ServeConfig(
         host=host,
         port=port,
@@ -201,6 +214,7 @@ def serve_config(args: argparse.Namespace, env: Mapping[str, str] = os.environ) 
         metrics_settle_s=settle_s,
         # A minute is complete for the export when it is for /metrics: one setting for both.
         otlp_export=OtlpExportSettings(export_url, settle_s=settle_s) if export_url is not None else None,
+        alarms=alarms,
     )
 
 

@@ -118,8 +118,11 @@ class Deriver:
         await self._recover()
         next_hours = 0.0
         while True:
+            # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancellation that
+            # arrives as the event is set (CPython gh-86296), and shutdown would then hang.
             try:
-                await asyncio.wait_for(self._wake.wait(), self.hour_interval_s)
+                async with asyncio.timeout(self.hour_interval_s):
+                    await self._wake.wait()
             except TimeoutError:
                 pass
             self._wake.clear()

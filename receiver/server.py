@@ -11,6 +11,9 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 
 from aiohttp import web
 
+from receiver.alarms import api as alarms_api
+from receiver.alarms.metrics import alarm_families
+from receiver.alarms.runtime import Alarms
 from receiver.config import ConfigError, ServeConfig
 from receiver.ingest import AccessKeys, IngestSettings, handle_delivery
 from receiver.body import InflightBudget
@@ -55,7 +58,8 @@ class InFlight:
 
     async def wait_idle(self, timeout: float) -> bool:
         try:
-            await asyncio.wait_for(self._idle.wait(), timeout)
+            async with asyncio.timeout(timeout):
+                await self._idle.wait()
         except TimeoutError:
             return False
         return True
@@ -69,6 +73,7 @@ STORE = web.AppKey("store", Store)
 INGEST = web.AppKey("ingest", IngestSettings)
 TELEMETRY = web.AppKey("telemetry", Telemetry)
 OTLP_EXPORTER = web.AppKey("otlp_exporter", OtlpExporter)
+ALARMS = web.AppKey("alarms", Alarms)
 
 
 def create_app(config: ServeConfig, store: Store, rules: RuleHolder | None = None) -> web.Application:
@@ -97,8 +102,15 @@ def create_app(config: ServeConfig, store: Store, rules: RuleHolder | None = Non
     if config.otlp_export is not None:
         app[OTLP_EXPORTER] = OtlpExporter(config.otlp_export, store, app[RULES])
         app[DERIVER].on_derived(app[OTLP_EXPORTER].on_derived)
+    if config.alarms is not None:
+        # RuleError (file, line, reason) for a broken alarm file.
+        app[ALARMS] = Alarms(
+            config.alarms, store, {m.name: m.scope for m in app[RULES].current.metrics},
+            settle_s=config.metrics_settle_s,
+        )  # fmt: skip
     app.cleanup_ctx.append(_store_lifecycle)
     app.cleanup_ctx.append(_background_work)
+    app.cleanup_ctx.append(_alarm_lifecycle)
     app.router.add_post(INGEST_PATH, _ingest)
     # Load balancer health checks probe the ingest path with GET or HEAD.
     app.router.add_get(INGEST_PATH, _empty_ok)
@@ -117,6 +129,12 @@ def create_app(config: ServeConfig, store: Store, rules: RuleHolder | None = Non
         telemetry=lambda request: request.app[TELEMETRY],
         budget=lambda request: request.app[INGEST].budget,
         window=prometheus.MinuteWindow(settle_s=config.metrics_settle_s),
+        extra=lambda request: alarm_families(request.app[ALARMS].counters.snapshot()) if ALARMS in request.app else [],
+    )
+    alarms_api.add_routes(
+        app,
+        store=lambda request: request.app[STORE],
+        rules=lambda request: request.app[ALARMS].rules if ALARMS in request.app else [],
     )
     dashboard.add_routes(app)
     return app
@@ -152,6 +170,16 @@ async def _background_work(app: web.Application) -> AsyncIterator[None]:
     if exporter is not None:
         # Bounded by its own flush timeout; runs before the store closes.
         await exporter.flush()
+
+
+async def _alarm_lifecycle(app: web.Application) -> AsyncIterator[None]:
+    """Alarm evaluation and notifications, stopped before the store closes."""
+    alarms = app.get(ALARMS)
+    if alarms is not None:
+        await alarms.start()
+    yield
+    if alarms is not None:
+        await alarms.stop()
 
 
 async def _prune_forever(store: Store, interval_s: float) -> None:
@@ -257,8 +285,12 @@ async def serve(config: ServeConfig, store: Store, ready: Callable[[int], None] 
         rules = RuleHolder(config.rules_dir)
     except RuleError as exc:
         raise ConfigError(f"the rules in {config.rules_dir} cannot be loaded: {exc}") from None
+    try:
+        app = create_app(config, store, rules)
+    except RuleError as exc:
+        raise ConfigError(f"the alarm rules cannot be loaded: {exc}") from None
     runner = web.AppRunner(
-        create_app(config, store, rules),
+        app,
         shutdown_timeout=config.shutdown_timeout_s,
         handle_signals=False,
         **RUNNER_OPTIONS,
