@@ -8,9 +8,9 @@ NODE_READY := node_modules/.ready
 CDK := JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION=20 node_modules/.bin/cdk
 
 # Debian packages the tests drive for real; installed by `make test` when missing.
-TEST_DEBIAN_PACKAGES := nginx prometheus chromium
+TEST_DEBIAN_PACKAGES := nginx prometheus chromium buildah debootstrap
 
-.PHONY: setup debian-packages test demo serve synth deploy destroy nag proto lock clean
+.PHONY: setup debian-packages test demo serve synth deploy destroy nag image image-test fuzz soak bench bench-quick proto lock clean
 
 setup: $(PY_READY) $(NODE_READY)
 
@@ -53,6 +53,30 @@ destroy: setup
 # cdk-nag's AwsSolutions checks as their own synth (findings fail it).
 nag: setup
 	$(CDK) synth --quiet -c nag=true $(CDK_ARGS)
+
+# The receiver's container image, built with buildah (no Docker engine needed); the
+# image test also runs inside `make test`.
+image:
+	image/build.sh
+
+image-test: $(PY_READY)
+	image/test.sh
+
+# Speed and memory, printed as a table; JSON results in out/bench/. bench-quick: small bodies.
+bench: $(PY_READY)
+	$(PY) -m benchmarks.run
+
+bench-quick: $(PY_READY)
+	$(PY) -m benchmarks.run --quick
+
+# At least 100,000 mutated inputs against the envelope parser, the decoders and the HTTP handler.
+fuzz: $(PY_READY)
+	$(PY) -m fuzzing.run
+
+# The emulator drives a real receiver (SQLite) with restarts, then checks every value; SOAK_MINUTES=2 for a short run.
+SOAK_MINUTES ?= 10
+soak: $(PY_READY)
+	$(PY) -m soak.run --minutes $(SOAK_MINUTES)
 
 # Regenerate the OpenTelemetry 0.7 modules and the decode-only summary view from their .proto files.
 proto: $(PY_READY)

@@ -25,6 +25,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         "check-rules", help="parse and check rule files, print the metrics they define"
     )
     check_parser.add_argument("directory", nargs="?", help="rules directory (default: the repository's rules/)")
+    check_parser.add_argument(
+        "--alarms", metavar="DIR",
+        help="check this alarm rules directory too (default: the repository's alarms/ when DIR is not given)")
     from receiver import demo, probe, replay
 
     demo.add_arguments(commands.add_parser(
@@ -40,7 +43,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "check-rules":
         from receiver.rules import check_rules_main
 
-        return check_rules_main(Path(args.directory) if args.directory else None)
+        from receiver.alarms.loader import default_alarms_dir
+
+        alarms = Path(args.alarms) if args.alarms else (None if args.directory else default_alarms_dir())
+        return check_rules_main(Path(args.directory) if args.directory else None, alarms_dir=alarms)
     if args.command in ("demo", "probe", "replay"):
         return {"demo": demo.main, "probe": probe.main, "replay": replay.main}[args.command](args)
     parser.error(f"unknown command {args.command}")

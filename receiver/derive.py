@@ -98,6 +98,9 @@ class Deriver:
         self._minutes: set[int] = set()
         self._hours: set[int] = set()
         self._wake = asyncio.Event()
+        # One pass at a time: a caller of derive_pending (shutdown, tests) returns only
+        # after a pass already under way has stored its values too.
+        self._pass = asyncio.Lock()
         self._listeners: list[Callable[[int, int], None]] = []
 
     def on_derived(self, listener: Callable[[int, int], None]) -> None:
@@ -134,6 +137,10 @@ class Deriver:
 
     async def derive_pending(self, hours: bool = True) -> None:
         """Recompute every marked minute, and every marked hour when ``hours``."""
+        async with self._pass:
+            await self._derive_marked(hours)
+
+    async def _derive_marked(self, hours: bool) -> None:
         minutes, self._minutes = sorted(self._minutes), set()
         for index, minute in enumerate(minutes):
             try:

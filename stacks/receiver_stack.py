@@ -9,6 +9,7 @@ from aws_cdk import aws_route53 as route53
 from aws_cdk import aws_secretsmanager as secretsmanager
 from constructs import Construct
 
+from stacks.alarm_topic import alarm_topic
 from stacks.buckets import private_bucket
 from stacks.gateway import Gateway
 from stacks.log_retention import retention
@@ -43,6 +44,7 @@ class ReceiverStack(Stack):
         )
 
         self.store = MetricsStore(self, "MetricsStore", retain=settings.retain_metrics)
+        self.alarm_topic = alarm_topic(self, "AlarmTopic")
 
         self.receiver = ReceiverService(
             self,
@@ -59,6 +61,7 @@ class ReceiverStack(Stack):
             shutdown_timeout_s=settings.shutdown_timeout_seconds,
             log_retention=retention(settings.log_retention_days),
             container_insights=settings.container_insights,
+            alarm_topic=self.alarm_topic,
         )
 
         zone = None
@@ -89,6 +92,12 @@ class ReceiverStack(Stack):
             description="Secrets Manager secret holding the Firehose access key as {\"api_key\": ...}",
         )
         CfnOutput(self, "MetricsTableName", value=self.store.table.table_name, description="The receiver's store")
+        CfnOutput(
+            self,
+            "AlarmTopicArn",
+            value=self.alarm_topic.topic_arn,
+            description="Alarm notifications are published here: subscribe e-mail, chat or a queue",
+        )
         CfnOutput(
             self,
             "LoadBalancerDnsName",

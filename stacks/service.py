@@ -10,8 +10,10 @@ from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_ecr_assets as ecr_assets
 from aws_cdk import aws_ecs as ecs
 from aws_cdk import aws_elasticloadbalancingv2 as elbv2
+from aws_cdk import aws_iam as iam
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_secretsmanager as secretsmanager
+from aws_cdk import aws_sns as sns
 from constructs import Construct
 
 from stacks.metrics_store import MetricsStore
@@ -58,6 +60,7 @@ class ReceiverService(Construct):
         shutdown_timeout_s: int,
         log_retention: logs.RetentionDays,
         container_insights: bool,
+        alarm_topic: sns.ITopic | None = None,
     ) -> None:
         super().__init__(scope, construct_id)
 
@@ -83,6 +86,13 @@ class ReceiverService(Construct):
             ),
         )
         store.grant_receiver(task.task_role)
+        if alarm_topic is not None:
+            # Publish only: the topic's AWS managed key lets every principal of the account use
+            # it through SNS by its key policy (grant_publish would add kms:* on key/*).
+            task.task_role.add_to_principal_policy(
+                iam.PolicyStatement(actions=["sns:Publish"], resources=[alarm_topic.topic_arn])
+            )
+        alarm_environment = {"RECEIVER_ALARM_SNS_TOPIC_ARN": alarm_topic.topic_arn} if alarm_topic is not None else {}
 
         log_group = logs.LogGroup(self, "Logs", retention=log_retention, removal_policy=RemovalPolicy.DESTROY)
         self.container = task.add_container(
@@ -102,6 +112,7 @@ class ReceiverService(Construct):
                 "RECEIVER_SHUTDOWN_TIMEOUT": str(shutdown_timeout_s),
                 # Bodies in flight within a quarter of the task's memory, so decoding never runs it out.
                 "RECEIVER_MAX_INFLIGHT_MIB": str(size.memory_mib // 4),
+                **alarm_environment,
             },
             secrets={"RECEIVER_ACCESS_KEYS": ecs.Secret.from_secrets_manager(access_key, "api_key")},
             logging=ecs.LogDrivers.aws_logs(

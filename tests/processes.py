@@ -47,6 +47,7 @@ class ReceiverProcess:
         deadline = time.monotonic() + timeout
         while not self._listening.wait(0.05):
             if self.proc.poll() is not None or time.monotonic() > deadline:
+                self.stop()  # never leave a half-started receiver behind
                 raise RuntimeError("receiver did not start:\n" + "\n".join(self.lines))
         return self
 

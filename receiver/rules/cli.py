@@ -16,8 +16,11 @@ def default_rules_dir() -> Path:
 
 
 def check_rules_main(directory: Path | None = None, out: TextIO | None = None,
-                     err: TextIO | None = None) -> int:
-    """Print the metrics ``directory`` defines (0), or its first error (1)."""
+                     err: TextIO | None = None, alarms_dir: Path | None = None) -> int:
+    """Print the metrics ``directory`` defines (0), or its first error (1).
+
+    With ``alarms_dir``, its alarm rules are checked too, against these metrics.
+    """
     out = out or sys.stdout
     err = err or sys.stderr
     directory = Path(directory) if directory is not None else default_rules_dir()
@@ -33,4 +36,14 @@ def check_rules_main(directory: Path | None = None, out: TextIO | None = None,
         print("  ".join(cell.ljust(width) for cell, width in zip(row, widths)) + "  " + row[3],
               file=out)
     print(f"{len(metrics)} metrics from {len(rules.files)} files in {directory}", file=out)
+    if alarms_dir is not None:
+        from receiver.alarms.loader import check_metrics, load_alarms
+
+        try:
+            alarms = load_alarms(alarms_dir)
+            check_metrics(alarms, {m.name: m.scope for m in metrics})
+        except RuleError as error:
+            print(error, file=err)
+            return 1
+        print(f"{len(alarms)} alarm rules in {alarms_dir}", file=out)
     return 0

@@ -187,6 +187,7 @@ _CONFIG_ERRORS = ("SQLITE_CANTOPEN", "SQLITE_NOTADB", "SQLITE_READONLY", "SQLITE
 
 _EMPTY_PAIRS = "[]"
 _ID_CHUNK = 500  # ids per "IN (...)" query, far below SQLite's bound-parameter limit
+_SERIES_CACHE_MAX = 200_000  # twice the decoders' interned series: bounds memory, rarely hit
 _LABELS_CACHE_MAX = 4096  # distinct labels are few (one set per stream); this only bounds surprises
 
 
@@ -214,6 +215,11 @@ class SQLiteDB:
         self._metric_ids: dict[tuple[str, str], int] = {}
         self._series_ids: dict[tuple, tuple[int, int, str]] = {}  # Series.key -> (id, metric id, row unit)
         self._labels_ids: dict[str, int] = {}
+        # id(Series) -> (series, metric id, series id, unit to store): decoders intern Series,
+        # so the same object comes back every minute and skips hashing its key. Each value
+        # holds its Series, so no id is recycled while it is cached; series rows are never
+        # deleted, so a committed entry stays true.
+        self._rows_by_series: dict[int, tuple[Series, int, int, str | None]] = {}
         # Read caches: row id -> model value, filled by reads.
         self._series_by_id: dict[int, Series] = {}
         self._series_by_id_unit: dict[tuple[int, str], Series] = {}
@@ -347,7 +353,8 @@ class SQLiteDB:
         # one labels tuple per record, so most samples cost a dict hit instead of hashing a
         # nested tuple or writing JSON. Each value holds its object, so no id can be
         # recycled while the cache lives.
-        # (series, metric id, series id, unit)
+        # (series, metric id, series id, unit): committed rows, then this request's new ones
+        committed_series = self._rows_by_series
         by_series: dict[int, tuple[Series, int, int, str | None]] = {}
         by_labels: dict[int, tuple[Pairs, int]] = {}  # (labels, labels id)
         isfinite = math.isfinite
@@ -358,7 +365,7 @@ class SQLiteDB:
         try:
             for sample in samples:
                 series = sample.series
-                known = by_series.get(id(series))
+                known = committed_series.get(id(series)) or by_series.get(id(series))
                 if known is None:
                     known = by_series[id(series)] = self._series_row(conn, series, pending)
                 _, metric_id, series_id, unit = known
@@ -391,6 +398,9 @@ class SQLiteDB:
             raise
         self._metric_ids.update(pending.metrics)
         self._series_ids.update(pending.series)
+        if len(committed_series) + len(by_series) > _SERIES_CACHE_MAX:
+            committed_series.clear()
+        committed_series.update(by_series)
         if len(self._labels_ids) + len(pending.labels) > _LABELS_CACHE_MAX:
             self._labels_ids.clear()
         self._labels_ids.update(pending.labels)

@@ -325,9 +325,14 @@ def receiver_families(state: ReceiverState) -> list[Family]:
     return families
 
 
-def exposition(derived: list[DerivedValue], metrics: Sequence[MetricInfo], state: ReceiverState) -> bytes:
-    """The whole ``/metrics`` body; a derived family that collides with ours is dropped."""
-    own = receiver_families(state)
+def exposition(
+    derived: list[DerivedValue], metrics: Sequence[MetricInfo], state: ReceiverState, extra: Sequence[Family] = ()
+) -> bytes:
+    """The whole ``/metrics`` body; a derived family that collides with ours is dropped.
+
+    ``extra``: more of the receiver's own families (the alarm counters).
+    """
+    own = [*receiver_families(state), *extra]
     own_names = {family.name for family in own}
     families = [f for f in derived_families(derived, metrics) if f.name not in own_names]
     return render([*families, *own]).encode("utf-8")
@@ -345,6 +350,7 @@ def add_routes(
     budget: Callable[[web.Request], InflightBudget],
     window: MinuteWindow = MinuteWindow(),
     clock: Callable[[], float] = time.time,
+    extra: Callable[[web.Request], Sequence[Family]] | None = None,
 ) -> None:
     """Register ``GET /metrics``; the callables read the app's current objects from a request."""
 
@@ -355,7 +361,8 @@ def add_routes(
         in_flight = budget(request)
         state = ReceiverState(snapshot, in_flight.in_use, in_flight.limit, store_up, latest)
         # Thousands of tables make tens of thousands of lines: format them off the loop.
-        body = await asyncio.to_thread(exposition, values, rules(request).current.metrics, state)
+        more = extra(request) if extra is not None else ()
+        body = await asyncio.to_thread(exposition, values, rules(request).current.metrics, state, more)
         response = web.Response(body=body, headers={"Content-Type": CONTENT_TYPE})
         response.enable_compression()  # gzip when the scraper accepts it (Prometheus does)
         return response

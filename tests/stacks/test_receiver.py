@@ -142,10 +142,13 @@ def test_task_role_may_only_call_the_store_actions_on_the_store_table(default: A
     template = default.template(RECEIVER)
     task_role = only(default, TASK)["Properties"]["TaskRoleArn"]["Fn::GetAtt"][0]
     table = logical_id(default, "AWS::DynamoDB::Table")
+    topic = logical_id(default, "AWS::SNS::Topic")
     policies = [p for p in resources(default, "AWS::IAM::Policy").values() if {"Ref": task_role} in p["Properties"]["Roles"]]
     assert len(policies) == 1
+    # The store's actions on its table, and publishing alarm notifications (receiver/alarms).
     assert policies[0]["Properties"]["PolicyDocument"]["Statement"] == [
-        {"Action": sorted(RECEIVER_ACTIONS), "Effect": "Allow", "Resource": {"Fn::GetAtt": [table, "Arn"]}}
+        {"Action": sorted(RECEIVER_ACTIONS), "Effect": "Allow", "Resource": {"Fn::GetAtt": [table, "Arn"]}},
+        {"Action": "sns:Publish", "Effect": "Allow", "Resource": {"Ref": topic}},
     ]
     assert "ManagedPolicyArns" not in template["Resources"][task_role]["Properties"]
 

@@ -46,6 +46,13 @@ export async function fetchCatalog(signal) {
   return new Map(body.metrics.map((metric) => [metric.name, metric]));
 }
 
+// The alarms that are on and the recent notifications (README "Alarms").
+export async function fetchAlarms(signal) {
+  const body = await getJson("/api/v1/alarms", {}, signal);
+  if (!Array.isArray(body.active)) throw new ApiError("/api/v1/alarms answered without active");
+  return body;
+}
+
 // The points [[epoch seconds, value], ...] of one metric of one entity in the window.
 export async function fetchPoints(metric, service, endpoint, window, signal) {
   const body = await getJson(

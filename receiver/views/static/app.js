@@ -1,6 +1,7 @@
 // The dashboard's shell: reads the hash, loads and draws the view, keeps the crumbs and the
 // range picker in step, refreshes every minute and says when the API fails.
 
+import { showAlarms } from "./alarms.js";
 import { fetchCatalog } from "./api.js";
 import { drawCharts } from "./chart.js";
 import { formatClock } from "./format.js";
@@ -15,6 +16,7 @@ const crumbs = document.getElementById("crumbs");
 const ranges = document.getElementById("ranges");
 const updated = document.getElementById("updated");
 const alert = document.getElementById("alert");
+const alarms = document.getElementById("alarms");
 
 let loading = null; // the AbortController of the load in progress
 let shownHash = null; // the hash whose view is on the page
@@ -67,6 +69,7 @@ async function show({ refresh }) {
     main.setAttribute("aria-busy", "true");
   }
   const ctx = { route, window: timeWindow(route.range, Date.now()), signal: controller.signal, errors: [] };
+  const alarmsShown = showAlarms(alarms, route, controller.signal);
   let data;
   let failure = null;
   try {
@@ -76,6 +79,7 @@ async function show({ refresh }) {
     if (error.name === "AbortError") return;
     failure = error;
   }
+  await alarmsShown;
   if (controller.signal.aborted) return;
   loading = null;
   lastLoad = Date.now();

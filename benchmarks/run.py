@@ -1,0 +1,266 @@
+"""`make bench`: the limit, decode, end to end and memory, printed as a table with targets.
+
+    .venv/bin/python -m benchmarks.run [--quick] [--out out/bench]
+
+Results are also written as JSON to ``out/bench/<UTC time>.json`` (and ``latest.json``) so
+runs can be compared. Targets and their reasons: docs-bench.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import gzip
+import json
+import os
+import platform
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from receiver.firehose import REQUEST_ID_HEADER
+from receiver.formats import FORMATS
+
+from . import e2e, micro
+from .bodies import MIB, OUTSIDE_RETENTION_MS, Body, SampleSource, make_body, warmup_body, wire_request
+
+OTEL07 = "opentelemetry0.7"
+DECODE_SHARE = 0.30
+E2E_SHARE = 0.15
+E2E_RATE = 300_000
+P99_LIMIT_S = 1.0
+RSS_FACTOR = 4
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    """How much a run measures."""
+
+    tables: int
+    sizes_mib: tuple[int, ...]
+    """Body sizes (record data, as Firehose buffers it) for the limit and decode."""
+    e2e_sizes_mib: tuple[int, ...]
+    e2e_formats: tuple[str, ...]
+    requests_one_sender: int
+    requests_per_sender_of_four: int
+    memory_mib: int
+    repeats: int
+
+
+FULL = Plan(tables=2000, sizes_mib=(1, 5, 64), e2e_sizes_mib=(1, 5), e2e_formats=FORMATS,
+            requests_one_sender=4, requests_per_sender_of_four=2, memory_mib=64, repeats=3)
+QUICK = Plan(tables=300, sizes_mib=(1,), e2e_sizes_mib=(1,), e2e_formats=(OTEL07,),
+             requests_one_sender=3, requests_per_sender_of_four=1, memory_mib=5, repeats=2)
+
+
+@dataclass
+class Results:
+    machine: dict[str, Any]
+    plan: dict[str, Any]
+    parse: list[dict[str, Any]] = field(default_factory=list)
+    stages: list[dict[str, Any]] = field(default_factory=list)
+    e2e: list[dict[str, Any]] = field(default_factory=list)
+    memory: list[dict[str, Any]] = field(default_factory=list)
+    targets: list[dict[str, Any]] = field(default_factory=list)
+
+
+def machine() -> dict[str, Any]:
+    cpu = ""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return {"cpu": cpu, "cores": os.cpu_count(), "python": platform.python_version(),
+            "platform": platform.platform()}
+
+
+def log(text: str) -> None:
+    print(text, file=sys.stderr, flush=True)
+
+
+def measure_parse(plan: Plan, bodies: dict[tuple[str, int], Body], results: Results) -> None:
+    for (fmt, size), body in bodies.items():
+        repeats = plan.repeats if size <= 5 else 1
+        limit_s = micro.best_seconds(micro.limit_work(body), repeats)
+        decode_s = micro.best_seconds(micro.decode_work(body), repeats)
+        results.parse.append({
+            "format": fmt, "size_mib": size, "datapoints": body.datapoints,
+            "record_bytes": body.record_bytes,
+            "limit_dps": body.datapoints / limit_s, "decode_dps": body.datapoints / decode_s,
+            "ratio": limit_s / decode_s,
+        })
+        log(f"  parse {fmt} {size} MiB: limit {body.datapoints / limit_s:,.0f} dp/s, "
+            f"decode {body.datapoints / decode_s:,.0f} dp/s")
+
+
+def limit_of(results: Results, fmt: str, size: int) -> float:
+    return next(r["limit_dps"] for r in results.parse if r["format"] == fmt and r["size_mib"] == size)
+
+
+def measure_e2e(plan: Plan, source: SampleSource, work: Path, results: Results,
+                formats: tuple[str, ...], derive: bool) -> None:
+    """Each format and size, gzip off and on, 1 and 4 senders, each on a fresh receiver."""
+    for fmt in formats:
+        for size in plan.e2e_sizes_mib:
+            count = max(plan.requests_one_sender, 4 * plan.requests_per_sender_of_four)
+            log(f"  building {count} distinct {size} MiB {fmt} bodies")
+            bodies = [make_body(source, fmt, size * MIB) for _ in range(count)]
+            warm = warmup_body(source, fmt)
+            for compress in (False, True):
+                requests = [(*wire_request(b, compress), b.datapoints) for b in bodies]
+                warmup, rest = (*wire_request(warm, compress), warm.datapoints), requests
+                for senders in (1, 4):
+                    per = plan.requests_one_sender if senders == 1 else plan.requests_per_sender_of_four
+                    split = [rest[i * per:(i + 1) * per] for i in range(senders)]
+                    run = e2e.measure(work / "e2e" / "metrics.db", warmup, split)
+                    limit = limit_of(results, fmt, size) if (fmt, size) in _measured(results) else None
+                    row = {
+                        "format": fmt, "size_mib": size, "gzip": compress, "senders": senders,
+                        "derive": derive,
+                        "requests": len(run.latencies_s), "datapoints": run.datapoints,
+                        "dps": run.datapoints_per_s, "p50_s": run.percentile_s(0.50),
+                        "p99_s": run.percentile_s(0.99), "ratio": run.datapoints_per_s / limit if limit else None,
+                        "wire_bytes": len(requests[1][1]),
+                    }
+                    results.e2e.append(row)
+                    log(f"  e2e {fmt} {size} MiB gzip={compress} senders={senders} derive={derive}: {row['dps']:,.0f} dp/s, "
+                        f"p50 {row['p50_s']:.3f} s, p99 {row['p99_s']:.3f} s")
+            if not derive:
+                headers, wire = wire_request(bodies[1], True)
+                stage = micro.stage_seconds(warm, bodies[1], wire, True, headers[REQUEST_ID_HEADER], work / "stages")
+                results.stages.append({"format": fmt, "size_mib": size, "gzip": True,
+                                       "datapoints": bodies[1].datapoints, "seconds": stage})
+
+
+def _measured(results: Results) -> set[tuple[str, int]]:
+    return {(r["format"], r["size_mib"]) for r in results.parse}
+
+
+def measure_memory(plan: Plan, source: SampleSource, work: Path, results: Results) -> None:
+    body = make_body(source, OTEL07, plan.memory_mib * MIB)
+    for compress in (False, True):
+        headers, wire = wire_request(body, compress)
+        before, after = e2e.peak_rss(work / "memory" / "metrics.db", (headers, wire, body.datapoints))
+        results.memory.append({
+            "format": OTEL07, "size_mib": plan.memory_mib, "gzip": compress,
+            "record_bytes": body.record_bytes, "wire_bytes": len(wire),
+            "envelope_bytes": len(wire) if not compress else len(gzip.decompress(wire)),
+            "datapoints": body.datapoints, "rss_start_bytes": before, "rss_peak_bytes": after,
+        })
+        log(f"  memory {plan.memory_mib} MiB gzip={compress}: VmHWM {before / MIB:.0f} -> {after / MIB:.0f} MiB")
+
+
+def judge(plan: Plan, results: Results) -> None:
+    targets = results.targets
+
+    def add(name: str, figure: str, met: bool | None) -> None:
+        targets.append({"target": name, "figure": figure,
+                        "verdict": "n/a" if met is None else ("PASS" if met else "MISS")})
+
+    for row in results.parse:
+        if row["format"] == OTEL07:
+            add(f"decode >= {DECODE_SHARE:.0%} of limit (0.7, {row['size_mib']} MiB)",
+                f"{row['ratio']:.1%} ({row['decode_dps']:,.0f} of {row['limit_dps']:,.0f} dp/s)",
+                row["ratio"] >= DECODE_SHARE)
+    for row in results.e2e:
+        if row["format"] == OTEL07 and not row["gzip"] and row["senders"] == 1 and row["ratio"] is not None:
+            mode = "deriving" if row["derive"] else "ingest only"
+            add(f"e2e >= {E2E_SHARE:.0%} of limit and >= {E2E_RATE:,} dp/s (0.7 plain, 1 sender, {row['size_mib']} MiB, {mode})",
+                f"{row['ratio']:.1%}, {row['dps']:,.0f} dp/s",
+                row["ratio"] >= E2E_SHARE and row["dps"] >= E2E_RATE)
+    p99 = [r for r in results.e2e if r["size_mib"] == 5 and r["gzip"] and r["senders"] == 4]
+    for row in p99:
+        mode = "deriving" if row["derive"] else "ingest only"
+        add(f"p99 < {P99_LIMIT_S:g} s (5 MiB gzip, 4 senders, {row['format']}, {mode})",
+            f"{row['p99_s']:.3f} s", row["p99_s"] < P99_LIMIT_S)
+    for row in results.memory:
+        limit = RSS_FACTOR * row["record_bytes"]
+        add(f"peak RSS < {RSS_FACTOR}x body ({row['size_mib']} MiB, gzip={row['gzip']})",
+            f"{row['rss_peak_bytes'] / MIB:.0f} MiB (limit {limit / MIB:.0f} MiB)",
+            row["rss_peak_bytes"] < limit if row["size_mib"] == 64 else None)
+
+
+def table(headers: list[str], rows: list[list[str]]) -> str:
+    widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(headers)]
+    line = lambda cells: "  ".join(c.rjust(w) if i else c.ljust(w) for i, (c, w) in enumerate(zip(cells, widths)))  # noqa: E731
+    return "\n".join([line(headers), line(["-" * w for w in widths]), *(line(r) for r in rows)])
+
+
+def report(results: Results) -> str:
+    m = results.machine
+    parts = [f"Machine: {m['cpu']}, {m['cores']} cores, Python {m['python']}"]
+    parts.append("\nLimit (full protobuf ParseFromString / orjson per line) and decode (records -> samples)")
+    parts.append(table(
+        ["format", "MiB", "datapoints", "limit dp/s", "decode dp/s", "decode/limit"],
+        [[r["format"], str(r["size_mib"]), f"{r['datapoints']:,}", f"{r['limit_dps']:,.0f}",
+          f"{r['decode_dps']:,.0f}", f"{r['ratio']:.1%}"] for r in results.parse]))
+    if results.e2e:
+        parts.append("\nEnd to end (POST over loopback -> 200 with SQLite committed; receiver in its own process)")
+        parts.append(table(
+            ["format", "MiB", "gzip", "senders", "derive", "requests", "dp/s", "p50 s", "p99 s", "e2e/limit"],
+            [[r["format"], str(r["size_mib"]), "yes" if r["gzip"] else "no", str(r["senders"]),
+              "on" if r["derive"] else "off",
+              str(r["requests"]), f"{r['dps']:,.0f}", f"{r['p50_s']:.3f}", f"{r['p99_s']:.3f}",
+              "-" if r["ratio"] is None else f"{r['ratio']:.1%}"] for r in results.e2e]))
+    if results.stages:
+        parts.append("\nWhere one delivery's time goes (in-process, one after the other, gzip body)")
+        names = list(results.stages[0]["seconds"])
+        parts.append(table(
+            ["format", "MiB", "datapoints", *names],
+            [[r["format"], str(r["size_mib"]), f"{r['datapoints']:,}",
+              *(f"{r['seconds'][n] * 1000:.0f} ms" for n in names)] for r in results.stages]))
+    if results.memory:
+        parts.append("\nMemory (receiver VmHWM while taking one body; body = record data, as Firehose buffers it)")
+        parts.append(table(
+            ["format", "MiB", "gzip", "wire MiB", "datapoints", "RSS at start", "peak RSS", "peak/body"],
+            [[r["format"], str(r["size_mib"]), "yes" if r["gzip"] else "no", f"{r['wire_bytes'] / MIB:.1f}",
+              f"{r['datapoints']:,}", f"{r['rss_start_bytes'] / MIB:.0f} MiB",
+              f"{r['rss_peak_bytes'] / MIB:.0f} MiB", f"{r['rss_peak_bytes'] / r['record_bytes']:.2f}x"]
+             for r in results.memory]))
+    parts.append("\nTargets")
+    parts.append(table(["target", "figure", "verdict"],
+                       [[t["target"], t["figure"], t["verdict"]] for t in results.targets]))
+    return "\n".join(parts)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.run", description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="small bodies, 0.7 only end to end (about a minute)")
+    parser.add_argument("--out", default="out/bench", help="folder for the JSON results (default out/bench)")
+    args = parser.parse_args(argv)
+    plan = QUICK if args.quick else FULL
+    out = Path(args.out)
+    work = out / "work"
+    results = Results(machine(), {"quick": args.quick, **{k: getattr(plan, k) for k in plan.__slots__}})
+    started = time.monotonic()
+    log(f"generating the workload: {plan.tables} tables")
+    source = SampleSource(plan.tables)
+    bodies = {(fmt, size): make_body(source, fmt, size * MIB) for size in plan.sizes_mib for fmt in FORMATS}
+    log("limit and decode")
+    measure_parse(plan, bodies, results)
+    del bodies
+    log("end to end, ingest only (data past the minute retention: the deriver skips it)")
+    measure_e2e(plan, SampleSource(plan.tables, OUTSIDE_RETENTION_MS), work, results, (OTEL07,), derive=False)
+    log("end to end, with the deriver recomputing the minutes and hours stored")
+    measure_e2e(plan, source, work, results, plan.e2e_formats, derive=True)
+    log("memory")
+    measure_memory(plan, source, work, results)
+    judge(plan, results)
+    results.plan["seconds"] = round(time.monotonic() - started, 1)
+    print(report(results))
+    out.mkdir(parents=True, exist_ok=True)
+    stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    document = json.dumps({"time": stamp, **results.__dict__}, indent=2)
+    (out / f"{stamp}{'-quick' if args.quick else ''}.json").write_text(document)
+    (out / "latest.json").write_text(document)
+    print(f"\nresults: {out / stamp}{'-quick' if args.quick else ''}.json ({results.plan['seconds']} s)")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,1 @@
+"""`make fuzz`: mutation fuzzing of the envelope parser, the format decoders and the HTTP handler."""

@@ -1,0 +1,151 @@
+"""Evaluates the alarm rules on every complete minute, from the store, once per replica tick.
+
+A minute is complete once it ended ``settle_s`` ago (the notion /metrics uses, see
+receiver/views/prometheus.py ``MinuteWindow``). Each tick evaluates the complete minutes
+since the last tick in order (at start, the last ``catch_up_minutes``), skipping minutes
+for which the store holds no values at all (the stream or the receiver stopped: alarms
+stay as they are rather than resolving).
+
+For each rule, entity and minute the decision (receiver/alarms/decide.py) is a function of
+the stored values and the entity's stored event history. A decision to notify becomes an
+event with the next sequence number, written insert-if-absent: the replica whose write
+lands notifies, the others find it there and do not. The history is in the store, so a
+restarted replica neither repeats what was sent nor forgets an alarm that is on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import defaultdict
+from collections.abc import Callable, Sequence
+
+from receiver.alarms.counters import AlarmCounters
+from receiver.alarms.decide import MINUTE_MS, decide, read
+from receiver.alarms.events import FIRING, AlarmEvent
+from receiver.alarms.notifier import Notifier
+from receiver.alarms.rules import AlarmRule
+from receiver.store.base import Store, StoreError
+
+log = logging.getLogger("receiver.alarms")
+
+DEFAULT_CATCH_UP_MINUTES = 10
+Entity = tuple[str, str | None]
+
+
+def latest_complete_minute(now_ms: int, settle_s: float) -> int:
+    """The newest minute M (its start) with ``M + 60 s + settle_s <= now``."""
+    edge = now_ms - MINUTE_MS - round(settle_s * 1000)
+    return edge - edge % MINUTE_MS
+
+
+class AlarmEvaluator:
+    def __init__(
+        self,
+        store: Store,
+        rules: Sequence[AlarmRule],
+        notifier: Notifier,
+        counters: AlarmCounters,
+        *,
+        settle_s: float,
+        interval_s: float = 60.0,
+        catch_up_minutes: int = DEFAULT_CATCH_UP_MINUTES,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.rules = list(rules)
+        self._store = store
+        self._notifier = notifier
+        self._counters = counters
+        self._settle_s = settle_s
+        self._interval_s = interval_s
+        self._catch_up = catch_up_minutes
+        self._clock = clock
+        self._evaluated: int | None = None  # the last minute evaluated by this process
+
+    async def run(self) -> None:
+        while True:
+            try:
+                await self.tick()
+            except StoreError as exc:
+                log.warning("alarm evaluation failed, will retry", extra={"error": str(exc)})
+            await asyncio.sleep(self._interval_s)
+
+    async def tick(self) -> list[AlarmEvent]:
+        """Evaluate every complete minute not evaluated yet; the events this replica wrote."""
+        if not self.rules:
+            return []
+        last = latest_complete_minute(int(self._clock() * 1000), self._settle_s)
+        first = last - self._catch_up * MINUTE_MS if self._evaluated is None else self._evaluated + MINUTE_MS
+        minutes = [m for m in range(first, last + 1, MINUTE_MS) if await self._has_values(m)]
+        written: list[AlarmEvent] = []
+        if minutes:
+            heads = {event.key: event for event in await self._store.alarm_heads()}
+            longest_silence = max(rule.silence for rule in self.rules)
+            last_firing: dict[tuple[str, str, str], int] = {}
+            for event in await self._store.alarm_events(minutes[0] - longest_silence * MINUTE_MS):
+                if event.kind == FIRING:
+                    last_firing[event.key] = max(event.minute_ms, last_firing.get(event.key, event.minute_ms))
+            for rule in self.rules:
+                written += await self._evaluate_rule(rule, minutes, heads, last_firing)
+        self._evaluated = max(last, self._evaluated or last)
+        return written
+
+    async def _has_values(self, minute_ms: int) -> bool:
+        return await self._store.latest_bucket(MINUTE_MS, minute_ms + 1) == minute_ms
+
+    async def _evaluate_rule(
+        self,
+        rule: AlarmRule,
+        minutes: list[int],
+        heads: dict[tuple[str, str, str], AlarmEvent],
+        last_firing: dict[tuple[str, str, str], int],
+    ) -> list[AlarmEvent]:
+        lookback = rule.period - 1 + rule.expression.lookback_minutes
+        values = await self._values(rule, minutes[0] - lookback * MINUTE_MS, minutes[-1])
+        # An entity with an alarm on is evaluated even without values, so it can resolve.
+        entities = set(values) | {
+            (head.service, head.endpoint) for head in heads.values() if head.rule == rule.name and head.kind == FIRING
+        }
+        written: list[AlarmEvent] = []
+        contested: set[tuple[str, str, str]] = set()
+        for minute_ms in minutes:
+            for service, endpoint in sorted(entities, key=lambda e: (e[0], e[1] or "")):
+                key = (rule.name, service, endpoint or "")
+                if key in contested:
+                    continue
+                reading = read(rule, values.get((service, endpoint), {}), minute_ms)
+                head = heads.get(key)
+                kind = decide(rule, minute_ms, reading, head, last_firing.get(key))
+                if kind is None:
+                    continue
+                event = AlarmEvent(
+                    rule=rule.name, service=service, endpoint=endpoint, seq=(head.seq + 1) if head else 1,
+                    kind=kind, minute_ms=minute_ms, value=reading.value, threshold=rule.threshold,
+                    message=rule.render(service, endpoint, reading.value), created_ms=int(self._clock() * 1000),
+                )  # fmt: skip
+                if not await self._store.put_alarm_event(event):
+                    # Another replica wrote this step of the chain first: it notifies. Its
+                    # event is read back at the next tick.
+                    contested.add(key)
+                    continue
+                heads[key] = event
+                if kind == FIRING:
+                    last_firing[key] = minute_ms
+                self._counters.event(rule.name, kind)
+                log.info("alarm " + kind, extra={"rule": rule.name, "service": service, "endpoint": endpoint,
+                                                 "value": event.value, "minute_ms": minute_ms})
+                self._notifier.submit(event, rule)
+                written.append(event)
+        return written
+
+    async def _values(self, rule: AlarmRule, start_ms: int, end_ms: int) -> dict[Entity, dict[str, dict[int, float]]]:
+        """entity -> metric -> minute -> value, for the entities the rule applies to."""
+        found: dict[Entity, dict[str, dict[int, float]]] = defaultdict(lambda: defaultdict(dict))
+        for metric in sorted(rule.expression.metrics):
+            for value in await self._store.derived(metric, MINUTE_MS, start_ms, end_ms):
+                name = value.endpoint if rule.scope == "endpoint" else value.service
+                if name is None or not rule.applies_to(name):
+                    continue
+                found[(value.service, value.endpoint)][metric][value.time_ms] = value.value
+        return found

@@ -1,0 +1,90 @@
+"""The alarms of one receiver: rules loaded and checked, evaluator and notifier running."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import aiohttp
+
+from receiver.alarms.channels import Channel, SlackChannel, SnsChannel, WebhookChannel
+from receiver.alarms.counters import AlarmCounters
+from receiver.alarms.evaluator import AlarmEvaluator
+from receiver.alarms.loader import check_metrics, load_alarms
+from receiver.alarms.notifier import Backoff, Notifier
+from receiver.alarms.settings import AlarmSettings
+from receiver.store.base import Store
+
+log = logging.getLogger("receiver.alarms")
+
+DRAIN_TIMEOUT_S = 10.0
+"""On stop, notifications still queued get this long to go out."""
+
+
+class Alarms:
+    def __init__(
+        self,
+        settings: AlarmSettings,
+        store: Store,
+        metric_scopes: Mapping[str, str],
+        *,
+        settle_s: float,
+        interval_s: float = 60.0,
+        backoff: Backoff = Backoff(),
+        clock: Callable[[], float] = time.time,
+        sns_client: Any = None,
+    ) -> None:
+        """Load the rules (RuleError with file and line when one is broken)."""
+        self.settings = settings
+        self.rules = load_alarms(settings.directory) if settings.directory is not None else []
+        check_metrics(self.rules, dict(metric_scopes))
+        self.counters = AlarmCounters()
+        self.notifier = Notifier([], self.counters, backoff)
+        self.evaluator = AlarmEvaluator(
+            store, self.rules, self.notifier, self.counters, settle_s=settle_s, interval_s=interval_s, clock=clock
+        )
+        self._sns_client = sns_client
+        self._session: aiohttp.ClientSession | None = None
+        self._tasks: list[asyncio.Task] = []
+
+    async def start(self) -> None:
+        channels: list[Channel] = []
+        settings = self.settings
+        if settings.webhooks or settings.slack_webhook:
+            self._session = aiohttp.ClientSession()
+            channels += [WebhookChannel(url, self._session) for url in settings.webhooks]
+            if settings.slack_webhook:
+                channels.append(SlackChannel(settings.slack_webhook, self._session))
+        if settings.sns_topic_arn:
+            client = self._sns_client or await asyncio.to_thread(_sns_client, settings.sns_region)
+            channels.append(SnsChannel(settings.sns_topic_arn, client))
+        self.notifier.channels = channels
+        log.info("alarms loaded", extra={"rules": len(self.rules), "channels": [c.name for c in channels]})
+        self._tasks = [
+            asyncio.create_task(self.evaluator.run(), name="alarm-evaluator"),
+            asyncio.create_task(self.notifier.run(), name="alarm-notifier"),
+        ]
+
+    async def stop(self) -> None:
+        evaluator, notifier = self._tasks or (None, None)
+        if evaluator is not None:
+            evaluator.cancel()
+            await asyncio.gather(evaluator, return_exceptions=True)
+        if not await self.notifier.drain(DRAIN_TIMEOUT_S):
+            log.warning("stopping with alarm notifications not yet delivered")
+        if notifier is not None:
+            notifier.cancel()
+            await asyncio.gather(notifier, return_exceptions=True)
+        self._tasks = []
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+
+def _sns_client(region: str | None) -> Any:
+    import boto3
+
+    return boto3.client("sns", region_name=region)

@@ -1,0 +1,94 @@
+"""DynamoDB faults (on moto): throttling of every write and a full outage give 503 with
+Retry-After, and once they pass the emulator's retries deliver everything once.
+
+The faults come from a wrapper around the store's botocore client, so the store's own retry
+and give-up path runs exactly as it would against DynamoDB."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from botocore.exceptions import ClientError, EndpointConnectionError
+from moto import mock_aws
+
+from receiver.store.dynamodb import DynamoDBStore
+from receiver.store.dynamodb_retry import RetryPolicy
+from tests.faults.steps import (
+    assert_stored_exactly,
+    deliver_across_fault,
+    post_expecting_503,
+    receiver_on,
+    workload_samples,
+)
+
+WRITES = frozenset({"batch_write_item", "put_item", "update_item", "delete_item", "transact_write_items"})
+READS = frozenset({"get_item", "batch_get_item", "query", "scan"})
+
+
+def throttled(operation: str) -> ClientError:
+    return ClientError(
+        {"Error": {"Code": "ProvisionedThroughputExceededException", "Message": "Rate of requests exceeds the allowed throughput."},
+         "ResponseMetadata": {"HTTPStatusCode": 400}},
+        operation,
+    )
+
+
+def unreachable(operation: str) -> EndpointConnectionError:
+    return EndpointConnectionError(endpoint_url="https://dynamodb.us-east-1.amazonaws.com/")
+
+
+class FaultyClient:
+    """Passes every call to the real client, except the chosen operations while ``failing``."""
+
+    def __init__(self, client: Any, operations: frozenset[str], error: Any) -> None:
+        self._client = client
+        self._operations = operations
+        self._error = error
+        self.failing = True
+        self.injected = 0
+
+    def __getattr__(self, name: str) -> Any:
+        real = getattr(self._client, name)
+        if name not in self._operations:
+            return real
+
+        def call(**kwargs: Any) -> Any:
+            if self.failing:
+                self.injected += 1
+                raise self._error(name)
+            return real(**kwargs)
+
+        return call
+
+
+@pytest.fixture
+def dynamodb_store():
+    with mock_aws():
+        # A short retry budget: each refused delivery gives up after a fraction of a second.
+        yield DynamoDBStore("metrics", region="us-east-1", create=True, retry=RetryPolicy(timeout_s=0.3))
+
+
+@pytest.mark.parametrize(
+    ("operations", "error", "cause"),
+    [
+        (WRITES, throttled, "ProvisionedThroughputExceededException"),
+        (WRITES | READS, unreachable, "Could not connect"),
+    ],
+    ids=["throttling", "outage"],
+)
+async def test_dynamodb_fault_gives_503_and_retries_deliver_everything_once(dynamodb_store, operations, error, cause):
+    samples = workload_samples()
+    async with receiver_on(dynamodb_store) as client:
+        table = dynamodb_store._table
+        faulty = FaultyClient(table._client, operations, error)
+        table._client = faulty
+        refused = await post_expecting_503(client, samples, cause=cause)
+        assert faulty.injected > 0
+
+        def recover() -> None:
+            faulty.failing = False
+
+        await deliver_across_fault(client, samples, clear_fault=recover)
+        table._client = faulty._client
+        await assert_stored_exactly(dynamodb_store, samples, refused)
