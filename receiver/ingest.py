@@ -19,8 +19,8 @@ from aiohttp import ClientError, web
 from aiohttp.http_exceptions import HttpProcessingError
 
 from receiver import firehose
-from receiver.derive import Deriver
 from receiver.body import BadEncoding, BodyReader, BodyTooLarge, InflightBudget, OverBudget
+from receiver.derive import Deriver
 from receiver.formats import DecodeError, decode_record
 from receiver.model import Pairs, Sample
 from receiver.store import Store, StoreError

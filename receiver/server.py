@@ -14,15 +14,15 @@ from aiohttp import web
 from receiver.alarms import api as alarms_api
 from receiver.alarms.metrics import alarm_families
 from receiver.alarms.runtime import Alarms
-from receiver.config import ConfigError, ServeConfig
-from receiver.ingest import AccessKeys, IngestSettings, handle_delivery
 from receiver.body import InflightBudget
+from receiver.config import ConfigError, ServeConfig
 from receiver.derive import Deriver
-from receiver.views import api, dashboard, prometheus
-from receiver.views.otlp import OtlpExporter
+from receiver.ingest import AccessKeys, IngestSettings, handle_delivery
 from receiver.rules import RuleError, RuleHolder
 from receiver.store import Store, StoreError
 from receiver.telemetry import Telemetry
+from receiver.views import api, dashboard, prometheus
+from receiver.views.otlp import OtlpExporter
 
 log = logging.getLogger("receiver.server")
 
@@ -36,8 +36,11 @@ RUNNER_OPTIONS: dict[str, object] = {
     "max_field_size": MAX_HEADER_BYTES,
     # Our own per-delivery log line says more than the access log would.
     "access_log": None,
+    # A client that disconnects must not interrupt a commit half way (aiohttp's default).
+    "handler_cancellation": False,
 }
 """Options of every runner of the app, tests' included."""
+
 
 class InFlight:
     """Counts requests being handled, so shutdown can wait until none is left."""
