@@ -96,14 +96,6 @@ def dynalite_factory(dynalite_endpoint, clock, monkeypatch) -> Callable[..., Dyn
     return make
 
 
-DYNAMODB_DIFFERS = {
-    "test_prune_keeps_minutes_for_their_retention_and_hours_for_theirs": (
-        "DynamoDB items expire by TTL, so prune() is a no-op by design and retention follows the store's "
-        "clock instead; test_store_dynamodb.py proves the same retention by moving that clock"
-    ),
-}
-"""Contract tests of behaviour the DynamoDB store provides differently, and why."""
-
 # -- every backend ------------------------------------------------------------------------
 
 
@@ -111,11 +103,19 @@ DYNAMODB_DIFFERS = {
 async def store(request, clock, sqlite_factory) -> AsyncIterator[Store]:
     """An open store of each backend, sharing the fake clock (dynamodb: on moto; dynalite: the same store)."""
     if request.param in ("dynamodb", "dynalite"):
-        if request.node.originalname in DYNAMODB_DIFFERS:
-            pytest.skip(DYNAMODB_DIFFERS[request.node.originalname])
         opened: Store = request.getfixturevalue(f"{request.param}_factory")()
     else:
         opened = MemoryStore(clock=clock) if request.param == "memory" else sqlite_factory()
+    await opened.open()
+    yield opened
+    await opened.close()
+
+
+@pytest.fixture(params=["memory", "sqlite"])
+async def pruning_store(request, clock, sqlite_factory) -> AsyncIterator[Store]:
+    """A store whose prune() deletes: DynamoDB's items expire by TTL instead, and
+    test_store_dynamodb.py proves its retention by moving the store's clock."""
+    opened: Store = MemoryStore(clock=clock) if request.param == "memory" else sqlite_factory()
     await opened.open()
     yield opened
     await opened.close()

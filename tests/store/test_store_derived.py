@@ -83,7 +83,8 @@ async def test_latest_bucket_and_entities(store):
     assert await store.entities(T0 + MINUTE_MS) == [(SERVICE, "AWS_DYNAMODB", "B")]
 
 
-async def test_prune_keeps_minutes_for_their_retention_and_hours_for_theirs(store):
+async def test_prune_keeps_minutes_for_their_retention_and_hours_for_theirs(pruning_store):
+    store = pruning_store
     old, recent = T0, T0 + 8 * DAY_MS
     await store.commit("r1", [make_sample()])
     await store.commit("r2", [make_sample(minute=8 * 24 * 60)])
