@@ -157,6 +157,12 @@ class Store(Protocol):
         """The latest event (highest seq) of every (rule, service, endpoint), sorted by it."""
 
 
+def check_metric_names(metrics: Collection[str] | None) -> None:
+    """Refuse one metric name passed where a collection of them belongs (a str iterates)."""
+    if isinstance(metrics, str):
+        raise TypeError("metrics must be a collection of metric names, not one str")
+
+
 def touched_buckets(samples: Sequence[Sample]) -> list[tuple[int, int]]:
     """(step, bucket start) of every minute and hour the samples fall in, sorted."""
     starts = {sample.start_ms for sample in samples}

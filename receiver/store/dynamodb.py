@@ -46,6 +46,7 @@ from typing import Any
 from receiver.alarms.events import AlarmEvent
 from receiver.model import DerivedValue, Sample
 from receiver.store.base import (
+    check_metric_names,
     DEFAULT_HOUR_RETENTION_DAYS,
     DEFAULT_MINUTE_RETENTION_DAYS,
     DEFAULT_REQUEST_TTL_S,
@@ -161,8 +162,7 @@ class DynamoDBStore:
         namespace: str | None = None,
         metrics: Collection[str] | None = None,
     ) -> list[Sample]:
-        if isinstance(metrics, str):
-            raise TypeError("metrics must be a collection of metric names, not one str")
+        check_metric_names(metrics)
         async with self._runner.operation():
             return await self._samples.samples(start_ms, end_ms, namespace, metrics)
 

@@ -12,6 +12,7 @@ from collections.abc import Callable, Collection, Sequence
 from receiver.alarms.events import AlarmEvent, latest_per_key
 from receiver.model import DerivedValue, Sample
 from receiver.store.base import (
+    check_metric_names,
     DEFAULT_HOUR_RETENTION_DAYS,
     DEFAULT_MINUTE_RETENTION_DAYS,
     DEFAULT_REQUEST_TTL_S,
@@ -98,8 +99,7 @@ class MemoryStore:
         metrics: Collection[str] | None = None,
     ) -> list[Sample]:
         self._check_open()
-        if isinstance(metrics, str):
-            raise TypeError("metrics must be a collection of metric names, not one str")
+        check_metric_names(metrics)
         wanted = None if metrics is None else frozenset(metrics)
         found: list[Sample] = []
         for start in sorted(s for s in self._by_start if start_ms <= s < end_ms):

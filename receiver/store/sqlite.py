@@ -20,6 +20,7 @@ from typing import Any, TypeVar
 from receiver.alarms.events import AlarmEvent
 from receiver.model import DerivedValue, Sample
 from receiver.store.base import (
+    check_metric_names,
     DEFAULT_HOUR_RETENTION_DAYS,
     DEFAULT_MINUTE_RETENTION_DAYS,
     DEFAULT_REQUEST_TTL_S,
@@ -115,8 +116,7 @@ class SQLiteStore:
         namespace: str | None = None,
         metrics: Collection[str] | None = None,
     ) -> list[Sample]:
-        if isinstance(metrics, str):
-            raise TypeError("metrics must be a collection of metric names, not one str")
+        check_metric_names(metrics)
         return await self._call(self._db.samples, start_ms, end_ms, namespace, metrics)
 
     async def count_samples(self) -> int:
