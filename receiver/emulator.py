@@ -569,8 +569,8 @@ class FirehoseEmulator:
             labels = self._labels[key] = tuple(sorted(own.items()))
         if sample.labels:
             merged = dict(labels) | dict(sample.labels)
-            return dataclasses.replace(sample, labels=tuple(sorted(merged.items())))
-        return dataclasses.replace(sample, labels=labels)
+            return sample._replace(labels=tuple(sorted(merged.items())))
+        return sample._replace(labels=labels)
 
     # -- delivery -----------------------------------------------------------------------
 

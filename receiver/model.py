@@ -8,6 +8,7 @@ decoders intern it); a ``Sample`` is one period of one series.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import NamedTuple
 
 Pairs = tuple[tuple[str, str], ...]
 """Name/value pairs, sorted by name."""
@@ -34,13 +35,15 @@ class Series:
         return (self.account, self.region, self.namespace, self.metric, self.dimensions)
 
 
-@dataclass(frozen=True, slots=True)
-class Sample:
+class Sample(NamedTuple):
     """The statistics of one series over one period.
 
     ``labels`` are attributes that do not identify the datapoint: the Firehose request's
     common attributes and what the stream says about itself (exporter ARN, stream name).
     Decoders share one labels tuple between all samples of a record.
+
+    A named tuple rather than a dataclass: a receiver builds one per datapoint, and a tuple
+    can be built from columns in C (``map(tuple.__new__, repeat(Sample), zip(...))``).
     """
 
     series: Series

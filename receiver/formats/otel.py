@@ -25,7 +25,7 @@ from . import series as interning
 from .errors import DecodeError
 from .framing import frame, split_frames
 from .packing import pack
-from .series import SAMPLE_BUILDER, merge_labels
+from .series import merge_labels
 from .units import from_ucum, to_ucum
 
 ACCOUNT_ATTRIBUTE = "cloud.account.id"
@@ -112,15 +112,14 @@ def _decode_points(
 ) -> None:
     """Append one Sample per view DataPoint to ``out``.
 
-    The hot loop: names are bound locally and the Sample is built inline (see
-    series.new_sample) because every attribute lookup and call here is paid per datapoint.
+    Names are bound locally because every attribute lookup and call here is paid per
+    datapoint.
     """
     lookup = interning.lookup
     raw_labels = flavor.raw_labels
     append = out.append
     finite = isfinite
-    new, set_series, set_start, set_end, set_count, set_sum, set_min, set_max, set_stats, \
-        set_labels = SAMPLE_BUILDER
+    new = tuple.__new__
     for point in points:
         key = (context, tuple(raw_labels(point)))
         series = lookup(key)
@@ -148,17 +147,8 @@ def _decode_points(
         total = point.sum
         if not (finite(total) and finite(low) and finite(high)):
             raise DecodeError(f"a datapoint of {_name(series)} has a non-finite sum, minimum or maximum")
-        sample = new(Sample)
-        set_series(sample, series)
-        set_start(sample, start // 1_000_000)
-        set_end(sample, end // 1_000_000)
-        set_count(sample, float(point.count))
-        set_sum(sample, total)
-        set_min(sample, low)
-        set_max(sample, high)
-        set_stats(sample, _percentiles(more, series) if more else ())
-        set_labels(sample, labels)
-        append(sample)
+        append(new(Sample, (series, start // 1_000_000, end // 1_000_000, float(point.count), total,
+                            low, high, _percentiles(more, series) if more else (), labels)))
 
 
 def _new_series(key: tuple[tuple[str, str, str, str], tuple[bytes, ...]], flavor: Flavor) -> Series:

@@ -107,7 +107,7 @@ def test_interleaved_input_keeps_its_order() -> None:
 
 
 def _fields(sample: Sample) -> dict:
-    return {name: getattr(sample, name) for name in Sample.__dataclass_fields__}
+    return sample._asdict()
 
 
 @pytest.mark.parametrize("fmt", ["opentelemetry0.7", "opentelemetry1.0"])

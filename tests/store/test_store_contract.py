@@ -110,7 +110,7 @@ async def test_a_request_with_an_unstorable_value_stores_nothing(store, bad):
     before = make_sample(minute=0, value=1.0)
     await store.commit("r1", [before])
     good = [make_sample(minute=m, value=5.0) for m in range(3)]
-    poisoned = dataclasses.replace(make_sample(make_series(table="New"), minute=1), **bad)
+    poisoned = make_sample(make_series(table="New"), minute=1)._replace(**bad)
     with pytest.raises(StoreError):
         await store.commit("r2", [*good, poisoned, make_sample(minute=4)])
     assert await stored(store) == [before]

@@ -268,7 +268,7 @@ async def test_a_request_id_longer_than_a_key_is_remembered(make_store):
 @pytest.mark.parametrize("start_ms", [-MINUTE_MS, 10**13], ids=["negative", "after-2286"])
 async def test_a_start_outside_the_sort_key_range_stores_nothing(make_store, start_ms):
     store = await make_store()
-    bad = dataclasses.replace(make_sample(), start_ms=start_ms, end_ms=start_ms + MINUTE_MS)
+    bad = make_sample()._replace(start_ms=start_ms, end_ms=start_ms + MINUTE_MS)
     with pytest.raises(StoreError, match="outside"):
         await store.commit("r1", [make_sample(minute=1), bad])
     assert await store.count_samples() == 0
@@ -287,8 +287,8 @@ EXACT = [
 async def test_statistics_read_back_bit_for_bit(make_store):
     store = await make_store()
     samples = [
-        dataclasses.replace(
-            make_sample(minute=i), count=x, sum=-x, min=x / 3, max=x, stats=(("p50", -x), ("p99", x))
+        make_sample(minute=i)._replace(
+            count=x, sum=-x, min=x / 3, max=x, stats=(("p50", -x), ("p99", x))
         )
         for i, x in enumerate(EXACT)
     ]
