@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from receiver import gctune
 from receiver.firehose import REQUEST_ID_HEADER
 from receiver.formats import FORMATS
 
@@ -234,6 +235,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", default="out/bench", help="folder for the JSON results (default out/bench)")
     args = parser.parse_args(argv)
     plan = QUICK if args.quick else FULL
+    gctune.tune()  # decode is measured in this process: collect garbage as `receiver serve` does
     out = Path(args.out)
     work = out / "work"
     results = Results(machine(), {"quick": args.quick, **{k: getattr(plan, k) for k in plan.__slots__}})

@@ -54,8 +54,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _serve(args: argparse.Namespace) -> int:
+    from receiver import gctune
     from receiver.server import serve
 
+    gctune.tune()
     try:
         config = serve_config(args)
         logs.configure(config.log_level)

@@ -15,7 +15,7 @@ from google.protobuf.message import Message
 from receiver.model import Pairs, Sample, Series
 from receiver.proto.otel07 import common_pb2, metrics_service_pb2
 
-from . import otel
+from . import fastpath, otel
 from .errors import DecodeError
 
 NAME = "opentelemetry0.7"
@@ -50,7 +50,7 @@ def parse_labels(raw: Sequence[bytes]) -> tuple[str, str, Pairs]:
     return namespace, metric, tuple(sorted(dimensions.items()))
 
 
-FLAVOR = otel.Flavor(NAME, otel.raw_field("labels"), parse_labels, common_pb2.KeyValue)
+FLAVOR = otel.Flavor(NAME, otel.raw_field("labels"), parse_labels, common_pb2.KeyValue, fastpath.OTEL07)
 
 
 def decode(data: bytes, extra_labels: Pairs = ()) -> list[Sample]:

@@ -17,7 +17,7 @@ from opentelemetry.proto.common.v1 import common_pb2
 
 from receiver.model import Pairs, Sample, Series
 
-from . import otel
+from . import fastpath, otel
 from .errors import DecodeError
 
 NAME = "opentelemetry1.0"
@@ -68,7 +68,7 @@ def _string(value: Any, what: str) -> str:
     return value.string_value
 
 
-FLAVOR = otel.Flavor(NAME, otel.raw_field("attributes"), parse_attributes, common_pb2.KeyValue)
+FLAVOR = otel.Flavor(NAME, otel.raw_field("attributes"), parse_attributes, common_pb2.KeyValue, fastpath.OTEL10)
 
 
 def decode(data: bytes, extra_labels: Pairs = ()) -> list[Sample]:
