@@ -124,3 +124,54 @@ def test_body_cap_covers_the_largest_firehose_delivery():
     records = full // per_record + 1
     envelope = 4 * -(-full // 3) + records * (len('{"data":""},') + 4) + 100
     assert firehose.MAX_BODY_BYTES >= envelope
+
+
+def careful_parse(raw: bytes, request_id: str, monkeypatch: pytest.MonkeyPatch):
+    with monkeypatch.context() as patch:
+        patch.setattr(firehose, "_scan", lambda *args: None)
+        return parse_delivery(raw, request_id)
+
+
+FIREHOSE_LIKE = [
+    body([record(b"one"), record(b"\x00\xff" * 1000), record(b"x")]),
+    body([]),
+    body([record(b"a")], timestamp=1.5e12),
+    b' \n{ "requestId" : "req-1" ,\t"timestamp": 17 , "records" : [ { "data" : "b25l" } , {"data":"dHdv"} ] }\r\n',
+    bytearray(body([record(b"in a bytearray")])),
+]
+
+
+@pytest.mark.parametrize("raw", FIREHOSE_LIKE)
+def test_the_scanner_reads_firehose_bodies_as_the_json_parser_does(raw, monkeypatch):
+    scanned = firehose._scan(raw, "req-1")
+    assert scanned is not None
+    assert scanned == careful_parse(raw, "req-1", monkeypatch)
+
+
+@pytest.mark.parametrize("raw", [
+    body([record(b"one")])[:-1],  # cut short
+    body([record(b"one")]) + b"x",  # trailing garbage
+    b'{"requestId":"req-1","timestamp":1,"records":[{"data":"b25l"},]}',  # trailing comma
+    b'{"timestamp":1,"requestId":"req-1","records":[]}',  # another key order
+    b'{"requestId":"req\\u002d1","timestamp":1,"records":[]}',  # an escape
+    b'{"requestId":"req-1","timestamp":01,"records":[]}',  # not a JSON number
+    b'{"requestId":"req-1","timestamp":1,"records":[{"data":"b2\\/l"}]}',  # an escaped slash
+    b'{"requestId":"req-1","timestamp":1,"records":[{"data":"b25"}]}',  # bad base64
+    b'{"requestId":"req-1","timestamp":1,"records":[{"data":""}]}',  # empty record
+    b'{"requestId":"req-1","timestamp":1,"records":[{"data":"b25l","more":1}]}',
+    b'{"requestId":"req-1","timestamp":1,"records":[],"extra":true}',
+    b'{"requestId":"req-2","timestamp":1,"records":[]}',  # not the header's id
+])
+def test_the_scanner_leaves_everything_else_to_the_json_parser(raw):
+    assert firehose._scan(raw, "req-1") is None
+
+
+def test_an_escaped_record_still_decodes_through_the_json_parser():
+    raw = b'{"requestId":"req-1","timestamp":1,"records":[{"data":"b2\\/l"}]}'
+    assert parse_delivery(raw, "req-1").records == [base64.b64decode("b2/l")]
+
+
+def test_non_canonical_base64_gets_binascii_strict_judgement():
+    # "QR==" has stray low bits: strict binascii accepts it (as "A"), so the scanner must too.
+    assert firehose._strict_base64(b"QR==") == b"A"
+    assert firehose._strict_base64(b"QQ==QQ==") is None
