@@ -21,7 +21,7 @@ import asyncio
 import logging
 import math
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 
 from receiver.model import DerivedValue, Sample
 from receiver.rules import RuleHolder, RuleSet
@@ -109,9 +109,12 @@ class Deriver:
 
     def touch(self, samples: Sequence[Sample]) -> None:
         """Mark the minutes and hours of freshly committed samples for recomputation."""
-        if not samples:
+        self.touch_starts({sample.start_ms for sample in samples})
+
+    def touch_starts(self, starts: Collection[int]) -> None:
+        """Mark the minutes and hours of these period starts for recomputation."""
+        if not starts:
             return
-        starts = {sample.start_ms for sample in samples}
         self._minutes.update(start - start % MINUTE_MS for start in starts)
         self._hours.update(start - start % HOUR_MS for start in starts)
         self._wake.set()

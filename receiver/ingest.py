@@ -12,8 +12,10 @@ import hashlib
 import hmac
 import logging
 import time
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from itertools import chain
+from operator import attrgetter
 
 from aiohttp import ClientError, web
 from aiohttp.http_exceptions import HttpProcessingError
@@ -76,11 +78,64 @@ def decode_all(records: list[bytes], record_format: str | None, labels: Pairs) -
     """Every record's samples, or EnvelopeError naming the first bad record."""
     samples: list[Sample] = []
     for index, data in enumerate(records):
-        try:
-            samples.extend(decode_record(data, record_format, labels))
-        except DecodeError as exc:
-            raise RecordError(f"record {index}: {exc}") from None
+        samples.extend(_decode_one(index, data, record_format, labels))
     return samples
+
+
+def _decode_one(index: int, data: bytes, record_format: str | None, labels: Pairs) -> list[Sample]:
+    try:
+        return decode_record(data, record_format, labels)
+    except DecodeError as exc:
+        raise RecordError(f"record {index}: {exc}") from None
+
+
+@dataclass(slots=True)
+class Decoded:
+    """What a delivery's records decoded to, tallied while a store takes them."""
+
+    samples: int = 0
+    starts: set[int] = field(default_factory=set)
+    """The periods' starts, for the deriver."""
+
+
+def decode_slices(
+    records: list[bytes], record_format: str | None, labels: Pairs, decoded: Decoded
+) -> Iterator[list[Sample]]:
+    """Each record's samples in turn (RecordError for a bad one), tallied in ``decoded``.
+
+    Each record is dropped from ``records`` once decoded, so a store that commits slice by
+    slice never holds a 64 MiB body's records and all its samples at once.
+    """
+    for index in range(len(records)):
+        data, records[index] = records[index], b""
+        samples = _decode_one(index, data, record_format, labels)
+        del data
+        decoded.samples += len(samples)
+        decoded.starts.update(map(_start_of, samples))
+        yield samples
+
+
+_start_of = attrgetter("start_ms")
+
+
+async def commit_delivery(
+    store: Store, request_id: str, records: list[bytes], record_format: str | None, labels: Pairs
+) -> Decoded:
+    """Decode ``records`` and commit their samples under ``request_id``, all or nothing.
+
+    A store with ``commit_stream`` (SQLite) decodes and writes slice by slice inside one
+    transaction; any other store gets every sample at once, decoded off the event loop.
+    """
+    decoded = Decoded()
+    slices = decode_slices(records, record_format, labels, decoded)
+    commit_stream = getattr(store, "commit_stream", None)
+    if commit_stream is not None:
+        await commit_stream(request_id, slices)
+    else:
+        samples = await asyncio.get_running_loop().run_in_executor(
+            None, lambda: list(chain.from_iterable(slices)))
+        await store.commit(request_id, samples)
+    return decoded
 
 
 async def handle_delivery(
@@ -167,13 +222,11 @@ async def _deliver(
         )
         delivery = firehose.parse_delivery(body, request_id)
         del body  # the records hold what is needed; free the envelope before decoding
-        loop = asyncio.get_running_loop()
-        decoded = await loop.run_in_executor(
-            None, decode_all, delivery.records, settings.record_format, labels
-        )
-        await store.commit(request_id, decoded)
+        records = len(delivery.records)
+        decoded = await commit_delivery(
+            store, request_id, delivery.records, settings.record_format, labels)
         if deriver is not None:
-            deriver.touch(decoded)
+            deriver.touch_starts(decoded.starts)
     except (BodyTooLarge, BadEncoding) as exc:
         raise Failure(400, str(exc), "body") from None
     except OverBudget:
@@ -182,7 +235,7 @@ async def _deliver(
         raise Failure(400, "the request body ended early or is malformed", "body") from None
     finally:
         settings.budget.release(reader.held)
-    return len(delivery.records), len(decoded)
+    return records, decoded.samples
 
 
 def _too_large_message() -> str:
