@@ -165,7 +165,11 @@ def check_metric_names(metrics: Collection[str] | None) -> None:
 
 def touched_buckets(samples: Sequence[Sample]) -> list[tuple[int, int]]:
     """(step, bucket start) of every minute and hour the samples fall in, sorted."""
-    starts = {sample.start_ms for sample in samples}
+    return start_buckets({sample.start_ms for sample in samples})
+
+
+def start_buckets(starts: Collection[int]) -> list[tuple[int, int]]:
+    """(step, bucket start) of every minute and hour holding one of ``starts``, sorted."""
     minutes = {start - start % MINUTE_MS for start in starts}
     hours = {start - start % HOUR_MS for start in starts}
     return sorted([(MINUTE_MS, m) for m in minutes] + [(HOUR_MS, h) for h in hours])

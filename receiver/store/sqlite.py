@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import time
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from os import PathLike
 from pathlib import Path
@@ -98,9 +98,19 @@ class SQLiteStore:
         await self._call(self._db.ping)
 
     async def commit(self, request_id: str, samples: Sequence[Sample]) -> None:
+        await self.commit_stream(request_id, (samples,))
+
+    async def commit_stream(self, request_id: str, slices: Iterable[Sequence[Sample]]) -> None:
+        """``commit`` of every slice's samples in one transaction, slice by slice.
+
+        ``slices`` is consumed on the store's thread, inside the transaction: ingest passes
+        a generator that decodes record after record, so a large delivery never has all its
+        samples in memory, and a record that fails to decode rolls the others back. Its
+        exceptions reach the caller unchanged.
+        """
         now_ms = int(self._clock() * 1000)
         prune = now_ms >= self._next_prune_ms
-        await self._call(self._db.commit, request_id, samples, now_ms, now_ms - self._ttl_ms if prune else None)
+        await self._call(self._db.commit_stream, request_id, slices, now_ms, now_ms - self._ttl_ms if prune else None)
         if prune:
             self._next_prune_ms = now_ms + int(PRUNE_INTERVAL_S * 1000)
 
