@@ -88,6 +88,10 @@ def make_body(source: SampleSource, fmt: str, target_bytes: int) -> Body:
     wanted = max(len(probe), int(target_bytes / per_point))
     samples = probe + source.take(wanted - len(probe))
     records = encode_records(samples, fmt, max_record_bytes=RECORD_BYTES)
+    while sum(map(len, records)) > target_bytes and len(samples) > len(probe):
+        # Never past the target: at 64 MiB, Firehose's largest buffer, a larger body is refused.
+        samples = samples[: int(len(samples) * 0.995)]
+        records = encode_records(samples, fmt, max_record_bytes=RECORD_BYTES)
     return Body(fmt, records, len(samples))
 
 
