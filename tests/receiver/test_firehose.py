@@ -143,9 +143,16 @@ FIREHOSE_LIKE = [
 
 @pytest.mark.parametrize("raw", FIREHOSE_LIKE)
 def test_the_scanner_reads_firehose_bodies_as_the_json_parser_does(raw, monkeypatch):
-    scanned = firehose._scan(raw, "req-1")
+    scanned = firehose._scan(raw[:], "req-1")  # a copy: a bytearray body is emptied
     assert scanned is not None
     assert scanned == careful_parse(raw, "req-1", monkeypatch)
+
+
+def test_a_bytearray_body_is_emptied_as_its_records_are_decoded():
+    datas = [bytes([i]) * (3000 + i) for i in range(5)]
+    raw = bytearray(body([record(d) for d in datas]))
+    assert parse_delivery(raw, "req-1").records == datas
+    assert len(raw) < 200  # only the envelope's head is left
 
 
 @pytest.mark.parametrize("raw", [
