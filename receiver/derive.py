@@ -18,12 +18,14 @@ minutes' (an upper bound: percentiles cannot be merged exactly).
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 import math
+import operator
 import time
 from collections.abc import Callable, Collection, Iterable, Sequence
 
-from receiver.model import DerivedValue, Sample
+from receiver.model import DerivedValue, Sample, Stats
 from receiver.rules import RuleHolder, RuleSet
 from receiver.store import Store, StoreError
 from receiver.store.base import HOUR_MS, MINUTE_MS
@@ -35,32 +37,79 @@ MINUTES_PER_HOUR = HOUR_MS // MINUTE_MS
 
 def rollup_hour(samples: Iterable[Sample], hour_ms: int) -> list[Sample]:
     """One 'average minute' sample per series for the hour starting at ``hour_ms``."""
-    by_series: dict[tuple, list[Sample]] = {}
-    for sample in samples:
-        by_series.setdefault(sample.series.key, []).append(sample)
     rolled = []
-    for group in by_series.values():
+    for group in _by_series(samples):
         # The same identity twice is one datapoint: keep the last of each minute.
-        minutes = {(s.start_ms, s.end_ms): s for s in group}
+        minutes = dict(zip(map(_PERIOD, group), group))
         parts = [minutes[key] for key in sorted(minutes)]
-        stats: dict[str, float] = {}
-        for part in parts:
-            for name, value in part.stats:
-                stats[name] = max(value, stats.get(name, -math.inf))
+        _, _, _, counts, sums, lows, highs, stats_of, _ = zip(*parts)
         rolled.append(
             Sample(
                 series=parts[-1].series,
                 start_ms=hour_ms,
                 end_ms=hour_ms + HOUR_MS,
-                count=math.fsum(p.count for p in parts) / MINUTES_PER_HOUR,
-                sum=math.fsum(p.sum for p in parts) / MINUTES_PER_HOUR,
-                min=min(p.min for p in parts),
-                max=max(p.max for p in parts),
-                stats=tuple(sorted(stats.items())),
+                count=math.fsum(counts) / MINUTES_PER_HOUR,
+                sum=math.fsum(sums) / MINUTES_PER_HOUR,
+                min=min(lows),
+                max=max(highs),
+                stats=_largest_stats(stats_of),
                 labels=parts[-1].labels,
             )
         )
     return rolled
+
+
+_PERIOD = operator.itemgetter(1, 2)
+"""A sample's (start_ms, end_ms)."""
+_NAME = operator.itemgetter(0)
+
+
+def _largest_stats(stats_of: Sequence[Stats]) -> Stats:
+    """Each statistic's largest value over the minutes, sorted by name.
+
+    The same as folding ``max(value, so_far)`` from -inf in minute order, NaN included.
+    """
+    pairs = sorted(itertools.chain.from_iterable(stats_of), key=_NAME)  # stable: minute order
+    return tuple((name, _fold_max([value for _, value in group]))
+                 for name, group in itertools.groupby(pairs, key=_NAME))
+
+
+def _fold_max(values: list[float]) -> float:
+    if any(map(math.isnan, values)):  # NaN makes max() depend on order: fold as ever
+        largest = -math.inf
+        for value in values:
+            largest = max(value, largest)
+        return largest
+    # The fold keeps the last of equal values (0.0 and -0.0 are equal), max() the first.
+    return max(reversed(values))
+
+
+def _by_series(samples: Iterable[Sample]) -> list[list[Sample]]:
+    """The samples of each series key, in the order given.
+
+    Grouped by Series object first (stores and decoders intern them, and an object hashes
+    by id at no cost); objects that share a key are then regrouped in the given order.
+    """
+    samples = list(samples)
+    by_object: dict[int, list[Sample]] = {}
+    for sample in samples:
+        by_object.setdefault(id(sample.series), []).append(sample)
+    by_key: dict[tuple, list[Sample]] = {}
+    shared: set[tuple] = set()
+    for group in by_object.values():
+        key = group[0].series.key
+        if key in by_key:
+            shared.add(key)
+        else:
+            by_key[key] = group
+    if shared:
+        for key in shared:
+            by_key[key] = []
+        for sample in samples:
+            key = sample.series.key
+            if key in shared:
+                by_key[key].append(sample)
+    return list(by_key.values())
 
 
 def derive_hour_values(rules: RuleSet, samples: Sequence[Sample], hour_ms: int) -> list[DerivedValue]:
@@ -77,7 +126,14 @@ def derive_hour_values(rules: RuleSet, samples: Sequence[Sample], hour_ms: int) 
 
 
 class Deriver:
-    """Recomputes changed minutes promptly and changed hours every ``hour_interval_s``."""
+    """Recomputes changed minutes promptly and changed hours every ``hour_interval_s``.
+
+    Under load a pass is long (a busy minute has tens of thousands of samples) and the
+    same minutes are touched again while it runs; so after a pass of D seconds the loop
+    rests ``rest_factor`` × D (at least ``interval_s``) before the next. Deriving then
+    takes at most 1 / (1 + rest_factor) of the time, and a quiet receiver, whose passes
+    are short, still derives within ``interval_s``.
+    """
 
     def __init__(
         self,
@@ -87,12 +143,14 @@ class Deriver:
         minute_retention_days: float,
         interval_s: float = 2.0,
         hour_interval_s: float = 60.0,
+        rest_factor: float = 4.0,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.store = store
         self.rules = rules
         self.interval_s = interval_s
         self.hour_interval_s = hour_interval_s
+        self.rest_factor = rest_factor
         self.minute_retention_ms = int(minute_retention_days * 86_400_000)
         self.clock = clock
         self._minutes: set[int] = set()
@@ -132,11 +190,16 @@ class Deriver:
             except TimeoutError:
                 pass
             self._wake.clear()
-            await self.derive_pending(hours=time.monotonic() >= next_hours)
+            started = time.monotonic()
+            await self.derive_pending(hours=started >= next_hours)
             if time.monotonic() >= next_hours:
                 next_hours = time.monotonic() + self.hour_interval_s
-            # Let more commits of the same minutes gather before the next pass.
-            await asyncio.sleep(self.interval_s)
+            await asyncio.sleep(self.rest_s(time.monotonic() - started))
+
+    def rest_s(self, busy_s: float) -> float:
+        """The pause after a pass of ``busy_s``: it lets more commits of the same minutes
+        gather, and bounds the deriver's share of the CPU (see the class docstring)."""
+        return max(self.interval_s, self.rest_factor * busy_s)
 
     async def derive_pending(self, hours: bool = True) -> None:
         """Recompute every marked minute, and every marked hour when ``hours``."""

@@ -11,10 +11,11 @@ from receiver.rules.checker import AGGREGATIONS, ARITHMETIC, TAG_FILTERS
 Value = f.Family | float
 
 
-def evaluate(expr: n.Expr, data: dict[str, f.Family]) -> Value:
+def evaluate(expr: n.Expr, data: dict[str, f.Family], memo: f.Memo | None = None) -> Value:
     """The family (or, for a constant part, the number) ``expr`` gives over ``data``.
 
-    A family that ``data`` lacks is EMPTY, as in SkyWalking.
+    A family that ``data`` lacks is EMPTY, as in SkyWalking. ``memo``: what the rules of
+    one minute share, and closure answers kept for later minutes (see ``families.Memo``).
     """
     match expr:
         case n.Number(value=value):
@@ -22,14 +23,14 @@ def evaluate(expr: n.Expr, data: dict[str, f.Family]) -> Value:
         case n.Family(name=name):
             return data.get(name, f.EMPTY)
         case n.Negate(operand=operand):
-            inner = evaluate(operand, data)
+            inner = evaluate(operand, data, memo)
             return -inner if isinstance(inner, float) else f.negate(inner)
         case n.Binary(op=op, left=left, right=right):
-            return _arithmetic(evaluate(left, data), op, evaluate(right, data))
+            return _arithmetic(evaluate(left, data, memo), op, evaluate(right, data, memo))
         case n.Call(receiver=receiver, method=method, args=args):
-            family = evaluate(receiver, data)
+            family = evaluate(receiver, data, memo)
             assert isinstance(family, tuple), "the checker lets methods apply to families only"
-            return _call(family, method, args, data)
+            return _call(family, method, args, data, memo)
     raise AssertionError(f"not an expression: {expr!r}")
 
 
@@ -47,26 +48,26 @@ def _arithmetic(left: Value, op: str, right: Value) -> Value:
 
 
 def _call(family: f.Family, method: str, args: tuple[n.Arg, ...],
-          data: dict[str, f.Family]) -> f.Family:
+          data: dict[str, f.Family], memo: f.Memo | None) -> f.Family:
     if method in TAG_FILTERS:
         values = [a.value for a in args if isinstance(a, n.String)]
-        return f.match_tags(family, method, tuple(zip(values[::2], values[1::2])))
+        return f.match_tags(family, method, tuple(zip(values[::2], values[1::2])), memo)
     if method == "tag":
         closure = args[0]
         assert isinstance(closure, n.Closure)
-        return f.retag(family, closure)
+        return f.retag(family, closure, memo)
     if method == "filter":
         closure = args[0]
         assert isinstance(closure, n.Closure)
-        return f.keep(family, closure)
+        return f.keep(family, closure, memo)
     if method in AGGREGATIONS:
         by = args[0]
         assert isinstance(by, n.StringList)
-        return f.aggregate(family, method, by.items)
+        return f.aggregate(family, method, by.items, memo)
     if method in ARITHMETIC:
         operand = args[0]
         assert not isinstance(operand, (n.String, n.StringList, n.Closure))
-        result = _arithmetic(family, ARITHMETIC[method], evaluate(operand, data))
+        result = _arithmetic(family, ARITHMETIC[method], evaluate(operand, data, memo))
         assert isinstance(result, tuple)
         return result
     # downsampling(...) tells the rollup how to merge minutes; service(...), instance(...)

@@ -13,10 +13,11 @@ from __future__ import annotations
 
 import math
 import re
+from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
 from decimal import Decimal
 from functools import lru_cache
+from typing import NamedTuple
 
 from receiver.model import Sample, Series
 from receiver.rules import closures
@@ -26,9 +27,8 @@ Labels = tuple[tuple[str, str], ...]
 """Label names and values, sorted by name."""
 
 
-@dataclass(frozen=True, slots=True)
-class Point:
-    """One sample of a family."""
+class Point(NamedTuple):
+    """One sample of a family (a named tuple: a minute builds hundreds of thousands)."""
 
     labels: Labels
     value: float
@@ -38,22 +38,54 @@ Family = tuple[Point, ...]
 EMPTY: Family = ()
 
 
-@lru_cache(maxsize=1 << 16)
-def as_dict(labels: Labels) -> dict[str, str]:
-    """``labels`` as a dict, remembered: the same label sets come back every minute.
+def lookup(labels: Labels, key: str) -> str | None:
+    """A label's value, None when absent; as ``dict(labels).get(key)``, without the dict.
 
-    Callers must not change the dict they get.
+    Labels are sorted, so a binary search finds the last pair named ``key`` (the one a
+    dict would keep): every (key, value) sorts below (key + NUL,), every later name above.
     """
-    return dict(labels)
+    index = bisect_left(labels, (key + "\0",)) - 1
+    if index >= 0 and labels[index][0] == key:
+        return labels[index][1]
+    return None
 
 
 def label(labels: Labels, key: str) -> str:
     """A label's value, '' when absent (SkyWalking's ``getOrDefault(key, "")``)."""
-    return as_dict(labels).get(key, "")
+    found = lookup(labels, key)
+    return "" if found is None else found
 
 
 def _finite(points: Iterable[Point]) -> Family:
     return tuple(p for p in points if math.isfinite(p.value))
+
+
+class Memo:
+    """What evaluating one minute remembers, so that work is done once, not per point.
+
+    ``answers`` outlives the minute (a RuleSet keeps one for all its evaluations): a
+    closure's answer for each combination of the label values it reads, so a file's
+    filter and the ``tag`` closures run once per table, not once per point and minute.
+    ``families`` holds this minute's label columns, tag filters and aggregations of each
+    family: a file's rules share their input families and filter and group them alike.
+    Its keys use ``id(family)`` and each entry holds the family, so the id cannot pass to
+    another object while the entry lives.
+    """
+
+    ANSWERS_LIMIT = 100_000
+    """Answers kept per closure; past it that closure starts over (bounds memory)."""
+
+    def __init__(self, answers: dict[n.Closure, dict[tuple[str | None, ...], object]] | None = None
+                 ) -> None:
+        self.answers = {} if answers is None else answers
+        self.families: dict[tuple[object, ...], tuple[Family, Family]] = {}
+        """Results of tag filters and aggregations by (operation, id(input), arguments)."""
+
+    def closure_answers(self, closure: n.Closure) -> dict[tuple[str | None, ...], object]:
+        found = self.answers.get(closure)
+        if found is None or len(found) > self.ANSWERS_LIMIT:
+            found = self.answers[closure] = {}
+        return found
 
 
 # ---- tag filters ----
@@ -80,42 +112,139 @@ _TESTS: dict[str, Callable[[str, str], bool]] = {
 }
 
 
-def match_tags(family: Family, method: str, pairs: tuple[tuple[str, str], ...]) -> Family:
-    """``tagEqual`` & co: the points whose labels pass every (name, value) test."""
+def match_tags(family: Family, method: str, pairs: tuple[tuple[str, str], ...],
+               memo: Memo | None = None) -> Family:
+    """``tagEqual`` & co: the points whose labels pass every (name, value) test.
+
+    Every test must pass, so filtering by one pair after another keeps the same points in
+    the same order; and rules that share a first test share its result (see ``Memo``).
+    """
+    for name, wanted in pairs:
+        if memo is None:
+            family = _match_one(family, method, name, wanted)
+            continue
+        key = ("match", id(family), method, name, wanted)
+        entry = memo.families.get(key)
+        if entry is None:
+            entry = memo.families[key] = (family, _match_one(family, method, name, wanted,
+                                                             memo))
+        family = entry[1]
+    return family
+
+
+def _match_one(family: Family, method: str, name: str, wanted: str,
+               memo: Memo | None = None) -> Family:
+    # A test depends on the label's value only: decide each distinct value once.
     test = _TESTS[method]
-    kept = []
+    values = column(family, name, memo)
+    answers = {v: test("" if v is None else v, wanted) for v in set(values)}
+    return tuple([p for p, v in zip(family, values) if answers[v]])
+
+
+def column(family: Family, name: str, memo: Memo | None = None) -> list[str | None]:
+    """Each point's value of the label ``name``, None where absent.
+
+    With ``memo``, made once per family and label this minute: rules filter, group and
+    name entities of the same families by the same few labels.
+    """
+    if memo is None:
+        return _column(family, name)
+    key = ("column", id(family), name)
+    entry = memo.families.get(key)
+    if entry is None:
+        entry = memo.families[key] = (family, _column(family, name))
+    return entry[1]
+
+
+def _column(family: Family, name: str) -> list[str | None]:
+    # ``lookup`` for every point, written out: this loop runs for every point and label.
+    probe = (name + "\0",)
+    values: list[str | None] = []
+    append = values.append
     for point in family:
-        labels = as_dict(point.labels)
-        if all(test(labels.get(k, ""), v) for k, v in pairs):
-            kept.append(point)
-    return tuple(kept)
+        labels = point.labels
+        index = bisect_left(labels, probe) - 1
+        if index >= 0:
+            pair = labels[index]
+            append(pair[1] if pair[0] == name else None)
+        else:
+            append(None)
+    return values
 
 
 # ---- closures ----
 
 
-def retag(family: Family, closure: n.Closure) -> Family:
+@lru_cache(maxsize=256)
+def _reads(closure: n.Closure) -> tuple[str, ...]:
+    """The label names a closure reads: all that its answer and assignments depend on."""
+    names: set[str] = set()
+
+    def walk(node: object) -> None:
+        if isinstance(node, n.TagRead):
+            names.add(node.name)
+        elif isinstance(node, (n.Not, n.Op, n.Ternary, n.Assign)):
+            for child in (getattr(node, a) for a in node.__slots__):
+                walk(child)
+
+    for statement in closure.body:
+        walk(statement)
+    return tuple(sorted(names))
+
+
+def _closure_results(closure: n.Closure, family: Family, memo: Memo
+                     ) -> list[tuple[dict[str, str], closures.Value]]:
+    """``closures.run`` for each point, on the labels the closure reads.
+
+    The closure sees nothing but those labels, so what it assigns and answers is a
+    function of their values: run once per combination (remembered in ``memo``). A
+    failure is not remembered, and fails again next time.
+    """
+    names = _reads(closure)
+    answers = memo.closure_answers(closure)
+    results = []
+    for values in zip(*(column(family, k, memo) for k in names)) if names else ((),) * len(family):
+        found = answers.get(values)
+        if found is None:
+            read = {k: v for k, v in zip(names, values) if v is not None}
+            found = answers[values] = closures.run(closure, read)
+        results.append(found)
+    return results
+
+
+def retag(family: Family, closure: n.Closure, memo: Memo | None = None) -> Family:
     """``tag({tags -> ...})``: each point with the labels the closure leaves."""
-    return tuple(Point(tuple(sorted(closures.retag(closure, dict(p.labels)).items())), p.value)
-                 for p in family)
+    if memo is None:
+        return tuple(Point(tuple(sorted(closures.retag(closure, dict(p.labels)).items())), p.value)
+                     for p in family)
+    assigned = _assigned(closure)
+    retagged = []
+    for point, (after, _) in zip(family, _closure_results(closure, family, memo)):
+        tags = dict(point.labels)
+        for name in assigned:  # labels the closure set or removed; the rest stay
+            if name in after:
+                tags[name] = after[name]
+            else:
+                tags.pop(name, None)
+        retagged.append(Point(tuple(sorted(tags.items())), point.value))
+    return tuple(retagged)
 
 
-def keep(family: Family, closure: n.Closure, memo: dict[Labels, bool] | None = None) -> Family:
+@lru_cache(maxsize=256)
+def _assigned(closure: n.Closure) -> tuple[str, ...]:
+    return tuple(sorted({s.name for s in closure.body if isinstance(s, n.Assign)}))
+
+
+def keep(family: Family, closure: n.Closure, memo: Memo | None = None) -> Family:
     """``filter({tags -> ...})`` and a file's ``filter``: the points it accepts.
 
-    ``memo`` remembers the answer per label set (a sample's _sum, _count and quantile
-    points share most labels), for a caller that filters many families with one closure.
+    With ``memo`` the answer is worked out once per combination of the label values the
+    closure reads (a file's filter sees every point of every minute).
     """
     if memo is None:
-        memo = {}
-    kept = []
-    for point in family:
-        accepted = memo.get(point.labels)
-        if accepted is None:
-            accepted = memo[point.labels] = closures.accepts(closure, as_dict(point.labels))
-        if accepted:
-            kept.append(point)
-    return tuple(kept)
+        return tuple(p for p in family if closures.accepts(closure, dict(p.labels)))
+    results = _closure_results(closure, family, memo)
+    return tuple(p for p, (_, value) in zip(family, results) if closures.truthy(value))
 
 
 # ---- arithmetic ----
@@ -177,11 +306,29 @@ AGGREGATES: dict[str, Callable[[list[float]], float]] = {
 }
 
 
-def aggregate(family: Family, how: str, by: tuple[str, ...]) -> Family:
-    """``sum/avg/max/min(by)``: one point per distinct value of the ``by`` labels."""
+def aggregate(family: Family, how: str, by: tuple[str, ...], memo: Memo | None = None) -> Family:
+    """``sum/avg/max/min(by)``: one point per distinct value of the ``by`` labels.
+
+    With ``memo``, rules that aggregate the same family alike share one result.
+    """
+    if memo is None:
+        memo = Memo()
+    key = ("aggregate", id(family), how, by)
+    entry = memo.families.get(key)
+    if entry is None:
+        entry = memo.families[key] = (family, _aggregate(family, how, by, memo))
+    return entry[1]
+
+
+def _aggregate(family: Family, how: str, by: tuple[str, ...], memo: Memo) -> Family:
+    names = sorted(set(by))  # the key's pairs in name order, as sorted() would put them
+    columns = [column(family, k, memo) for k in names]
+    keys: dict[tuple[str | None, ...], Labels] = {}
     groups: dict[Labels, list[float]] = {}
-    for point in family:
-        key = tuple(sorted((k, label(point.labels, k)) for k in set(by)))
+    for point, values in zip(family, zip(*columns) if names else ((),) * len(family)):
+        key = keys.get(values)
+        if key is None:
+            key = keys[values] = tuple([(k, v or "") for k, v in zip(names, values)])
         groups.setdefault(key, []).append(point.value)
     fold = AGGREGATES[how]
     return _finite(Point(key, fold(values)) for key, values in groups.items())
@@ -193,11 +340,19 @@ _NOT_NAME = re.compile(r"[^A-Za-z0-9_]")
 _PERCENTILE = re.compile(r"p(\d+(?:\.\d+)?)")
 
 
+@lru_cache(maxsize=4096)
 def family_name(namespace: str, metric: str) -> str:
     """The family of a CloudWatch metric: ``AWS/DynamoDB`` + ``SystemErrors`` gives
     ``amazonaws_com_AWS_DynamoDB_SystemErrors`` (the stream's OpenTelemetry metric name
     ``amazonaws.com/AWS/DynamoDB/SystemErrors`` with every other character made '_')."""
     return _NOT_NAME.sub("_", f"amazonaws.com/{namespace}/{metric}")
+
+
+@lru_cache(maxsize=4096)
+def _names(namespace: str, metric: str) -> tuple[str, str, str]:
+    """The sum, count and quantile family names of a CloudWatch metric."""
+    base = family_name(namespace, metric)
+    return base + "_sum", base + "_count", base
 
 
 def java_double(value: float) -> str:
@@ -212,6 +367,7 @@ def java_double(value: float) -> str:
     return f"{'-' if sign else ''}{mantissa[0]}.{mantissa[1:] or '0'}E{power}"
 
 
+@lru_cache(maxsize=1024)
 def quantile_of(statistic: str) -> float | None:
     """The quantile of a CloudWatch percentile statistic: 'p99.9' -> 0.999; else None."""
     found = _PERCENTILE.fullmatch(statistic)
@@ -246,8 +402,14 @@ def quantile_points(sample: Sample, labels: Labels) -> list[Point]:
         quantile = quantile_of(statistic)
         if quantile is not None and 0.0 < quantile < 1.0:
             quantiles[quantile] = value
-    return [Point(tuple(sorted((*labels, ("quantile", java_double(q))))), v)
+    return [Point(_with_quantile(labels, ("quantile", java_double(q))), v)
             for q, v in sorted(quantiles.items())]
+
+
+def _with_quantile(labels: Labels, pair: tuple[str, str]) -> Labels:
+    # sorted((*labels, pair)) of sorted labels: the pair goes after every pair <= it.
+    index = bisect_right(labels, pair)
+    return (*labels[:index], pair, *labels[index:])
 
 
 def build(samples: Iterable[Sample], wanted: frozenset[str] | None = None) -> dict[str, Family]:
@@ -257,17 +419,13 @@ def build(samples: Iterable[Sample], wanted: frozenset[str] | None = None) -> di
     ``wanted``: family names to build (others are skipped, to save time); None for all.
     """
     points: dict[str, list[Point]] = {}
-    label_cache: dict[tuple[Series, tuple[tuple[str, str], ...]], Labels] = {}
     for sample in samples:
-        base = family_name(sample.series.namespace, sample.series.metric)
-        total, count = base + "_sum", base + "_count"
+        total, count, base = _names(sample.series.namespace, sample.series.metric)
         want = [wanted is None or name in wanted for name in (total, count, base)]
         if not any(want):
             continue
-        key = (sample.series, sample.labels)
-        labels = label_cache.get(key)
-        if labels is None:
-            labels = label_cache[key] = sample_labels(sample)
+        # Each series comes once a minute, so its labels are worth no cache here.
+        labels = sample_labels(sample)
         if want[0]:
             points.setdefault(total, []).append(Point(labels, float(sample.sum)))
         if want[1]:

@@ -69,6 +69,8 @@ class RuleSet:
                                                 rule.description, scope.layer,
                                                 rule.shape.downsampling)
         self._infos = infos
+        # Closures' answers per label values, shared by every later evaluation.
+        self._answers: dict[n.Closure, dict[tuple[str | None, ...], object]] = {}
 
     @property
     def metrics(self) -> list[MetricInfo]:
@@ -117,10 +119,10 @@ class RuleSet:
         for minute, group in sorted(minutes.items()):
             data = f.build(group, wanted)
             filtered: dict[tuple[int, str], f.Family] = {}
-            memos: dict[int, dict[f.Labels, bool]] = {}
+            memo = f.Memo(self._answers)
             for rule in rules:
                 for service, endpoint, instance, value in self._run(rule, data, filtered,
-                                                                    memos):
+                                                                    memo):
                     key = (rule.metric, rule.shape.scope.kind, service, endpoint, instance,
                            rule.shape.scope.layer, minute)
                     found.setdefault(key, []).append(value)
@@ -131,8 +133,7 @@ class RuleSet:
 
     @staticmethod
     def _run(rule: Rule, data: dict[str, f.Family], filtered: dict[tuple[int, str], f.Family],
-             memos: dict[int, dict[f.Labels, bool]],
-             ) -> list[tuple[str, str | None, str | None, float]]:
+             memo: f.Memo) -> list[tuple[str, str | None, str | None, float]]:
         inputs: dict[str, f.Family] = {}
         for name in rule.shape.families:
             family = data.get(name)
@@ -142,7 +143,6 @@ class RuleSet:
                 # One file's rules share its filter: filter each family once per minute.
                 key = (id(rule.filter), name)
                 if key not in filtered:
-                    memo = memos.setdefault(id(rule.filter), {})
                     filtered[key] = f.keep(family, rule.filter, memo)
                 family = filtered[key]
             if family:
@@ -150,7 +150,7 @@ class RuleSet:
         if not inputs:  # as SkyWalking: a rule whose families are all absent says nothing
             return []
         try:
-            result = evaluator.evaluate(rule.expression, inputs)
+            result = evaluator.evaluate(rule.expression, inputs, memo)
         except closures.ClosureFailure as failure:
             # Once per rule and reason: evaluation runs per query, the data repeats.
             reason = (rule.file, rule.pos, str(failure))
@@ -160,7 +160,7 @@ class RuleSet:
                             rule.metric, rule.file, rule.pos, failure)
             return []
         assert isinstance(result, tuple), "the checker guarantees a family"
-        return entities(result, rule.shape.scope)
+        return entities(result, rule.shape.scope, memo)
 
 
 def _order(key: tuple[str, str, str, str | None, str | None, str, int]) -> tuple[object, ...]:
@@ -168,12 +168,13 @@ def _order(key: tuple[str, str, str, str | None, str | None, str, int]) -> tuple
     return (metric, scope, service, endpoint or "", instance or "", layer, minute)
 
 
-def _dim(labels: f.Labels, keys: tuple[str, ...], delimiter: str) -> str:
+def _dim(values: tuple[str, ...], delimiter: str) -> str:
     # SkyWalking joins the non-empty values of the keys with the delimiter.
-    return delimiter.join(v for v in (f.label(labels, k) for k in keys) if v)
+    return delimiter.join(v for v in values if v)
 
 
-def entities(family: f.Family, scope: Scope) -> list[tuple[str, str | None, str | None, float]]:
+def entities(family: f.Family, scope: Scope, memo: f.Memo | None = None,
+             ) -> list[tuple[str, str | None, str | None, float]]:
     """(service, endpoint, instance, value) for each entity the family's points name.
 
     Points group by the scope's label values. Where a group holds more than one point,
@@ -182,14 +183,16 @@ def entities(family: f.Family, scope: Scope) -> list[tuple[str, str | None, str 
     empty is left out.
     """
     keys = scope.service_keys + scope.entity_keys
-    groups: dict[tuple[str, ...], tuple[f.Labels, list[float]]] = {}
-    for point in family:
-        group = tuple(f.label(point.labels, k) for k in keys)
-        groups.setdefault(group, (point.labels, []))[1].append(point.value)
+    split = len(scope.service_keys)
+    # An absent label reads as '', as f.label has it.
+    columns = [["" if v is None else v for v in f.column(family, k, memo)] for k in keys]
+    groups: dict[tuple[str, ...], list[float]] = {}
+    for point, group in zip(family, zip(*columns) if keys else ((),) * len(family)):
+        groups.setdefault(group, []).append(point.value)
     result: list[tuple[str, str | None, str | None, float]] = []
-    for labels, values in groups.values():
-        service = _dim(labels, scope.service_keys, scope.delimiter)
-        entity = _dim(labels, scope.entity_keys, scope.delimiter) if scope.entity_keys else None
+    for group, values in groups.items():
+        service = _dim(group[:split], scope.delimiter)
+        entity = _dim(group[split:], scope.delimiter) if scope.entity_keys else None
         if not service or (scope.entity_keys and not entity):
             continue
         value = math.fsum(values) / len(values)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import math
 import random
 
 import pytest
@@ -156,3 +158,70 @@ def test_hour_values_follow_each_metric_aggregation(rules):
     )
     # MAX: the largest Maximum of the hour.
     assert values[("aws_dynamodb_account_max_reads", None)] == max(s.max for s in samples if s.series.metric == "AccountMaxReads")
+
+
+def reference_rollup(samples, hour_ms):
+    """The rollup as first written, sample by sample: what the faster one must equal."""
+    import math
+
+    from receiver.model import Sample
+
+    by_series = {}
+    for sample in samples:
+        by_series.setdefault(sample.series.key, []).append(sample)
+    rolled = []
+    for group in by_series.values():
+        minutes = {(s.start_ms, s.end_ms): s for s in group}
+        parts = [minutes[key] for key in sorted(minutes)]
+        stats = {}
+        for part in parts:
+            for name, value in part.stats:
+                stats[name] = max(value, stats.get(name, -math.inf))
+        rolled.append(Sample(parts[-1].series, hour_ms, hour_ms + HOUR_MS,
+                             math.fsum(p.count for p in parts) / 60, math.fsum(p.sum for p in parts) / 60,
+                             min(p.min for p in parts), max(p.max for p in parts),
+                             tuple(sorted(stats.items())), parts[-1].labels))
+    return rolled
+
+
+def test_hour_rollup_equals_the_sample_by_sample_definition_bit_for_bit():
+    rng = random.Random(11)
+    odd = [float("nan"), 0.0, -0.0, float("-inf"), 1.5]
+    interned = {}
+    samples = []
+    for _ in range(400):
+        table = rng.choice(["A", "B", "C"])
+        made = make_sample(table, "SuccessfulRequestLatency", rng.randint(0, 5), value=rng.choice([1.0, 2.5]),
+                           operation="GetItem", labels=(("run", str(rng.randint(0, 2))),))
+        # Some series interned (one object), some not (equal objects): both must group alike.
+        series = interned.setdefault(table, made.series) if rng.random() < 0.5 else made.series
+        stats = tuple(sorted({name: rng.choice(odd) for name in rng.sample(["p50", "p99", "p99.9"], 2)}.items()))
+        samples.append(made._replace(series=series, stats=stats))
+    assert repr(rollup_hour(samples, HOUR)) == repr(reference_rollup(samples, HOUR))
+    for got, want in zip(rollup_hour(samples, HOUR), reference_rollup(samples, HOUR)):
+        for (name, a), (_, b) in zip(got.stats, want.stats):
+            assert math.copysign(1.0, a) == math.copysign(1.0, b), name  # 0.0 vs -0.0
+
+
+def test_the_loop_rests_in_proportion_to_its_last_pass(store, rules):
+    deriver = deriver_for(store, rules, interval_s=2.0, rest_factor=4.0)
+    assert deriver.rest_s(0.05) == 2.0  # a quiet receiver: the usual interval
+    assert deriver.rest_s(3.0) == 12.0  # a long pass: at most a fifth of the time deriving
+
+
+async def test_a_running_deriver_derives_touched_minutes_by_itself(store, rules):
+    deriver = deriver_for(store, rules, interval_s=0.01)
+    derived = asyncio.Event()
+    deriver.on_derived(lambda step_ms, bucket_ms: derived.set() if step_ms == MINUTE_MS else None)
+    task = asyncio.create_task(deriver.run())
+    try:
+        samples = workload(1)
+        await store.commit("a", samples)
+        deriver.touch(samples)
+        async with asyncio.timeout(60):  # a guard against hanging, not a speed check
+            await derived.wait()
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+    expected = {(v.metric, v.service, v.endpoint, v.time_ms): v.value for v in rules.current.evaluate(samples)}
+    assert await derived_map(store) == expected
