@@ -21,8 +21,10 @@ from pathlib import Path
 from typing import Any
 
 from receiver import gctune
+from receiver.config import REPOSITORY_RULES
 from receiver.firehose import REQUEST_ID_HEADER
 from receiver.formats import FORMATS
+from receiver.rules import load_rules
 
 from . import e2e, micro
 from .bodies import MIB, OUTSIDE_RETENTION_MS, Body, SampleSource, make_body, warmup_body, wire_request
@@ -64,6 +66,7 @@ class Results:
     stages: list[dict[str, Any]] = field(default_factory=list)
     e2e: list[dict[str, Any]] = field(default_factory=list)
     memory: list[dict[str, Any]] = field(default_factory=list)
+    derive: list[dict[str, Any]] = field(default_factory=list)
     targets: list[dict[str, Any]] = field(default_factory=list)
 
 
@@ -156,6 +159,18 @@ def measure_memory(plan: Plan, source: SampleSource, work: Path, results: Result
         log(f"  memory {plan.memory_mib} MiB gzip={compress}: VmHWM {before / MIB:.0f} -> {after / MIB:.0f} MiB")
 
 
+def measure_derive(plan: Plan, source: SampleSource, results: Results) -> None:
+    """The deriver's work for one minute of every series: the rules evaluated in-process."""
+    rules = load_rules(REPOSITORY_RULES)
+    minute = source.every_series()
+    minute = [s for s in minute if s.start_ms == minute[0].start_ms]
+    evaluate_s = micro.best_seconds(lambda: rules.evaluate(minute), plan.repeats)
+    values = len(rules.evaluate(minute))
+    results.derive.append({"tables": plan.tables, "samples": len(minute), "values": values,
+                           "evaluate_s": evaluate_s})
+    log(f"  derive one minute: {len(minute):,} samples -> {values:,} values in {evaluate_s:.2f} s")
+
+
 def judge(plan: Plan, results: Results) -> None:
     targets = results.targets
 
@@ -223,6 +238,12 @@ def report(results: Results) -> str:
               f"{r['datapoints']:,}", f"{r['rss_start_bytes'] / MIB:.0f} MiB",
               f"{r['rss_peak_bytes'] / MIB:.0f} MiB", f"{r['rss_peak_bytes'] / r['record_bytes']:.2f}x"]
              for r in results.memory]))
+    if results.derive:
+        parts.append("\nDeriving: the rules over one minute of every series (in-process, best of runs)")
+        parts.append(table(
+            ["tables", "samples", "derived values", "seconds", "us per sample"],
+            [[str(r["tables"]), f"{r['samples']:,}", f"{r['values']:,}", f"{r['evaluate_s']:.2f}",
+              f"{r['evaluate_s'] / r['samples'] * 1e6:.0f}"] for r in results.derive]))
     parts.append("\nTargets")
     parts.append(table(["target", "figure", "verdict"],
                        [[t["target"], t["figure"], t["verdict"]] for t in results.targets]))
@@ -252,6 +273,8 @@ def main(argv: list[str] | None = None) -> int:
     measure_e2e(plan, source, work, results, plan.e2e_formats, derive=True)
     log("memory")
     measure_memory(plan, source, work, results)
+    log("deriving")
+    measure_derive(plan, source, results)
     judge(plan, results)
     results.plan["seconds"] = round(time.monotonic() - started, 1)
     print(report(results))
