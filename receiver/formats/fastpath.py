@@ -148,6 +148,10 @@ def _decode_points(
         heads = map(getitem, subset, map(slice, repeat(None), cuts))
         tails = map(getitem, subset, map(slice, cuts, repeat(None)))
         found_labels, found_values = (heads, tails) if labels_first else (tails, heads)
+        if len(pending) == total and min(cuts) > 0:
+            # The common case: one marker splits every datapoint of the record.
+            label_runs, value_runs = list(found_labels), list(found_values)
+            break
         missed = []
         for index, cut, label_run, value_run in zip(pending, cuts, found_labels, found_values):
             if cut <= 0:
