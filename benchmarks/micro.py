@@ -93,3 +93,41 @@ def stage_seconds(
 
     stages["SQLite commit"] = asyncio.run(commit())
     return stages
+
+
+def derive_pass_seconds(source_tables: int, folder: Path) -> dict[str, float]:
+    """What the deriver spends on one pass over a minute and over an hour of every series,
+    store reads and writes included: a fresh SQLite store gets the whole hour first (the
+    minutes are the workload's, repeated at later times), then each bucket is derived once."""
+    from receiver.config import REPOSITORY_RULES
+    from receiver.derive import Deriver
+    from receiver.rules import RuleHolder
+    from receiver.store.base import HOUR_MS, MINUTE_MS
+
+    from .bodies import SampleSource
+
+    async def run() -> dict[str, float]:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(dir=folder) as scratch:
+            source = SampleSource(source_tables)
+            per_minute = len(source.every_series()) // 2
+            store = SQLiteStore(Path(scratch) / "derive.db")
+            await store.open()
+            try:
+                first = source.take(per_minute)
+                hour = first[0].start_ms - first[0].start_ms % HOUR_MS + HOUR_MS  # the first whole hour
+                minutes = 1 + (hour + HOUR_MS - first[0].start_ms) // MINUTE_MS
+                await store.commit("minute-0", first)
+                for index in range(1, minutes):
+                    await store.commit(f"minute-{index}", source.take(per_minute))
+                deriver = Deriver(store, RuleHolder(REPOSITORY_RULES), minute_retention_days=3650)
+                figures = {"samples_per_minute": float(per_minute)}
+                for step, name in ((MINUTE_MS, "minute"), (HOUR_MS, "hour")):
+                    started = time.perf_counter()
+                    await deriver.derive_bucket(step, hour)
+                    figures[f"{name}_s"] = time.perf_counter() - started
+                return figures
+            finally:
+                await store.close()
+
+    return asyncio.run(run())
