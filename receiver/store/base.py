@@ -60,6 +60,10 @@ class Store(Protocol):
 
         A sample whose identity is already stored replaces it (last write wins). On failure
         this raises StoreError and nothing of the request is stored, its id included.
+
+        A store may also offer ``commit_stream(request_id, slices)``, the same commit fed
+        one slice of samples at a time (SQLite does); ingest uses it when present, so a large
+        delivery's samples need not all be in memory at once (receiver/ingest.py).
         """
 
     async def is_committed(self, request_id: str) -> bool:
