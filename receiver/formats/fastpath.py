@@ -5,7 +5,7 @@ wire: a run of label fields (the series, the same every minute) next to a run of
 value fields (times, count, sum, quantiles) whose tags, lengths and quantiles repeat from
 one datapoint to the next. So instead of walking each datapoint from Python, this module
 
-1. lets upb split the record into datapoints (``RawRequest`` keeps each one as bytes);
+1. lets upb split the record into datapoints (the summary view keeps each one as bytes);
 2. splits every datapoint into its label bytes and its value bytes at a marker found with
    ``bytes.find`` (the first field of whichever run comes second);
 3. looks the series up by its label bytes, parsing labels only for a series not seen yet;
@@ -40,9 +40,8 @@ from receiver.proto import summary_view_pb2
 from . import series as interning
 from .errors import DecodeError
 from .framing import split_frames
-from .units import from_ucum
 
-_parse_request = summary_view_pb2.RawRequest.FromString
+_parse_request = summary_view_pb2.Request.FromString
 _metrics_of = attrgetter("metrics")
 _unit_of = attrgetter("unit")
 _points_of = attrgetter("summary.data_points")
@@ -92,12 +91,14 @@ _resources: dict[Hashable, tuple[str, str, Pairs]] = {}
 
 
 def decode(
-    data: bytes, extra_labels: Pairs, flavor: Any, shape: Shape,
+    data: bytes, extra_labels: Pairs, flavor: Any,
     read_resource: Callable[[Any, Any, Pairs], tuple[str, str, Pairs]],
+    new_series: Callable[[Any, Any], Series],
 ) -> list[Sample] | None:
     """The samples of one delimited record, or None when the fast path does not apply.
 
-    ``flavor`` is the format's otel.Flavor; ``read_resource`` is otel's resource reader.
+    ``flavor`` is the format's otel.Flavor; ``read_resource`` and ``new_series`` are the
+    careful walk's own readers of a resource and of a new series' labels (otel.py).
     """
     try:
         points: list[bytes] = []
@@ -127,11 +128,12 @@ def decode(
         return None
     if not points:
         return []
-    return _decode_points(points, contexts, labels, flavor, shape)
+    return _decode_points(points, contexts, labels, flavor, new_series)
 
 
 def _decode_points(
-    points: list[bytes], contexts: list[Any], labels: list[Any], flavor: Any, shape: Shape
+    points: list[bytes], contexts: list[Any], labels: list[Any], flavor: Any,
+    new_series: Callable[[Any, Any], Series],
 ) -> list[Sample] | None:
     total = len(points)
     label_runs: list[bytes | None] = [None] * total
@@ -139,7 +141,7 @@ def _decode_points(
     pending = list(range(total))
     for _ in range(_MAX_ROUNDS):
         first = points[pending[0]]
-        learned = _learn_split(first, shape)
+        learned = _learn_split(first, flavor.shape)
         if learned is None:
             return None
         labels_first, marker = learned
@@ -166,14 +168,14 @@ def _decode_points(
         pending = missed
     else:
         return None
-    series = _series(label_runs, contexts, flavor, shape)
+    series = _series(label_runs, contexts, flavor, new_series)
     if series is None:
         return None
     return _build(value_runs, series, labels)  # type: ignore[arg-type]
 
 
 def _series(
-    label_runs: list[Any], contexts: list[Any], flavor: Any, shape: Shape
+    label_runs: list[Any], contexts: list[Any], flavor: Any, new_series: Callable[[Any, Any], Series]
 ) -> list[Series] | None:
     """Each datapoint's interned Series, parsing the label runs of series not seen yet."""
     keys = list(zip(contexts, label_runs))
@@ -182,32 +184,32 @@ def _series(
         return found  # type: ignore[return-value]
     for index, known in enumerate(found):
         if known is None:
-            known = _new_series(keys[index], flavor, shape)
+            known = _new_series(keys[index], flavor, new_series)
             if known is None:
                 return None
             found[index] = known
     return found  # type: ignore[return-value]
 
 
-def _new_series(key: tuple[Any, bytes], flavor: Any, shape: Shape) -> Series | None:
-    """The Series of one label run, checked field by field; None if it is not labels only."""
+def _new_series(
+    key: tuple[Any, bytes], flavor: Any, new_series: Callable[[Any, Any], Series]
+) -> Series | None:
+    """The Series of one label run, checked field by field; None if it is not labels only.
+
+    Interned under the careful walk's key too, so both paths share one Series object.
+    """
     context, run = key
     known = _series_by_labels.get(key)
     if known is not None:
         return known
-    raw = _label_fields(run, shape.label_tag)
+    raw = _label_fields(run, flavor.shape.label_tag)
     if raw is None:
         return None
+    careful_key = (context, tuple(raw))
     try:
-        namespace, metric, dimensions = flavor.parse_labels(raw)
+        known = interning.lookup(careful_key) or new_series(careful_key, flavor)
     except DecodeError:
         return None
-    _, account, region, unit = context
-    slow_key = (context, tuple(raw))
-    known = interning.lookup(slow_key)
-    if known is None:
-        known = interning.remember(
-            slow_key, Series(account, region, namespace, metric, dimensions, from_ucum(unit)))
     if len(_series_by_labels) >= _CACHE_MAX:
         _series_by_labels.clear()
     _series_by_labels[key] = known

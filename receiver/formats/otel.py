@@ -40,7 +40,8 @@ several metrics; this bound makes encoded records carry several messages, as Clo
 
 _NS_PER_MS = 1_000_000
 _MAX_FIXED64 = (1 << 64) - 1
-_parse_view = summary_view_pb2.Request.FromString
+_parse_request = summary_view_pb2.Request.FromString
+_parse_point = summary_view_pb2.DataPoint.FromString
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,26 +70,34 @@ def decode(data: bytes, extra_labels: Pairs, flavor: Flavor) -> list[Sample]:
     The fast path (fastpath.py) takes nearly every record CloudWatch sends; what it
     declines, from an unusual layout to a malformed message, is walked point by point here.
     """
-    fast = fastpath.decode(data, extra_labels, flavor, flavor.shape, _resource)
+    fast = fastpath.decode(data, extra_labels, flavor, _resource, _new_series)
     if fast is not None:
         return fast
     out: list[Sample] = []
     for message in split_frames(data):
-        try:
-            request = _parse_view(message)
-        except ProtobufDecodeError as exc:
-            raise DecodeError(
-                f"a message is not a valid {flavor.name} ExportMetricsServiceRequest ({exc})"
-            ) from None
-        for resource_metrics in request.resource_metrics:
-            account, region, labels = _resource(resource_metrics.resource, flavor, extra_labels)
-            for scope in resource_metrics.scopes:
-                for metric in scope.metrics:
-                    points = metric.summary.data_points
-                    if points:
-                        _decode_points(points, (flavor.name, account, region, metric.unit),
-                                       labels, flavor, out)
+        for resource, metrics in _read_message(message, flavor):
+            account, region, labels = _resource(resource, flavor, extra_labels)
+            for unit, points in metrics:
+                if points:
+                    _decode_points(points, (flavor.name, account, region, unit), labels, flavor, out)
     return out
+
+
+def _read_message(message: memoryview, flavor: Flavor) -> list[tuple[Any, list[tuple[str, list[Any]]]]]:
+    """A message's resources, each with its metrics' units and parsed datapoints; every
+    datapoint is parsed before anything is judged, as one parse of the whole message would."""
+    try:
+        request = _parse_request(message)
+        return [
+            (resource_metrics.resource,
+             [(metric.unit, list(map(_parse_point, metric.summary.data_points)))
+              for scope in resource_metrics.scopes for metric in scope.metrics])
+            for resource_metrics in request.resource_metrics
+        ]
+    except ProtobufDecodeError as exc:
+        raise DecodeError(
+            f"a message is not a valid {flavor.name} ExportMetricsServiceRequest ({exc})"
+        ) from None
 
 
 def _resource(resource: Any, flavor: Flavor, extra_labels: Pairs) -> tuple[str, str, Pairs]:

@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n!receiver/proto/summary_view.proto\x12\x10\x63wstream.view.v1\"F\n\x07Request\x12;\n\x10resource_metrics\x18\x01 \x03(\x0b\x32!.cwstream.view.v1.ResourceMetrics\"h\n\x0fResourceMetrics\x12,\n\x08resource\x18\x01 \x01(\x0b\x32\x1a.cwstream.view.v1.Resource\x12\'\n\x06scopes\x18\x02 \x03(\x0b\x32\x17.cwstream.view.v1.Scope\"\x1e\n\x08Resource\x12\x12\n\nattributes\x18\x01 \x03(\x0c\"2\n\x05Scope\x12)\n\x07metrics\x18\x02 \x03(\x0b\x32\x18.cwstream.view.v1.Metric\"P\n\x06Metric\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0c\n\x04unit\x18\x03 \x01(\t\x12*\n\x07summary\x18\x0b \x01(\x0b\x32\x19.cwstream.view.v1.Summary\";\n\x07Summary\x12\x30\n\x0b\x64\x61ta_points\x18\x01 \x03(\x0b\x32\x1b.cwstream.view.v1.DataPoint\"\xb6\x01\n\tDataPoint\x12\x0e\n\x06labels\x18\x01 \x03(\x0c\x12\x1c\n\x14start_time_unix_nano\x18\x02 \x01(\x06\x12\x16\n\x0etime_unix_nano\x18\x03 \x01(\x06\x12\r\n\x05\x63ount\x18\x04 \x01(\x06\x12\x0b\n\x03sum\x18\x05 \x01(\x01\x12\x33\n\x0fquantile_values\x18\x06 \x03(\x0b\x32\x1a.cwstream.view.v1.Quantile\x12\x12\n\nattributes\x18\x07 \x03(\x0c\"+\n\x08Quantile\x12\x10\n\x08quantile\x18\x01 \x01(\x01\x12\r\n\x05value\x18\x02 \x01(\x01\"L\n\nRawRequest\x12>\n\x10resource_metrics\x18\x01 \x03(\x0b\x32$.cwstream.view.v1.RawResourceMetrics\"n\n\x12RawResourceMetrics\x12,\n\x08resource\x18\x01 \x01(\x0b\x32\x1a.cwstream.view.v1.Resource\x12*\n\x06scopes\x18\x02 \x03(\x0b\x32\x1a.cwstream.view.v1.RawScope\"8\n\x08RawScope\x12,\n\x07metrics\x18\x02 \x03(\x0b\x32\x1b.cwstream.view.v1.RawMetric\"V\n\tRawMetric\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0c\n\x04unit\x18\x03 \x01(\t\x12-\n\x07summary\x18\x0b \x01(\x0b\x32\x1c.cwstream.view.v1.RawSummary\"!\n\nRawSummary\x12\x13\n\x0b\x64\x61ta_points\x18\x01 \x03(\x0c\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n!receiver/proto/summary_view.proto\x12\x10\x63wstream.view.v1\"F\n\x07Request\x12;\n\x10resource_metrics\x18\x01 \x03(\x0b\x32!.cwstream.view.v1.ResourceMetrics\"h\n\x0fResourceMetrics\x12,\n\x08resource\x18\x01 \x01(\x0b\x32\x1a.cwstream.view.v1.Resource\x12\'\n\x06scopes\x18\x02 \x03(\x0b\x32\x17.cwstream.view.v1.Scope\"\x1e\n\x08Resource\x12\x12\n\nattributes\x18\x01 \x03(\x0c\"2\n\x05Scope\x12)\n\x07metrics\x18\x02 \x03(\x0b\x32\x18.cwstream.view.v1.Metric\"P\n\x06Metric\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0c\n\x04unit\x18\x03 \x01(\t\x12*\n\x07summary\x18\x0b \x01(\x0b\x32\x19.cwstream.view.v1.Summary\"\x1e\n\x07Summary\x12\x13\n\x0b\x64\x61ta_points\x18\x01 \x03(\x0c\"\xb6\x01\n\tDataPoint\x12\x0e\n\x06labels\x18\x01 \x03(\x0c\x12\x1c\n\x14start_time_unix_nano\x18\x02 \x01(\x06\x12\x16\n\x0etime_unix_nano\x18\x03 \x01(\x06\x12\r\n\x05\x63ount\x18\x04 \x01(\x06\x12\x0b\n\x03sum\x18\x05 \x01(\x01\x12\x33\n\x0fquantile_values\x18\x06 \x03(\x0b\x32\x1a.cwstream.view.v1.Quantile\x12\x12\n\nattributes\x18\x07 \x03(\x0c\"+\n\x08Quantile\x12\x10\n\x08quantile\x18\x01 \x01(\x01\x12\r\n\x05value\x18\x02 \x01(\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -42,19 +42,9 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_METRIC']._serialized_start=317
   _globals['_METRIC']._serialized_end=397
   _globals['_SUMMARY']._serialized_start=399
-  _globals['_SUMMARY']._serialized_end=458
-  _globals['_DATAPOINT']._serialized_start=461
-  _globals['_DATAPOINT']._serialized_end=643
-  _globals['_QUANTILE']._serialized_start=645
-  _globals['_QUANTILE']._serialized_end=688
-  _globals['_RAWREQUEST']._serialized_start=690
-  _globals['_RAWREQUEST']._serialized_end=766
-  _globals['_RAWRESOURCEMETRICS']._serialized_start=768
-  _globals['_RAWRESOURCEMETRICS']._serialized_end=878
-  _globals['_RAWSCOPE']._serialized_start=880
-  _globals['_RAWSCOPE']._serialized_end=936
-  _globals['_RAWMETRIC']._serialized_start=938
-  _globals['_RAWMETRIC']._serialized_end=1024
-  _globals['_RAWSUMMARY']._serialized_start=1026
-  _globals['_RAWSUMMARY']._serialized_end=1059
+  _globals['_SUMMARY']._serialized_end=429
+  _globals['_DATAPOINT']._serialized_start=432
+  _globals['_DATAPOINT']._serialized_end=614
+  _globals['_QUANTILE']._serialized_start=616
+  _globals['_QUANTILE']._serialized_end=659
 # @@protoc_insertion_point(module_scope)

@@ -45,8 +45,8 @@ class Metric(_message.Message):
 class Summary(_message.Message):
     __slots__ = ("data_points",)
     DATA_POINTS_FIELD_NUMBER: _ClassVar[int]
-    data_points: _containers.RepeatedCompositeFieldContainer[DataPoint]
-    def __init__(self, data_points: _Optional[_Iterable[_Union[DataPoint, _Mapping]]] = ...) -> None: ...
+    data_points: _containers.RepeatedScalarFieldContainer[bytes]
+    def __init__(self, data_points: _Optional[_Iterable[bytes]] = ...) -> None: ...
 
 class DataPoint(_message.Message):
     __slots__ = ("labels", "start_time_unix_nano", "time_unix_nano", "count", "sum", "quantile_values", "attributes")
@@ -73,39 +73,3 @@ class Quantile(_message.Message):
     quantile: float
     value: float
     def __init__(self, quantile: _Optional[float] = ..., value: _Optional[float] = ...) -> None: ...
-
-class RawRequest(_message.Message):
-    __slots__ = ("resource_metrics",)
-    RESOURCE_METRICS_FIELD_NUMBER: _ClassVar[int]
-    resource_metrics: _containers.RepeatedCompositeFieldContainer[RawResourceMetrics]
-    def __init__(self, resource_metrics: _Optional[_Iterable[_Union[RawResourceMetrics, _Mapping]]] = ...) -> None: ...
-
-class RawResourceMetrics(_message.Message):
-    __slots__ = ("resource", "scopes")
-    RESOURCE_FIELD_NUMBER: _ClassVar[int]
-    SCOPES_FIELD_NUMBER: _ClassVar[int]
-    resource: Resource
-    scopes: _containers.RepeatedCompositeFieldContainer[RawScope]
-    def __init__(self, resource: _Optional[_Union[Resource, _Mapping]] = ..., scopes: _Optional[_Iterable[_Union[RawScope, _Mapping]]] = ...) -> None: ...
-
-class RawScope(_message.Message):
-    __slots__ = ("metrics",)
-    METRICS_FIELD_NUMBER: _ClassVar[int]
-    metrics: _containers.RepeatedCompositeFieldContainer[RawMetric]
-    def __init__(self, metrics: _Optional[_Iterable[_Union[RawMetric, _Mapping]]] = ...) -> None: ...
-
-class RawMetric(_message.Message):
-    __slots__ = ("name", "unit", "summary")
-    NAME_FIELD_NUMBER: _ClassVar[int]
-    UNIT_FIELD_NUMBER: _ClassVar[int]
-    SUMMARY_FIELD_NUMBER: _ClassVar[int]
-    name: str
-    unit: str
-    summary: RawSummary
-    def __init__(self, name: _Optional[str] = ..., unit: _Optional[str] = ..., summary: _Optional[_Union[RawSummary, _Mapping]] = ...) -> None: ...
-
-class RawSummary(_message.Message):
-    __slots__ = ("data_points",)
-    DATA_POINTS_FIELD_NUMBER: _ClassVar[int]
-    data_points: _containers.RepeatedScalarFieldContainer[bytes]
-    def __init__(self, data_points: _Optional[_Iterable[bytes]] = ...) -> None: ...

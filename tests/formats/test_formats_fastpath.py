@@ -24,7 +24,7 @@ EXTRA: Pairs = (("stream", "S"),)
 
 def fast(data: bytes, fmt: str) -> list[Sample] | None:
     flavor = FLAVORS[fmt]
-    return fastpath.decode(data, EXTRA, flavor, flavor.shape, otel._resource)
+    return fastpath.decode(data, EXTRA, flavor, otel._resource, otel._new_series)
 
 
 def careful(data: bytes, fmt: str, monkeypatch: pytest.MonkeyPatch) -> list[Sample]:

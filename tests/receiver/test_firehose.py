@@ -180,5 +180,5 @@ def test_an_escaped_record_still_decodes_through_the_json_parser():
 
 def test_non_canonical_base64_gets_binascii_strict_judgement():
     # "QR==" has stray low bits: strict binascii accepts it (as "A"), so the scanner must too.
-    assert firehose._strict_base64(b"QR==") == b"A"
-    assert firehose._strict_base64(b"QQ==QQ==") is None
+    assert firehose._read_base64(b"QR==") == (b"A", False)
+    assert firehose._read_base64(b"QQ==QQ==") is None
