@@ -6,6 +6,7 @@ and give-up path runs exactly as it would against DynamoDB."""
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 import pytest
@@ -39,25 +40,32 @@ def unreachable(operation: str) -> EndpointConnectionError:
 
 
 class FaultyClient:
-    """Passes every call to the real client, except the chosen operations while ``failing``."""
+    """Passes every call to the real client, except the chosen operations while ``failing``.
+
+    Calls reach moto one at a time: moto's DynamoDB is not thread-safe (a query iterating a
+    table while another thread adds to it raises), and the store calls from several
+    threads, the receiver's deriver among them. DynamoDB itself has no such limit.
+    """
 
     def __init__(self, client: Any, operations: frozenset[str], error: Any) -> None:
         self._client = client
         self._operations = operations
         self._error = error
+        self._one_at_a_time = threading.Lock()
         self.failing = True
         self.injected = 0
 
     def __getattr__(self, name: str) -> Any:
         real = getattr(self._client, name)
-        if name not in self._operations:
+        if not callable(real):
             return real
 
-        def call(**kwargs: Any) -> Any:
-            if self.failing:
+        def call(*args: Any, **kwargs: Any) -> Any:
+            if self.failing and name in self._operations:
                 self.injected += 1
                 raise self._error(name)
-            return real(**kwargs)
+            with self._one_at_a_time:
+                return real(*args, **kwargs)
 
         return call
 
@@ -90,5 +98,4 @@ async def test_dynamodb_fault_gives_503_and_retries_deliver_everything_once(dyna
             faulty.failing = False
 
         await deliver_across_fault(client, samples, clear_fault=recover)
-        table._client = faulty._client
         await assert_stored_exactly(dynamodb_store, samples, refused)
