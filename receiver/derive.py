@@ -25,6 +25,7 @@ import operator
 import time
 from collections.abc import Callable, Collection, Iterable, Sequence
 
+from receiver.derive_worker import Evaluator, ThreadEvaluator
 from receiver.model import DerivedValue, Sample, Stats
 from receiver.rules import RuleHolder, RuleSet
 from receiver.store import Store, StoreError
@@ -114,7 +115,11 @@ def _by_series(samples: Iterable[Sample]) -> list[list[Sample]]:
 
 def derive_hour_values(rules: RuleSet, samples: Sequence[Sample], hour_ms: int) -> list[DerivedValue]:
     """The hour's derived values from its minute samples (see the module docstring)."""
-    values = rules.evaluate(rollup_hour(samples, hour_ms))
+    return hour_totals(rules, rules.evaluate(rollup_hour(samples, hour_ms)))
+
+
+def hour_totals(rules: RuleSet, values: Sequence[DerivedValue]) -> list[DerivedValue]:
+    """The values of the rules over an hour's 'average minutes', with SUM metrics × 60."""
     merge = {info.name: info.downsampling for info in rules.metrics}
     return [
         DerivedValue(v.metric, v.scope, v.service, v.endpoint, v.layer, v.time_ms,
@@ -145,9 +150,12 @@ class Deriver:
         hour_interval_s: float = 60.0,
         rest_factor: float = 4.0,
         clock: Callable[[], float] = time.time,
+        evaluator: Evaluator | None = None,
     ) -> None:
+        """``evaluator`` runs the rules: in a thread of this process unless given."""
         self.store = store
         self.rules = rules
+        self.evaluator = evaluator if evaluator is not None else ThreadEvaluator()
         self.interval_s = interval_s
         self.hour_interval_s = hour_interval_s
         self.rest_factor = rest_factor
@@ -240,9 +248,12 @@ class Deriver:
         samples = await self.store.samples(bucket_ms, bucket_ms + step_ms)
         rules = self.rules.current
         if step_ms == MINUTE_MS:
-            values = await asyncio.to_thread(rules.evaluate, samples)
+            values = await self.evaluator.evaluate(rules, samples)
         else:
-            values = await asyncio.to_thread(derive_hour_values, rules, samples, bucket_ms)
+            # Rolled up here, evaluated by the evaluator: only one sample per series crosses.
+            rolled = await asyncio.to_thread(rollup_hour, samples, bucket_ms)
+            del samples
+            values = hour_totals(rules, await self.evaluator.evaluate(rules, rolled))
         stored = await self.store.put_derived(step_ms, bucket_ms, version, values)
         if stored:
             for listener in self._listeners:

@@ -17,6 +17,7 @@ from receiver.alarms.runtime import Alarms
 from receiver.body import InflightBudget
 from receiver.config import ConfigError, ServeConfig
 from receiver.derive import Deriver
+from receiver.derive_worker import Evaluator, ProcessEvaluator
 from receiver.ingest import AccessKeys, IngestSettings, handle_delivery
 from receiver.rules import RuleError, RuleHolder
 from receiver.store import Store, StoreError
@@ -79,10 +80,13 @@ OTLP_EXPORTER = web.AppKey("otlp_exporter", OtlpExporter)
 ALARMS = web.AppKey("alarms", Alarms)
 
 
-def create_app(config: ServeConfig, store: Store, rules: RuleHolder | None = None) -> web.Application:
+def create_app(
+    config: ServeConfig, store: Store, rules: RuleHolder | None = None, evaluator: Evaluator | None = None
+) -> web.Application:
     """The receiver's application; the store is opened on startup and closed on cleanup.
 
-    ``rules`` defaults to the rules loaded from ``config.rules_dir`` (RuleError if broken).
+    ``rules`` defaults to the rules loaded from ``config.rules_dir`` (RuleError if broken);
+    ``evaluator`` to evaluating them in a thread (``serve`` uses a worker process).
     """
     app = web.Application(middlewares=[count_in_flight, json_errors])
     app[IN_FLIGHT] = InFlight()
@@ -95,6 +99,7 @@ def create_app(config: ServeConfig, store: Store, rules: RuleHolder | None = Non
         minute_retention_days=config.minute_retention_days,
         interval_s=config.derive_interval_s,
         hour_interval_s=config.hour_interval_s,
+        evaluator=evaluator,
     )
     app[INGEST] = IngestSettings(
         keys=AccessKeys(config.access_keys),
@@ -288,8 +293,9 @@ async def serve(config: ServeConfig, store: Store, ready: Callable[[int], None] 
         rules = RuleHolder(config.rules_dir)
     except RuleError as exc:
         raise ConfigError(f"the rules in {config.rules_dir} cannot be loaded: {exc}") from None
+    evaluator = ProcessEvaluator()
     try:
-        app = create_app(config, store, rules)
+        app = create_app(config, store, rules, evaluator)
     except RuleError as exc:
         raise ConfigError(f"the alarm rules cannot be loaded: {exc}") from None
     runner = web.AppRunner(
@@ -321,5 +327,6 @@ async def serve(config: ServeConfig, store: Store, ready: Callable[[int], None] 
         await stop.wait()
         await _drain(runner, site, config.shutdown_timeout_s)
     finally:
-        await runner.cleanup()
+        await runner.cleanup()  # the deriver's last pass included
+        evaluator.close()
     log.info("stopped")

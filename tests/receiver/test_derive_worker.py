@@ -1,0 +1,162 @@
+"""Rule evaluation in a worker process gives what evaluation in this process gives."""
+
+from __future__ import annotations
+
+import asyncio
+import multiprocessing
+import os
+import signal
+import time
+from pathlib import Path
+
+import pytest
+
+from receiver import derive_worker
+from receiver.config import REPOSITORY_RULES
+from receiver.derive_worker import ProcessEvaluator, ThreadEvaluator, pack_samples, unpack_samples
+from receiver.emulator import EmulatorConfig, FirehoseEmulator
+from receiver.model import Sample, Series
+from receiver.rules import load_rules
+from receiver.workload import TableSpec, Workload
+from receiver.server import INGEST_PATH
+from tests.builders import T0, make_sample
+from tests.chain.conftest import recent_workload
+from tests.processes import ReceiverProcess
+
+pytestmark = pytest.mark.slow
+
+TABLES = [TableSpec("GameScores", indexes=("ByPlayer",), provisioned=(50.0, 20.0)),
+          TableSpec("Orders", regions=("us-east-1", "eu-west-1"), ttl=True, transactions=True)]
+ONE_RULE = """\
+metricPrefix: test
+metricsRules:
+  - name: reads
+    exp: amazonaws_com_AWS_DynamoDB_ConsumedReadCapacityUnits_sum.sum(['cloud_account_id']).service(['cloud_account_id'], Layer.AWS_DYNAMODB)
+"""
+
+
+@pytest.fixture(scope="module")
+def rules():
+    return load_rules(REPOSITORY_RULES)
+
+
+@pytest.fixture(scope="module")
+def minute() -> list[Sample]:
+    return Workload(seed=11, tables=TABLES).minute(T0)
+
+
+@pytest.fixture
+async def evaluator():
+    opened = ProcessEvaluator()
+    yield opened
+    opened.close()
+
+
+def test_samples_cross_as_tuples_and_come_back_equal(minute):
+    # Two Series objects with one key and different units stay two objects.
+    seconds = Series(*minute[0].series.key, "Seconds")
+    samples = [*minute, minute[0]._replace(series=seconds, start_ms=T0 + 60_000, end_ms=T0 + 120_000)]
+    table, fields = pack_samples(samples)
+    assert all(type(row) is tuple for row in table)
+    assert not any(isinstance(field, (Sample, Series)) for field in fields)
+    back = unpack_samples((table, fields))
+    assert back == samples
+    assert all(type(sample) is Sample for sample in back)
+    assert back[-1].series.unit == "Seconds" and back[0].series.unit != "Seconds"
+    assert len({id(sample.series) for sample in back}) == len({id(sample.series) for sample in samples})
+
+
+async def test_the_worker_gives_the_values_of_this_process(evaluator, rules, minute):
+    expected = rules.evaluate(minute)
+    assert len(expected) > 50
+    assert await evaluator.evaluate(rules, minute) == expected
+    assert await ThreadEvaluator().evaluate(rules, minute) == expected
+    assert await evaluator.evaluate(rules, []) == rules.evaluate([]) == []
+
+
+async def test_reloaded_rules_reach_the_worker(evaluator, rules, minute, tmp_path):
+    (tmp_path / "one.yaml").write_text(ONE_RULE)
+    other = load_rules(tmp_path)
+    first = await evaluator.evaluate(rules, minute)
+    second = await evaluator.evaluate(other, minute)
+    assert {value.metric for value in second} == {"test_reads"}
+    assert second == other.evaluate(minute)
+    assert await evaluator.evaluate(rules, minute) == first
+
+
+async def test_a_killed_worker_is_replaced(evaluator, rules, minute):
+    expected = rules.evaluate(minute)
+    assert await evaluator.evaluate(rules, minute) == expected
+    workers = multiprocessing.active_children()
+    assert len(workers) == 1
+    os.kill(workers[0].pid, signal.SIGKILL)
+    workers[0].join(10)
+    assert await evaluator.evaluate(rules, minute) == expected
+    assert [child.pid for child in multiprocessing.active_children()] != [workers[0].pid]
+
+
+async def test_without_a_worker_the_rules_run_in_a_thread(monkeypatch, rules, caplog):
+    def no_semaphores(*args, **kwargs):
+        raise OSError(30, "Read-only file system")
+
+    monkeypatch.setattr(derive_worker, "ProcessPoolExecutor", no_semaphores)
+    samples = [make_sample("GameScores", "ConsumedReadCapacityUnits", 0, value=120.0, count=4)]
+    evaluator = ProcessEvaluator()
+    assert await evaluator.evaluate(rules, samples) == rules.evaluate(samples)
+    assert await evaluator.evaluate(rules, samples) == rules.evaluate(samples)
+    assert [r.message for r in caplog.records].count("no worker process for rule evaluation, evaluating in a thread") == 1
+    evaluator.close()
+
+
+async def test_close_stops_the_worker(rules, minute):
+    evaluator = ProcessEvaluator()
+    await evaluator.evaluate(rules, minute)
+    workers = multiprocessing.active_children()
+    assert len(workers) == 1
+    evaluator.close()
+    workers[0].join(10)
+    assert not workers[0].is_alive()
+    assert multiprocessing.active_children() == []
+
+
+def _children(pid: int) -> dict[int, str]:
+    """The processes whose parent is ``pid``, with their command lines."""
+    found = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                stat = Path(f"/proc/{entry}/stat").read_text()
+                cmdline = Path(f"/proc/{entry}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+            except OSError:
+                continue
+            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+                found[int(entry)] = cmdline
+    return found
+
+
+def _running(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+@pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGKILL], ids=["SIGTERM", "SIGKILL"])
+async def test_the_worker_ends_with_the_receiver(stop):
+    with ReceiverProcess("--store", "memory://") as receiver:
+        receiver.wait_listening()
+        config = EmulatorConfig(url=receiver.url + INGEST_PATH, record_format="json", seed=3)
+        async with FirehoseEmulator(config) as stream:
+            for minute in recent_workload(minutes=2).minutes:
+                await stream.put_samples(minute)
+        deadline = time.monotonic() + 30
+        while not any("spawn_main" in line for line in _children(receiver.proc.pid).values()):
+            assert time.monotonic() < deadline, "the receiver never started its evaluation worker"
+            await asyncio.sleep(0.1)
+        children = list(_children(receiver.proc.pid))
+        receiver.proc.send_signal(stop)
+        assert receiver.wait() == (0 if stop == signal.SIGTERM else -signal.SIGKILL)
+        deadline = time.monotonic() + 15
+        while any(map(_running, children)):
+            assert time.monotonic() < deadline, f"left running: {[c for c in children if _running(c)]}"
+            await asyncio.sleep(0.1)
