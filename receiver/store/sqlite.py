@@ -1,9 +1,13 @@
-"""``sqlite:///path``: the embedded store, a SQLite file driven from one worker thread.
+"""``sqlite:///path``: the embedded store, a SQLite file driven from two worker threads.
 
 sqlite3 calls block, and the receiver must keep answering while a large request commits,
-so every database call runs on a single-thread executor that owns the connection. One
-thread also serializes the calls: SQLite has one writer at a time anyway, and the
-connection never crosses threads.
+so every database call runs on a single-thread executor that owns its connection. The
+writer's thread takes commits and the calls that must see them at once (request ids,
+versions); SQLite has one writer at a time anyway. The reader's thread, with its own
+connection, takes the reads that may be long: the deriver's samples (an hour of 2,000
+tables is seconds) and the queries of the API and views. In WAL mode neither waits for
+the other, so a long read never holds up a delivery. A read starts after the call that
+precedes it returned, so it sees every commit made by then.
 """
 
 from __future__ import annotations
@@ -62,9 +66,11 @@ class SQLiteStore:
         # Resolved now so a later chdir cannot move the store.
         self.path = Path(path).expanduser().absolute()
         self._db = SQLiteDB(self.path, synchronous=mode, busy_timeout_ms=busy_timeout_ms)
+        self._reader_db = SQLiteDB(self.path, synchronous=mode, busy_timeout_ms=busy_timeout_ms)
         self._ttl_ms = int(request_ttl_s * 1000)
         self._clock = clock
         self._executor: ThreadPoolExecutor | None = None
+        self._reader: ThreadPoolExecutor | None = None
         self._next_prune_ms = -1  # the first commit prunes
 
     def __repr__(self) -> str:
@@ -73,26 +79,38 @@ class SQLiteStore:
     async def open(self) -> None:
         if self._executor is not None:
             return
+        loop = asyncio.get_running_loop()
         executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite-store")
+        reader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite-reader")
         try:
-            await asyncio.get_running_loop().run_in_executor(executor, self._db.connect)
+            await loop.run_in_executor(executor, self._db.connect)  # sets the file up first
+            try:
+                await loop.run_in_executor(reader, self._reader_db.connect_reader)
+            except BaseException:
+                await loop.run_in_executor(executor, self._db.close)
+                raise
         except BaseException:
-            # The job is done (it raised), so the thread is idle and exits at once.
+            # The jobs are done (one raised), so the threads are idle and exit at once.
             executor.shutdown(wait=False)
+            reader.shutdown(wait=False)
             raise
-        self._executor = executor
+        self._executor, self._reader = executor, reader
 
     async def close(self) -> None:
         executor, self._executor = self._executor, None
-        if executor is None:
+        reader, self._reader = self._reader, None
+        if executor is None or reader is None:
             return
+        loop = asyncio.get_running_loop()
         try:
-            # Queued behind any commit still running: that commit finishes first.
-            await asyncio.get_running_loop().run_in_executor(executor, self._db.close)
+            # Each queued behind any call still running on its thread: that call finishes first.
+            await loop.run_in_executor(reader, self._reader_db.close)
+            await loop.run_in_executor(executor, self._db.close)
         except sqlite3.Error as exc:
             raise StoreError(f"the sqlite store at {self.path} failed to close cleanly: {exc}") from exc
         finally:
             executor.shutdown(wait=False)
+            reader.shutdown(wait=False)
 
     async def ping(self) -> None:
         await self._call(self._db.ping)
@@ -127,10 +145,10 @@ class SQLiteStore:
         metrics: Collection[str] | None = None,
     ) -> list[Sample]:
         check_metric_names(metrics)
-        return await self._call(self._db.samples, start_ms, end_ms, namespace, metrics)
+        return await self._read(self._reader_db.samples, start_ms, end_ms, namespace, metrics)
 
     async def count_samples(self) -> int:
-        return await self._call(self._db.count_samples)
+        return await self._read(self._reader_db.count_samples)
 
     async def versions(self, step_ms: int, buckets: Collection[int]) -> dict[int, int]:
         return await self._call(self._db.versions, step_ms, list(buckets))
@@ -153,16 +171,16 @@ class SQLiteStore:
         service: str | None = None,
         endpoint: str | None = None,
     ) -> list[DerivedValue]:
-        return await self._call(self._db.derived, metric, step_ms, start_ms, end_ms, service, endpoint)
+        return await self._read(self._reader_db.derived, metric, step_ms, start_ms, end_ms, service, endpoint)
 
     async def bucket_values(self, step_ms: int, bucket_ms: int) -> list[DerivedValue]:
-        return await self._call(self._db.bucket_values, step_ms, bucket_ms)
+        return await self._read(self._reader_db.bucket_values, step_ms, bucket_ms)
 
     async def latest_bucket(self, step_ms: int, before_ms: int) -> int | None:
-        return await self._call(self._db.latest_bucket, step_ms, before_ms)
+        return await self._read(self._reader_db.latest_bucket, step_ms, before_ms)
 
     async def entities(self, since_ms: int) -> list[tuple[str, str, str | None]]:
-        return await self._call(self._db.entities, since_ms)
+        return await self._read(self._reader_db.entities, since_ms)
 
     async def prune(self, now_ms: int) -> None:
         # Many small transactions rather than one long one: commits queued on the worker
@@ -177,13 +195,20 @@ class SQLiteStore:
         return await self._call(self._db.put_alarm_event, event)
 
     async def alarm_events(self, since_ms: int) -> list[AlarmEvent]:
-        return await self._call(self._db.alarm_events, since_ms)
+        return await self._read(self._reader_db.alarm_events, since_ms)
 
     async def alarm_heads(self) -> list[AlarmEvent]:
-        return await self._call(self._db.alarm_heads)
+        return await self._read(self._reader_db.alarm_heads)
 
     async def _call(self, fn: Callable[..., T], *args: Any) -> T:
-        executor = self._executor
+        """``fn(*args)`` on the writer's thread."""
+        return await self._on(self._executor, fn, *args)
+
+    async def _read(self, fn: Callable[..., T], *args: Any) -> T:
+        """``fn(*args)`` on the reader's thread."""
+        return await self._on(self._reader, fn, *args)
+
+    async def _on(self, executor: ThreadPoolExecutor | None, fn: Callable[..., T], *args: Any) -> T:
         if executor is None:
             raise StoreError(f"the sqlite store at {self.path} is not open")
         try:

@@ -272,6 +272,28 @@ class SQLiteDB:
         self._sample_chunks = tuple(per for per in _SAMPLE_CHUNKS if per * _SAMPLE_WIDTH <= limit)
         self._conn = conn
 
+    def connect_reader(self) -> None:
+        """Open the file, which ``connect`` has set up, for reading only.
+
+        In WAL mode a reader and the writer never wait for each other, so the deriver's
+        large reads (an hour of every series) do not hold up commits.
+        """
+        try:
+            conn = sqlite3.connect(self.path, isolation_level=None)
+        except sqlite3.Error as exc:
+            raise self._open_error(exc) from None
+        self._reset_caches()
+        try:
+            conn.execute(f"PRAGMA busy_timeout = {int(self._busy_timeout_ms)}")
+            self._check_ours(conn)
+            conn.execute("PRAGMA query_only = 1")  # a bug here must not write
+            conn.execute("PRAGMA cache_size = -16384")  # 16 MiB: reads scan, the OS caches too
+            conn.execute("PRAGMA temp_store = MEMORY")
+        except sqlite3.Error as exc:
+            conn.close()
+            raise self._open_error(exc) from None
+        self._conn = conn
+
     def _setup(self, conn: sqlite3.Connection) -> None:
         # Wait this long for another writer's lock before failing (-> StoreError -> 503).
         conn.execute(f"PRAGMA busy_timeout = {int(self._busy_timeout_ms)}")

@@ -1,9 +1,10 @@
-"""What only the SQLite store does: files, durability settings, failures, its worker thread."""
+"""What only the SQLite store does: files, durability settings, failures, its worker threads."""
 
 from __future__ import annotations
 
 import asyncio
 import sqlite3
+import threading
 
 import pytest
 
@@ -167,7 +168,7 @@ async def test_expired_request_ids_are_deleted_by_a_later_commit(sqlite_store, c
     assert peek(sqlite_store, "SELECT request_id FROM requests") == [("new",)]
 
 
-# -- the worker thread -----------------------------------------------------------
+# -- the worker threads ----------------------------------------------------------
 
 
 @pytest.mark.parametrize("operation", ["commit", "samples"])
@@ -195,3 +196,41 @@ async def test_concurrent_commits_all_land(sqlite_store):
     await asyncio.gather(*(sqlite_store.commit(f"r{r}", batch) for r, batch in enumerate(requests)))
     assert await sqlite_store.count_samples() == 400
     assert all([await sqlite_store.is_committed(f"r{r}") for r in range(8)])
+
+
+async def test_a_long_read_does_not_hold_up_commits(sqlite_store):
+    await sqlite_store.commit("before", [make_sample(minute=0)])
+    reading, release = threading.Event(), threading.Event()
+    read_samples = sqlite_store._reader_db.samples
+
+    def slow_samples(*args):
+        reading.set()
+        assert release.wait(30)
+        return read_samples(*args)
+
+    sqlite_store._reader_db.samples = slow_samples
+    read = asyncio.create_task(sqlite_store.samples(0, 2**62))
+    assert await asyncio.to_thread(reading.wait, 30)
+    # The reader's thread is busy; the writer's is not.
+    await asyncio.wait_for(sqlite_store.commit("during", [make_sample(minute=1)]), 30)
+    assert await sqlite_store.is_committed("during")
+    assert not read.done()
+    release.set()
+    # The read began after the commit returned, so it sees it.
+    assert {sample.start_ms for sample in await read} == {T0, T0 + MINUTE_MS}
+
+
+async def test_the_reader_cannot_write(sqlite_store):
+    await sqlite_store.commit("r1", [make_sample()])
+    with pytest.raises(StoreError, match="readonly"):
+        await sqlite_store._read(lambda: sqlite_store._reader_db.conn.execute("DELETE FROM samples"))
+    assert await sqlite_store.count_samples() == 1
+
+
+async def test_after_close_reads_and_writes_are_store_errors(sqlite_factory):
+    store = sqlite_factory()
+    await store.open()
+    await store.close()
+    for call in (store.samples(0, 1), store.derived("m", MINUTE_MS, 0, 1), store.commit("r", [])):
+        with pytest.raises(StoreError, match="not open"):
+            await call
