@@ -305,6 +305,13 @@ async def serve(config: ServeConfig, store: Store, ready: Callable[[int], None] 
         **RUNNER_OPTIONS,
     )
     await runner.setup()
+    # Before "listening" is logged: whoever waits for that line may signal at once.
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    # SIGHUP re-reads the rules; a broken file keeps the old ones and logs why.
+    rules.install_sighup(loop)
     try:
         site = web.TCPSite(runner, config.host, config.port, ssl_context=context)
         try:
@@ -318,12 +325,6 @@ async def serve(config: ServeConfig, store: Store, ready: Callable[[int], None] 
         log.info("listening", extra={"url": f"{scheme}://{config.host}:{port}"})
         if ready is not None:
             ready(port)
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for signum in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(signum, stop.set)
-        # SIGHUP re-reads the rules; a broken file keeps the old ones and logs why.
-        rules.install_sighup(loop)
         await stop.wait()
         await _drain(runner, site, config.shutdown_timeout_s)
     finally:
