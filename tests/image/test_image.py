@@ -19,6 +19,7 @@ from receiver.server import INGEST_PATH
 from stacks.service import HEALTH_COMMAND
 from tests.builders import MINUTE_MS, T0, Delivery, make_sample
 from tests.image.buildah import Container, ContainerReceiver, build_image, image_config
+from tests.processes import child_processes
 
 pytestmark = pytest.mark.slow
 
@@ -113,6 +114,9 @@ def test_delivery_is_acknowledged_and_queryable(receiver: ContainerReceiver) -> 
             break
         time.sleep(0.5)
     assert points == [[start_s, 2.0]]  # 120 units in the minute: 2 units/s
+    # The rules ran in the evaluation worker, not in the fallback thread.
+    assert "rule evaluation" not in receiver.log, receiver.log
+    assert any("spawn_main" in line for line in child_processes(receiver.receiver_pid()).values())
 
 
 def test_sigterm_stops_the_receiver_cleanly(config: dict[str, Any]) -> None:

@@ -7,7 +7,6 @@ import multiprocessing
 import os
 import signal
 import time
-from pathlib import Path
 
 import pytest
 
@@ -21,7 +20,7 @@ from receiver.workload import TableSpec, Workload
 from receiver.server import INGEST_PATH
 from tests.builders import T0, make_sample
 from tests.chain.conftest import recent_workload
-from tests.processes import ReceiverProcess
+from tests.processes import ReceiverProcess, child_processes, is_running
 
 pytestmark = pytest.mark.slow
 
@@ -119,28 +118,6 @@ async def test_close_stops_the_worker(rules, minute):
     assert multiprocessing.active_children() == []
 
 
-def _children(pid: int) -> dict[int, str]:
-    """The processes whose parent is ``pid``, with their command lines."""
-    found = {}
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                stat = Path(f"/proc/{entry}/stat").read_text()
-                cmdline = Path(f"/proc/{entry}/cmdline").read_bytes().replace(b"\0", b" ").decode()
-            except OSError:
-                continue
-            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
-                found[int(entry)] = cmdline
-    return found
-
-
-def _running(pid: int) -> bool:
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return False
-
-
 @pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGKILL], ids=["SIGTERM", "SIGKILL"])
 async def test_the_worker_ends_with_the_receiver(stop):
     with ReceiverProcess("--store", "memory://") as receiver:
@@ -150,13 +127,13 @@ async def test_the_worker_ends_with_the_receiver(stop):
             for minute in recent_workload(minutes=2).minutes:
                 await stream.put_samples(minute)
         deadline = time.monotonic() + 30
-        while not any("spawn_main" in line for line in _children(receiver.proc.pid).values()):
+        while not any("spawn_main" in line for line in child_processes(receiver.proc.pid).values()):
             assert time.monotonic() < deadline, "the receiver never started its evaluation worker"
             await asyncio.sleep(0.1)
-        children = list(_children(receiver.proc.pid))
+        children = list(child_processes(receiver.proc.pid))
         receiver.proc.send_signal(stop)
         assert receiver.wait() == (0 if stop == signal.SIGTERM else -signal.SIGKILL)
         deadline = time.monotonic() + 15
-        while any(map(_running, children)):
-            assert time.monotonic() < deadline, f"left running: {[c for c in children if _running(c)]}"
+        while any(map(is_running, children)):
+            assert time.monotonic() < deadline, f"left running: {[c for c in children if is_running(c)]}"
             await asyncio.sleep(0.1)
