@@ -245,20 +245,33 @@ class Deriver:
             return False
         version = (await self.store.versions(step_ms, [bucket_ms]))[bucket_ms]
         # Read after the version: every commit counted in it is in what we read.
-        samples = await self.store.samples(bucket_ms, bucket_ms + step_ms)
         rules = self.rules.current
         if step_ms == MINUTE_MS:
+            samples = await self.store.samples(bucket_ms, bucket_ms + step_ms)
             values = await self.evaluator.evaluate(rules, samples)
         else:
             # Rolled up here, evaluated by the evaluator: only one sample per series crosses.
-            rolled = await asyncio.to_thread(rollup_hour, samples, bucket_ms)
-            del samples
+            rolled = await self._rolled_up_hour(bucket_ms)
             values = hour_totals(rules, await self.evaluator.evaluate(rules, rolled))
         stored = await self.store.put_derived(step_ms, bucket_ms, version, values)
         if stored:
             for listener in self._listeners:
                 listener(step_ms, bucket_ms)
         return stored
+
+    async def _rolled_up_hour(self, hour_ms: int) -> list[Sample]:
+        """``rollup_hour`` of the hour's stored samples, a few series at a time where the
+        store can: an hour of 2,000 tables is 2.2 million samples, over 1.5 GiB as objects."""
+        by_series = getattr(self.store, "samples_by_series", None)
+        if by_series is None:
+            samples = await self.store.samples(hour_ms, hour_ms + HOUR_MS)
+            return await asyncio.to_thread(rollup_hour, samples, hour_ms)
+        rolled: list[Sample] = []
+        # Each chunk holds every minute of its series, so rolling up chunk by chunk is
+        # rolling up the whole.
+        async for chunk in by_series(hour_ms, hour_ms + HOUR_MS):
+            rolled += await asyncio.to_thread(rollup_hour, chunk, hour_ms)
+        return rolled
 
     async def _recover(self) -> None:
         """Buckets committed but not derived before a restart (or by another replica)."""

@@ -82,6 +82,11 @@ class Store(Protocol):
         ``namespace`` and ``metrics`` narrow the result to that namespace and those metric
         names; ``None`` means no narrowing, an empty ``metrics`` selects nothing. Samples
         with equal starts come in no particular order.
+
+        A store may also offer ``samples_by_series(start_ms, end_ms)``, an async iterator
+        of the same samples in chunks, each holding every sample of the series it has
+        (SQLite does); the deriver reads an hour with it when present, so it never holds
+        the hour of every series at once (receiver/derive.py).
         """
 
     async def count_samples(self) -> int:

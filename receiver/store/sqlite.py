@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import time
-from collections.abc import Callable, Collection, Iterable, Sequence
+from collections.abc import AsyncIterator, Callable, Collection, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from os import PathLike
 from pathlib import Path
@@ -37,6 +37,9 @@ from receiver.store.base import (
 from receiver.store.sqlite_db import SQLiteDB
 
 T = TypeVar("T")
+
+SERIES_PER_CHUNK = 2000
+"""Series per chunk of samples_by_series: an hour of them is at most 120,000 samples."""
 
 SYNCHRONOUS_MODES = ("FULL", "NORMAL")
 """The durability levels offered; see SQLiteDB._setup for what each means and the default."""
@@ -146,6 +149,18 @@ class SQLiteStore:
     ) -> list[Sample]:
         check_metric_names(metrics)
         return await self._read(self._reader_db.samples, start_ms, end_ms, namespace, metrics)
+
+    async def samples_by_series(self, start_ms: int, end_ms: int) -> AsyncIterator[list[Sample]]:
+        """``samples(start_ms, end_ms)`` in chunks of up to SERIES_PER_CHUNK series, each
+        chunk holding every sample of its series (empty chunks skipped).
+
+        Each chunk is its own read, so other reads get their turn in between; each sees
+        every commit made before it began.
+        """
+        for group in await self._read(self._reader_db.series_groups, SERIES_PER_CHUNK):
+            chunk = await self._read(self._reader_db.samples_of_series, group, start_ms, end_ms)
+            if chunk:
+                yield chunk
 
     async def count_samples(self) -> int:
         return await self._read(self._reader_db.count_samples)

@@ -533,6 +533,28 @@ class SQLiteDB:
         rows = conn.execute(_SELECT_SAMPLES.format(where=" AND ".join(conditions)), params).fetchall()
         return self._to_samples(conn, rows)
 
+    def series_groups(self, per_group: int) -> list[tuple[int, int, int]]:
+        """(metric id, first series id, last series id) of groups of at most ``per_group``
+        series of one metric, covering every series."""
+        groups = []
+        for metric_id, in self.conn.execute("SELECT id FROM metrics ORDER BY id").fetchall():
+            ids = [row[0] for row in self.conn.execute(
+                "SELECT id FROM series WHERE metric_id = ? ORDER BY id", (metric_id,))]
+            groups += [(metric_id, ids[i], ids[min(i + per_group, len(ids)) - 1])
+                       for i in range(0, len(ids), per_group)]
+        return groups
+
+    def samples_of_series(self, group: tuple[int, int, int], start_ms: int, end_ms: int) -> list[Sample]:
+        """``samples`` of the series of one group of ``series_groups``: a range scan of
+        the metric's key, filtered in SQLite."""
+        metric_id, first, last = group
+        conn = self.conn
+        rows = conn.execute(
+            _SELECT_SAMPLES.format(where="m.id = ? AND sa.series_id BETWEEN ? AND ?"),
+            (start_ms, end_ms, metric_id, first, last),
+        ).fetchall()
+        return self._to_samples(conn, rows)
+
     # -- derived values ------------------------------------------------------------
 
     def versions(self, step_ms: int, buckets: Collection[int]) -> dict[int, int]:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import itertools
 import math
 import random
 
@@ -12,6 +14,7 @@ from receiver.config import REPOSITORY_RULES
 from receiver.derive import Deriver, derive_hour_values, rollup_hour
 from receiver.rules import RuleHolder
 from receiver.store import open_store_from_url
+from receiver.store import sqlite as sqlite_store_module
 from receiver.store.base import HOUR_MS, MINUTE_MS
 from tests.builders import T0, make_sample
 
@@ -225,3 +228,39 @@ async def test_a_running_deriver_derives_touched_minutes_by_itself(store, rules)
         await asyncio.gather(task, return_exceptions=True)
     expected = {(v.metric, v.service, v.endpoint, v.time_ms): v.value for v in rules.current.evaluate(samples)}
     assert await derived_map(store) == expected
+
+
+async def test_an_hour_read_a_few_series_at_a_time_gives_the_values_of_the_whole_hour(tmp_path, rules, monkeypatch):
+    # Chunks of at most two series of one metric: three metrics of 3, 6 and 3 series (the
+    # latency series with two units) make 2 + 3 + 2 chunks.
+    monkeypatch.setattr(sqlite_store_module, "SERIES_PER_CHUNK", 2)
+    samples = []
+    for minute in range(0, 60, 7):
+        for table in ("GameScores", "Orders", "Sessions"):
+            samples.append(make_sample(table, "ConsumedReadCapacityUnits", minute, value=60.0 + minute, count=6))
+            for operation in ("GetItem", "Query"):
+                latency = make_sample(table, "SuccessfulRequestLatency", minute, value=5.0 * minute + 1,
+                                      count=10 + minute, operation=operation)
+                unit = "Milliseconds" if minute % 2 else "Count"
+                samples.append(latency._replace(series=dataclasses.replace(latency.series, unit=unit),
+                                                stats=(("p99", 3.0 + minute),)))
+            samples.append(make_sample(table, "ThrottledRequests", minute, value=1.0, count=1, operation="Query"))
+    hour = T0 - T0 % HOUR_MS
+    samples = [s._replace(start_ms=s.start_ms - T0 % HOUR_MS, end_ms=s.end_ms - T0 % HOUR_MS, count=float(s.count))
+               for s in samples]
+    sqlite = open_store_from_url(f"sqlite:///{tmp_path / 'metrics.db'}")
+    await sqlite.open()
+    try:
+        await sqlite.commit("r1", samples)
+        chunks = [chunk async for chunk in sqlite.samples_by_series(hour, hour + HOUR_MS)]
+        assert len(chunks) == 7
+        assert sorted(map(repr, itertools.chain.from_iterable(chunks))) == sorted(map(repr, samples))
+        keys = [{s.series.key for s in chunk} for chunk in chunks]
+        assert all(a.isdisjoint(b) for a, b in itertools.combinations(keys, 2))
+        deriver = deriver_for(sqlite, rules)
+        assert await deriver.derive_bucket(HOUR_MS, hour)
+        stored = sorted(map(repr, await sqlite.bucket_values(HOUR_MS, hour)))
+        assert stored == sorted(map(repr, derive_hour_values(rules.current, samples, hour)))
+        assert len(stored) > 20
+    finally:
+        await sqlite.close()
