@@ -5,9 +5,12 @@ from __future__ import annotations
 
 import asyncio
 import gzip
+import multiprocessing
+import re
 import tempfile
 import time
 from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import orjson
@@ -95,14 +98,36 @@ def stage_seconds(
     return stages
 
 
+def derive_pass_figures(source_tables: int, folder: Path) -> dict[str, float]:
+    """``derive_pass_seconds`` in a fresh process, so the peak memory is the deriver's."""
+    spawn = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=1, mp_context=spawn) as pool:
+        return pool.submit(derive_pass_seconds, source_tables, folder).result()
+
+
+def peak_rss_mib(pid: int | str = "self") -> float:
+    """VmHWM of a process: the most resident memory it has had, MiB."""
+    status = Path(f"/proc/{pid}/status").read_text()
+    match = re.search(r"^VmHWM:\s+(\d+) kB", status, re.MULTILINE)
+    if match is None:
+        raise RuntimeError(f"/proc/{pid}/status has no VmHWM line")
+    return int(match[1]) / 1024
+
+
 def derive_pass_seconds(source_tables: int, folder: Path) -> dict[str, float]:
     """What the deriver spends on one pass over a minute and over an hour of every series,
     store reads and writes included: a fresh SQLite store gets the whole hour first (the
-    minutes are the workload's, repeated at later times), then each bucket is derived once."""
+    minutes are the workload's, repeated at later times), then each bucket is derived once,
+    with the rules in the worker process ``receiver serve`` uses. Also the peak memory of
+    this process during the passes (after the hour was stored) and of the worker."""
+    from receiver import gctune
     from receiver.config import REPOSITORY_RULES
     from receiver.derive import Deriver
+    from receiver.derive_worker import ProcessEvaluator
     from receiver.rules import RuleHolder
     from receiver.store.base import HOUR_MS, MINUTE_MS
+
+    gctune.tune()
 
     from .bodies import SampleSource
 
@@ -120,12 +145,19 @@ def derive_pass_seconds(source_tables: int, folder: Path) -> dict[str, float]:
                 await store.commit("minute-0", first)
                 for index in range(1, minutes):
                     await store.commit(f"minute-{index}", source.take(per_minute))
-                deriver = Deriver(store, RuleHolder(REPOSITORY_RULES), minute_retention_days=3650)
+                del first
+                evaluator = ProcessEvaluator()
+                deriver = Deriver(store, RuleHolder(REPOSITORY_RULES), minute_retention_days=3650,
+                                  evaluator=evaluator)
                 figures = {"samples_per_minute": float(per_minute)}
+                Path("/proc/self/clear_refs").write_text("5")  # VmHWM from here on
                 for step, name in ((MINUTE_MS, "minute"), (HOUR_MS, "hour")):
                     started = time.perf_counter()
                     await deriver.derive_bucket(step, hour)
                     figures[f"{name}_s"] = time.perf_counter() - started
+                figures["peak_rss_mib"] = peak_rss_mib()
+                figures["worker_peak_rss_mib"] = max(peak_rss_mib(p.pid) for p in multiprocessing.active_children())
+                evaluator.close()
                 return figures
             finally:
                 await store.close()

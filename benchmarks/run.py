@@ -167,12 +167,14 @@ def measure_derive(plan: Plan, source: SampleSource, work: Path, results: Result
     minute = [s for s in minute if s.start_ms == minute[0].start_ms]
     evaluate_s = micro.best_seconds(lambda: rules.evaluate(minute), plan.repeats)
     values = len(rules.evaluate(minute))
-    passes = micro.derive_pass_seconds(plan.tables, work / "derive")
+    passes = micro.derive_pass_figures(plan.tables, work / "derive")
     results.derive.append({"tables": plan.tables, "samples": len(minute), "values": values,
                            "evaluate_s": evaluate_s, "minute_pass_s": passes["minute_s"],
-                           "hour_pass_s": passes["hour_s"]})
+                           "hour_pass_s": passes["hour_s"], "pass_peak_rss_mib": passes["peak_rss_mib"],
+                           "worker_peak_rss_mib": passes["worker_peak_rss_mib"]})
     log(f"  derive one minute: {len(minute):,} samples -> {values:,} values in {evaluate_s:.2f} s; "
-        f"a pass over a stored minute {passes['minute_s']:.2f} s, over a stored hour {passes['hour_s']:.2f} s")
+        f"a pass over a stored minute {passes['minute_s']:.2f} s, over a stored hour {passes['hour_s']:.2f} s; "
+        f"peak RSS {passes['peak_rss_mib']:.0f} MiB, worker {passes['worker_peak_rss_mib']:.0f} MiB")
 
 
 def judge(plan: Plan, results: Results) -> None:
@@ -244,12 +246,15 @@ def report(results: Results) -> str:
              for r in results.memory]))
     if results.derive:
         parts.append("\nDeriving: the rules over one minute of every series (in-process, best of runs), "
-                     "and one deriver pass over a stored minute and a stored hour (SQLite)")
+                     "and one deriver pass over a stored minute and a stored hour (SQLite, rules in the "
+                     "worker process), with the peak RSS of the deriver's process and of its worker")
         parts.append(table(
-            ["tables", "samples", "derived values", "rules s", "us per sample", "minute pass s", "hour pass s"],
+            ["tables", "samples", "derived values", "rules s", "us per sample", "minute pass s", "hour pass s",
+             "peak RSS MiB", "worker MiB"],
             [[str(r["tables"]), f"{r['samples']:,}", f"{r['values']:,}", f"{r['evaluate_s']:.2f}",
               f"{r['evaluate_s'] / r['samples'] * 1e6:.0f}", f"{r['minute_pass_s']:.2f}",
-              f"{r['hour_pass_s']:.2f}"] for r in results.derive]))
+              f"{r['hour_pass_s']:.2f}", f"{r['pass_peak_rss_mib']:.0f}", f"{r['worker_peak_rss_mib']:.0f}"]
+             for r in results.derive]))
     parts.append("\nTargets")
     parts.append(table(["target", "figure", "verdict"],
                        [[t["target"], t["figure"], t["verdict"]] for t in results.targets]))
