@@ -14,6 +14,22 @@ def rss_bytes(pid: int | str = "self") -> int:
         return int(statm.read().split()[1]) * _PAGE
 
 
+def children_rss_bytes(pid: int) -> int:
+    """The summed resident set size of the processes whose parent is ``pid``."""
+    total = 0
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as stat:
+                parent = int(stat.read().rsplit(")", 1)[1].split()[1])
+            if parent == pid:
+                total += rss_bytes(entry)
+        except (OSError, ValueError):
+            continue  # it ended meanwhile
+    return total
+
+
 @dataclass(slots=True)
 class RssSeries:
     """RSS readings in order; ``levels_off`` compares the second half's peak with the first's.

@@ -3,9 +3,10 @@ random duplicates and receiver restarts (SIGTERM and SIGKILL), then checks every
 
     .venv/bin/python -m soak.run [--minutes 10] [--rate 1.0] [--seed N]
 
-Prints throughput, error counts and the receiver's RSS over time; exits 0 when every value
-the query API answers equals the one computed from the generated workload, nothing was
-lost and the receiver's RSS levelled off, 1 otherwise.
+Prints throughput, error counts and the receiver's RSS over time (its rule evaluation
+worker included); exits 0 when every value the query API answers equals the one computed
+from the generated workload, nothing was lost and the receiver's RSS levelled off, 1
+otherwise.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from fuzzing.memory import RssSeries, rss_bytes
+from fuzzing.memory import RssSeries, children_rss_bytes, rss_bytes
 from receiver.emulator import EmulatorConfig, FirehoseEmulator, RetryPolicy
 from receiver.model import PERIOD_MS
 from receiver.server import INGEST_PATH
@@ -37,9 +38,10 @@ STATUS_EVERY_S = 30.0
 DUPLICATE_CHANCE = 0.05
 """Per emulated minute: the chance that an earlier minute is sent again (CloudWatch and
 Firehose both repeat data)."""
-SQLITE_PAGE_CACHE_BYTES = 64 * 1024 * 1024
-"""The receiver's SQLite page cache cap (``PRAGMA cache_size`` in receiver/store/sqlite_db.py):
-it fills as the database grows, so RSS may rise by up to this much before it levels off."""
+SQLITE_PAGE_CACHE_BYTES = (64 + 16) * 1024 * 1024
+"""The receiver's SQLite page cache caps, its writer's and its reader's (``PRAGMA
+cache_size`` in receiver/store/sqlite_db.py): they fill as the database grows, so RSS may
+rise by up to this much before it levels off."""
 RSS_SLACK_BYTES = SQLITE_PAGE_CACHE_BYTES + 16 * 1024 * 1024
 
 
@@ -50,7 +52,7 @@ class Progress:
     duplicate_datapoints: int = 0
     restarts: list[str] = field(default_factory=list)
     rss: list[tuple[float, int, int]] = field(default_factory=list)
-    """(seconds into the run, receiver pid, RSS bytes)."""
+    """(seconds into the run, receiver pid, RSS bytes of the receiver and its worker)."""
 
 
 class Receiver:
@@ -128,7 +130,8 @@ async def watch(receiver: Receiver, stream: FirehoseEmulator, started: float, pr
         now = time.monotonic()
         pid = receiver.process.proc.pid
         try:
-            progress.rss.append((now - started, pid, rss_bytes(pid)))
+            # The receiver's own process and its rule evaluation worker.
+            progress.rss.append((now - started, pid, rss_bytes(pid) + children_rss_bytes(pid)))
         except OSError:
             continue  # between a stop and the next start
         if now >= next_status:

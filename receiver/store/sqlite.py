@@ -106,9 +106,12 @@ class SQLiteStore:
             return
         loop = asyncio.get_running_loop()
         try:
-            # Each queued behind any call still running on its thread: that call finishes first.
-            await loop.run_in_executor(reader, self._reader_db.close)
-            await loop.run_in_executor(executor, self._db.close)
+            # Each queued behind any call still running on its thread: that call finishes
+            # first. The writer closes even if the reader failed to.
+            try:
+                await loop.run_in_executor(reader, self._reader_db.close)
+            finally:
+                await loop.run_in_executor(executor, self._db.close)
         except sqlite3.Error as exc:
             raise StoreError(f"the sqlite store at {self.path} failed to close cleanly: {exc}") from exc
         finally:
