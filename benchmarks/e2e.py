@@ -20,6 +20,15 @@ ROOT = Path(__file__).resolve().parent.parent
 _LISTENING = re.compile(r"listening.*?https?://[\d.]+:(?P<port>\d+)")
 
 
+def peak_rss_bytes(pid: int | str = "self") -> int:
+    """VmHWM: the most resident memory a process has had."""
+    status = Path(f"/proc/{pid}/status").read_text()
+    match = re.search(r"^VmHWM:\s+(\d+) kB", status, re.MULTILINE)
+    if match is None:
+        raise RuntimeError(f"/proc/{pid}/status has no VmHWM line")
+    return int(match[1]) * 1024
+
+
 class Receiver:
     """One ``python -m receiver serve`` on a free loopback port with its own SQLite file."""
 
@@ -58,12 +67,7 @@ class Receiver:
         return f"http://127.0.0.1:{self.port}/aws/firehose/metrics"
 
     def peak_rss_bytes(self) -> int:
-        """VmHWM: the most resident memory the process has had."""
-        status = Path(f"/proc/{self.proc.pid}/status").read_text()
-        match = re.search(r"^VmHWM:\s+(\d+) kB", status, re.MULTILINE)
-        if match is None:
-            raise RuntimeError("/proc/<pid>/status has no VmHWM line")
-        return int(match[1]) * 1024
+        return peak_rss_bytes(self.proc.pid)
 
     def stop(self) -> None:
         if self.proc.poll() is None:

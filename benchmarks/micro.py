@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import gzip
 import multiprocessing
-import re
 import tempfile
 import time
 from collections.abc import Callable
@@ -23,7 +22,8 @@ from receiver.ingest import decode_all
 from receiver.proto.otel07 import metrics_service_pb2 as otel07_service
 from receiver.store.sqlite import SQLiteStore
 
-from .bodies import Body
+from .bodies import MIB, Body
+from .e2e import peak_rss_bytes
 
 _FULL_PARSERS = {
     "opentelemetry0.7": otel07_service.ExportMetricsServiceRequest.FromString,
@@ -105,15 +105,6 @@ def derive_pass_figures(source_tables: int, folder: Path) -> dict[str, float]:
         return pool.submit(derive_pass_seconds, source_tables, folder).result()
 
 
-def peak_rss_mib(pid: int | str = "self") -> float:
-    """VmHWM of a process: the most resident memory it has had, MiB."""
-    status = Path(f"/proc/{pid}/status").read_text()
-    match = re.search(r"^VmHWM:\s+(\d+) kB", status, re.MULTILINE)
-    if match is None:
-        raise RuntimeError(f"/proc/{pid}/status has no VmHWM line")
-    return int(match[1]) / 1024
-
-
 def derive_pass_seconds(source_tables: int, folder: Path) -> dict[str, float]:
     """What the deriver spends on one pass over a minute and over an hour of every series,
     store reads and writes included: a fresh SQLite store gets the whole hour first (the
@@ -155,8 +146,8 @@ def derive_pass_seconds(source_tables: int, folder: Path) -> dict[str, float]:
                     started = time.perf_counter()
                     await deriver.derive_bucket(step, hour)
                     figures[f"{name}_s"] = time.perf_counter() - started
-                figures["peak_rss_mib"] = peak_rss_mib()
-                figures["worker_peak_rss_mib"] = max(peak_rss_mib(p.pid) for p in multiprocessing.active_children())
+                figures["peak_rss_mib"] = peak_rss_bytes() / MIB
+                figures["worker_peak_rss_mib"] = max(peak_rss_bytes(p.pid) for p in multiprocessing.active_children()) / MIB
                 evaluator.close()
                 return figures
             finally:
