@@ -224,6 +224,11 @@ class Deriver:
                 self._minutes.update(minutes[index:])
                 self._wake.set()
                 return
+            except Exception:
+                # A bug, not the store: this minute is retried, the others go on.
+                log.exception("deriving a minute failed, will retry", extra={"bucket_ms": minute})
+                self._minutes.add(minute)
+                self._wake.set()
         if not hours:
             return
         pending, self._hours = sorted(self._hours), set()
@@ -234,6 +239,9 @@ class Deriver:
                 log.warning("deriving hours failed, will retry", extra={"error": str(exc)})
                 self._hours.update(pending[index:])
                 return
+            except Exception:
+                log.exception("deriving an hour failed, will retry", extra={"bucket_ms": hour})
+                self._hours.add(hour)
 
     async def derive_bucket(self, step_ms: int, bucket_ms: int) -> bool:
         """Recompute one bucket from its stored samples; False if newer values won.

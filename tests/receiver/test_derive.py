@@ -264,3 +264,35 @@ async def test_an_hour_read_a_few_series_at_a_time_gives_the_values_of_the_whole
         assert len(stored) > 20
     finally:
         await sqlite.close()
+
+
+class FailingFor:
+    """Evaluates in this process, except that it raises for samples starting at ``start_ms``
+    until ``fixed``."""
+
+    def __init__(self, start_ms: int) -> None:
+        self.start_ms = start_ms
+        self.fixed = False
+
+    async def evaluate(self, rules, samples):
+        if not self.fixed and any(s.start_ms == self.start_ms for s in samples):
+            raise RuntimeError("a bug in evaluation")
+        return rules.evaluate(samples)
+
+    def close(self) -> None:
+        pass
+
+
+async def test_a_minute_that_fails_unexpectedly_is_retried_and_the_others_are_derived(store, rules, caplog):
+    evaluator = FailingFor(T0 + MINUTE_MS)
+    deriver = deriver_for(store, rules, evaluator=evaluator)
+    samples = workload(minutes=3)
+    await store.commit("a", samples)
+    deriver.touch(samples)
+    await deriver.derive_pending(hours=False)
+    assert "deriving a minute failed, will retry" in caplog.text
+    assert {time for *_, time in await derived_map(store)} == {T0, T0 + 2 * MINUTE_MS}
+    evaluator.fixed = True
+    await deriver.derive_pending(hours=False)
+    assert await derived_map(store) == {
+        (v.metric, v.service, v.endpoint, v.time_ms): v.value for v in rules.current.evaluate(samples)}
