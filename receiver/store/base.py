@@ -9,7 +9,7 @@ can implement the same interface with the identity as its key.
 from __future__ import annotations
 
 import math
-from collections.abc import Collection, Sequence
+from collections.abc import AsyncIterator, Collection, Sequence
 from typing import Protocol, runtime_checkable
 
 from receiver.alarms.events import AlarmEvent
@@ -82,12 +82,13 @@ class Store(Protocol):
         ``namespace`` and ``metrics`` narrow the result to that namespace and those metric
         names; ``None`` means no narrowing, an empty ``metrics`` selects nothing. Samples
         with equal starts come in no particular order.
-
-        A store may also offer ``samples_by_series(start_ms, end_ms)``, an async iterator
-        of the same samples in chunks, each holding every sample of the series it has
-        (SQLite does); the deriver reads an hour with it when present, so it never holds
-        the hour of every series at once (receiver/derive.py).
         """
+
+    def samples_by_series(self, start_ms: int, end_ms: int) -> AsyncIterator[list[Sample]]:
+        """The samples of ``samples(start_ms, end_ms)`` in chunks, each holding every sample
+        of the series it has (no chunk is empty). The deriver reads an hour this way, so a
+        store that reads a chunk at a time never holds the hour of every series at once:
+        SQLite reads up to 2,000 series of one metric, DynamoDB one metric."""
 
     async def count_samples(self) -> int:
         """How many samples are stored."""

@@ -40,7 +40,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import AsyncIterator, Callable, Collection, Sequence
 from typing import Any
 
 from receiver.alarms.events import AlarmEvent
@@ -165,6 +165,16 @@ class DynamoDBStore:
         check_metric_names(metrics)
         async with self._runner.operation():
             return await self._samples.samples(start_ms, end_ms, namespace, metrics)
+
+    async def samples_by_series(self, start_ms: int, end_ms: int) -> AsyncIterator[list[Sample]]:
+        """One metric at a time: a Query per (metric, hour) partition, as samples() reads."""
+        async with self._runner.operation():
+            metrics = await self._samples.metrics()
+        for metric in metrics:
+            async with self._runner.operation():
+                chunk = await self._samples.samples_of_metric(metric, start_ms, end_ms)
+            if chunk:
+                yield chunk
 
     async def count_samples(self) -> int:
         async with self._runner.operation():

@@ -167,10 +167,22 @@ class SampleRecords:
         self, start_ms: int, end_ms: int, namespace: str | None, metrics: Collection[str] | None
     ) -> list[Sample]:
         wanted = None if metrics is None else frozenset(metrics)
-        low, high = max(start_ms, 0), min(end_ms, MAX_START_MS)
-        if (wanted is not None and not wanted) or low >= high:
+        if (wanted is not None and not wanted) or max(start_ms, 0) >= min(end_ms, MAX_START_MS):
             return []
-        catalog = await self._catalog(namespace, wanted)
+        return await self._samples_of(await self._catalog(namespace, wanted), start_ms, end_ms)
+
+    async def metrics(self) -> list[tuple[str, str]]:
+        """(namespace, metric) of every stored metric."""
+        return await self._catalog(None, None)
+
+    async def samples_of_metric(self, metric: tuple[str, str], start_ms: int, end_ms: int) -> list[Sample]:
+        """``samples`` of one (namespace, metric) of ``metrics``."""
+        return await self._samples_of([metric], start_ms, end_ms)
+
+    async def _samples_of(self, catalog: list[tuple[str, str]], start_ms: int, end_ms: int) -> list[Sample]:
+        low, high = max(start_ms, 0), min(end_ms, MAX_START_MS)
+        if low >= high:
+            return []
         partitions = await self._partitions(catalog, low, high)
         now_s = int(self._clock())
         jobs = [functools.partial(self._read, pk, low, high, now_s) for pk in partitions]

@@ -7,7 +7,7 @@ request ids are forgotten after the TTL. Data lives as long as the object (close
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import AsyncIterator, Callable, Collection, Sequence
 
 from receiver.alarms.events import AlarmEvent, latest_per_key
 from receiver.model import DerivedValue, Sample
@@ -111,6 +111,13 @@ class MemoryStore:
                     continue
                 found.append(sample)
         return found
+
+    async def samples_by_series(self, start_ms: int, end_ms: int) -> AsyncIterator[list[Sample]]:
+        by_metric: dict[tuple[str, str], list[Sample]] = {}
+        for sample in await self.samples(start_ms, end_ms):
+            by_metric.setdefault((sample.series.namespace, sample.series.metric), []).append(sample)
+        for chunk in by_metric.values():
+            yield chunk
 
     async def count_samples(self) -> int:
         self._check_open()

@@ -8,6 +8,7 @@ import math
 import pytest
 
 from receiver.store import StoreError
+from receiver.store import sqlite as sqlite_store_module
 from receiver.store.base import DEFAULT_REQUEST_TTL_S
 from tests.store.builders import MINUTE_MS, T0, make_sample, make_series
 
@@ -174,6 +175,24 @@ async def test_samples_come_in_ascending_start_order(store):
     await store.commit("r2", [make_sample(make_series("ThrottledRequests"), minute=m) for m in (2, 0)])
     starts = [s.start_ms for s in await stored(store)]
     assert starts == sorted(starts) and len(starts) == 6
+
+
+async def test_samples_by_series_gives_the_range_in_chunks_that_never_split_a_series(store, monkeypatch):
+    monkeypatch.setattr(sqlite_store_module, "SERIES_PER_CHUNK", 2)  # SQLite: several chunks per metric
+    series = [make_series(metric, table=f"T{t}") for metric in ("ConsumedReadCapacityUnits", "ThrottledRequests")
+              for t in range(3)]
+    other_unit = dataclasses.replace(series[0], unit="Seconds")  # same key, another unit
+    samples = [make_sample(one, minute=m) for one in series for m in range(4)]
+    samples.append(make_sample(other_unit, minute=1)._replace(start_ms=T0 + MINUTE_MS + 1))
+    await store.commit("r1", samples)
+    low, high = T0 + MINUTE_MS, T0 + 3 * MINUTE_MS
+    chunks = [chunk async for chunk in store.samples_by_series(low, high)]
+    assert chunks and all(chunks)
+    assert sorted(map(repr, (s for chunk in chunks for s in chunk))) == sorted(
+        repr(s) for s in samples if low <= s.start_ms < high)
+    keys = [{s.series.key for s in chunk} for chunk in chunks]
+    assert sum(map(len, keys)) == len(set().union(*keys)) == len(series)
+    assert [chunk async for chunk in store.samples_by_series(T0 + 10 * MINUTE_MS, T0 + 11 * MINUTE_MS)] == []
 
 
 async def test_samples_filters_by_namespace(store):
