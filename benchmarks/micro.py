@@ -15,14 +15,19 @@ from pathlib import Path
 import orjson
 from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2 as otel10_service
 
-from receiver import firehose
+from receiver import firehose, gctune
+from receiver.config import REPOSITORY_RULES
+from receiver.derive import Deriver
+from receiver.derive_worker import ProcessEvaluator
 from receiver.formats import decode_record
 from receiver.formats.framing import split_frames
 from receiver.ingest import decode_all
 from receiver.proto.otel07 import metrics_service_pb2 as otel07_service
+from receiver.rules import RuleHolder
+from receiver.store.base import HOUR_MS, MINUTE_MS
 from receiver.store.sqlite import SQLiteStore
 
-from .bodies import MIB, Body
+from .bodies import MIB, Body, SampleSource
 from .e2e import peak_rss_bytes
 
 _FULL_PARSERS = {
@@ -111,16 +116,7 @@ def derive_pass_seconds(source_tables: int, folder: Path) -> dict[str, float]:
     minutes are the workload's, repeated at later times), then each bucket is derived once,
     with the rules in the worker process ``receiver serve`` uses. Also the peak memory of
     this process during the passes (after the hour was stored) and of the worker."""
-    from receiver import gctune
-    from receiver.config import REPOSITORY_RULES
-    from receiver.derive import Deriver
-    from receiver.derive_worker import ProcessEvaluator
-    from receiver.rules import RuleHolder
-    from receiver.store.base import HOUR_MS, MINUTE_MS
-
-    gctune.tune()
-
-    from .bodies import SampleSource
+    gctune.tune()  # as `receiver serve` does: this runs in a fresh process
 
     async def run() -> dict[str, float]:
         folder.mkdir(parents=True, exist_ok=True)
@@ -128,6 +124,7 @@ def derive_pass_seconds(source_tables: int, folder: Path) -> dict[str, float]:
             source = SampleSource(source_tables)
             per_minute = len(source.every_series()) // 2
             store = SQLiteStore(Path(scratch) / "derive.db")
+            evaluator = ProcessEvaluator()  # its worker starts at the first evaluation
             await store.open()
             try:
                 first = source.take(per_minute)
@@ -137,7 +134,6 @@ def derive_pass_seconds(source_tables: int, folder: Path) -> dict[str, float]:
                 for index in range(1, minutes):
                     await store.commit(f"minute-{index}", source.take(per_minute))
                 del first
-                evaluator = ProcessEvaluator()
                 deriver = Deriver(store, RuleHolder(REPOSITORY_RULES), minute_retention_days=3650,
                                   evaluator=evaluator)
                 figures = {"samples_per_minute": float(per_minute)}
@@ -148,9 +144,9 @@ def derive_pass_seconds(source_tables: int, folder: Path) -> dict[str, float]:
                     figures[f"{name}_s"] = time.perf_counter() - started
                 figures["peak_rss_mib"] = peak_rss_bytes() / MIB
                 figures["worker_peak_rss_mib"] = max(peak_rss_bytes(p.pid) for p in multiprocessing.active_children()) / MIB
-                evaluator.close()
                 return figures
             finally:
+                evaluator.close()
                 await store.close()
 
     return asyncio.run(run())

@@ -14,18 +14,29 @@ def rss_bytes(pid: int | str = "self") -> int:
         return int(statm.read().split()[1]) * _PAGE
 
 
-def children_rss_bytes(pid: int) -> int:
-    """The summed resident set size of the processes whose parent is ``pid``."""
-    total = 0
+def child_pids(pid: int) -> list[int]:
+    """The processes whose parent is ``pid`` (Linux /proc)."""
+    children = []
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
             continue
         try:
             with open(f"/proc/{entry}/stat") as stat:
-                parent = int(stat.read().rsplit(")", 1)[1].split()[1])
-            if parent == pid:
-                total += rss_bytes(entry)
-        except (OSError, ValueError):
+                # The command name, in parentheses, may hold spaces: the parent follows it.
+                if int(stat.read().rsplit(")", 1)[1].split()[1]) == pid:
+                    children.append(int(entry))
+        except OSError:
+            continue  # it ended meanwhile
+    return children
+
+
+def children_rss_bytes(pid: int) -> int:
+    """The summed resident set size of the processes whose parent is ``pid``."""
+    total = 0
+    for child in child_pids(pid):
+        try:
+            total += rss_bytes(child)
+        except OSError:
             continue  # it ended meanwhile
     return total
 

@@ -34,6 +34,8 @@ from receiver.store.base import HOUR_MS, MINUTE_MS
 log = logging.getLogger("receiver.derive")
 
 MINUTES_PER_HOUR = HOUR_MS // MINUTE_MS
+_BUCKET_NAMES = {MINUTE_MS: ("minutes", "a minute"), HOUR_MS: ("hours", "an hour")}
+"""How the log names buckets of each step: several, and one."""
 
 
 def rollup_hour(samples: Iterable[Sample], hour_ms: int) -> list[Sample]:
@@ -216,32 +218,32 @@ class Deriver:
 
     async def _derive_marked(self, hours: bool) -> None:
         minutes, self._minutes = sorted(self._minutes), set()
-        for index, minute in enumerate(minutes):
-            try:
-                await self.derive_bucket(MINUTE_MS, minute)
-            except StoreError as exc:
-                log.warning("deriving minutes failed, will retry", extra={"error": str(exc)})
-                self._minutes.update(minutes[index:])
-                self._wake.set()
-                return
-            except Exception:
-                # A bug, not the store: this minute is retried, the others go on.
-                log.exception("deriving a minute failed, will retry", extra={"bucket_ms": minute})
-                self._minutes.add(minute)
-                self._wake.set()
-        if not hours:
+        store_answered = await self._derive_each(MINUTE_MS, minutes, self._minutes)
+        if self._minutes:
+            self._wake.set()  # minutes that failed are retried at the next pass
+        if not (store_answered and hours):
             return
         pending, self._hours = sorted(self._hours), set()
-        for index, hour in enumerate(pending):
+        await self._derive_each(HOUR_MS, pending, self._hours)
+
+    async def _derive_each(self, step_ms: int, buckets: list[int], marked: set[int]) -> bool:
+        """Derive ``buckets`` in order, putting a failed one back into ``marked``.
+
+        A store error ends the loop (the store is likely down; the rest go back too) and
+        returns False. Any other error is a bug: logged, and only that bucket waits.
+        """
+        several, one = _BUCKET_NAMES[step_ms]
+        for index, bucket in enumerate(buckets):
             try:
-                await self.derive_bucket(HOUR_MS, hour)
+                await self.derive_bucket(step_ms, bucket)
             except StoreError as exc:
-                log.warning("deriving hours failed, will retry", extra={"error": str(exc)})
-                self._hours.update(pending[index:])
-                return
+                log.warning(f"deriving {several} failed, will retry", extra={"error": str(exc)})
+                marked.update(buckets[index:])
+                return False
             except Exception:
-                log.exception("deriving an hour failed, will retry", extra={"bucket_ms": hour})
-                self._hours.add(hour)
+                log.exception(f"deriving {one} failed, will retry", extra={"bucket_ms": bucket})
+                marked.add(bucket)
+        return True
 
     async def derive_bucket(self, step_ms: int, bucket_ms: int) -> bool:
         """Recompute one bucket from its stored samples; False if newer values won.

@@ -11,6 +11,8 @@ import threading
 import time
 from pathlib import Path
 
+from fuzzing.memory import child_pids
+
 ROOT = Path(__file__).resolve().parent.parent
 _LISTENING = re.compile(r"listening.*?(?P<url>https?://[\d.]+:(?P<port>\d+))")
 
@@ -79,13 +81,9 @@ class ReceiverProcess:
 def child_processes(pid: int) -> dict[int, str]:
     """The processes whose parent is ``pid``, with their command lines."""
     found = {}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
+    for child in child_pids(pid):
         try:
-            parent = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
-            if parent == pid:
-                found[int(entry.name)] = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            found[child] = Path(f"/proc/{child}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
         except OSError:
             continue  # it ended meanwhile
     return found

@@ -10,7 +10,8 @@ from __future__ import annotations
 import math
 import sqlite3
 from collections.abc import Collection, Iterable, Sequence
-from itertools import chain
+from itertools import chain, groupby
+from operator import itemgetter
 from pathlib import Path
 
 import orjson
@@ -536,10 +537,10 @@ class SQLiteDB:
     def series_groups(self, per_group: int) -> list[tuple[int, int, int]]:
         """(metric id, first series id, last series id) of groups of at most ``per_group``
         series of one metric, covering every series."""
+        rows = self.conn.execute("SELECT metric_id, id FROM series ORDER BY metric_id, id").fetchall()
         groups = []
-        for metric_id, in self.conn.execute("SELECT id FROM metrics ORDER BY id").fetchall():
-            ids = [row[0] for row in self.conn.execute(
-                "SELECT id FROM series WHERE metric_id = ? ORDER BY id", (metric_id,))]
+        for metric_id, series in groupby(rows, key=itemgetter(0)):
+            ids = [series_id for _, series_id in series]
             groups += [(metric_id, ids[i], ids[min(i + per_group, len(ids)) - 1])
                        for i in range(0, len(ids), per_group)]
         return groups
