@@ -8,7 +8,10 @@ datapoints per second while the deriver caught up, against 95,000 with the deriv
 the samples and unpacks the values, about a twentieth of the evaluation's time.
 
 The samples cross as plain tuples, each series once (pickling ``Sample`` and ``Series``
-objects directly costs four times as much), and the rules only when they change.
+objects directly costs four times as much). The rules are pickled once per reload and
+unpickled by the worker only when they changed; their bytes (about 90 KiB for the
+repository's rules, against megabytes of samples) go with every call, so a worker started
+again after a crash has them.
 """
 
 from __future__ import annotations
@@ -27,12 +30,11 @@ from concurrent.futures.process import BrokenProcessPool
 from itertools import chain, repeat, starmap
 from typing import Any, Protocol
 
-from receiver.model import DerivedValue, Sample, Series
+from receiver.model import SAMPLE_FIELDS, DerivedValue, Sample, Series
 from receiver.rules import RuleSet
 
 log = logging.getLogger("receiver.derive")
 
-_FIELDS = len(Sample._fields)
 _new_tuple = tuple.__new__
 
 
@@ -82,7 +84,7 @@ class ProcessEvaluator:
                 # The worker died, now or since the last call (killed, out of memory, could
                 # not start): the next call starts another one.
                 log.warning("the rule evaluation worker died", extra={"attempt": attempt})
-                self._discard_pool()
+                self._drop_pool(wait=False)
             else:
                 return await asyncio.to_thread(unpack_values, rows)
         log.error("the rule evaluation worker died twice; this pass evaluates in a thread")
@@ -103,15 +105,13 @@ class ProcessEvaluator:
             return None
         return self._pool
 
-    def _discard_pool(self) -> None:
-        pool, self._pool = self._pool, None
-        if pool is not None:
-            pool.shutdown(wait=False, cancel_futures=True)
-
     def close(self) -> None:
+        self._drop_pool(wait=True)
+
+    def _drop_pool(self, wait: bool) -> None:
         pool, self._pool = self._pool, None
         if pool is not None:
-            pool.shutdown(wait=True, cancel_futures=True)
+            pool.shutdown(wait=wait, cancel_futures=True)
 
 
 def _worker_start() -> None:
@@ -138,12 +138,12 @@ other with the Series replaced by its index in the first list)."""
 
 def pack_samples(samples: Sequence[Sample]) -> Packed:
     fields = list(chain.from_iterable(samples))
-    series = fields[0::_FIELDS]
+    series = fields[0::SAMPLE_FIELDS]
     # Keyed by id(): stores and decoders share one Series object per series.
     keys = list(map(id, series))
     distinct = dict(zip(keys, series))
     index = {key: position for position, key in enumerate(distinct)}
-    fields[0::_FIELDS] = map(index.__getitem__, keys)
+    fields[0::SAMPLE_FIELDS] = map(index.__getitem__, keys)
     return [_series_fields(one) for one in distinct.values()], fields
 
 
@@ -154,8 +154,8 @@ def _series_fields(series: Series) -> tuple[Any, ...]:
 def unpack_samples(packed: Packed) -> list[Sample]:
     table, fields = packed
     series = list(starmap(Series, table))
-    fields[0::_FIELDS] = map(series.__getitem__, fields[0::_FIELDS])
-    rows = zip(*[iter(fields)] * _FIELDS)
+    fields[0::SAMPLE_FIELDS] = map(series.__getitem__, fields[0::SAMPLE_FIELDS])
+    rows = zip(*[iter(fields)] * SAMPLE_FIELDS)
     return list(map(_new_tuple, repeat(Sample), rows))
 
 

@@ -64,6 +64,10 @@ class Sample(NamedTuple):
         return (*self.series.key, self.start_ms, self.end_ms)
 
 
+SAMPLE_FIELDS = len(Sample._fields)
+"""How many fields a Sample has: code that flattens samples into one list steps by it."""
+
+
 @dataclass(frozen=True, slots=True)
 class DerivedValue:
     """One derived metric's value for one entity and one time bucket (a minute or an hour)."""

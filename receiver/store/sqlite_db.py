@@ -17,7 +17,7 @@ from pathlib import Path
 import orjson
 
 from receiver.alarms.events import AlarmEvent, latest_per_key
-from receiver.model import DerivedValue, Pairs, Sample, Series
+from receiver.model import SAMPLE_FIELDS, DerivedValue, Pairs, Sample, Series
 from receiver.store.base import (
     MINUTE_MS,
     StoreConfigError,
@@ -426,13 +426,15 @@ class SQLiteDB:
         # over the samples cost as much as SQLite's own work for them. (Not zip(*samples):
         # its one iterator per sample is a GC-tracked object, and 20,000 of them set off
         # full collections that cost more than the whole commit.)
-        fields = list(chain.from_iterable(samples))  # each Sample's 9 fields, one after the other
-        starts, ends = fields[1::9], fields[2::9]
-        numbers = (fields[3::9], fields[4::9], fields[5::9], fields[6::9])  # count, sum, min, max
-        stats_texts = list(map(bytes.decode, map(orjson.dumps, fields[7::9])))  # () -> "[]"
+        fields = list(chain.from_iterable(samples))  # each Sample's fields, one after the other
+        width = SAMPLE_FIELDS
+        starts, ends = fields[1::width], fields[2::width]
+        # count, sum, min, max
+        numbers = (fields[3::width], fields[4::width], fields[5::width], fields[6::width])
+        stats_texts = list(map(bytes.decode, map(orjson.dumps, fields[7::width])))  # () -> "[]"
         _check_finite(samples, numbers, stats_texts)
-        by_series = self._resolve_series(conn, fields[0::9], pending)
-        labels_ids = self._labels_ids_of(conn, fields[8::9], pending)
+        by_series = self._resolve_series(conn, fields[0::width], pending)
+        labels_ids = self._labels_ids_of(conn, fields[8::width], pending)
         rows = _sample_rows(by_series, starts, ends, numbers, stats_texts, labels_ids)
         _upsert_samples(conn, rows, self._sample_chunks)
         return starts
