@@ -25,7 +25,13 @@ if [ ! -e "$policy" ]; then
     "${as_root[@]}" chmod +x "$policy"
     created_policy=yes
 fi
-cleanup() { [ "$created_policy" = yes ] && "${as_root[@]}" rm -f "$policy"; }
+# An if, not `[ ... ] && ...`: under set -e a false test as the trap's last command would
+# become the script's exit status, failing an install that succeeded.
+cleanup() {
+    if [ "$created_policy" = yes ]; then
+        "${as_root[@]}" rm -f "$policy"
+    fi
+}
 trap cleanup EXIT
 "${as_root[@]}" apt-get update -qq
 "${as_root[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
