@@ -21,7 +21,7 @@ from receiver.derive import Deriver
 from receiver.derive_worker import ProcessEvaluator
 from receiver.formats import decode_record
 from receiver.formats.framing import split_frames
-from receiver.ingest import decode_all
+from receiver.records import decode_all
 from receiver.proto.otel07 import metrics_service_pb2 as otel07_service
 from receiver.rules import RuleHolder
 from receiver.store.base import HOUR_MS, MINUTE_MS
@@ -83,7 +83,7 @@ def stage_seconds(
     delivery = firehose.parse_delivery(plain, request_id)
     stages["envelope (JSON + base64)"] = time.perf_counter() - started
     started = time.perf_counter()
-    samples = decode_all(delivery.records, body.fmt, ())
+    samples, _ = decode_all(delivery.records, body.fmt, ())
     stages["decode"] = time.perf_counter() - started
 
     async def commit() -> float:
@@ -92,7 +92,7 @@ def stage_seconds(
             store = SQLiteStore(Path(scratch) / "stages.db")
             await store.open()
             try:
-                await store.commit("warm-up", decode_all(warmup.records, warmup.fmt, ()))
+                await store.commit("warm-up", decode_all(warmup.records, warmup.fmt, ())[0])
                 began = time.perf_counter()
                 await store.commit(request_id, samples)
                 return time.perf_counter() - began

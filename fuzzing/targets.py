@@ -7,14 +7,17 @@ from __future__ import annotations
 
 from receiver import firehose
 from receiver.formats import DecodeError, decode_record
-from receiver.ingest import decode_all
+from receiver.records import decode_all
 
 ACCEPTED = "accepted"
 REJECTED = "rejected"
 
 
 def run_envelope(body: bytes, request_id: str) -> str:
-    """parse_delivery then decode_all, as the handler does; raises anything unexpected."""
+    """parse_delivery then decode_all, as the handler does; raises anything unexpected.
+
+    A record that does not decode is quarantined by the handler, not refused: the delivery
+    is accepted whatever its records hold."""
     try:
         delivery = firehose.parse_delivery(body, request_id)
         decode_all(delivery.records, None, ())

@@ -28,7 +28,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     check_parser.add_argument(
         "--alarms", metavar="DIR",
         help="check this alarm rules directory too (default: the repository's alarms/ when DIR is not given)")
-    from receiver import demo, probe, replay
+    from receiver import demo, probe, quarantine, replay
 
     demo.add_arguments(commands.add_parser(
         "demo", help="run the receiver fed by an emulated DynamoDB metric stream (make demo)"))
@@ -36,6 +36,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         "probe", help="check an ingest endpoint against the Firehose spec"))
     replay.add_arguments(commands.add_parser(
         "replay", help="re-deliver Firehose S3 error output or backups (a folder or s3://bucket/prefix)"))
+    quarantine.add_arguments(commands.add_parser(
+        "quarantine", help="list the records set aside as undecodable, or re-deliver them (list, replay)"))
     args = parser.parse_args(argv)
 
     if args.command == "serve":
@@ -47,8 +49,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         alarms = Path(args.alarms) if args.alarms else (None if args.directory else default_alarms_dir())
         return check_rules_main(Path(args.directory) if args.directory else None, alarms_dir=alarms)
-    if args.command in ("demo", "probe", "replay"):
-        return {"demo": demo.main, "probe": probe.main, "replay": replay.main}[args.command](args)
+    if args.command in ("demo", "probe", "replay", "quarantine"):
+        mains = {"demo": demo.main, "probe": probe.main, "replay": replay.main, "quarantine": quarantine.main}
+        return mains[args.command](args)
     parser.error(f"unknown command {args.command}")
     return 2
 

@@ -1,21 +1,19 @@
 """`POST /aws/firehose/metrics`: one Firehose delivery in, one committed batch of samples out.
 
-Order of checks: access key (401), request id (400), already committed (200 at once),
-body within cap and budget (400 / 503), envelope (400), records (400), store (503).
-A request is all-or-nothing: nothing is stored unless every record decodes.
+Order of checks: headers are text (400), access key (401), request id (400), already
+committed (200 at once), body within cap and budget (400 / 503), envelope (400), store
+(503). A record that does not decode is quarantined and the rest is taken (200); the ack
+goes out once the store has committed both (receiver/records.py).
 """
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import hmac
 import logging
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from itertools import chain
-from operator import attrgetter
 
 from aiohttp import ClientError, web
 from aiohttp.http_exceptions import HttpProcessingError
@@ -23,8 +21,8 @@ from aiohttp.http_exceptions import HttpProcessingError
 from receiver import firehose
 from receiver.body import BadEncoding, BodyReader, BodyTooLarge, InflightBudget, OverBudget
 from receiver.derive import Deriver
-from receiver.formats import DecodeError, decode_record
-from receiver.model import Pairs, Sample
+from receiver.model import QuarantinedRecord
+from receiver.records import Decoding, Stored, decode_allowance, store_records
 from receiver.store import Store, StoreError
 from receiver.telemetry import Telemetry
 
@@ -63,8 +61,8 @@ class Failure(Exception):
     """For a 400: what could not be read (telemetry's decode error reason)."""
 
 
-class RecordError(firehose.EnvelopeError):
-    """A record that does not decode: a 400 like any malformed envelope, counted apart."""
+class Aborted(Exception):
+    """The client went away before its body was read: no answer can reach it."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,68 +70,7 @@ class IngestSettings:
     keys: AccessKeys
     budget: InflightBudget
     record_format: str | None
-
-
-def _decode_one(index: int, data: bytes, record_format: str | None, labels: Pairs) -> list[Sample]:
-    try:
-        return decode_record(data, record_format, labels)
-    except DecodeError as exc:
-        raise RecordError(f"record {index}: {exc}") from None
-
-
-@dataclass(slots=True)
-class Decoded:
-    """What a delivery's records decoded to, tallied while a store takes them."""
-
-    samples: int = 0
-    starts: set[int] = field(default_factory=set)
-    """The periods' starts, for the deriver."""
-
-
-def decode_slices(
-    records: list[bytes], record_format: str | None, labels: Pairs, decoded: Decoded
-) -> Iterator[list[Sample]]:
-    """Each record's samples in turn (RecordError for a bad one), tallied in ``decoded``.
-
-    Each record is dropped from ``records`` once decoded, so a store that commits slice by
-    slice never holds a 64 MiB body's records and all its samples at once.
-    """
-    for index in range(len(records)):
-        data, records[index] = records[index], b""
-        samples = _decode_one(index, data, record_format, labels)
-        del data
-        decoded.samples += len(samples)
-        decoded.starts.update(map(_start_of, samples))
-        yield samples
-
-
-_start_of = attrgetter("start_ms")
-
-
-def decode_all(records: list[bytes], record_format: str | None, labels: Pairs) -> list[Sample]:
-    """Every record's samples, or EnvelopeError naming the first bad record (``records`` is
-    left as it was)."""
-    return list(chain.from_iterable(decode_slices(list(records), record_format, labels, Decoded())))
-
-
-async def commit_delivery(
-    store: Store, request_id: str, records: list[bytes], record_format: str | None, labels: Pairs
-) -> Decoded:
-    """Decode ``records`` and commit their samples under ``request_id``, all or nothing.
-
-    A store with ``commit_stream`` (SQLite) decodes and writes slice by slice inside one
-    transaction; any other store gets every sample at once, decoded off the event loop.
-    """
-    decoded = Decoded()
-    slices = decode_slices(records, record_format, labels, decoded)
-    commit_stream = getattr(store, "commit_stream", None)
-    if commit_stream is not None:
-        await commit_stream(request_id, slices)
-    else:
-        samples = await asyncio.get_running_loop().run_in_executor(
-            None, lambda: list(chain.from_iterable(slices)))
-        await store.commit(request_id, samples)
-    return decoded
+    decoding: Decoding = field(default_factory=Decoding)
 
 
 async def handle_delivery(
@@ -144,29 +81,48 @@ async def handle_delivery(
     telemetry: Telemetry | None = None,
 ) -> web.Response:
     started = time.perf_counter()
-    request_id = request.headers.get(firehose.REQUEST_ID_HEADER, "")
+    request_id = ""
     records = samples = 0
     status, error, reason = 200, None, None
-    duplicate = False
+    duplicate = aborted = False
+    quarantined: list[QuarantinedRecord] = []
     try:
+        _check_headers(request)
+        request_id = request.headers.get(firehose.REQUEST_ID_HEADER, "")
         if not settings.keys.accepts(request.headers.get(firehose.ACCESS_KEY_HEADER)):
             raise Failure(401, f"the {firehose.ACCESS_KEY_HEADER} header is missing or wrong")
         if not request_id:
             raise Failure(400, f"the {firehose.REQUEST_ID_HEADER} header is missing", "envelope")
         duplicate = await store.is_committed(request_id)
         if not duplicate:
-            records, samples = await _deliver(request, request_id, settings, store, deriver)
+            stored = await _deliver(request, request_id, settings, store, deriver)
+            records, samples, quarantined = stored.records, stored.samples, stored.quarantined
     except Failure as failure:
         status, error, reason = failure.status, failure.message, failure.reason
     except firehose.EnvelopeError as exc:
-        status, error = 400, str(exc)
-        reason = "record" if isinstance(exc, RecordError) else "envelope"
+        status, error, reason = 400, str(exc), "envelope"
     except StoreError as exc:
         status, error = 503, f"the store is unavailable, retry later ({exc})"
+    except Aborted:
+        aborted = True
     except Exception:
         # A bug, not the client's input: say so in JSON; Firehose retries a 500.
         log.exception("delivery failed unexpectedly", extra={"request_id": request_id})
         status, error = 500, "the receiver failed unexpectedly; the delivery will be retried"
+    elapsed_s = time.perf_counter() - started
+    for record in quarantined:
+        log.warning(
+            "record quarantined",
+            extra={"request_id": request_id, "record": record.index, "reason": record.reason,
+                   "error": record.detail, "bytes": len(record.data)},
+        )
+    if aborted:
+        log.info("delivery aborted: the client disconnected before sending the whole body",
+                 extra={"request_id": request_id, "ms": round(elapsed_s * 1000, 1)})
+        if telemetry is not None:
+            telemetry.record_aborted()
+        # Nobody is left to read an answer; aiohttp closes the connection.
+        return web.Response(status=400)
     # Never answer 413: Firehose would drop the batch without backing it up to S3.
     headers = {"Retry-After": str(RETRY_AFTER_S)} if status == 503 else {}
     log.log(
@@ -177,8 +133,9 @@ async def handle_delivery(
             "status": status,
             "records": records,
             "samples": samples,
-            "ms": round((time.perf_counter() - started) * 1000, 1),
+            "ms": round(elapsed_s * 1000, 1),
             "duplicate": duplicate,
+            "quarantined": len(quarantined),
             "source_arn": request.headers.get(firehose.SOURCE_ARN_HEADER, ""),
             "protocol_version": request.headers.get(firehose.PROTOCOL_VERSION_HEADER, ""),
             **({"error": error} if error else {}),
@@ -188,9 +145,10 @@ async def handle_delivery(
         # total_bytes: the body as read off the connection so far, before our gunzip
         # (not in aiohttp's documented API, hence getattr: telemetry never fails a delivery).
         telemetry.record_delivery(
-            status=status, seconds=time.perf_counter() - started,
+            status=status, seconds=elapsed_s,
             body_bytes=getattr(request.content, "total_bytes", 0),
             records=records, samples=samples, duplicate=duplicate, decode_error=reason,
+            quarantined=[record.reason for record in quarantined],
         )
     return web.Response(
         status=status,
@@ -206,34 +164,60 @@ async def _deliver(
     settings: IngestSettings,
     store: Store,
     deriver: Deriver | None,
-) -> tuple[int, int]:
-    """Read, check, decode and commit one delivery; return (records, samples)."""
+) -> Stored:
+    """Read, check, decode and store one delivery."""
     labels = firehose.parse_common_attributes(
         request.headers.get(firehose.COMMON_ATTRIBUTES_HEADER)
     )
     if request.content_length is not None and request.content_length > firehose.MAX_BODY_BYTES:
         raise Failure(400, _too_large_message(), "body")
     reader = BodyReader(settings.budget, firehose.MAX_BODY_BYTES)
+    allowance = 0
     try:
         body = await reader.read(
             request.content.iter_chunked(1 << 16), request.headers.get("Content-Encoding")
         )
         delivery = firehose.parse_delivery(body, request_id)
         del body  # the records hold what is needed; free the envelope before decoding
-        records = len(delivery.records)
-        decoded = await commit_delivery(
-            store, request_id, delivery.records, settings.record_format, labels)
+        # The records take the body's place (it shrinks as they are cut out of it); what
+        # decoding adds is one slice of samples, counted too, so that the budget bounds
+        # the memory of deliveries in flight in every format.
+        wanted = decode_allowance(sum(map(len, delivery.records)))
+        settings.budget.reserve(reader.held, wanted)
+        allowance = wanted
+        stored = await store_records(
+            store, settings.decoding, request_id, delivery.records, settings.record_format, labels)
         if deriver is not None:
-            deriver.touch_starts(decoded.starts)
+            deriver.touch_starts(stored.starts)
     except (BodyTooLarge, BadEncoding) as exc:
         raise Failure(400, str(exc), "body") from None
     except OverBudget:
         raise Failure(503, "the receiver is busy with other deliveries, retry later") from None
+    except ConnectionResetError:
+        raise Aborted() from None
     except (ClientError, HttpProcessingError):
         raise Failure(400, "the request body ended early or is malformed", "body") from None
     finally:
-        settings.budget.release(reader.held)
-    return records, decoded.samples
+        settings.budget.release(reader.held + allowance)
+    return stored
+
+
+def _check_headers(request: web.Request) -> None:
+    """Refuse a header whose value is not UTF-8 text with a 400 naming it.
+
+    aiohttp keeps the bytes it cannot decode as lone surrogates; such a value cannot be
+    compared, logged as JSON or echoed in the JSON answer, so nothing reads it.
+    """
+    for name, value in request.headers.items():
+        if not value.isascii():
+            try:
+                value.encode("utf-8")
+            except UnicodeEncodeError:
+                raise Failure(400, f"the {_printable(name)} header is not valid UTF-8", "envelope") from None
+
+
+def _printable(name: str) -> str:
+    return name.encode("ascii", "backslashreplace").decode("ascii")
 
 
 def _too_large_message() -> str:

@@ -64,6 +64,31 @@ class Sample(NamedTuple):
         return (*self.series.key, self.start_ms, self.end_ms)
 
 
+@dataclass(frozen=True, slots=True)
+class QuarantinedRecord:
+    """A Firehose record set aside because it did not decode, kept to be re-delivered.
+
+    Its delivery was taken without it (answered 200), so this is the only copy: ``data``
+    is the record exactly as Firehose sent it (base64-decoded), and ``labels`` the
+    delivery's common attributes, which a re-delivery sends again.
+    """
+
+    request_id: str
+    index: int
+    """The record's position in its delivery; (request_id, index) is its identity."""
+    received_ms: int
+    reason: str
+    """A short code (receiver.formats.errors), the label of the quarantine counter."""
+    detail: str
+    """One sentence naming what is wrong."""
+    data: bytes
+    labels: Pairs = ()
+
+    @property
+    def key(self) -> tuple[str, int]:
+        return (self.request_id, self.index)
+
+
 SAMPLE_FIELDS = len(Sample._fields)
 """How many fields a Sample has: code that flattens samples into one list steps by it."""
 

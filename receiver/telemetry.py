@@ -24,10 +24,10 @@ A small delivery commits in milliseconds; the largest (64 MiB of records) takes 
 decode and store, and Firehose gives up on a request after its timeout (3 minutes at most).
 """
 
-DECODE_ERROR_REASONS: tuple[str, ...] = ("body", "envelope", "record")
+DECODE_ERROR_REASONS: tuple[str, ...] = ("body", "envelope")
 """Why a delivery was refused with 400: its body could not be read (too large, bad gzip,
-cut short), its envelope was malformed (headers, JSON, request id), or a record did not
-decode in its stream format."""
+cut short) or its envelope was malformed (headers, JSON, base64, request id). A record
+that does not decode is no longer a 400: it is quarantined, and counted by its reason."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,6 +79,10 @@ class TelemetrySnapshot:
     body_bytes: int
     decode_errors: tuple[tuple[str, int], ...]
     """(reason, deliveries refused for it) for every reason in DECODE_ERROR_REASONS."""
+    quarantined: tuple[tuple[str, int], ...]
+    """(reason, records quarantined for it), by reason; only reasons seen so far."""
+    aborted: int
+    """Deliveries whose client disconnected before its body was read."""
     latency: HistogramSnapshot
 
 
@@ -92,6 +96,8 @@ class Telemetry:
         self._samples = 0
         self._body_bytes = 0
         self._decode_errors = dict.fromkeys(DECODE_ERROR_REASONS, 0)
+        self._quarantined: dict[str, int] = {}
+        self._aborted = 0
         self._latency = Histogram(latency_buckets_s)
 
     def record_delivery(
@@ -104,12 +110,14 @@ class Telemetry:
         samples: int = 0,
         duplicate: bool = False,
         decode_error: str | None = None,
+        quarantined: Sequence[str] = (),
     ) -> None:
         """Count one answered delivery; never raises.
 
         ``records`` and ``samples`` are what was committed (0 unless it was stored);
         ``body_bytes`` what was read of the body as sent (compressed when gzipped);
-        ``decode_error`` the reason of a 400, one of DECODE_ERROR_REASONS.
+        ``decode_error`` the reason of a 400, one of DECODE_ERROR_REASONS;
+        ``quarantined`` the reason of each record the delivery had quarantined.
         """
         try:
             self._by_status[status] = self._by_status.get(status, 0) + 1
@@ -121,9 +129,15 @@ class Telemetry:
                 if decode_error not in self._decode_errors:
                     raise ValueError(f"unknown decode error reason {decode_error!r}")
                 self._decode_errors[decode_error] += 1
+            for reason in quarantined:
+                self._quarantined[reason] = self._quarantined.get(reason, 0) + 1
             self._latency.observe(seconds)
         except Exception:
             log.exception("could not record a delivery's telemetry; the delivery is unaffected")
+
+    def record_aborted(self) -> None:
+        """Count a delivery whose client disconnected mid-body (no answer was sent)."""
+        self._aborted += 1
 
     def snapshot(self) -> TelemetrySnapshot:
         return TelemetrySnapshot(
@@ -133,5 +147,7 @@ class Telemetry:
             samples=self._samples,
             body_bytes=self._body_bytes,
             decode_errors=tuple(self._decode_errors.items()),
+            quarantined=tuple(sorted(self._quarantined.items())),
+            aborted=self._aborted,
             latency=self._latency.snapshot(),
         )

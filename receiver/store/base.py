@@ -13,7 +13,7 @@ from collections.abc import AsyncIterator, Collection, Sequence
 from typing import Protocol, runtime_checkable
 
 from receiver.alarms.events import AlarmEvent
-from receiver.model import DerivedValue, Sample
+from receiver.model import DerivedValue, QuarantinedRecord, Sample
 
 DEFAULT_REQUEST_TTL_S = 24 * 3600.0
 """How long a committed request id is remembered (Firehose retries for at most a few hours)."""
@@ -53,18 +53,44 @@ class Store(Protocol):
         """Finish queued work and release the store; later calls raise StoreError."""
 
     async def ping(self) -> None:
-        """A cheap check that the store answers (for /readyz); raises StoreError if not."""
+        """A cheap check that the store answers and can keep what it acks (for /readyz and
+        /metrics' store_up); raises StoreError if not. It never waits behind commits or
+        long reads: a busy store is up."""
 
-    async def commit(self, request_id: str, samples: Sequence[Sample]) -> None:
-        """Upsert every sample by identity and remember ``request_id``, all in one transaction.
+    async def write_samples(self, samples: Sequence[Sample]) -> None:
+        """Upsert ``samples`` by identity ahead of their delivery's ``commit``.
 
-        A sample whose identity is already stored replaces it (last write wins). On failure
-        this raises StoreError and nothing of the request is stored, its id included.
-
-        A store may also offer ``commit_stream(request_id, slices)``, the same commit fed
-        one slice of samples at a time (SQLite does); ingest uses it when present, so a large
-        delivery's samples need not all be in memory at once (receiver/ingest.py).
+        Ingest writes a large delivery a slice at a time as it decodes, so neither its
+        samples nor its decoding ever hold the store for the whole delivery. Each call
+        stands alone (on failure it raises StoreError and stores none of its samples);
+        a delivery that fails after some of its slices were written is answered 503 and
+        sent again, and the repeat overwrites them. Nothing here needs to be durable
+        before the delivery's ``commit`` returns: that commit makes it so.
         """
+
+    async def commit(
+        self, request_id: str, samples: Sequence[Sample], quarantined: Sequence[QuarantinedRecord] = ()
+    ) -> None:
+        """Upsert the last ``samples`` of a delivery, keep its ``quarantined`` records and
+        remember ``request_id``, in one transaction where the store has them.
+
+        When it returns, everything the delivery brought is durable, the samples of its
+        earlier ``write_samples`` included: the receiver acks it next. A sample whose
+        identity is already stored replaces it (last write wins); a quarantined record
+        whose (request id, index) is kept replaces it. On failure this raises StoreError
+        and the request id is not remembered.
+        """
+
+    async def quarantined(self, limit: int = 1000) -> list[QuarantinedRecord]:
+        """The quarantined records, oldest first (by received time, request id, index),
+        at most ``limit`` of them."""
+
+    async def count_quarantined(self) -> int:
+        """How many records are quarantined."""
+
+    async def delete_quarantined(self, keys: Collection[tuple[str, int]]) -> None:
+        """Forget the quarantined records with these (request id, index) keys (after a
+        successful re-delivery); unknown keys are ignored."""
 
     async def is_committed(self, request_id: str) -> bool:
         """Whether ``request_id`` was committed within the request TTL."""
@@ -183,6 +209,11 @@ def start_buckets(starts: Collection[int]) -> list[tuple[int, int]]:
     minutes = {start - start % MINUTE_MS for start in starts}
     hours = {start - start % HOUR_MS for start in starts}
     return sorted([(MINUTE_MS, m) for m in minutes] + [(HOUR_MS, h) for h in hours])
+
+
+def quarantine_order(record: QuarantinedRecord) -> tuple[int, str, int]:
+    """The order ``Store.quarantined`` lists records in: oldest first."""
+    return (record.received_ms, record.request_id, record.index)
 
 
 def retention_cutoffs(

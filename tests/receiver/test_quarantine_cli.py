@@ -1,0 +1,85 @@
+"""`python -m receiver quarantine list|replay`: quarantined records are listed, and once the
+receiver reads them again (here: a decoder bug that is fixed) they are re-delivered and forgotten."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+import receiver.records
+from receiver.config import ServeConfig
+from receiver.emulator import EmulatorConfig
+from receiver.formats import DecodeError, encode_records
+from receiver.quarantine import replay
+from receiver.server import INGEST_PATH, create_app
+from receiver.store.sqlite import SQLiteStore
+from tests.apps import serve_app
+from tests.builders import Delivery, make_samples
+
+FORMAT = "opentelemetry0.7"
+LABELS = {"env": "prod"}
+
+
+def cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "receiver", "quarantine", *args],
+                          capture_output=True, text=True, timeout=120)
+
+
+@pytest.fixture
+def buggy_decoder(monkeypatch):
+    """A decoder that refuses records of more than 3 samples: a bug the test then fixes."""
+    decode = receiver.records.decode_record
+
+    def buggy(data, *args):
+        samples = decode(data, *args)
+        if len(samples) > 3:
+            raise DecodeError("the decoder has a bug")
+        return samples
+
+    monkeypatch.setattr(receiver.records, "decode_record", buggy)
+    return lambda: monkeypatch.setattr(receiver.records, "decode_record", decode)
+
+
+async def test_quarantined_records_are_listed_then_replayed_and_forgotten_after_a_fix(tmp_path, buggy_decoder):
+    store = SQLiteStore(tmp_path / "q.db")
+    samples = make_samples(6)
+    records = [encode_records(samples[:2], FORMAT)[0], encode_records(samples[2:], FORMAT)[0]]
+    async with serve_app(create_app(ServeConfig(allow_unauthenticated=True), store)) as client:
+        delivery = Delivery(records=records)
+        headers = {**delivery.headers, "X-Amz-Firehose-Common-Attributes": '{"commonAttributes": {"env": "prod"}}'}
+        assert (await client.post(INGEST_PATH, data=delivery.body, headers=headers)).status == 200
+        assert await store.count_samples() == 2
+
+        listed = cli("list", "--store", f"sqlite:///{store.path}")
+        assert listed.returncode == 0, listed.stderr
+        assert listed.stdout.splitlines()[0] == "1 quarantined records"
+        assert f"{delivery.request_id}  record 1  " in listed.stdout and "the decoder has a bug" in listed.stdout
+
+        buggy_decoder()  # the fix is deployed
+        report = await replay(store, EmulatorConfig(url=f"http://{client.host}:{client.port}{INGEST_PATH}"))
+        assert (report.delivered, report.failed) == (1, 0)
+        assert await store.count_quarantined() == 0
+        stored = await store.samples(0, 2**62)
+        assert sorted(s.identity for s in stored) == sorted(s.identity for s in samples)
+        assert {s.labels for s in stored if s.identity == samples[5].identity} == {(("env", "prod"),)}
+
+
+async def test_a_replay_whose_target_still_fails_keeps_the_records(tmp_path, buggy_decoder):
+    store = SQLiteStore(tmp_path / "q.db")
+    async with serve_app(create_app(ServeConfig(allow_unauthenticated=True), store)) as client:
+        delivery = Delivery(records=encode_records(make_samples(5), FORMAT))
+        assert (await client.post(INGEST_PATH, data=delivery.body, headers=delivery.headers)).status == 200
+        url = f"http://{client.host}:{client.port}/nowhere"
+        from receiver.emulator import RetryPolicy
+
+        report = await replay(store, EmulatorConfig(url=url, retry=RetryPolicy(duration_s=0)))
+        assert (report.delivered, report.failed) == (0, 1)
+        assert await store.count_quarantined() == 1
+
+
+def test_a_memory_store_is_refused_with_one_sentence():
+    done = cli("list", "--store", "memory://")
+    assert done.returncode == 2
+    assert done.stderr.startswith("error: a memory:// store lives inside its receiver")
