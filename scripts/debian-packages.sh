@@ -18,7 +18,8 @@ fi
 echo "installing Debian packages: ${missing[*]}"
 export DEBIAN_FRONTEND=noninteractive
 # policy-rc.d 101: packages like nginx and prometheus must not start their services here.
-policy=/usr/sbin/policy-rc.d
+# (POLICY_RC_D names another path for the tests of this script.)
+policy=${POLICY_RC_D:-/usr/sbin/policy-rc.d}
 created_policy=no
 if [ ! -e "$policy" ]; then
     printf '#!/bin/sh\nexit 101\n' | "${as_root[@]}" tee "$policy" >/dev/null
