@@ -8,32 +8,39 @@ id is remembered for the request TTL. The parts:
 - dynamodb_items.py: the key layout of samples, catalogs and request ids, and the codec;
 - dynamodb_samples.py: writing a request's samples, reading time ranges;
 - dynamodb_derived.py: bucket versions and derived values (how replicas stay consistent);
+- dynamodb_quarantine.py: quarantined records, compressed and split over several items;
 - dynamodb_table.py, dynamodb_retry.py: the boto3 calls, table creation, retries;
-- dynamodb_runner.py: the worker threads the blocking calls run on.
+- dynamodb_runner.py: the worker threads the blocking calls run on, and the health
+  check's own thread (``ping`` never waits behind a commit; it has its own client too).
 
 What a commit guarantees (DynamoDB cannot write 50,000 items in one transaction; a
 transaction holds at most 100):
 
-- The request is acknowledged (``commit`` returns) only after every one of its samples
-  has been written; then the versions of the minutes and hours it touched are bumped, and
-  its request id is written last.
-- A request refused before the store (a bad record answers 400) and a request with a value
-  the store cannot keep (NaN, infinity, a start outside 0 to 10**13 ms) write nothing: they
-  are checked before the first write.
-- A commit that fails part-way (throttling or errors past the retry bound, a lost
-  connection) raises StoreError, so the receiver answers 503 and Firehose retries; some of
-  its samples may already be stored. That is harmless: they are genuine datapoints keyed
-  by identity, readers may see them before the retry lands, and the retry (or the
-  ``replay`` of Firehose's S3 backup) rewrites exactly the same items. Its request id is
-  not recorded, so the retry is not mistaken for a duplicate.
+- Ingest hands a large delivery over a slice at a time (``write_samples``), then the last
+  slice, its quarantined records and its request id in ``commit``. Each slice's samples
+  are written, then the versions of the minutes and hours it touched are bumped; then
+  ``commit`` keeps the quarantined records and writes the request id last. The request is
+  acknowledged (``commit`` returns) only after all of that.
+- A slice or commit with a value the store cannot keep (NaN, infinity, a start outside 0
+  to 10**13 ms, a quarantined record it cannot key) writes nothing of itself: it is
+  checked before its first write.
+- A slice or commit that fails part-way (throttling or errors past the retry bound, a
+  lost connection) raises StoreError, so the receiver answers 503 and Firehose retries;
+  some of its samples may already be stored. That is harmless: they are genuine
+  datapoints keyed by identity, readers may see them before the retry lands, and the
+  retry (or the ``replay`` of Firehose's S3 backup) rewrites exactly the same items. Its
+  request id is not recorded, so the retry is not mistaken for a duplicate. A quarantined
+  record is read only once all of its parts are written (dynamodb_quarantine.py), and the
+  retry keeps it again in place of any earlier copy.
 - DynamoDB acknowledges a write only once it is durable in several availability zones,
   and every read here is strongly consistent: once any replica has acked a request, every
   replica's ``samples()`` and ``is_committed()`` see it.
 - Two concurrent commits holding the same identity with different values end with one of
   them (last writer wins), as concurrent writers of one row do anywhere.
-- Samples expire ``minute_retention_days`` after their period start: DynamoDB's TTL deletes
-  them (within days after that, at no cost), and reads skip expired items at once, so every
-  replica answers the same. ``prune`` has nothing to do.
+- Samples expire ``minute_retention_days`` after their period start, quarantined records
+  ``hour_retention_days`` after they were received: DynamoDB's TTL deletes them (within
+  days after that, at no cost), and reads skip expired items at once, so every replica
+  answers the same. ``prune`` has nothing to do.
 """
 
 from __future__ import annotations
@@ -44,7 +51,7 @@ from collections.abc import AsyncIterator, Callable, Collection, Sequence
 from typing import Any
 
 from receiver.alarms.events import AlarmEvent
-from receiver.model import DerivedValue, Sample
+from receiver.model import DerivedValue, QuarantinedRecord, Sample
 from receiver.store.base import (
     check_metric_names,
     DEFAULT_HOUR_RETENTION_DAYS,
@@ -53,13 +60,13 @@ from receiver.store.base import (
     HOUR_MS,
     MINUTE_MS,
     StoreConfigError,
-    touched_buckets,
 )
 from receiver.store.dynamodb_alarms import AlarmEvents
 from receiver.store.dynamodb_derived import DerivedValues
+from receiver.store.dynamodb_quarantine import QuarantinedRecords
 from receiver.store.dynamodb_retry import RetryPolicy
-from receiver.store.dynamodb_runner import CONTROL_THREADS, Runner
-from receiver.store.dynamodb_samples import SampleRecords
+from receiver.store.dynamodb_runner import CONTROL_THREADS, PROBE_THREADS, Runner
+from receiver.store.dynamodb_samples import Plan, SampleRecords
 from receiver.store.dynamodb_table import DynamoDBTable
 from receiver.store.dynamodb_url import region_problem, table_name_problem
 
@@ -94,7 +101,9 @@ class DynamoDBStore:
         if max_workers < 1:
             raise StoreConfigError(f"max_workers={max_workers!r} must be at least 1")
         self._retry = retry or RetryPolicy()
-        self._table = DynamoDBTable(table, region, endpoint_url, self._retry, max_workers + CONTROL_THREADS)
+        self._table = DynamoDBTable(
+            table, region, endpoint_url, self._retry, max_workers + CONTROL_THREADS + PROBE_THREADS
+        )
         self._create = create
         self._clock = clock
         self._runner = Runner(self._table.where, max_workers)
@@ -108,9 +117,9 @@ class DynamoDBStore:
             retention_s={MINUTE_MS: minute_s, HOUR_MS: int(hour_retention_days * _DAY_S)},
             clock=clock,
         )
-        self._alarms = AlarmEvents(
-            self._table, self._runner, retention_s=int(hour_retention_days * _DAY_S), clock=clock
-        )
+        hour_s = int(hour_retention_days * _DAY_S)
+        self._alarms = AlarmEvents(self._table, self._runner, retention_s=hour_s, clock=clock)
+        self._quarantine = QuarantinedRecords(self._table, self._runner, retention_s=hour_s, clock=clock)
 
     def __repr__(self) -> str:
         return f"DynamoDBStore({self._table.name!r}, region={self._table.region!r})"
@@ -135,20 +144,37 @@ class DynamoDBStore:
             self._table.close()
 
     async def ping(self) -> None:
+        """One GetItem on the probe thread and client: never queued behind a commit's or a
+        read's calls. Throttled is up (busy); failing or unreachable is down."""
         async with self._runner.operation():
-            await self._runner.control(self._table.ping)
+            await self._runner.probe(self._table.ping)
 
     # -- samples ---------------------------------------------------------------------
 
-    async def commit(self, request_id: str, samples: Sequence[Sample]) -> None:
+    async def write_samples(self, samples: Sequence[Sample]) -> None:
         async with self._runner.operation():
-            deadline = time.monotonic() + self._retry.timeout_s
-            now = self._clock()
-            plan = await self._samples.plan(samples, now)
-            await self._samples.write(plan, deadline)
-            # After the samples: a deriver that reads a version sees every sample counted in it.
-            await self._derived.bump(touched_buckets(samples), deadline)
-            await self._samples.remember(request_id, plan, now, deadline)
+            await self._write_samples(await self._samples.plan(samples, self._clock()), self._deadline())
+
+    async def commit(
+        self, request_id: str, samples: Sequence[Sample], quarantined: Sequence[QuarantinedRecord] = ()
+    ) -> None:
+        async with self._runner.operation():
+            deadline = self._deadline()
+            # Both checked and encoded before the first write: a commit that cannot be kept writes nothing.
+            plan = await self._samples.plan(samples, self._clock())
+            records = await self._quarantine.plan(quarantined)
+            await self._write_samples(plan, deadline)
+            await self._quarantine.write(records, deadline)
+            await self._samples.remember(request_id, self._clock(), deadline)
+
+    async def _write_samples(self, plan: Plan, deadline: float) -> None:
+        await self._samples.write(plan, deadline)
+        # After the samples: a deriver that reads a version sees every sample counted in it.
+        await self._derived.bump(plan.buckets, deadline)
+
+    def _deadline(self) -> float:
+        """One retry bound for the whole operation (see dynamodb_retry)."""
+        return time.monotonic() + self._retry.timeout_s
 
     async def is_committed(self, request_id: str) -> bool:
         async with self._runner.operation():
@@ -179,6 +205,20 @@ class DynamoDBStore:
     async def count_samples(self) -> int:
         async with self._runner.operation():
             return await self._samples.count()
+
+    # -- quarantined records ---------------------------------------------------------
+
+    async def quarantined(self, limit: int = 1000) -> list[QuarantinedRecord]:
+        async with self._runner.operation():
+            return await self._quarantine.oldest(limit)
+
+    async def count_quarantined(self) -> int:
+        async with self._runner.operation():
+            return await self._quarantine.count()
+
+    async def delete_quarantined(self, keys: Collection[tuple[str, int]]) -> None:
+        async with self._runner.operation():
+            await self._quarantine.delete(keys, self._deadline())
 
     # -- derived values --------------------------------------------------------------
 

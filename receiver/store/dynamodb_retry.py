@@ -18,18 +18,22 @@ from botocore.exceptions import ConnectionError as BotoConnectionError
 
 from receiver.store.base import StoreError
 
-RETRYABLE_CODES = frozenset(
+THROTTLING_CODES = frozenset(
     {
         "ProvisionedThroughputExceededException",
         "ThrottlingException",
         "Throttling",
         "RequestLimitExceeded",
-        "InternalServerError",
-        "InternalFailure",
-        "ServiceUnavailable",
-        "ServiceUnavailableException",
     }
 )
+"""DynamoDB answered, but is too busy for this call now."""
+
+RETRYABLE_CODES = THROTTLING_CODES | {
+    "InternalServerError",
+    "InternalFailure",
+    "ServiceUnavailable",
+    "ServiceUnavailableException",
+}
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,15 +1,21 @@
 """Running the DynamoDB store's blocking boto3 calls off the event loop.
 
 Two thread pools: a small *control* pool for the single calls the HTTP path waits on
-(is_committed, ping, a request id, a bucket pointer) and a *work* pool for the many
-batches of a commit and partitions of a read. At most one job per work thread is queued
-at a time (``fan_out``), so a 50,000-sample commit never makes a health check or another
-request's duplicate check wait for more than one call.
+(is_committed, a request id, a bucket pointer) and a *work* pool for the many batches of
+a commit and partitions of a read. At most one job per work thread is queued at a time
+(``fan_out``), so a 50,000-sample commit never makes another request's duplicate check
+wait for more than one call.
+
+The health check has a thread of its own (``probe``): a control call may itself retry
+throttling for the whole retry bound, and a probe queued behind two of them would call a
+merely busy store down. Concurrent probes share one call, so a hung one never piles up more.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
+import threading
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
@@ -23,6 +29,7 @@ from receiver.store.dynamodb_retry import Aborted, describe
 T = TypeVar("T")
 
 CONTROL_THREADS = 2
+PROBE_THREADS = 1
 
 
 class Runner:
@@ -33,6 +40,8 @@ class Runner:
         self._workers = workers
         self._control: ThreadPoolExecutor | None = None
         self._work: ThreadPoolExecutor | None = None
+        self._probe: ThreadPoolExecutor | None = None
+        self._probing: asyncio.Future[Any] | None = None
         self._accepting = False  # False while closing: operations under way keep the pools
         self._slots = asyncio.Semaphore(workers)
         self._inflight = 0
@@ -48,13 +57,15 @@ class Runner:
             raise StoreError(f"the DynamoDB store for {self._where} is still closing")
         control = ThreadPoolExecutor(max_workers=CONTROL_THREADS, thread_name_prefix="dynamodb-store")
         work = ThreadPoolExecutor(max_workers=self._workers, thread_name_prefix="dynamodb-store-io")
+        probe = ThreadPoolExecutor(max_workers=PROBE_THREADS, thread_name_prefix="dynamodb-store-ping")
         try:
             await asyncio.get_running_loop().run_in_executor(control, connect)
         except BaseException:
-            control.shutdown(wait=False)
-            work.shutdown(wait=False)
+            for pool in (control, work, probe):
+                pool.shutdown(wait=False)
             raise
-        self._control, self._work = control, work
+        self._control, self._work, self._probe = control, work, probe
+        self._probing = None
         # Made here, not in __init__: they belong to the event loop the store is opened in.
         self._slots = asyncio.Semaphore(self._workers)
         self._idle = asyncio.Event()
@@ -67,9 +78,9 @@ class Runner:
             return False
         self._accepting = False
         await self._idle.wait()
-        control, work = self._control, self._work
-        self._control = self._work = None
-        for pool in (control, work):
+        pools = (self._control, self._work, self._probe)
+        self._control = self._work = self._probe = None
+        for pool in pools:
             if pool is not None:
                 pool.shutdown(wait=False)
         return True
@@ -104,6 +115,34 @@ class Runner:
                 return await self._run(self._work, job)
 
         return await asyncio.gather(*(one(job) for job in jobs), return_exceptions=True)
+
+    async def probe(self, fn: Callable[[], T]) -> T:
+        """``fn()`` on the probe thread, outside both pools; callers arriving while one runs share it."""
+        probing = self._probing
+        if probing is None or probing.done():
+            probing = self._probing = asyncio.ensure_future(self._run(self._probe, fn))
+            # Retrieved here too: every caller may have been cancelled before it ends.
+            probing.add_done_callback(lambda done: done.cancelled() or done.exception())
+        # shield: one caller giving up (a scrape's timeout) does not cancel the others' answer.
+        return await asyncio.shield(probing)
+
+    async def batches(
+        self, write: Callable[[list[Any], threading.Event], None], items: list[Any], size: int
+    ) -> None:
+        """``write(batch, abort)`` for every ``size`` items, in parallel on the work pool.
+
+        The first failing batch sets ``abort`` so the others stop early (so does cancelling);
+        StoreError once every batch has ended if any failed.
+        """
+        if not items:
+            return
+        abort = threading.Event()
+        jobs = [functools.partial(write, items[i : i + size], abort) for i in range(0, len(items), size)]
+        try:
+            await self.gather(jobs)
+        except asyncio.CancelledError:
+            abort.set()
+            raise
 
     async def gather(self, jobs: list[Callable[[], T]]) -> list[T]:
         """The jobs' results in order; the first failure as StoreError once all have ended.

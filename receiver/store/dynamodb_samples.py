@@ -6,16 +6,14 @@ The key layout is in dynamodb_items.py. Writes go out as parallel BatchWriteItem
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import math
-import threading
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from receiver.model import Pairs, Sample, Series
-from receiver.store.base import StoreError, check_finite
+from receiver.store.base import StoreError, check_finite, touched_buckets
 from receiver.store.dynamodb_items import (
     CATALOG_PK,
     CATALOG_REFRESH_S,
@@ -46,8 +44,11 @@ _HOURS_CACHE_MAX = 100_000
 
 @dataclass(slots=True)
 class Plan:
-    """One request, checked and encoded: its sample items (one per key) and the catalog items they need."""
+    """A slice of samples, checked and encoded: its sample items (one per key), the catalog
+    items they need and the (step, bucket) versions to bump once they are written."""
 
+    now: float
+    buckets: list[tuple[int, int]] = field(default_factory=list)
     samples: list[Item] = field(default_factory=list)
     catalog: list[Item] = field(default_factory=list)
     metrics: list[tuple[str, str]] = field(default_factory=list)
@@ -84,19 +85,21 @@ class SampleRecords:
         return await self._runner.work(self._plan, samples, now)
 
     async def write(self, plan: Plan, deadline: float) -> None:
-        # The catalog first: a sample is stored only once readers can find it.
+        """Write a planned slice of samples; the catalog first, so a sample is stored only
+        once readers can find it."""
         await self._write(plan.catalog, deadline)
         await self._write(plan.samples, deadline)
-
-    async def remember(self, request_id: str, plan: Plan, now: float, deadline: float) -> None:
-        """Record the request id (last: only a fully written request counts as committed)."""
-        item = request_item(request_id, int(now * 1000), math.ceil(now + self._ttl_s))
-        await self._runner.control(self._table.put, item, deadline)
+        # Only now: the catalog items are stored, so later slices need not write them again.
         for key in plan.metrics:
-            self._metrics_written[key] = now
+            self._metrics_written[key] = plan.now
         if len(self._hours_written) + len(plan.hours) > _HOURS_CACHE_MAX:
             self._hours_written.clear()  # rewriting an hour item is idempotent and cheap
         self._hours_written.update(plan.hours)
+
+    async def remember(self, request_id: str, now: float, deadline: float) -> None:
+        """Record the request id (last: only a fully written request counts as committed)."""
+        item = request_item(request_id, int(now * 1000), math.ceil(now + self._ttl_s))
+        await self._runner.control(self._table.put, item, deadline)
 
     def _plan(self, samples: Sequence[Sample], now: float) -> Plan:
         check_finite(samples)  # before any write: a request with NaN stores nothing
@@ -125,7 +128,7 @@ class SampleRecords:
             item = sample_item(sample, attributes, labels[1], retention_s)
             items[(item["pk"]["S"], item["sk"]["S"])] = item
             hours.add((attributes.namespace, attributes.metric, hour_of(sample.start_ms)))
-        plan = Plan(samples=list(items.values()))
+        plan = Plan(now, touched_buckets(samples), list(items.values()))
         for namespace, metric in {(ns, m) for ns, m, _ in hours}:
             written = self._metrics_written.get((namespace, metric))
             if written is None or now - written >= CATALOG_REFRESH_S:
@@ -141,18 +144,9 @@ class SampleRecords:
 
     async def _write(self, items: list[Item], deadline: float) -> None:
         """Write ``items`` (distinct keys) in parallel batches; StoreError if any batch fails."""
-        if not items:
-            return
-        abort = threading.Event()  # the first failing batch stops the others early
-        jobs = [
-            functools.partial(self._table.write_batch, items[i : i + BATCH_ITEMS], deadline, abort)
-            for i in range(0, len(items), BATCH_ITEMS)
-        ]
-        try:
-            await self._runner.gather(jobs)
-        except asyncio.CancelledError:
-            abort.set()
-            raise
+        await self._runner.batches(
+            lambda batch, abort: self._table.write_batch(batch, deadline, abort), items, BATCH_ITEMS
+        )
 
     # -- reads ---------------------------------------------------------------------
 

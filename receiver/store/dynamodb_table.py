@@ -22,7 +22,15 @@ from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError, 
 
 from receiver.store.base import StoreConfigError, StoreError
 from receiver.store.dynamodb_items import Item
-from receiver.store.dynamodb_retry import Attempts, RetryPolicy, call, describe, error_code, is_transient
+from receiver.store.dynamodb_retry import (
+    THROTTLING_CODES,
+    Attempts,
+    RetryPolicy,
+    call,
+    describe,
+    error_code,
+    is_transient,
+)
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +40,8 @@ BATCH_GET_KEYS = 100
 """BatchGetItem's limit per call."""
 
 TTL_ATTRIBUTE = "expires_at"
+PING_TIMEOUT_S = 3.0
+"""A ping retries failures that may pass (5xx, a lost connection) for at most this long."""
 TABLE_WAIT_S = 300.0
 """How long ``connect`` waits for a table being created to become ACTIVE."""
 
@@ -76,6 +86,7 @@ class DynamoDBTable:
         self.policy = policy
         self._connections = connections
         self._client: Any = None
+        self._ping_client: Any = None
         self.where = f"the DynamoDB table {name!r} in {region}" + (f" at {endpoint_url}" if endpoint_url else "")
 
     @property
@@ -85,10 +96,17 @@ class DynamoDBTable:
             raise StoreError(f"{self.where} is not connected")
         return self._client
 
+    @property
+    def ping_client(self) -> Any:
+        """The health check's own client (after ``connect``)."""
+        if self._ping_client is None:
+            raise StoreError(f"{self.where} is not connected")
+        return self._ping_client
+
     # -- opening -----------------------------------------------------------------
 
     def connect(self, create: bool) -> None:
-        """Make the client and check the table (creating it with ``create``); raises StoreConfigError."""
+        """Make the clients and check the table (creating it with ``create``); raises StoreConfigError."""
         config = Config(
             # One retry policy, ours (dynamodb_retry), so an operation's time stays bounded.
             retries={"total_max_attempts": 1},
@@ -100,15 +118,24 @@ class DynamoDBTable:
             # client-side validation was over half of botocore's CPU per sample.
             parameter_validation=False,
         )
+        # The health check's own client: one connection nobody else queues on, and timeouts
+        # that fit a probe (a readiness check or a scrape gives up within seconds).
+        ping_config = config.merge(
+            Config(connect_timeout=PING_TIMEOUT_S, read_timeout=PING_TIMEOUT_S, max_pool_connections=1)
+        )
+        session = _new_session()
         try:
-            client = _new_session().create_client(
+            client = session.create_client(
                 "dynamodb", region_name=self.region, endpoint_url=self.endpoint_url, config=config
+            )
+            ping_client = session.create_client(
+                "dynamodb", region_name=self.region, endpoint_url=self.endpoint_url, config=ping_config
             )
         except (BotoCoreError, ValueError) as exc:
             raise StoreConfigError(
                 f"cannot make a DynamoDB client for {self.where} ({exc}); check region and endpoint_url"
             ) from None
-        self._client = client
+        self._client, self._ping_client = client, ping_client
         try:
             self._check_table(create)
         except BaseException:
@@ -224,9 +251,11 @@ class DynamoDBTable:
                 raise
 
     def close(self) -> None:
-        client, self._client = self._client, None
-        if client is not None:
-            client.close()
+        clients = (self._client, self._ping_client)
+        self._client = self._ping_client = None
+        for client in clients:
+            if client is not None:
+                client.close()
 
     # -- calls -------------------------------------------------------------------
 
@@ -235,8 +264,14 @@ class DynamoDBTable:
 
         On failure sets ``abort`` so the other batches of the same commit stop early.
         """
+        self._batch([{"PutRequest": {"Item": item}} for item in items], deadline, abort)
+
+    def delete_batch(self, keys: list[Item], deadline: float, abort: threading.Event) -> None:
+        """Delete the items at up to BATCH_ITEMS distinct ``keys`` (absent ones are no error), as ``write_batch``."""
+        self._batch([{"DeleteRequest": {"Key": key}} for key in keys], deadline, abort)
+
+    def _batch(self, pending: list[dict], deadline: float, abort: threading.Event) -> None:
         attempts = Attempts(self.policy, deadline, f"writing to {self.where}", abort)
-        pending = [{"PutRequest": {"Item": item}} for item in items]
         try:
             while pending:
                 attempts.check()
@@ -308,11 +343,25 @@ class DynamoDBTable:
         return found
 
     def ping(self) -> None:
-        """A data-plane read of one (absent) item: the cheapest proof the table answers."""
-        call(
-            self._attempts("pinging"), self.client.get_item,
-            TableName=self.name, Key=_PING_KEY, ProjectionExpression="pk",
-        )  # fmt: skip
+        """A data-plane read of one (absent) item on the ping client: the cheapest proof the table answers.
+
+        Throttling is an answer: the table is there and busy, and the store's own retries
+        get writes through it, so a busy store is up (calling it down would take every
+        replica out of service at once). Other failures that may pass are retried for
+        PING_TIMEOUT_S; past that, or on any other error, the store is down.
+        """
+        client = self.ping_client
+        attempts = Attempts(self.policy, time.monotonic() + PING_TIMEOUT_S, f"pinging {self.where}")
+        while True:
+            try:
+                client.get_item(TableName=self.name, Key=_PING_KEY, ProjectionExpression="pk")
+                return
+            except (ClientError, BotoCoreError) as exc:
+                if error_code(exc) in THROTTLING_CODES:
+                    return
+                if not is_transient(exc):
+                    raise
+                attempts.wait(describe(exc))
 
     def query(self, **kwargs: Any) -> list[Item]:
         """Every item of a strongly consistent Query, all pages."""

@@ -1,6 +1,6 @@
 """``memory://``: the store as dicts in this process, for tests and throwaway demos.
 
-Same semantics as the SQLite store: upsert by identity, a request is all-or-nothing,
+Same semantics as the SQLite store: upsert by identity, each write is all-or-nothing,
 request ids are forgotten after the TTL. Data lives as long as the object (close/open keep it).
 """
 
@@ -10,16 +10,18 @@ import time
 from collections.abc import AsyncIterator, Callable, Collection, Sequence
 
 from receiver.alarms.events import AlarmEvent, latest_per_key
-from receiver.model import DerivedValue, Sample
+from receiver.model import DerivedValue, QuarantinedRecord, Sample
 from receiver.store.base import (
     check_metric_names,
     DEFAULT_HOUR_RETENTION_DAYS,
     DEFAULT_MINUTE_RETENTION_DAYS,
     DEFAULT_REQUEST_TTL_S,
+    HOUR_MS,
     MINUTE_MS,
     PRUNE_INTERVAL_S,
     StoreError,
     check_finite,
+    quarantine_order,
     retention_cutoffs,
     touched_buckets,
 )
@@ -53,6 +55,7 @@ class MemoryStore:
         self._derived_versions: dict[tuple[int, int], int] = {}
         self._derived: dict[tuple[int, int], list[DerivedValue]] = {}
         self._alarm_events: dict[tuple[str, str, str, int], AlarmEvent] = {}
+        self._quarantined: dict[tuple[str, int], QuarantinedRecord] = {}
 
     def __repr__(self) -> str:
         return "MemoryStore()"
@@ -66,7 +69,7 @@ class MemoryStore:
     async def ping(self) -> None:
         self._check_open()
 
-    async def commit(self, request_id: str, samples: Sequence[Sample]) -> None:
+    async def write_samples(self, samples: Sequence[Sample]) -> None:
         self._check_open()
         # Everything that can fail happens before the first write: all-or-nothing.
         check_finite(samples)
@@ -78,12 +81,33 @@ class MemoryStore:
             bucket[sample.identity] = sample
         for key in touched_buckets(samples):
             self._versions[key] = self._versions.get(key, 0) + 1
+
+    async def commit(
+        self, request_id: str, samples: Sequence[Sample], quarantined: Sequence[QuarantinedRecord] = ()
+    ) -> None:
+        await self.write_samples(samples)
+        for record in quarantined:
+            self._quarantined[record.key] = record
         now = self._clock()
         self._requests.pop(request_id, None)
         self._requests[request_id] = now
         if now >= self._next_prune:
             self._prune(now - self._ttl_s)
             self._next_prune = now + PRUNE_INTERVAL_S
+
+    async def quarantined(self, limit: int = 1000) -> list[QuarantinedRecord]:
+        self._check_open()
+        records = sorted(self._quarantined.values(), key=quarantine_order)
+        return records[:limit]
+
+    async def count_quarantined(self) -> int:
+        self._check_open()
+        return len(self._quarantined)
+
+    async def delete_quarantined(self, keys: Collection[tuple[str, int]]) -> None:
+        self._check_open()
+        for key in keys:
+            self._quarantined.pop(key, None)
 
     async def is_committed(self, request_id: str) -> bool:
         self._check_open()
@@ -198,6 +222,12 @@ class MemoryStore:
         for table in (self._versions, self._derived_versions, self._derived):
             for key in [k for k in table if k[1] < cutoffs[k[0]]]:
                 del table[key]
+        # Quarantined records wait for a re-delivery as long as hourly values are kept.
+        for key in [k for k, r in self._quarantined.items() if r.received_ms < cutoffs[HOUR_MS]]:
+            del self._quarantined[key]
+        # Alarm events go with the hour retention, as DynamoDB's expire by TTL.
+        for key in [k for k, e in self._alarm_events.items() if e.minute_ms < cutoffs[HOUR_MS]]:
+            del self._alarm_events[key]
 
     async def put_alarm_event(self, event: AlarmEvent) -> bool:
         self._check_open()

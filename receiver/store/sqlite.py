@@ -2,10 +2,11 @@
 
 sqlite3 calls block, and the receiver must keep answering while a large request commits,
 so every database call runs on a single-thread executor that owns its connection. The
-writer's thread takes commits and the calls that must see them at once (request ids,
-versions); SQLite has one writer at a time anyway. The reader's thread, with its own
+writer's thread takes the writes and the calls that must see them at once (versions);
+SQLite has one writer at a time anyway. Nothing decodes on it: a delivery's slices come
+to it decoded, each a short transaction of its own. The reader's thread, with its own
 connection, takes the reads that may be long: the deriver's samples (an hour of 2,000
-tables is seconds) and the queries of the API and views. In WAL mode neither waits for
+tables is seconds), the queries of the API and views, and request ids. In WAL mode neither waits for
 the other, so a long read never holds up a delivery. A read starts after the call that
 precedes it returned, so it sees every commit made by then.
 """
@@ -15,19 +16,20 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import time
-from collections.abc import AsyncIterator, Callable, Collection, Iterable, Sequence
+from collections.abc import AsyncIterator, Callable, Collection, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from os import PathLike
 from pathlib import Path
 from typing import Any, TypeVar
 
 from receiver.alarms.events import AlarmEvent
-from receiver.model import DerivedValue, Sample
+from receiver.model import DerivedValue, QuarantinedRecord, Sample
 from receiver.store.base import (
     check_metric_names,
     DEFAULT_HOUR_RETENTION_DAYS,
     DEFAULT_MINUTE_RETENTION_DAYS,
     DEFAULT_REQUEST_TTL_S,
+    HOUR_MS,
     MINUTE_MS,
     PRUNE_INTERVAL_S,
     StoreConfigError,
@@ -119,28 +121,41 @@ class SQLiteStore:
             reader.shutdown(wait=False)
 
     async def ping(self) -> None:
-        await self._call(self._db.ping)
+        if self._executor is None:
+            raise StoreError(f"the sqlite store at {self.path} is not open")
+        # Off both store threads: a probe queued behind a 64 MiB commit or an hour's read
+        # would call a busy store down.
+        try:
+            await asyncio.to_thread(self._db.probe)
+        except sqlite3.Error as exc:
+            raise StoreError(f"the sqlite store at {self.path} failed: {exc}") from exc
 
-    async def commit(self, request_id: str, samples: Sequence[Sample]) -> None:
-        await self.commit_stream(request_id, (samples,))
+    async def write_samples(self, samples: Sequence[Sample]) -> None:
+        await self._call(self._db.write_samples, samples)
 
-    async def commit_stream(self, request_id: str, slices: Iterable[Sequence[Sample]]) -> None:
-        """``commit`` of every slice's samples in one transaction, slice by slice.
-
-        ``slices`` is consumed on the store's thread, inside the transaction: ingest passes
-        a generator that decodes record after record, so a large delivery never has all its
-        samples in memory, and a record that fails to decode rolls the others back. Its
-        exceptions reach the caller unchanged.
-        """
+    async def commit(
+        self, request_id: str, samples: Sequence[Sample], quarantined: Sequence[QuarantinedRecord] = ()
+    ) -> None:
         now_ms = int(self._clock() * 1000)
         prune = now_ms >= self._next_prune_ms
-        await self._call(self._db.commit_stream, request_id, slices, now_ms, now_ms - self._ttl_ms if prune else None)
+        await self._call(
+            self._db.commit, request_id, samples, quarantined, now_ms, now_ms - self._ttl_ms if prune else None)
         if prune:
             self._next_prune_ms = now_ms + int(PRUNE_INTERVAL_S * 1000)
 
     async def is_committed(self, request_id: str) -> bool:
+        # On the reader: it sees every commit that returned, and never waits behind one.
         since = int(self._clock() * 1000) - self._ttl_ms
-        return await self._call(self._db.is_committed, request_id, since)
+        return await self._read(self._reader_db.is_committed, request_id, since)
+
+    async def quarantined(self, limit: int = 1000) -> list[QuarantinedRecord]:
+        return await self._read(self._reader_db.quarantined, limit)
+
+    async def count_quarantined(self) -> int:
+        return await self._read(self._reader_db.count_quarantined)
+
+    async def delete_quarantined(self, keys: Collection[tuple[str, int]]) -> None:
+        await self._call(self._db.delete_quarantined, list(keys))
 
     async def samples(
         self,
@@ -208,6 +223,8 @@ class SQLiteStore:
             await self._call(self._db.prune_metric, metric_id, cutoffs[MINUTE_MS])
         for step_ms, cutoff_ms in cutoffs.items():
             await self._call(self._db.prune_buckets, step_ms, cutoff_ms)
+        await self._call(self._db.prune_quarantined, cutoffs[HOUR_MS])
+        await self._call(self._db.prune_alarm_events, cutoffs[HOUR_MS])
 
     async def put_alarm_event(self, event: AlarmEvent) -> bool:
         return await self._call(self._db.put_alarm_event, event)

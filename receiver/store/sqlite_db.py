@@ -8,8 +8,10 @@ turns them into StoreError.
 from __future__ import annotations
 
 import math
+import os
 import sqlite3
-from collections.abc import Collection, Iterable, Sequence
+import stat
+from collections.abc import Collection, Sequence
 from itertools import chain, groupby
 from operator import itemgetter
 from pathlib import Path
@@ -17,7 +19,7 @@ from pathlib import Path
 import orjson
 
 from receiver.alarms.events import AlarmEvent, latest_per_key
-from receiver.model import SAMPLE_FIELDS, DerivedValue, Pairs, Sample, Series
+from receiver.model import SAMPLE_FIELDS, DerivedValue, Pairs, QuarantinedRecord, Sample, Series
 from receiver.store.base import (
     MINUTE_MS,
     StoreConfigError,
@@ -128,6 +130,26 @@ CREATE TABLE IF NOT EXISTS alarm_events (
     PRIMARY KEY (rule, service, endpoint, seq)
 ) WITHOUT ROWID
 """
+# Quarantined records came after schema version 1 too. A record is kept whole (up to
+# Firehose's 1,024,000 bytes) with the delivery's common attributes, for re-delivery.
+_QUARANTINE_SCHEMA = (
+    """
+CREATE TABLE IF NOT EXISTS quarantine (
+    request_id TEXT NOT NULL,
+    record_index INTEGER NOT NULL,
+    received_ms INTEGER NOT NULL,
+    reason TEXT NOT NULL,
+    detail TEXT NOT NULL,
+    labels TEXT NOT NULL,
+    data BLOB NOT NULL,
+    PRIMARY KEY (request_id, record_index)
+) WITHOUT ROWID
+""",
+    "CREATE INDEX IF NOT EXISTS quarantine_by_time ON quarantine (received_ms)",
+)
+_QUARANTINE_COLUMNS = "request_id, record_index, received_ms, reason, detail, labels, data"
+_UPSERT_QUARANTINE = f"INSERT OR REPLACE INTO quarantine ({_QUARANTINE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)"
+
 _ALARM_COLUMNS = "rule, service, endpoint, seq, kind, minute_ms, value, threshold, message, created_ms"
 
 # The no-op DO UPDATEs (rather than DO NOTHING) make RETURNING yield an existing row too.
@@ -219,6 +241,10 @@ class SQLiteDB:
         self._synchronous = synchronous
         self._busy_timeout_ms = busy_timeout_ms
         self._conn: sqlite3.Connection | None = None
+        self._synchronous_now = synchronous
+        self._file_id: tuple[int, int] | None = None
+        """(device, inode) of the file when opened: a file deleted or replaced since is
+        noticed before an ack (see check_file)."""
         self._sample_chunks = _SAMPLE_CHUNKS
         self._reset_caches()
 
@@ -271,6 +297,8 @@ class SQLiteDB:
         # A SQLite built with a low bound on parameters per statement gets smaller chunks.
         limit = conn.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER)
         self._sample_chunks = tuple(per for per in _SAMPLE_CHUNKS if per * _SAMPLE_WIDTH <= limit)
+        self._synchronous_now = self._synchronous
+        self._file_id = _file_id(os.stat(self.path))
         self._conn = conn
 
     def connect_reader(self) -> None:
@@ -331,6 +359,8 @@ class SQLiteDB:
                     if statement.strip():
                         conn.execute(statement)
             conn.execute(_ALARM_SCHEMA)
+            for statement in _QUARANTINE_SCHEMA:
+                conn.execute(statement)
             conn.execute("COMMIT")
         except BaseException:
             self._rollback(conn)
@@ -378,34 +408,56 @@ class SQLiteDB:
 
     # -- writes ------------------------------------------------------------------
 
+    def write_samples(self, samples: Sequence[Sample]) -> None:
+        """Upsert one slice of a delivery, and bump its buckets' versions, in a transaction
+        of its own that is not synced to disk: the delivery's ``commit`` syncs the
+        write-ahead log, which holds this transaction as well, before the ack."""
+        self._transaction(samples, durable=False)
+
     def commit(
-        self, request_id: str, samples: Sequence[Sample], now_ms: int, prune_before_ms: int | None
+        self,
+        request_id: str,
+        samples: Sequence[Sample],
+        quarantined: Sequence[QuarantinedRecord],
+        now_ms: int,
+        prune_before_ms: int | None,
     ) -> None:
-        """Upsert ``samples`` and record ``request_id`` at ``now_ms`` in one transaction.
+        """Upsert ``samples``, keep ``quarantined`` and record ``request_id`` at ``now_ms``
+        in one synced transaction, after checking the file is still the one opened.
 
         With ``prune_before_ms``, request ids committed at or before it are deleted too.
         """
-        self.commit_stream(request_id, (samples,), now_ms, prune_before_ms)
+        self.check_file()
+        self._transaction(samples, durable=True, request=(request_id, now_ms, prune_before_ms),
+                          quarantined=quarantined)
 
-    def commit_stream(
-        self, request_id: str, slices: Iterable[Sequence[Sample]], now_ms: int, prune_before_ms: int | None
+    def _transaction(
+        self,
+        samples: Sequence[Sample],
+        *,
+        durable: bool,
+        request: tuple[str, int, int | None] | None = None,
+        quarantined: Sequence[QuarantinedRecord] = (),
     ) -> None:
-        """``commit`` of the samples of every slice, upserted as each slice comes.
-
-        One transaction still: an exception from ``slices`` (a record that does not decode)
-        rolls back every slice before it. Only one slice's samples need be alive at a time.
-        """
         conn = self.conn
         pending = _Pending()
-        starts: set[int] = set()
+        # In WAL mode a synced commit syncs the log file whole, so the unsynced slices
+        # written before it become durable with it; and a checkpoint syncs the log before
+        # copying it. Only a delivery's last transaction pays for an fsync.
+        synchronous = self._synchronous if durable else "NORMAL"
+        if synchronous != self._synchronous_now:
+            conn.execute(f"PRAGMA synchronous = {synchronous}")
+            self._synchronous_now = synchronous
         conn.execute("BEGIN IMMEDIATE")
         try:
-            for samples in slices:
-                starts.update(self._upsert_slice(conn, samples, pending))
-            conn.executemany(_BUMP_VERSION, start_buckets(starts))
-            conn.execute(_UPSERT_REQUEST, (request_id, now_ms))
-            if prune_before_ms is not None:
-                conn.execute("DELETE FROM requests WHERE committed_ms <= ?", (prune_before_ms,))
+            starts = self._upsert_slice(conn, samples, pending) if samples else []
+            conn.executemany(_BUMP_VERSION, start_buckets(set(starts)))
+            conn.executemany(_UPSERT_QUARANTINE, [_quarantine_row(record) for record in quarantined])
+            if request is not None:
+                request_id, now_ms, prune_before_ms = request
+                conn.execute(_UPSERT_REQUEST, (request_id, now_ms))
+                if prune_before_ms is not None:
+                    conn.execute("DELETE FROM requests WHERE committed_ms <= ?", (prune_before_ms,))
             conn.execute("COMMIT")
         except BaseException:
             self._rollback(conn)
@@ -505,8 +557,41 @@ class SQLiteDB:
 
     # -- reads -------------------------------------------------------------------
 
-    def ping(self) -> None:
-        self.conn.execute("SELECT 1 FROM requests LIMIT 1").fetchall()
+    def check_file(self) -> None:
+        """Raise StoreError unless the path still names the file opened, writable.
+
+        SQLite keeps writing to an open file that was deleted, replaced or made read-only:
+        its commits succeed, but they are gone (or cannot be written) once the receiver
+        restarts. Such a store must not ack anything, so the check comes before each
+        delivery's commit and each readiness probe; a stat costs microseconds.
+        """
+        try:
+            now = os.stat(self.path)
+        except FileNotFoundError:
+            raise StoreError(
+                f"the sqlite store file {self.path} was deleted while the receiver ran; "
+                "restart the receiver to create it again"
+            ) from None
+        except OSError as exc:
+            raise StoreError(f"the sqlite store file {self.path} cannot be checked: {exc.strerror or exc}") from None
+        if self._file_id is not None and _file_id(now) != self._file_id:
+            raise StoreError(
+                f"the sqlite store file {self.path} was replaced by another file while the receiver ran; "
+                "restart the receiver to use it"
+            )
+        if not now.st_mode & (stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH) or not os.access(self.path, os.W_OK):
+            raise StoreError(f"the sqlite store file {self.path} is read-only; make it writable again")
+
+    def probe(self) -> None:
+        """``check_file`` and one read through a connection of its own, opened for this
+        call: it waits for neither the writer's nor the reader's thread (in WAL mode a
+        reader never waits for a writer), so a busy store is up and a broken one down."""
+        self.check_file()
+        conn = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, timeout=2.0)
+        try:
+            conn.execute("SELECT 1 FROM requests LIMIT 1").fetchall()
+        finally:
+            conn.close()
 
     def is_committed(self, request_id: str, since_ms: int) -> bool:
         row = self.conn.execute(
@@ -695,6 +780,37 @@ class SQLiteDB:
         ).fetchall()
         return latest_per_key([_alarm_event(row) for row in rows])
 
+    def prune_alarm_events(self, cutoff_ms: int) -> None:
+        """Forget alarm events of minutes before ``cutoff_ms`` (the hour retention), heads
+        included, as DynamoDB's expire by TTL: a chain that old starts again at seq 1."""
+        self._write(["DELETE FROM alarm_events WHERE minute_ms < ?"], (cutoff_ms,))
+
+    # -- quarantine ----------------------------------------------------------------
+
+    def quarantined(self, limit: int) -> list[QuarantinedRecord]:
+        rows = self.conn.execute(
+            f"SELECT {_QUARANTINE_COLUMNS} FROM quarantine ORDER BY received_ms, request_id, record_index LIMIT ?",
+            (limit,),
+        ).fetchall()
+        return [_quarantined_record(row) for row in rows]
+
+    def count_quarantined(self) -> int:
+        return self.conn.execute("SELECT count(*) FROM quarantine").fetchone()[0]
+
+    def delete_quarantined(self, keys: Collection[tuple[str, int]]) -> None:
+        conn = self.conn
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            conn.executemany("DELETE FROM quarantine WHERE request_id = ? AND record_index = ?", list(keys))
+            conn.execute("COMMIT")
+        except BaseException:
+            self._rollback(conn)
+            raise
+
+    def prune_quarantined(self, cutoff_ms: int) -> None:
+        """Forget quarantined records received before ``cutoff_ms`` (the hour retention)."""
+        self._write(["DELETE FROM quarantine WHERE received_ms < ?"], (cutoff_ms,))
+
     def metric_ids(self) -> list[int]:
         return [row[0] for row in self.conn.execute("SELECT id FROM metrics ORDER BY id")]
 
@@ -755,6 +871,20 @@ class SQLiteDB:
             series = Series(base.account, base.region, base.namespace, base.metric, base.dimensions, unit)
             self._series_by_id_unit[(series_id, unit)] = series
         return series
+
+
+def _file_id(status: os.stat_result) -> tuple[int, int]:
+    return (status.st_dev, status.st_ino)
+
+
+def _quarantine_row(record: QuarantinedRecord) -> tuple:
+    return (record.request_id, record.index, record.received_ms, record.reason, record.detail,
+            _pairs_text(record.labels), record.data)
+
+
+def _quarantined_record(row: tuple) -> QuarantinedRecord:
+    request_id, index, received_ms, reason, detail, labels, data = row
+    return QuarantinedRecord(request_id, index, received_ms, reason, detail, data, _pairs_from_text(labels))
 
 
 def _alarm_event(row: tuple) -> AlarmEvent:

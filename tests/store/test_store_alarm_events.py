@@ -7,7 +7,7 @@ import asyncio
 import pytest
 
 from receiver.alarms.events import FIRING, RESOLVED, AlarmEvent
-from receiver.store.base import MINUTE_MS
+from receiver.store.base import DEFAULT_HOUR_RETENTION_DAYS, MINUTE_MS
 from receiver.store.memory import MemoryStore
 from tests.store.builders import T0
 
@@ -58,3 +58,32 @@ async def test_heads_are_the_latest_event_of_each_rule_and_entity(store):
     for e in (second, first, other):
         await store.put_alarm_event(e)
     assert await store.alarm_heads() == [second, other]
+
+
+async def test_events_past_the_hour_retention_are_pruned(pruning_store):
+    # Pruned as DynamoDB's items expire (by TTL, with the hour retention), heads included:
+    # a chain whose every event is that old starts again at its next event.
+    retention_ms = int(DEFAULT_HOUR_RETENTION_DAYS * 86_400_000)
+    old, kept = event(), event(seq=2, kind=RESOLVED, minute_ms=T0 + 2 * MINUTE_MS, value=0.0)
+    forgotten = event(rule="user_errors", endpoint=None)
+    for e in (old, kept, forgotten):
+        assert await pruning_store.put_alarm_event(e)
+    await pruning_store.prune(T0 + MINUTE_MS + retention_ms)
+    assert await pruning_store.alarm_events(0) == [kept]
+    assert await pruning_store.alarm_heads() == [kept]
+    # The chain goes on from its head; the forgotten one starts over at seq 1.
+    assert not await pruning_store.put_alarm_event(kept)
+    assert await pruning_store.put_alarm_event(event(rule="user_errors", endpoint=None, minute_ms=T0 + 3 * MINUTE_MS))
+
+
+async def test_dynamodb_alarm_events_expire_with_the_hour_retention(dynamodb_factory, clock):
+    store = dynamodb_factory()
+    await store.open()
+    try:
+        assert await store.put_alarm_event(event(minute_ms=int(clock.now) * 1000))
+        clock.advance(DEFAULT_HOUR_RETENTION_DAYS * 86_400 - 60)
+        assert len(await store.alarm_events(0)) == 1
+        clock.advance(120)
+        assert await store.alarm_events(0) == [] and await store.alarm_heads() == []
+    finally:
+        await store.close()

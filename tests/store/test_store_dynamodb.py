@@ -23,7 +23,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from receiver.model import DerivedValue, Sample
+from receiver.model import DerivedValue, QuarantinedRecord, Sample
 from receiver.store import StoreConfigError, StoreError
 from receiver.store.base import HOUR_MS, MINUTE_MS
 from receiver.store.dynamodb import DynamoDBStore
@@ -71,6 +71,10 @@ def record_operations(store: DynamoDBStore) -> list[str]:
     calls: list[str] = []
     store.client.meta.events.register("before-call.dynamodb", lambda model, **_: calls.append(model.name))
     return calls
+
+
+def quarantined_record(index: int) -> QuarantinedRecord:
+    return QuarantinedRecord("r1", index, T0, "json", "not JSON", b"{" * 1000, LABELS)
 
 
 def value(metric="aws_dynamodb_endpoint_x", endpoint="GameScores", time_ms=T0, v=1.0) -> DerivedValue:
@@ -173,7 +177,8 @@ async def test_an_unreachable_endpoint_is_a_store_error_after_the_retry_bound(mo
 
 
 async def test_the_receiver_calls_only_what_the_stack_grants(dynamodb_factory, monkeypatch):
-    """Opening an existing table and every operation, including count_samples (no Scan)."""
+    """Opening an existing table and every operation, including count_samples and
+    count_quarantined (no Scan) and replacing and deleting quarantined records."""
     creator = dynamodb_factory()  # --create-store is a one-off with more rights
     await creator.open()
     await creator.close()
@@ -189,8 +194,13 @@ async def test_the_receiver_calls_only_what_the_stack_grants(dynamodb_factory, m
     store = dynamodb_factory(create=False)
     await store.open()
     await store.ping()
-    await store.commit("r1", [make_sample(minute=m) for m in range(3)])
+    await store.write_samples([make_sample(minute=m) for m in range(2)])
+    await store.commit("r1", [make_sample(minute=m) for m in range(3)], [quarantined_record(0), quarantined_record(1)])
+    await store.commit("r2", [], [quarantined_record(0)])  # replaces: reads and deletes the first's parts
     await store.is_committed("r1")
+    await store.quarantined()
+    await store.count_quarantined()
+    await store.delete_quarantined([("r1", 0), ("r1", 1)])
     await store.samples(*ALL_TIME)
     await store.samples(T0, T0 + MINUTE_MS, namespace="AWS/DynamoDB", metrics=["ConsumedReadCapacityUnits"])
     await store.count_samples()
