@@ -13,6 +13,14 @@ maximums and of each percentile) and evaluated with the same rules. So ratios st
 average rate, and maxima are the hour's maxima; metrics whose minutes merge by SUM are then
 multiplied by 60 to give the hour's total. Percentiles of an hour are the largest of its
 minutes' (an upper bound: percentiles cannot be merged exactly).
+
+A bucket never holds up the others. A value that cannot be computed (a sum past the
+largest float, ~1.8e308: see receiver/rules/families.py) is left out for its entity and
+counted (``NotComputedValues``), and the rest of the bucket is stored. A bucket whose
+derivation fails for any other reason (a bug) is retried with a doubling backoff and set
+aside after ``MAX_ATTEMPTS`` tries, until new samples for it give it a fresh chance. A
+store error is different: the store is likely down, so the pass stops and every bucket
+stays marked.
 """
 
 from __future__ import annotations
@@ -23,11 +31,13 @@ import logging
 import math
 import operator
 import time
-from collections.abc import Callable, Collection, Iterable, Sequence
+from collections import Counter, OrderedDict
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
+from dataclasses import dataclass
 
 from receiver.derive_worker import Evaluator, ThreadEvaluator
 from receiver.model import DerivedValue, Sample, Stats
-from receiver.rules import RuleHolder, RuleSet
+from receiver.rules import Evaluation, RuleHolder, RuleSet
 from receiver.store import Store, StoreError
 from receiver.store.base import HOUR_MS, MINUTE_MS
 
@@ -36,6 +46,14 @@ log = logging.getLogger("receiver.derive")
 MINUTES_PER_HOUR = HOUR_MS // MINUTE_MS
 _BUCKET_NAMES = {MINUTE_MS: ("minutes", "a minute"), HOUR_MS: ("hours", "an hour")}
 """How the log names buckets of each step: several, and one."""
+STEP_NAMES = {MINUTE_MS: "minute", HOUR_MS: "hour"}
+"""The ``step`` label of the deriver's counters."""
+
+MAX_ATTEMPTS = 8
+"""Tries of a bucket whose derivation keeps failing (not for a store error) before it is set
+aside: with the 2 s pass interval doubling, about four minutes of retries."""
+MAX_BACKOFF_S = 300.0
+"""The longest wait between two tries of a failing bucket."""
 
 
 def rollup_hour(samples: Iterable[Sample], hour_ms: int) -> list[Sample]:
@@ -51,8 +69,8 @@ def rollup_hour(samples: Iterable[Sample], hour_ms: int) -> list[Sample]:
                 series=parts[-1].series,
                 start_ms=hour_ms,
                 end_ms=hour_ms + HOUR_MS,
-                count=math.fsum(counts) / MINUTES_PER_HOUR,
-                sum=math.fsum(sums) / MINUTES_PER_HOUR,
+                count=_per_minute(counts),
+                sum=_per_minute(sums),
                 min=min(lows),
                 max=max(highs),
                 stats=_largest_stats(stats_of),
@@ -60,6 +78,18 @@ def rollup_hour(samples: Iterable[Sample], hour_ms: int) -> list[Sample]:
             )
         )
     return rolled
+
+
+def _per_minute(values: Sequence[float]) -> float:
+    """Σ values ÷ 60. Where Σ is past the largest float, the sum of each value's sixtieth
+    (within range for an hour's 60 minutes); inf (not computed, see families) past that."""
+    try:
+        return math.fsum(values) / MINUTES_PER_HOUR
+    except OverflowError:
+        try:
+            return math.fsum([value / MINUTES_PER_HOUR for value in values])
+        except OverflowError:
+            return math.inf
 
 
 _PERIOD = operator.itemgetter(1, 2)
@@ -117,19 +147,80 @@ def _by_series(samples: Iterable[Sample]) -> list[list[Sample]]:
 
 def derive_hour_values(rules: RuleSet, samples: Sequence[Sample], hour_ms: int) -> list[DerivedValue]:
     """The hour's derived values from its minute samples (see the module docstring)."""
-    return hour_totals(rules, rules.evaluate(rollup_hour(samples, hour_ms)))
+    return hour_totals(rules, rules.evaluation(rollup_hour(samples, hour_ms))).values
 
 
-def hour_totals(rules: RuleSet, values: Sequence[DerivedValue]) -> list[DerivedValue]:
-    """The values of the rules over an hour's 'average minutes', with SUM metrics × 60."""
+def hour_totals(rules: RuleSet, evaluation: Evaluation) -> Evaluation:
+    """The values of the rules over an hour's 'average minutes', with SUM metrics × 60.
+
+    An hour's total past the largest float is not computed: left out, and counted.
+    """
     merge = {info.name: info.downsampling for info in rules.metrics}
-    return [
-        DerivedValue(v.metric, v.scope, v.service, v.endpoint, v.layer, v.time_ms,
-                     v.value * MINUTES_PER_HOUR, v.instance)
-        if merge.get(v.metric) == "SUM"
-        else v
-        for v in values
-    ]
+    values: list[DerivedValue] = []
+    not_computed = Counter(evaluation.not_computed)
+    for v in evaluation.values:
+        if merge.get(v.metric) == "SUM":
+            total = v.value * MINUTES_PER_HOUR
+            if not math.isfinite(total):
+                not_computed[v.metric] += 1
+                continue
+            v = DerivedValue(v.metric, v.scope, v.service, v.endpoint, v.layer, v.time_ms, total, v.instance)
+        values.append(v)
+    return Evaluation(values, dict(not_computed))
+
+
+@dataclass(frozen=True, slots=True)
+class DeriveCountsSnapshot:
+    """The deriver's counters, for /metrics."""
+
+    not_computed: tuple[tuple[str, str, int], ...]
+    """(step 'minute' or 'hour', metric, values not computed), sorted."""
+    set_aside: tuple[tuple[str, int], ...]
+    """(step, buckets set aside), sorted; steps with none are left out."""
+
+
+class NotComputedValues:
+    """Values left out because they could not be computed: counted by step and metric, and
+    logged once per (bucket, metric), without a traceback (the data caused it, not a bug).
+
+    A bucket is derived again after each commit that touches it and finds the same values
+    not computed each time, so a (step, bucket, metric) adds only what it lost beyond what
+    was counted for it already: the counter counts values, not passes. The last
+    ``KEYS_KEPT`` keys are remembered; one derived again after that counts and logs again.
+    """
+
+    KEYS_KEPT = 10_000
+
+    def __init__(self) -> None:
+        self.totals: Counter[tuple[str, str]] = Counter()
+        self._counted: OrderedDict[tuple[int, int, str], int] = OrderedDict()
+
+    def record(self, step_ms: int, bucket_ms: int, not_computed: Mapping[str, int]) -> None:
+        for metric, count in sorted(not_computed.items()):
+            key = (step_ms, bucket_ms, metric)
+            counted = self._counted.get(key)
+            if counted is None:
+                log.warning(
+                    f"some values of {_BUCKET_NAMES[step_ms][1]} could not be computed (past the largest "
+                    "floating-point number, about 1.8e308) and are left out; the other values are stored",
+                    extra={"metric": metric, "bucket_ms": bucket_ms, "values": count},
+                )  # fmt: skip
+            if count > (counted or 0):
+                self.totals[(STEP_NAMES[step_ms], metric)] += count - (counted or 0)
+                self._counted[key] = count
+            if key in self._counted:
+                self._counted.move_to_end(key)
+            while len(self._counted) > self.KEYS_KEPT:
+                self._counted.popitem(last=False)
+
+
+@dataclass(slots=True)
+class _Failing:
+    """A bucket whose derivation failed (not for a store error), waiting for its next try."""
+
+    attempts: int
+    retry_at: float
+    """``monotonic()`` time from which it may be tried again."""
 
 
 class Deriver:
@@ -153,8 +244,10 @@ class Deriver:
         rest_factor: float = 4.0,
         clock: Callable[[], float] = time.time,
         evaluator: Evaluator | None = None,
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
-        """``evaluator`` runs the rules: in a thread of this process unless given."""
+        """``evaluator`` runs the rules: in a thread of this process unless given.
+        ``monotonic`` times the backoff of failing buckets."""
         self.store = store
         self.rules = rules
         self.evaluator = evaluator if evaluator is not None else ThreadEvaluator()
@@ -163,6 +256,11 @@ class Deriver:
         self.rest_factor = rest_factor
         self.minute_retention_ms = int(minute_retention_days * 86_400_000)
         self.clock = clock
+        self.monotonic = monotonic
+        self.not_computed = NotComputedValues()
+        self._failing: dict[tuple[int, int], _Failing] = {}
+        self._set_aside: set[tuple[int, int]] = set()
+        self._set_aside_total: Counter[str] = Counter()
         self._minutes: set[int] = set()
         self._hours: set[int] = set()
         self._wake = asyncio.Event()
@@ -175,6 +273,21 @@ class Deriver:
         """Call ``listener(step_ms, bucket_ms)`` after a bucket's values were stored."""
         self._listeners.append(listener)
 
+    def counts(self) -> DeriveCountsSnapshot:
+        return DeriveCountsSnapshot(
+            not_computed=tuple(sorted((step, metric, n) for (step, metric), n in self.not_computed.totals.items())),
+            set_aside=tuple(sorted(self._set_aside_total.items())),
+        )
+
+    def retry_in_s(self) -> float | None:
+        """Seconds until the next failed minute may be tried again; None if none waits.
+
+        Failed hours wait for the next hour pass as well as for their backoff.
+        """
+        now = self.monotonic()
+        waits = [failing.retry_at - now for (step, _), failing in self._failing.items() if step == MINUTE_MS]
+        return max(0.0, min(waits)) if waits else None
+
     def touch(self, samples: Sequence[Sample]) -> None:
         """Mark the minutes and hours of freshly committed samples for recomputation."""
         self.touch_starts({sample.start_ms for sample in samples})
@@ -183,8 +296,14 @@ class Deriver:
         """Mark the minutes and hours of these period starts for recomputation."""
         if not starts:
             return
-        self._minutes.update(start - start % MINUTE_MS for start in starts)
-        self._hours.update(start - start % HOUR_MS for start in starts)
+        minutes = {start - start % MINUTE_MS for start in starts}
+        hours = {start - start % HOUR_MS for start in starts}
+        if self._set_aside:
+            # New samples give a bucket that was set aside a fresh chance.
+            self._set_aside.difference_update(
+                [(MINUTE_MS, minute) for minute in minutes] + [(HOUR_MS, hour) for hour in hours])
+        self._minutes.update(minutes)
+        self._hours.update(hours)
         self._wake.set()
 
     async def run(self) -> None:
@@ -194,8 +313,12 @@ class Deriver:
         while True:
             # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancellation that
             # arrives as the event is set (CPython gh-86296), and shutdown would then hang.
+            timeout = self.hour_interval_s
+            retry = self.retry_in_s()  # a failed minute's backoff may end before the next hour pass
+            if retry is not None:
+                timeout = min(timeout, retry)
             try:
-                async with asyncio.timeout(self.hour_interval_s):
+                async with asyncio.timeout(timeout):
                     await self._wake.wait()
             except TimeoutError:
                 pass
@@ -217,10 +340,12 @@ class Deriver:
             await self._derive_marked(hours)
 
     async def _derive_marked(self, hours: bool) -> None:
+        self._forget_past_retention()
         minutes, self._minutes = sorted(self._minutes), set()
         store_answered = await self._derive_each(MINUTE_MS, minutes, self._minutes)
-        if self._minutes:
-            self._wake.set()  # minutes that failed are retried at the next pass
+        now = self.monotonic()
+        if any(self._due(MINUTE_MS, minute, now) for minute in self._minutes):
+            self._wake.set()  # minutes the store failed are retried at the next pass
         if not (store_answered and hours):
             return
         pending, self._hours = sorted(self._hours), set()
@@ -230,20 +355,65 @@ class Deriver:
         """Derive ``buckets`` in order, putting a failed one back into ``marked``.
 
         A store error ends the loop (the store is likely down; the rest go back too) and
-        returns False. Any other error is a bug: logged, and only that bucket waits.
+        returns False. Any other error is a bug: that bucket alone waits (``_failed``).
         """
-        several, one = _BUCKET_NAMES[step_ms]
+        several = _BUCKET_NAMES[step_ms][0]
+        now = self.monotonic()
         for index, bucket in enumerate(buckets):
+            if not self._due(step_ms, bucket, now):
+                marked.add(bucket)  # still waiting for its backoff
+                continue
             try:
                 await self.derive_bucket(step_ms, bucket)
             except StoreError as exc:
                 log.warning(f"deriving {several} failed, will retry", extra={"error": str(exc)})
                 marked.update(buckets[index:])
                 return False
-            except Exception:
-                log.exception(f"deriving {one} failed, will retry", extra={"bucket_ms": bucket})
-                marked.add(bucket)
+            except Exception as exc:
+                self._failed(step_ms, bucket, exc, marked)
+            else:
+                self._failing.pop((step_ms, bucket), None)
         return True
+
+    def _due(self, step_ms: int, bucket_ms: int, now: float) -> bool:
+        failing = self._failing.get((step_ms, bucket_ms))
+        return failing is None or failing.retry_at <= now
+
+    def _failed(self, step_ms: int, bucket_ms: int, exc: Exception, marked: set[int]) -> None:
+        """Retry a bucket that failed with a doubling backoff; set it aside after MAX_ATTEMPTS.
+
+        The traceback is logged at the first failure only: the retries fail alike.
+        """
+        one = _BUCKET_NAMES[step_ms][1]
+        key = (step_ms, bucket_ms)
+        failing = self._failing.pop(key, None)
+        attempts = 1 if failing is None else failing.attempts + 1
+        if attempts >= MAX_ATTEMPTS:
+            self._set_aside.add(key)
+            self._set_aside_total[STEP_NAMES[step_ms]] += 1
+            log.error(
+                f"deriving {one} keeps failing; it is set aside until new samples for it arrive",
+                extra={"bucket_ms": bucket_ms, "attempts": attempts, "error": f"{type(exc).__name__}: {exc}"},
+            )  # fmt: skip
+            return
+        delay_s = min(self.interval_s * 2 ** (attempts - 1), MAX_BACKOFF_S)
+        self._failing[key] = _Failing(attempts, self.monotonic() + delay_s)
+        marked.add(bucket_ms)
+        if attempts == 1:
+            log.exception(f"deriving {one} failed, will retry", extra={"bucket_ms": bucket_ms, "retry_in_s": delay_s})
+        else:
+            log.info(f"deriving {one} failed again, will retry",
+                     extra={"bucket_ms": bucket_ms, "attempts": attempts, "retry_in_s": delay_s,
+                            "error": f"{type(exc).__name__}: {exc}"})
+
+    def _forget_past_retention(self) -> None:
+        """Failed and set-aside buckets past the minute retention are never derived again."""
+        if not (self._failing or self._set_aside):
+            return
+        since = int(self.clock() * 1000) - self.minute_retention_ms  # as derive_bucket has it
+        for key in [key for key in self._failing if key[1] < since]:
+            del self._failing[key]
+        self._set_aside = {key for key in self._set_aside if key[1] >= since}
 
     async def derive_bucket(self, step_ms: int, bucket_ms: int) -> bool:
         """Recompute one bucket from its stored samples; False if newer values won.
@@ -258,13 +428,15 @@ class Deriver:
         rules = self.rules.current
         if step_ms == MINUTE_MS:
             samples = await self.store.samples(bucket_ms, bucket_ms + step_ms)
-            values = await self.evaluator.evaluate(rules, samples)
+            evaluation = await self.evaluator.evaluate(rules, samples)
         else:
             # Rolled up here, evaluated by the evaluator: only one sample per series crosses.
             rolled = await self._rolled_up_hour(bucket_ms)
-            values = hour_totals(rules, await self.evaluator.evaluate(rules, rolled))
-        stored = await self.store.put_derived(step_ms, bucket_ms, version, values)
+            evaluation = hour_totals(rules, await self.evaluator.evaluate(rules, rolled))
+        stored = await self.store.put_derived(step_ms, bucket_ms, version, evaluation.values)
         if stored:
+            if evaluation.not_computed:
+                self.not_computed.record(step_ms, bucket_ms, evaluation.not_computed)
             for listener in self._listeners:
                 listener(step_ms, bucket_ms)
         return stored

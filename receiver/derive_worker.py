@@ -31,7 +31,7 @@ from itertools import chain, repeat, starmap
 from typing import Any, Protocol
 
 from receiver.model import SAMPLE_FIELDS, DerivedValue, Sample, Series
-from receiver.rules import RuleSet
+from receiver.rules import Evaluation, RuleSet
 
 log = logging.getLogger("receiver.derive")
 
@@ -39,8 +39,8 @@ _new_tuple = tuple.__new__
 
 
 class Evaluator(Protocol):
-    async def evaluate(self, rules: RuleSet, samples: Sequence[Sample]) -> list[DerivedValue]:
-        """``rules.evaluate(samples)``, wherever it runs."""
+    async def evaluate(self, rules: RuleSet, samples: Sequence[Sample]) -> Evaluation:
+        """``rules.evaluation(samples)``, wherever it runs."""
         ...
 
     def close(self) -> None:
@@ -51,8 +51,8 @@ class Evaluator(Protocol):
 class ThreadEvaluator:
     """Evaluates in a thread of this process: for tests and for embedding the receiver."""
 
-    async def evaluate(self, rules: RuleSet, samples: Sequence[Sample]) -> list[DerivedValue]:
-        return await asyncio.to_thread(rules.evaluate, samples)
+    async def evaluate(self, rules: RuleSet, samples: Sequence[Sample]) -> Evaluation:
+        return await asyncio.to_thread(rules.evaluation, samples)
 
     def close(self) -> None:
         pass
@@ -68,7 +68,7 @@ class ProcessEvaluator:
         self._rules_version = 0
         self._no_worker = False
 
-    async def evaluate(self, rules: RuleSet, samples: Sequence[Sample]) -> list[DerivedValue]:
+    async def evaluate(self, rules: RuleSet, samples: Sequence[Sample]) -> Evaluation:
         if rules is not self._rules:  # a reload: the worker gets the new rules once
             self._rules_blob = pickle.dumps(rules, pickle.HIGHEST_PROTOCOL)
             self._rules, self._rules_version = rules, self._rules_version + 1
@@ -76,9 +76,9 @@ class ProcessEvaluator:
         for attempt in (1, 2):
             pool = self._pool or self._start()
             if pool is None:
-                return await asyncio.to_thread(rules.evaluate, samples)
+                return await asyncio.to_thread(rules.evaluation, samples)
             try:
-                rows = await asyncio.wrap_future(
+                rows, not_computed = await asyncio.wrap_future(
                     pool.submit(evaluate_packed, self._rules_version, self._rules_blob, packed))
             except BrokenProcessPool:
                 # The worker died, now or since the last call (killed, out of memory, could
@@ -86,9 +86,9 @@ class ProcessEvaluator:
                 log.warning("the rule evaluation worker died", extra={"attempt": attempt})
                 self._drop_pool(wait=False)
             else:
-                return await asyncio.to_thread(unpack_values, rows)
+                return Evaluation(await asyncio.to_thread(unpack_values, rows), not_computed)
         log.error("the rule evaluation worker died twice; this pass evaluates in a thread")
-        return await asyncio.to_thread(rules.evaluate, samples)
+        return await asyncio.to_thread(rules.evaluation, samples)
 
     def _start(self) -> ProcessPoolExecutor | None:
         """The worker pool, or None (and evaluation in threads from now on) if there can be none."""
@@ -171,9 +171,11 @@ _worker_rules: tuple[int, RuleSet] | None = None
 """In the worker: the rules it was last sent, with their version."""
 
 
-def evaluate_packed(version: int, rules_blob: bytes, packed: Packed) -> list[tuple[Any, ...]]:
-    """In the worker: the packed values of the rules over the packed samples."""
+def evaluate_packed(version: int, rules_blob: bytes, packed: Packed) -> tuple[list[tuple[Any, ...]], dict[str, int]]:
+    """In the worker: the packed values of the rules over the packed samples, and the
+    count of values not computed per metric."""
     global _worker_rules
     if _worker_rules is None or _worker_rules[0] != version:
         _worker_rules = (version, pickle.loads(rules_blob))
-    return pack_values(_worker_rules[1].evaluate(unpack_samples(packed)))
+    evaluation = _worker_rules[1].evaluation(unpack_samples(packed))
+    return pack_values(evaluation.values), evaluation.not_computed

@@ -299,6 +299,12 @@ def _certificate_arn(text: str, region: str) -> str | None:
     return text
 
 
+SHORTEST_DASHBOARD_PREFIX = {4: 8, 6: 32}
+"""The widest network dashboardAllowedCidrs takes, by IP version: a /8 is an ISP's or a
+large organisation's block; anything wider (0.0.0.0/1 and 128.0.0.0/1 together are all of
+IPv4) opens the unauthenticated pages to the internet."""
+
+
 def _cidrs(values: tuple[str, ...]) -> tuple[str, ...]:
     if len(values) > MAX_DASHBOARD_CIDRS:
         raise SettingsError(f"dashboardAllowedCidrs lists {len(values)} networks; put at most {MAX_DASHBOARD_CIDRS}")
@@ -310,15 +316,18 @@ def _cidrs(values: tuple[str, ...]) -> tuple[str, ...]:
             raise SettingsError(
                 f"dashboardAllowedCidrs entry {value!r} is not a network in CIDR form; put one such as 203.0.113.0/24"
             ) from None
+        # Checked before the IPv6 refusal, so "::/0" is named for what it would do.
+        shortest = SHORTEST_DASHBOARD_PREFIX[network.version]
+        if network.prefixlen < shortest:
+            raise SettingsError(
+                f"dashboardAllowedCidrs entry {value!r} is wider than /{shortest} and would open the unauthenticated "
+                "dashboard, API and /metrics to a large part of the internet (two /1 networks are all of it); "
+                "list only your own networks"
+            )
         if network.version != 4:
             raise SettingsError(
                 f"dashboardAllowedCidrs entry {value!r} is IPv6, but the load balancer has only IPv4 addresses; "
                 "list IPv4 networks"
-            )
-        if network.prefixlen == 0:
-            raise SettingsError(
-                f"dashboardAllowedCidrs entry {value!r} would open the unauthenticated dashboard to the whole internet; "
-                "list only your own networks"
             )
         if str(network) in cidrs:
             raise SettingsError(f"dashboardAllowedCidrs lists {value!r} twice; list each network once")

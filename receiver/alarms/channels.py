@@ -86,8 +86,19 @@ class WebhookChannel:
         await _post(self._session, self.url, notification_body(event, rule))
 
 
+def slack_escape(text: str) -> str:
+    """``text`` as Slack shows it literally: ``&``, ``<`` and ``>`` as ``&amp;``, ``&lt;``,
+    ``&gt;`` (Slack's documented escaping; nothing else is). Without it a table name such as
+    ``<!channel>`` would notify everyone, and ``<https://x|text>`` would be a disguised link."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
 class SlackChannel:
-    """POST ``{"text": ...}``, which Slack's (and Mattermost's, Rocket.Chat's ...) incoming webhooks take."""
+    """POST ``{"text": ...}``, which Slack's (and Mattermost's, Rocket.Chat's ...) incoming webhooks take.
+
+    The text is escaped (``slack_escape``): it holds names and messages from rule files and
+    from the data, never markup of ours.
+    """
 
     def __init__(self, url: str, session: aiohttp.ClientSession) -> None:
         self.url = url
@@ -95,7 +106,7 @@ class SlackChannel:
         self._session = session
 
     async def send(self, event: AlarmEvent, rule: AlarmRule) -> None:
-        await _post(self._session, self.url, {"text": headline(event)})
+        await _post(self._session, self.url, {"text": slack_escape(headline(event))})
 
 
 class SnsChannel:

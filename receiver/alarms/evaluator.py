@@ -73,7 +73,8 @@ class AlarmEvaluator:
 
     async def tick(self) -> list[AlarmEvent]:
         """Evaluate every complete minute not evaluated yet; the events this replica wrote."""
-        if not self.rules:
+        rules = self.rules  # one set of rules for the whole tick, though a reload swaps them
+        if not rules:
             return []
         last = latest_complete_minute(int(self._clock() * 1000), self._settle_s)
         first = last - self._catch_up * MINUTE_MS if self._evaluated is None else self._evaluated + MINUTE_MS
@@ -81,12 +82,12 @@ class AlarmEvaluator:
         written: list[AlarmEvent] = []
         if minutes:
             heads = {event.key: event for event in await self._store.alarm_heads()}
-            longest_silence = max(rule.silence for rule in self.rules)
+            longest_silence = max(rule.silence for rule in rules)
             last_firing: dict[tuple[str, str, str], int] = {}
             for event in await self._store.alarm_events(minutes[0] - longest_silence * MINUTE_MS):
                 if event.kind == FIRING:
                     last_firing[event.key] = max(event.minute_ms, last_firing.get(event.key, event.minute_ms))
-            for rule in self.rules:
+            for rule in rules:
                 written += await self._evaluate_rule(rule, minutes, heads, last_firing)
         self._evaluated = max(last, self._evaluated or last)
         return written

@@ -1,4 +1,9 @@
-"""The alarms of one receiver: rules loaded and checked, evaluator and notifier running."""
+"""The alarms of one receiver: rules loaded and checked, evaluator and notifier running.
+
+The alarm rules reload with the metric rules on SIGHUP (``reload_async``): the new files
+are checked against the metric rules then in force, and a broken file keeps the old alarm
+rules with one log line naming the file and the reason, as a broken metric rule file does.
+"""
 
 from __future__ import annotations
 
@@ -15,7 +20,9 @@ from receiver.alarms.counters import AlarmCounters
 from receiver.alarms.evaluator import AlarmEvaluator
 from receiver.alarms.loader import check_metrics, load_alarms
 from receiver.alarms.notifier import Backoff, Notifier
+from receiver.alarms.rules import AlarmRule
 from receiver.alarms.settings import AlarmSettings
+from receiver.rules.errors import RuleError
 from receiver.store.base import Store
 
 log = logging.getLogger("receiver.alarms")
@@ -49,6 +56,46 @@ class Alarms:
         self._sns_client = sns_client
         self._session: aiohttp.ClientSession | None = None
         self._tasks: list[asyncio.Task] = []
+        self._reloading: asyncio.Lock | None = None
+
+    def reload(self, metric_scopes: Mapping[str, str]) -> RuleError | None:
+        """Load the alarm files again, checked against ``metric_scopes`` (the metric rules in
+        force); on failure keep the old alarm rules and return (and log) why."""
+        try:
+            rules = self._load(metric_scopes)
+        except RuleError as error:
+            return self._not_reloaded(error)
+        self._swap(rules)
+        return None
+
+    async def reload_async(self, metric_scopes: Mapping[str, str]) -> RuleError | None:
+        """``reload`` with the files read off the event loop; reloads run one at a time."""
+        if self._reloading is None:
+            self._reloading = asyncio.Lock()
+        async with self._reloading:
+            try:
+                rules = await asyncio.to_thread(self._load, metric_scopes)
+            except RuleError as error:
+                return self._not_reloaded(error)
+            self._swap(rules)
+            return None
+
+    def _load(self, metric_scopes: Mapping[str, str]) -> list[AlarmRule]:
+        directory = self.settings.directory
+        rules = load_alarms(directory) if directory is not None else []
+        check_metrics(rules, dict(metric_scopes))
+        return rules
+
+    def _swap(self, rules: list[AlarmRule]) -> None:
+        # The evaluator reads its rules once per tick: a tick under way ends with the old ones.
+        self.rules = rules
+        self.evaluator.rules = list(rules)
+        log.info("alarm rules reloaded", extra={"rules": len(rules), "directory": str(self.settings.directory)})
+
+    def _not_reloaded(self, error: RuleError) -> RuleError:
+        # str(error) reads "<file>:<line>:<column>: <reason>".
+        log.error(f"alarm rules not reloaded, the previous alarm rules stay in force: {error}")
+        return error
 
     async def start(self) -> None:
         channels: list[Channel] = []

@@ -4,6 +4,7 @@ Entry points:
 
 * ``load_rules(directory) -> RuleSet`` (raises ``RuleError`` with file:line:col);
 * ``RuleSet.metrics`` (``MetricInfo``) and ``RuleSet.evaluate(samples)`` (``DerivedValue``);
+  ``RuleSet.evaluation(samples)`` (``Evaluation``: the values and those not computed);
 * ``RuleHolder`` (the rules in force; ``reload()``, ``install_sighup()``);
 * ``check_rules_main(directory, out, err)`` and ``default_rules_dir()`` for the CLI.
 """
@@ -12,10 +13,11 @@ from receiver.rules.cli import check_rules_main, default_rules_dir
 from receiver.rules.errors import Pos, RuleError
 from receiver.rules.holder import RuleHolder
 from receiver.rules.loader import load_rules
-from receiver.rules.ruleset import DerivedValue, MetricInfo, RuleSet
+from receiver.rules.ruleset import DerivedValue, Evaluation, MetricInfo, RuleSet
 
 __all__ = [
     "DerivedValue",
+    "Evaluation",
     "MetricInfo",
     "Pos",
     "RuleError",

@@ -5,13 +5,21 @@ SkyWalking's ``EMPTY``. Operations follow SkyWalking's ``SampleFamily``: tag fil
 matching points, binary operations pair points with equal label sets, aggregations group by
 the listed labels (a missing label groups as ''). Two deliberate differences, both because
 a value here must be a pure function of the samples: sums use ``math.fsum`` (exact, so no
-dependence on order), and any point whose value is not finite is dropped (SkyWalking drops
-NaN; we drop ±Infinity too, which JSON cannot carry).
+dependence on order), and values that are not finite never come out as numbers.
+
+* A division by zero is no value (NaN): the point is dropped, as SkyWalking drops NaN.
+* A value that cannot be computed (a sum or product past the largest float, ~1.8e308)
+  stays in its family as ±inf, ``NOT_COMPUTED``: whatever is computed from it cannot be
+  computed either (an aggregation over it, its maximum, a quotient by it), so it poisons
+  what it flows into, down to the entity. ``ruleset.entities`` then leaves that entity's
+  value out and counts it, rather than store a total that silently misses a part. Other
+  entities are not affected: one account's overflow never costs another its values.
 """
 
 from __future__ import annotations
 
 import math
+import operator
 import re
 from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Iterable
@@ -56,8 +64,14 @@ def label(labels: Labels, key: str) -> str:
     return "" if found is None else found
 
 
-def _finite(points: Iterable[Point]) -> Family:
-    return tuple(p for p in points if math.isfinite(p.value))
+NOT_COMPUTED = math.inf
+"""The value of a point that could not be computed (see the module docstring); a point
+whose value is -inf (a negated one) is not computed either: test with ``math.isinf``."""
+
+
+def _valued(points: Iterable[Point]) -> Family:
+    """The points that have a value: NaN (no value) dropped, ±inf (not computed) kept."""
+    return tuple(p for p in points if p.value == p.value)
 
 
 class Memo:
@@ -249,20 +263,45 @@ def keep(family: Family, closure: n.Closure, memo: Memo | None = None) -> Family
 
 # ---- arithmetic ----
 
+def _divide(a: float, b: float) -> float:
+    if not b:
+        return math.nan  # 0/0 and x/0 are no value, not an error
+    if math.isinf(b):
+        return NOT_COMPUTED  # a quotient by a value not computed is not computed (a / inf is 0)
+    return a / b
+
+
 _ARITHMETIC: dict[str, Callable[[float, float], float]] = {
-    "+": lambda a, b: a + b,
-    "-": lambda a, b: a - b,
-    "*": lambda a, b: a * b,
-    "/": lambda a, b: a / b if b else math.nan,  # 0/0 and x/0 are no value, not an error
+    "+": operator.add,
+    "-": operator.sub,
+    "*": operator.mul,
+    "/": _divide,
 }
+
+
+def _results(op: str, operands: Iterable[tuple[Labels, float, float]]) -> Family:
+    """``a op b`` for each (labels, a, b): a division by zero gives no point; a result that
+    is not finite otherwise (an overflow, or an operand not computed) is ``NOT_COMPUTED``."""
+    apply = _ARITHMETIC[op]
+    isfinite = math.isfinite
+    points = []
+    for labels, a, b in operands:
+        value = apply(a, b)
+        if not isfinite(value):
+            if op == "/" and not b:
+                continue
+            value = NOT_COMPUTED  # inf - inf and inf * 0 give NaN: still not computed
+        points.append(Point(labels, value))
+    return tuple(points)
 
 
 def with_number(family: Family, op: str, number: float, number_first: bool = False) -> Family:
     """Each point combined with a number; ``number_first`` for ``2 - family``."""
-    apply = _ARITHMETIC[op]
+    if math.isnan(number):  # a constant divided by zero: no value, for every point
+        return EMPTY
     if number_first:
-        return _finite(Point(p.labels, apply(number, p.value)) for p in family)
-    return _finite(Point(p.labels, apply(p.value, number)) for p in family)
+        return _results(op, ((p.labels, number, p.value) for p in family))
+    return _results(op, ((p.labels, p.value, number) for p in family))
 
 
 def negate(family: Family) -> Family:
@@ -283,26 +322,55 @@ def combine(left: Family, op: str, right: Family) -> Family:
         if op == "-":
             return left if left else negate(right)
         return EMPTY
-    apply = _ARITHMETIC[op]
     partners: dict[Labels, float] = {}
     for point in right:
         partners.setdefault(point.labels, point.value)  # the first, as SkyWalking's find()
-    return _finite(Point(p.labels, apply(p.value, partners[p.labels]))
-                   for p in left if p.labels in partners)
+    return _results(op, ((p.labels, p.value, partners[p.labels]) for p in left if p.labels in partners))
 
 
 # ---- aggregation ----
 
 
-def _mean(values: list[float]) -> float:
-    return math.fsum(values) / len(values)
+def not_computed(values: list[float]) -> bool:
+    """Whether any of ``values`` could not be computed (±inf)."""
+    return math.inf in values or -math.inf in values
+
+
+def total(values: list[float]) -> float:
+    """The exact sum, or ``NOT_COMPUTED`` when it is past the largest float or a part is."""
+    try:
+        return math.fsum(values)  # ±inf when a part is not computed
+    except (OverflowError, ValueError):  # an overflow; or parts not computed of both signs
+        return NOT_COMPUTED
+
+
+def mean(values: list[float]) -> float:
+    """The mean, or ``NOT_COMPUTED`` when a part is. The mean of finite values is always
+    within range, even where their sum is not: then it is the sum of each value's share."""
+    whole = total(values)
+    if math.isfinite(whole):
+        return whole / len(values)
+    if not_computed(values):
+        return NOT_COMPUTED
+    try:
+        return math.fsum([value / len(values) for value in values])
+    except OverflowError:  # not reachable with finite shares; a guard, not a path
+        return NOT_COMPUTED
+
+
+def _largest(values: list[float]) -> float:
+    return NOT_COMPUTED if not_computed(values) else max(values)
+
+
+def _smallest(values: list[float]) -> float:
+    return NOT_COMPUTED if not_computed(values) else min(values)
 
 
 AGGREGATES: dict[str, Callable[[list[float]], float]] = {
-    "sum": math.fsum,
-    "avg": _mean,
-    "max": max,
-    "min": min,
+    "sum": total,
+    "avg": mean,
+    "max": _largest,
+    "min": _smallest,
 }
 
 
@@ -330,8 +398,8 @@ def _aggregate(family: Family, how: str, by: tuple[str, ...], memo: Memo) -> Fam
         if key is None:
             key = keys[values] = tuple([(k, v or "") for k, v in zip(names, values)])
         groups.setdefault(key, []).append(point.value)
-    fold = AGGREGATES[how]
-    return _finite(Point(key, fold(values)) for key, values in groups.items())
+    fold = AGGREGATES[how]  # never NaN: finite, or NOT_COMPUTED
+    return tuple([Point(key, fold(values)) for key, values in groups.items()])
 
 
 # ---- from CloudWatch samples ----
@@ -432,4 +500,6 @@ def build(samples: Iterable[Sample], wanted: frozenset[str] | None = None) -> di
             points.setdefault(count, []).append(Point(labels, float(sample.count)))
         if want[2]:
             points.setdefault(base, []).extend(quantile_points(sample, labels))
-    return {name: _finite(found) for name, found in points.items()}
+    # Stored samples are finite (the stores refuse others); an hour's rolled-up sum past the
+    # largest float comes as inf, and is NOT_COMPUTED here like any other.
+    return {name: _valued(found) for name, found in points.items()}

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from receiver.rules.errors import RuleError
@@ -30,7 +30,7 @@ class RuleHolder:
         self.last_error: RuleError | None = None
         """Why the last reload failed; None after a successful one."""
         self._lock: asyncio.Lock | None = None
-        self._tasks: set[asyncio.Task[RuleError | None]] = set()
+        self._tasks: set[asyncio.Task[None]] = set()
 
     @property
     def current(self) -> RuleSet:
@@ -60,13 +60,26 @@ class RuleHolder:
             self._swap(rules)
             return None
 
-    def install_sighup(self, loop: asyncio.AbstractEventLoop | None = None) -> Callable[[], None]:
-        """Reload on SIGHUP in ``loop`` (the running one by default); returns the undo."""
+    def install_sighup(self, loop: asyncio.AbstractEventLoop | None = None, *,
+                       then: Callable[[], Awaitable[object]] | None = None) -> Callable[[], None]:
+        """Reload on SIGHUP in ``loop`` (the running one by default); returns the undo.
+
+        ``then``: what else reloads on SIGHUP, after the rules (the alarm rules, which are
+        checked against them). A signal has one handler, so it is chained here.
+        """
         loop = loop or asyncio.get_running_loop()
+
+        async def reload_all() -> None:
+            await self.reload_async()
+            if then is not None:
+                try:
+                    await then()
+                except Exception:  # a bug: logged here, as nobody awaits this task
+                    log.exception("SIGHUP: reloading after the rules failed")
 
         def on_hangup() -> None:
             log.info("SIGHUP: reloading rules from %s", self.directory)
-            task = loop.create_task(self.reload_async())
+            task = loop.create_task(reload_all())
             self._tasks.add(task)  # keep a reference until it is done
             task.add_done_callback(self._tasks.discard)
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import math
+from collections import Counter
 from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 
@@ -37,6 +38,16 @@ class MetricInfo:
     layer: str
     downsampling: str
     """How minutes merge into hours: AVG, SUM, LATEST, MAX, MIN or SUM_PER_MIN."""
+
+
+@dataclass(frozen=True, slots=True)
+class Evaluation:
+    """What ``RuleSet.evaluation`` gives: the values, and the values it could not compute."""
+
+    values: list[DerivedValue]
+    not_computed: dict[str, int]
+    """metric -> how many of its entity values could not be computed (an overflow; see
+    families.NOT_COMPUTED) and are left out of ``values``; only metrics with some."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,11 +104,21 @@ class RuleSet:
                  metrics: Collection[str] | None = None) -> list[DerivedValue]:
         """Every metric's value (or those of ``metrics``) for every entity and minute.
 
-        Sorted by metric, scope, service, endpoint/instance and minute.
+        Sorted by metric, scope, service, endpoint/instance and minute. A value that cannot
+        be computed is left out (``evaluation`` says which metrics lost some).
+        """
+        return self.evaluation(samples, metrics=metrics).values
+
+    def evaluation(self, samples: Iterable[Sample], *,
+                   metrics: Collection[str] | None = None) -> Evaluation:
+        """``evaluate``'s values, with the count of values not computed per metric.
+
+        A value that cannot be computed (a sum past the largest float) is absent for its
+        entity only: every other entity's value is computed as ever.
         """
         rules = self._select(metrics)
         if not rules:
-            return []
+            return Evaluation([], {})
         wanted = self.families(metrics)
         # Keep only samples some selected rule reads (decided once per series), the last
         # of each identity; then sort, so what follows sees the set, not the arrival order.
@@ -116,24 +137,34 @@ class RuleSet:
             sample = unique[identity]
             minutes.setdefault(sample.start_ms, []).append(sample)
         found: dict[tuple[str, str, str, str | None, str | None, str, int], list[float]] = {}
+        not_computed: Counter[str] = Counter()
         for minute, group in sorted(minutes.items()):
             data = f.build(group, wanted)
             filtered: dict[tuple[int, str], f.Family] = {}
             memo = f.Memo(self._answers)
             for rule in rules:
-                for service, endpoint, instance, value in self._run(rule, data, filtered,
-                                                                    memo):
+                named, lost = self._run(rule, data, filtered, memo)
+                if lost:
+                    not_computed[rule.metric] += lost
+                for service, endpoint, instance, value in named:
                     key = (rule.metric, rule.shape.scope.kind, service, endpoint, instance,
                            rule.shape.scope.layer, minute)
                     found.setdefault(key, []).append(value)
-        return [DerivedValue(metric, scope, service, endpoint, layer, minute,
-                             math.fsum(values) / len(values), instance)
-                for (metric, scope, service, endpoint, instance, layer, minute), values
-                in sorted(found.items(), key=lambda item: _order(item[0]))]
+        values = []
+        for (metric, scope, service, endpoint, instance, layer, minute), parts in sorted(
+                found.items(), key=lambda item: _order(item[0])):
+            # Rules of one metric naming one entity: their mean (finite, as the parts are).
+            value = f.mean(parts)
+            if math.isfinite(value):
+                values.append(DerivedValue(metric, scope, service, endpoint, layer, minute, value, instance))
+            else:
+                not_computed[metric] += 1
+        return Evaluation(values, dict(not_computed))
 
     @staticmethod
     def _run(rule: Rule, data: dict[str, f.Family], filtered: dict[tuple[int, str], f.Family],
-             memo: f.Memo) -> list[tuple[str, str | None, str | None, float]]:
+             memo: f.Memo) -> tuple[list[tuple[str, str | None, str | None, float]], int]:
+        """The entities the rule names with their values, and how many it could not compute."""
         inputs: dict[str, f.Family] = {}
         for name in rule.shape.families:
             family = data.get(name)
@@ -148,7 +179,7 @@ class RuleSet:
             if family:
                 inputs[name] = family
         if not inputs:  # as SkyWalking: a rule whose families are all absent says nothing
-            return []
+            return [], 0
         try:
             result = evaluator.evaluate(rule.expression, inputs, memo)
         except closures.ClosureFailure as failure:
@@ -158,7 +189,17 @@ class RuleSet:
                 _warned.add(reason)
                 log.warning("rule %s (%s:%s) gives no value where its closure fails: %s",
                             rule.metric, rule.file, rule.pos, failure)
-            return []
+            return [], 0
+        except ArithmeticError as error:
+            # Families keep values not computed as NOT_COMPUTED rather than raise; should an
+            # arithmetic error get through anyway, it costs this rule's values this minute,
+            # counted as one, never the other rules' (and so never the other accounts').
+            reason = (rule.file, rule.pos, f"{type(error).__name__}: {error}")
+            if reason not in _warned:
+                _warned.add(reason)
+                log.warning("rule %s (%s:%s) gives no value where its arithmetic fails: %s",
+                            rule.metric, rule.file, rule.pos, reason[2])
+            return [], 1
         assert isinstance(result, tuple), "the checker guarantees a family"
         return entities(result, rule.shape.scope, memo)
 
@@ -174,13 +215,14 @@ def _dim(values: tuple[str, ...], delimiter: str) -> str:
 
 
 def entities(family: f.Family, scope: Scope, memo: f.Memo | None = None,
-             ) -> list[tuple[str, str | None, str | None, float]]:
-    """(service, endpoint, instance, value) for each entity the family's points name.
+             ) -> tuple[list[tuple[str, str | None, str | None, float]], int]:
+    """(service, endpoint, instance, value) for each entity the family's points name, and
+    how many entities' values could not be computed (left out).
 
     Points group by the scope's label values. Where a group holds more than one point,
     SkyWalking keeps an arbitrary one (the first); we take their mean, which does not
     depend on order and equals that point when they agree. An entity whose name would be
-    empty is left out.
+    empty is left out; so is one with a point not computed (families.NOT_COMPUTED).
     """
     keys = scope.service_keys + scope.entity_keys
     split = len(scope.service_keys)
@@ -190,16 +232,20 @@ def entities(family: f.Family, scope: Scope, memo: f.Memo | None = None,
     for point, group in zip(family, zip(*columns) if keys else ((),) * len(family)):
         groups.setdefault(group, []).append(point.value)
     result: list[tuple[str, str | None, str | None, float]] = []
+    lost = 0
     for group, values in groups.items():
         service = _dim(group[:split], scope.delimiter)
         entity = _dim(group[split:], scope.delimiter) if scope.entity_keys else None
         if not service or (scope.entity_keys and not entity):
             continue
-        value = math.fsum(values) / len(values)
+        value = f.mean(values)
+        if not math.isfinite(value):
+            lost += 1
+            continue
         if scope.kind == "endpoint":
             result.append((service, entity, None, value))
         elif scope.kind == "instance":
             result.append((service, None, entity, value))
         else:
             result.append((service, None, None, value))
-    return result
+    return result, lost

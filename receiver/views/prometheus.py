@@ -32,6 +32,7 @@ from dataclasses import dataclass
 from aiohttp import web
 
 from receiver.body import InflightBudget
+from receiver.derive import STEP_NAMES, DeriveCountsSnapshot
 from receiver.model import DerivedValue
 from receiver.rules import RuleHolder
 from receiver.rules.ruleset import MetricInfo
@@ -288,9 +289,20 @@ def receiver_families(state: ReceiverState) -> list[Family]:
         ),
         Family(
             PREFIX + "firehose_decode_errors_total", "counter",
-            "Deliveries refused with 400, by what could not be read: the body (size, gzip, cut short), "
-            "the envelope (headers, JSON, request id) or a record (its stream format).",
+            "Deliveries refused with 400, by what could not be read: the body (size, gzip, cut short) "
+            "or the envelope (headers, JSON, base64, request id).",
             tuple(Point((("reason", reason),), count) for reason, count in t.decode_errors),
+        ),
+        Family(
+            PREFIX + "records_quarantined_total", "counter",
+            "Records set aside because they did not decode, by reason; the rest of their delivery was "
+            "taken. They are kept in the store for re-delivery (python -m receiver quarantine).",
+            tuple(Point((("reason", reason),), count) for reason, count in t.quarantined),
+        ),
+        Family(
+            PREFIX + "firehose_aborted_requests_total", "counter",
+            "Deliveries whose client disconnected before sending the whole body (no answer sent).",
+            (Point((), t.aborted),),
         ),
         histogram(
             PREFIX + "firehose_request_duration_seconds",
@@ -325,12 +337,32 @@ def receiver_families(state: ReceiverState) -> list[Family]:
     return families
 
 
+def deriver_families(counts: DeriveCountsSnapshot) -> list[Family]:
+    """The deriver's counters (receiver/derive.py): values left out, buckets set aside."""
+    set_aside = dict(counts.set_aside)
+    return [
+        Family(
+            PREFIX + "values_not_computed_total", "counter",
+            "Derived values that could not be computed (a sum or product past the largest floating-point "
+            "number) and were left out, "
+            "by metric and step (minute or hour); each bucket's lost values are counted once.",
+            tuple(Point((("metric", metric), ("step", step)), n) for step, metric, n in counts.not_computed),
+        ),
+        Family(
+            PREFIX + "derive_buckets_set_aside_total", "counter",
+            "Minutes and hours whose derivation kept failing and was set aside until new samples for them "
+            "arrive, by step.",
+            tuple(Point((("step", step),), set_aside.get(step, 0)) for step in STEP_NAMES.values()),
+        ),
+    ]
+
+
 def exposition(
     derived: list[DerivedValue], metrics: Sequence[MetricInfo], state: ReceiverState, extra: Sequence[Family] = ()
 ) -> bytes:
     """The whole ``/metrics`` body; a derived family that collides with ours is dropped.
 
-    ``extra``: more of the receiver's own families (the alarm counters).
+    ``extra``: more of the receiver's own families (the deriver's and alarm counters).
     """
     own = [*receiver_families(state), *extra]
     own_names = {family.name for family in own}

@@ -106,6 +106,19 @@ async def test_slack_gets_a_text_with_the_status_and_message(tmp_path):
     assert sink.bodies == [{"text": "[RESOLVED] GameScores: 4 throttled"}]
 
 
+async def test_slack_text_is_escaped_so_a_table_name_cannot_ping_or_link(tmp_path):
+    # A message carries the table's name as its owner wrote it: Slack must show it as text,
+    # not as a @channel mention or a disguised link (Slack's escaping: & < > only).
+    message = "<!channel> & <https://evil.example|Orders>: 4 > 0 throttled"
+    hostile = AlarmEvent("throttled", SERVICE, "<!channel>", 1, FIRING, minute(3), 4.0, 0.0, message, minute(4))
+    sink = Sink()
+    async with serve_app(sink.app) as client, ClientSession() as session:
+        channel = SlackChannel(client.base + "/hook", session)
+        await Notifier([channel], AlarmCounters(), QUICK).deliver(hostile, rule(tmp_path, BODY))
+    assert sink.bodies == [{
+        "text": "[FIRING] &lt;!channel&gt; &amp; &lt;https://evil.example|Orders&gt;: 4 &gt; 0 throttled"}]
+
+
 @pytest.fixture
 def aws():
     with mock_aws():

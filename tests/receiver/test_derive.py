@@ -277,7 +277,7 @@ class FailingFor:
     async def evaluate(self, rules, samples):
         if not self.fixed and any(s.start_ms == self.start_ms for s in samples):
             raise RuntimeError("a bug in evaluation")
-        return rules.evaluate(samples)
+        return rules.evaluation(samples)
 
     def close(self) -> None:
         pass
@@ -285,7 +285,8 @@ class FailingFor:
 
 async def test_a_minute_that_fails_unexpectedly_is_retried_and_the_others_are_derived(store, rules, caplog):
     evaluator = FailingFor(T0 + MINUTE_MS)
-    deriver = deriver_for(store, rules, evaluator=evaluator)
+    now = [0.0]
+    deriver = deriver_for(store, rules, evaluator=evaluator, monotonic=lambda: now[0])
     samples = workload(minutes=3)
     await store.commit("a", samples)
     deriver.touch(samples)
@@ -293,6 +294,7 @@ async def test_a_minute_that_fails_unexpectedly_is_retried_and_the_others_are_de
     assert "deriving a minute failed, will retry" in caplog.text
     assert {time for *_, time in await derived_map(store)} == {T0, T0 + 2 * MINUTE_MS}
     evaluator.fixed = True
+    now[0] += deriver.retry_in_s()  # retried once its backoff has passed
     await deriver.derive_pending(hours=False)
     assert await derived_map(store) == {
         (v.metric, v.service, v.endpoint, v.time_ms): v.value for v in rules.current.evaluate(samples)}

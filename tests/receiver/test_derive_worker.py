@@ -68,9 +68,9 @@ def test_samples_cross_as_tuples_and_come_back_equal(minute):
 async def test_the_worker_gives_the_values_of_this_process(evaluator, rules, minute):
     expected = rules.evaluate(minute)
     assert len(expected) > 50
-    assert await evaluator.evaluate(rules, minute) == expected
-    assert await ThreadEvaluator().evaluate(rules, minute) == expected
-    assert await evaluator.evaluate(rules, []) == rules.evaluate([]) == []
+    assert (await evaluator.evaluate(rules, minute)).values == expected
+    assert (await ThreadEvaluator().evaluate(rules, minute)).values == expected
+    assert (await evaluator.evaluate(rules, [])).values == rules.evaluate([]) == []
 
 
 async def test_reloaded_rules_reach_the_worker(evaluator, rules, minute, tmp_path):
@@ -78,13 +78,13 @@ async def test_reloaded_rules_reach_the_worker(evaluator, rules, minute, tmp_pat
     other = load_rules(tmp_path)
     first = await evaluator.evaluate(rules, minute)
     second = await evaluator.evaluate(other, minute)
-    assert {value.metric for value in second} == {"test_reads"}
-    assert second == other.evaluate(minute)
+    assert {value.metric for value in second.values} == {"test_reads"}
+    assert second.values == other.evaluate(minute)
     assert await evaluator.evaluate(rules, minute) == first
 
 
 async def test_a_killed_worker_is_replaced(evaluator, rules, minute):
-    expected = rules.evaluate(minute)
+    expected = rules.evaluation(minute)
     assert await evaluator.evaluate(rules, minute) == expected
     workers = multiprocessing.active_children()
     assert len(workers) == 1
@@ -101,10 +101,26 @@ async def test_without_a_worker_the_rules_run_in_a_thread(monkeypatch, rules, ca
     monkeypatch.setattr(derive_worker, "ProcessPoolExecutor", no_semaphores)
     samples = [make_sample("GameScores", "ConsumedReadCapacityUnits", 0, value=120.0, count=4)]
     evaluator = ProcessEvaluator()
-    assert await evaluator.evaluate(rules, samples) == rules.evaluate(samples)
-    assert await evaluator.evaluate(rules, samples) == rules.evaluate(samples)
+    assert await evaluator.evaluate(rules, samples) == rules.evaluation(samples)
+    assert await evaluator.evaluate(rules, samples) == rules.evaluation(samples)
     assert [r.message for r in caplog.records].count("no worker process for rule evaluation, evaluating in a thread") == 1
     evaluator.close()
+
+
+async def test_the_worker_survives_a_value_that_cannot_be_computed(evaluator, rules, minute):
+    # One account's two regions' user errors add up past the largest float: only that
+    # account's value is left out (and counted); the worker goes on with the next call.
+    poisoned = [
+        Sample(Series("111111111111", region, "AWS/DynamoDB", "UserErrors", (), "Count"),
+               T0, T0 + 60_000, 1.0, 1.7e308, 1.7e308, 1.7e308, (), ())
+        for region in ("us-east-1", "eu-west-1")
+    ]
+    evaluation = await evaluator.evaluate(rules, [*minute, *poisoned])
+    assert evaluation == rules.evaluation([*minute, *poisoned])
+    assert evaluation.not_computed == {"aws_dynamodb_user_errors": 1}
+    assert "aws-dynamodb::111111111111" not in {value.service for value in evaluation.values}
+    assert evaluation.values == rules.evaluate(minute)  # everyone else's values, all of them
+    assert (await evaluator.evaluate(rules, minute)).values == rules.evaluate(minute)
 
 
 async def test_close_stops_the_worker(rules, minute):
@@ -120,7 +136,7 @@ async def test_close_stops_the_worker(rules, minute):
 
 @pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGKILL], ids=["SIGTERM", "SIGKILL"])
 async def test_the_worker_ends_with_the_receiver(stop):
-    with ReceiverProcess("--store", "memory://") as receiver:
+    with ReceiverProcess("--store", "memory://", "--allow-unauthenticated") as receiver:
         receiver.wait_listening()
         config = EmulatorConfig(url=receiver.url + INGEST_PATH, record_format="json", seed=3)
         async with FirehoseEmulator(config) as stream:

@@ -148,6 +148,11 @@ ERRORS = {
     "cidr ipv6": ("dashboardAllowedCidrs", {"dashboardAllowedCidrs": ["2001:db8::/32"]}, "list IPv4 networks"),
     "cidr everything": ("dashboardAllowedCidrs", {"dashboardAllowedCidrs": ["0.0.0.0/0"]}, "list only your own networks"),
     "cidr twice": ("dashboardAllowedCidrs", {"dashboardAllowedCidrs": ["203.0.113.0/24"] * 2}, "list each network once"),
+    # Two halves make the whole internet: no entry may be wider than /8 (IPv4) or /32 (IPv6).
+    "cidr half of ipv4": ("dashboardAllowedCidrs", {"dashboardAllowedCidrs": ["0.0.0.0/1", "128.0.0.0/1"]}, "'0.0.0.0/1' is wider than /8"),
+    "cidr second half of ipv4": ("dashboardAllowedCidrs", {"dashboardAllowedCidrs": ["10.0.0.0/8", "128.0.0.0/1"]}, "'128.0.0.0/1' is wider than /8"),
+    "cidr /7": ("dashboardAllowedCidrs", {"dashboardAllowedCidrs": ["10.0.0.0/7"]}, "list only your own networks"),
+    "cidr wide ipv6": ("dashboardAllowedCidrs", {"dashboardAllowedCidrs": ["::/1"]}, "'::/1' is wider than /32"),
     "too many cidrs": (
         "dashboardAllowedCidrs",
         {"dashboardAllowedCidrs": [f"10.0.{i}.0/24" for i in range(21)]},
@@ -205,6 +210,11 @@ def test_a_wrong_setting_is_one_sentence_naming_key_and_remedy(key: str, overrid
     assert key in message
     assert fragment in message
     assert "\n" not in message
+
+
+def test_networks_up_to_a_slash_8_are_allowed() -> None:
+    cidrs = ["10.0.0.0/8", "203.0.113.0/24", "198.51.100.7/32"]
+    assert read({"dashboardAllowedCidrs": cidrs}).dashboard_allowed_cidrs == tuple(cidrs)
 
 
 def test_readme_lists_every_setting() -> None:
