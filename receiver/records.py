@@ -111,7 +111,7 @@ class RecordSlicer:
                 result.samples += decode_record(data, self._format, self._labels)
             except DecodeError as exc:
                 result.quarantined.append(QuarantinedRecord(
-                    self._request_id, index, self._received_ms, getattr(exc, "reason", "malformed"), str(exc), data, self._labels))
+                    self._request_id, index, self._received_ms, exc.reason, str(exc), data, self._labels))
         result.done = self._next >= len(records)
         return result
 

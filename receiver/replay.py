@@ -35,7 +35,7 @@ import orjson
 
 from receiver import firehose, logs
 from receiver.emulator import EmulatorConfig, FirehoseEmulator, RetryPolicy, split_location
-from receiver.formats import DecodeError, decode_record
+from receiver.formats import DecodeError
 from receiver.formats.framing import read_varint
 from receiver.formats.packing import pack
 
@@ -107,27 +107,18 @@ def records_of(data: bytes, name: str = "object") -> tuple[str, list[bytes]]:
     if data.lstrip()[:1] == b"{":
         documents = _json_documents(data)
         if documents is not None and all(isinstance(d, dict) and "rawData" in d for d in documents):
-            return ERROR_OUTPUT, _checked([_raw_data(d, i, name) for i, d in enumerate(documents)], name)
+            # Sent as they are, even a record that does not decode: the receiver quarantines
+            # it and takes the rest, so nothing of the object is lost.
+            return ERROR_OUTPUT, [_raw_data(d, i, name) for i, d in enumerate(documents)]
         if documents is not None and all(isinstance(d, dict) and "metric_name" in d for d in documents):
-            return RAW_BACKUP, _checked(pack(_lines(data), firehose.MAX_RECORD_BYTES), name)
+            return RAW_BACKUP, pack(_lines(data), firehose.MAX_RECORD_BYTES)
     messages = _messages(data)
     if messages is not None:
-        return RAW_BACKUP, _checked(pack(messages, firehose.MAX_RECORD_BYTES), name)
+        return RAW_BACKUP, pack(messages, firehose.MAX_RECORD_BYTES)
     raise ReplayError(
         f"{name} is neither Firehose error output (JSON with rawData) nor a backup of metric "
         "stream records (length-prefixed OpenTelemetry messages or json lines)"
     )
-
-
-def _checked(records: list[bytes], name: str) -> list[bytes]:
-    """``records`` if each decodes as a metric stream record: the receiver would refuse the
-    whole request for one that does not, so such an object is reported, not sent."""
-    for index, record in enumerate(records):
-        try:
-            decode_record(record)
-        except DecodeError as exc:
-            raise ReplayError(f"{name}: record {index} is not a metric stream record ({exc})") from None
-    return records
 
 
 def _inflate(data: bytes, name: str) -> bytes:

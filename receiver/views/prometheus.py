@@ -274,7 +274,7 @@ def receiver_families(state: ReceiverState) -> list[Family]:
         ),
         Family(
             PREFIX + "firehose_records_total", "counter",
-            "Records in committed deliveries.",
+            "Records in committed deliveries, quarantined ones included.",
             (Point((), t.records),),
         ),
         Family(

@@ -71,9 +71,10 @@ def test_error_output_with_broken_raw_data_is_refused():
         records_of(broken, "obj")
 
 
-def test_error_output_whose_records_are_not_metric_records_is_refused():
-    with pytest.raises(ReplayError, match="record 0 is not a metric stream record"):
-        records_of(error_output([b"\x00\x01hello"]), "obj")
+def test_error_output_whose_records_do_not_decode_is_sent_as_it_is_for_the_receiver_to_quarantine():
+    """Before, such an object was skipped whole: one bad record kept its good ones out."""
+    good = encode_records(make_samples(2), "opentelemetry0.7")[0]
+    assert records_of(error_output([good, b"\x00\x01hello"]), "obj") == (ERROR_OUTPUT, [good, b"\x00\x01hello"])
 
 
 async def run_cli(*args: str) -> tuple[int, str, str]:
@@ -111,7 +112,7 @@ async def test_replay_from_a_folder_delivers_every_record_and_is_safe_twice(tmp_
 async def test_replay_reports_unreadable_objects_and_exits_non_zero(tmp_path):
     (tmp_path / "junk.txt").write_text("not a backup\n")
     store = open_store_from_url("memory://")
-    async with serve_app(create_app(ServeConfig(), store)) as client:
+    async with serve_app(create_app(ServeConfig(allow_unauthenticated=True), store)) as client:
         code, out, err = await run_cli(str(tmp_path), "--to", client.base + "/aws/firehose/metrics")
     assert code == 1
     assert "1 objects skipped" in out

@@ -194,14 +194,15 @@ async def test_deliveries_are_counted_by_status_and_refusals_by_reason(receiver)
         await deliver(receiver, b"not gzip", {**body.headers, "Content-Encoding": "gzip"}),
         await deliver(receiver, good.body, {**good.headers, "X-Amz-Firehose-Access-Key": "wrong"}),
     ]
-    assert statuses == [200, 200, 400, 400, 400, 401]
+    assert statuses == [200, 200, 200, 400, 400, 401]  # the bad record is quarantined, the rest taken
     found = await own_metrics(receiver)
     prefix = "metric_stream_receiver_firehose_"
-    assert found[prefix + 'requests_total{status="200"}'] == "2"
-    assert found[prefix + 'requests_total{status="400"}'] == "3"
+    assert found[prefix + 'requests_total{status="200"}'] == "3"
+    assert found[prefix + 'requests_total{status="400"}'] == "2"
     assert found[prefix + 'requests_total{status="401"}'] == "1"
     assert found[prefix + "duplicate_requests_total"] == "1"
-    assert [found[prefix + f'decode_errors_total{{reason="{r}"}}'] for r in ("body", "envelope", "record")] == ["1", "1", "1"]
+    assert [found[prefix + f'decode_errors_total{{reason="{r}"}}'] for r in ("body", "envelope")] == ["1", "1"]
+    assert found['metric_stream_receiver_records_quarantined_total{reason="empty_frame"}'] == "1"
     assert found[prefix + "request_duration_seconds_count"] == "6"
     assert found[prefix + 'request_duration_seconds_bucket{le="+Inf"}'] == "6"
 
@@ -209,14 +210,15 @@ async def test_deliveries_are_counted_by_status_and_refusals_by_reason(receiver)
 async def test_records_and_samples_count_what_was_stored_and_bytes_every_body_read(receiver) -> None:
     plain = Delivery([make_sample("A"), make_sample("B")], access_key=KEY)
     zipped = Delivery([make_sample("C")], access_key=KEY, compress=True)
-    refused = Delivery(records=[b"\x00\x01 not a record"], access_key=KEY)
-    for delivery in (plain, zipped, refused):
+    quarantined = Delivery(records=[b"\x00\x01 not a record"], access_key=KEY)
+    for delivery in (plain, zipped, quarantined):
         await deliver(receiver, delivery.body, delivery.headers)
     found = await own_metrics(receiver)
     prefix = "metric_stream_receiver_firehose_"
     assert found[prefix + "samples_total"] == "3"
-    assert found[prefix + "records_total"] == str(len(plain.records) + len(zipped.records))
-    assert found[prefix + "received_bytes_total"] == str(len(plain.body) + len(zipped.body) + len(refused.body))
+    # Every record of a committed delivery, the quarantined one included.
+    assert found[prefix + "records_total"] == str(len(plain.records) + len(zipped.records) + 1)
+    assert found[prefix + "received_bytes_total"] == str(len(plain.body) + len(zipped.body) + len(quarantined.body))
 
 
 async def test_a_failure_in_telemetry_never_fails_a_delivery(receiver, monkeypatch, caplog) -> None:
