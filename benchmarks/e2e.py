@@ -38,7 +38,7 @@ class Receiver:
             stale.unlink()
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "receiver", "serve", "--host", "127.0.0.1", "--port", "0",
-             "--store", f"sqlite:///{database}"],
+             "--store", f"sqlite:///{database}", "--allow-unauthenticated"],
             cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
         )
         self.lines: list[str] = []

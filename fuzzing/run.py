@@ -123,7 +123,7 @@ async def fuzz_http(corpus: Corpus, rng: random.Random, count: int, report: Repo
     done = 0
     while done < count:
         store = MemoryStore()
-        async with serve_app(create_app(ServeConfig(), store)) as client:
+        async with serve_app(create_app(ServeConfig(allow_unauthenticated=True), store)) as client:
             for _ in range(min(HTTP_APP_INPUTS, count - done)):
                 done += 1
                 request = mutated_request(rng.choice(corpus.deliveries), rng)

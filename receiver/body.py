@@ -3,12 +3,32 @@
 aiohttp's own body limit answers 413, which Firehose treats as a permanent failure and
 drops the batch without S3 backup; its own gzip handling has no cap we control. So the
 body is read here: chunk by chunk, gunzipped incrementally, never past ``limit`` bytes.
+
+aiohttp has no read deadline on a server's request body either, so a client that stops
+sending half way would hold its connection and its share of the budget forever: a body
+that makes no progress for ``stall_timeout_s`` ends with BodyStalled.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextvars
 import zlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterable, AsyncIterator
+
+DEFAULT_STALL_TIMEOUT_S = 60.0
+"""How long a body may go without a single byte arriving (``serve --read-timeout``)."""
+
+STALL_TIMEOUT_S: contextvars.ContextVar[float] = contextvars.ContextVar(
+    "body_stall_timeout_s", default=DEFAULT_STALL_TIMEOUT_S
+)
+"""The stall timeout of the request being handled, for a BodyReader made without one: the
+server sets it per request from its configuration (each aiohttp request runs in its own
+task, so its own context)."""
+
+_GZIP = ("gzip", "x-gzip")
+"""RFC 9110 8.4.1: x-gzip is gzip; codings are case-insensitive."""
+_IDENTITY = ("", "identity")
 
 
 class BodyTooLarge(ValueError):
@@ -16,7 +36,13 @@ class BodyTooLarge(ValueError):
 
 
 class BadEncoding(ValueError):
-    """The body is not what its Content-Encoding says: a 400."""
+    """The body cannot be read as sent (not what its Content-Encoding says, or it stopped
+    arriving): a 400."""
+
+
+class BodyStalled(BadEncoding):
+    """No part of the body arrived for the stall timeout: the request ends with a 400 (an
+    answer Firehose retries); aiohttp closes the connection after it, the body being unread."""
 
 
 class OverBudget(Exception):
@@ -48,28 +74,47 @@ class InflightBudget:
 class BodyReader:
     """Accumulates one request body; ``held`` is what it has reserved from the budget."""
 
-    def __init__(self, budget: InflightBudget, limit: int) -> None:
+    def __init__(self, budget: InflightBudget, limit: int, stall_timeout_s: float | None = None) -> None:
         self.budget = budget
         self.limit = limit
         self.held = 0
+        # No overall deadline, only one between chunks: Firehose's largest body (about 90 MB)
+        # at whatever steady pace AWS's network gives is legitimate, and a deadline long
+        # enough for it would not stop a slow client anyway. A client that trickles costs one
+        # connection (bounded by --max-connections) and only the bytes it has sent (bounded
+        # by the budget); one that stops is cut off here.
+        self.stall_timeout_s = stall_timeout_s if stall_timeout_s is not None else STALL_TIMEOUT_S.get()
 
     def _take(self, size: int) -> None:
         self.budget.reserve(self.held, size)
         self.held += size
 
-    async def read(self, chunks: AsyncIterator[bytes], encoding: str | None) -> bytearray:
+    async def read(self, chunks: AsyncIterable[bytes], encoding: str | None) -> bytearray:
         """The whole body, decompressed. One growing buffer rather than a list of chunks
         joined at the end: joining would hold a 64 MiB body twice for a moment."""
-        if encoding in (None, "", "identity"):
-            return await self._read_plain(chunks)
-        if encoding == "gzip":
-            return await self._read_gzip(chunks)
+        coding = (encoding or "").strip().lower()
+        if coding in _IDENTITY:
+            return await self._read_plain(aiter(chunks))
+        if coding in _GZIP:
+            return await self._read_gzip(aiter(chunks))
         raise BadEncoding(f"Content-Encoding {encoding!r} is not supported; use gzip or none")
+
+    async def _next(self, chunks: AsyncIterator[bytes]) -> bytes | None:
+        """The next chunk, None at the end, or BodyStalled when none comes in time."""
+        try:
+            async with asyncio.timeout(self.stall_timeout_s):
+                return await anext(chunks)
+        except StopAsyncIteration:
+            return None
+        except TimeoutError:
+            raise BodyStalled(
+                f"no part of the body arrived for {self.stall_timeout_s:g} s; the request is ended"
+            ) from None
 
     async def _read_plain(self, chunks: AsyncIterator[bytes]) -> bytearray:
         body = bytearray()
         total = 0
-        async for chunk in chunks:
+        while (chunk := await self._next(chunks)) is not None:
             total += len(chunk)
             if total > self.limit:
                 raise BodyTooLarge(self._too_large())
@@ -82,7 +127,7 @@ class BodyReader:
         total = compressed = 0
         inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
         try:
-            async for chunk in chunks:
+            while (chunk := await self._next(chunks)) is not None:
                 compressed += len(chunk)
                 if compressed > self.limit:
                     raise BodyTooLarge(self._too_large())

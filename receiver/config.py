@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from receiver.alarms.settings import AlarmConfigError, AlarmSettings, add_alarm_arguments, alarm_settings
+from receiver.body import DEFAULT_STALL_TIMEOUT_S
 from receiver.firehose import MAX_BODY_BYTES
 from receiver.formats import FORMATS
 from receiver.store.base import DEFAULT_HOUR_RETENTION_DAYS, DEFAULT_MINUTE_RETENTION_DAYS
@@ -16,6 +17,13 @@ from receiver.views.otlp import OtlpExportSettings, export_url_problem
 
 REPOSITORY_RULES = Path(__file__).resolve().parent.parent / "rules"
 DEFAULT_STORE = "sqlite:///./data/metrics.db"
+DEFAULT_IDLE_TIMEOUT_S = 130.0
+"""Longer than the idle timeout of the load balancer in front (the stacks' ALB: 120 s), so the
+receiver never closes a pooled connection just as the load balancer sends on it (a 502)."""
+DEFAULT_MAX_CONNECTIONS = 256
+"""Far more than Firehose's concurrent deliveries plus dashboards and health checks, and well
+below the usual limit of 1,024 open files, which the store, the rules worker and outgoing
+connections (DynamoDB, OTLP, alarm webhooks) share."""
 
 
 class ConfigError(ValueError):
@@ -27,6 +35,8 @@ class ServeConfig:
     host: str = "0.0.0.0"
     port: int = 12801
     access_keys: tuple[str, ...] = ()
+    allow_unauthenticated: bool = False
+    """Serve without access keys, accepting every delivery; without it an app needs a key."""
     store_url: str = DEFAULT_STORE
     rules_dir: Path = REPOSITORY_RULES
     tls_cert: Path | None = None
@@ -35,6 +45,15 @@ class ServeConfig:
     """A fixed stream format, or None to detect it per record."""
     max_inflight_bytes: int = 4 * MAX_BODY_BYTES
     shutdown_timeout_s: float = 60.0
+    read_timeout_s: float = DEFAULT_STALL_TIMEOUT_S
+    """A connection's request headers must be complete this long after it opens or after the
+    request's first byte; a body may pause no longer than this."""
+    idle_timeout_s: float = DEFAULT_IDLE_TIMEOUT_S
+    """A kept-alive connection with no request for this long is closed."""
+    max_connections: int = DEFAULT_MAX_CONNECTIONS
+    """Open connections past this are answered 503 and closed at once."""
+    accept_log_interval_s: float = 10.0
+    """At most one line per interval about connections refused or failing to be accepted."""
     log_level: str = "INFO"
     minute_retention_days: float = DEFAULT_MINUTE_RETENTION_DAYS
     hour_retention_days: float = DEFAULT_HOUR_RETENTION_DAYS
@@ -65,7 +84,13 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
         dest="access_keys",
         metavar="KEY",
         help="a Firehose access key to accept; repeat for several "
-        "(RECEIVER_ACCESS_KEYS, comma-separated; default none: auth off)",
+        "(RECEIVER_ACCESS_KEYS, comma-separated); at least one is required unless --allow-unauthenticated",
+    )
+    parser.add_argument(
+        "--allow-unauthenticated",
+        action="store_true",
+        default=None,
+        help="serve without an access key, accepting every delivery (RECEIVER_ALLOW_UNAUTHENTICATED=true)",
     )
     parser.add_argument("--store", help=f"store URL (RECEIVER_STORE, default {DEFAULT_STORE})")
     parser.add_argument("--rules", help="rules directory (RECEIVER_RULES, default the repository's rules/)")
@@ -85,6 +110,24 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--shutdown-timeout",
         help="seconds to finish in-flight requests on SIGTERM (RECEIVER_SHUTDOWN_TIMEOUT, default 60)",
+    )
+    parser.add_argument(
+        "--read-timeout",
+        metavar="S",
+        help="seconds a client may take to send a request's headers, and may pause while "
+        "sending its body (RECEIVER_READ_TIMEOUT, default 60)",
+    )
+    parser.add_argument(
+        "--idle-timeout",
+        metavar="S",
+        help="seconds a kept-alive connection may wait for its next request; keep it above the "
+        "idle timeout of a load balancer in front (RECEIVER_IDLE_TIMEOUT, default 130)",
+    )
+    parser.add_argument(
+        "--max-connections",
+        metavar="N",
+        help="open connections at most; past it new ones are answered 503 and closed "
+        "(RECEIVER_MAX_CONNECTIONS, default 256)",
     )
     parser.add_argument("--log-level", help="DEBUG, INFO, WARNING or ERROR (RECEIVER_LOG_LEVEL, default INFO)")
     parser.add_argument(
@@ -127,12 +170,25 @@ def serve_config(args: argparse.Namespace, env: Mapping[str, str] = os.environ) 
     host = pick(args.host, "RECEIVER_HOST") or defaults.host
     port = _integer(pick(args.port, "RECEIVER_PORT"), "--port (RECEIVER_PORT)", defaults.port, 0, 65535)
 
+    # HTTP strips the spaces around a header value, so a key's own spaces could never match.
     if args.access_keys:
-        keys = tuple(args.access_keys)
+        keys = tuple(k.strip() for k in args.access_keys)
+        if not all(keys):
+            raise ConfigError("--access-key must not be empty; give the key Firehose sends")
     else:
-        keys = tuple(k.strip() for k in env.get("RECEIVER_ACCESS_KEYS", "").split(",") if k.strip())
-    if any(not key for key in keys):
-        raise ConfigError("--access-key must not be empty; give the key Firehose sends")
+        listed = env.get("RECEIVER_ACCESS_KEYS", "")
+        keys = tuple(k.strip() for k in listed.split(",")) if listed.strip() else ()
+        if not all(keys):
+            raise ConfigError(
+                f"RECEIVER_ACCESS_KEYS {listed!r} has an empty entry; give the keys separated by "
+                "single commas, with nothing empty between them"
+            )
+    allow = pick(args.allow_unauthenticated, "RECEIVER_ALLOW_UNAUTHENTICATED")
+    if allow is not None and allow.lower() not in ("true", "false", "1", "0"):
+        raise ConfigError(f"RECEIVER_ALLOW_UNAUTHENTICATED {allow!r} must be true or false")
+    allow_unauthenticated = allow is not None and allow.lower() in ("true", "1")
+    if (problem := access_problem(keys, allow_unauthenticated)) is not None:
+        raise ConfigError(problem)
 
     store_url = pick(args.store, "RECEIVER_STORE") or defaults.store_url
     rules = pick(args.rules, "RECEIVER_RULES")
@@ -161,6 +217,13 @@ def serve_config(args: argparse.Namespace, env: Mapping[str, str] = os.environ) 
         shutdown_s = -1.0
     if not 0 <= shutdown_s <= 3600:
         raise ConfigError("--shutdown-timeout (RECEIVER_SHUTDOWN_TIMEOUT) must be seconds from 0 to 3600")
+
+    read_timeout_s = _seconds(pick(args.read_timeout, "RECEIVER_READ_TIMEOUT"),
+                              "--read-timeout (RECEIVER_READ_TIMEOUT)", defaults.read_timeout_s)
+    idle_timeout_s = _seconds(pick(args.idle_timeout, "RECEIVER_IDLE_TIMEOUT"),
+                              "--idle-timeout (RECEIVER_IDLE_TIMEOUT)", defaults.idle_timeout_s)
+    max_connections = _integer(pick(args.max_connections, "RECEIVER_MAX_CONNECTIONS"),
+                               "--max-connections (RECEIVER_MAX_CONNECTIONS)", defaults.max_connections, 1, 1_000_000)
 
     level = (pick(args.log_level, "RECEIVER_LOG_LEVEL") or defaults.log_level).upper()
     if level not in ("DEBUG", "INFO", "WARNING", "ERROR"):
@@ -200,6 +263,7 @@ def serve_config(args: argparse.Namespace, env: Mapping[str, str] = os.environ) 
         host=host,
         port=port,
         access_keys=keys,
+        allow_unauthenticated=allow_unauthenticated,
         store_url=store_url,
         rules_dir=rules_dir,
         tls_cert=Path(cert) if cert else None,
@@ -207,6 +271,9 @@ def serve_config(args: argparse.Namespace, env: Mapping[str, str] = os.environ) 
         record_format=record_format,
         max_inflight_bytes=inflight_mib * 1024 * 1024 if inflight_mib else defaults.max_inflight_bytes,
         shutdown_timeout_s=shutdown_s,
+        read_timeout_s=read_timeout_s,
+        idle_timeout_s=idle_timeout_s,
+        max_connections=max_connections,
         log_level=level,
         minute_retention_days=minute_days,
         hour_retention_days=hour_days,
@@ -216,6 +283,31 @@ def serve_config(args: argparse.Namespace, env: Mapping[str, str] = os.environ) 
         otlp_export=OtlpExportSettings(export_url, settle_s=settle_s) if export_url is not None else None,
         alarms=alarms,
     )
+
+
+def access_problem(keys: Sequence[str], allow_unauthenticated: bool) -> str | None:
+    """Why these keys cannot serve (one sentence naming the fix), or None: authentication
+    fails closed, so no key is an error unless serving without one was asked for."""
+    if not all(key.strip() for key in keys):
+        return "an access key must not be empty; give the key Firehose sends"
+    if not keys and not allow_unauthenticated:
+        return (
+            "no access key is configured; give one with --access-key KEY (or RECEIVER_ACCESS_KEYS), "
+            "or pass --allow-unauthenticated (RECEIVER_ALLOW_UNAUTHENTICATED=true) to accept every delivery"
+        )
+    return None
+
+
+def _seconds(text: str | None, name: str, default: float) -> float:
+    if text is None:
+        return default
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0 < value <= 3600:
+        raise ConfigError(f"{name} {text!r} must be seconds above 0 and at most 3600")
+    return value
 
 
 def _days(text: str | None, name: str, default: float) -> float:

@@ -4,25 +4,28 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import resource
 import signal
 import ssl
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 from aiohttp import web
+from yarl import URL
 
 from receiver.alarms import api as alarms_api
 from receiver.alarms.metrics import alarm_families
 from receiver.alarms.runtime import Alarms
-from receiver.body import InflightBudget
-from receiver.config import ConfigError, ServeConfig
+from receiver.body import STALL_TIMEOUT_S, InflightBudget
+from receiver.config import ConfigError, ServeConfig, access_problem
+from receiver.connections import AcceptErrors, Connection, ConnectionLimit
 from receiver.derive import Deriver
 from receiver.derive_worker import Evaluator, ProcessEvaluator
 from receiver.ingest import AccessKeys, IngestSettings, handle_delivery
 from receiver.rules import RuleError, RuleHolder
 from receiver.store import Store, StoreError
 from receiver.telemetry import Telemetry
-from receiver.views import api, dashboard, prometheus
+from receiver.views import api, dashboard, prometheus, quarantine
 from receiver.views.otlp import OtlpExporter
 
 log = logging.getLogger("receiver.server")
@@ -41,6 +44,10 @@ RUNNER_OPTIONS: dict[str, object] = {
     "handler_cancellation": False,
 }
 """Options of every runner of the app, tests' included."""
+
+FD_RESERVE = 64
+"""Open files the receiver needs besides its connections: the store's, the rules worker's
+pipes, outgoing connections (DynamoDB, OTLP, alarm webhooks), logs."""
 
 
 class InFlight:
@@ -87,7 +94,11 @@ def create_app(
 
     ``rules`` defaults to the rules loaded from ``config.rules_dir`` (RuleError if broken);
     ``evaluator`` to evaluating them in a thread (``serve`` uses a worker process).
+    Authentication fails closed: ConfigError without an access key unless
+    ``config.allow_unauthenticated``.
     """
+    if (problem := access_problem(config.access_keys, config.allow_unauthenticated)) is not None:
+        raise ConfigError(problem)
     app = web.Application(middlewares=[count_in_flight, json_errors])
     app[IN_FLIGHT] = InFlight()
     app[CONFIG] = config
@@ -117,6 +128,7 @@ def create_app(
             settle_s=config.metrics_settle_s,
         )  # fmt: skip
     app.cleanup_ctx.append(_store_lifecycle)
+    app.on_cleanup.append(_stop_decoding)
     app.cleanup_ctx.append(_background_work)
     app.cleanup_ctx.append(_alarm_lifecycle)
     app.router.add_post(INGEST_PATH, _ingest)
@@ -137,13 +149,17 @@ def create_app(
         telemetry=lambda request: request.app[TELEMETRY],
         budget=lambda request: request.app[INGEST].budget,
         window=prometheus.MinuteWindow(settle_s=config.metrics_settle_s),
-        extra=lambda request: alarm_families(request.app[ALARMS].counters.snapshot()) if ALARMS in request.app else [],
+        extra=lambda request: [
+            *prometheus.deriver_families(request.app[DERIVER].counts()),
+            *(alarm_families(request.app[ALARMS].counters.snapshot()) if ALARMS in request.app else []),
+        ],
     )
     alarms_api.add_routes(
         app,
         store=lambda request: request.app[STORE],
         rules=lambda request: request.app[ALARMS].rules if ALARMS in request.app else [],
     )
+    quarantine.add_routes(app, store=lambda request: request.app[STORE])
     dashboard.add_routes(app)
     return app
 
@@ -151,9 +167,13 @@ def create_app(
 async def _store_lifecycle(app: web.Application) -> AsyncIterator[None]:
     await app[STORE].open()
     if not app[CONFIG].access_keys:
-        log.warning("no access key configured: every delivery is accepted without authentication")
+        log.warning("--allow-unauthenticated and no access key: every delivery is accepted without authentication")
     yield
     await app[STORE].close()
+
+
+async def _stop_decoding(app: web.Application) -> None:
+    app[INGEST].decoding.close()
 
 
 async def _background_work(app: web.Application) -> AsyncIterator[None]:
@@ -190,6 +210,15 @@ async def _alarm_lifecycle(app: web.Application) -> AsyncIterator[None]:
         await alarms.stop()
 
 
+def _alarm_reloader(app: web.Application) -> Callable[[], Awaitable[object]] | None:
+    """What reloads the alarm rules on SIGHUP, after the metric rules; None without alarms."""
+    alarms = app.get(ALARMS)
+    if alarms is None:
+        return None
+    rules = app[RULES]
+    return lambda: alarms.reload_async({metric.name: metric.scope for metric in rules.current.metrics})
+
+
 async def _prune_forever(store: Store, interval_s: float) -> None:
     while True:
         try:
@@ -201,6 +230,8 @@ async def _prune_forever(store: Store, interval_s: float) -> None:
 
 async def _ingest(request: web.Request) -> web.Response:
     app = request.app
+    # The body's stall timeout, for the BodyReader ingest makes (this request's task only).
+    STALL_TIMEOUT_S.set(app[CONFIG].read_timeout_s)
     return await handle_delivery(request, app[INGEST], app[STORE], app[DERIVER], app[TELEMETRY])
 
 
@@ -251,7 +282,60 @@ def _allow_header(exc: web.HTTPException) -> dict[str, str]:
     return {"Allow": allow} if allow else {}
 
 
-async def _drain(runner: web.AppRunner, site: web.TCPSite, timeout: float) -> None:
+class ReceiverSite(web.BaseSite):
+    """aiohttp's TCPSite with the receiver's connections (receiver/connections.py): read
+    deadlines, the idle timeout and the connection limit of ``config``."""
+
+    def __init__(self, runner: web.AppRunner, config: ServeConfig, ssl_context: ssl.SSLContext | None = None) -> None:
+        super().__init__(runner, ssl_context=ssl_context)
+        self._config = config
+        self.limit = ConnectionLimit(config.max_connections, config.accept_log_interval_s)
+
+    @property
+    def name(self) -> str:
+        scheme = "https" if self._ssl_context else "http"
+        return str(URL.build(scheme=scheme, host=self._config.host, port=self.port))
+
+    @property
+    def port(self) -> int:
+        """The bound port (the configured one until started)."""
+        if self._server is not None and self._server.sockets:  # type: ignore[attr-defined]
+            return self._server.sockets[0].getsockname()[1]  # type: ignore[attr-defined]
+        return self._config.port
+
+    async def start(self) -> None:
+        await super().start()
+        loop = asyncio.get_running_loop()
+        server = self._runner.server
+        assert server is not None
+        options = {k: v for k, v in RUNNER_OPTIONS.items() if k != "handler_cancellation"}
+        config = self._config
+
+        def connection() -> Connection:
+            return Connection(
+                server, loop=loop, limit=self.limit, read_timeout_s=config.read_timeout_s,
+                keepalive_timeout=config.idle_timeout_s, **options,
+            )
+
+        self._server = await loop.create_server(
+            connection, config.host, config.port, ssl=self._ssl_context, backlog=self._backlog)
+
+    async def stop(self) -> None:
+        await super().stop()
+        self.limit.close()
+
+
+def _check_open_file_limit(config: ServeConfig) -> None:
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != resource.RLIM_INFINITY and config.max_connections + FD_RESERVE > soft:
+        log.warning(
+            "--max-connections leaves too few of the open files this process may have; "
+            "lower it or raise the limit (ulimit -n)",
+            extra={"max_connections": config.max_connections, "open_file_limit": soft},
+        )
+
+
+async def _drain(runner: web.AppRunner, site: web.BaseSite, timeout: float) -> None:
     """Stop accepting connections, then wait for the requests in flight to finish.
 
     aiohttp's own shutdown stops reading from open connections at once, which would cut off
@@ -308,19 +392,23 @@ async def serve(config: ServeConfig, store: Store, ready: Callable[[int], None] 
     # Before "listening" is logged: whoever waits for that line may signal at once.
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
+    accept_errors = AcceptErrors(loop, config.accept_log_interval_s)
+    accept_errors.install()
+    _check_open_file_limit(config)
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
-    # SIGHUP re-reads the rules; a broken file keeps the old ones and logs why.
-    rules.install_sighup(loop)
+    # SIGHUP re-reads the rules, then the alarm rules (checked against the metrics now in
+    # force); a broken file keeps the old ones of its kind and logs why.
+    rules.install_sighup(loop, then=_alarm_reloader(app))
     try:
-        site = web.TCPSite(runner, config.host, config.port, ssl_context=context)
+        site = ReceiverSite(runner, config, ssl_context=context)
         try:
             await site.start()
         except OSError as exc:
             raise ConfigError(
                 f"cannot listen on {config.host}:{config.port}: {exc.strerror or exc}"
             ) from None
-        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        port = site.port
         scheme = "https" if context else "http"
         log.info("listening", extra={"url": f"{scheme}://{config.host}:{port}"})
         if ready is not None:
@@ -330,4 +418,5 @@ async def serve(config: ServeConfig, store: Store, ready: Callable[[int], None] 
     finally:
         await runner.cleanup()  # the deriver's last pass included
         evaluator.close()
+        accept_errors.close()
     log.info("stopped")

@@ -65,7 +65,7 @@ class Receiver:
 
     def _start(self) -> ReceiverProcess:
         # ReceiverProcess collects the log lines; at INFO it learns the port from "listening".
-        process = ReceiverProcess("--port", str(self.port), "--store", f"sqlite:///{self.db}")
+        process = ReceiverProcess("--port", str(self.port), "--store", f"sqlite:///{self.db}", "--allow-unauthenticated")
         try:
             return process.wait_listening(60)
         except RuntimeError:

@@ -32,7 +32,7 @@ rules:
 
 
 def config(alarms_dir: Path, hook: str) -> ServeConfig:
-    return ServeConfig(metrics_settle_s=0, alarms=AlarmSettings(alarms_dir, webhooks=(hook,)))
+    return ServeConfig(allow_unauthenticated=True, metrics_settle_s=0, alarms=AlarmSettings(alarms_dir, webhooks=(hook,)))
 
 
 async def test_two_receivers_on_one_store_send_one_notification_and_serve_it(tmp_path):

@@ -15,7 +15,7 @@ TOPIC = "arn:aws:sns:eu-west-1:123456789012:alarms"
 def parse(*argv: str, env: dict[str, str] | None = None):
     parser = argparse.ArgumentParser()
     add_serve_arguments(parser)
-    return serve_config(parser.parse_args(list(argv)), env or {}).alarms
+    return serve_config(parser.parse_args(["--access-key", "k", *argv]), env or {}).alarms
 
 
 def test_by_default_the_repository_alarms_are_used_and_nothing_is_notified():

@@ -27,7 +27,7 @@ def test_the_template_names_every_placeholder_it_needs():
 
 async def test_only_the_firehose_path_is_passed_to_the_receiver(tmp_path, tls):
     store = open_store_from_url("memory://")
-    async with serve_app(create_app(ServeConfig(), store)) as client:
+    async with serve_app(create_app(ServeConfig(allow_unauthenticated=True), store)) as client:
         with NginxGateway(tmp_path / "nginx", f"127.0.0.1:{client.port}", tls) as gateway:
             base = gateway.url.removesuffix("/aws/firehose/metrics")
             async with aiohttp.ClientSession() as session:
@@ -58,7 +58,7 @@ async def test_a_tls_1_2_client_is_served(tmp_path, tls):
     context = client_ssl_context(tls.ca_cert)
     context.maximum_version = ssl.TLSVersion.TLSv1_2
     store = open_store_from_url("memory://")
-    async with serve_app(create_app(ServeConfig(), store)) as client:
+    async with serve_app(create_app(ServeConfig(allow_unauthenticated=True), store)) as client:
         with NginxGateway(tmp_path / "nginx", f"127.0.0.1:{client.port}", tls) as gateway:
             async with aiohttp.ClientSession() as session:
                 request = build_request(encode_records(make_samples(1), "json"))

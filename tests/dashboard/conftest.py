@@ -34,7 +34,7 @@ SCREENSHOTS = Path(__file__).resolve().parents[2] / "out" / "screenshots"
 
 
 def receiver_app():
-    return create_app(ServeConfig(), open_store_from_url("memory://"))
+    return create_app(ServeConfig(allow_unauthenticated=True), open_store_from_url("memory://"))
 
 
 async def deliver(client: AppClient, samples: list[Sample]) -> None:

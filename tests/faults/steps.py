@@ -29,7 +29,7 @@ def workload_samples(minutes: int = 3, tables: int = 6) -> list[Sample]:
 
 @contextlib.asynccontextmanager
 async def receiver_on(store: Store) -> AsyncIterator[AppClient]:
-    async with serve_app(create_app(ServeConfig(), store)) as client:
+    async with serve_app(create_app(ServeConfig(allow_unauthenticated=True), store)) as client:
         yield client
 
 

@@ -38,7 +38,7 @@ class ThreadedReceiver:
 
     async def _main(self) -> None:
         self._stop = asyncio.Event()
-        async with serve_app(create_app(ServeConfig(), self.store)) as client:
+        async with serve_app(create_app(ServeConfig(allow_unauthenticated=True), self.store)) as client:
             self.port = client.port
             self._started.set()
             await self._stop.wait()

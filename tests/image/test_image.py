@@ -26,7 +26,8 @@ pytestmark = pytest.mark.slow
 RECEIVER_UID = 10001
 SERVICE = "aws-dynamodb::123456789012"
 # Like the task definition: every setting from the environment, the image's entrypoint as is.
-ENV = {"RECEIVER_HOST": "127.0.0.1", "RECEIVER_PORT": "0", "RECEIVER_STORE": "sqlite:////tmp/metrics.db"}
+ENV = {"RECEIVER_HOST": "127.0.0.1", "RECEIVER_PORT": "0", "RECEIVER_STORE": "sqlite:////tmp/metrics.db",
+       "RECEIVER_ALLOW_UNAUTHENTICATED": "true"}
 
 
 @pytest.fixture(scope="module")

@@ -25,10 +25,11 @@ pytestmark = pytest.mark.slow
 
 
 def run_cli(*args: str, env: dict[str, str] | None = None, timeout: float = 30) -> subprocess.CompletedProcess:
+    # A key, so that `serve` gets as far as the option each test gets wrong.
     return subprocess.run(
         [sys.executable, "-m", "receiver", *args],
         cwd=ROOT,
-        env={**os.environ, **(env or {})},
+        env={**os.environ, "RECEIVER_ACCESS_KEYS": "cli-test-key", **(env or {})},
         capture_output=True,
         text=True,
         timeout=timeout,
@@ -104,7 +105,7 @@ def test_environment_configures_store_and_keys(tmp_path):
 
 
 def test_json_logs_are_one_object_per_line():
-    with ReceiverProcess("--store", "memory://", env={"RECEIVER_LOG_FORMAT": "json"}) as receiver:
+    with ReceiverProcess("--store", "memory://", "--allow-unauthenticated", env={"RECEIVER_LOG_FORMAT": "json"}) as receiver:
         receiver.wait_listening()
         delivery = Delivery(make_samples(3))
         assert post(receiver.url, delivery)[0] == 200
@@ -130,7 +131,7 @@ def make_certificate(directory: Path) -> tuple[Path, Path]:
 
 def test_serves_https_with_a_certificate(tmp_path):
     cert, key = make_certificate(tmp_path)
-    with ReceiverProcess("--store", "memory://", "--tls-cert", str(cert), "--tls-key", str(key)) as receiver:
+    with ReceiverProcess("--store", "memory://", "--allow-unauthenticated", "--tls-cert", str(cert), "--tls-key", str(key)) as receiver:
         receiver.wait_listening()
         assert receiver.url.startswith("https://")
         context = ssl.create_default_context(cafile=str(cert))
@@ -147,7 +148,7 @@ def test_tls_context_refuses_versions_before_1_2(tmp_path):
 
 def test_sigterm_finishes_the_delivery_in_flight_then_exits_0(tmp_path):
     db = tmp_path / "metrics.db"
-    with ReceiverProcess("--store", f"sqlite:///{db}") as receiver:
+    with ReceiverProcess("--store", f"sqlite:///{db}", "--allow-unauthenticated") as receiver:
         receiver.wait_listening()
         delivery = Delivery(make_samples(20))
         sock = socket.create_connection(("127.0.0.1", receiver.port))

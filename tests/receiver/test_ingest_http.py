@@ -31,7 +31,7 @@ async def start(store):
     async with contextlib.AsyncExitStack() as stack:
 
         async def start(store=store, **settings):
-            return await stack.enter_async_context(serve_app(create_app(ServeConfig(**settings), store)))
+            return await stack.enter_async_context(serve_app(create_app(ServeConfig(**{"allow_unauthenticated": True, **settings}), store)))
 
         yield start
 
@@ -198,9 +198,6 @@ MALFORMED = {
     "data not a string": (b'{"requestId": "req-bad", "timestamp": 1, "records": [{"data": 7}]}', "record 0: data is missing or not a string"),
     "bad base64": (b'{"requestId": "req-bad", "timestamp": 1, "records": [{"data": "%%%"}]}', "record 0: data is not valid base64"),
     "empty record": (b'{"requestId": "req-bad", "timestamp": 1, "records": [{"data": "CgA="}, {"data": ""}]}', "record 1: the record is empty"),
-    "truncated varint": (_records(GOOD, b"\xff\xff"), "record 1:"),
-    "length past the end": (_records(GOOD, b"\x64" + b"\x0a" * 10), "record 1:"),
-    "protobuf garbage": (_records(GOOD, b"\x08" + b"\xff" * 8), "record 1:"),
     "10,001 records": (_records(*([GOOD] * 10_001)), "10001 records"),
     "record over 1,024,000 bytes": (_records(GOOD, b"\x0a" * 1_024_001), "record 1: larger than Firehose's 1024000 bytes"),
 }
@@ -216,15 +213,6 @@ async def test_malformed_body_is_a_400_and_stores_nothing(start, store, case):
     assert response.status == 400, answer
     assert message in answer["errorMessage"]
     assert answer["requestId"] == "req-bad"
-    assert await store.count_samples() == 0
-
-
-async def test_one_bad_record_rejects_the_whole_request(start, store):
-    client = await start()
-    records = encode_records(make_samples(10), "opentelemetry0.7") + [b"\x05\x0a\x03"]
-    response, answer = await post(client, Delivery(records=records))
-    assert response.status == 400
-    assert answer["errorMessage"].startswith(f"record {len(records) - 1}:")
     assert await store.count_samples() == 0
 
 
@@ -321,7 +309,10 @@ class FailingStore:
     def __getattr__(self, name):
         return getattr(self.inner, name)
 
-    async def commit(self, request_id, samples):
+    async def write_samples(self, samples):
+        raise StoreError("disk I/O error")
+
+    async def commit(self, request_id, samples, quarantined=()):
         raise StoreError("disk I/O error")
 
     async def ping(self):
@@ -402,12 +393,12 @@ async def test_other_methods_on_the_ingest_path_are_a_json_405(start):
 
 
 async def test_an_unexpected_failure_is_a_json_500_that_stores_nothing(start, store, monkeypatch):
-    import receiver.ingest
+    import receiver.records
 
     def broken_decoder(*args):
         raise RuntimeError("a bug")
 
-    monkeypatch.setattr(receiver.ingest, "decode_record", broken_decoder)
+    monkeypatch.setattr(receiver.records, "decode_record", broken_decoder)
     client = await start()
     delivery = Delivery(make_samples(2))
     response, answer = await post(client, delivery)

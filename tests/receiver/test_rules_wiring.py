@@ -35,7 +35,7 @@ metricsRules:
 
 
 async def test_metrics_catalog_lists_every_rule_metric():
-    app = create_app(ServeConfig(), open_store_from_url("memory://"))
+    app = create_app(ServeConfig(allow_unauthenticated=True), open_store_from_url("memory://"))
     async with serve_app(app) as client:
         response = await client.get("/api/v1/metrics")
         body = await response.json()
@@ -88,7 +88,7 @@ def wait_for(predicate, timeout: float = 20) -> bool:
 def test_sighup_reloads_rules_and_a_broken_file_keeps_the_old_ones(tmp_path):
     rules = tmp_path / "rules"
     shutil.copytree(REPOSITORY_RULES, rules)
-    with ReceiverProcess("--store", "memory://", "--rules", str(rules)) as receiver:
+    with ReceiverProcess("--store", "memory://", "--allow-unauthenticated", "--rules", str(rules)) as receiver:
         receiver.wait_listening()
         before = catalog(receiver.url)
 

@@ -81,7 +81,7 @@ async def query_all(client) -> dict:
 
 async def test_two_receivers_writing_one_minute_at_once_give_the_single_receiver_values(moto_endpoint):
     url = f"dynamodb://metrics?region=us-east-1&endpoint_url={moto_endpoint}"
-    config = ServeConfig(derive_interval_s=0.01, **RETENTION)
+    config = ServeConfig(allow_unauthenticated=True, derive_interval_s=0.01, **RETENTION)
     first_store = open_store_from_url(url, create=True, **RETENTION)
     second_store = open_store_from_url(url, create=True, **RETENTION)
     reference_app = create_app(config, open_store_from_url("memory://", **RETENTION))

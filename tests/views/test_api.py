@@ -21,7 +21,7 @@ DAY = 86_400
 @pytest.fixture
 async def client():
     # Retention long enough that the builders' 2023 samples are current.
-    config = ServeConfig(derive_interval_s=0.01, minute_retention_days=3650, hour_retention_days=3650)
+    config = ServeConfig(allow_unauthenticated=True, derive_interval_s=0.01, minute_retention_days=3650, hour_retention_days=3650)
     app = create_app(config, open_store_from_url("memory://", minute_retention_days=3650, hour_retention_days=3650))
     async with serve_app(app) as client:
         samples = []

@@ -16,7 +16,7 @@ URL = "http://collector:4318/v1/metrics"
 def parse(*argv: str, env: dict[str, str] | None = None):
     parser = argparse.ArgumentParser()
     add_serve_arguments(parser)
-    return serve_config(parser.parse_args(list(argv)), env or {})
+    return serve_config(parser.parse_args(["--access-key", "k", *argv]), env or {})
 
 
 def test_export_is_off_by_default():

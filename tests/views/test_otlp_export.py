@@ -155,7 +155,7 @@ async def backend() -> AsyncIterator[tuple[OtlpBackend, str]]:
 @contextlib.asynccontextmanager
 async def receiver(url: str, **tuning: float) -> AsyncIterator[AppClient]:
     settings = OtlpExportSettings(url, **{**FAST, **tuning})
-    config = ServeConfig(derive_interval_s=0.01, minute_retention_days=3650, hour_retention_days=3650,
+    config = ServeConfig(allow_unauthenticated=True, derive_interval_s=0.01, minute_retention_days=3650, hour_retention_days=3650,
                          otlp_export=settings)
     store = open_store_from_url("memory://", minute_retention_days=3650, hour_retention_days=3650)
     async with serve_app(create_app(config, store)) as client:
@@ -453,7 +453,7 @@ async def test_an_unexpected_error_skips_the_minute_and_export_goes_on(backend, 
 @pytest.mark.slow
 async def test_the_serve_command_exports_to_the_url_from_the_environment(backend):
     otlp, url = backend
-    process = ReceiverProcess("--store", "memory://", env={"RECEIVER_EXPORT_OTLP": url,
+    process = ReceiverProcess("--store", "memory://", "--allow-unauthenticated", env={"RECEIVER_EXPORT_OTLP": url,
                                                            "RECEIVER_RETENTION_MINUTES_DAYS": "3650"})
     with process:
         await asyncio.to_thread(process.wait_listening)
