@@ -5,8 +5,12 @@ A crash is any exception other than the one error type the target documents for 
 
 from __future__ import annotations
 
+from math import isfinite
+
 from receiver import firehose
-from receiver.formats import DecodeError, decode_record
+from receiver.formats import REASONS, DecodeError, decode_record
+from receiver.formats.limits import OLDEST_MS, latest_end_ms, now_ms
+from receiver.model import Sample
 from receiver.records import decode_all
 
 ACCEPTED = "accepted"
@@ -35,9 +39,31 @@ def run_common_attributes(header: str) -> str:
 
 
 def run_decoder(data: bytes, fmt: str | None) -> str:
-    """One record through one decoder (``None``: detect the format first)."""
+    """One record through one decoder (``None``: detect the format first).
+
+    Beyond "no exception but DecodeError", the record contract: a refusal names a reason of
+    the closed set, and what is accepted is at least one sample, each one a store can keep
+    (finite statistics, a non-empty period within the accepted range). A breach raises
+    AssertionError, which the fuzzer counts as a crash.
+    """
+    now = now_ms()
     try:
-        decode_record(data, fmt)
-    except DecodeError:
+        samples = decode_record(data, fmt, now_ms=now)
+    except DecodeError as exc:
+        if exc.reason not in REASONS:
+            raise AssertionError(f"a DecodeError with the unknown reason {exc.reason!r}") from exc
         return REJECTED
+    if not samples:
+        raise AssertionError("a record was accepted with no sample")
+    latest = latest_end_ms(now)
+    for sample in samples:
+        _check_storable(sample, latest)
     return ACCEPTED
+
+
+def _check_storable(sample: Sample, latest_ms: int) -> None:
+    numbers = (sample.count, sample.sum, sample.min, sample.max, *(value for _, value in sample.stats))
+    if not all(isfinite(number) for number in numbers):
+        raise AssertionError(f"a sample with a non-finite statistic was accepted: {numbers}")
+    if not OLDEST_MS <= sample.start_ms < sample.end_ms <= latest_ms:
+        raise AssertionError(f"a sample with the period {sample.start_ms}..{sample.end_ms} ms was accepted")

@@ -12,19 +12,11 @@ that makes no progress for ``stall_timeout_s`` ends with BodyStalled.
 from __future__ import annotations
 
 import asyncio
-import contextvars
 import zlib
 from collections.abc import AsyncIterable, AsyncIterator
 
 DEFAULT_STALL_TIMEOUT_S = 60.0
 """How long a body may go without a single byte arriving (``serve --read-timeout``)."""
-
-STALL_TIMEOUT_S: contextvars.ContextVar[float] = contextvars.ContextVar(
-    "body_stall_timeout_s", default=DEFAULT_STALL_TIMEOUT_S
-)
-"""The stall timeout of the request being handled, for a BodyReader made without one: the
-server sets it per request from its configuration (each aiohttp request runs in its own
-task, so its own context)."""
 
 _GZIP = ("gzip", "x-gzip")
 """RFC 9110 8.4.1: x-gzip is gzip; codings are case-insensitive."""
@@ -74,7 +66,7 @@ class InflightBudget:
 class BodyReader:
     """Accumulates one request body; ``held`` is what it has reserved from the budget."""
 
-    def __init__(self, budget: InflightBudget, limit: int, stall_timeout_s: float | None = None) -> None:
+    def __init__(self, budget: InflightBudget, limit: int, stall_timeout_s: float = DEFAULT_STALL_TIMEOUT_S) -> None:
         self.budget = budget
         self.limit = limit
         self.held = 0
@@ -83,7 +75,7 @@ class BodyReader:
         # enough for it would not stop a slow client anyway. A client that trickles costs one
         # connection (bounded by --max-connections) and only the bytes it has sent (bounded
         # by the budget); one that stops is cut off here.
-        self.stall_timeout_s = stall_timeout_s if stall_timeout_s is not None else STALL_TIMEOUT_S.get()
+        self.stall_timeout_s = stall_timeout_s
 
     def _take(self, size: int) -> None:
         self.budget.reserve(self.held, size)

@@ -19,7 +19,14 @@ from aiohttp import ClientError, web
 from aiohttp.http_exceptions import HttpProcessingError
 
 from receiver import firehose
-from receiver.body import BadEncoding, BodyReader, BodyTooLarge, InflightBudget, OverBudget
+from receiver.body import (
+    DEFAULT_STALL_TIMEOUT_S,
+    BadEncoding,
+    BodyReader,
+    BodyTooLarge,
+    InflightBudget,
+    OverBudget,
+)
 from receiver.derive import Deriver
 from receiver.model import QuarantinedRecord
 from receiver.records import Decoding, Stored, decode_allowance, store_records
@@ -70,6 +77,8 @@ class IngestSettings:
     keys: AccessKeys
     budget: InflightBudget
     record_format: str | None
+    read_timeout_s: float = DEFAULT_STALL_TIMEOUT_S
+    """How long a body may pause before the delivery ends (``--read-timeout``)."""
     decoding: Decoding = field(default_factory=Decoding)
 
 
@@ -171,7 +180,7 @@ async def _deliver(
     )
     if request.content_length is not None and request.content_length > firehose.MAX_BODY_BYTES:
         raise Failure(400, _too_large_message(), "body")
-    reader = BodyReader(settings.budget, firehose.MAX_BODY_BYTES)
+    reader = BodyReader(settings.budget, firehose.MAX_BODY_BYTES, settings.read_timeout_s)
     allowance = 0
     try:
         body = await reader.read(

@@ -16,7 +16,7 @@ from yarl import URL
 from receiver.alarms import api as alarms_api
 from receiver.alarms.metrics import alarm_families
 from receiver.alarms.runtime import Alarms
-from receiver.body import STALL_TIMEOUT_S, InflightBudget
+from receiver.body import InflightBudget
 from receiver.config import ConfigError, ServeConfig, access_problem
 from receiver.connections import AcceptErrors, Connection, ConnectionLimit
 from receiver.derive import Deriver
@@ -116,6 +116,7 @@ def create_app(
         keys=AccessKeys(config.access_keys),
         budget=InflightBudget(config.max_inflight_bytes),
         record_format=config.record_format,
+        read_timeout_s=config.read_timeout_s,
     )
     app[TELEMETRY] = Telemetry()
     if config.otlp_export is not None:
@@ -230,8 +231,6 @@ async def _prune_forever(store: Store, interval_s: float) -> None:
 
 async def _ingest(request: web.Request) -> web.Response:
     app = request.app
-    # The body's stall timeout, for the BodyReader ingest makes (this request's task only).
-    STALL_TIMEOUT_S.set(app[CONFIG].read_timeout_s)
     return await handle_delivery(request, app[INGEST], app[STORE], app[DERIVER], app[TELEMETRY])
 
 

@@ -13,13 +13,14 @@ from receiver.model import Pairs, Sample
 
 from . import jsonfmt, otel07, otel10
 from .detect import detect_format
-from .errors import DecodeError
+from .errors import REASONS, DecodeError
+from .limits import now_ms as _clock_ms
 
-__all__ = ["FORMATS", "DecodeError", "detect_format", "decode_record", "encode_records"]
+__all__ = ["FORMATS", "REASONS", "DecodeError", "detect_format", "decode_record", "encode_records"]
 
 FORMATS: tuple[str, ...] = (otel07.NAME, otel10.NAME, jsonfmt.NAME)
 
-_DECODERS: dict[str, Callable[[bytes, Pairs], list[Sample]]] = {
+_DECODERS: dict[str, Callable[[bytes, Pairs, int], list[Sample]]] = {
     otel07.NAME: otel07.decode,
     otel10.NAME: otel10.decode,
     jsonfmt.NAME: jsonfmt.decode,
@@ -31,20 +32,29 @@ _ENCODERS: dict[str, Callable[[Iterable[Sample], int], list[bytes]]] = {
 }
 
 
-def decode_record(data: bytes, fmt: str | None = None, extra_labels: Pairs = ()) -> list[Sample]:
-    """The samples of one Firehose record (its decoded ``data``).
+def decode_record(
+    data: bytes, fmt: str | None = None, extra_labels: Pairs = (), *, now_ms: int | None = None
+) -> list[Sample]:
+    """The samples of one Firehose record (its decoded ``data``), at least one.
 
     ``fmt`` None detects the format. ``extra_labels`` (the Firehose request's common
     attributes, sorted by name) are merged into every sample's labels; on a name clash the
-    stream's own value wins. Malformed input raises DecodeError, whose message says what is
-    wrong in one sentence. An empty but valid message gives [].
+    stream's own value wins. ``now_ms`` (epoch ms, default the clock) is the time the latest
+    accepted period end (now + 1 day) counts from.
+
+    A record that is not taken whole raises DecodeError: ``str(e)`` says what is wrong in one
+    sentence, ``e.reason`` is one of REASONS (errors.py): malformed input, but also a value
+    the store would not keep (a non-finite statistic, a period out of range), a metric name
+    at odds with its labels, and a record past a work bound. No sample of such a record is
+    returned, so nothing of it is stored and nothing is dropped silently. ValueError (not a
+    DecodeError) for an unknown ``fmt``: that is the caller's mistake, not the record's.
     """
     if fmt is None:
         fmt = detect_format(data)
     decoder = _DECODERS.get(fmt)
     if decoder is None:
         raise ValueError(f"unknown record format {fmt!r}; expected one of {', '.join(FORMATS)}")
-    return decoder(data, extra_labels)
+    return decoder(data, extra_labels, _clock_ms() if now_ms is None else now_ms)
 
 
 def encode_records(

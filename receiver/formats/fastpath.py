@@ -12,13 +12,20 @@ one datapoint to the next. So instead of walking each datapoint from Python, thi
 4. groups the value runs by length, learns each group's layout from one member, checks
    every member's structural bytes (tags, lengths, quantiles) with strided slices, and
    unpacks all numbers of the group with one ``struct`` call;
-5. builds the samples with ``map``/``zip``, so no Python code runs per datapoint.
+5. checks every group's values at once (finite statistics, periods in range and in order)
+   and builds the samples with ``map``/``zip``, so no Python code runs per datapoint.
 
 A split, a layout or a label run is used only once every one of its structural bytes is
 checked, and protobuf's wire format parses one way only, so what passes is exactly what a
-field-by-field parse reads. Anything else (an unusual layout, a bad value, a malformed
-message) makes ``decode`` return None, and the caller decodes the record the slow, careful
-way, which also words the error.
+field-by-field parse reads. Anything else (an unusual layout, a malformed message, an empty
+resource, scope or metric, more fields than limits.py allows) makes ``decode`` return None,
+and the caller decodes the record the slow, careful way, which also words the error.
+
+A bad value (NaN, a period out of range) in a record that is otherwise sound is the one
+fault decided here: the careful walk would reach it only after re-reading every datapoint
+before it, so a record with one bad value at its end would cost twice. The fast path finds
+the first datapoint, in record order, with such a value and has the careful walk judge that
+one datapoint alone, so the error (reason and words) is the one the careful walk would raise.
 """
 
 from __future__ import annotations
@@ -40,10 +47,15 @@ from receiver.proto import summary_view_pb2
 from . import series as interning
 from .errors import DecodeError
 from .framing import split_frames
+from .limits import (
+    MAX_DATAPOINTS_PER_RECORD, MAX_LABELS_PER_DATAPOINT, MAX_PARTS_PER_RECORD, MAX_STATISTICS_PER_DATAPOINT,
+    OLDEST_MS,
+)
 
 _parse_request = summary_view_pb2.Request.FromString
 _metrics_of = attrgetter("metrics")
 _unit_of = attrgetter("unit")
+_name_of = attrgetter("name")
 _points_of = attrgetter("summary.data_points")
 _new_tuple = tuple.__new__
 
@@ -55,6 +67,9 @@ _NS_PER_MS = 1_000_000
 _MAX_ROUNDS = 8
 """How many different split markers one record may need (one per minute or namespace)."""
 _CACHE_MAX = interning.MAX_INTERNED
+_MAX_POINT_FIELDS = MAX_LABELS_PER_DATAPOINT + MAX_STATISTICS_PER_DATAPOINT + 8
+"""Fields of one datapoint _learn_split walks at most (labels, quantiles, times, count, sum)."""
+_OLDEST_NS = OLDEST_MS * _NS_PER_MS
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,26 +102,43 @@ class Layout:
 
 
 _series_by_labels: dict[Hashable, Series] = {}
+_extras_by_labels: dict[Hashable, Pairs] = {}
+"""The datapoints' own labels (1.0 attributes besides CloudWatch's three) of the label runs
+in _series_by_labels that have any; cleared with it."""
 _resources: dict[Hashable, tuple[str, str, Pairs]] = {}
+
+SeriesOf = Callable[[Any, Any], tuple[Series, Pairs]]
+JudgePoint = Callable[[bytes, Any, Pairs, Any, int], None]
 
 
 def decode(
-    data: bytes, extra_labels: Pairs, flavor: Any,
+    data: bytes, extra_labels: Pairs, flavor: Any, latest_ms: int,
     read_resource: Callable[[Any, Any, Pairs], tuple[str, str, Pairs]],
-    new_series: Callable[[Any, Any], Series],
+    series_of: SeriesOf, judge_point: JudgePoint,
 ) -> list[Sample] | None:
     """The samples of one delimited record, or None when the fast path does not apply.
 
-    ``flavor`` is the format's otel.Flavor; ``read_resource`` and ``new_series`` are the
-    careful walk's own readers of a resource and of a new series' labels (otel.py).
+    ``flavor`` is the format's otel.Flavor; ``latest_ms`` the latest period end accepted;
+    ``read_resource``, ``series_of`` and ``judge_point`` are the careful walk's own readers
+    of a resource and of a series' labels, and its check of one datapoint (otel.py). Raises
+    DecodeError only for a bad value in a record that is otherwise sound (module docstring).
     """
     try:
         points: list[bytes] = []
         contexts: list[Any] = []
         labels: list[Any] = []
+        resources = scopes_seen = metrics_seen = 0
         for message in split_frames(data):
             request = _parse_request(message)
+            resources += len(request.resource_metrics)
+            if not request.resource_metrics or resources > MAX_PARTS_PER_RECORD:
+                return None
             for resource_metrics in request.resource_metrics:
+                # Lengths first: looking at each of a million empty parts would cost seconds.
+                scopes = resource_metrics.scopes
+                scopes_seen += len(scopes)
+                if not scopes or scopes_seen > MAX_PARTS_PER_RECORD:
+                    return None
                 resource = resource_metrics.resource
                 key = (flavor.name, tuple(resource.attributes), extra_labels)
                 known = _resources.get(key)
@@ -115,25 +147,31 @@ def decode(
                         _resources.clear()
                     known = _resources[key] = read_resource(resource, flavor, extra_labels)
                 account, region, sample_labels = known
-                metrics = list(chain.from_iterable(map(_metrics_of, resource_metrics.scopes)))
+                per_scope = list(map(_metrics_of, scopes))
+                metrics_seen += sum(map(len, per_scope))
+                if not all(per_scope) or metrics_seen > MAX_PARTS_PER_RECORD:
+                    return None  # a scope without metrics, or too many metrics
+                metrics = list(chain.from_iterable(per_scope))
                 lists = list(map(_points_of, metrics))
                 counts = list(map(len, lists))
+                if 0 in counts or len(points) + sum(counts) > MAX_DATAPOINTS_PER_RECORD:
+                    return None  # a metric without datapoints, or too many datapoints
                 before = len(points)
                 points.extend(chain.from_iterable(lists))
-                units = map(_unit_of, metrics)
-                contexts.extend(chain.from_iterable(map(
-                    repeat, zip(repeat(flavor.name), repeat(account), repeat(region), units), counts)))
+                contexts.extend(chain.from_iterable(map(repeat, zip(
+                    repeat(flavor.name), repeat(account), repeat(region),
+                    map(_unit_of, metrics), map(_name_of, metrics)), counts)))
                 labels.extend(repeat(sample_labels, len(points) - before))
     except (DecodeError, ProtobufDecodeError):
         return None
     if not points:
-        return []
-    return _decode_points(points, contexts, labels, flavor, new_series)
+        return None
+    return _decode_points(points, contexts, labels, flavor, latest_ms, series_of, judge_point)
 
 
 def _decode_points(
-    points: list[bytes], contexts: list[Any], labels: list[Any], flavor: Any,
-    new_series: Callable[[Any, Any], Series],
+    points: list[bytes], contexts: list[Any], labels: list[Any], flavor: Any, latest_ms: int,
+    series_of: SeriesOf, judge_point: JudgePoint,
 ) -> list[Sample] | None:
     total = len(points)
     label_runs: list[bytes | None] = [None] * total
@@ -168,33 +206,60 @@ def _decode_points(
         pending = missed
     else:
         return None
-    series = _series(label_runs, contexts, flavor, new_series)
-    if series is None:
+    resolved = _series(label_runs, contexts, flavor, series_of)
+    if resolved is None:
         return None
-    return _build(value_runs, series, labels)  # type: ignore[arg-type]
+    series, extras = resolved
+    if extras is not None:
+        labels = _with_extras(labels, extras)
+    limit_ns = (latest_ms + 1) * _NS_PER_MS
+    built = _build(value_runs, series, labels, limit_ns)  # type: ignore[arg-type]
+    if type(built) is int:
+        # A bad value: the careful walk judges that datapoint (and raises); should it not,
+        # the whole record goes to the careful walk.
+        judge_point(points[built], contexts[built], labels[built], flavor, latest_ms)
+        return None
+    return built  # type: ignore[return-value]
 
 
 def _series(
-    label_runs: list[Any], contexts: list[Any], flavor: Any, new_series: Callable[[Any, Any], Series]
-) -> list[Series] | None:
-    """Each datapoint's interned Series, parsing the label runs of series not seen yet."""
+    label_runs: list[Any], contexts: list[Any], flavor: Any, series_of: SeriesOf
+) -> tuple[list[Series], list[Pairs | None] | None] | None:
+    """Each datapoint's interned Series, parsing the label runs of series not seen yet, and
+    each one's own labels (None when no datapoint of the record has any)."""
     keys = list(zip(contexts, label_runs))
     found = list(map(_series_by_labels.get, keys))
-    if all(found):  # not `None in found`: that calls Series.__eq__ on every element
-        return found  # type: ignore[return-value]
-    for index, known in enumerate(found):
-        if known is None:
-            known = _new_series(keys[index], flavor, new_series)
+    if not all(found):  # not `None in found`: that calls Series.__eq__ on every element
+        for index, known in enumerate(found):
             if known is None:
-                return None
-            found[index] = known
-    return found  # type: ignore[return-value]
+                known = _new_series(keys[index], flavor, series_of)
+                if known is None:
+                    return None
+                found[index] = known
+    if not _extras_by_labels:
+        return found, None  # type: ignore[return-value]
+    extras = list(map(_extras_by_labels.get, keys))
+    return found, extras if any(extras) else None  # type: ignore[return-value]
 
 
-def _new_series(
-    key: tuple[Any, bytes], flavor: Any, new_series: Callable[[Any, Any], Series]
-) -> Series | None:
-    """The Series of one label run, checked field by field; None if it is not labels only.
+def _with_extras(labels: list[Pairs], extras: list[Pairs | None]) -> list[Pairs]:
+    """Each datapoint's labels with its own merged in (its own win a clash)."""
+    merged: dict[tuple[Pairs, Pairs], Pairs] = {}
+    out = []
+    for sample_labels, own in zip(labels, extras):
+        if own:
+            key = (own, sample_labels)
+            known = merged.get(key)
+            if known is None:
+                known = merged[key] = interning.merge_labels(dict(own), sample_labels)
+            sample_labels = known
+        out.append(sample_labels)
+    return out
+
+
+def _new_series(key: tuple[Any, bytes], flavor: Any, series_of: SeriesOf) -> Series | None:
+    """The Series of one label run, checked field by field; None if it is not labels only
+    or the careful walk refuses it.
 
     Interned under the careful walk's key too, so both paths share one Series object.
     """
@@ -205,23 +270,26 @@ def _new_series(
     raw = _label_fields(run, flavor.shape.label_tag)
     if raw is None:
         return None
-    careful_key = (context, tuple(raw))
     try:
-        known = interning.lookup(careful_key) or new_series(careful_key, flavor)
+        known, extras = series_of((context, tuple(raw)), flavor)
     except DecodeError:
         return None
     if len(_series_by_labels) >= _CACHE_MAX:
         _series_by_labels.clear()
+        _extras_by_labels.clear()
     _series_by_labels[key] = known
+    if extras:
+        _extras_by_labels[key] = extras
     return known
 
 
 def _label_fields(run: bytes, tag: int) -> list[bytes] | None:
-    """The label messages of a run made only of label fields; None otherwise."""
-    fields = []
+    """The label messages of a run made only of label fields, at most
+    MAX_LABELS_PER_DATAPOINT of them; None otherwise."""
+    fields: list[bytes] = []
     pos, size = 0, len(run)
     while pos < size:
-        if run[pos] != tag:
+        if run[pos] != tag or len(fields) == MAX_LABELS_PER_DATAPOINT:
             return None
         read = _varint(run, pos + 1)
         if read is None:
@@ -269,7 +337,7 @@ def _learn_split(point: bytes, shape: Shape) -> tuple[bool, bytes] | None:
             end = read[1]
         else:
             return None
-        if end > size:
+        if end > size or len(kinds) == _MAX_POINT_FIELDS:
             return None
         kinds.append((tag == shape.label_tag, pos, end))
         pos = end
@@ -281,15 +349,23 @@ def _learn_split(point: bytes, shape: Shape) -> tuple[bool, bytes] | None:
 
 
 def _build(
-    value_runs: list[bytes], series: list[Series], labels: list[Any]
-) -> list[Sample] | None:
-    """Samples from the value runs, grouped by layout so each group unpacks at once."""
+    value_runs: list[bytes], series: list[Series], labels: list[Any], limit_ns: int
+) -> list[Sample] | int | None:
+    """Samples from the value runs, grouped by layout so each group unpacks at once; or the
+    index of the first datapoint (in record order) holding a bad value; or None if a layout
+    is one the fast path cannot read.
+
+    Once a bad value is seen, the other groups are still read (a layout the fast path cannot
+    read anywhere leaves the record to the careful walk, which judges in record order) and
+    checked, but no longer built.
+    """
     total = len(value_runs)
     sizes = list(map(len, value_runs))
     order = sorted(range(total), key=sizes.__getitem__)
     sorted_sizes = list(map(sizes.__getitem__, order))
     built: list[Sample] = []
     placed: list[int] = []  # the datapoint of each sample in ``built``
+    first_bad: int | None = None
     position = 0
     while position < total:
         end = bisect_right(sorted_sizes, sorted_sizes[position], position)
@@ -298,12 +374,17 @@ def _build(
             return None
         for layout, members, blob in groups:
             group = _build_group(layout, blob, len(members), map(series.__getitem__, members),
-                                 map(labels.__getitem__, members))
-            if group is None:
-                return None
-            built.extend(group)
-            placed.extend(members)
+                                 map(labels.__getitem__, members), limit_ns, build=first_bad is None)
+            if type(group) is int:
+                # Members are in record order within a group, so this is the group's first.
+                bad = members[group]
+                first_bad = bad if first_bad is None else min(first_bad, bad)
+            elif first_bad is None:
+                built.extend(group)  # type: ignore[arg-type]
+                placed.extend(members)
         position = end
+    if first_bad is not None:
+        return first_bad
     if sorted_sizes[0] == sorted_sizes[-1] and len(placed) == total and placed == order:
         return built  # one layout: already in the record's order
     back = sorted(range(total), key=placed.__getitem__)
@@ -351,8 +432,13 @@ def _all_fit(blob: bytes, layout: Layout, count: int) -> bool:
     return all(blob[offset::size] == bytes((byte,)) * count for offset, byte in layout.literals)
 
 
-def _build_group(layout: Layout, blob: bytes, count: int, series: Any, labels: Any) -> list[Sample] | None:
-    """The samples of ``count`` value runs of one layout, joined in ``blob``."""
+def _build_group(
+    layout: Layout, blob: bytes, count: int, series: Any, labels: Any, limit_ns: int, build: bool = True
+) -> list[Sample] | int | None:
+    """The samples of ``count`` value runs of one layout, joined in ``blob``; or the position
+    of the first run with a bad value (a non-finite statistic, a period out of
+    OLDEST_MS .. ``limit_ns`` or not after its start); None when all are good but ``build``
+    is False."""
     flat = struct.unpack("<" + layout.unpack_format * count, blob)
     width = layout.columns
     columns = [flat[i::width] for i in range(width)]
@@ -362,13 +448,16 @@ def _build_group(layout: Layout, blob: bytes, count: int, series: Any, labels: A
         return columns[source] if source is not None else (zero,) * count
 
     starts, ends = column("start", 0), column("end", 0)
-    if any(map(le, ends, starts)):
-        return None
     sums, lows, highs = column("sum", 0.0), column("min", 0.0), column("max", 0.0)
     stat_columns = [(name, columns[c] if c is not None else (0.0,) * count) for name, c in layout.stats]
-    for values in (sums, lows, highs, *(values for _, values in stat_columns)):
-        if not all(map(isfinite, values)):
-            return None
+    value_columns = (sums, lows, highs, *(values for _, values in stat_columns))
+    # Both ends in range and each end after its start: the careful walk's conditions, checked
+    # for the whole group at once (a start past the limit has an end before it, or past it).
+    if (min(starts) < _OLDEST_NS or max(ends) >= limit_ns or any(map(le, ends, starts))
+            or not all(all(map(isfinite, values)) for values in value_columns)):
+        return _first_bad(starts, ends, value_columns, limit_ns)
+    if not build:
+        return None
     counts = map(float, column("count", 0))
     stats = (zip(*[zip(repeat(name), values) for name, values in stat_columns])
              if stat_columns else repeat(()))
@@ -378,6 +467,18 @@ def _build_group(layout: Layout, blob: bytes, count: int, series: Any, labels: A
         map(floordiv, ends, repeat(_NS_PER_MS)),
         counts, sums, lows, highs, stats, labels,
     )))
+
+
+def _first_bad(starts: Sequence[int], ends: Sequence[int], value_columns: Sequence[Sequence[float]],
+               limit_ns: int) -> int:
+    """The position of the first run whose values the group check refused (a Python loop:
+    it runs only for a record that is refused)."""
+    for position, (start, end) in enumerate(zip(starts, ends)):
+        if not (_OLDEST_NS <= start < end < limit_ns):
+            return position
+        if not all(isfinite(values[position]) for values in value_columns):
+            return position
+    return 0  # unreachable; judge_point then finds nothing and the careful walk decides
 
 
 def _read_layout(run: bytes) -> Layout | None:
@@ -427,6 +528,8 @@ def _read_layout(run: bytes) -> Layout | None:
                     columns += 1
                 inner += 9
             quantiles.append((quantile, value_column))
+            if len(quantiles) > MAX_STATISTICS_PER_DATAPOINT:
+                return None
             pos = stop
         else:
             return None

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from .errors import DecodeError
+from .errors import EMPTY_FRAME, EMPTY_RECORD, TOO_MUCH_WORK, DecodeError
+from .limits import MAX_FRAMES_PER_RECORD
 
 _MAX_VARINT_BYTES = 10
 
@@ -44,11 +45,13 @@ def write_varint(value: int) -> bytes:
 def split_frames(data: bytes) -> list[memoryview]:
     """The messages of a delimited record, as views into ``data`` (no copies).
 
-    Raises DecodeError for an empty record, a cut-short varint, or a length that runs past
-    the record's end.
+    Raises DecodeError for an empty record, a cut-short varint, a length that runs past the
+    record's end (``malformed``), a frame of length 0 (``empty_frame``: no valid message is
+    empty, and a record of zero bytes would otherwise be a million frames), and more than
+    MAX_FRAMES_PER_RECORD frames (``too_much_work``), each at the first one found.
     """
     if not data:
-        raise DecodeError("the record is empty")
+        raise DecodeError("the record is empty", EMPTY_RECORD)
     view = memoryview(data)
     frames = []
     pos = 0
@@ -58,11 +61,15 @@ def split_frames(data: bytes) -> list[memoryview]:
             length, start = read_varint(data, pos, size)
         except DecodeError:
             raise DecodeError("the record ends inside a message's length prefix") from None
+        if length == 0:
+            raise DecodeError(f"the message at byte {pos} has length 0", EMPTY_FRAME)
         pos = start + length
         if pos > size:
             raise DecodeError(
                 f"a message's length prefix says {length} bytes but only {size - start} remain"
             )
+        if len(frames) == MAX_FRAMES_PER_RECORD:
+            raise DecodeError(f"the record holds more than {MAX_FRAMES_PER_RECORD} messages", TOO_MUCH_WORK)
         frames.append(view[start:pos])
     return frames
 

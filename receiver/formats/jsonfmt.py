@@ -6,11 +6,15 @@ start), ``value`` (``count``, ``sum``, ``max``, ``min`` and any further statisti
 CloudWatch name, e.g. ``p99``, ``TM(10%:90%)``), ``unit`` (a CloudWatch unit name).
 Numbers must be finite: orjson, strict JSON, refuses the rest.
 ``metric_stream_name``, ``dimensions`` and ``unit`` may be absent (no label, no dimensions,
-``None``); the rest is required. The period's end is start + PERIOD_MS.
+``None``); the rest is required. The period's end is start + PERIOD_MS, and the period must
+lie within 2000-01-01 .. now + 1 day (``timestamp_out_of_range``). A NaN, Infinity or a
+number too large for a double is ``non_finite``. A record without any object is
+``no_datapoints``; more dimensions or statistics than limits.py allows, ``too_much_work``.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable
 from math import isfinite
 from typing import Any
@@ -20,7 +24,11 @@ import orjson
 from receiver.model import PERIOD_MS, Pairs, Sample, Series
 
 from . import series as interning
-from .errors import DecodeError
+from .errors import EMPTY_RECORD, NO_DATAPOINTS, NON_FINITE, TIMESTAMP_OUT_OF_RANGE, TOO_MUCH_WORK, DecodeError
+from .limits import (
+    MAX_LABELS_PER_DATAPOINT, MAX_STATISTICS_PER_DATAPOINT, OLDEST_MS, latest_end_ms, now_ms,
+    out_of_range_message,
+)
 from .packing import pack
 from .series import merge_labels, new_sample
 
@@ -29,12 +37,14 @@ STREAM_LABEL = "metric_stream_name"
 _REQUIRED = ("account_id", "region", "namespace", "metric_name", "timestamp", "value")
 _BASIC = ("count", "sum", "min", "max")
 _NUMBER = (int, float)
+_PAST_64_BITS = float(2**64)
 
 
-def decode(data: bytes, extra_labels: Pairs = ()) -> list[Sample]:
-    """Decode one ``json`` record."""
+def decode(data: bytes, extra_labels: Pairs = (), now: int | None = None) -> list[Sample]:
+    """Decode one ``json`` record (``now``: see decode_record)."""
     if not data:
-        raise DecodeError("the record is empty")
+        raise DecodeError("the record is empty", EMPTY_RECORD)
+    latest_start = latest_end_ms(now_ms() if now is None else now) - PERIOD_MS
     out: list[Sample] = []
     labels_by_stream: dict[Any, Pairs] = {}
     for line in data.split(b"\n"):
@@ -43,7 +53,7 @@ def decode(data: bytes, extra_labels: Pairs = ()) -> list[Sample]:
         try:
             item = orjson.loads(line)
         except orjson.JSONDecodeError as exc:
-            raise DecodeError(f"a line is not valid JSON ({exc})") from None
+            raise _invalid_json(line, exc) from None
         if type(item) is not dict:
             raise DecodeError("a line is a JSON value but not an object")
         try:
@@ -59,9 +69,49 @@ def decode(data: bytes, extra_labels: Pairs = ()) -> list[Sample]:
         except KeyError as exc:
             raise DecodeError(f"a metric object has no {exc.args[0]!r} key") from None
         if type(start) is not int or start < 0:
+            if type(start) is float and start >= _PAST_64_BITS:
+                # An integer past 64 bits, which orjson reads as a double: far past any time.
+                raise DecodeError(f"the timestamp of {_name(series)} is {start:.0f}, past any accepted time",
+                                  TIMESTAMP_OUT_OF_RANGE)
             raise DecodeError(f"the timestamp of {_name(series)} is not epoch milliseconds: {start!r}")
+        if not OLDEST_MS <= start <= latest_start:
+            raise DecodeError(out_of_range_message(
+                _name(series), start, start + PERIOD_MS, latest_start + PERIOD_MS), TIMESTAMP_OUT_OF_RANGE)
         out.append(_sample(series, start, value, labels))
+    if not out:
+        raise DecodeError("the record holds no JSON object", NO_DATAPOINTS)
     return out
+
+
+def _invalid_json(line: bytes, exc: orjson.JSONDecodeError) -> DecodeError:
+    """The error for a line orjson refuses: ``non_finite`` when what it refuses is a NaN,
+    an Infinity or a number past a double's range among the statistics (the lenient stdlib
+    parser reads those as non-finite floats), else ``malformed``. Runs only for a refused
+    record, once."""
+    try:
+        item = json.loads(line)
+    except (ValueError, RecursionError):
+        item = None
+    if type(item) is dict:
+        value, start = item.get("value"), item.get("timestamp")
+        if type(value) is dict and any(map(_not_a_finite_double, value.values())):
+            return DecodeError(
+                "a line holds a non-finite statistic (NaN, Infinity or out of a double's range)", NON_FINITE)
+        if type(start) is int and start > 0:  # past the 64 bits orjson reads: far in the future
+            return DecodeError(f"a line's timestamp {start} is past any accepted time", TIMESTAMP_OUT_OF_RANGE)
+    return DecodeError(f"a line is not valid JSON ({exc})")
+
+
+def _not_a_finite_double(number: Any) -> bool:
+    """Whether a number the stdlib parser read is NaN, infinite, or an integer past a double."""
+    if type(number) is float:
+        return not isfinite(number)
+    if type(number) is int:
+        try:
+            float(number)
+        except OverflowError:
+            return True
+    return False
 
 
 def _series(item: dict[str, Any]) -> Series:
@@ -91,6 +141,11 @@ def _check(item: dict[str, Any], dimensions: Any, unit: Any) -> None:
         text = item[key]
         if type(text) is not str or not text:
             raise DecodeError(f"the {key!r} of a metric object is not a non-empty string")
+    if type(dimensions) is dict and len(dimensions) > MAX_LABELS_PER_DATAPOINT:
+        raise DecodeError(
+            f"the metric object of {item['namespace']}/{item['metric_name']} has {len(dimensions)} "
+            f"dimensions, more than {MAX_LABELS_PER_DATAPOINT}", TOO_MUCH_WORK,
+        )
     if type(dimensions) is not dict or not all(type(v) is str for v in dimensions.values()):
         raise DecodeError(f"the dimensions of {item['namespace']}/{item['metric_name']} are not an object of strings")
     if type(unit) is not str:
@@ -104,6 +159,11 @@ def _labels(stream: str | None, extra_labels: Pairs) -> Pairs:
 def _sample(series: Series, start: int, value: Any, labels: Pairs) -> Sample:
     if type(value) is not dict:
         raise DecodeError(f"the value of {_name(series)} is not an object")
+    if len(value) > MAX_STATISTICS_PER_DATAPOINT:
+        raise DecodeError(
+            f"the value of {_name(series)} has {len(value)} statistics, more than {MAX_STATISTICS_PER_DATAPOINT}",
+            TOO_MUCH_WORK,
+        )
     basic = []
     for key in _BASIC:
         number = value.get(key)
@@ -123,7 +183,8 @@ def _sample(series: Series, start: int, value: Any, labels: Pairs) -> Sample:
             more.append((key, float(number)))
         more.sort()
         stats = tuple(more)
-    # No finiteness check: orjson rejects NaN, Infinity and numbers that overflow a double.
+    # No finiteness check here: orjson refuses NaN, Infinity and numbers that overflow a
+    # double (_invalid_json names those non_finite), and a float of a 64-bit int is finite.
     return new_sample(series, start, start + PERIOD_MS, count, total, low, high, stats, labels)
 
 

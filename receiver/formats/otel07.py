@@ -16,7 +16,8 @@ from receiver.model import Pairs, Sample, Series
 from receiver.proto.otel07 import common_pb2, metrics_service_pb2
 
 from . import fastpath, otel
-from .errors import DecodeError
+from .errors import TOO_MUCH_WORK, DecodeError
+from .limits import MAX_LABELS_PER_DATAPOINT
 
 NAME = "opentelemetry0.7"
 NAMESPACE_LABEL = "Namespace"
@@ -25,8 +26,13 @@ METRIC_LABEL = "MetricName"
 _parse_label = common_pb2.StringKeyValue.FromString
 
 
-def parse_labels(raw: Sequence[bytes]) -> tuple[str, str, Pairs]:
-    """Serialized StringKeyValue labels -> (namespace, metric name, sorted dimensions)."""
+def parse_labels(raw: Sequence[bytes]) -> tuple[str, str, Pairs, Pairs]:
+    """Serialized StringKeyValue labels -> (namespace, metric name, sorted dimensions, ()):
+    every label other than the namespace and the name is a dimension."""
+    if len(raw) > MAX_LABELS_PER_DATAPOINT:
+        raise DecodeError(
+            f"a datapoint has {len(raw)} labels, more than {MAX_LABELS_PER_DATAPOINT}", TOO_MUCH_WORK
+        )
     namespace = metric = ""
     dimensions: dict[str, str] = {}
     for data in raw:
@@ -47,15 +53,15 @@ def parse_labels(raw: Sequence[bytes]) -> tuple[str, str, Pairs]:
         raise DecodeError(f"a datapoint has no {NAMESPACE_LABEL} label")
     if not metric:
         raise DecodeError(f"a datapoint of namespace {namespace} has no {METRIC_LABEL} label")
-    return namespace, metric, tuple(sorted(dimensions.items()))
+    return namespace, metric, tuple(sorted(dimensions.items())), ()
 
 
 FLAVOR = otel.Flavor(NAME, otel.raw_field("labels"), parse_labels, common_pb2.KeyValue, fastpath.OTEL07)
 
 
-def decode(data: bytes, extra_labels: Pairs = ()) -> list[Sample]:
-    """Decode one ``opentelemetry0.7`` record."""
-    return otel.decode(data, extra_labels, FLAVOR)
+def decode(data: bytes, extra_labels: Pairs = (), now_ms: int | None = None) -> list[Sample]:
+    """Decode one ``opentelemetry0.7`` record (``now_ms``: see decode_record)."""
+    return otel.decode(data, extra_labels, FLAVOR, now_ms)
 
 
 class _Builder:

@@ -2,7 +2,8 @@
 
 CloudWatch writes one Summary metric per CloudWatch metric; each datapoint's attributes are
 ``Namespace``, ``MetricName`` and ``Dimensions``, a nested key-value list (kvlist_value)
-with one string pair per dimension.
+with one string pair per dimension. Any other datapoint attribute is kept as a label of its
+samples (otel.label_text says how a non-string value reads), never dropped.
 """
 
 from __future__ import annotations
@@ -18,7 +19,8 @@ from opentelemetry.proto.common.v1 import common_pb2
 from receiver.model import Pairs, Sample, Series
 
 from . import fastpath, otel
-from .errors import DecodeError
+from .errors import TOO_MUCH_WORK, DecodeError
+from .limits import MAX_LABELS_PER_DATAPOINT
 
 NAME = "opentelemetry1.0"
 NAMESPACE_ATTRIBUTE = "Namespace"
@@ -28,13 +30,16 @@ DIMENSIONS_ATTRIBUTE = "Dimensions"
 _parse_attribute = common_pb2.KeyValue.FromString
 
 
-def parse_attributes(raw: Sequence[bytes]) -> tuple[str, str, Pairs]:
-    """Serialized KeyValue attributes -> (namespace, metric name, sorted dimensions).
-
-    Attributes other than the three CloudWatch writes are ignored.
-    """
+def parse_attributes(raw: Sequence[bytes]) -> tuple[str, str, Pairs, Pairs]:
+    """Serialized KeyValue attributes -> (namespace, metric name, sorted dimensions, sorted
+    other attributes as labels)."""
+    if len(raw) > MAX_LABELS_PER_DATAPOINT:
+        raise DecodeError(
+            f"a datapoint has {len(raw)} attributes, more than {MAX_LABELS_PER_DATAPOINT}", TOO_MUCH_WORK
+        )
     namespace = metric = ""
     dimensions: dict[str, str] = {}
+    others: dict[str, str] = {}
     for data in raw:
         try:
             attribute = _parse_attribute(data)
@@ -51,15 +56,25 @@ def parse_attributes(raw: Sequence[bytes]) -> tuple[str, str, Pairs]:
                 continue  # an unset value: no dimensions
             if kind != "kvlist_value":
                 raise DecodeError(f"a datapoint's {DIMENSIONS_ATTRIBUTE} attribute is not a key-value list")
-            for dimension in value.kvlist_value.values:
+            listed = value.kvlist_value.values
+            if len(listed) > MAX_LABELS_PER_DATAPOINT:
+                raise DecodeError(
+                    f"a datapoint has {len(listed)} dimensions, more than {MAX_LABELS_PER_DATAPOINT}",
+                    TOO_MUCH_WORK,
+                )
+            for dimension in listed:
                 if dimension.key in dimensions:
                     raise DecodeError(f"a datapoint repeats the dimension {dimension.key!r}")
                 dimensions[dimension.key] = _string(dimension.value, f"dimension {dimension.key!r}")
+        elif key in others:
+            raise DecodeError(f"a datapoint repeats the attribute {key!r}")
+        else:
+            others[key] = otel.label_text(value, f"datapoint attribute {key!r}")
     if not namespace:
         raise DecodeError(f"a datapoint has no {NAMESPACE_ATTRIBUTE} attribute")
     if not metric:
         raise DecodeError(f"a datapoint of namespace {namespace} has no {METRIC_ATTRIBUTE} attribute")
-    return namespace, metric, tuple(sorted(dimensions.items()))
+    return namespace, metric, tuple(sorted(dimensions.items())), tuple(sorted(others.items()))
 
 
 def _string(value: Any, what: str) -> str:
@@ -71,9 +86,9 @@ def _string(value: Any, what: str) -> str:
 FLAVOR = otel.Flavor(NAME, otel.raw_field("attributes"), parse_attributes, common_pb2.KeyValue, fastpath.OTEL10)
 
 
-def decode(data: bytes, extra_labels: Pairs = ()) -> list[Sample]:
-    """Decode one ``opentelemetry1.0`` record."""
-    return otel.decode(data, extra_labels, FLAVOR)
+def decode(data: bytes, extra_labels: Pairs = (), now_ms: int | None = None) -> list[Sample]:
+    """Decode one ``opentelemetry1.0`` record (``now_ms``: see decode_record)."""
+    return otel.decode(data, extra_labels, FLAVOR, now_ms)
 
 
 class _Builder:

@@ -31,6 +31,15 @@ def remember(key: Hashable, series: Series) -> Series:
     return series
 
 
+def intern(series: Series) -> Series:
+    """The interned object equal to ``series`` (``series`` itself the first time): for decoders
+    that keep their own key -> Series cache."""
+    if len(_by_value) >= MAX_INTERNED:
+        _by_key.clear()
+        _by_value.clear()
+    return _by_value.setdefault(series, series)
+
+
 def interned_count() -> int:
     """How many distinct series are interned now."""
     return len(_by_value)

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import pytest
+from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2 as otel10_service
 
-from receiver.formats import decode_record
+from receiver.formats import DecodeError, decode_record
+from receiver.formats.framing import frame, split_frames
 from receiver.model import Sample, Series
 
 from .make_fixtures import DATA, SOURCES, record_from_text
@@ -32,12 +34,33 @@ def test_otel07_example() -> None:
     assert samples[0].labels is samples[1].labels
 
 
+SHIFT_MS = 1_604_948_400_000
+"""The 1.0 example's periods start a minute after the epoch, which the receiver refuses
+(before 2000); shifted by this much (to the 0.7 example's time) it shows the mapping."""
+
+
+def otel10_example(shift_ms: int = SHIFT_MS) -> bytes:
+    """The 1.0 example record with every period moved ``shift_ms`` later."""
+    [message] = split_frames((DATA / "aws-otel10-example.bin").read_bytes())
+    request = otel10_service.ExportMetricsServiceRequest.FromString(bytes(message))
+    for point in request.resource_metrics[0].scope_metrics[0].metrics[0].summary.data_points:
+        point.start_time_unix_nano += shift_ms * 1_000_000
+        point.time_unix_nano += shift_ms * 1_000_000
+    return frame(request.SerializeToString())
+
+
+def test_otel10_example_as_published_is_refused_for_its_1970_period() -> None:
+    with pytest.raises(DecodeError) as info:
+        decode_record((DATA / "aws-otel10-example.bin").read_bytes(), "opentelemetry1.0")
+    assert info.value.reason == "timestamp_out_of_range"
+
+
 def test_otel10_example() -> None:
-    samples = decode_record((DATA / "aws-otel10-example.bin").read_bytes(), "opentelemetry1.0")
+    samples = decode_record(otel10_example(), "opentelemetry1.0")
     series = Series("123456789012", "us-east-1", "AWS/DynamoDB", "ConsumedReadCapacityUnits",
                     (("TableName", "MyTable"),), "NoneTranslated")
     assert samples == [
-        Sample(series, 60000, 120000, count=1.0, sum=1.0, min=1.0, max=1.0,
+        Sample(series, SHIFT_MS + 60000, SHIFT_MS + 120000, count=1.0, sum=1.0, min=1.0, max=1.0,
                stats=(("p99", 1.0),), labels=OTEL_LABELS),
     ]
 
@@ -56,7 +79,8 @@ def test_json_example() -> None:
 @pytest.mark.parametrize("fixture", ["aws-otel07-example.bin", "aws-otel10-example.bin"])
 def test_extra_labels_merge_sorted_and_the_stream_wins(fixture: str) -> None:
     extra = (("cloud.provider", "from-request"), ("zone", "z1"), ("aaa", "first"))
-    samples = decode_record((DATA / fixture).read_bytes(), extra_labels=tuple(sorted(extra)))
+    data = otel10_example() if "10" in fixture else (DATA / fixture).read_bytes()
+    samples = decode_record(data, extra_labels=tuple(sorted(extra)))
     assert samples[0].labels == (
         ("aaa", "first"), ("aws.exporter.arn", ARN), ("cloud.provider", "aws"), ("zone", "z1"),
     )

@@ -26,16 +26,25 @@ def test_otel07_and_otel10_with_the_same_content_are_told_apart() -> None:
     assert detect_format(record(otel10_message())) == "opentelemetry1.0"
 
 
-def test_a_later_message_decides_when_the_first_has_no_datapoints() -> None:
+def test_only_the_first_message_decides_and_one_without_datapoints_is_refused_either_way() -> None:
+    # Detection parses the first message only, so its cost never depends on the rest of the
+    # record; a first message without datapoints is refused by both protobuf decoders.
     empty = otel07_service.ExportMetricsServiceRequest()
     empty.resource_metrics.add()
-    assert detect_format(record(empty, otel07_message())) == "opentelemetry0.7"
-
-
-def test_a_record_without_datapoints_decodes_to_nothing() -> None:
-    data = record(otel07_service.ExportMetricsServiceRequest())
+    data = record(empty, otel07_message())
     assert detect_format(data) == "opentelemetry1.0"
-    assert decode_record(data) == []
+    for fmt in (None, "opentelemetry0.7", "opentelemetry1.0"):
+        with pytest.raises(DecodeError) as info:
+            decode_record(data, fmt)
+        assert info.value.reason == "no_datapoints"
+
+
+def test_an_empty_message_is_an_empty_frame() -> None:
+    data = record(otel07_service.ExportMetricsServiceRequest())
+    assert data == b"\x00"
+    with pytest.raises(DecodeError) as info:
+        detect_format(data)
+    assert info.value.reason == "empty_frame"
 
 
 def test_a_123_byte_message_whose_length_prefix_reads_as_a_brace_is_protobuf() -> None:
@@ -62,11 +71,13 @@ def test_pretty_printed_json_is_json() -> None:
 
 
 def test_an_empty_record_is_no_format() -> None:
-    with pytest.raises(DecodeError, match="empty"):
+    with pytest.raises(DecodeError, match="empty") as info:
         detect_format(b"")
+    assert info.value.reason == "empty_record"
 
 
 @pytest.mark.parametrize("data", [b"\x05\xff\xff\xff\xff\xff", b"hello world", b"\x03\x0a\x05\x01"])
 def test_garbage_is_no_format(data: bytes) -> None:
-    with pytest.raises(DecodeError, match="neither JSON nor length-prefixed OpenTelemetry"):
+    with pytest.raises(DecodeError, match="neither JSON nor length-prefixed OpenTelemetry") as info:
         detect_format(data)
+    assert info.value.reason == "unknown_format"

@@ -1,7 +1,8 @@
 """The OpenTelemetry fast path reads exactly what the careful path reads, or declines.
 
 Every test decodes a record twice, with the fast path and with the careful walk alone, and
-compares; tests of realistic records also check that the fast path took them.
+compares: the same samples, or the same DecodeError (reason and words) for a bad value the
+fast path judges itself; tests of realistic records also check that the fast path took them.
 """
 
 from __future__ import annotations
@@ -12,32 +13,44 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from receiver.formats import DecodeError, encode_records, fastpath, otel, otel07, otel10
+from receiver.formats import DecodeError, decode_record, encode_records, fastpath, otel, otel07, otel10
+from receiver.formats.limits import latest_end_ms
 from receiver.model import Pairs, Sample, Series
 from receiver.workload import TableSpec, Workload
 
-from .helpers import END_NS, START_NS, otel07_message, otel10_message, record
+from .helpers import END_NS, NOW_MS, START_NS, otel07_message, otel10_message, record
 
 FLAVORS = {otel07.NAME: otel07.FLAVOR, otel10.NAME: otel10.FLAVOR}
 EXTRA: Pairs = (("stream", "S"),)
 
 
 def fast(data: bytes, fmt: str) -> list[Sample] | None:
+    """The fast path alone: samples, None when it declines, or its DecodeError."""
     flavor = FLAVORS[fmt]
-    return fastpath.decode(data, EXTRA, flavor, otel._resource, otel._new_series)
+    return fastpath.decode(data, EXTRA, flavor, latest_end_ms(NOW_MS),
+                           otel._resource, otel._series_of, otel._judge_point)
 
 
 def careful(data: bytes, fmt: str, monkeypatch: pytest.MonkeyPatch) -> list[Sample]:
     with monkeypatch.context() as patch:
         patch.setattr(fastpath, "decode", lambda *args: None)
-        return otel.decode(data, EXTRA, FLAVORS[fmt])
+        return otel.decode(data, EXTRA, FLAVORS[fmt], NOW_MS)
 
 
-def same_as_careful(data: bytes, fmt: str, monkeypatch: pytest.MonkeyPatch) -> list[Sample] | None:
-    """The fast result (None if declined) after checking it equals the careful one."""
-    got = fast(data, fmt)
+def outcome(decode: object, *args: object) -> list[Sample] | tuple[str, str] | None:
+    """What a decode gives: its samples (or None), or (reason, message) of its DecodeError."""
+    try:
+        return decode(*args)  # type: ignore[operator]
+    except DecodeError as exc:
+        return exc.reason, str(exc)
+
+
+def same_as_careful(data: bytes, fmt: str, monkeypatch: pytest.MonkeyPatch) -> list[Sample] | tuple[str, str] | None:
+    """The fast outcome (None if declined) after checking the careful walk gives the same:
+    equal samples, or a DecodeError with the same reason and words."""
+    got = outcome(fast, data, fmt)
     if got is not None:
-        assert got == careful(data, fmt, monkeypatch)
+        assert got == outcome(careful, data, fmt, monkeypatch)
     return got
 
 
@@ -119,12 +132,13 @@ def test_a_label_holding_the_split_marker_is_still_read_exactly(monkeypatch: pyt
     otel07_message(quantiles=((0.0, 1.0),)),
     otel07_message(quantiles=((0.0, 1.0), (1.5, 2.0), (1.0, 3.0))),
     otel07_message(quantiles=((0.0, 1.0), (math.nan, 2.0), (1.0, 3.0))),
-    otel07_message(total=math.inf),
-    otel07_message(quantiles=((0.0, math.nan), (1.0, 3.0))),
-    otel07_message(start=END_NS, end=START_NS),
-    otel07_message(start=START_NS, end=START_NS),
     otel07_message(labels=(("MetricName", "M"),)),
     otel07_message(resource=()),
+    otel07_message(points=0),
+    otel07_message(labels=(("Namespace", "AWS/DynamoDB"), ("MetricName", "Other")),
+                   name="amazonaws.com/AWS/DynamoDB/ConsumedReadCapacityUnits"),
+    otel07_message(labels=(("Namespace", "N"), ("MetricName", "M"), *((f"d{i}", "v") for i in range(70)))),
+    otel07_message(quantiles=((0.0, 1.0), *((k / 100, 2.0) for k in range(1, 70)), (1.0, 3.0))),
 ], ids=lambda m: "")
 def test_what_the_fast_path_declines_the_careful_path_judges(
     message: object, monkeypatch: pytest.MonkeyPatch
@@ -135,6 +149,50 @@ def test_what_the_fast_path_declines_the_careful_path_judges(
         careful(data, otel07.NAME, monkeypatch)
     except DecodeError:
         pass  # the careful path words the error; the fast path must not have said anything
+
+
+@pytest.mark.parametrize("message, reason", [
+    (otel07_message(total=math.inf), "non_finite"),
+    (otel07_message(total=math.nan), "non_finite"),
+    (otel07_message(quantiles=((0.0, math.nan), (1.0, 3.0))), "non_finite"),
+    (otel07_message(quantiles=((0.0, 1.0), (1.0, -math.inf))), "non_finite"),
+    (otel07_message(quantiles=((0.0, 1.0), (0.99, math.inf), (1.0, 3.0))), "non_finite"),
+    (otel07_message(start=END_NS, end=START_NS), "malformed"),
+    (otel07_message(start=START_NS, end=START_NS), "malformed"),
+    (otel07_message(start=60_000_000_000, end=120_000_000_000), "timestamp_out_of_range"),
+    (otel07_message(start=START_NS, end=(NOW_MS + 86_400_001) * 10**6), "timestamp_out_of_range"),
+    (otel07_message(start=2**64 - 2, end=2**64 - 1), "timestamp_out_of_range"),
+], ids=lambda m: m if isinstance(m, str) else "")
+def test_a_bad_value_is_judged_by_the_fast_path_as_the_careful_path_judges_it(
+    message: object, reason: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Sound records apart from one value: the fast path names the fault itself, in the careful
+    # walk's words, rather than having the careful walk re-read the whole record.
+    data = record(otel07_message(points=30), otel07_message(points=3), message, otel07_message(total=math.nan))
+    got = same_as_careful(data, otel07.NAME, monkeypatch)
+    assert isinstance(got, tuple) and got[0] == reason
+
+
+def test_the_first_bad_value_in_record_order_is_the_one_reported(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The fast path checks datapoints grouped by layout (here: by their value bytes' length),
+    # not in record order; it must still report the record's first fault, as the careful walk.
+    late = otel07_message(start=60_000_000_000, end=120_000_000_000)  # 1970: out of range
+    nan_min = otel07_message(quantiles=((0.0, math.nan), (0.5, 2.0), (1.0, 3.0)))  # another layout
+    for messages, reason in (([nan_min, late], "non_finite"), ([late, nan_min], "timestamp_out_of_range")):
+        got = same_as_careful(record(otel07_message(points=5), *messages), otel07.NAME, monkeypatch)
+        assert isinstance(got, tuple) and got[0] == reason
+
+
+def test_a_bad_value_before_an_unreadable_layout_is_left_to_the_careful_path(
+    monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Which fault comes first is the careful walk's to say when the fast path cannot read all.
+    odd = otel07_message()
+    point = odd.resource_metrics[0].instrumentation_library_metrics[0].metrics[0].double_summary.data_points[0]
+    point.MergeFromString(b"\x78\x05")  # an unknown field: a layout the fast path declines
+    data = record(otel07_message(total=math.nan), odd)
+    assert fast(data, otel07.NAME) is None
+    assert outcome(careful, data, otel07.NAME, monkeypatch)[0] == "non_finite"  # type: ignore[index]
 
 
 def test_an_unknown_datapoint_field_is_declined(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -177,3 +235,45 @@ def test_fast_equals_careful_on_any_batch(batch: list[Sample], fmt: str) -> None
             same_as_careful(data, fmt, patch)
     finally:
         patch.undo()
+
+
+@st.composite
+def faulty_messages(draw: st.DrawFn, fmt: str) -> object:
+    """A message that is sound or carries one of the faults a record may have: a bad value,
+    a period out of range, a metric name at odds with its labels, no datapoints, too many
+    labels or quantiles."""
+    value = st.sampled_from([4.0, 0.0, -1.5, math.nan, math.inf, -math.inf])
+    minute = 60_000_000_000
+    start = draw(st.sampled_from([START_NS, START_NS + minute, 60_000_000_000, (NOW_MS + 86_400_000) * 10**6,
+                                  2**64 - minute - 1]))
+    end = start + draw(st.sampled_from([minute, 0, -minute, 1]))
+    quantiles = [(0.0, draw(value)), (1.0, draw(value))]
+    quantiles[1:1] = [(q, draw(value)) for q in draw(st.sampled_from([(), (0.5,), (0.9, 0.99),
+                                                                     tuple(k / 100 for k in range(1, 64))]))]
+    table = draw(st.sampled_from(["A", "B"]))
+    dimensions = draw(st.sampled_from([(("TableName", table),),
+                                       tuple((f"D{i}", table) for i in range(70))]))
+    metric = draw(st.sampled_from(["M1", "M2"]))
+    name = draw(st.sampled_from([None, None, "", "amazonaws.com/AWS/DynamoDB/M3"]))
+    kwargs = dict(quantiles=quantiles, start=max(0, min(start, 2**64 - 1)), end=max(0, min(end, 2**64 - 1)),
+                  total=draw(value), name=name, points=draw(st.sampled_from([1, 1, 3, 0])))
+    labels = (("Namespace", "AWS/DynamoDB"), ("MetricName", metric))
+    if fmt == otel07.NAME:
+        return otel07_message(labels=labels + dimensions, **kwargs)
+    return otel10_message(attributes=labels, dimensions=dimensions, **kwargs)
+
+
+@settings(max_examples=300, deadline=None)
+@given(data=st.data(), fmt=st.sampled_from(sorted(FLAVORS)))
+def test_fast_equals_careful_on_records_with_any_fault(data: st.DataObject, fmt: str) -> None:
+    messages = data.draw(st.lists(faulty_messages(fmt), min_size=1, max_size=5))
+    encoded = record(*messages)
+    patch = pytest.MonkeyPatch()
+    try:
+        got = same_as_careful(encoded, fmt, patch)
+        expected = outcome(careful, encoded, fmt, patch)
+    finally:
+        patch.undo()
+    # decode_record says what the careful walk says, whichever path took the record.
+    assert outcome(lambda: decode_record(encoded, fmt, extra_labels=EXTRA, now_ms=NOW_MS)) == expected
+    assert got is None or got == expected

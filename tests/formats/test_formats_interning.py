@@ -8,13 +8,14 @@ import pytest
 from receiver.formats import decode_record, encode_records, series as interning
 from receiver.model import Sample, Series
 
-from .helpers import otel07_message, record
+from .helpers import START_NS, otel07_message, record
 
 
 def test_one_series_is_one_object_across_records_and_formats() -> None:
     series = Series("123456789012", "us-east-1", "AWS/DynamoDB", "ThrottledRequests",
                     (("Operation", "GetItem"), ("TableName", "T")), "Count")
-    sample = Sample(series, 60_000, 120_000, 1.0, 0.0, 0.0, 0.0)
+    start = START_NS // 1_000_000
+    sample = Sample(series, start, start + 60_000, 1.0, 0.0, 0.0, 0.0)
     decoded = [decode_record(data)[0].series
                for fmt in ("opentelemetry0.7", "opentelemetry1.0", "json", "opentelemetry0.7")
                for data in encode_records([sample], fmt)]

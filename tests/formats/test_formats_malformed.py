@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from receiver.formats import DecodeError, decode_record
+from receiver.formats import REASONS, DecodeError, decode_record
 from receiver.formats.framing import frame
 
 from .helpers import DYNAMODB, END_NS, RESOURCE, START_NS, otel07_message, otel10_message, record
@@ -18,17 +18,19 @@ OTEL07 = "opentelemetry0.7"
 OTEL10 = "opentelemetry1.0"
 
 
-def decode_error(data: bytes, fmt: str | None = None) -> str:
+def decode_error(data: bytes, fmt: str | None = None, reason: str = "malformed") -> str:
+    """The one-sentence message of the DecodeError ``data`` raises, checking its reason."""
     with pytest.raises(DecodeError) as info:
         decode_record(data, fmt)
     message = str(info.value)
     assert message and "\n" not in message
+    assert info.value.reason == reason, message
     return message
 
 
 @pytest.mark.parametrize("fmt", [None, OTEL07, OTEL10, "json"])
 def test_empty_record(fmt: str | None) -> None:
-    assert "empty" in decode_error(b"", fmt)
+    assert "empty" in decode_error(b"", fmt, "empty_record")
 
 
 @pytest.mark.parametrize("fmt", [OTEL07, OTEL10])
@@ -117,12 +119,12 @@ def test_min_of_zero_sent_as_an_empty_quantile_counts_as_present() -> None:
 def test_non_finite_sum_min_max(bad: float, where: str) -> None:
     quantiles = ((0.0, bad if where == "min" else 1.0), (1.0, bad if where == "max" else 3.0))
     data = record(otel07_message(quantiles=quantiles, total=bad if where == "sum" else 4.0))
-    assert "non-finite" in decode_error(data, OTEL07)
+    assert "non-finite" in decode_error(data, OTEL07, "non_finite")
 
 
 def test_non_finite_percentile() -> None:
     data = record(otel10_message(quantiles=((0.0, 1.0), (0.99, math.nan), (1.0, 3.0))))
-    assert "non-finite p99" in decode_error(data, OTEL10)
+    assert "non-finite p99" in decode_error(data, OTEL10, "non_finite")
 
 
 @pytest.mark.parametrize("quantile", [1.5, -0.5, math.nan])
@@ -171,11 +173,16 @@ def json_with(**changes: object) -> bytes:
     (b'{"account_id": ', "not valid JSON"),
     (JSON_LINE + b"{oops}\n", "not valid JSON"),
     (b'{"value": NaN}\n', "not valid JSON"),
-    (JSON_LINE.replace(b'"sum":20.0', b'"sum":1e400'), "not valid JSON"),
+    (b'{"value": {"sum": NaN}, "timestamp": [' + b"[" * 5000 + b"]\n", "not valid JSON"),
     (b"[1, 2]\n", "not an object"),
 ])
 def test_bad_json(data: bytes, expected: str) -> None:
     assert expected in decode_error(data, "json")
+
+
+def test_a_json_number_past_a_double_is_non_finite() -> None:
+    data = JSON_LINE.replace(b'"sum":20.0', b'"sum":1e400')
+    assert "non-finite" in decode_error(data, "json", "non_finite")
 
 
 @pytest.mark.parametrize("key", ["account_id", "region", "namespace", "metric_name", "timestamp", "value"])
@@ -208,9 +215,9 @@ def test_json_wrong_types(changes: dict, expected: str) -> None:
 def test_arbitrary_bytes_give_samples_or_decode_error(data: bytes) -> None:
     for fmt in (None, OTEL07, OTEL10, "json"):
         try:
-            decode_record(data, fmt)
-        except DecodeError:
-            pass
+            assert decode_record(data, fmt)  # a record taken has at least one sample
+        except DecodeError as exc:
+            assert exc.reason in REASONS
 
 
 @settings(max_examples=200, deadline=None)
@@ -222,6 +229,6 @@ def test_mutated_valid_records_give_samples_or_decode_error(data: st.DataObject)
     mutated = original[:position] + bytes([byte]) + original[position + 1:]
     for fmt in (None, OTEL07, OTEL10):
         try:
-            decode_record(mutated, fmt)
-        except DecodeError:
-            pass
+            assert decode_record(mutated, fmt)
+        except DecodeError as exc:
+            assert exc.reason in REASONS

@@ -6,8 +6,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from receiver.formats import decode_record, encode_records
+from receiver.formats.limits import OLDEST_MS
 from receiver.formats.units import CLOUDWATCH_UNITS, to_ucum
 from receiver.model import PERIOD_MS, Sample, Series, percentile_name
+
+from .helpers import NOW_MS
 
 UCUM_CODES = {to_ucum(name) for name in CLOUDWATCH_UNITS}
 ROUND_TRIP = settings(max_examples=100, deadline=None)
@@ -27,7 +30,7 @@ def samples(draw: st.DrawFn, *, fmt: str) -> Sample:
     reserved = {"Namespace", "MetricName"} if fmt == "opentelemetry0.7" else set()
     dimensions = draw(st.dictionaries(names.filter(lambda n: n not in reserved), st.text(max_size=12), max_size=4))
     series = Series(draw(names), draw(names), draw(names), draw(names), sorted_pairs(dimensions), draw(units))
-    start = draw(st.integers(0, 2**42))
+    start = draw(st.integers(OLDEST_MS, NOW_MS - 10**7))  # the periods a decoder takes
     if fmt == "json":
         end = start + PERIOD_MS
         count = draw(numbers)
@@ -46,7 +49,7 @@ def samples(draw: st.DrawFn, *, fmt: str) -> Sample:
 
 def round_trip(batch: list[Sample], fmt: str, max_record_bytes: int = 1_024_000) -> list[Sample]:
     return [sample for data in encode_records(batch, fmt, max_record_bytes=max_record_bytes)
-            for sample in decode_record(data, fmt)]
+            for sample in decode_record(data, fmt, now_ms=NOW_MS)]
 
 
 @ROUND_TRIP
@@ -71,4 +74,4 @@ def test_json_round_trip(batch: list[Sample]) -> None:
 @given(st.lists(samples(fmt="opentelemetry0.7"), min_size=1, max_size=20))
 def test_round_trip_with_detection_and_small_records(batch: list[Sample]) -> None:
     records = encode_records(batch, "opentelemetry0.7", max_record_bytes=4_000)
-    assert [s for data in records for s in decode_record(data)] == batch
+    assert [s for data in records for s in decode_record(data, now_ms=NOW_MS)] == batch
