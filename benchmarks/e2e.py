@@ -32,13 +32,13 @@ def peak_rss_bytes(pid: int | str = "self") -> int:
 class Receiver:
     """One ``python -m receiver serve`` on a free loopback port with its own SQLite file."""
 
-    def __init__(self, database: Path) -> None:
+    def __init__(self, database: Path, *options: str) -> None:
         database.parent.mkdir(parents=True, exist_ok=True)
         for stale in database.parent.glob(database.name + "*"):
             stale.unlink()
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "receiver", "serve", "--host", "127.0.0.1", "--port", "0",
-             "--store", f"sqlite:///{database}", "--allow-unauthenticated"],
+             "--store", f"sqlite:///{database}", "--allow-unauthenticated", *options],
             cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
         )
         self.lines: list[str] = []
@@ -140,6 +140,26 @@ def measure(database: Path, warmup: Request | None, per_sender: Sequence[Sequenc
     """Start a fresh receiver, warm it with one delivery, then time the senders."""
     with Receiver(database) as receiver:
         return asyncio.run(_send(receiver.url, warmup, per_sender))
+
+
+async def _statuses(url: str, requests: Sequence[Request]) -> list[int]:
+    """Send ``requests`` at once; the status each was answered with."""
+    async def one(session: aiohttp.ClientSession, request: Request) -> int:
+        headers, body, _ = request
+        async with session.post(url, data=body, headers=headers) as response:
+            await response.read()
+            return response.status
+
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=600)) as session:
+        return list(await asyncio.gather(*(one(session, request) for request in requests)))
+
+
+def peak_rss_concurrent(database: Path, requests: Sequence[Request], budget_mib: int) -> tuple[int, list[int]]:
+    """(VmHWM, statuses) of a fresh receiver with ``--max-inflight-mib budget_mib`` sent
+    ``requests`` all at once: those past the budget are answered 503, as Firehose retries."""
+    with Receiver(database, "--max-inflight-mib", str(budget_mib)) as receiver:
+        statuses = asyncio.run(_statuses(receiver.url, requests))
+        return receiver.peak_rss_bytes(), statuses
 
 
 def peak_rss(database: Path, request: Request) -> tuple[int, int]:

@@ -30,11 +30,16 @@ from . import e2e, micro
 from .bodies import MIB, OUTSIDE_RETENTION_MS, Body, SampleSource, make_body, warmup_body, wire_request
 
 OTEL07 = "opentelemetry0.7"
+JSON = "json"
 DECODE_SHARE = 0.30
 E2E_SHARE = 0.15
 E2E_RATE = 300_000
 P99_LIMIT_S = 1.0
 RSS_FACTOR = 4
+TASK_MEMORY_MIB = 1024
+"""The CDK stack's Fargate task memory; its --max-inflight-mib is 256 (stacks/settings.py)."""
+TASK_BUDGET_MIB = 256
+CONCURRENT_BODIES = 3
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,6 +71,7 @@ class Results:
     stages: list[dict[str, Any]] = field(default_factory=list)
     e2e: list[dict[str, Any]] = field(default_factory=list)
     memory: list[dict[str, Any]] = field(default_factory=list)
+    concurrent_memory: dict[str, Any] = field(default_factory=dict)
     derive: list[dict[str, Any]] = field(default_factory=list)
     targets: list[dict[str, Any]] = field(default_factory=list)
 
@@ -146,17 +152,30 @@ def _measured(results: Results) -> set[tuple[str, int]]:
 
 
 def measure_memory(plan: Plan, source: SampleSource, work: Path, results: Results) -> None:
-    body = make_body(source, OTEL07, plan.memory_mib * MIB)
-    for compress in (False, True):
-        headers, wire = wire_request(body, compress)
-        before, after = e2e.peak_rss(work / "memory" / "metrics.db", (headers, wire, body.datapoints))
-        results.memory.append({
-            "format": OTEL07, "size_mib": plan.memory_mib, "gzip": compress,
-            "record_bytes": body.record_bytes, "wire_bytes": len(wire),
-            "envelope_bytes": len(wire) if not compress else len(gzip.decompress(wire)),
-            "datapoints": body.datapoints, "rss_start_bytes": before, "rss_peak_bytes": after,
-        })
-        log(f"  memory {plan.memory_mib} MiB gzip={compress}: VmHWM {before / MIB:.0f} -> {after / MIB:.0f} MiB")
+    for fmt in (OTEL07, JSON):
+        body = make_body(source, fmt, plan.memory_mib * MIB)
+        for compress in (False, True):
+            headers, wire = wire_request(body, compress)
+            before, after = e2e.peak_rss(work / "memory" / "metrics.db", (headers, wire, body.datapoints))
+            results.memory.append({
+                "format": fmt, "size_mib": plan.memory_mib, "gzip": compress,
+                "record_bytes": body.record_bytes, "wire_bytes": len(wire),
+                "envelope_bytes": len(wire) if not compress else len(gzip.decompress(wire)),
+                "datapoints": body.datapoints, "rss_start_bytes": before, "rss_peak_bytes": after,
+            })
+            log(f"  memory {fmt} {plan.memory_mib} MiB gzip={compress}: VmHWM {before / MIB:.0f} -> {after / MIB:.0f} MiB")
+    # Several large json bodies at once under the stack's budget: the budget, which counts
+    # each delivery's decoding as well as its body, must keep the task within its memory.
+    requests = []
+    for _ in range(CONCURRENT_BODIES):
+        body = make_body(source, JSON, plan.memory_mib * MIB)
+        headers, wire = wire_request(body, False)
+        requests.append((headers, wire, body.datapoints))
+    peak, statuses = e2e.peak_rss_concurrent(work / "memory" / "metrics.db", requests, TASK_BUDGET_MIB)
+    results.concurrent_memory = {"format": JSON, "size_mib": plan.memory_mib, "bodies": CONCURRENT_BODIES,
+                                 "budget_mib": TASK_BUDGET_MIB, "rss_peak_bytes": peak, "statuses": statuses}
+    log(f"  memory {CONCURRENT_BODIES} x {JSON} {plan.memory_mib} MiB at once, budget {TASK_BUDGET_MIB} MiB: "
+        f"VmHWM {peak / MIB:.0f} MiB, answers {statuses}")
 
 
 def measure_derive(plan: Plan, source: SampleSource, work: Path, results: Results) -> None:
@@ -202,9 +221,15 @@ def judge(plan: Plan, results: Results) -> None:
             f"{row['p99_s']:.3f} s", row["p99_s"] < P99_LIMIT_S)
     for row in results.memory:
         limit = RSS_FACTOR * row["record_bytes"]
-        add(f"peak RSS < {RSS_FACTOR}x body ({row['size_mib']} MiB, gzip={row['gzip']})",
+        add(f"peak RSS < {RSS_FACTOR}x body ({row['format']}, {row['size_mib']} MiB, gzip={row['gzip']})",
             f"{row['rss_peak_bytes'] / MIB:.0f} MiB (limit {limit / MIB:.0f} MiB)",
             row["rss_peak_bytes"] < limit if row["size_mib"] == 64 else None)
+    concurrent = results.concurrent_memory
+    if concurrent:
+        add(f"peak RSS < task memory ({concurrent['bodies']} x {concurrent['format']} {concurrent['size_mib']} MiB at once, "
+            f"--max-inflight-mib {concurrent['budget_mib']})",
+            f"{concurrent['rss_peak_bytes'] / MIB:.0f} MiB (limit {TASK_MEMORY_MIB} MiB), answers {concurrent['statuses']}",
+            concurrent["rss_peak_bytes"] < TASK_MEMORY_MIB * MIB if concurrent["size_mib"] == 64 else None)
 
 
 def table(headers: list[str], rows: list[list[str]]) -> str:
