@@ -211,3 +211,17 @@ async def test_a_header_that_is_not_utf8_is_a_json_400_naming_it(sqlite_store, c
     assert b"application/json" in head
     assert "X-Amz-Firehose-Request-Id header is not valid UTF-8" in orjson.loads(body)["errorMessage"]
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+
+
+async def test_records_of_a_million_zero_bytes_are_quarantined_as_empty_frames_and_the_rest_taken(sqlite_store):
+    """Each such record was a million empty protobuf frames that decoded to nothing, for
+    seconds each, while every other delivery waited on the writer."""
+    zeros = bytes(1_024_000)
+    async with serve_app(create_app(ServeConfig(allow_unauthenticated=True), sqlite_store)) as client:
+        delivery = Delivery(records=[zeros, *records_of(1), zeros, zeros])
+        response = await client.post(INGEST_PATH, data=delivery.body, headers=delivery.headers)
+        assert response.status == 200
+        assert await sqlite_store.count_samples() == 5
+        quarantined = await sqlite_store.quarantined()
+        assert [(r.index, r.reason, r.data == zeros) for r in quarantined] == [
+            (0, "empty_frame", True), (2, "empty_frame", True), (3, "empty_frame", True)]
