@@ -299,26 +299,22 @@ def access_problem(keys: Sequence[str], allow_unauthenticated: bool) -> str | No
 
 
 def _seconds(text: str | None, name: str, default: float) -> float:
-    if text is None:
-        return default
-    try:
-        value = float(text)
-    except ValueError:
-        value = -1.0
-    if not 0 < value <= 3600:
-        raise ConfigError(f"{name} {text!r} must be seconds above 0 and at most 3600")
-    return value
+    return _positive(text, name, default, 3600, "seconds above 0 and at most 3600")
 
 
 def _days(text: str | None, name: str, default: float) -> float:
+    return _positive(text, name, default, 3650, "a number of days above 0 and at most 3650")
+
+
+def _positive(text: str | None, name: str, default: float, high: float, wanted: str) -> float:
     if text is None:
         return default
     try:
         value = float(text)
     except ValueError:
         value = -1.0
-    if not 0 < value <= 3650:
-        raise ConfigError(f"{name} {text!r} must be a number of days above 0 and at most 3650")
+    if not 0 < value <= high:
+        raise ConfigError(f"{name} {text!r} must be {wanted}")
     return value
 
 

@@ -16,12 +16,11 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from pathlib import Path
-from urllib.parse import urlsplit
 
 from receiver import logs
-from receiver.emulator import EmulatorConfig, FirehoseEmulator, RetryPolicy
+from receiver.emulator import EmulatorConfig, FirehoseEmulator
 from receiver.model import Pairs, QuarantinedRecord
+from receiver.replay import add_target_arguments, target_config
 from receiver.store import Store, StoreConfigError, StoreError, open_store_from_url
 
 DEFAULT_STORE = "sqlite:///./data/metrics.db"
@@ -36,10 +35,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     for sub in (listing, replaying):
         sub.add_argument("--store", help=f"store URL (RECEIVER_STORE, default {DEFAULT_STORE})")
     listing.add_argument("--limit", type=int, default=100, help="print at most this many records (default 100)")
-    replaying.add_argument("--to", dest="url", required=True, metavar="URL",
-                           help="the full ingest URL, e.g. http://127.0.0.1:12801/aws/firehose/metrics")
-    replaying.add_argument("--access-key", help="the key the endpoint expects (or FIREHOSE_ACCESS_KEY)")
-    replaying.add_argument("--ca-file", help="verify HTTPS against this CA bundle instead of the system's")
+    add_target_arguments(replaying)
 
 
 def main(args: argparse.Namespace) -> int:
@@ -52,7 +48,7 @@ def main(args: argparse.Namespace) -> int:
         store = open_store_from_url(url)
         if args.action == "list":
             return asyncio.run(_list(store, args.limit))
-        config = _replay_config(args)
+        config = target_config(args, "receiver-quarantine-replay")
         logs.configure("WARNING")  # failed attempts and their retries show as they happen
         report = asyncio.run(_replay(store, config))
     except (StoreConfigError, ValueError) as exc:
@@ -131,21 +127,3 @@ def _by_labels(records: list[QuarantinedRecord]) -> dict[Pairs, list[Quarantined
     for record in records:
         groups.setdefault(record.labels, []).append(record)
     return groups
-
-
-def _replay_config(args: argparse.Namespace) -> EmulatorConfig:
-    parts = urlsplit(args.url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ValueError(f"--to {args.url!r} must be a full http:// or https:// URL to the ingest path")
-    ca_file = Path(args.ca_file) if args.ca_file else None
-    if ca_file is not None and not ca_file.is_file():
-        raise ValueError(f"--ca-file {ca_file} is not a readable file")
-    return EmulatorConfig(
-        url=args.url,
-        access_key=args.access_key or os.environ.get("FIREHOSE_ACCESS_KEY"),
-        ca_file=ca_file,
-        retry=RetryPolicy(duration_s=60),
-        stream_name="receiver-quarantine-replay",
-        buffer_bytes=4 * 1024 * 1024,
-        buffer_interval_s=900,
-    )

@@ -265,6 +265,11 @@ async def replay(source: Source, config: EmulatorConfig, progress: Callable[[str
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("source", metavar="SOURCE", help="a folder or s3://bucket/prefix of Firehose backup objects")
+    add_target_arguments(parser)
+
+
+def add_target_arguments(parser: argparse.ArgumentParser) -> None:
+    """Where and how records are re-delivered (``replay`` and ``quarantine replay``)."""
     parser.add_argument("--to", dest="url", required=True, metavar="URL",
                         help="the full ingest URL, e.g. https://metrics.example.com/aws/firehose/metrics")
     parser.add_argument("--access-key", help="the key the endpoint expects (or FIREHOSE_ACCESS_KEY)")
@@ -276,7 +281,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def main(args: argparse.Namespace) -> int:
     try:
-        config = _config(args)
+        config = target_config(args, "receiver-replay")
         source = Source(args.source)
     except ValueError as exc:  # ReplayError included: a bad option or SOURCE
         print(f"error: {exc}", file=sys.stderr)
@@ -298,7 +303,9 @@ def main(args: argparse.Namespace) -> int:
     return 0 if report.ok else 1
 
 
-def _config(args: argparse.Namespace) -> EmulatorConfig:
+def target_config(args: argparse.Namespace, stream_name: str) -> EmulatorConfig:
+    """The emulated stream that re-delivers, from ``add_target_arguments``' options;
+    ValueError naming a bad one."""
     parts = urlsplit(args.url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ValueError(f"--to {args.url!r} must be a full http:// or https:// URL to the ingest path")
@@ -317,7 +324,7 @@ def _config(args: argparse.Namespace) -> EmulatorConfig:
         gzip=args.gzip,
         ca_file=ca_file,
         retry=RetryPolicy(duration_s=retry),
-        stream_name="receiver-replay",
+        stream_name=stream_name,
         buffer_bytes=4 * 1024 * 1024,
         buffer_interval_s=900,
     )

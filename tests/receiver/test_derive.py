@@ -10,9 +10,7 @@ import random
 
 import pytest
 
-from receiver.config import REPOSITORY_RULES
 from receiver.derive import Deriver, derive_hour_values, rollup_hour
-from receiver.rules import RuleHolder
 from receiver.store import open_store_from_url
 from receiver.store import sqlite as sqlite_store_module
 from receiver.store.base import HOUR_MS, MINUTE_MS
@@ -20,19 +18,6 @@ from tests.builders import T0, make_sample
 
 SERVICE = "aws-dynamodb::123456789012"
 HOUR = T0 - T0 % HOUR_MS
-
-
-@pytest.fixture(scope="module")
-def rules():
-    return RuleHolder(REPOSITORY_RULES)
-
-
-@pytest.fixture
-async def store():
-    opened = open_store_from_url("memory://")
-    await opened.open()
-    yield opened
-    await opened.close()
 
 
 def deriver_for(store, rules, **kwargs):

@@ -13,12 +13,10 @@ import math
 
 import pytest
 
-from receiver.config import REPOSITORY_RULES, ServeConfig
+from receiver.config import ServeConfig
 from receiver.derive import Deriver
 from receiver.model import Series
-from receiver.rules import RuleHolder
 from receiver.server import DERIVER, create_app
-from receiver.store import open_store_from_url
 from receiver.store.base import HOUR_MS, MINUTE_MS
 from tests.apps import serve_app
 from tests.builders import T0, make_sample
@@ -26,19 +24,6 @@ from tests.builders import T0, make_sample
 POISONED, HEALTHY = "111111111111", "222222222222"
 HOUR = T0 - T0 % HOUR_MS
 USER_ERRORS = "aws_dynamodb_user_errors"
-
-
-@pytest.fixture(scope="module")
-def rules():
-    return RuleHolder(REPOSITORY_RULES)
-
-
-@pytest.fixture
-async def store():
-    opened = open_store_from_url("memory://")
-    await opened.open()
-    yield opened
-    await opened.close()
 
 
 class FakeMonotonic:

@@ -4,7 +4,6 @@ quarantined with the rest taken, and one delivery's decoding never holding anoth
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import threading
 

@@ -7,7 +7,6 @@ import shutil
 import signal
 import time
 import urllib.request
-from pathlib import Path
 
 import pytest
 

@@ -6,7 +6,7 @@ import socket
 import subprocess
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -127,3 +127,23 @@ async def sqlite_store(sqlite_factory) -> AsyncIterator[SQLiteStore]:
     await opened.open()
     yield opened
     await opened.close()
+
+
+MakeStore = Callable[..., Awaitable[DynamoDBStore]]
+
+
+@pytest.fixture(params=["moto", "dynalite"])
+async def make_store(request) -> AsyncIterator[MakeStore]:
+    """Opens DynamoDB stores on moto or dynalite (several may share one table), closing them after."""
+    factory = request.getfixturevalue("dynamodb_factory" if request.param == "moto" else "dynalite_factory")
+    opened: list[DynamoDBStore] = []
+
+    async def make(table: str = "metrics", **options) -> DynamoDBStore:
+        store = factory(table, **options)
+        await store.open()
+        opened.append(store)
+        return store
+
+    yield make
+    for store in opened:
+        await store.close()

@@ -14,7 +14,6 @@ import math
 import socket
 import struct
 import threading
-from collections.abc import AsyncIterator, Awaitable, Callable
 from decimal import Decimal
 
 import boto3
@@ -39,26 +38,6 @@ GRANTED = {
     "DescribeTable", "ConditionCheckItem",
 }  # fmt: skip
 """Exactly what the CDK stack grants the receiver's task role on the table."""
-
-MakeStore = Callable[..., Awaitable[DynamoDBStore]]
-
-
-@pytest.fixture(params=["moto", "dynalite"])
-async def make_store(request) -> AsyncIterator[MakeStore]:
-    """Opens DynamoDB stores on moto or dynalite (several may share one table), closing them after."""
-    factory = request.getfixturevalue("dynamodb_factory" if request.param == "moto" else "dynalite_factory")
-    opened: list[DynamoDBStore] = []
-
-    async def make(table: str = "metrics", **options) -> DynamoDBStore:
-        store = factory(table, **options)
-        await store.open()
-        opened.append(store)
-        return store
-
-    yield make
-    for store in opened:
-        await store.close()
-
 
 def raw_item(store: DynamoDBStore, pk: str, sk: str) -> dict:
     """An item as DynamoDB holds it, read past the store."""

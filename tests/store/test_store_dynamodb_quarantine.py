@@ -21,7 +21,6 @@ from receiver.store.dynamodb import DynamoDBStore
 from receiver.store.dynamodb_quarantine import PART_BYTES
 from receiver.store.dynamodb_runner import CONTROL_THREADS
 from tests.store.builders import T0, make_sample, make_series, many_samples
-from tests.store.test_store_dynamodb import make_store  # noqa: F401 (a fixture)
 from tests.store.test_store_quarantine import FIREHOSE_MAX_RECORD, incompressible, record
 
 ALL_TIME = (0, 2**62)
