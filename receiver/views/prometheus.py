@@ -321,7 +321,7 @@ def receiver_families(state: ReceiverState) -> list[Family]:
         ),
         Family(
             PREFIX + "store_up", "gauge",
-            "1 when the store answered this scrape's reads in time, else 0.",
+            "1 when the store answers its readiness probe (which waits behind no other work), else 0: 0 is broken, not busy.",
             (Point((), int(state.store_up)),),
         ),
     ]
@@ -403,17 +403,28 @@ def add_routes(
 
 
 async def _read_store(store: Store, window: MinuteWindow, now_ms: int) -> tuple[int | None, list[DerivedValue], bool]:
-    """(latest complete minute, its values if current, whether the store answered)."""
-    latest: int | None = None
+    """(latest complete minute, its values if current, whether the store is up).
+
+    Up is the readiness probe's answer, which waits behind no other work: a store whose
+    reads are slow because it is busy is up, and only its derived gauges are left out.
+    """
     try:
         async with asyncio.timeout(STORE_TIMEOUT_S):
             await store.ping()
+    except (StoreError, TimeoutError) as exc:
+        reason = str(exc) or f"no answer within {STORE_TIMEOUT_S:g} s"
+        log.warning("/metrics: the store is down, derived metrics left out", extra={"error": reason})
+        return None, [], False
+    latest: int | None = None
+    try:
+        async with asyncio.timeout(STORE_TIMEOUT_S):
             latest = await store.latest_bucket(MINUTE_MS, window.before_ms(now_ms))
             values = []
             if latest is not None and window.is_current(latest, now_ms):
                 values = await store.bucket_values(MINUTE_MS, latest)
     except (StoreError, TimeoutError) as exc:
         reason = str(exc) or f"no answer within {STORE_TIMEOUT_S:g} s"
-        log.warning("/metrics: the store did not answer, derived metrics left out", extra={"error": reason})
-        return latest, [], False
+        log.warning("/metrics: the store's values did not come in time, derived metrics left out",
+                    extra={"error": reason})
+        return latest, [], True
     return latest, values, True

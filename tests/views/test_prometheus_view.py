@@ -151,6 +151,21 @@ async def test_a_hanging_store_is_given_up_on_so_the_scrape_still_answers(scrape
     assert found["metric_stream_receiver_store_up"] == "0"
 
 
+async def test_a_store_up_but_slow_to_read_is_up_and_only_its_gauges_are_left_out(scrape, monkeypatch) -> None:
+    """Its reads queue behind the deriver's: busy, not broken (before, store_up said 0)."""
+    await scrape.store.put_derived(MINUTE_MS, MINUTE, 1, [consumed(MINUTE, 1.5)])
+    scrape.clock.now_ms = MINUTE + MINUTE_MS + SETTLE_S * 1000
+    monkeypatch.setattr(prometheus, "STORE_TIMEOUT_S", 0.05)
+
+    async def slow(*args) -> None:
+        await asyncio.sleep(3600)
+
+    monkeypatch.setattr(scrape.store, "bucket_values", slow)
+    found = await scrape.samples()
+    assert found["metric_stream_receiver_store_up"] == "1"
+    assert gauge(METRIC) not in found
+
+
 async def test_in_flight_bytes_and_their_budget_are_gauges(scrape) -> None:
     scrape.budget.reserve(0, 300)
     found = await scrape.samples()
