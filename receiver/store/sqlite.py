@@ -1,14 +1,18 @@
-"""``sqlite:///path``: the embedded store, a SQLite file driven from two worker threads.
+"""``sqlite:///path``: the embedded store, a SQLite file driven from three worker threads.
 
 sqlite3 calls block, and the receiver must keep answering while a large request commits,
-so every database call runs on a single-thread executor that owns its connection. The
-writer's thread takes the writes and the calls that must see them at once (versions);
-SQLite has one writer at a time anyway. Nothing decodes on it: a delivery's slices come
-to it decoded, each a short transaction of its own. The reader's thread, with its own
-connection, takes the reads that may be long: the deriver's samples (an hour of 2,000
-tables is seconds), the queries of the API and views, and request ids. In WAL mode neither waits for
-the other, so a long read never holds up a delivery. A read starts after the call that
-precedes it returned, so it sees every commit made by then.
+so every database call runs on a single-thread executor that owns its connection:
+
+- the writer's thread takes the writes and the calls that must see them at once
+  (versions); SQLite has one writer at a time anyway. Nothing decodes on it: a
+  delivery's slices come to it decoded, each a short transaction of its own;
+- the reader's thread takes the reads that may be long: the deriver's samples (an hour of
+  2,000 tables is seconds) and the queries of the API and views;
+- the lookup thread takes only quick point reads: a delivery's request id, and the
+  readiness probe, so neither waits behind a commit or a long read.
+
+In WAL mode readers and the writer never wait for each other. A read starts after the
+call that precedes it returned, so it sees every commit made by then.
 """
 
 from __future__ import annotations
@@ -72,10 +76,12 @@ class SQLiteStore:
         self.path = Path(path).expanduser().absolute()
         self._db = SQLiteDB(self.path, synchronous=mode, busy_timeout_ms=busy_timeout_ms)
         self._reader_db = SQLiteDB(self.path, synchronous=mode, busy_timeout_ms=busy_timeout_ms)
+        self._lookup_db = SQLiteDB(self.path, synchronous=mode, busy_timeout_ms=busy_timeout_ms)
         self._ttl_ms = int(request_ttl_s * 1000)
         self._clock = clock
         self._executor: ThreadPoolExecutor | None = None
         self._reader: ThreadPoolExecutor | None = None
+        self._lookup: ThreadPoolExecutor | None = None
         self._next_prune_ms = -1  # the first commit prunes
 
     def __repr__(self) -> str:
@@ -87,48 +93,49 @@ class SQLiteStore:
         loop = asyncio.get_running_loop()
         executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite-store")
         reader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite-reader")
+        lookup = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite-lookup")
+        opened: list[tuple[ThreadPoolExecutor, SQLiteDB]] = []
         try:
-            await loop.run_in_executor(executor, self._db.connect)  # sets the file up first
-            try:
-                await loop.run_in_executor(reader, self._reader_db.connect_reader)
-            except BaseException:
-                await loop.run_in_executor(executor, self._db.close)
-                raise
+            # The writer sets the file up first.
+            for pool, db, connect in ((executor, self._db, self._db.connect),
+                                      (reader, self._reader_db, self._reader_db.connect_reader),
+                                      (lookup, self._lookup_db, self._lookup_db.connect_reader)):
+                await loop.run_in_executor(pool, connect)
+                opened.append((pool, db))
         except BaseException:
+            for pool, db in reversed(opened):
+                await loop.run_in_executor(pool, db.close)
             # The jobs are done (one raised), so the threads are idle and exit at once.
-            executor.shutdown(wait=False)
-            reader.shutdown(wait=False)
+            for pool in (executor, reader, lookup):
+                pool.shutdown(wait=False)
             raise
-        self._executor, self._reader = executor, reader
+        self._executor, self._reader, self._lookup = executor, reader, lookup
 
     async def close(self) -> None:
         executor, self._executor = self._executor, None
         reader, self._reader = self._reader, None
-        if executor is None or reader is None:
+        lookup, self._lookup = self._lookup, None
+        if executor is None or reader is None or lookup is None:
             return
         loop = asyncio.get_running_loop()
         try:
             # Each queued behind any call still running on its thread: that call finishes
-            # first. The writer closes even if the reader failed to.
+            # first. The writer closes even if a reader failed to.
             try:
+                await loop.run_in_executor(lookup, self._lookup_db.close)
                 await loop.run_in_executor(reader, self._reader_db.close)
             finally:
                 await loop.run_in_executor(executor, self._db.close)
         except sqlite3.Error as exc:
             raise StoreError(f"the sqlite store at {self.path} failed to close cleanly: {exc}") from exc
         finally:
-            executor.shutdown(wait=False)
-            reader.shutdown(wait=False)
+            for pool in (executor, reader, lookup):
+                pool.shutdown(wait=False)
 
     async def ping(self) -> None:
-        if self._executor is None:
-            raise StoreError(f"the sqlite store at {self.path} is not open")
-        # Off both store threads: a probe queued behind a 64 MiB commit or an hour's read
+        # On the lookup thread: a probe queued behind a 64 MiB commit or an hour's read
         # would call a busy store down.
-        try:
-            await asyncio.to_thread(self._db.probe)
-        except sqlite3.Error as exc:
-            raise StoreError(f"the sqlite store at {self.path} failed: {exc}") from exc
+        await self._look_up(self._lookup_db.probe)
 
     async def write_samples(self, samples: Sequence[Sample]) -> None:
         await self._call(self._db.write_samples, samples)
@@ -144,9 +151,10 @@ class SQLiteStore:
             self._next_prune_ms = now_ms + int(PRUNE_INTERVAL_S * 1000)
 
     async def is_committed(self, request_id: str) -> bool:
-        # On the reader: it sees every commit that returned, and never waits behind one.
+        # On the lookup thread: it sees every commit that returned, and a delivery's first
+        # question waits behind neither commits nor long reads.
         since = int(self._clock() * 1000) - self._ttl_ms
-        return await self._read(self._reader_db.is_committed, request_id, since)
+        return await self._look_up(self._lookup_db.is_committed, request_id, since)
 
     async def quarantined(self, limit: int = 1000) -> list[QuarantinedRecord]:
         return await self._read(self._reader_db.quarantined, limit)
@@ -238,6 +246,10 @@ class SQLiteStore:
     async def _call(self, fn: Callable[..., T], *args: Any) -> T:
         """``fn(*args)`` on the writer's thread."""
         return await self._on(self._executor, fn, *args)
+
+    async def _look_up(self, fn: Callable[..., T], *args: Any) -> T:
+        """``fn(*args)`` on the lookup thread, which runs only quick point reads."""
+        return await self._on(self._lookup, fn, *args)
 
     async def _read(self, fn: Callable[..., T], *args: Any) -> T:
         """``fn(*args)`` on the reader's thread."""

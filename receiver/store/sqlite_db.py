@@ -321,6 +321,7 @@ class SQLiteDB:
         except sqlite3.Error as exc:
             conn.close()
             raise self._open_error(exc) from None
+        self._file_id = _file_id(os.stat(self.path))
         self._conn = conn
 
     def _setup(self, conn: sqlite3.Connection) -> None:
@@ -583,15 +584,10 @@ class SQLiteDB:
             raise StoreError(f"the sqlite store file {self.path} is read-only; make it writable again")
 
     def probe(self) -> None:
-        """``check_file`` and one read through a connection of its own, opened for this
-        call: it waits for neither the writer's nor the reader's thread (in WAL mode a
-        reader never waits for a writer), so a busy store is up and a broken one down."""
+        """``check_file`` and one read (on a reader's connection: in WAL mode a reader
+        never waits for the writer)."""
         self.check_file()
-        conn = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, timeout=2.0)
-        try:
-            conn.execute("SELECT 1 FROM requests LIMIT 1").fetchall()
-        finally:
-            conn.close()
+        self.conn.execute("SELECT 1 FROM requests LIMIT 1").fetchall()
 
     def is_committed(self, request_id: str, since_ms: int) -> bool:
         row = self.conn.execute(
