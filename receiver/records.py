@@ -20,12 +20,15 @@ from dataclasses import dataclass, field
 from operator import attrgetter
 
 from receiver.formats import DecodeError, decode_record
+from receiver.formats.limits import MAX_DATAPOINTS_PER_RECORD
 from receiver.model import Pairs, QuarantinedRecord, Sample
 from receiver.store import Store
 
 SLICE_SAMPLES = 10_000
 """Samples decoded before they are written: what a delivery holds besides its records.
-Enough that a 64 MiB delivery is a few dozen short writes (unsynced but the last)."""
+Enough that a 64 MiB delivery is a few dozen short writes (unsynced but the last). A slice
+is closed after the record that fills it, so it holds at most this many samples plus one
+record's (MAX_DATAPOINTS_PER_RECORD)."""
 
 SAMPLE_BYTES = 1600
 """Memory of one decoded sample at most, measured: ~1,570 bytes in OpenTelemetry 0.7 and
@@ -35,16 +38,17 @@ decoders have interned the series."""
 SAMPLES_PER_RECORD_BYTE = 1 / 64
 """No format packs a datapoint into fewer than 64 bytes of record (0.7's are ~260)."""
 
-
-def decode_allowance(record_bytes: int) -> int:
-    """The memory a delivery's decoding may take beyond its records: one slice of samples,
-    or fewer for a delivery too small to fill one. The in-flight budget counts it."""
-    samples = min(SLICE_SAMPLES, int(record_bytes * SAMPLES_PER_RECORD_BYTE) + 1)
-    return samples * SAMPLE_BYTES
-
 DECODE_THREADS = 2
 """Deliveries decoded at once. Decoding holds the GIL, so more threads would only
 interleave more deliveries; two keep one delivery's decoding from queueing another's."""
+
+
+def decode_allowance(record_bytes: int) -> int:
+    """The memory a delivery's decoding may take beyond its records: one slice of samples
+    at most, fewer for a delivery too small to fill one. The in-flight budget counts it."""
+    largest_slice = SLICE_SAMPLES + MAX_DATAPOINTS_PER_RECORD
+    samples = min(largest_slice, int(record_bytes * SAMPLES_PER_RECORD_BYTE) + 1)
+    return samples * SAMPLE_BYTES
 
 
 class Decoding:

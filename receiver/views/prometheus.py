@@ -311,7 +311,7 @@ def receiver_families(state: ReceiverState) -> list[Family]:
         ),
         Family(
             PREFIX + "inflight_body_bytes", "gauge",
-            "Request body bytes held in memory now, compressed and decompressed.",
+            "Memory held by deliveries in flight now: their bodies (compressed and decompressed) and what their decoding may take.",
             (Point((), state.inflight_bytes),),
         ),
         Family(
