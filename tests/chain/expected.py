@@ -1,8 +1,8 @@
-"""Expected metric values computed from generated samples by the README's definitions.
+"""Expected metric values computed from generated samples by the definitions in docs/metrics.md.
 
-Independent of the rules engine on purpose: each metric is written down here as the
-README's "Metrics" table states it (Σ Sum ÷ 60 s, Σ Sum ÷ Σ SampleCount, Maximum ...), and
-the end-to-end tests compare the receiver's query API against these values.
+Independent of the rules engine on purpose: each metric is written down here as the table
+"The DynamoDB metrics" in docs/metrics.md states it (Σ Sum ÷ 60 s, Σ Sum ÷ Σ SampleCount,
+Maximum ...), and the end-to-end tests compare the receiver's query API against these values.
 """
 
 from __future__ import annotations
@@ -156,7 +156,7 @@ def endpoint_of(sample: Sample) -> str | None:
 
 
 def expected_values(samples: Iterable[Sample]) -> dict[Query, Values]:
-    """Every value the README's definitions give for ``samples``, by query.
+    """Every value the definitions in docs/metrics.md give for ``samples``, by query.
 
     Table metrics read only series with a TableName (also at service scope); the account's
     own series (no TableName) make the account metrics.

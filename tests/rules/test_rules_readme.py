@@ -1,4 +1,4 @@
-"""The top-level README documents every metric of the pack with its scope and unit."""
+"""docs/metrics.md documents every metric of the pack with its scope and unit."""
 
 from __future__ import annotations
 
@@ -7,17 +7,17 @@ import re
 from receiver.rules import default_rules_dir
 from tests.rules.rulekit import pack
 
-README = (default_rules_dir().parent / "README.md").read_text(encoding="utf-8")
+METRICS_DOC = (default_rules_dir().parent / "docs" / "metrics.md").read_text(encoding="utf-8")
 PERCENTILE = re.compile(r"(.*)(_p\d+(?:_\d+)?)$")
 
 
 def row_of(name: str) -> str:
-    """The README table row of a pack metric (percentile rows list their suffixes)."""
+    """The docs/metrics.md table row of a pack metric (percentile rows list their suffixes)."""
     base = name.removeprefix("aws_dynamodb_").removeprefix("endpoint_")
     percentile = PERCENTILE.fullmatch(base)
     first = f"`{percentile.group(1)}_p50`" if percentile else f"`{base}`"
-    rows = [line for line in README.splitlines() if line.startswith(f"| {first}")]
-    assert len(rows) == 1, f"{name} has no row of its own in README.md"
+    rows = [line for line in METRICS_DOC.splitlines() if line.startswith(f"| {first}")]
+    assert len(rows) == 1, f"{name} has no row of its own in docs/metrics.md"
     if percentile:
         assert f"`{percentile.group(2)}`" in rows[0] or percentile.group(2) == "_p50"
     return rows[0]
