@@ -11,10 +11,10 @@ import itertools
 import time
 from dataclasses import dataclass
 
-from receiver.emulator import build_request
 from receiver.formats import encode_records
 from receiver.model import PERIOD_MS, Sample
-from receiver.workload import TableSpec, Workload
+from receiver_tools.emulator import build_request
+from receiver_tools.workload import TableSpec, Workload
 
 MIB = 1 << 20
 RECENT_MS = (int(time.time()) // 60 - 180) * 60_000

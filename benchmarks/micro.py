@@ -21,8 +21,8 @@ from receiver.derive import Deriver
 from receiver.derive_worker import ProcessEvaluator
 from receiver.formats import decode_record
 from receiver.formats.framing import split_frames
-from receiver.records import decode_all
 from receiver.proto.otel07 import metrics_service_pb2 as otel07_service
+from receiver.records import decode_all
 from receiver.rules import RuleHolder
 from receiver.store.base import HOUR_MS, MINUTE_MS
 from receiver.store.sqlite import SQLiteStore
@@ -143,7 +143,8 @@ def derive_pass_seconds(source_tables: int, folder: Path) -> dict[str, float]:
                     await deriver.derive_bucket(step, hour)
                     figures[f"{name}_s"] = time.perf_counter() - started
                 figures["peak_rss_mib"] = peak_rss_bytes() / MIB
-                figures["worker_peak_rss_mib"] = max(peak_rss_bytes(p.pid) for p in multiprocessing.active_children()) / MIB
+                workers = multiprocessing.active_children()
+                figures["worker_peak_rss_mib"] = max(peak_rss_bytes(p.pid) for p in workers) / MIB
                 return figures
             finally:
                 evaluator.close()

@@ -138,7 +138,8 @@ def measure_e2e(plan: Plan, source: SampleSource, work: Path, results: Results,
                         "wire_bytes": len(requests[1][1]),
                     }
                     results.e2e.append(row)
-                    log(f"  e2e {fmt} {size} MiB gzip={compress} senders={senders} derive={derive}: {row['dps']:,.0f} dp/s, "
+                    log(f"  e2e {fmt} {size} MiB gzip={compress} senders={senders} derive={derive}: "
+                        f"{row['dps']:,.0f} dp/s, "
                         f"p50 {row['p50_s']:.3f} s, p99 {row['p99_s']:.3f} s")
             if not derive:
                 headers, wire = wire_request(bodies[1], True)
@@ -163,7 +164,8 @@ def measure_memory(plan: Plan, source: SampleSource, work: Path, results: Result
                 "envelope_bytes": len(wire) if not compress else len(gzip.decompress(wire)),
                 "datapoints": body.datapoints, "rss_start_bytes": before, "rss_peak_bytes": after,
             })
-            log(f"  memory {fmt} {plan.memory_mib} MiB gzip={compress}: VmHWM {before / MIB:.0f} -> {after / MIB:.0f} MiB")
+            log(f"  memory {fmt} {plan.memory_mib} MiB gzip={compress}: "
+                f"VmHWM {before / MIB:.0f} -> {after / MIB:.0f} MiB")
     # Several large json bodies at once under the stack's budget: the budget, which counts
     # each delivery's decoding as well as its body, must keep the task within its memory.
     requests = []
@@ -211,7 +213,8 @@ def judge(plan: Plan, results: Results) -> None:
     for row in results.e2e:
         if row["format"] == OTEL07 and not row["gzip"] and row["senders"] == 1 and row["ratio"] is not None:
             mode = "deriving" if row["derive"] else "ingest only"
-            add(f"e2e >= {E2E_SHARE:.0%} of limit and >= {E2E_RATE:,} dp/s (0.7 plain, 1 sender, {row['size_mib']} MiB, {mode})",
+            add(f"e2e >= {E2E_SHARE:.0%} of limit and >= {E2E_RATE:,} dp/s "
+                f"(0.7 plain, 1 sender, {row['size_mib']} MiB, {mode})",
                 f"{row['ratio']:.1%}, {row['dps']:,.0f} dp/s",
                 row["ratio"] >= E2E_SHARE and row["dps"] >= E2E_RATE)
     p99 = [r for r in results.e2e if r["size_mib"] == 5 and r["gzip"] and r["senders"] == 4]
@@ -226,9 +229,10 @@ def judge(plan: Plan, results: Results) -> None:
             row["rss_peak_bytes"] < limit if row["size_mib"] == 64 else None)
     concurrent = results.concurrent_memory
     if concurrent:
-        add(f"peak RSS < task memory ({concurrent['bodies']} x {concurrent['format']} {concurrent['size_mib']} MiB at once, "
-            f"--max-inflight-mib {concurrent['budget_mib']})",
-            f"{concurrent['rss_peak_bytes'] / MIB:.0f} MiB (limit {TASK_MEMORY_MIB} MiB), answers {concurrent['statuses']}",
+        add(f"peak RSS < task memory ({concurrent['bodies']} x {concurrent['format']} "
+            f"{concurrent['size_mib']} MiB at once, --max-inflight-mib {concurrent['budget_mib']})",
+            f"{concurrent['rss_peak_bytes'] / MIB:.0f} MiB (limit {TASK_MEMORY_MIB} MiB), "
+            f"answers {concurrent['statuses']}",
             concurrent["rss_peak_bytes"] < TASK_MEMORY_MIB * MIB if concurrent["size_mib"] == 64 else None)
 
 
@@ -315,7 +319,7 @@ def main(argv: list[str] | None = None) -> int:
     results.plan["seconds"] = round(time.monotonic() - started, 1)
     print(report(results))
     out.mkdir(parents=True, exist_ok=True)
-    stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
     document = json.dumps({"time": stamp, **results.__dict__}, indent=2)
     (out / f"{stamp}{'-quick' if args.quick else ''}.json").write_text(document)
     (out / "latest.json").write_text(document)

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from receiver.formats import FORMATS, encode_records
 from receiver.model import PERIOD_MS, Sample
-from receiver.workload import TableSpec, Workload
+from receiver_tools.workload import TableSpec, Workload
 from tests.builders import Delivery
 
 SEED_MINUTE_MS = 1_700_000_040_000

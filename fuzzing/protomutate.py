@@ -7,8 +7,8 @@ from __future__ import annotations
 import random
 from typing import Any
 
-from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2 as otel10_service
 from google.protobuf.descriptor import FieldDescriptor
+from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2 as otel10_service
 
 from receiver.formats.framing import split_frames, write_varint
 from receiver.proto.otel07 import metrics_service_pb2 as otel07_service

@@ -147,9 +147,10 @@ async def _post_one(client, store: MemoryStore, request, report: Report) -> None
         report.crash("http", dump, exc)
         return
     problem = _answer_problem(status, body, request.headers.get(firehose.REQUEST_ID_HEADER, ""))
-    if problem is None and status != 200:
-        if await store.count_samples() != before or await store.is_committed(request.request_id):
-            problem = f"refused with {status} but stored part of the request"
+    if problem is None and status != 200 and (
+        await store.count_samples() != before or await store.is_committed(request.request_id)
+    ):
+        problem = f"refused with {status} but stored part of the request"
     if problem is not None:
         report.crash("http", dump, problem)
     else:

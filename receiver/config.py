@@ -138,7 +138,8 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--metrics-settle-seconds",
-        help="seconds after a minute ends before /metrics shows it and OTLP exports it (RECEIVER_METRICS_SETTLE_SECONDS, default 300)",
+        help="seconds after a minute ends before /metrics shows it and OTLP exports it "
+        "(RECEIVER_METRICS_SETTLE_SECONDS, default 300)",
     )
     parser.add_argument(
         "--retention-minutes-days",
@@ -208,7 +209,11 @@ def serve_config(args: argparse.Namespace, env: Mapping[str, str] = os.environ) 
         )
 
     inflight_mib = _integer(
-        pick(args.max_inflight_mib, "RECEIVER_MAX_INFLIGHT_MIB"), "--max-inflight-mib (RECEIVER_MAX_INFLIGHT_MIB)", 0, 1, 1 << 20
+        pick(args.max_inflight_mib, "RECEIVER_MAX_INFLIGHT_MIB"),
+        "--max-inflight-mib (RECEIVER_MAX_INFLIGHT_MIB)",
+        0,
+        1,
+        1 << 20,
     )
     shutdown = pick(args.shutdown_timeout, "RECEIVER_SHUTDOWN_TIMEOUT")
     try:

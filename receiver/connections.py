@@ -105,7 +105,7 @@ class Connection(RequestHandler):
     """aiohttp's HTTP/1.1 connection with a header deadline, the connection limit, and
     malformed requests answered in JSON without logging their bytes."""
 
-    __slots__ = ("_limit", "_read_timeout_s", "_header_deadline", "_refused")
+    __slots__ = ("_header_deadline", "_limit", "_read_timeout_s", "_refused")
 
     def __init__(self, manager: web.Server, *, limit: ConnectionLimit, read_timeout_s: float, **options: Any) -> None:
         super().__init__(manager, **options)

@@ -36,7 +36,7 @@ from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from receiver.derive_worker import Evaluator, ThreadEvaluator
-from receiver.model import DerivedValue, Sample, Stats
+from receiver.model import DerivedValue, Sample, SeriesKey, Stats
 from receiver.rules import Evaluation, RuleHolder, RuleSet
 from receiver.store import Store, StoreError
 from receiver.store.base import HOUR_MS, MINUTE_MS
@@ -127,8 +127,8 @@ def _by_series(samples: Iterable[Sample]) -> list[list[Sample]]:
     by_object: dict[int, list[Sample]] = {}
     for sample in samples:
         by_object.setdefault(id(sample.series), []).append(sample)
-    by_key: dict[tuple, list[Sample]] = {}
-    shared: set[tuple] = set()
+    by_key: dict[SeriesKey, list[Sample]] = {}
+    shared: set[SeriesKey] = set()
     for group in by_object.values():
         key = group[0].series.key
         if key in by_key:
@@ -369,7 +369,7 @@ class Deriver:
                 log.warning(f"deriving {several} failed, will retry", extra={"error": str(exc)})
                 marked.update(buckets[index:])
                 return False
-            except Exception as exc:
+            except Exception as exc:  # noqa: BLE001 - any other failure is this bucket's: retried with backoff
                 self._failed(step_ms, bucket, exc, marked)
             else:
                 self._failing.pop((step_ms, bucket), None)

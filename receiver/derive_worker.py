@@ -137,8 +137,8 @@ other with the Series replaced by its index in the first list)."""
 
 
 def pack_samples(samples: Sequence[Sample]) -> Packed:
-    fields = list(chain.from_iterable(samples))
-    series = fields[0::SAMPLE_FIELDS]
+    fields: list[Any] = list(chain.from_iterable(samples))  # a column's type is its field's
+    series: list[Series] = fields[0::SAMPLE_FIELDS]
     # Keyed by id(): stores and decoders share one Series object per series.
     keys = list(map(id, series))
     distinct = dict(zip(keys, series))

@@ -155,14 +155,14 @@ def _decode_spans(body: bytes | bytearray, spans: list[tuple[int, int, bool]]) -
     once already and dropped it: pybase64 takes ~0.1 ms per MiB. It also learned which
     decoder reads each record, so this pass needs no canonical check.)"""
     records: list[bytes] = [b""] * len(spans)
-    cut = isinstance(body, bytearray)
+    cut = body if isinstance(body, bytearray) else None
     for index in range(len(spans) - 1, -1, -1):
         start, end, canonical = spans[index]
         text = body[start:end]
         records[index] = (pybase64.b64decode(text, validate=True) if canonical
                           else binascii.a2b_base64(text, strict_mode=True))
-        if cut:
-            del body[start:]
+        if cut is not None:
+            del cut[start:]
     return records
 
 

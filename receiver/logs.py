@@ -110,7 +110,8 @@ class PlainFormatter(logging.Formatter):
             line = f"{line} {' '.join(fields)}"
         if record.exc_info and not record.exc_text:
             record.exc_text = self.formatException(record.exc_info)
-        details = [text for text in (record.exc_text, record.stack_info and self.formatStack(record.stack_info)) if text]
+        stack = record.stack_info and self.formatStack(record.stack_info)
+        details = [text for text in (record.exc_text, stack) if text]
         for text in details:
             line += "\n" + "\n".join("    " + escape(part) for part in text.splitlines())
         return line

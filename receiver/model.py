@@ -16,6 +16,9 @@ Pairs = tuple[tuple[str, str], ...]
 Stats = tuple[tuple[str, float], ...]
 """Extra statistics by CloudWatch name (``p99``, ``p99.9``, ``TM(10%:90%)``), sorted."""
 
+SeriesKey = tuple[str, str, str, str, Pairs]
+"""``Series.key``: account, region, namespace, metric and dimensions."""
+
 
 @dataclass(frozen=True, slots=True)
 class Series:
@@ -30,7 +33,7 @@ class Series:
     """The CloudWatch unit name (``Count``, ``Milliseconds``, ``None`` ...)."""
 
     @property
-    def key(self) -> tuple[str, str, str, str, Pairs]:
+    def key(self) -> SeriesKey:
         """The series part of a sample's identity (the unit is not part of it)."""
         return (self.account, self.region, self.namespace, self.metric, self.dimensions)
 
@@ -51,7 +54,7 @@ class Sample(NamedTuple):
     """The period's start, epoch milliseconds."""
     end_ms: int
     """The period's end, epoch milliseconds (start + 60 000 for metric streams)."""
-    count: float
+    count: float  # type: ignore[assignment]  # the statistic's name; it shadows tuple.count on purpose
     sum: float
     min: float
     max: float

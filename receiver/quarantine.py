@@ -3,8 +3,9 @@ decode, and their re-delivery once the receiver reads them (a fixed decoder or r
 
 ``replay`` sends the records to an ingest URL through the Firehose emulator, with the
 common attributes their delivery had, and forgets each group of them once its deliveries
-were answered 200. Records are read a few at a time: each may be a mebibyte. A record that still does not decode is quarantined again by the
-receiver that takes it (under the new request id), so nothing is lost either way.
+were answered 200. Records are read a few at a time: each may be a mebibyte. A record
+that still does not decode is quarantined again by the receiver that takes it (under the
+new request id), so nothing is lost either way.
 """
 
 from __future__ import annotations
@@ -16,12 +17,15 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
 
 from receiver import logs
-from receiver.emulator import EmulatorConfig, FirehoseEmulator
+from receiver.cli import LazyParser, import_tool
 from receiver.model import Pairs, QuarantinedRecord
-from receiver.replay import add_target_arguments, target_config
 from receiver.store import Store, StoreConfigError, StoreError, open_store_from_url
+
+if TYPE_CHECKING:
+    from receiver_tools.emulator import EmulatorConfig
 
 DEFAULT_STORE = "sqlite:///./data/metrics.db"
 BATCH = 50
@@ -29,13 +33,14 @@ BATCH = 50
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    actions = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
+    actions = parser.add_subparsers(dest="action", required=True, metavar="ACTION", parser_class=LazyParser)
     listing = actions.add_parser("list", help="print the quarantined records, oldest first")
-    replaying = actions.add_parser("replay", help="re-deliver the quarantined records to an ingest URL")
+    # The re-delivery options are replay's (receiver_tools), added only when `replay` is parsed.
+    replaying = actions.add_parser("replay", help="re-deliver the quarantined records to an ingest URL",
+                                   configure=lambda p: import_tool(p, "replay").add_target_arguments(p))
     for sub in (listing, replaying):
         sub.add_argument("--store", help=f"store URL (RECEIVER_STORE, default {DEFAULT_STORE})")
     listing.add_argument("--limit", type=int, default=100, help="print at most this many records (default 100)")
-    add_target_arguments(replaying)
 
 
 def main(args: argparse.Namespace) -> int:
@@ -48,6 +53,8 @@ def main(args: argparse.Namespace) -> int:
         store = open_store_from_url(url)
         if args.action == "list":
             return asyncio.run(_list(store, args.limit))
+        from receiver_tools.replay import target_config
+
         config = target_config(args, "receiver-quarantine-replay")
         logs.configure("WARNING")  # failed attempts and their retries show as they happen
         report = asyncio.run(_replay(store, config))
@@ -101,6 +108,8 @@ async def replay(
     stream per group (which retries as Firehose does). A group whose deliveries all got 200
     is forgotten; at the first that failed the replay stops, and it stays quarantined.
     """
+    from receiver_tools.emulator import FirehoseEmulator
+
     report = ReplayReport()
     # Only what was quarantined before the replay began: a record that still does not
     # decode comes back under a new request id, and must not be sent round again.

@@ -9,6 +9,7 @@ import signal
 import ssl
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
 
 from aiohttp import web
 from yarl import URL
@@ -34,7 +35,7 @@ INGEST_PATH = "/aws/firehose/metrics"
 MAX_HEADER_BYTES = 128 * 1024
 """Common attributes can make a long header; aiohttp's default cap is 8 KiB."""
 
-RUNNER_OPTIONS: dict[str, object] = {
+RUNNER_OPTIONS: dict[str, Any] = {  # keyword arguments of web.AppRunner, of several types
     # We gunzip ourselves, with a cap; aiohttp's own would bypass it.
     "auto_decompress": False,
     "max_field_size": MAX_HEADER_BYTES,
@@ -298,8 +299,11 @@ class ReceiverSite(web.BaseSite):
     @property
     def port(self) -> int:
         """The bound port (the configured one until started)."""
+        # aiohttp types BaseSite._server as asyncio.AbstractServer, which has no sockets;
+        # loop.create_server (start, below) sets an asyncio.Server, which does.
         if self._server is not None and self._server.sockets:  # type: ignore[attr-defined]
-            return self._server.sockets[0].getsockname()[1]  # type: ignore[attr-defined]
+            bound: int = self._server.sockets[0].getsockname()[1]  # type: ignore[attr-defined]
+            return bound
         return self._config.port
 
     async def start(self) -> None:

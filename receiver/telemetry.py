@@ -12,6 +12,7 @@ import logging
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from itertools import pairwise
 
 log = logging.getLogger("receiver.telemetry")
 
@@ -47,7 +48,7 @@ class Histogram:
         bounds = tuple(float(b) for b in bounds)
         if not bounds or any(not math.isfinite(b) for b in bounds):
             raise ValueError("histogram bounds must be finite numbers, at least one")
-        if any(a >= b for a, b in zip(bounds, bounds[1:])):
+        if any(a >= b for a, b in pairwise(bounds)):
             raise ValueError(f"histogram bounds must be strictly ascending, not {bounds}")
         self._bounds = bounds
         self._counts = [0] * (len(bounds) + 1)  # the last one is the +Inf bucket

@@ -6,7 +6,7 @@ import random
 from dataclasses import dataclass
 
 from receiver.model import PERIOD_MS
-from receiver.workload import TableSpec, Workload
+from receiver_tools.workload import TableSpec, Workload
 
 TABLES = 24
 """24 tables (some with an index, some global, some provisioned) make about 520 datapoints a minute."""
@@ -45,7 +45,8 @@ def restart_schedule(duration_s: float, rng: random.Random) -> list[Restart]:
     kill = rng.random() < 0.5
     restarts = []
     for index in range(count):
-        restarts.append(Restart(slot * (index + 1) + rng.uniform(-slot / 4, slot / 4), "SIGKILL" if kill else "SIGTERM"))
+        at_s = slot * (index + 1) + rng.uniform(-slot / 4, slot / 4)
+        restarts.append(Restart(at_s, "SIGKILL" if kill else "SIGTERM"))
         kill = not kill
     return restarts
 

@@ -25,9 +25,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from fuzzing.memory import RssSeries, children_rss_bytes, rss_bytes
-from receiver.emulator import EmulatorConfig, FirehoseEmulator, RetryPolicy
 from receiver.model import PERIOD_MS
 from receiver.server import INGEST_PATH
+from receiver_tools.emulator import EmulatorConfig, FirehoseEmulator, RetryPolicy
 from tests.chain.expected import Query, Values, assert_api_matches, expected_values
 from tests.processes import ReceiverProcess
 
@@ -65,7 +65,9 @@ class Receiver:
 
     def _start(self) -> ReceiverProcess:
         # ReceiverProcess collects the log lines; at INFO it learns the port from "listening".
-        process = ReceiverProcess("--port", str(self.port), "--store", f"sqlite:///{self.db}", "--allow-unauthenticated")
+        process = ReceiverProcess(
+            "--port", str(self.port), "--store", f"sqlite:///{self.db}", "--allow-unauthenticated"
+        )
         try:
             return process.wait_listening(60)
         except RuntimeError:

@@ -66,5 +66,7 @@ class MetricStreamStack(Stack):
             self,
             "BackupBucketName",
             value=self.backup_bucket.bucket_name,
-            description="Failed deliveries; re-send them with python -m receiver replay s3://<bucket>/ --to <EndpointUrl>",
+            description=(
+                "Failed deliveries; re-send them with python -m receiver replay s3://<bucket>/ --to <EndpointUrl>"
+            ),
         )

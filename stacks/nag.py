@@ -63,7 +63,8 @@ def _receiver(stacks: Stacks) -> None:
             receiver.receiver.cluster,
             "AwsSolutions-ECS4",
             "Container Insights is off by default (containerInsights=false) to save its custom-metric charges; "
-            "the free AWS/ECS service CPU and memory metrics drive the autoscaling. Set containerInsights=true to turn it on.",
+            "the free AWS/ECS service CPU and memory metrics drive the autoscaling. "
+            "Set containerInsights=true to turn it on.",
         )
 
 

@@ -5,8 +5,8 @@ the tasks get public IPs so they reach ECR, CloudWatch Logs, Secrets Manager and
 through the internet gateway, and their security group admits nothing but the load balancer.
 That costs one public IPv4 address per task (about $3.65 a month each) instead of a NAT gateway
 (about $33 a month each, plus $0.045/GB) or the four interface endpoints that would replace it
-(ECR API, ECR Docker, Logs, Secrets Manager: about $58 a month over two AZs). With 1 or 2 the tasks move to private subnets behind that many
-NAT gateways, for accounts whose policy forbids public addresses on workloads.
+(ECR API, ECR Docker, Logs, Secrets Manager: about $58 a month over two AZs). With 1 or 2 the tasks move to
+private subnets behind that many NAT gateways, for accounts whose policy forbids public addresses on workloads.
 """
 
 from __future__ import annotations

@@ -19,7 +19,9 @@ from typing import Any
 OUTPUT_FORMATS = ("opentelemetry0.7", "opentelemetry1.0", "json")
 CPU_ARCHITECTURES = ("X86_64", "ARM64")
 # CloudWatch Logs accepts only these retention periods (days).
-LOG_RETENTION_DAYS = (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653)
+LOG_RETENTION_DAYS = (
+    1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653,
+)
 # Fargate's valid memory sizes (MiB) for each CPU size (CPU units).
 FARGATE_MEMORY = {
     256: (512, 1024, 2048),
@@ -239,7 +241,9 @@ class _Reader:
             try:
                 return json.loads(value)
             except json.JSONDecodeError:
-                raise SettingsError(f"{key} is not valid JSON; put it as in cdk.json, e.g. {json.dumps(DEFAULTS[key])}") from None
+                raise SettingsError(
+                    f"{key} is not valid JSON; put it as in cdk.json, e.g. {json.dumps(DEFAULTS[key])}"
+                ) from None
         return value
 
     def string_list(self, key: str) -> tuple[str, ...]:
@@ -270,10 +274,14 @@ def _hosted_zone(zone_id: str, zone_name: str, domain_name: str) -> tuple[str | 
         return None, None
     if not zone_id or not zone_name:
         missing = "hostedZoneId" if not zone_id else "hostedZoneName"
-        raise SettingsError(f"{missing} is not set; hostedZoneId and hostedZoneName go together, so give both or neither")
+        raise SettingsError(
+            f"{missing} is not set; hostedZoneId and hostedZoneName go together, so give both or neither"
+        )
     zone_id = zone_id.removeprefix("/hostedzone/")
     if not _ZONE_ID.fullmatch(zone_id):
-        raise SettingsError(f"hostedZoneId {zone_id!r} is not a Route 53 zone id; put one such as Z0123456789ABCDEFGHIJ")
+        raise SettingsError(
+            f"hostedZoneId {zone_id!r} is not a Route 53 zone id; put one such as Z0123456789ABCDEFGHIJ"
+        )
     name = zone_name.lower().rstrip(".")
     if domain_name != name and not domain_name.endswith("." + name):
         raise SettingsError(
@@ -340,7 +348,9 @@ def _namespaces(values: tuple[str, ...]) -> tuple[str, ...]:
         raise SettingsError('namespaces is empty; list the CloudWatch namespaces to stream, e.g. ["AWS/DynamoDB"]')
     for value in values:
         if not 1 <= len(value) <= 255 or value.startswith(":"):
-            raise SettingsError(f"namespaces entry {value!r} is not a CloudWatch namespace; put one such as AWS/DynamoDB")
+            raise SettingsError(
+                f"namespaces entry {value!r} is not a CloudWatch namespace; put one such as AWS/DynamoDB"
+            )
     if len(set(values)) != len(values):
         raise SettingsError("namespaces lists a namespace twice; list each once")
     return values
@@ -362,7 +372,9 @@ def _statistics(value: Any, namespaces: tuple[str, ...], output_format: str) -> 
             or not entry["statistics"]
             or not all(isinstance(s, str) for s in entry["statistics"])
         ):
-            raise SettingsError(f"additionalStatistics entry {json.dumps(entry)} is not of the form; it must be {shape}")
+            raise SettingsError(
+                f"additionalStatistics entry {json.dumps(entry)} is not of the form; it must be {shape}"
+            )
         if entry["namespace"] not in namespaces:
             raise SettingsError(
                 f"additionalStatistics names namespace {entry['namespace']!r}, which namespaces does not stream; "
@@ -373,7 +385,8 @@ def _statistics(value: Any, namespaces: tuple[str, ...], output_format: str) -> 
         config = StatisticsConfig(entry["namespace"], entry["metricName"], tuple(entry["statistics"]))
         if any((c.namespace, c.metric_name) == (config.namespace, config.metric_name) for c in configs):
             raise SettingsError(
-                f"additionalStatistics lists {config.namespace} {config.metric_name} twice; merge its statistics into one entry"
+                f"additionalStatistics lists {config.namespace} {config.metric_name} twice; "
+                "merge its statistics into one entry"
             )
         configs.append(config)
     return tuple(configs)
@@ -389,7 +402,9 @@ def _check_statistic(statistic: str, output_format: str) -> None:
             f"additionalStatistics statistic {statistic!r} is streamed only in outputFormat json; "
             f"{output_format} carries percentiles such as p99"
         )
-    raise SettingsError(f"additionalStatistics statistic {statistic!r} is not a CloudWatch statistic; put one such as p99")
+    raise SettingsError(
+        f"additionalStatistics statistic {statistic!r} is not a CloudWatch statistic; put one such as p99"
+    )
 
 
 def _common_attributes(value: Any) -> tuple[tuple[str, str], ...]:

@@ -45,7 +45,7 @@ class ReceiverProcess:
                 self.url, self.port = match["url"], int(match["port"])
                 self._listening.set()
 
-    def wait_listening(self, timeout: float = 30) -> "ReceiverProcess":
+    def wait_listening(self, timeout: float = 30) -> ReceiverProcess:
         deadline = time.monotonic() + timeout
         while not self._listening.wait(0.05):
             if self.proc.poll() is not None or time.monotonic() > deadline:
@@ -71,7 +71,7 @@ class ReceiverProcess:
     def log(self) -> str:
         return "\n".join(self.lines)
 
-    def __enter__(self) -> "ReceiverProcess":
+    def __enter__(self) -> ReceiverProcess:
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -60,7 +60,9 @@ def alarms_document(
     ]
     active.sort(key=lambda a: (a["since"], a["rule"], a["service"], a["endpoint"] or ""))
     cutoff = now_ms - RECENT_HOURS * 3_600_000
-    recent = sorted((e for e in history if e.minute_ms >= cutoff), key=lambda e: (e.minute_ms, e.created_ms), reverse=True)
+    recent = sorted(
+        (e for e in history if e.minute_ms >= cutoff), key=lambda e: (e.minute_ms, e.created_ms), reverse=True
+    )
     return {"active": active, "recent": [_event_json(e, scopes) for e in recent[:RECENT_LIMIT]]}
 
 

@@ -131,7 +131,7 @@ class SnsChannel:
                 Message=json.dumps(notification_body(event, rule)),
                 MessageAttributes={"status": {"DataType": "String", "StringValue": event.kind}},
             )
-        except Exception as exc:  # botocore raises many kinds; all mean "not published"
+        except Exception as exc:  # noqa: BLE001 - botocore raises many kinds; all mean "not published"
             code = getattr(exc, "response", {}).get("Error", {}).get("Code", "")
             permanent = code in ("NotFound", "InvalidParameter", "AuthorizationError", "InvalidParameterValue")
             raise DeliveryError(f"SNS publish to {self.topic_arn} failed ({type(exc).__name__}: {exc})",

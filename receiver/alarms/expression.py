@@ -1,6 +1,7 @@
 """The small expression language of alarm rules: metrics, numbers, + - * /, and baseline().
 
-``aws_dynamodb_endpoint_get_successful_request_latency / baseline(aws_dynamodb_endpoint_get_successful_request_latency, 60)``
+    aws_dynamodb_endpoint_get_successful_request_latency
+        / baseline(aws_dynamodb_endpoint_get_successful_request_latency, 60)
 
 The text is parsed with Python's ``ast`` in ``eval`` mode and only the node types below are
 accepted; nothing of it is ever executed. A value is computed per entity and minute from the
@@ -11,7 +12,7 @@ makes the whole expression have no value there (which never breaches).
 from __future__ import annotations
 
 import ast
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 MINUTE_MS = 60_000
@@ -119,7 +120,7 @@ def parse_expression(text: str) -> Expression:
 
 
 def _convert(node: ast.AST, text: str) -> Node:
-    if isinstance(node, ast.Constant) and type(node.value) in (int, float):
+    if isinstance(node, ast.Constant) and isinstance(node.value, int | float) and not isinstance(node.value, bool):
         return Number(float(node.value))
     if isinstance(node, ast.Name):
         return Metric(node.id)
@@ -153,7 +154,7 @@ def _baseline(node: ast.Call, text: str) -> Baseline:
     return Baseline(args[0].id, args[1].value)
 
 
-def _walk(node: Node):
+def _walk(node: Node) -> Iterator[Node]:
     yield node
     if isinstance(node, Negate):
         yield from _walk(node.operand)

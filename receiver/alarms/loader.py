@@ -21,8 +21,9 @@ against the metric rules (``check_metrics``): each must exist and have the rule'
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -38,6 +39,8 @@ _KEYS = (
 _REQUIRED = ("expression", "scope", "op", "threshold", "period")
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]*")
 MAX_PERIOD = 24 * 60
+_Fail = Callable[[str, str], RuleError]
+"""Builds the RuleError naming one setting of the rule being loaded."""
 
 
 def default_alarms_dir() -> Path:
@@ -167,14 +170,16 @@ def _rule(name_node: yaml.Node, node: yaml.Node, file: str) -> AlarmRule:
     )  # fmt: skip
 
 
-def _whole(values: dict, key: str, low: int, high: int, fail, default: int | None) -> int:
+def _whole(
+    values: dict[str, Any], key: str, low: int, high: int, fail: _Fail, default: int | None
+) -> int:
     value = values.get(key, default)
     if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
         raise fail(key, f"must be a whole number of minutes from {low} to {high}, not {value!r}")
     return value
 
 
-def _pattern(values: dict, key: str, fail) -> re.Pattern[str] | None:
+def _pattern(values: dict[str, Any], key: str, fail: _Fail) -> re.Pattern[str] | None:
     text = values.get(key)
     if text is None:
         return None

@@ -31,7 +31,7 @@ class Backoff:
 
     def delay_s(self, attempt: int) -> float:
         """Before attempt ``attempt + 1`` (1-based ``attempt``): doubling, ±20 % jitter."""
-        base = min(self.first_delay_s * 2 ** (attempt - 1), self.max_delay_s)
+        base: float = min(self.first_delay_s * 2 ** (attempt - 1), self.max_delay_s)
         return base * random.uniform(0.8, 1.2)
 
 

@@ -80,7 +80,8 @@ def template_problem(template: str) -> str | None:
         if field is None:
             continue
         if field not in TEMPLATE_FIELDS:
-            return f"the message names {{{field}}}; it may use {', '.join('{' + f + '}' for f in sorted(TEMPLATE_FIELDS))}"
+            allowed = ", ".join("{" + f + "}" for f in sorted(TEMPLATE_FIELDS))
+            return f"the message names {{{field}}}; it may use {allowed}"
         if conversion or (spec and "{" in spec):
             return f"the message field {{{field}}} takes only a format such as {{value:.1f}}"
         if spec and field in ("value", "threshold"):

@@ -55,7 +55,7 @@ class Alarms:
         )
         self._sns_client = sns_client
         self._session: aiohttp.ClientSession | None = None
-        self._tasks: list[asyncio.Task] = []
+        self._tasks: list[asyncio.Task[None]] = []
         self._reloading: asyncio.Lock | None = None
 
     def reload(self, metric_scopes: Mapping[str, str]) -> RuleError | None:

@@ -49,11 +49,14 @@ def alarm_settings(args: argparse.Namespace, pick: Callable[[object, str], str |
                    env_list: Callable[[str], tuple[str, ...]]) -> AlarmSettings:
     """The alarm settings from options over environment; AlarmConfigError on a bad value."""
     directory = pick(getattr(args, "alarms", None), "RECEIVER_ALARMS")
-    path: Path | None = Path(directory) if directory else default_alarms_dir()
-    if not directory and not path.is_dir():
+    candidate = Path(directory) if directory else default_alarms_dir()
+    path: Path | None = candidate
+    if not directory and not candidate.is_dir():
         path = None
-    elif not path.is_dir():
-        raise AlarmConfigError(f"--alarms (RECEIVER_ALARMS) {path} is not a directory; give an alarm rules directory")
+    elif not candidate.is_dir():
+        raise AlarmConfigError(
+            f"--alarms (RECEIVER_ALARMS) {candidate} is not a directory; give an alarm rules directory"
+        )
     webhooks = tuple(getattr(args, "alarm_webhooks", None) or env_list("RECEIVER_ALARM_WEBHOOKS"))
     for url in webhooks:
         _check_url(url, "--alarm-webhook (RECEIVER_ALARM_WEBHOOKS)")

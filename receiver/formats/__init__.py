@@ -16,7 +16,7 @@ from .detect import detect_format
 from .errors import REASONS, DecodeError
 from .limits import now_ms as _clock_ms
 
-__all__ = ["FORMATS", "REASONS", "DecodeError", "detect_format", "decode_record", "encode_records"]
+__all__ = ["FORMATS", "REASONS", "DecodeError", "decode_record", "detect_format", "encode_records"]
 
 FORMATS: tuple[str, ...] = (otel07.NAME, otel10.NAME, jsonfmt.NAME)
 

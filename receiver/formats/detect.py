@@ -70,4 +70,5 @@ def _first_point(message: memoryview) -> bytes | None:
     metrics = resources[0].scopes[0].metrics
     if not metrics or not metrics[0].summary.data_points:
         return None
-    return metrics[0].summary.data_points[0]
+    point: bytes = metrics[0].summary.data_points[0]
+    return point

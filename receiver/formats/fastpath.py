@@ -32,12 +32,12 @@ from __future__ import annotations
 
 import struct
 from bisect import bisect_right
-from collections.abc import Callable, Hashable, Sequence
+from collections.abc import Callable, Hashable, Iterator, Sequence
 from dataclasses import dataclass
 from itertools import chain, repeat
 from math import isfinite
 from operator import attrgetter, floordiv, getitem, le
-from typing import Any
+from typing import Any, cast
 
 from google.protobuf.message import DecodeError as ProtobufDecodeError
 
@@ -48,7 +48,10 @@ from . import series as interning
 from .errors import DecodeError
 from .framing import split_frames
 from .limits import (
-    MAX_DATAPOINTS_PER_RECORD, MAX_LABELS_PER_DATAPOINT, MAX_PARTS_PER_RECORD, MAX_STATISTICS_PER_DATAPOINT,
+    MAX_DATAPOINTS_PER_RECORD,
+    MAX_LABELS_PER_DATAPOINT,
+    MAX_PARTS_PER_RECORD,
+    MAX_STATISTICS_PER_DATAPOINT,
     OLDEST_MS,
 )
 
@@ -185,8 +188,9 @@ def _decode_points(
         labels_first, marker = learned
         subset = list(map(points.__getitem__, pending))
         cuts = list(map(bytes.find, subset, repeat(marker)))
-        heads = map(getitem, subset, map(slice, repeat(None), cuts))
-        tails = map(getitem, subset, map(slice, cuts, repeat(None)))
+        # Slices of bytes are bytes (typeshed's operator.getitem says Sequence[int]).
+        heads = cast("Iterator[bytes]", map(getitem, subset, map(slice, repeat(None), cuts)))
+        tails = cast("Iterator[bytes]", map(getitem, subset, map(slice, cuts, repeat(None))))
         found_labels, found_values = (heads, tails) if labels_first else (tails, heads)
         if len(pending) == total and min(cuts) > 0:
             # The common case: one marker splits every datapoint of the record.
@@ -410,7 +414,7 @@ def _by_layout(
     blob = b"".join(runs)
     if _all_fit(blob, layout, len(runs)):
         return [(layout, members, blob)]
-    groups = []
+    groups: list[tuple[Layout, list[int], bytes]] = []
     while members:
         if len(groups) == _MAX_LAYOUTS_PER_SIZE:
             return None

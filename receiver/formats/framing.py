@@ -53,7 +53,7 @@ def split_frames(data: bytes) -> list[memoryview]:
     if not data:
         raise DecodeError("the record is empty", EMPTY_RECORD)
     view = memoryview(data)
-    frames = []
+    frames: list[memoryview] = []
     pos = 0
     size = len(data)
     while pos < size:

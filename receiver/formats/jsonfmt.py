@@ -26,7 +26,11 @@ from receiver.model import PERIOD_MS, Pairs, Sample, Series
 from . import series as interning
 from .errors import EMPTY_RECORD, NO_DATAPOINTS, NON_FINITE, TIMESTAMP_OUT_OF_RANGE, TOO_MUCH_WORK, DecodeError
 from .limits import (
-    MAX_LABELS_PER_DATAPOINT, MAX_STATISTICS_PER_DATAPOINT, OLDEST_MS, latest_end_ms, now_ms,
+    MAX_LABELS_PER_DATAPOINT,
+    MAX_STATISTICS_PER_DATAPOINT,
+    OLDEST_MS,
+    latest_end_ms,
+    now_ms,
     out_of_range_message,
 )
 from .packing import pack
@@ -166,7 +170,7 @@ def _sample(series: Series, start: int, value: Any, labels: Pairs) -> Sample:
         )
     basic = []
     for key in _BASIC:
-        number = value.get(key)
+        number: Any = value.get(key)  # a JSON value: its type is checked next
         if type(number) not in _NUMBER:
             state = "has no" if number is None else "has a non-numeric"
             raise DecodeError(f"the value of {_name(series)} {state} {key!r}")

@@ -25,6 +25,7 @@ from __future__ import annotations
 import operator
 from collections.abc import Callable, Hashable, Iterable, Sequence
 from dataclasses import dataclass
+from itertools import pairwise
 from math import isfinite
 from typing import Any, Protocol
 
@@ -37,11 +38,22 @@ from receiver.proto import summary_view_pb2
 from . import fastpath
 from . import series as interning
 from .errors import (
-    METRIC_NAME_MISMATCH, NO_DATAPOINTS, NON_FINITE, TIMESTAMP_OUT_OF_RANGE, TOO_MUCH_WORK, DecodeError,
+    METRIC_NAME_MISMATCH,
+    NO_DATAPOINTS,
+    NON_FINITE,
+    TIMESTAMP_OUT_OF_RANGE,
+    TOO_MUCH_WORK,
+    DecodeError,
 )
 from .framing import frame, split_frames
 from .limits import (
-    MAX_DATAPOINTS_PER_RECORD, MAX_PARTS_PER_RECORD, MAX_RESOURCE_ATTRIBUTES, MAX_STATISTICS_PER_DATAPOINT, OLDEST_MS, latest_end_ms, now_ms,
+    MAX_DATAPOINTS_PER_RECORD,
+    MAX_PARTS_PER_RECORD,
+    MAX_RESOURCE_ATTRIBUTES,
+    MAX_STATISTICS_PER_DATAPOINT,
+    OLDEST_MS,
+    latest_end_ms,
+    now_ms,
     out_of_range_message,
 )
 from .packing import pack
@@ -188,7 +200,7 @@ def _resource(resource: Any, flavor: Flavor, extra_labels: Pairs) -> tuple[str, 
         except ProtobufDecodeError as exc:
             raise DecodeError(f"a resource attribute is not a valid KeyValue ({exc})") from None
         key, value = attribute.key, attribute.value
-        if key == ACCOUNT_ATTRIBUTE or key == REGION_ATTRIBUTE:
+        if key in (ACCOUNT_ATTRIBUTE, REGION_ATTRIBUTE):
             if value.WhichOneof("value") != "string_value":
                 raise DecodeError(f"a message's resource attribute {key} is not a string")
             if key == ACCOUNT_ATTRIBUTE:
@@ -211,7 +223,8 @@ def label_text(value: Any, what: str) -> str:
     data silently."""
     kind = value.WhichOneof("value")
     if kind == "string_value":
-        return value.string_value
+        text: str = value.string_value
+        return text
     if kind is None:
         return ""
     if kind == "bool_value":
@@ -334,7 +347,7 @@ def _percentiles(values: list[tuple[float, float]], series: Series) -> tuple[tup
             raise DecodeError(f"a datapoint of {_name(series)} has a non-finite {name}", NON_FINITE)
         stats.append((name, value))
     stats.sort()
-    for (first, _), (second, _) in zip(stats, stats[1:]):
+    for (first, _), (second, _) in pairwise(stats):
         if first == second:
             raise DecodeError(f"a datapoint of {_name(series)} repeats the statistic {first}")
     return tuple(stats)
@@ -419,15 +432,18 @@ def _build(samples: list[Sample], builder: MessageBuilder) -> Message:
     request = builder.new_request()
     resource_key: Hashable = None
     metric_key: Hashable = None
-    scope = points = None
+    scope: Any = None  # the builder's protobuf containers
+    points: Any = None
     for sample in samples:
         series = sample.series
         key = (series.account, series.region, sample.labels)
         if key != resource_key:
             resource_key, metric_key = key, None
-            attributes = tuple(
-                pair for pair in sample.labels if pair[0] not in (ACCOUNT_ATTRIBUTE, REGION_ATTRIBUTE)
-            ) + ((ACCOUNT_ATTRIBUTE, series.account), (REGION_ATTRIBUTE, series.region))
+            attributes = (
+                *(pair for pair in sample.labels if pair[0] not in (ACCOUNT_ATTRIBUTE, REGION_ATTRIBUTE)),
+                (ACCOUNT_ATTRIBUTE, series.account),
+                (REGION_ATTRIBUTE, series.region),
+            )
             scope = builder.add_resource(request, attributes)
         if (series.namespace, series.metric, series.unit) != metric_key:
             metric_key = (series.namespace, series.metric, series.unit)

@@ -80,7 +80,8 @@ def parse_attributes(raw: Sequence[bytes]) -> tuple[str, str, Pairs, Pairs]:
 def _string(value: Any, what: str) -> str:
     if value.WhichOneof("value") != "string_value":
         raise DecodeError(f"a datapoint's {what} is not a string")
-    return value.string_value
+    text: str = value.string_value
+    return text
 
 
 FLAVOR = otel.Flavor(NAME, otel.raw_field("attributes"), parse_attributes, common_pb2.KeyValue, fastpath.OTEL10)

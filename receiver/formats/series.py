@@ -53,9 +53,9 @@ def new_sample(
     start_ms: int,
     end_ms: int,
     count: float,
-    sum: float,  # noqa: A002 - the field's name
-    min: float,  # noqa: A002
-    max: float,  # noqa: A002
+    sum: float,  # shadows the builtin: the field's name
+    min: float,  # the field's name too
+    max: float,  # the field's name too
     stats: Stats,
     labels: Pairs,
 ) -> Sample:

@@ -9,11 +9,12 @@ Entry points:
 * ``check_rules_main(directory, out, err)`` and ``default_rules_dir()`` for the CLI.
 """
 
+from receiver.model import DerivedValue
 from receiver.rules.cli import check_rules_main, default_rules_dir
 from receiver.rules.errors import Pos, RuleError
 from receiver.rules.holder import RuleHolder
 from receiver.rules.loader import load_rules
-from receiver.rules.ruleset import DerivedValue, Evaluation, MetricInfo, RuleSet
+from receiver.rules.ruleset import Evaluation, MetricInfo, RuleSet
 
 __all__ = [
     "DerivedValue",

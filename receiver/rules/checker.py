@@ -188,9 +188,7 @@ def _downsampling_type(call: n.Call) -> str:
     name = None
     if len(args) == 1:
         arg = args[0]
-        if isinstance(arg, n.Family):
-            name = arg.name
-        elif isinstance(arg, n.EnumRef) and arg.type == "DownsamplingType":
+        if isinstance(arg, n.Family) or (isinstance(arg, n.EnumRef) and arg.type == "DownsamplingType"):
             name = arg.name
     if name not in DOWNSAMPLING:
         raise RuleError(f"downsampling takes one of {', '.join(DOWNSAMPLING)}.", pos=call.pos)

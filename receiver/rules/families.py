@@ -74,28 +74,35 @@ def _valued(points: Iterable[Point]) -> Family:
     return tuple(p for p in points if p.value == p.value)
 
 
+Answer = tuple[dict[str, str], closures.Value]
+"""What a closure leaves: the labels after it, and its last value."""
+Answers = dict[n.Closure, dict[tuple[str | None, ...], Answer]]
+"""Each closure's answer by the values of the labels it reads."""
+
+
 class Memo:
     """What evaluating one minute remembers, so that work is done once, not per point.
 
     ``answers`` outlives the minute (a RuleSet keeps one for all its evaluations): a
     closure's answer for each combination of the label values it reads, so a file's
     filter and the ``tag`` closures run once per table, not once per point and minute.
-    ``families`` holds this minute's label columns, tag filters and aggregations of each
-    family: a file's rules share their input families and filter and group them alike.
-    Its keys use ``id(family)`` and each entry holds the family, so the id cannot pass to
-    another object while the entry lives.
+    ``families`` holds this minute's tag filters and aggregations of each family, and
+    ``columns`` its label columns: a file's rules share their input families and filter and
+    group them alike. Their keys use ``id(family)`` and each entry holds the family, so the
+    id cannot pass to another object while the entry lives.
     """
 
     ANSWERS_LIMIT = 100_000
     """Answers kept per closure; past it that closure starts over (bounds memory)."""
 
-    def __init__(self, answers: dict[n.Closure, dict[tuple[str | None, ...], object]] | None = None
-                 ) -> None:
-        self.answers = {} if answers is None else answers
+    def __init__(self, answers: Answers | None = None) -> None:
+        self.answers: Answers = {} if answers is None else answers
         self.families: dict[tuple[object, ...], tuple[Family, Family]] = {}
         """Results of tag filters and aggregations by (operation, id(input), arguments)."""
+        self.columns: dict[tuple[object, ...], tuple[Family, list[str | None]]] = {}
+        """Label columns by ("column", id(family), label name)."""
 
-    def closure_answers(self, closure: n.Closure) -> dict[tuple[str | None, ...], object]:
+    def closure_answers(self, closure: n.Closure) -> dict[tuple[str | None, ...], Answer]:
         found = self.answers.get(closure)
         if found is None or len(found) > self.ANSWERS_LIMIT:
             found = self.answers[closure] = {}
@@ -164,9 +171,9 @@ def column(family: Family, name: str, memo: Memo | None = None) -> list[str | No
     if memo is None:
         return _column(family, name)
     key = ("column", id(family), name)
-    entry = memo.families.get(key)
+    entry = memo.columns.get(key)
     if entry is None:
-        entry = memo.families[key] = (family, _column(family, name))
+        entry = memo.columns[key] = (family, _column(family, name))
     return entry[1]
 
 
@@ -216,7 +223,7 @@ def _closure_results(closure: n.Closure, family: Family, memo: Memo
     """
     names = _reads(closure)
     answers = memo.closure_answers(closure)
-    results = []
+    results: list[Answer] = []
     for values in zip(*(column(family, k, memo) for k in names)) if names else ((),) * len(family):
         found = answers.get(values)
         if found is None:

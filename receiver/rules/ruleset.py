@@ -81,7 +81,7 @@ class RuleSet:
                                                 rule.shape.downsampling)
         self._infos = infos
         # Closures' answers per label values, shared by every later evaluation.
-        self._answers: dict[n.Closure, dict[tuple[str | None, ...], object]] = {}
+        self._answers: f.Answers = {}
 
     @property
     def metrics(self) -> list[MetricInfo]:

@@ -53,13 +53,13 @@ from typing import Any
 from receiver.alarms.events import AlarmEvent
 from receiver.model import DerivedValue, QuarantinedRecord, Sample
 from receiver.store.base import (
-    check_metric_names,
     DEFAULT_HOUR_RETENTION_DAYS,
     DEFAULT_MINUTE_RETENTION_DAYS,
     DEFAULT_REQUEST_TTL_S,
     HOUR_MS,
     MINUTE_MS,
     StoreConfigError,
+    check_metric_names,
 )
 from receiver.store.dynamodb_alarms import AlarmEvents
 from receiver.store.dynamodb_derived import DerivedValues

@@ -97,7 +97,7 @@ def decode_rows(metric: str, bucket_ms: int, data: bytes) -> list[DerivedValue]:
     ]
 
 
-def _value_order(value: DerivedValue) -> tuple:
+def _value_order(value: DerivedValue) -> tuple[int, str, str, str, str]:
     return (value.time_ms, value.metric, value.service, value.endpoint or "", value.instance or "")
 
 
@@ -231,14 +231,16 @@ class DerivedValues:
         now = self._clock()
         stale = [m for m in by_metric if now - self._metrics_written.get(m, -math.inf) >= CATALOG_REFRESH_S]
         expires_at = {"N": str(math.ceil(now + self._retention_s[HOUR_MS] + 2 * CATALOG_REFRESH_S))}
+        # fmt: off
         jobs = [
             functools.partial(
                 self._table.put,
                 {"pk": {"S": DERIVED_CATALOG_PK}, "sk": {"S": escape(metric)}, "metric": {"S": metric},
                  "expires_at": expires_at},
-            )  # fmt: skip
+            )
             for metric in stale
         ]
+        # fmt: on
         await self._runner.gather(jobs)
         for metric in stale:
             self._metrics_written[metric] = now
@@ -364,7 +366,7 @@ def _decode_current(
 
     Older items were left behind by a newer version that no longer has their metric.
     """
-    found = []
+    found: list[DerivedValue] = []
     for item in items:
         bucket_ms = int(item["sk"]["S"])
         if int(item["version"]["N"]) < current.get(bucket_ms, 0):

@@ -164,7 +164,7 @@ def decode_number(attribute: dict[str, str]) -> float:
 class SeriesAttributes:
     """What every sample item of one Series shares: computed once per Series per request."""
 
-    __slots__ = ("attributes", "digest", "namespace", "metric")
+    __slots__ = ("attributes", "digest", "metric", "namespace")
 
     def __init__(self, series: Series) -> None:
         self.namespace = series.namespace

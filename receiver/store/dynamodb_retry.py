@@ -12,6 +12,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError, HTTPClientError, IncompleteReadError
 from botocore.exceptions import ConnectionError as BotoConnectionError
@@ -117,11 +118,12 @@ def describe(exc: BaseException) -> str:
 
 def error_code(exc: BaseException) -> str:
     if isinstance(exc, ClientError):
-        return exc.response.get("Error", {}).get("Code", "")
+        code: str = exc.response.get("Error", {}).get("Code", "")
+        return code
     return ""
 
 
-def call(attempts: Attempts, fn: Callable[..., dict], **kwargs: object) -> dict:
+def call(attempts: Attempts, fn: Callable[..., dict[str, Any]], **kwargs: object) -> dict[str, Any]:
     """``fn(**kwargs)``, retried while it fails in a way that may pass; other errors propagate."""
     while True:
         attempts.check()

@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import threading
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from typing import Any, TypeVar
@@ -107,7 +107,7 @@ class Runner:
         """``fn(*args)`` on the work pool (for one long job, such as encoding a request)."""
         return await self._run(self._work, fn, *args)
 
-    async def fan_out(self, jobs: list[Callable[[], T]]) -> list[T | BaseException]:
+    async def fan_out(self, jobs: Sequence[Callable[[], T]]) -> list[T | BaseException]:
         """Every job on the work pool, at most one per worker queued at a time; every outcome."""
 
         async def one(job: Callable[[], T]) -> T:
@@ -144,7 +144,7 @@ class Runner:
             abort.set()
             raise
 
-    async def gather(self, jobs: list[Callable[[], T]]) -> list[T]:
+    async def gather(self, jobs: Sequence[Callable[[], T]]) -> list[T]:
         """The jobs' results in order; the first failure as StoreError once all have ended.
 
         Aborted (a job that stopped because another failed) is never the reported cause.

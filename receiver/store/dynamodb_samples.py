@@ -13,11 +13,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from receiver.model import Pairs, Sample, Series
-from receiver.store.base import StoreError, check_finite, touched_buckets
+from receiver.store.base import HOUR_MS, StoreError, check_finite, touched_buckets
 from receiver.store.dynamodb_items import (
     CATALOG_PK,
     CATALOG_REFRESH_S,
-    HOUR_MS,
     MAX_START_MS,
     Item,
     SampleDecoder,
@@ -118,13 +117,13 @@ class SampleRecords:
         hours: set[tuple[str, str, int]] = set()
         retention_s = self._retention_s
         for sample in samples:
-            series = by_series.get(id(sample.series))
-            if series is None:
-                series = by_series[id(sample.series)] = (sample.series, SeriesAttributes(sample.series))
+            cached = by_series.get(id(sample.series))
+            if cached is None:
+                cached = by_series[id(sample.series)] = (sample.series, SeriesAttributes(sample.series))
             labels = by_labels.get(id(sample.labels))
             if labels is None:
                 labels = by_labels[id(sample.labels)] = (sample.labels, labels_attribute(sample.labels))
-            attributes = series[1]
+            attributes = cached[1]
             item = sample_item(sample, attributes, labels[1], retention_s)
             items[(item["pk"]["S"], item["sk"]["S"])] = item
             hours.add((attributes.namespace, attributes.metric, hour_of(sample.start_ms)))

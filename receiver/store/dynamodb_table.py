@@ -168,16 +168,18 @@ class DynamoDBTable:
                 ) from None
             raise StoreError(f"{self.where} could not be opened: {describe(exc)}") from None
 
-    def _describe(self) -> dict | None:
+    def _describe(self) -> dict[str, Any] | None:
         """DescribeTable's Table, or None if there is no such table."""
         try:
-            return call(self._attempts("describing"), self.client.describe_table, TableName=self.name)["Table"]
+            described = call(self._attempts("describing"), self.client.describe_table, TableName=self.name)
+            table: dict[str, Any] = described["Table"]
+            return table
         except ClientError as exc:
             if error_code(exc) == "ResourceNotFoundException":
                 return None
             raise
 
-    def _create(self) -> dict:
+    def _create(self) -> dict[str, Any]:
         try:
             self.client.create_table(
                 TableName=self.name,
@@ -201,7 +203,7 @@ class DynamoDBTable:
             raise StoreError(f"{self.where} vanished right after it was created")
         return table
 
-    def _check_schema(self, table: dict) -> None:
+    def _check_schema(self, table: dict[str, Any]) -> None:
         keys = {key["AttributeName"]: key["KeyType"] for key in table.get("KeySchema", [])}
         types = {a["AttributeName"]: a["AttributeType"] for a in table.get("AttributeDefinitions", [])}
         if keys != {"pk": "HASH", "sk": "RANGE"} or types.get("pk") != "S" or types.get("sk") != "S":
@@ -210,7 +212,7 @@ class DynamoDBTable:
                 f"both strings, and has {keys}; point --store at another table"
             )
 
-    def _wait_until_active(self, table: dict) -> None:
+    def _wait_until_active(self, table: dict[str, Any]) -> None:
         deadline = time.monotonic() + TABLE_WAIT_S
         delay = 0.01  # emulators are ready at once; AWS takes seconds, so the delay grows
         while (status := table.get("TableStatus", "ACTIVE")) not in ("ACTIVE", "UPDATING"):
@@ -270,7 +272,7 @@ class DynamoDBTable:
         """Delete the items at up to BATCH_ITEMS distinct ``keys`` (absent ones are no error), as ``write_batch``."""
         self._batch([{"DeleteRequest": {"Key": key}} for key in keys], deadline, abort)
 
-    def _batch(self, pending: list[dict], deadline: float, abort: threading.Event) -> None:
+    def _batch(self, pending: list[dict[str, Any]], deadline: float, abort: threading.Event) -> None:
         attempts = Attempts(self.policy, deadline, f"writing to {self.where}", abort)
         try:
             while pending:
@@ -371,7 +373,7 @@ class DynamoDBTable:
         """How many items a strongly consistent Query matches (after its filter), all pages."""
         return sum(page["Count"] for page in self.pages(**kwargs, Select="COUNT"))
 
-    def pages(self, **kwargs: Any) -> Iterator[dict]:
+    def pages(self, **kwargs: Any) -> Iterator[dict[str, Any]]:
         """The pages of a strongly consistent Query, fetched as they are consumed."""
         attempts = self._attempts("querying")
         request = {"TableName": self.name, "ConsistentRead": True, **kwargs}

@@ -12,7 +12,6 @@ from collections.abc import AsyncIterator, Callable, Collection, Sequence
 from receiver.alarms.events import AlarmEvent, latest_per_key
 from receiver.model import DerivedValue, QuarantinedRecord, Sample
 from receiver.store.base import (
-    check_metric_names,
     DEFAULT_HOUR_RETENTION_DAYS,
     DEFAULT_MINUTE_RETENTION_DAYS,
     DEFAULT_REQUEST_TTL_S,
@@ -21,6 +20,7 @@ from receiver.store.base import (
     PRUNE_INTERVAL_S,
     StoreError,
     check_finite,
+    check_metric_names,
     quarantine_order,
     retention_cutoffs,
     touched_buckets,
@@ -223,11 +223,11 @@ class MemoryStore:
             for key in [k for k in table if k[1] < cutoffs[k[0]]]:
                 del table[key]
         # Quarantined records wait for a re-delivery as long as hourly values are kept.
-        for key in [k for k, r in self._quarantined.items() if r.received_ms < cutoffs[HOUR_MS]]:
-            del self._quarantined[key]
+        for record_key in [k for k, r in self._quarantined.items() if r.received_ms < cutoffs[HOUR_MS]]:
+            del self._quarantined[record_key]
         # Alarm events go with the hour retention, as DynamoDB's expire by TTL.
-        for key in [k for k, e in self._alarm_events.items() if e.minute_ms < cutoffs[HOUR_MS]]:
-            del self._alarm_events[key]
+        for event_key in [k for k, e in self._alarm_events.items() if e.minute_ms < cutoffs[HOUR_MS]]:
+            del self._alarm_events[event_key]
 
     async def put_alarm_event(self, event: AlarmEvent) -> bool:
         self._check_open()

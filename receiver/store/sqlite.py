@@ -29,7 +29,6 @@ from typing import Any, TypeVar
 from receiver.alarms.events import AlarmEvent
 from receiver.model import DerivedValue, QuarantinedRecord, Sample
 from receiver.store.base import (
-    check_metric_names,
     DEFAULT_HOUR_RETENTION_DAYS,
     DEFAULT_MINUTE_RETENTION_DAYS,
     DEFAULT_REQUEST_TTL_S,
@@ -38,6 +37,7 @@ from receiver.store.base import (
     PRUNE_INTERVAL_S,
     StoreConfigError,
     StoreError,
+    check_metric_names,
     retention_cutoffs,
 )
 from receiver.store.sqlite_db import SQLiteDB

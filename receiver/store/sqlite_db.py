@@ -15,11 +15,12 @@ from collections.abc import Collection, Sequence
 from itertools import chain, groupby
 from operator import itemgetter
 from pathlib import Path
+from typing import Any, TypeGuard, TypeVar
 
 import orjson
 
 from receiver.alarms.events import AlarmEvent, latest_per_key
-from receiver.model import SAMPLE_FIELDS, DerivedValue, Pairs, QuarantinedRecord, Sample, Series
+from receiver.model import SAMPLE_FIELDS, DerivedValue, Pairs, QuarantinedRecord, Sample, Series, SeriesKey
 from receiver.store.base import (
     MINUTE_MS,
     StoreConfigError,
@@ -229,8 +230,20 @@ def _pairs_text(pairs: Pairs | tuple[tuple[str, float], ...]) -> str:
     return orjson.dumps(pairs).decode() if pairs else _EMPTY_PAIRS
 
 
-def _pairs_from_text(text: str) -> tuple:
+Row = tuple[Any, ...]
+"""A row as sqlite3 returns it: its columns' types depend on the query."""
+SeriesRow = tuple[Series, int, int, str | int]
+"""(series, metric id, series id, unit to store per sample or _SAME_UNIT)."""
+_T = TypeVar("_T")
+
+
+def _pairs_from_text(text: str) -> tuple[tuple[Any, ...], ...]:
+    """Name/value pairs (Pairs, or Stats) back from their JSON text."""
     return tuple(tuple(pair) for pair in orjson.loads(text))
+
+
+def _complete(rows: list[_T | None]) -> TypeGuard[list[_T]]:
+    return None not in rows
 
 
 class SQLiteDB:
@@ -245,20 +258,20 @@ class SQLiteDB:
         self._file_id: tuple[int, int] | None = None
         """(device, inode) of the file when opened: a file deleted or replaced since is
         noticed before an ack (see check_file)."""
-        self._sample_chunks = _SAMPLE_CHUNKS
+        self._sample_chunks: tuple[int, ...] = _SAMPLE_CHUNKS
         self._reset_caches()
 
     def _reset_caches(self) -> None:
         # Write caches: name -> row id. They hold committed rows only; ids handed out in a
         # transaction that then rolls back are gone from the file and must not be reused.
         self._metric_ids: dict[tuple[str, str], int] = {}
-        self._series_ids: dict[tuple, tuple[int, int, str]] = {}  # Series.key -> (id, metric id, row unit)
+        self._series_ids: dict[SeriesKey, tuple[int, int, str]] = {}  # Series.key -> (id, metric id, row unit)
         self._labels_ids: dict[str, int] = {}
         # id(Series) -> (series, metric id, series id, unit to store): decoders intern Series,
         # so the same object comes back every minute and skips hashing its key. Each value
         # holds its Series, so no id is recycled while it is cached; series rows are never
         # deleted, so a committed entry stays true.
-        self._rows_by_series: dict[int, tuple[Series, int, int, str | int]] = {}
+        self._rows_by_series: dict[int, SeriesRow] = {}
         # Read caches: row id -> model value, filled by reads.
         self._series_by_id: dict[int, Series] = {}
         self._series_by_id_unit: dict[tuple[int, str], Series] = {}
@@ -369,7 +382,7 @@ class SQLiteDB:
 
     def _check_ours(self, conn: sqlite3.Connection) -> int:
         """The file's schema version; raises unless it is empty or a store this code can read."""
-        version = conn.execute("PRAGMA user_version").fetchone()[0]
+        version: int = conn.execute("PRAGMA user_version").fetchone()[0]
         if version > SCHEMA_VERSION:
             raise StoreConfigError(
                 f"the sqlite store {self.path} has schema version {version}, newer than this receiver's "
@@ -479,7 +492,8 @@ class SQLiteDB:
         # over the samples cost as much as SQLite's own work for them. (Not zip(*samples):
         # its one iterator per sample is a GC-tracked object, and 20,000 of them set off
         # full collections that cost more than the whole commit.)
-        fields = list(chain.from_iterable(samples))  # each Sample's fields, one after the other
+        # Each Sample's fields, one after the other: a column's type is its field's.
+        fields: list[Any] = list(chain.from_iterable(samples))
         width = SAMPLE_FIELDS
         starts, ends = fields[1::width], fields[2::width]
         # count, sum, min, max
@@ -494,23 +508,24 @@ class SQLiteDB:
 
     def _resolve_series(
         self, conn: sqlite3.Connection, series: Sequence[Series], pending: _Pending
-    ) -> list[tuple[Series, int, int, str | int]]:
+    ) -> list[SeriesRow]:
         """(series, metric id, series id, unit to store) of each Series, creating missing rows."""
         # Keyed by id(): decoders share one Series object per series, so most samples cost
         # one dict hit instead of hashing a nested tuple. Each value holds its Series, so no
         # id is recycled while it is cached; series rows are never deleted, so a committed
         # entry stays true.
         found = list(map(self._rows_by_series.get, map(id, series)))
-        if None in found:
-            new = pending.rows_by_series
-            for index, row in enumerate(found):
+        if _complete(found):
+            return found
+        new = pending.rows_by_series
+        resolved: list[SeriesRow] = []
+        for one, row in zip(series, found):
+            if row is None:
+                row = new.get(id(one))
                 if row is None:
-                    one = series[index]
-                    row = new.get(id(one))
-                    if row is None:
-                        row = new[id(one)] = self._series_row(conn, one, pending)
-                    found[index] = row
-        return found
+                    row = new[id(one)] = self._series_row(conn, one, pending)
+            resolved.append(row)
+        return resolved
 
     def _labels_ids_of(self, conn: sqlite3.Connection, labels: Sequence[Pairs], pending: _Pending) -> list[int]:
         """The labels id of each labels tuple; decoders share one tuple per record."""
@@ -530,9 +545,7 @@ class SQLiteDB:
         except sqlite3.Error:
             pass
 
-    def _series_row(
-        self, conn: sqlite3.Connection, series: Series, pending: _Pending
-    ) -> tuple[Series, int, int, str | int]:
+    def _series_row(self, conn: sqlite3.Connection, series: Series, pending: _Pending) -> SeriesRow:
         """(series, metric id, series id, unit to store per sample or _SAME_UNIT) for one Series."""
         key = series.key
         known = self._series_ids.get(key) or pending.series.get(key)
@@ -596,14 +609,15 @@ class SQLiteDB:
         return row is not None
 
     def count_samples(self) -> int:
-        return self.conn.execute("SELECT count(*) FROM samples").fetchone()[0]
+        count: int = self.conn.execute("SELECT count(*) FROM samples").fetchone()[0]
+        return count
 
     def samples(
         self, start_ms: int, end_ms: int, namespace: str | None, metrics: Collection[str] | None
     ) -> list[Sample]:
         conn = self.conn
         conditions = ["1"]
-        params: list = [start_ms, end_ms]
+        params: list[object] = [start_ms, end_ms]
         if namespace is not None:
             conditions.append("m.namespace = ?")
             params.append(namespace)
@@ -621,7 +635,7 @@ class SQLiteDB:
         """(metric id, first series id, last series id) of groups of at most ``per_group``
         series of one metric, covering every series."""
         rows = self.conn.execute("SELECT metric_id, id FROM series ORDER BY metric_id, id").fetchall()
-        groups = []
+        groups: list[tuple[int, int, int]] = []
         for metric_id, series in groupby(rows, key=itemgetter(0)):
             ids = [series_id for _, series_id in series]
             groups += [(metric_id, ids[i], ids[min(i + per_group, len(ids)) - 1])
@@ -674,7 +688,10 @@ class SQLiteDB:
             conn.executemany(
                 _INSERT_DERIVED,
                 [
-                    (step_ms, v.metric, v.service, v.endpoint or "", v.instance or "", bucket_ms, v.scope, v.layer, v.value)
+                    (
+                        step_ms, v.metric, v.service, v.endpoint or "", v.instance or "",
+                        bucket_ms, v.scope, v.layer, v.value,
+                    )
                     for v in values
                 ],
             )
@@ -693,7 +710,7 @@ class SQLiteDB:
         self, metric: str, step_ms: int, start_ms: int, end_ms: int, service: str | None, endpoint: str | None
     ) -> list[DerivedValue]:
         conditions = ["step_ms = ?", "metric = ?", "time_ms >= ?", "time_ms <= ?"]
-        params: list = [step_ms, metric, start_ms, end_ms]
+        params: list[object] = [step_ms, metric, start_ms, end_ms]
         if service is not None:
             conditions.append("service = ?")
             params.append(service)
@@ -719,7 +736,8 @@ class SQLiteDB:
         row = self.conn.execute(
             "SELECT max(time_ms) FROM derived WHERE step_ms = ? AND time_ms < ?", (step_ms, before_ms)
         ).fetchone()
-        return row[0]
+        latest: int | None = row[0]
+        return latest
 
     def entities(self, since_ms: int) -> list[tuple[str, str, str | None]]:
         rows = self.conn.execute(
@@ -791,7 +809,8 @@ class SQLiteDB:
         return [_quarantined_record(row) for row in rows]
 
     def count_quarantined(self) -> int:
-        return self.conn.execute("SELECT count(*) FROM quarantine").fetchone()[0]
+        count: int = self.conn.execute("SELECT count(*) FROM quarantine").fetchone()[0]
+        return count
 
     def delete_quarantined(self, keys: Collection[tuple[str, int]]) -> None:
         conn = self.conn
@@ -810,7 +829,7 @@ class SQLiteDB:
     def metric_ids(self) -> list[int]:
         return [row[0] for row in self.conn.execute("SELECT id FROM metrics ORDER BY id")]
 
-    def _write(self, statements: list[str], params: tuple) -> None:
+    def _write(self, statements: list[str], params: tuple[object, ...]) -> None:
         """Run statements sharing one parameter tuple in one write transaction."""
         conn = self.conn
         conn.execute("BEGIN IMMEDIATE")
@@ -822,7 +841,7 @@ class SQLiteDB:
             self._rollback(conn)
             raise
 
-    def _to_samples(self, conn: sqlite3.Connection, rows: list[tuple]) -> list[Sample]:
+    def _to_samples(self, conn: sqlite3.Connection, rows: list[Row]) -> list[Sample]:
         series_by_id = self._series_by_id
         labels_by_id = self._labels_by_id
         missing_series = {row[0] for row in rows} - series_by_id.keys()
@@ -836,8 +855,8 @@ class SQLiteDB:
                 missing_labels = needed_labels
             self._load_labels(conn, missing_labels)
         # Most samples have no extra stats; decode each distinct text once per read.
-        stats_decoded: dict[str, tuple] = {_EMPTY_PAIRS: ()}
-        found = []
+        stats_decoded: dict[str, tuple[tuple[Any, ...], ...]] = {_EMPTY_PAIRS: ()}
+        found: list[Sample] = []
         append = found.append
         for series_id, start, end, unit, count, total, low, high, stats, labels_id in rows:
             series = series_by_id[series_id] if unit is None else self._series_with_unit(series_id, unit)
@@ -873,22 +892,22 @@ def _file_id(status: os.stat_result) -> tuple[int, int]:
     return (status.st_dev, status.st_ino)
 
 
-def _quarantine_row(record: QuarantinedRecord) -> tuple:
+def _quarantine_row(record: QuarantinedRecord) -> Row:
     return (record.request_id, record.index, record.received_ms, record.reason, record.detail,
             _pairs_text(record.labels), record.data)
 
 
-def _quarantined_record(row: tuple) -> QuarantinedRecord:
+def _quarantined_record(row: Row) -> QuarantinedRecord:
     request_id, index, received_ms, reason, detail, labels, data = row
     return QuarantinedRecord(request_id, index, received_ms, reason, detail, data, _pairs_from_text(labels))
 
 
-def _alarm_event(row: tuple) -> AlarmEvent:
+def _alarm_event(row: Row) -> AlarmEvent:
     rule, service, endpoint, seq, kind, minute_ms, value, threshold, message, created_ms = row
     return AlarmEvent(rule, service, endpoint or None, seq, kind, minute_ms, value, threshold, message, created_ms)
 
 
-def _derived_value(row: tuple) -> DerivedValue:
+def _derived_value(row: Row) -> DerivedValue:
     metric, scope, service, endpoint, layer, time_ms, value, instance = row
     return DerivedValue(metric, scope, service, endpoint or None, layer, time_ms, value, instance or None)
 
@@ -900,9 +919,9 @@ class _Pending:
 
     def __init__(self) -> None:
         self.metrics: dict[tuple[str, str], int] = {}
-        self.series: dict[tuple, tuple[int, int, str]] = {}
+        self.series: dict[SeriesKey, tuple[int, int, str]] = {}
         self.labels: dict[str, int] = {}
-        self.rows_by_series: dict[int, tuple[Series, int, int, str | int]] = {}  # id(Series) -> row
+        self.rows_by_series: dict[int, SeriesRow] = {}  # id(Series) -> row
 
 
 def _check_finite(samples: Sequence[Sample], numbers: tuple[Sequence[float], ...], stats_texts: list[str]) -> None:
@@ -917,24 +936,24 @@ def _check_finite(samples: Sequence[Sample], numbers: tuple[Sequence[float], ...
 
 
 def _sample_rows(
-    by_series: list[tuple[Series, int, int, str | int]],
+    by_series: list[SeriesRow],
     starts: Sequence[int],
     ends: Sequence[int],
     numbers: tuple[Sequence[float], ...],
     stats_texts: list[str],
     labels_ids: list[int],
-) -> list:
+) -> list[object]:
     """The samples' parameters for _UPSERT_SAMPLES, row after row, in one flat list."""
     width = _SAMPLE_WIDTH
-    series_rows = list(chain.from_iterable(by_series))  # 4 fields per sample
+    series_rows: list[object] = list(chain.from_iterable(by_series))  # 4 fields per sample
     metric_ids, series_ids, units = series_rows[1::4], series_rows[2::4], series_rows[3::4]
-    rows: list = [None] * (width * len(by_series))
+    rows: list[object] = [None] * (width * len(by_series))
     for column, values in enumerate((metric_ids, starts, series_ids, ends, units, *numbers, stats_texts, labels_ids)):
         rows[column::width] = values
     return rows
 
 
-def _upsert_samples(conn: sqlite3.Connection, rows: list, chunks: tuple[int, ...]) -> None:
+def _upsert_samples(conn: sqlite3.Connection, rows: list[object], chunks: tuple[int, ...]) -> None:
     """Run _UPSERT_SAMPLES over the flat ``rows`` in chunks of ``chunks`` rows, largest first."""
     done = 0
     for per in chunks:
@@ -946,9 +965,9 @@ def _upsert_samples(conn: sqlite3.Connection, rows: list, chunks: tuple[int, ...
             done = end
 
 
-def _select_by_ids(conn: sqlite3.Connection, query: str, ids: set[int]) -> list[tuple]:
+def _select_by_ids(conn: sqlite3.Connection, query: str, ids: set[int]) -> list[Row]:
     wanted = sorted(ids)
-    rows: list[tuple] = []
+    rows: list[Row] = []
     for i in range(0, len(wanted), _ID_CHUNK):
         chunk = wanted[i : i + _ID_CHUNK]
         rows += conn.execute(query.format(marks=",".join("?" * len(chunk))), chunk).fetchall()

@@ -8,12 +8,16 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from aiohttp import web
 
-from receiver.rules import RuleHolder
+from receiver.rules import MetricInfo, RuleHolder
 from receiver.store import Store
 from receiver.store.base import HOUR_MS, MINUTE_MS
+
+if TYPE_CHECKING:
+    from multidict import MultiMapping
 
 STEPS = {"1m": MINUTE_MS, "1h": HOUR_MS}
 MAX_POINTS = 20_000
@@ -81,7 +85,9 @@ def add_routes(
     app.router.add_get("/api/v1/query", query)
 
 
-def _query_parameters(request: web.Request, rules: RuleHolder):
+def _query_parameters(
+    request: web.Request, rules: RuleHolder
+) -> tuple[MetricInfo, str, str | None, int, int, int]:
     params = request.query
     name = _required(params, "metric")
     metric = rules.current.metric(name)
@@ -102,18 +108,20 @@ def _query_parameters(request: web.Request, rules: RuleHolder):
     if step_ms is None:
         raise QueryError(f"step {step_name!r} is not supported; use 1m or 1h")
     if (end - start) * 1000 // step_ms > MAX_POINTS:
-        raise QueryError(f"the range from start to end holds more than {MAX_POINTS} steps; use step=1h or a shorter range")
+        raise QueryError(
+            f"the range from start to end holds more than {MAX_POINTS} steps; use step=1h or a shorter range"
+        )
     return metric, service, endpoint, start * 1000, end * 1000, step_ms
 
 
-def _required(params, name: str) -> str:
+def _required(params: MultiMapping[str], name: str) -> str:
     value = params.get(name)
     if not value:
         raise QueryError(f"{name} is required")
     return value
 
 
-def _seconds(params, name: str) -> int:
+def _seconds(params: MultiMapping[str], name: str) -> int:
     text = _required(params, name)
     try:
         value = int(text)

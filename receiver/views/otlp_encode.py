@@ -112,7 +112,9 @@ def encode_minute(
     ]
 
 
-def _request(values: Sequence[DerivedValue], describe: Callable[[str], MetricInfo | None]) -> ExportMetricsServiceRequest:
+def _request(
+    values: Sequence[DerivedValue], describe: Callable[[str], MetricInfo | None]
+) -> ExportMetricsServiceRequest:
     request = ExportMetricsServiceRequest()
     for (service, layer), of_service in groupby(values, key=lambda v: (v.service, v.layer)):
         resource_metrics = ResourceMetrics(

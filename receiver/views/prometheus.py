@@ -311,7 +311,8 @@ def receiver_families(state: ReceiverState) -> list[Family]:
         ),
         Family(
             PREFIX + "inflight_body_bytes", "gauge",
-            "Memory held by deliveries in flight now: their bodies (compressed and decompressed) and what their decoding may take.",
+            "Memory held by deliveries in flight now: their bodies (compressed and decompressed) "
+            "and what their decoding may take.",
             (Point((), state.inflight_bytes),),
         ),
         Family(
@@ -321,7 +322,8 @@ def receiver_families(state: ReceiverState) -> list[Family]:
         ),
         Family(
             PREFIX + "store_up", "gauge",
-            "1 when the store answers its readiness probe (which waits behind no other work), else 0: 0 is broken, not busy.",
+            "1 when the store answers its readiness probe (which waits behind no other work), "
+            "else 0: 0 is broken, not busy.",
             (Point((), int(state.store_up)),),
         ),
     ]

@@ -10,7 +10,7 @@ import pytest
 
 from receiver.model import PERIOD_MS, Sample
 from receiver.store import open_store_from_url
-from receiver.workload import Workload
+from receiver_tools.workload import Workload
 from tests.chain.certs import TlsFiles, make_tls_files
 
 ACCESS_KEY = "chain-test-key"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from receiver.emulator import EmulatorConfig, FirehoseEmulator
+from receiver_tools.emulator import EmulatorConfig, FirehoseEmulator
 from tests.chain.conftest import ACCESS_KEY, recent_workload, same_datapoints, stored_samples
 from tests.chain.expected import assert_api_matches, expected_values
 from tests.chain.nginx import NginxGateway

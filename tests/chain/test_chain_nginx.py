@@ -8,10 +8,10 @@ import aiohttp
 import pytest
 
 from receiver.config import ServeConfig
-from receiver.emulator import build_request, client_ssl_context, send_once
 from receiver.formats import encode_records
 from receiver.server import create_app
 from receiver.store import open_store_from_url
+from receiver_tools.emulator import build_request, client_ssl_context, send_once
 from tests.apps import serve_app
 from tests.builders import make_samples
 from tests.chain.nginx import TEMPLATE, NginxGateway, free_port, render_template

@@ -6,8 +6,8 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from receiver.emulator import EmulatorConfig, FirehoseEmulator, RetryPolicy
-from receiver.replay import Source, replay
+from receiver_tools.emulator import EmulatorConfig, FirehoseEmulator, RetryPolicy
+from receiver_tools.replay import Source, replay
 from tests.chain.conftest import ACCESS_KEY, INGEST_PATH, recent_workload, same_datapoints, stored_samples
 from tests.chain.expected import assert_api_matches, expected_values
 from tests.chain.nginx import free_port

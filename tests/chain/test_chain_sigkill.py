@@ -7,7 +7,7 @@ import signal
 
 import pytest
 
-from receiver.emulator import EmulatorConfig, FirehoseEmulator, Hooks, RetryPolicy
+from receiver_tools.emulator import EmulatorConfig, FirehoseEmulator, Hooks, RetryPolicy
 from tests.chain.conftest import ACCESS_KEY, INGEST_PATH, recent_workload, same_datapoints, stored_samples
 from tests.chain.expected import assert_api_matches, expected_values
 from tests.processes import ReceiverProcess

@@ -7,9 +7,9 @@ import orjson
 
 from receiver.__main__ import main
 from receiver.config import ServeConfig
-from receiver.probe import PROBE_ACCOUNT, Check, Prober, ProbeSettings, format_table, parse_response
 from receiver.server import create_app
 from receiver.store import open_store_from_url
+from receiver_tools.probe import PROBE_ACCOUNT, Check, Prober, ProbeSettings, format_table, parse_response
 from tests.apps import serve_app
 from tests.emulator.endpoints import Received, scripted
 
@@ -60,7 +60,7 @@ def test_responses_are_parsed_with_length_or_chunks():
     chunked = (b"HTTP/1.1 401 Unauthorized\r\nTransfer-Encoding: chunked\r\n\r\n"
                b"3\r\n{\"a\r\n4\r\n\":1}\r\n0\r\n\r\n")
     assert parse_response(plain)[0] == 200 and parse_response(plain)[2] == b"{}"
-    status, headers, body = parse_response(chunked)
+    status, _headers, body = parse_response(chunked)
     assert (status, body) == (401, b'{"a":1}')
 
 

@@ -8,8 +8,8 @@ import ssl
 import orjson
 import pytest
 
-from receiver.emulator import EmulatorConfig, FirehoseEmulator, RetryPolicy
 from receiver.formats import FORMATS, decode_record
+from receiver_tools.emulator import EmulatorConfig, FirehoseEmulator, RetryPolicy
 from tests.builders import make_samples
 from tests.chain.certs import make_tls_files
 from tests.emulator.endpoints import scripted

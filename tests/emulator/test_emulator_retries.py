@@ -11,7 +11,7 @@ import orjson
 import pytest
 from moto import mock_aws
 
-from receiver.emulator import EmulatorConfig, FirehoseEmulator, RetryPolicy, judge_answer
+from receiver_tools.emulator import EmulatorConfig, FirehoseEmulator, RetryPolicy, judge_answer
 from tests.builders import make_samples
 from tests.chain.nginx import free_port
 from tests.emulator.endpoints import fail_then_ok, failing, scripted

@@ -11,11 +11,11 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 import orjson
 
 from receiver.config import ServeConfig
-from receiver.emulator import EmulatorConfig, FirehoseEmulator, RetryPolicy
 from receiver.model import PERIOD_MS, Sample
 from receiver.server import INGEST_PATH, TELEMETRY, create_app
 from receiver.store import Store
-from receiver.workload import TableSpec, Workload
+from receiver_tools.emulator import EmulatorConfig, FirehoseEmulator, RetryPolicy
+from receiver_tools.workload import TableSpec, Workload
 from tests.apps import AppClient, serve_app
 from tests.builders import Delivery
 

@@ -27,7 +27,7 @@ QUANTILES = ((0.0, 1.0), (1.0, 3.0))
 
 
 def otel07_message(
-    labels: Iterable[tuple[str, str]] = DYNAMODB + (("TableName", "T"),),
+    labels: Iterable[tuple[str, str]] = (*DYNAMODB, ("TableName", "T")),
     quantiles: Iterable[tuple[float, float]] = QUANTILES,
     resource: Iterable[tuple[str, str]] = RESOURCE,
     *, start: int = START_NS, end: int = END_NS, count: int = 2, total: float = 4.0,

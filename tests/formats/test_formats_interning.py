@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-
 import pytest
 
-from receiver.formats import decode_record, encode_records, series as interning
+from receiver.formats import decode_record, encode_records
+from receiver.formats import series as interning
 from receiver.model import Sample, Series
 
 from .helpers import START_NS, otel07_message, record

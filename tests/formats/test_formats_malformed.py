@@ -139,7 +139,7 @@ def test_repeated_percentile() -> None:
 
 
 def test_repeated_label() -> None:
-    data = record(otel07_message(labels=DYNAMODB + (("TableName", "A"), ("TableName", "B"))))
+    data = record(otel07_message(labels=(*DYNAMODB, ("TableName", "A"), ("TableName", "B"))))
     assert "repeats the label 'TableName'" in decode_error(data, OTEL07)
 
 

@@ -19,8 +19,14 @@ from receiver.formats import REASONS, DecodeError, decode_record, fastpath
 from receiver.formats.errors import MALFORMED
 from receiver.formats.framing import frame
 from receiver.formats.limits import (
-    FUTURE_SLACK_MS, MAX_DATAPOINTS_PER_RECORD, MAX_FRAMES_PER_RECORD, MAX_LABELS_PER_DATAPOINT,
-    MAX_PARTS_PER_RECORD, MAX_RESOURCE_ATTRIBUTES, MAX_STATISTICS_PER_DATAPOINT, OLDEST_MS,
+    FUTURE_SLACK_MS,
+    MAX_DATAPOINTS_PER_RECORD,
+    MAX_FRAMES_PER_RECORD,
+    MAX_LABELS_PER_DATAPOINT,
+    MAX_PARTS_PER_RECORD,
+    MAX_RESOURCE_ATTRIBUTES,
+    MAX_STATISTICS_PER_DATAPOINT,
+    OLDEST_MS,
 )
 from receiver.model import PERIOD_MS, Sample
 from receiver.proto.otel07 import metrics_service_pb2 as otel07_service
@@ -306,7 +312,7 @@ def test_quantiles_per_datapoint_are_bounded(fmt: str, path: str) -> None:
 def test_resource_attributes_are_bounded(path: str) -> None:
     fits = RESOURCE + dimensions(MAX_RESOURCE_ATTRIBUTES - len(RESOURCE))
     assert len(decode_record(record(otel07_message(resource=fits)), OTEL07, now_ms=NOW_MS)) == 1
-    past = fits + (("one", "more"),)
+    past = (*fits, ("one", "more"))
     assert reason_of(record(otel07_message(), otel07_message(resource=past)), OTEL07) == "too_much_work"
 
 
@@ -323,7 +329,7 @@ def test_json_dimensions_and_statistics_are_bounded() -> None:
 # Point 5: OpenTelemetry attributes are kept as labels, never dropped
 
 def test_other_1x_datapoint_attributes_become_labels(path: str) -> None:
-    message = otel10_message(attributes=DYNAMODB + (("team", "storage"), ("cloud.provider", "mine")))
+    message = otel10_message(attributes=(*DYNAMODB, ("team", "storage"), ("cloud.provider", "mine")))
     point = message.resource_metrics[0].scope_metrics[0].metrics[0].summary.data_points[0]
     for key, field, value in (("shard", "int_value", 7), ("hot", "bool_value", True), ("ratio", "double_value", 0.5)):
         attribute = point.attributes.add()

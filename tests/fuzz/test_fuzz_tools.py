@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+from itertools import pairwise
 
 from fuzzing.memory import RssSeries
 from fuzzing.run import SHARES, main, split
@@ -33,7 +34,7 @@ def test_restarts_fall_in_the_first_half_and_alternate_signals():
     assert len(schedule) == 5 and all(0 < r.at_s < 300 for r in schedule)
     assert [r.at_s for r in schedule] == sorted(r.at_s for r in schedule)
     signals = [r.signal for r in schedule]
-    assert all(a != b for a, b in zip(signals, signals[1:]))
+    assert all(a != b for a, b in pairwise(signals))
 
 
 def test_a_short_run_still_restarts_with_both_signals():

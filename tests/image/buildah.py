@@ -76,7 +76,7 @@ class Container:
     def remove(self) -> None:
         subprocess.run(["buildah", "rm", self.name], capture_output=True, timeout=120)
 
-    def __enter__(self) -> "Container":
+    def __enter__(self) -> Container:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -116,7 +116,7 @@ class ContainerReceiver:
     def log(self) -> str:
         return "\n".join(self.lines)
 
-    def wait_listening(self, timeout: float = 120) -> "ContainerReceiver":
+    def wait_listening(self, timeout: float = 120) -> ContainerReceiver:
         deadline = time.monotonic() + timeout
         while not self._listening.wait(0.1):
             if self.proc.poll() is not None or time.monotonic() > deadline:

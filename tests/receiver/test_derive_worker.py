@@ -13,11 +13,11 @@ import pytest
 from receiver import derive_worker
 from receiver.config import REPOSITORY_RULES
 from receiver.derive_worker import ProcessEvaluator, ThreadEvaluator, pack_samples, unpack_samples
-from receiver.emulator import EmulatorConfig, FirehoseEmulator
 from receiver.model import Sample, Series
 from receiver.rules import load_rules
-from receiver.workload import TableSpec, Workload
 from receiver.server import INGEST_PATH
+from receiver_tools.emulator import EmulatorConfig, FirehoseEmulator
+from receiver_tools.workload import TableSpec, Workload
 from tests.builders import T0, make_sample
 from tests.chain.conftest import recent_workload
 from tests.processes import ReceiverProcess, child_processes, is_running

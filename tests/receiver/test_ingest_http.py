@@ -360,7 +360,7 @@ async def test_over_the_inflight_budget_is_a_503(start, store):
         await asyncio.sleep(0.01)
     assert budget.in_use >= 2048
     second = Delivery(make_samples(1))
-    response, answer = await post(client, second)
+    response, _answer = await post(client, second)
     assert response.status == 503
     assert response.headers["Retry-After"]
     release.set()

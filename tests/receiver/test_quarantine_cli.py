@@ -10,11 +10,11 @@ import pytest
 
 import receiver.records
 from receiver.config import ServeConfig
-from receiver.emulator import EmulatorConfig
 from receiver.formats import DecodeError, encode_records
 from receiver.quarantine import replay
 from receiver.server import INGEST_PATH, create_app
 from receiver.store.sqlite import SQLiteStore
+from receiver_tools.emulator import EmulatorConfig
 from tests.apps import serve_app
 from tests.builders import Delivery, make_samples
 
@@ -72,7 +72,7 @@ async def test_a_replay_whose_target_still_fails_keeps_the_records(tmp_path, bug
         delivery = Delivery(records=encode_records(make_samples(5), FORMAT))
         assert (await client.post(INGEST_PATH, data=delivery.body, headers=delivery.headers)).status == 200
         url = f"http://{client.host}:{client.port}/nowhere"
-        from receiver.emulator import RetryPolicy
+        from receiver_tools.emulator import RetryPolicy
 
         report = await replay(store, EmulatorConfig(url=url, retry=RetryPolicy(duration_s=0)))
         assert (report.delivered, report.failed) == (0, 1)

@@ -4,6 +4,8 @@ minute comes out identical."""
 
 from __future__ import annotations
 
+from itertools import pairwise
+
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -54,7 +56,7 @@ def deliveries(draw, samples):
     order = draw(st.permutations(samples))
     cuts = sorted(draw(st.lists(st.integers(0, len(order)), max_size=6)))
     bounds = [0, *cuts, len(order)]
-    requests = [order[a:b] for a, b in zip(bounds, bounds[1:]) if b > a]
+    requests = [order[a:b] for a, b in pairwise(bounds) if b > a]
     repeated = draw(st.lists(st.sampled_from(requests), max_size=4)) if requests else []
     return draw(st.permutations(requests + repeated))
 

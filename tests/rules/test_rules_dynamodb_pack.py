@@ -4,6 +4,7 @@ from the issue's definitions (Σ over the entity's series in the minute), not by
 from __future__ import annotations
 
 import pytest
+
 from tests.rules.rulekit import SERVICE, pack, sample, values
 
 GSI = "TopScores"
@@ -183,8 +184,8 @@ COUNTS = [
     ("time_to_live_deleted_item_count", "TimeToLiveDeletedItemCount", None),
     ("read_throttled_requests", "ThrottledRequests", READ_OPS),
     ("write_throttled_requests", "ThrottledRequests", WRITE_OPS),
-    ("read_system_errors", "SystemErrors", READ_OPS + ("TransactGetItems",)),
-    ("write_system_errors", "SystemErrors", WRITE_OPS + ("TransactWriteItems",)),
+    ("read_system_errors", "SystemErrors", (*READ_OPS, "TransactGetItems")),
+    ("write_system_errors", "SystemErrors", (*WRITE_OPS, "TransactWriteItems")),
     ("conditional_check_failed_requests", "ConditionalCheckFailedRequests", None),
     ("transaction_conflict", "TransactionConflict", None),
 ]

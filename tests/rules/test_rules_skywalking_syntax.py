@@ -115,13 +115,13 @@ def test_negated_filter_keeps_stage_level_series_for_the_service(rules):
 
 
 def test_a_name_defined_twice_takes_values_from_either_rule(rules):
-    api = dict(namespace="Shop/Api", ApiId="abc123", Stage="prod", Method="GET", Resource="/")
+    api = {"namespace": "Shop/Api", "ApiId": "abc123", "Stage": "prod", "Method": "GET", "Resource": "/"}
     assert one(rules, "shop_api_endpoint_errors", sample("Errors", 2.0, 1, **api)).value == 2.0
     assert one(rules, "shop_api_endpoint_errors", sample("Faults", 3.0, 1, **api)).value == 3.0
 
 
 def test_div_of_sum_by_count_and_multiply(rules):
-    api = dict(namespace="Shop/Api", ApiId="abc123", Stage="prod")
+    api = {"namespace": "Shop/Api", "ApiId": "abc123", "Stage": "prod"}
     assert one(rules, "shop_api_service_hit_rate", sample("Hits", 3.0, 4, **api)).value == \
         pytest.approx(100 * 3.0 / 4)
 

@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.stacks.synth import REPO, child_env, cdk_json_context
+from tests.stacks.synth import REPO, cdk_json_context, child_env
 
 
 def run_app(context: dict[str, object], outdir: Path) -> subprocess.CompletedProcess[str]:

@@ -156,9 +156,7 @@ def test_task_role_may_only_call_the_store_actions_on_the_store_table(default: A
 def test_store_actions_are_exactly_what_the_receiver_calls() -> None:
     assert sorted(RECEIVER_ACTIONS) == sorted(
         f"dynamodb:{a}"
-        for a in (
-            "GetItem PutItem UpdateItem DeleteItem BatchWriteItem BatchGetItem Query DescribeTable ConditionCheckItem"
-        ).split()
+        for a in ["GetItem", "PutItem", "UpdateItem", "DeleteItem", "BatchWriteItem", "BatchGetItem", "Query", "DescribeTable", "ConditionCheckItem"]
     )
 
 

@@ -15,8 +15,7 @@ import threading
 import pytest
 from botocore.exceptions import ClientError
 
-from receiver.store import StoreError
-from receiver.store import dynamodb_quarantine, dynamodb_table
+from receiver.store import StoreError, dynamodb_quarantine, dynamodb_table
 from receiver.store.dynamodb import DynamoDBStore
 from receiver.store.dynamodb_quarantine import PART_BYTES
 from receiver.store.dynamodb_runner import CONTROL_THREADS

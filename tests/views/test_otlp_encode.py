@@ -122,7 +122,7 @@ def test_an_unset_empty_or_unreadable_partial_success_is_none(body):
 
 
 def test_a_protobuf_failure_answer_gives_its_status_message():
-    message = "metric name is invalid".encode()
+    message = b"metric name is invalid"
     status = b"\x08\x03" + b"\x12" + bytes([len(message)]) + message  # Status{code: 3, message}
     assert failure_message(status, "application/x-protobuf") == "metric name is invalid"
 

@@ -50,7 +50,7 @@ from receiver import firehose
 from receiver.formats import FORMATS, encode_records
 from receiver.model import Pairs, Sample
 
-log = logging.getLogger("receiver.emulator")
+log = logging.getLogger("receiver_tools.emulator")
 
 MIB = 1024 * 1024
 DEFAULT_BUFFER_BYTES = 5 * MIB
@@ -82,7 +82,7 @@ class RetryPolicy:
 
     def backoff_s(self, failures: int, rng: random.Random) -> float:
         """The wait after the ``failures``-th failed attempt (1 for the first)."""
-        base = self.first_backoff_s * 2 ** min(failures - 1, 30)
+        base = self.first_backoff_s * 2.0 ** min(failures - 1, 30)
         return min(base * rng.uniform(1 - self.jitter, 1 + self.jitter), self.max_backoff_s)
 
 
@@ -327,7 +327,9 @@ async def send_once(
                               "the answer is larger than 1 MiB")
             attempt = judge_answer(request.request_id, response.status, response.headers, body)
     except aiohttp.ClientConnectorCertificateError as exc:
-        reason = f"the server's certificate is not trusted ({exc.certificate_error.verify_message})"
+        # An ssl.SSLCertVerificationError, which aiohttp types as a plain Exception.
+        detail = getattr(exc.certificate_error, "verify_message", exc.certificate_error)
+        reason = f"the server's certificate is not trusted ({detail})"
         return failed("HttpEndpoint.SSLHandshakeFailure", f"The TLS handshake failed: {exc}", reason)
     except aiohttp.ClientSSLError as exc:
         return failed("HttpEndpoint.SSLHandshakeFailure", f"The TLS handshake failed: {exc}",
@@ -587,7 +589,7 @@ class FirehoseEmulator:
                 continue
             try:
                 await self._ship()
-            except Exception:  # noqa: BLE001 - the timer must keep running
+            except Exception:
                 log.exception("delivery on the buffer interval failed")
 
     async def _ship(self) -> None:

@@ -34,10 +34,10 @@ from urllib.parse import urlsplit
 import orjson
 
 from receiver import firehose, logs
-from receiver.emulator import EmulatorConfig, FirehoseEmulator, RetryPolicy, split_location
 from receiver.formats import DecodeError
 from receiver.formats.framing import read_varint
 from receiver.formats.packing import pack
+from receiver_tools.emulator import EmulatorConfig, FirehoseEmulator, RetryPolicy, split_location
 
 ERROR_OUTPUT = "error output"
 RAW_BACKUP = "source records"
@@ -69,14 +69,15 @@ class Source:
         if self._folder is not None:
             if self._folder.is_file():
                 return [str(self._folder)]
-            return sorted(str(p) for p in self._folder.rglob("*")
-                          if p.is_file() and not any(part.startswith(".") for part in p.relative_to(self._folder).parts))
+            folder = self._folder
+            return sorted(str(p) for p in folder.rglob("*")
+                          if p.is_file() and not any(part.startswith(".") for part in p.relative_to(folder).parts))
         client = self._s3()
         names: list[str] = []
         try:
             for page in client.get_paginator("list_objects_v2").paginate(Bucket=self._bucket, Prefix=self._prefix):
                 names += [item["Key"] for item in page.get("Contents", []) if not item["Key"].endswith("/")]
-        except Exception as exc:  # botocore's errors: no bucket, no access, no network
+        except Exception as exc:  # noqa: BLE001 - botocore's errors: no bucket, no access, no network
             raise ReplayError(f"cannot list {self.location}: {exc}") from None
         return sorted(names)
 
@@ -84,8 +85,9 @@ class Source:
         if self._folder is not None:
             return Path(name).read_bytes()
         try:
-            return self._s3().get_object(Bucket=self._bucket, Key=name)["Body"].read()
-        except Exception as exc:
+            data: bytes = self._s3().get_object(Bucket=self._bucket, Key=name)["Body"].read()
+            return data
+        except Exception as exc:  # noqa: BLE001 - botocore's errors, as above
             raise ReplayError(f"cannot read s3://{self._bucket}/{name}: {exc}") from None
 
     def _s3(self) -> Any:
@@ -226,7 +228,9 @@ class ReplayReport:
         return not self.skipped and not self.failed_batches
 
 
-async def replay(source: Source, config: EmulatorConfig, progress: Callable[[str], None] = lambda _: None) -> ReplayReport:
+async def replay(
+    source: Source, config: EmulatorConfig, progress: Callable[[str], None] = lambda _: None
+) -> ReplayReport:
     """Re-deliver every record under ``source`` to ``config.url``."""
     loop = asyncio.get_running_loop()
     names = await loop.run_in_executor(None, source.names)

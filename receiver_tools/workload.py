@@ -234,7 +234,7 @@ class _TableMinute:
                        for _ in range(min(n, _LATENCY_DRAWS)))
         total = math.fsum(draws) if n == len(draws) else round(math.fsum(draws) / len(draws) * n, 3)
         stats = tuple((name, draws[max(0, math.ceil(q * len(draws)) - 1)]) for name, q in PERCENTILES)
-        dims = tuple(sorted((("Operation", op),) + self.table_dims))
+        dims = tuple(sorted((("Operation", op), *self.table_dims)))
         self._emit("SuccessfulRequestLatency", dims, "Milliseconds", n, total, draws[0], draws[-1], stats)
 
     def _capacity(self, metric: str, requests: dict[str, int], dims: tuple[tuple[str, str], ...],
@@ -272,7 +272,7 @@ class _TableMinute:
             return
         total = _whole(n * mean_items * self.rng.uniform(0.8, 1.2))
         high = _whole(max(total / n, mean_items) * self.rng.uniform(2.0, 5.0))
-        dims = tuple(sorted((("Operation", op),) + self.table_dims))
+        dims = tuple(sorted((("Operation", op), *self.table_dims)))
         self._emit("ReturnedItemCount", dims, "Count", n, total, 0.0, high)
 
     def _throttling(self, reads: dict[str, int], writes: dict[str, int]) -> None:
@@ -283,7 +283,7 @@ class _TableMinute:
             throttled = _whole(n * self.rng.uniform(0.01, 0.08))
             if not throttled:
                 continue
-            dims = tuple(sorted((("Operation", op),) + self.table_dims))
+            dims = tuple(sorted((("Operation", op), *self.table_dims)))
             self._emit("ThrottledRequests", dims, "Count", *_ones(throttled))
             if op in _READ_MIX:
                 throttled_reads += throttled
@@ -299,7 +299,7 @@ class _TableMinute:
         rng = self.rng
         if rng.random() < 0.05:  # a rare server-side error
             op = rng.choice((*READ_OPERATIONS, *WRITE_OPERATIONS, "TransactGetItems", "TransactWriteItems"))
-            dims = tuple(sorted((("Operation", op),) + self.table_dims))
+            dims = tuple(sorted((("Operation", op), *self.table_dims)))
             self._emit("SystemErrors", dims, "Count", *_ones(_whole(rng.uniform(1, 4))))
         failed = _whole(sum(writes.values()) * rng.uniform(0.0, 0.02))
         if failed:
@@ -319,7 +319,7 @@ class _TableMinute:
 
 
 def _whole(value: float) -> int:
-    return int(round(value))
+    return round(value)
 
 
 def _ones(n: int) -> tuple[float, float, float, float]:

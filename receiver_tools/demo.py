@@ -30,9 +30,9 @@ from pathlib import Path
 from typing import Any
 
 from receiver import logs
-from receiver.emulator import EmulatorConfig, FirehoseEmulator, RetryPolicy
 from receiver.model import PERIOD_MS
-from receiver.workload import Workload
+from receiver_tools.emulator import EmulatorConfig, FirehoseEmulator, RetryPolicy
+from receiver_tools.workload import Workload
 
 DEFAULT_PORT = 12801
 DEFAULT_STORE = "sqlite:///./data/demo.db"
