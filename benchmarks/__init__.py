@@ -1,1 +1,1 @@
-"""`make bench`: speed and memory of the receiver, printed as a table (see docs-bench.md)."""
+"""`make bench`: speed and memory of the receiver, printed as a table (see docs/performance.md)."""

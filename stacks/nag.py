@@ -37,7 +37,7 @@ def _receiver(stacks: Stacks) -> None:
         "AwsSolutions-SMG4",
         "The Firehose access key is a random 64-character shared key, not a credential with an issuer to rotate it; "
         "Secrets Manager has no rotation function for it, and the receiver reads it at task start. "
-        "the README (Deploying: Rotating the access key) describes rotating it by hand.",
+        "docs/operations.md (Rotating the access key) describes rotating it by hand.",
     )
     _acknowledge(
         receiver.receiver.container.task_definition,

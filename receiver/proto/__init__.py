@@ -1,1 +1,1 @@
-"""Protocol buffer definitions and their generated modules (see README.md)."""
+"""Protocol buffer definitions and their generated modules (see docs/design.md and `make proto`)."""
