@@ -184,10 +184,8 @@ def serve_config(args: argparse.Namespace, env: Mapping[str, str] = os.environ) 
                 f"RECEIVER_ACCESS_KEYS {listed!r} has an empty entry; give the keys separated by "
                 "single commas, with nothing empty between them"
             )
-    allow = pick(args.allow_unauthenticated, "RECEIVER_ALLOW_UNAUTHENTICATED")
-    if allow is not None and allow.lower() not in ("true", "false", "1", "0"):
-        raise ConfigError(f"RECEIVER_ALLOW_UNAUTHENTICATED {allow!r} must be true or false")
-    allow_unauthenticated = allow is not None and allow.lower() in ("true", "1")
+    allow_unauthenticated = _boolean(
+        pick(args.allow_unauthenticated, "RECEIVER_ALLOW_UNAUTHENTICATED"), "RECEIVER_ALLOW_UNAUTHENTICATED")
     if (problem := access_problem(keys, allow_unauthenticated)) is not None:
         raise ConfigError(problem)
 
@@ -246,9 +244,7 @@ def serve_config(args: argparse.Namespace, env: Mapping[str, str] = os.environ) 
             "give the full OTLP/HTTP metrics URL, e.g. http://collector:4318/v1/metrics"
         )
 
-    create = pick(args.create_store, "RECEIVER_CREATE_STORE")
-    if create is not None and create.lower() not in ("true", "false", "1", "0"):
-        raise ConfigError(f"RECEIVER_CREATE_STORE {create!r} must be true or false")
+    create_store = _boolean(pick(args.create_store, "RECEIVER_CREATE_STORE"), "RECEIVER_CREATE_STORE")
     settle = pick(args.metrics_settle_seconds, "RECEIVER_METRICS_SETTLE_SECONDS")
     try:
         settle_s = float(settle) if settle is not None else defaults.metrics_settle_s
@@ -282,7 +278,7 @@ def serve_config(args: argparse.Namespace, env: Mapping[str, str] = os.environ) 
         log_level=level,
         minute_retention_days=minute_days,
         hour_retention_days=hour_days,
-        create_store=create is not None and create.lower() in ("true", "1"),
+        create_store=create_store,
         metrics_settle_s=settle_s,
         # A minute is complete for the export when it is for /metrics: one setting for both.
         otlp_export=OtlpExportSettings(export_url, settle_s=settle_s) if export_url is not None else None,
@@ -301,6 +297,15 @@ def access_problem(keys: Sequence[str], allow_unauthenticated: bool) -> str | No
             "or pass --allow-unauthenticated (RECEIVER_ALLOW_UNAUTHENTICATED=true) to accept every delivery"
         )
     return None
+
+
+def _boolean(text: str | None, name: str) -> bool:
+    """An on/off setting: absent is off; true/false or 1/0 in any case, else ConfigError."""
+    if text is None:
+        return False
+    if text.lower() not in ("true", "false", "1", "0"):
+        raise ConfigError(f"{name} {text!r} must be true or false")
+    return text.lower() in ("true", "1")
 
 
 def _seconds(text: str | None, name: str, default: float) -> float:
