@@ -21,10 +21,10 @@ from receiver.derive import Deriver
 from receiver.derive_worker import ProcessEvaluator
 from receiver.formats import decode_record
 from receiver.formats.framing import split_frames
+from receiver.model import HOUR_MS, MINUTE_MS
 from receiver.proto.otel07 import metrics_service_pb2 as otel07_service
 from receiver.records import decode_all
 from receiver.rules import RuleHolder
-from receiver.store.base import HOUR_MS, MINUTE_MS
 from receiver.store.sqlite import SQLiteStore
 
 from .bodies import MIB, Body, SampleSource

@@ -36,10 +36,9 @@ from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from receiver.derive_worker import Evaluator, ThreadEvaluator
-from receiver.model import DerivedValue, Sample, SeriesKey, Stats
+from receiver.model import DAY_MS, HOUR_MS, MINUTE_MS, DerivedValue, Sample, SeriesKey, Stats
 from receiver.rules import Evaluation, RuleHolder, RuleSet
 from receiver.store import Store, StoreError
-from receiver.store.base import HOUR_MS, MINUTE_MS
 
 log = logging.getLogger("receiver.derive")
 
@@ -254,7 +253,7 @@ class Deriver:
         self.interval_s = interval_s
         self.hour_interval_s = hour_interval_s
         self.rest_factor = rest_factor
-        self.minute_retention_ms = int(minute_retention_days * 86_400_000)
+        self.minute_retention_ms = int(minute_retention_days * DAY_MS)
         self.clock = clock
         self.monotonic = monotonic
         self.not_computed = NotComputedValues()

@@ -114,7 +114,12 @@ class DerivedValue:
     """The instance's name for instance scope, else None."""
 
 
-PERIOD_MS = 60_000
+MINUTE_MS = 60_000
+HOUR_MS = 3_600_000
+DAY_MS = 86_400_000
+"""The time constants, defined here only: every other module imports them."""
+
+PERIOD_MS = MINUTE_MS
 """Metric streams send one-minute periods; the json format gives only the start."""
 
 

@@ -23,6 +23,7 @@ from receiver.connections import AcceptErrors, Connection, ConnectionLimit
 from receiver.derive import Deriver
 from receiver.derive_worker import Evaluator, ProcessEvaluator
 from receiver.ingest import AccessKeys, IngestSettings, handle_delivery
+from receiver.model import DAY_MS
 from receiver.rules import RuleError, RuleHolder
 from receiver.store import Store, StoreError
 from receiver.telemetry import Telemetry
@@ -142,7 +143,7 @@ def create_app(
         app,
         store=lambda request: request.app[STORE],
         rules=lambda request: request.app[RULES],
-        entity_window_ms=int(config.minute_retention_days * 86_400_000),
+        entity_window_ms=int(config.minute_retention_days * DAY_MS),
     )
     prometheus.add_routes(
         app,

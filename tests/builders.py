@@ -11,9 +11,8 @@ import orjson
 
 from receiver.firehose import ACCESS_KEY_HEADER, REQUEST_ID_HEADER
 from receiver.formats import encode_records
-from receiver.model import Sample, Series
+from receiver.model import MINUTE_MS, Sample, Series
 
-MINUTE_MS = 60_000
 T0 = 1_700_000_040_000  # a minute boundary
 
 

@@ -10,6 +10,7 @@ from aiohttp import web
 
 from receiver.alarms.events import FIRING, AlarmEvent
 from receiver.alarms.rules import AlarmRule
+from receiver.model import DAY_MS
 from receiver.store.base import Store, StoreError
 
 ALARMS_PATH = "/api/v1/alarms"
@@ -29,7 +30,7 @@ def add_routes(
         now_ms = int(clock() * 1000)
         try:
             heads = await store(request).alarm_heads()
-            history = await store(request).alarm_events(now_ms - _HISTORY_DAYS * 86_400_000)
+            history = await store(request).alarm_events(now_ms - _HISTORY_DAYS * DAY_MS)
         except StoreError as exc:
             return web.json_response({"error": f"the store failed: {exc}"}, status=503)
         return web.json_response(alarms_document(heads, history, rules(request), now_ms))

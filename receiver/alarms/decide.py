@@ -7,8 +7,7 @@ from dataclasses import dataclass
 
 from receiver.alarms.events import FIRING, RESOLVED, AlarmEvent
 from receiver.alarms.rules import AlarmRule
-
-MINUTE_MS = 60_000
+from receiver.model import MINUTE_MS
 
 EntityValues = Mapping[str, Mapping[int, float]]
 """metric -> minute start -> the entity's value."""

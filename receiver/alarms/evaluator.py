@@ -22,10 +22,11 @@ from collections import defaultdict
 from collections.abc import Callable, Sequence
 
 from receiver.alarms.counters import AlarmCounters
-from receiver.alarms.decide import MINUTE_MS, decide, read
+from receiver.alarms.decide import decide, read
 from receiver.alarms.events import FIRING, AlarmEvent
 from receiver.alarms.notifier import Notifier
 from receiver.alarms.rules import AlarmRule
+from receiver.model import MINUTE_MS
 from receiver.store.base import Store, StoreError
 
 log = logging.getLogger("receiver.alarms")

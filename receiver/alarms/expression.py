@@ -15,7 +15,8 @@ import ast
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
-MINUTE_MS = 60_000
+from receiver.model import MINUTE_MS
+
 MAX_BASELINE_MINUTES = 24 * 60
 
 

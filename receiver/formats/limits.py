@@ -12,9 +12,11 @@ from __future__ import annotations
 
 import time
 
+from receiver.model import DAY_MS
+
 OLDEST_MS = 946_684_800_000
 """2000-01-01T00:00:00Z: no period starts or ends earlier (CloudWatch keeps 15 months)."""
-FUTURE_SLACK_MS = 86_400_000
+FUTURE_SLACK_MS = DAY_MS
 """A period may end at most this long after the receiver's clock: a day covers any clock skew
 a sender may have, while a year-9999 timestamp (or one near 2**63 ms, which would overflow
 the store's integer arithmetic) is refused."""

@@ -13,13 +13,11 @@ from collections.abc import AsyncIterator, Collection, Sequence
 from typing import Protocol, runtime_checkable
 
 from receiver.alarms.events import AlarmEvent
-from receiver.model import DerivedValue, QuarantinedRecord, Sample
+from receiver.model import DAY_MS, HOUR_MS, MINUTE_MS, DerivedValue, QuarantinedRecord, Sample
 
 DEFAULT_REQUEST_TTL_S = 24 * 3600.0
 """How long a committed request id is remembered (Firehose retries for at most a few hours)."""
 
-MINUTE_MS = 60_000
-HOUR_MS = 3_600_000
 STEPS_MS = (MINUTE_MS, HOUR_MS)
 """The time buckets derived values are kept in: minutes, and their hourly rollups."""
 
@@ -220,10 +218,9 @@ def retention_cutoffs(
     now_ms: int, minute_retention_days: float, hour_retention_days: float
 ) -> dict[int, int]:
     """For each step, the bucket start before which data is past its retention."""
-    day_ms = 86_400_000
     return {
-        MINUTE_MS: now_ms - int(minute_retention_days * day_ms),
-        HOUR_MS: now_ms - int(hour_retention_days * day_ms),
+        MINUTE_MS: now_ms - int(minute_retention_days * DAY_MS),
+        HOUR_MS: now_ms - int(hour_retention_days * DAY_MS),
     }
 
 

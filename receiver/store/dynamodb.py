@@ -51,13 +51,11 @@ from collections.abc import AsyncIterator, Callable, Collection, Sequence
 from typing import Any
 
 from receiver.alarms.events import AlarmEvent
-from receiver.model import DerivedValue, QuarantinedRecord, Sample
+from receiver.model import HOUR_MS, MINUTE_MS, DerivedValue, QuarantinedRecord, Sample
 from receiver.store.base import (
     DEFAULT_HOUR_RETENTION_DAYS,
     DEFAULT_MINUTE_RETENTION_DAYS,
     DEFAULT_REQUEST_TTL_S,
-    HOUR_MS,
-    MINUTE_MS,
     StoreConfigError,
     check_metric_names,
 )

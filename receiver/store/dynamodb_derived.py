@@ -55,8 +55,8 @@ from collections.abc import Callable, Collection, Sequence
 
 import orjson
 
-from receiver.model import DerivedValue
-from receiver.store.base import HOUR_MS, MINUTE_MS, StoreError
+from receiver.model import HOUR_MS, MINUTE_MS, DerivedValue
+from receiver.store.base import StoreError
 from receiver.store.dynamodb_items import CATALOG_REFRESH_S, MAX_START_MS, Item, escape
 from receiver.store.dynamodb_runner import Runner
 from receiver.store.dynamodb_table import BATCH_GET_KEYS, DynamoDBTable

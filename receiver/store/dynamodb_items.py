@@ -46,8 +46,7 @@ from typing import Any
 
 import orjson
 
-from receiver.model import Pairs, Sample, Series
-from receiver.store.base import HOUR_MS
+from receiver.model import HOUR_MS, Pairs, Sample, Series
 
 Item = dict[str, dict[str, Any]]
 """One item in the low-level attribute-value format of the boto3 client."""

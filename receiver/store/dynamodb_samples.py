@@ -12,8 +12,8 @@ from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from receiver.model import Pairs, Sample, Series
-from receiver.store.base import HOUR_MS, StoreError, check_finite, touched_buckets
+from receiver.model import HOUR_MS, Pairs, Sample, Series
+from receiver.store.base import StoreError, check_finite, touched_buckets
 from receiver.store.dynamodb_items import (
     CATALOG_PK,
     CATALOG_REFRESH_S,

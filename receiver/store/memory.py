@@ -10,13 +10,11 @@ import time
 from collections.abc import AsyncIterator, Callable, Collection, Sequence
 
 from receiver.alarms.events import AlarmEvent, latest_per_key
-from receiver.model import DerivedValue, QuarantinedRecord, Sample
+from receiver.model import HOUR_MS, MINUTE_MS, DerivedValue, QuarantinedRecord, Sample
 from receiver.store.base import (
     DEFAULT_HOUR_RETENTION_DAYS,
     DEFAULT_MINUTE_RETENTION_DAYS,
     DEFAULT_REQUEST_TTL_S,
-    HOUR_MS,
-    MINUTE_MS,
     PRUNE_INTERVAL_S,
     StoreError,
     check_finite,

@@ -27,13 +27,11 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from receiver.alarms.events import AlarmEvent
-from receiver.model import DerivedValue, QuarantinedRecord, Sample
+from receiver.model import HOUR_MS, MINUTE_MS, DerivedValue, QuarantinedRecord, Sample
 from receiver.store.base import (
     DEFAULT_HOUR_RETENTION_DAYS,
     DEFAULT_MINUTE_RETENTION_DAYS,
     DEFAULT_REQUEST_TTL_S,
-    HOUR_MS,
-    MINUTE_MS,
     PRUNE_INTERVAL_S,
     StoreConfigError,
     StoreError,

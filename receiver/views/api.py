@@ -12,9 +12,9 @@ from typing import TYPE_CHECKING
 
 from aiohttp import web
 
+from receiver.model import HOUR_MS, MINUTE_MS
 from receiver.rules import MetricInfo, RuleHolder
 from receiver.store import Store
-from receiver.store.base import HOUR_MS, MINUTE_MS
 
 if TYPE_CHECKING:
     from multidict import MultiMapping

@@ -42,10 +42,9 @@ from urllib.parse import urlsplit
 
 import aiohttp
 
-from receiver.model import DerivedValue
+from receiver.model import MINUTE_MS, DerivedValue
 from receiver.rules import MetricInfo, RuleHolder
 from receiver.store import Store, StoreError
-from receiver.store.base import MINUTE_MS
 from receiver.views.otlp_encode import (
     MAX_POINTS_PER_REQUEST,
     encode_minute,

@@ -33,11 +33,10 @@ from aiohttp import web
 
 from receiver.body import InflightBudget
 from receiver.derive import STEP_NAMES, DeriveCountsSnapshot
-from receiver.model import DerivedValue
+from receiver.model import MINUTE_MS, DerivedValue
 from receiver.rules import RuleHolder
 from receiver.rules.ruleset import MetricInfo
 from receiver.store import Store, StoreError
-from receiver.store.base import MINUTE_MS
 from receiver.telemetry import HistogramSnapshot, Telemetry, TelemetrySnapshot
 
 log = logging.getLogger("receiver.views.prometheus")

@@ -11,8 +11,8 @@ from receiver.alarms.evaluator import AlarmEvaluator
 from receiver.alarms.loader import load_alarm_file
 from receiver.alarms.notifier import Notifier
 from receiver.alarms.rules import AlarmRule
-from receiver.model import DerivedValue
-from receiver.store.base import MINUTE_MS, Store
+from receiver.model import MINUTE_MS, DerivedValue
+from receiver.store.base import Store
 
 SERVICE = "aws-dynamodb::123456789012"
 M0 = 1_700_000_040_000  # a minute boundary

@@ -11,9 +11,9 @@ from receiver.alarms.api import alarms_document
 from receiver.alarms.events import FIRING, RESOLVED, AlarmEvent
 from receiver.alarms.settings import AlarmSettings
 from receiver.config import ServeConfig
+from receiver.model import MINUTE_MS
 from receiver.server import create_app
 from receiver.store import SQLiteStore
-from receiver.store.base import MINUTE_MS
 from tests.alarms.kit import SERVICE
 from tests.alarms.test_alarms_notify import Sink
 from tests.apps import serve_app

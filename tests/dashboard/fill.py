@@ -8,9 +8,8 @@ from __future__ import annotations
 
 import time
 
-from receiver.model import Sample, Series
+from receiver.model import MINUTE_MS, Sample, Series
 
-MINUTE_MS = 60_000
 ACCOUNT = "123456789012"
 OTHER_ACCOUNT = "210987654321"
 SERVICE = f"aws-dynamodb::{ACCOUNT}"

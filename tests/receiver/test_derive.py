@@ -11,9 +11,9 @@ import random
 import pytest
 
 from receiver.derive import Deriver, derive_hour_values, rollup_hour
+from receiver.model import HOUR_MS, MINUTE_MS
 from receiver.store import open_store_from_url
 from receiver.store import sqlite as sqlite_store_module
-from receiver.store.base import HOUR_MS, MINUTE_MS
 from tests.builders import T0, make_sample
 
 SERVICE = "aws-dynamodb::123456789012"

@@ -15,9 +15,8 @@ import pytest
 
 from receiver.config import ServeConfig
 from receiver.derive import Deriver
-from receiver.model import Series
+from receiver.model import HOUR_MS, MINUTE_MS, Series
 from receiver.server import DERIVER, create_app
-from receiver.store.base import HOUR_MS, MINUTE_MS
 from tests.apps import serve_app
 from tests.builders import T0, make_sample
 

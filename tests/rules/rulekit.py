@@ -5,14 +5,14 @@ from __future__ import annotations
 from collections.abc import Iterable
 from pathlib import Path
 
-from receiver.model import Sample, Series
+from receiver.model import MINUTE_MS, Sample, Series
 from receiver.rules import DerivedValue, RuleSet, default_rules_dir, load_rules
 
 ACCOUNT = "123456789012"
 SERVICE = f"aws-dynamodb::{ACCOUNT}"
 T0 = 1_700_000_040_000
 """A minute boundary."""
-MINUTE = 60_000
+MINUTE = MINUTE_MS
 DATA = Path(__file__).parent / "data"
 
 _pack: RuleSet | None = None

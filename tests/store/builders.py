@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from receiver.model import Pairs, Sample, Series, Stats
+from receiver.model import MINUTE_MS, Pairs, Sample, Series, Stats
 
-MINUTE_MS = 60_000
 T0 = 1_700_000_040_000  # a minute boundary
 LABELS: Pairs = (("cloud.provider", "aws"), ("metric_stream_name", "dynamodb-stream"))
 

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from receiver.model import DerivedValue
-from receiver.store.base import HOUR_MS, MINUTE_MS
+from receiver.model import HOUR_MS, MINUTE_MS, DerivedValue
 from tests.store.builders import T0, make_sample, make_series
 
 DAY_MS = 86_400_000

@@ -22,9 +22,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from receiver.model import DerivedValue, QuarantinedRecord, Sample
+from receiver.model import HOUR_MS, MINUTE_MS, DerivedValue, QuarantinedRecord, Sample
 from receiver.store import StoreConfigError, StoreError
-from receiver.store.base import HOUR_MS, MINUTE_MS
 from receiver.store.dynamodb import DynamoDBStore
 from receiver.store.dynamodb_items import decode_number, encode_number
 from receiver.store.dynamodb_retry import RetryPolicy

@@ -13,9 +13,9 @@ import random
 
 import pytest
 
-from receiver.model import QuarantinedRecord
+from receiver.model import MINUTE_MS, QuarantinedRecord
 from receiver.store import StoreError
-from receiver.store.base import DEFAULT_HOUR_RETENTION_DAYS, MINUTE_MS
+from receiver.store.base import DEFAULT_HOUR_RETENTION_DAYS
 from tests.store.builders import LABELS, T0, make_sample, make_series
 
 ALL_TIME = (0, 2**62)

@@ -7,9 +7,9 @@ import asyncio
 import pytest
 
 from receiver.config import ServeConfig
+from receiver.model import HOUR_MS
 from receiver.server import DERIVER, INGEST_PATH, create_app
 from receiver.store import open_store_from_url
-from receiver.store.base import HOUR_MS
 from tests.apps import serve_app
 from tests.builders import T0, Delivery, make_sample
 

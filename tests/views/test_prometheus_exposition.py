@@ -6,10 +6,9 @@ import math
 
 import pytest
 
-from receiver.model import DerivedValue
+from receiver.model import MINUTE_MS, DerivedValue
 from receiver.rules.ruleset import MetricInfo
 from receiver.store import open_store_from_url
-from receiver.store.base import MINUTE_MS
 from receiver.telemetry import Histogram, Telemetry
 from receiver.views.prometheus import (
     Family,

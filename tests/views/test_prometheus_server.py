@@ -26,9 +26,8 @@ from typing import Any
 
 import pytest
 
-from receiver.model import Sample, Series
+from receiver.model import MINUTE_MS, Sample, Series
 from receiver.server import INGEST_PATH
-from receiver.store.base import MINUTE_MS
 from receiver.views.prometheus import DEFAULT_SETTLE_S
 from tests.builders import Delivery
 from tests.processes import ReceiverProcess

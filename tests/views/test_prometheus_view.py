@@ -11,11 +11,10 @@ from aiohttp import web
 
 from receiver.body import InflightBudget
 from receiver.config import REPOSITORY_RULES, ServeConfig
-from receiver.model import DerivedValue
+from receiver.model import MINUTE_MS, DerivedValue
 from receiver.rules import RuleHolder
 from receiver.server import INGEST_PATH, STORE, TELEMETRY, create_app
 from receiver.store import open_store_from_url
-from receiver.store.base import MINUTE_MS
 from receiver.telemetry import Telemetry
 from receiver.views import prometheus
 from tests.apps import serve_app
