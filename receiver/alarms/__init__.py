@@ -1,6 +1,6 @@
 """Alarms: rules over the derived metrics, evaluated on complete minutes, notified once.
 
 loader.py/rules.py/expression.py read alarm files; decide.py is the per-minute decision;
-evaluator.py runs it against the store (events.py: the store's dedup record); channels.py
+evaluator.py runs it against the store (AlarmEvent in receiver/model.py: the store's dedup record); channels.py
 and notifier.py deliver; api.py serves /api/v1/alarms; runtime.py ties them to the server.
 """

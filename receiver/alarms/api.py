@@ -8,9 +8,8 @@ from typing import Any
 
 from aiohttp import web
 
-from receiver.alarms.events import FIRING, AlarmEvent
 from receiver.alarms.rules import AlarmRule
-from receiver.model import DAY_MS
+from receiver.model import DAY_MS, FIRING, AlarmEvent
 from receiver.store.base import Store, StoreError
 
 ALARMS_PATH = "/api/v1/alarms"

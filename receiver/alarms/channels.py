@@ -14,8 +14,8 @@ from typing import Any, Protocol
 
 import aiohttp
 
-from receiver.alarms.events import FIRING, AlarmEvent
 from receiver.alarms.rules import AlarmRule
+from receiver.model import FIRING, AlarmEvent
 
 HTTP_TIMEOUT_S = 10.0
 SNS_SUBJECT_LIMIT = 100

@@ -5,9 +5,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from receiver.alarms.events import FIRING, RESOLVED, AlarmEvent
 from receiver.alarms.rules import AlarmRule
-from receiver.model import MINUTE_MS
+from receiver.model import FIRING, MINUTE_MS, RESOLVED, AlarmEvent
 
 EntityValues = Mapping[str, Mapping[int, float]]
 """metric -> minute start -> the entity's value."""

@@ -23,10 +23,9 @@ from collections.abc import Callable, Sequence
 
 from receiver.alarms.counters import AlarmCounters
 from receiver.alarms.decide import decide, read
-from receiver.alarms.events import FIRING, AlarmEvent
 from receiver.alarms.notifier import Notifier
 from receiver.alarms.rules import AlarmRule
-from receiver.model import MINUTE_MS
+from receiver.model import FIRING, MINUTE_MS, AlarmEvent
 from receiver.store.base import Store, StoreError
 
 log = logging.getLogger("receiver.alarms")

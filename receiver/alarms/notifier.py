@@ -15,8 +15,8 @@ from dataclasses import dataclass
 
 from receiver.alarms.channels import Channel, DeliveryError
 from receiver.alarms.counters import AlarmCounters
-from receiver.alarms.events import AlarmEvent
 from receiver.alarms.rules import AlarmRule
+from receiver.model import AlarmEvent
 
 log = logging.getLogger("receiver.alarms")
 

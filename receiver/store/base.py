@@ -12,8 +12,7 @@ import math
 from collections.abc import AsyncIterator, Collection, Sequence
 from typing import Protocol, runtime_checkable
 
-from receiver.alarms.events import AlarmEvent
-from receiver.model import DAY_MS, HOUR_MS, MINUTE_MS, DerivedValue, QuarantinedRecord, Sample
+from receiver.model import DAY_MS, HOUR_MS, MINUTE_MS, AlarmEvent, DerivedValue, QuarantinedRecord, Sample
 
 DEFAULT_REQUEST_TTL_S = 24 * 3600.0
 """How long a committed request id is remembered (Firehose retries for at most a few hours)."""
@@ -172,7 +171,7 @@ class Store(Protocol):
         """Drop minute samples and values past the minute retention, hour values past the
         hour retention. Stores whose items expire by themselves (DynamoDB TTL) do nothing."""
 
-    # -- alarm events (receiver/alarms/events.py) --------------------------------------
+    # -- alarm events (receiver/model.py) ---------------------------------------------------
     # One event per notification, numbered per (rule, service, endpoint). Writing the next
     # number is insert-if-absent, so of several replicas deciding the same notification
     # from the same history exactly one wins and sends it.

@@ -1,4 +1,4 @@
-"""Alarm events in the DynamoDB table (see receiver/alarms/events.py for what they are).
+"""Alarm events in the DynamoDB table (see AlarmEvent in receiver/model.py for what they are).
 
 =============  ==========  ==============================================  ======================
 item           pk          sk                                              attributes
@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from receiver.alarms.events import AlarmEvent, latest_per_key
+from receiver.model import AlarmEvent, latest_per_key
 from receiver.store.dynamodb_items import Item, decode_number, encode_number, escape
 from receiver.store.dynamodb_runner import Runner
 from receiver.store.dynamodb_table import DynamoDBTable

@@ -26,8 +26,7 @@ from os import PathLike
 from pathlib import Path
 from typing import Any, TypeVar
 
-from receiver.alarms.events import AlarmEvent
-from receiver.model import HOUR_MS, MINUTE_MS, DerivedValue, QuarantinedRecord, Sample
+from receiver.model import HOUR_MS, MINUTE_MS, AlarmEvent, DerivedValue, QuarantinedRecord, Sample
 from receiver.store.base import (
     DEFAULT_HOUR_RETENTION_DAYS,
     DEFAULT_MINUTE_RETENTION_DAYS,

@@ -19,8 +19,18 @@ from typing import Any, TypeGuard, TypeVar
 
 import orjson
 
-from receiver.alarms.events import AlarmEvent, latest_per_key
-from receiver.model import MINUTE_MS, SAMPLE_FIELDS, DerivedValue, Pairs, QuarantinedRecord, Sample, Series, SeriesKey
+from receiver.model import (
+    MINUTE_MS,
+    SAMPLE_FIELDS,
+    AlarmEvent,
+    DerivedValue,
+    Pairs,
+    QuarantinedRecord,
+    Sample,
+    Series,
+    SeriesKey,
+    latest_per_key,
+)
 from receiver.store.base import StoreConfigError, StoreError, check_finite, start_buckets
 
 SCHEMA_VERSION = 1

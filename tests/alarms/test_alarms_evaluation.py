@@ -7,7 +7,7 @@ import asyncio
 
 import pytest
 
-from receiver.alarms.events import FIRING, RESOLVED
+from receiver.model import FIRING, RESOLVED
 from receiver.store import MemoryStore, SQLiteStore
 from tests.alarms.kit import SERVICE, Clock, evaluator, minute, put_minute, rule
 

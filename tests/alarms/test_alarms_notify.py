@@ -12,8 +12,8 @@ from moto import mock_aws
 
 from receiver.alarms.channels import SlackChannel, SnsChannel, WebhookChannel
 from receiver.alarms.counters import AlarmCounters
-from receiver.alarms.events import FIRING, RESOLVED, AlarmEvent
 from receiver.alarms.notifier import Backoff, Notifier
+from receiver.model import FIRING, RESOLVED, AlarmEvent
 from tests.alarms.kit import SERVICE, minute, rule
 from tests.apps import serve_app
 

@@ -8,10 +8,9 @@ import time
 from pathlib import Path
 
 from receiver.alarms.api import alarms_document
-from receiver.alarms.events import FIRING, RESOLVED, AlarmEvent
 from receiver.alarms.settings import AlarmSettings
 from receiver.config import ServeConfig
-from receiver.model import MINUTE_MS
+from receiver.model import FIRING, MINUTE_MS, RESOLVED, AlarmEvent
 from receiver.server import create_app
 from receiver.store import SQLiteStore
 from tests.alarms.kit import SERVICE

@@ -7,7 +7,7 @@ from urllib.parse import quote
 
 import pytest
 
-from receiver.alarms.events import FIRING, RESOLVED, AlarmEvent
+from receiver.model import FIRING, RESOLVED, AlarmEvent
 from receiver.server import STORE
 from tests.apps import AppClient, serve_app
 from tests.dashboard.conftest import SCREENSHOTS, Tab, receiver_app

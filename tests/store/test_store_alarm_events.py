@@ -6,8 +6,7 @@ import asyncio
 
 import pytest
 
-from receiver.alarms.events import FIRING, RESOLVED, AlarmEvent
-from receiver.model import MINUTE_MS
+from receiver.model import FIRING, MINUTE_MS, RESOLVED, AlarmEvent
 from receiver.store.base import DEFAULT_HOUR_RETENTION_DAYS
 from receiver.store.memory import MemoryStore
 from tests.store.builders import T0
