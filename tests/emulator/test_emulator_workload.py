@@ -11,8 +11,8 @@ import pytest
 from receiver.config import REPOSITORY_RULES
 from receiver.formats import FORMATS, decode_record, encode_records
 from receiver_tools.workload import DEFAULT_TABLES, PERCENTILES, Workload
+from tests.builders import T0
 
-T0 = 1_700_000_040_000  # a minute boundary
 HOUR = 60
 
 

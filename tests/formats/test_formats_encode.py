@@ -11,11 +11,11 @@ from receiver.formats import FORMATS, decode_record, encode_records
 from receiver.formats.framing import split_frames
 from receiver.model import PERIOD_MS, Sample, Series
 from receiver.proto.otel07 import metrics_service_pb2
+from tests.builders import T0
 
 from .helpers import otel07_message, record
 
 LABELS = (("aws.exporter.arn", "arn:aws:cloudwatch:us-east-1:1:metric-stream/S"), ("cloud.provider", "aws"))
-T0 = 1_700_000_040_000
 
 
 def samples(n: int, *, metrics: int = 3, labels: tuple = LABELS) -> list[Sample]:

@@ -7,10 +7,10 @@ from pathlib import Path
 
 from receiver.model import MINUTE_MS, Sample, Series
 from receiver.rules import DerivedValue, RuleSet, default_rules_dir, load_rules
+from tests.builders import T0
 
 ACCOUNT = "123456789012"
 SERVICE = f"aws-dynamodb::{ACCOUNT}"
-T0 = 1_700_000_040_000
 """A minute boundary."""
 MINUTE = MINUTE_MS
 DATA = Path(__file__).parent / "data"

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from receiver.model import MINUTE_MS, Pairs, Sample, Series, Stats
+from tests.builders import T0
 
-T0 = 1_700_000_040_000  # a minute boundary
 LABELS: Pairs = (("cloud.provider", "aws"), ("metric_stream_name", "dynamodb-stream"))
 
 
