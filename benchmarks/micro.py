@@ -15,15 +15,16 @@ from pathlib import Path
 import orjson
 from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2 as otel10_service
 
-from receiver import firehose, gctune
+from receiver import gctune
 from receiver.config import REPOSITORY_RULES
-from receiver.derive import Deriver
-from receiver.derive_worker import ProcessEvaluator
+from receiver.derive.deriver import Deriver
+from receiver.derive.worker import ProcessEvaluator
+from receiver.firehose import envelope
+from receiver.firehose.records import decode_all
 from receiver.formats import decode_record
 from receiver.formats.framing import split_frames
 from receiver.model import HOUR_MS, MINUTE_MS
 from receiver.proto.otel07 import metrics_service_pb2 as otel07_service
-from receiver.records import decode_all
 from receiver.rules import RuleHolder
 from receiver.store.sqlite import SQLiteStore
 
@@ -80,7 +81,7 @@ def stage_seconds(
     plain = gzip.decompress(wire) if compressed else wire
     stages["gunzip"] = time.perf_counter() - started
     started = time.perf_counter()
-    delivery = firehose.parse_delivery(plain, request_id)
+    delivery = envelope.parse_delivery(plain, request_id)
     stages["envelope (JSON + base64)"] = time.perf_counter() - started
     started = time.perf_counter()
     samples, _ = decode_all(delivery.records, body.fmt, ())

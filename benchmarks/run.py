@@ -22,7 +22,7 @@ from typing import Any
 
 from receiver import gctune
 from receiver.config import REPOSITORY_RULES
-from receiver.firehose import REQUEST_ID_HEADER
+from receiver.firehose.envelope import REQUEST_ID_HEADER
 from receiver.formats import FORMATS
 from receiver.rules import load_rules
 

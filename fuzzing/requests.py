@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 import orjson
 
-from receiver import firehose
+from receiver.firehose import envelope
 from tests.builders import Delivery
 
 from .corpus import plain_body
@@ -24,20 +24,20 @@ class FuzzRequest:
 
 
 def _with_request_id(body: bytes, request_id: str) -> bytes:
-    envelope = orjson.loads(body)
-    envelope["requestId"] = request_id
-    return orjson.dumps(envelope)
+    parsed = orjson.loads(body)
+    parsed["requestId"] = request_id
+    return orjson.dumps(parsed)
 
 
 _ODD_HEADERS: tuple[tuple[str, str | None], ...] = (
     ("Content-Encoding", "gzip"),
     ("Content-Encoding", "br"),
     ("Content-Encoding", None),
-    (firehose.COMMON_ATTRIBUTES_HEADER, '{"commonAttributes": {"team": "a"}}'),
-    (firehose.COMMON_ATTRIBUTES_HEADER, '{"commonAttributes": {"team": 1}}'),
-    (firehose.COMMON_ATTRIBUTES_HEADER, "[1, 2"),
-    (firehose.REQUEST_ID_HEADER, None),
-    (firehose.REQUEST_ID_HEADER, "not-the-body-id"),
+    (envelope.COMMON_ATTRIBUTES_HEADER, '{"commonAttributes": {"team": "a"}}'),
+    (envelope.COMMON_ATTRIBUTES_HEADER, '{"commonAttributes": {"team": 1}}'),
+    (envelope.COMMON_ATTRIBUTES_HEADER, "[1, 2"),
+    (envelope.REQUEST_ID_HEADER, None),
+    (envelope.REQUEST_ID_HEADER, "not-the-body-id"),
     ("Content-Type", "text/plain"),
 )
 
@@ -60,7 +60,7 @@ def mutated_request(seed: Delivery, rng: random.Random) -> FuzzRequest:
         body = gzip.compress(body, compresslevel=1)
         if kind == 8:
             body = mutate_bytes(body, rng)
-    headers = {**seed.headers, firehose.REQUEST_ID_HEADER: request_id}
+    headers = {**seed.headers, envelope.REQUEST_ID_HEADER: request_id}
     if rng.random() < 0.15:
         name, value = rng.choice(_ODD_HEADERS)
         if value is None:

@@ -22,8 +22,8 @@ from pathlib import Path
 
 import orjson
 
-from receiver import firehose
 from receiver.config import ServeConfig
+from receiver.firehose import envelope
 from receiver.formats import FORMATS
 from receiver.server import INGEST_PATH, create_app
 from receiver.store import MemoryStore
@@ -146,7 +146,7 @@ async def _post_one(client, store: MemoryStore, request, report: Report) -> None
     except Exception as exc:  # noqa: BLE001 - the connection itself failed
         report.crash("http", dump, exc)
         return
-    problem = _answer_problem(status, body, request.headers.get(firehose.REQUEST_ID_HEADER, ""))
+    problem = _answer_problem(status, body, request.headers.get(envelope.REQUEST_ID_HEADER, ""))
     if problem is None and status != 200 and (
         await store.count_samples() != before or await store.is_committed(request.request_id)
     ):

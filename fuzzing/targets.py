@@ -7,11 +7,11 @@ from __future__ import annotations
 
 from math import isfinite
 
-from receiver import firehose
+from receiver.firehose import envelope
+from receiver.firehose.records import decode_all
 from receiver.formats import REASONS, DecodeError, decode_record
 from receiver.formats.limits import OLDEST_MS, latest_end_ms, now_ms
 from receiver.model import Sample
-from receiver.records import decode_all
 
 ACCEPTED = "accepted"
 REJECTED = "rejected"
@@ -23,17 +23,17 @@ def run_envelope(body: bytes, request_id: str) -> str:
     A record that does not decode is quarantined by the handler, not refused: the delivery
     is accepted whatever its records hold."""
     try:
-        delivery = firehose.parse_delivery(body, request_id)
+        delivery = envelope.parse_delivery(body, request_id)
         decode_all(delivery.records, None, ())
-    except firehose.EnvelopeError:
+    except envelope.EnvelopeError:
         return REJECTED
     return ACCEPTED
 
 
 def run_common_attributes(header: str) -> str:
     try:
-        firehose.parse_common_attributes(header)
-    except firehose.EnvelopeError:
+        envelope.parse_common_attributes(header)
+    except envelope.EnvelopeError:
         return REJECTED
     return ACCEPTED
 

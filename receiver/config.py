@@ -9,8 +9,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from receiver.alarms.settings import AlarmConfigError, AlarmSettings, add_alarm_arguments, alarm_settings
-from receiver.body import DEFAULT_STALL_TIMEOUT_S
-from receiver.firehose import MAX_BODY_BYTES
+from receiver.firehose.body import DEFAULT_STALL_TIMEOUT_S
+from receiver.firehose.envelope import MAX_BODY_BYTES
 from receiver.formats import FORMATS
 from receiver.store.base import DEFAULT_HOUR_RETENTION_DAYS, DEFAULT_MINUTE_RETENTION_DAYS
 from receiver.views.otlp import OtlpExportSettings, export_url_problem

@@ -7,7 +7,7 @@ idle timeout here (``serve --idle-timeout``). ``Connection`` adds what it lacks:
 
 - a header deadline: a request's headers must be complete ``read_timeout_s`` after the
   connection opened, or after the first byte of a later request on a kept-alive connection
-  (a body's own deadline is receiver/body.py's stall timeout);
+  (a body's own deadline is receiver/firehose/body.py's stall timeout);
 - a limit on open connections, so idle or slow clients cannot take every file descriptor:
   past it a new connection is answered 503 and closed at once;
 - malformed requests answered with a JSON 400 and logged in one line without their raw

@@ -17,12 +17,12 @@ from yarl import URL
 from receiver.alarms import api as alarms_api
 from receiver.alarms.metrics import alarm_families
 from receiver.alarms.runtime import Alarms
-from receiver.body import InflightBudget
 from receiver.config import ConfigError, ServeConfig, access_problem
 from receiver.connections import AcceptErrors, Connection, ConnectionLimit
-from receiver.derive import Deriver
-from receiver.derive_worker import Evaluator, ProcessEvaluator
-from receiver.ingest import AccessKeys, IngestSettings, handle_delivery
+from receiver.derive.deriver import Deriver
+from receiver.derive.worker import Evaluator, ProcessEvaluator
+from receiver.firehose.body import InflightBudget
+from receiver.firehose.handler import AccessKeys, IngestSettings, handle_delivery
 from receiver.model import DAY_MS
 from receiver.rules import RuleError, RuleHolder
 from receiver.store import Store, StoreError

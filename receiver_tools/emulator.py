@@ -46,7 +46,7 @@ import orjson
 from aiohttp.abc import AbstractStreamWriter
 from aiohttp.payload import Payload
 
-from receiver import firehose
+from receiver.firehose import envelope
 from receiver.formats import FORMATS, encode_records
 from receiver.model import Pairs, Sample
 
@@ -113,7 +113,7 @@ class EmulatorConfig:
     source_account: str = "123456789012"
     error_output: str | None = None
     """A folder or ``s3://bucket/prefix`` for records that could not be delivered."""
-    max_record_bytes: int = firehose.MAX_RECORD_BYTES
+    max_record_bytes: int = envelope.MAX_RECORD_BYTES
     seed: int | None = None
     """Seeds the backoff jitter; None for a random one."""
 
@@ -123,7 +123,7 @@ class EmulatorConfig:
             raise ValueError(f"the endpoint URL {self.url!r} must be an http:// or https:// URL")
         if self.record_format not in FORMATS:
             raise ValueError(f"record format {self.record_format!r} is not one of {', '.join(FORMATS)}")
-        if not 0 < self.buffer_bytes <= firehose.MAX_BUFFER_BYTES:
+        if not 0 < self.buffer_bytes <= envelope.MAX_BUFFER_BYTES:
             raise ValueError(f"the buffer size must be from 1 byte to 64 MiB, not {self.buffer_bytes}")
         if not 0 <= self.buffer_interval_s <= 900:
             raise ValueError(f"the buffer interval must be 0 to 900 seconds, not {self.buffer_interval_s}")
@@ -131,8 +131,8 @@ class EmulatorConfig:
             raise ValueError(f"the retry duration must be 0 to 7200 seconds, not {self.retry.duration_s}")
         if not self.time_scale > 0:
             raise ValueError(f"the time scale must be above 0, not {self.time_scale}")
-        if not 0 < self.max_record_bytes <= firehose.MAX_RECORD_BYTES:
-            raise ValueError(f"records hold 1 to {firehose.MAX_RECORD_BYTES} bytes, not {self.max_record_bytes}")
+        if not 0 < self.max_record_bytes <= envelope.MAX_RECORD_BYTES:
+            raise ValueError(f"records hold 1 to {envelope.MAX_RECORD_BYTES} bytes, not {self.max_record_bytes}")
 
     @property
     def source_arn(self) -> str:
@@ -242,24 +242,24 @@ def build_request(
 ) -> Request:
     """The request Firehose sends for ``records``; ``user_agent`` tells it apart in logs."""
     request_id = request_id or str(uuid.uuid4())
-    envelope = {
+    payload = {
         "requestId": request_id,
         "timestamp": timestamp_ms if timestamp_ms is not None else int(time.time() * 1000),
         "records": [{"data": base64.b64encode(record).decode("ascii")} for record in records],
     }
-    body = orjson.dumps(envelope)
+    body = orjson.dumps(payload)
     headers = {
         "Content-Type": "application/json",
         "User-Agent": user_agent,
-        firehose.PROTOCOL_VERSION_HEADER: "1.0",
-        firehose.REQUEST_ID_HEADER: request_id,
+        envelope.PROTOCOL_VERSION_HEADER: "1.0",
+        envelope.REQUEST_ID_HEADER: request_id,
     }
     if source_arn:
-        headers[firehose.SOURCE_ARN_HEADER] = source_arn
+        headers[envelope.SOURCE_ARN_HEADER] = source_arn
     if access_key is not None:
-        headers[firehose.ACCESS_KEY_HEADER] = access_key
+        headers[envelope.ACCESS_KEY_HEADER] = access_key
     if common_attributes:
-        headers[firehose.COMMON_ATTRIBUTES_HEADER] = orjson.dumps(
+        headers[envelope.COMMON_ATTRIBUTES_HEADER] = orjson.dumps(
             {"commonAttributes": dict(common_attributes)}
         ).decode()
     if compress:
@@ -524,14 +524,14 @@ class FirehoseEmulator:
     async def put_records(self, records: Iterable[bytes]) -> None:
         """Buffer records, delivering whenever the buffer reaches its size or record limit."""
         for record in records:
-            if not 0 < len(record) <= firehose.MAX_RECORD_BYTES:
+            if not 0 < len(record) <= envelope.MAX_RECORD_BYTES:
                 raise ValueError(
-                    f"a Firehose record holds 1 to {firehose.MAX_RECORD_BYTES} bytes, not {len(record)}"
+                    f"a Firehose record holds 1 to {envelope.MAX_RECORD_BYTES} bytes, not {len(record)}"
                 )
             buffered = self._buffer
             if buffered.records and (
                 buffered.size + len(record) > self.config.buffer_bytes
-                or len(buffered.records) >= firehose.MAX_RECORDS
+                or len(buffered.records) >= envelope.MAX_RECORDS
             ):
                 await self._ship()
                 buffered = self._buffer

@@ -25,7 +25,7 @@ from urllib.parse import urlsplit
 import aiohttp
 from multidict import CIMultiDict
 
-from receiver import firehose
+from receiver.firehose import envelope
 from receiver.formats import FORMATS, encode_records
 from receiver.model import PERIOD_MS, Sample, Series
 from receiver_tools.emulator import Attempt, Request, build_request, client_ssl_context, judge_answer, send_once
@@ -135,7 +135,7 @@ class Prober:
 
     async def missing_request_id(self) -> tuple[bool, str]:
         request = self.request()
-        headers = {k: v for k, v in request.headers.items() if k != firehose.REQUEST_ID_HEADER}
+        headers = {k: v for k, v in request.headers.items() if k != envelope.REQUEST_ID_HEADER}
         return _refused(await self.send(Request(request.request_id, headers, request.body)), 400)
 
     async def absolute_form(self) -> tuple[bool, str]:

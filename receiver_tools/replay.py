@@ -33,7 +33,8 @@ from urllib.parse import urlsplit
 
 import orjson
 
-from receiver import firehose, logs
+from receiver import logs
+from receiver.firehose import envelope
 from receiver.formats import DecodeError
 from receiver.formats.framing import read_varint
 from receiver.formats.packing import pack
@@ -113,10 +114,10 @@ def records_of(data: bytes, name: str = "object") -> tuple[str, list[bytes]]:
             # it and takes the rest, so nothing of the object is lost.
             return ERROR_OUTPUT, [_raw_data(d, i, name) for i, d in enumerate(documents)]
         if documents is not None and all(isinstance(d, dict) and "metric_name" in d for d in documents):
-            return RAW_BACKUP, pack(_lines(data), firehose.MAX_RECORD_BYTES)
+            return RAW_BACKUP, pack(_lines(data), envelope.MAX_RECORD_BYTES)
     messages = _messages(data)
     if messages is not None:
-        return RAW_BACKUP, pack(messages, firehose.MAX_RECORD_BYTES)
+        return RAW_BACKUP, pack(messages, envelope.MAX_RECORD_BYTES)
     raise ReplayError(
         f"{name} is neither Firehose error output (JSON with rawData) nor a backup of metric "
         "stream records (length-prefixed OpenTelemetry messages or json lines)"
@@ -180,9 +181,9 @@ def _raw_data(document: dict[str, Any], index: int, name: str) -> bytes:
         record = base64.b64decode(raw, validate=True)
     except (ValueError, binascii.Error):
         raise ReplayError(f"{name}: document {index} has no valid base64 rawData") from None
-    if not 0 < len(record) <= firehose.MAX_RECORD_BYTES:
+    if not 0 < len(record) <= envelope.MAX_RECORD_BYTES:
         raise ReplayError(f"{name}: document {index} holds a record of {len(record)} bytes, "
-                          f"not 1 to {firehose.MAX_RECORD_BYTES}")
+                          f"not 1 to {envelope.MAX_RECORD_BYTES}")
     return record
 
 
@@ -202,7 +203,7 @@ def _messages(data: bytes) -> list[bytes] | None:
         except DecodeError:
             return None
         end = start + length
-        if length == 0 or end > size or end - pos > firehose.MAX_RECORD_BYTES:
+        if length == 0 or end > size or end - pos > envelope.MAX_RECORD_BYTES:
             return None
         messages.append(data[pos:end])
         pos = end

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 
 import orjson
 
-from receiver.firehose import ACCESS_KEY_HEADER, REQUEST_ID_HEADER
+from receiver.firehose.envelope import ACCESS_KEY_HEADER, REQUEST_ID_HEADER
 from receiver.formats import encode_records
 from receiver.model import MINUTE_MS, Sample, Series
 

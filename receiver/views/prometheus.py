@@ -31,8 +31,8 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
-from receiver.body import InflightBudget
-from receiver.derive import STEP_NAMES, DeriveCountsSnapshot
+from receiver.derive.deriver import STEP_NAMES, DeriveCountsSnapshot
+from receiver.firehose.body import InflightBudget
 from receiver.model import MINUTE_MS, DerivedValue
 from receiver.rules import RuleHolder
 from receiver.rules.ruleset import MetricInfo
@@ -339,7 +339,7 @@ def receiver_families(state: ReceiverState) -> list[Family]:
 
 
 def deriver_families(counts: DeriveCountsSnapshot) -> list[Family]:
-    """The deriver's counters (receiver/derive.py): values left out, buckets set aside."""
+    """The deriver's counters (receiver/derive/deriver.py): values left out, buckets set aside."""
     set_aside = dict(counts.set_aside)
     return [
         Family(

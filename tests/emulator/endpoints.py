@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 import orjson
 from aiohttp import web
 
-from receiver.firehose import MAX_BODY_BYTES
+from receiver.firehose.envelope import MAX_BODY_BYTES
 from receiver.server import RUNNER_OPTIONS
 
 INGEST_PATH = "/aws/firehose/metrics"

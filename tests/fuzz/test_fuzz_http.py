@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from fuzzing.corpus import build_corpus
 from fuzzing.requests import mutated_request
-from receiver import firehose
+from receiver.firehose import envelope
 
 CORPUS = build_corpus()
 HTTP = settings(
@@ -26,7 +26,7 @@ def check_answer(receiver, request_id: str, headers: dict[str, str], body: bytes
     assert answer.status == 200 or 400 <= answer.status < 500, answer
     parsed = orjson.loads(answer.body)
     assert isinstance(parsed, dict), answer
-    assert parsed["requestId"] == headers.get(firehose.REQUEST_ID_HEADER, "")
+    assert parsed["requestId"] == headers.get(envelope.REQUEST_ID_HEADER, "")
     assert isinstance(parsed["timestamp"], int)
     if answer.status != 200:
         assert isinstance(parsed["errorMessage"], str) and parsed["errorMessage"]
@@ -46,7 +46,7 @@ def test_mutated_delivery_gets_200_or_4xx_and_refusals_store_nothing(receiver, s
 @HTTP
 @given(body=st.binary(max_size=4096), gzip_header=st.booleans())
 def test_arbitrary_body_gets_4xx_and_stores_nothing(receiver, body, gzip_header):
-    headers = {firehose.REQUEST_ID_HEADER: "arbitrary-body", "Content-Type": "application/json"}
+    headers = {envelope.REQUEST_ID_HEADER: "arbitrary-body", "Content-Type": "application/json"}
     if gzip_header:
         headers["Content-Encoding"] = "gzip"
     assert check_answer(receiver, "arbitrary-body", headers, body) in range(400, 500)

@@ -5,7 +5,7 @@ import zlib
 
 import pytest
 
-from receiver.body import BadEncoding, BodyReader, BodyTooLarge, InflightBudget, OverBudget
+from receiver.firehose.body import BadEncoding, BodyReader, BodyTooLarge, InflightBudget, OverBudget
 
 
 async def chunks_of(data: bytes, size: int = 1000):

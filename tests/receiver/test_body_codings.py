@@ -7,7 +7,7 @@ import gzip
 
 import pytest
 
-from receiver.body import BadEncoding, BodyReader, BodyStalled, InflightBudget
+from receiver.firehose.body import BadEncoding, BodyReader, BodyStalled, InflightBudget
 
 DATA = b"metrics " * 500
 

@@ -10,7 +10,7 @@ import random
 
 import pytest
 
-from receiver.derive import Deriver, derive_hour_values, rollup_hour
+from receiver.derive.deriver import Deriver, derive_hour_values, rollup_hour
 from receiver.model import HOUR_MS, MINUTE_MS
 from receiver.store import open_store_from_url
 from receiver.store import sqlite as sqlite_store_module

@@ -14,7 +14,7 @@ import math
 import pytest
 
 from receiver.config import ServeConfig
-from receiver.derive import Deriver
+from receiver.derive.deriver import Deriver
 from receiver.model import HOUR_MS, MINUTE_MS, Series
 from receiver.server import DERIVER, create_app
 from tests.apps import serve_app
@@ -111,7 +111,7 @@ async def test_the_counts_reach_metrics(store, rules):
 
 
 def test_the_families_render():
-    from receiver.derive import DeriveCountsSnapshot
+    from receiver.derive.deriver import DeriveCountsSnapshot
     from receiver.views.prometheus import deriver_families, render
 
     text = render(deriver_families(DeriveCountsSnapshot(not_computed=(("minute", "m", 3),), set_aside=())))
@@ -137,7 +137,7 @@ class AlwaysFailingFor:
 
 
 async def test_a_bucket_that_keeps_failing_backs_off_and_is_set_aside_until_new_samples(store, rules, caplog):
-    from receiver.derive import MAX_ATTEMPTS
+    from receiver.derive.deriver import MAX_ATTEMPTS
 
     clock = FakeMonotonic()
     bad = T0 + MINUTE_MS

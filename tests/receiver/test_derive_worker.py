@@ -10,9 +10,9 @@ import time
 
 import pytest
 
-from receiver import derive_worker
 from receiver.config import REPOSITORY_RULES
-from receiver.derive_worker import ProcessEvaluator, ThreadEvaluator, pack_samples, unpack_samples
+from receiver.derive import worker
+from receiver.derive.worker import ProcessEvaluator, ThreadEvaluator, pack_samples, unpack_samples
 from receiver.model import Sample, Series
 from receiver.rules import load_rules
 from receiver.server import INGEST_PATH
@@ -98,7 +98,7 @@ async def test_without_a_worker_the_rules_run_in_a_thread(monkeypatch, rules, ca
     def no_semaphores(*args, **kwargs):
         raise OSError(30, "Read-only file system")
 
-    monkeypatch.setattr(derive_worker, "ProcessPoolExecutor", no_semaphores)
+    monkeypatch.setattr(worker, "ProcessPoolExecutor", no_semaphores)
     samples = [make_sample("GameScores", "ConsumedReadCapacityUnits", 0, value=120.0, count=4)]
     evaluator = ProcessEvaluator()
     assert await evaluator.evaluate(rules, samples) == rules.evaluation(samples)

@@ -5,8 +5,8 @@ import base64
 import orjson
 import pytest
 
-from receiver import firehose
-from receiver.firehose import EnvelopeError, parse_common_attributes, parse_delivery
+from receiver.firehose import envelope
+from receiver.firehose.envelope import EnvelopeError, parse_common_attributes, parse_delivery
 
 
 def body(records, request_id="req-1", timestamp=1_700_000_000_000) -> bytes:
@@ -69,18 +69,18 @@ def test_bad_records_name_their_index(records, message):
 
 
 def test_more_than_ten_thousand_records_is_refused():
-    records = [record(b"x")] * (firehose.MAX_RECORDS + 1)
+    records = [record(b"x")] * (envelope.MAX_RECORDS + 1)
     with pytest.raises(EnvelopeError, match="10001 records; Firehose sends at most 10000"):
         parse_delivery(body(records), "req-1")
 
 
 def test_ten_thousand_records_are_accepted():
-    records = [record(b"x")] * firehose.MAX_RECORDS
-    assert len(parse_delivery(body(records), "req-1").records) == firehose.MAX_RECORDS
+    records = [record(b"x")] * envelope.MAX_RECORDS
+    assert len(parse_delivery(body(records), "req-1").records) == envelope.MAX_RECORDS
 
 
 def test_a_record_at_the_limit_is_accepted_and_one_byte_more_is_not():
-    at_limit = b"\x01" * firehose.MAX_RECORD_BYTES
+    at_limit = b"\x01" * envelope.MAX_RECORD_BYTES
     assert parse_delivery(body([record(at_limit)]), "req-1").records == [at_limit]
     with pytest.raises(EnvelopeError, match="record 0: larger than Firehose's 1024000 bytes"):
         parse_delivery(body([record(at_limit + b"\x01")]), "req-1")
@@ -105,30 +105,30 @@ def test_malformed_common_attributes_are_refused(header):
 
 
 def test_success_answer_has_id_and_integer_millisecond_timestamp():
-    answer = orjson.loads(firehose.response_body("req-1"))
+    answer = orjson.loads(envelope.response_body("req-1"))
     assert set(answer) == {"requestId", "timestamp"}
     assert answer["requestId"] == "req-1"
     assert isinstance(answer["timestamp"], int) and answer["timestamp"] > 1_600_000_000_000
 
 
 def test_failure_answer_carries_the_error_message():
-    answer = orjson.loads(firehose.response_body("req-1", "bad record"))
+    answer = orjson.loads(envelope.response_body("req-1", "bad record"))
     assert answer["errorMessage"] == "bad record"
     assert answer["requestId"] == "req-1"
 
 
 def test_body_cap_covers_the_largest_firehose_delivery():
     # 64 MiB of record data in the largest records, base64 and the JSON around them.
-    full = firehose.MAX_BUFFER_BYTES
-    per_record = firehose.MAX_RECORD_BYTES
+    full = envelope.MAX_BUFFER_BYTES
+    per_record = envelope.MAX_RECORD_BYTES
     records = full // per_record + 1
-    envelope = 4 * -(-full // 3) + records * (len('{"data":""},') + 4) + 100
-    assert firehose.MAX_BODY_BYTES >= envelope
+    largest_body = 4 * -(-full // 3) + records * (len('{"data":""},') + 4) + 100
+    assert envelope.MAX_BODY_BYTES >= largest_body
 
 
 def careful_parse(raw: bytes, request_id: str, monkeypatch: pytest.MonkeyPatch):
     with monkeypatch.context() as patch:
-        patch.setattr(firehose, "_scan", lambda *args: None)
+        patch.setattr(envelope, "_scan", lambda *args: None)
         return parse_delivery(raw, request_id)
 
 
@@ -143,7 +143,7 @@ FIREHOSE_LIKE = [
 
 @pytest.mark.parametrize("raw", FIREHOSE_LIKE)
 def test_the_scanner_reads_firehose_bodies_as_the_json_parser_does(raw, monkeypatch):
-    scanned = firehose._scan(raw[:], "req-1")  # a copy: a bytearray body is emptied
+    scanned = envelope._scan(raw[:], "req-1")  # a copy: a bytearray body is emptied
     assert scanned is not None
     assert scanned == careful_parse(raw, "req-1", monkeypatch)
 
@@ -170,7 +170,7 @@ def test_a_bytearray_body_is_emptied_as_its_records_are_decoded():
     b'{"requestId":"req-2","timestamp":1,"records":[]}',  # not the header's id
 ])
 def test_the_scanner_leaves_everything_else_to_the_json_parser(raw):
-    assert firehose._scan(raw, "req-1") is None
+    assert envelope._scan(raw, "req-1") is None
 
 
 def test_an_escaped_record_still_decodes_through_the_json_parser():
@@ -180,5 +180,5 @@ def test_an_escaped_record_still_decodes_through_the_json_parser():
 
 def test_non_canonical_base64_gets_binascii_strict_judgement():
     # "QR==" has stray low bits: strict binascii accepts it (as "A"), so the scanner must too.
-    assert firehose._read_base64(b"QR==") == (b"A", False)
-    assert firehose._read_base64(b"QQ==QQ==") is None
+    assert envelope._read_base64(b"QR==") == (b"A", False)
+    assert envelope._read_base64(b"QQ==QQ==") is None

@@ -11,7 +11,7 @@ import orjson
 import pytest
 
 from receiver.config import ServeConfig
-from receiver.firehose import MAX_BODY_BYTES
+from receiver.firehose.envelope import MAX_BODY_BYTES
 from receiver.formats import encode_records
 from receiver.server import INGEST, INGEST_PATH, create_app
 from receiver.store import StoreError, open_store_from_url
@@ -393,12 +393,12 @@ async def test_other_methods_on_the_ingest_path_are_a_json_405(start):
 
 
 async def test_an_unexpected_failure_is_a_json_500_that_stores_nothing(start, store, monkeypatch):
-    import receiver.records
+    import receiver.firehose.records
 
     def broken_decoder(*args):
         raise RuntimeError("a bug")
 
-    monkeypatch.setattr(receiver.records, "decode_record", broken_decoder)
+    monkeypatch.setattr(receiver.firehose.records, "decode_record", broken_decoder)
     client = await start()
     delivery = Delivery(make_samples(2))
     response, answer = await post(client, delivery)

@@ -10,7 +10,7 @@ import sys
 
 import pytest
 
-from receiver.firehose import SOURCE_ARN_HEADER
+from receiver.firehose.envelope import SOURCE_ARN_HEADER
 from receiver.logs import JsonFormatter, PlainFormatter
 from receiver.server import INGEST_PATH
 from tests.builders import Delivery, make_samples

@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-import receiver.records
+import receiver.firehose.records
 from receiver.config import ServeConfig
 from receiver.formats import DecodeError, encode_records
 from receiver.quarantine import replay
@@ -30,7 +30,7 @@ def cli(*args: str) -> subprocess.CompletedProcess[str]:
 @pytest.fixture
 def buggy_decoder(monkeypatch):
     """A decoder that refuses records of more than 3 samples: a bug the test then fixes."""
-    decode = receiver.records.decode_record
+    decode = receiver.firehose.records.decode_record
 
     def buggy(data, *args):
         samples = decode(data, *args)
@@ -38,8 +38,8 @@ def buggy_decoder(monkeypatch):
             raise DecodeError("the decoder has a bug")
         return samples
 
-    monkeypatch.setattr(receiver.records, "decode_record", buggy)
-    return lambda: monkeypatch.setattr(receiver.records, "decode_record", decode)
+    monkeypatch.setattr(receiver.firehose.records, "decode_record", buggy)
+    return lambda: monkeypatch.setattr(receiver.firehose.records, "decode_record", decode)
 
 
 async def test_quarantined_records_are_listed_then_replayed_and_forgotten_after_a_fix(tmp_path, buggy_decoder):

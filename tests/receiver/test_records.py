@@ -10,10 +10,10 @@ import threading
 import orjson
 import pytest
 
-import receiver.records
+import receiver.firehose.records
 from receiver.config import ServeConfig
+from receiver.firehose.records import Decoding, RecordSlicer, store_records
 from receiver.formats import DecodeError, encode_records
-from receiver.records import Decoding, RecordSlicer, store_records
 from receiver.server import INGEST_PATH, create_app
 from receiver.store.memory import MemoryStore
 from receiver.store.sqlite import SQLiteStore
@@ -77,7 +77,7 @@ async def test_good_records_are_stored_and_a_bad_one_quarantined_in_one_commit(s
 
 
 async def test_a_large_delivery_is_written_a_slice_at_a_time_then_committed(sqlite_store, decoding, monkeypatch):
-    monkeypatch.setattr(receiver.records, "SLICE_SAMPLES", 10)
+    monkeypatch.setattr(receiver.firehose.records, "SLICE_SAMPLES", 10)
     calls: list[tuple[str, int]] = []
     write, commit = sqlite_store.write_samples, sqlite_store.commit
 
@@ -98,13 +98,13 @@ async def test_a_large_delivery_is_written_a_slice_at_a_time_then_committed(sqli
 
 async def test_records_are_decoded_on_a_decode_thread_not_the_store_writer(sqlite_store, decoding, monkeypatch):
     threads: list[str] = []
-    decode = receiver.records.decode_record
+    decode = receiver.firehose.records.decode_record
 
     def watched(*args):
         threads.append(threading.current_thread().name)
         return decode(*args)
 
-    monkeypatch.setattr(receiver.records, "decode_record", watched)
+    monkeypatch.setattr(receiver.firehose.records, "decode_record", watched)
     await store_records(sqlite_store, decoding, "req-threads", records_of(3), FORMAT, ())
     assert threads and all(name.startswith("decode") for name in threads)
 
@@ -112,7 +112,7 @@ async def test_records_are_decoded_on_a_decode_thread_not_the_store_writer(sqlit
 async def test_one_deliverys_decoding_never_holds_up_another_deliverys_commit(sqlite_store, monkeypatch):
     """Before, records decoded on the SQLite writer inside the transaction: a delivery whose
     decoding took minutes (a hostile record) held every other delivery's commit meanwhile."""
-    decode = receiver.records.decode_record
+    decode = receiver.firehose.records.decode_record
     entered, release = threading.Event(), threading.Event()
 
     def slow_for_the_marked_record(data, *args):
@@ -122,7 +122,7 @@ async def test_one_deliverys_decoding_never_holds_up_another_deliverys_commit(sq
             raise DecodeError("slow and bad")
         return decode(data, *args)
 
-    monkeypatch.setattr(receiver.records, "decode_record", slow_for_the_marked_record)
+    monkeypatch.setattr(receiver.firehose.records, "decode_record", slow_for_the_marked_record)
     async with serve_app(create_app(ServeConfig(allow_unauthenticated=True), sqlite_store)) as client:
         slow = Delivery(records=[*records_of(1), BAD])
         stuck = asyncio.create_task(client.post(INGEST_PATH, data=slow.body, headers=slow.headers))

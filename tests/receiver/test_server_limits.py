@@ -20,7 +20,7 @@ import pytest
 from aiohttp import web
 
 from receiver.config import ServeConfig
-from receiver.firehose import ACCESS_KEY_HEADER
+from receiver.firehose.envelope import ACCESS_KEY_HEADER
 from receiver.logs import PlainFormatter
 from receiver.server import INGEST, INGEST_PATH, RUNNER_OPTIONS, ReceiverSite, create_app
 from receiver.store import open_store_from_url

@@ -22,7 +22,7 @@ from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
 )
 
 from receiver.config import REPOSITORY_RULES, ServeConfig
-from receiver.derive import Deriver
+from receiver.derive.deriver import Deriver
 from receiver.model import DerivedValue, Sample
 from receiver.rules import RuleHolder
 from receiver.server import DERIVER, INGEST_PATH, OTLP_EXPORTER, create_app

@@ -9,8 +9,8 @@ import gzip
 import pytest
 from aiohttp import web
 
-from receiver.body import InflightBudget
 from receiver.config import REPOSITORY_RULES, ServeConfig
+from receiver.firehose.body import InflightBudget
 from receiver.model import MINUTE_MS, DerivedValue
 from receiver.rules import RuleHolder
 from receiver.server import INGEST_PATH, STORE, TELEMETRY, create_app

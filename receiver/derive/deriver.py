@@ -35,7 +35,7 @@ from collections import Counter, OrderedDict
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
-from receiver.derive_worker import Evaluator, ThreadEvaluator
+from receiver.derive.worker import Evaluator, ThreadEvaluator
 from receiver.model import DAY_MS, HOUR_MS, MINUTE_MS, DerivedValue, Sample, SeriesKey, Stats
 from receiver.rules import Evaluation, RuleHolder, RuleSet
 from receiver.store import Store, StoreError

@@ -3,7 +3,7 @@
 Order of checks: headers are text (400), access key (401), request id (400), already
 committed (200 at once), body within cap and budget (400 / 503), envelope (400), store
 (503). A record that does not decode is quarantined and the rest is taken (200); the ack
-goes out once the store has committed both (receiver/records.py).
+goes out once the store has committed both (receiver/firehose/records.py).
 """
 
 from __future__ import annotations
@@ -18,8 +18,9 @@ from dataclasses import dataclass, field
 from aiohttp import ClientError, web
 from aiohttp.http_exceptions import HttpProcessingError
 
-from receiver import firehose
-from receiver.body import (
+from receiver.derive.deriver import Deriver
+from receiver.firehose import envelope
+from receiver.firehose.body import (
     DEFAULT_STALL_TIMEOUT_S,
     BadEncoding,
     BodyReader,
@@ -27,9 +28,8 @@ from receiver.body import (
     InflightBudget,
     OverBudget,
 )
-from receiver.derive import Deriver
+from receiver.firehose.records import Decoding, Stored, decode_allowance, store_records
 from receiver.model import QuarantinedRecord
-from receiver.records import Decoding, Stored, decode_allowance, store_records
 from receiver.store import Store, StoreError
 from receiver.telemetry import Telemetry
 
@@ -97,18 +97,18 @@ async def handle_delivery(
     quarantined: list[QuarantinedRecord] = []
     try:
         _check_headers(request)
-        request_id = request.headers.get(firehose.REQUEST_ID_HEADER, "")
-        if not settings.keys.accepts(request.headers.get(firehose.ACCESS_KEY_HEADER)):
-            raise Failure(401, f"the {firehose.ACCESS_KEY_HEADER} header is missing or wrong")
+        request_id = request.headers.get(envelope.REQUEST_ID_HEADER, "")
+        if not settings.keys.accepts(request.headers.get(envelope.ACCESS_KEY_HEADER)):
+            raise Failure(401, f"the {envelope.ACCESS_KEY_HEADER} header is missing or wrong")
         if not request_id:
-            raise Failure(400, f"the {firehose.REQUEST_ID_HEADER} header is missing", "envelope")
+            raise Failure(400, f"the {envelope.REQUEST_ID_HEADER} header is missing", "envelope")
         duplicate = await store.is_committed(request_id)
         if not duplicate:
             stored = await _deliver(request, request_id, settings, store, deriver)
             records, samples, quarantined = stored.records, stored.samples, stored.quarantined
     except Failure as failure:
         status, error, reason = failure.status, failure.message, failure.reason
-    except firehose.EnvelopeError as exc:
+    except envelope.EnvelopeError as exc:
         status, error, reason = 400, str(exc), "envelope"
     except StoreError as exc:
         status, error = 503, f"the store is unavailable, retry later ({exc})"
@@ -145,8 +145,8 @@ async def handle_delivery(
             "ms": round(elapsed_s * 1000, 1),
             "duplicate": duplicate,
             "quarantined": len(quarantined),
-            "source_arn": request.headers.get(firehose.SOURCE_ARN_HEADER, ""),
-            "protocol_version": request.headers.get(firehose.PROTOCOL_VERSION_HEADER, ""),
+            "source_arn": request.headers.get(envelope.SOURCE_ARN_HEADER, ""),
+            "protocol_version": request.headers.get(envelope.PROTOCOL_VERSION_HEADER, ""),
             **({"error": error} if error else {}),
         },
     )
@@ -161,7 +161,7 @@ async def handle_delivery(
         )
     return web.Response(
         status=status,
-        body=firehose.response_body(request_id, error),
+        body=envelope.response_body(request_id, error),
         content_type="application/json",
         headers=headers,
     )
@@ -175,18 +175,18 @@ async def _deliver(
     deriver: Deriver | None,
 ) -> Stored:
     """Read, check, decode and store one delivery."""
-    labels = firehose.parse_common_attributes(
-        request.headers.get(firehose.COMMON_ATTRIBUTES_HEADER)
+    labels = envelope.parse_common_attributes(
+        request.headers.get(envelope.COMMON_ATTRIBUTES_HEADER)
     )
-    if request.content_length is not None and request.content_length > firehose.MAX_BODY_BYTES:
+    if request.content_length is not None and request.content_length > envelope.MAX_BODY_BYTES:
         raise Failure(400, _too_large_message(), "body")
-    reader = BodyReader(settings.budget, firehose.MAX_BODY_BYTES, settings.read_timeout_s)
+    reader = BodyReader(settings.budget, envelope.MAX_BODY_BYTES, settings.read_timeout_s)
     allowance = 0
     try:
         body = await reader.read(
             request.content.iter_chunked(1 << 16), request.headers.get("Content-Encoding")
         )
-        delivery = firehose.parse_delivery(body, request_id)
+        delivery = envelope.parse_delivery(body, request_id)
         del body  # the records hold what is needed; free the envelope before decoding
         # The records take the body's place (it shrinks as they are cut out of it); what
         # decoding adds is one slice of samples, counted too, so that the budget bounds
@@ -231,6 +231,6 @@ def _printable(name: str) -> str:
 
 def _too_large_message() -> str:
     return (
-        f"the body is larger than {firehose.MAX_BODY_BYTES} bytes, more than Firehose's largest "
+        f"the body is larger than {envelope.MAX_BODY_BYTES} bytes, more than Firehose's largest "
         "delivery; lower the delivery stream's buffering size"
     )
