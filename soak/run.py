@@ -40,7 +40,7 @@ DUPLICATE_CHANCE = 0.05
 Firehose both repeat data)."""
 SQLITE_PAGE_CACHE_BYTES = (64 + 16) * 1024 * 1024
 """The receiver's SQLite page cache caps, its writer's and its reader's (``PRAGMA
-cache_size`` in receiver/store/sqlite_db.py): they fill as the database grows, so RSS may
+cache_size`` in receiver/store/sqlite/db.py): they fill as the database grows, so RSS may
 rise by up to this much before it levels off."""
 RSS_SLACK_BYTES = SQLITE_PAGE_CACHE_BYTES + 16 * 1024 * 1024
 

@@ -172,10 +172,10 @@ VIOLATING = {
         ("receiver.rules", "from receiver.server import INGEST_PATH\n", True),
     ],
     "store_knows_no_http_endpoint_views_or_alarms": [
-        ("receiver.store.sqlite", "from receiver.server import TELEMETRY\n"),
+        ("receiver.store.sqlite.store", "from receiver.server import TELEMETRY\n"),
         ("receiver.store.memory", "from receiver.views import api\n"),
         ("receiver.store", "from ..firehose.envelope import EnvelopeError\n", True),
-        ("receiver.store.sqlite_db", "from receiver.alarms.rules import AlarmRule\n"),
+        ("receiver.store.sqlite.db", "from receiver.alarms.rules import AlarmRule\n"),
     ],
 }
 

@@ -7,7 +7,7 @@ slash makes it absolute):
 - ``sqlite:///relative/path.db``, ``sqlite:////absolute/path.db`` — a SQLite file, created
   with its folder; ``?synchronous=normal`` trades power-loss durability for speed;
 - ``dynamodb://TABLE?region=R[&endpoint_url=URL][&create=true]`` — a
-  DynamoDB table shared by several receivers (see store/dynamodb.py).
+  DynamoDB table shared by several receivers (see store/dynamodb/).
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from typing import Any
 from urllib.parse import parse_qsl
 
 from receiver.store.base import Store, StoreConfigError, StoreError
-from receiver.store.dynamodb_url import dynamodb_arguments
+from receiver.store.dynamodb.url import dynamodb_arguments
 from receiver.store.memory import MemoryStore
 from receiver.store.sqlite import SYNCHRONOUS_MODES, SQLiteStore
 

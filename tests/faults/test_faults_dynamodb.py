@@ -14,7 +14,7 @@ from botocore.exceptions import ClientError, EndpointConnectionError
 from moto import mock_aws
 
 from receiver.store.dynamodb import DynamoDBStore
-from receiver.store.dynamodb_retry import RetryPolicy
+from receiver.store.dynamodb.retry import RetryPolicy
 from tests.faults.steps import (
     assert_stored_exactly,
     deliver_across_fault,

@@ -13,7 +13,7 @@ import pytest
 from receiver.derive.deriver import Deriver, derive_hour_values, rollup_hour
 from receiver.model import HOUR_MS, MINUTE_MS
 from receiver.store import open_store_from_url
-from receiver.store import sqlite as sqlite_store_module
+from receiver.store.sqlite import store as sqlite_store_module
 from tests.builders import T0, make_sample
 
 SERVICE = "aws-dynamodb::123456789012"

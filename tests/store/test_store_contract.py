@@ -8,8 +8,8 @@ import math
 import pytest
 
 from receiver.store import StoreError
-from receiver.store import sqlite as sqlite_store_module
 from receiver.store.base import DEFAULT_REQUEST_TTL_S
+from receiver.store.sqlite import store as sqlite_store_module
 from tests.store.builders import MINUTE_MS, T0, make_sample, make_series
 
 ALL_TIME = (0, 2**62)

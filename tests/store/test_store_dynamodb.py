@@ -25,8 +25,8 @@ from hypothesis import strategies as st
 from receiver.model import HOUR_MS, MINUTE_MS, DerivedValue, QuarantinedRecord, Sample
 from receiver.store import StoreConfigError, StoreError
 from receiver.store.dynamodb import DynamoDBStore
-from receiver.store.dynamodb_items import decode_number, encode_number
-from receiver.store.dynamodb_retry import RetryPolicy
+from receiver.store.dynamodb.items import decode_number, encode_number
+from receiver.store.dynamodb.retry import RetryPolicy
 from tests.store.builders import LABELS, T0, make_sample, make_series, many_samples
 
 ALL_TIME = (0, 2**62)
@@ -79,7 +79,7 @@ async def test_create_makes_the_table_the_stack_makes(dynamodb_factory):
 
 async def test_create_on_an_endpoint_without_ttl_warns_and_works(dynalite_factory, caplog):
     store = dynalite_factory()
-    with caplog.at_level(logging.WARNING, logger="receiver.store.dynamodb_table"):
+    with caplog.at_level(logging.WARNING, logger="receiver.store.dynamodb.table"):
         await store.open()
     assert "does not support time to live" in caplog.text
     await store.commit("r1", [make_sample()])

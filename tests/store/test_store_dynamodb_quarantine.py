@@ -1,7 +1,7 @@
 """What only the DynamoDB store does with quarantined records, and its health check.
 
 A record is zlib-compressed and split into part items, named by a pointer item written
-after them (receiver/store/dynamodb_quarantine.py). These tests read the table past the
+after them (receiver/store/dynamodb/quarantine.py). These tests read the table past the
 store to show the layout, and break commits half-way to show that a record is never read
 half. The backend-independent contract is in test_store_quarantine.py.
 """
@@ -15,10 +15,12 @@ import threading
 import pytest
 from botocore.exceptions import ClientError
 
-from receiver.store import StoreError, dynamodb_quarantine, dynamodb_table
+from receiver.store import StoreError
 from receiver.store.dynamodb import DynamoDBStore
-from receiver.store.dynamodb_quarantine import PART_BYTES
-from receiver.store.dynamodb_runner import CONTROL_THREADS
+from receiver.store.dynamodb import quarantine as dynamodb_quarantine
+from receiver.store.dynamodb import table as dynamodb_table
+from receiver.store.dynamodb.quarantine import PART_BYTES
+from receiver.store.dynamodb.runner import CONTROL_THREADS
 from tests.store.builders import T0, make_sample, make_series, many_samples
 from tests.store.test_store_quarantine import FIREHOSE_MAX_RECORD, incompressible, record
 

@@ -14,7 +14,7 @@ from botocore.exceptions import ClientError, EndpointConnectionError, ReadTimeou
 
 from receiver.store import StoreError
 from receiver.store.dynamodb import DynamoDBStore
-from receiver.store.dynamodb_retry import Aborted, Attempts, RetryPolicy, is_transient
+from receiver.store.dynamodb.retry import Aborted, Attempts, RetryPolicy, is_transient
 from tests.store.builders import make_sample, make_series, many_samples
 
 FAST = RetryPolicy(timeout_s=5.0, base_s=0.001, cap_s=0.01)

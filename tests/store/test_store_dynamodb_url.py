@@ -13,7 +13,7 @@ from moto import mock_aws
 
 from receiver.store import Store, StoreConfigError, open_store_from_url
 from receiver.store.dynamodb import DynamoDBStore
-from receiver.store.dynamodb_url import dynamodb_arguments
+from receiver.store.dynamodb.url import dynamodb_arguments
 
 
 def test_a_dynamodb_url_gives_a_dynamodb_store_of_that_table_and_region():

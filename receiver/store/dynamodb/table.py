@@ -3,7 +3,7 @@
 All synchronous: the store runs these on worker threads (boto3's botocore clients are
 thread-safe). Without ``create`` the receiver needs only DescribeTable to open, so TTL is
 set up by whoever creates the table (the CDK stack, or ``--create-store``).
-Failures that may pass are retried per dynamodb_retry; the others propagate as botocore
+Failures that may pass are retried per retry.py; the others propagate as botocore
 exceptions, which the store turns into StoreError. Only ``connect`` raises
 StoreConfigError, for what no retry can fix (missing table, credentials, foreign schema).
 """
@@ -21,8 +21,8 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError, PartialCredentialsError
 
 from receiver.store.base import StoreConfigError, StoreError
-from receiver.store.dynamodb_items import Item
-from receiver.store.dynamodb_retry import (
+from receiver.store.dynamodb.items import Item
+from receiver.store.dynamodb.retry import (
     THROTTLING_CODES,
     Attempts,
     RetryPolicy,
@@ -32,7 +32,7 @@ from receiver.store.dynamodb_retry import (
     is_transient,
 )
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("receiver.store.dynamodb_table")  # the name it has always logged under
 
 BATCH_ITEMS = 25
 """BatchWriteItem's limit per call."""
@@ -108,7 +108,7 @@ class DynamoDBTable:
     def connect(self, create: bool) -> None:
         """Make the clients and check the table (creating it with ``create``); raises StoreConfigError."""
         config = Config(
-            # One retry policy, ours (dynamodb_retry), so an operation's time stays bounded.
+            # One retry policy, ours (retry.py), so an operation's time stays bounded.
             retries={"total_max_attempts": 1},
             connect_timeout=5,
             read_timeout=30,

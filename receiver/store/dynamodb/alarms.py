@@ -17,9 +17,9 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from receiver.model import AlarmEvent, latest_per_key
-from receiver.store.dynamodb_items import Item, decode_number, encode_number, escape
-from receiver.store.dynamodb_runner import Runner
-from receiver.store.dynamodb_table import DynamoDBTable
+from receiver.store.dynamodb.items import Item, decode_number, encode_number, escape
+from receiver.store.dynamodb.runner import Runner
+from receiver.store.dynamodb.table import DynamoDBTable
 
 ALARM_PK = "AL"
 # ``seq <> :seq`` can only be false for an item at this very key (its seq is part of the

@@ -37,7 +37,7 @@ from receiver.store.base import (
     check_metric_names,
     retention_cutoffs,
 )
-from receiver.store.sqlite_db import SQLiteDB
+from receiver.store.sqlite.db import SQLiteDB
 
 T = TypeVar("T")
 

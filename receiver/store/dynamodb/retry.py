@@ -1,6 +1,6 @@
 """Retrying DynamoDB calls: which failures may pass, exponential backoff with jitter, a deadline.
 
-botocore's own retries are switched off for the store's client (see dynamodb_table.py) so
+botocore's own retries are switched off for the store's client (see table.py) so
 that this is the one retry policy and an operation's total time stays bounded: a Firehose
 delivery waits for the commit, and past the bound a 503 makes Firehose retry it later.
 """

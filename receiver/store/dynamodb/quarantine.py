@@ -14,7 +14,7 @@ record pointer  ``QK``  ``<request>#<index>``                             receiv
   item of its own; reads join a record's parts in order and decompress.
 - ``<received>`` is ``received_ms`` in 13 digits, so the ``QR`` partition lists records
   oldest first, a record's parts one after another. ``<request>`` is the request id
-  escaped as in dynamodb_items.py (a long one is hashed: a sort key holds 1,024 bytes),
+  escaped as in items.py (a long one is hashed: a sort key holds 1,024 bytes),
   ``<index>`` 10 digits, ``<write>`` 16 hex digits, ``<part>`` 3.
 - ``<write>`` is random per write of a record, and the record's pointer names the write
   that counts. The pointer is written after every part of its write, so it is the
@@ -49,9 +49,9 @@ import orjson
 
 from receiver.model import QuarantinedRecord
 from receiver.store.base import StoreError, quarantine_order
-from receiver.store.dynamodb_items import MAX_START_MS, Item, escape
-from receiver.store.dynamodb_runner import Runner
-from receiver.store.dynamodb_table import BATCH_GET_KEYS, BATCH_ITEMS, DynamoDBTable
+from receiver.store.dynamodb.items import MAX_START_MS, Item, escape
+from receiver.store.dynamodb.runner import Runner
+from receiver.store.dynamodb.table import BATCH_GET_KEYS, BATCH_ITEMS, DynamoDBTable
 
 PART_PK = "QR"
 POINTER_PK = "QK"

@@ -1,6 +1,6 @@
 """Derived values and bucket versions in the DynamoDB table.
 
-Items (beside those of dynamodb_items.py):
+Items (beside those of items.py):
 
 =====================  ==========================  ==================  ===========================
 item                   pk                          sk                  attributes
@@ -57,9 +57,9 @@ import orjson
 
 from receiver.model import HOUR_MS, MINUTE_MS, DerivedValue
 from receiver.store.base import StoreError
-from receiver.store.dynamodb_items import CATALOG_REFRESH_S, MAX_START_MS, Item, escape
-from receiver.store.dynamodb_runner import Runner
-from receiver.store.dynamodb_table import BATCH_GET_KEYS, DynamoDBTable
+from receiver.store.dynamodb.items import CATALOG_REFRESH_S, MAX_START_MS, Item, escape
+from receiver.store.dynamodb.runner import Runner
+from receiver.store.dynamodb.table import BATCH_GET_KEYS, DynamoDBTable
 
 DERIVED_CATALOG_PK = "DM"
 ENTITY_PK = "E"

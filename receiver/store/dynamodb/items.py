@@ -13,7 +13,7 @@ hours of a metric         ``H#<namespace>#<metric>``          ``<hour>``
 committed request id      ``R#<request id>``                  ``R``
 ========================  ==================================  =====================================
 
-(Bucket versions and derived values have keys of their own: see dynamodb_derived.py.)
+(Bucket versions and derived values have keys of their own: see derived.py.)
 
 - ``<hour>`` and ``<start_ms>`` are epoch milliseconds in 13 digits (until the year 2286),
   so sort keys order by time and "metric M between t0 and t1" is one Query per hour with

@@ -24,7 +24,7 @@ from typing import Any, TypeVar
 from botocore.exceptions import BotoCoreError, ClientError
 
 from receiver.store.base import StoreError
-from receiver.store.dynamodb_retry import Aborted, describe
+from receiver.store.dynamodb.retry import Aborted, describe
 
 T = TypeVar("T")
 

@@ -1,8 +1,9 @@
-"""The SQLite database behind ``sqlite:///``: schema, upserts and reads, all synchronous.
+"""The SQLite database behind ``sqlite:///``: opening and setting up the file, and writes.
 
 Every method runs on the store's one worker thread, which owns the connection (see
-``sqlite.py``); nothing here touches asyncio. sqlite3 errors propagate to that layer, which
-turns them into StoreError.
+``store.py``); nothing here touches asyncio. sqlite3 errors propagate to that layer, which
+turns them into StoreError. The schema and statements are in schema.py, the reads in
+reads.py (a mixin of SQLiteDB).
 """
 
 from __future__ import annotations
@@ -12,15 +13,13 @@ import os
 import sqlite3
 import stat
 from collections.abc import Collection, Sequence
-from itertools import chain, groupby
-from operator import itemgetter
+from itertools import chain
 from pathlib import Path
 from typing import Any, TypeGuard, TypeVar
 
 import orjson
 
 from receiver.model import (
-    MINUTE_MS,
     SAMPLE_FIELDS,
     AlarmEvent,
     DerivedValue,
@@ -29,229 +28,45 @@ from receiver.model import (
     Sample,
     Series,
     SeriesKey,
-    latest_per_key,
 )
 from receiver.store.base import StoreConfigError, StoreError, check_finite, start_buckets
-
-SCHEMA_VERSION = 1
-
-# Each sample row is small: what repeats lives in its own table and the row carries an
-# integer id. A metric (namespace, name) has a few hundred series per account, a series
-# repeats every minute, and a record's labels repeat on every sample of the record (with
-# ~200 bytes of stream labels, interning them made commits ~1.7x faster and the file ~5x
-# smaller in a test of 800k samples).
-#
-# The samples primary key is Sample.identity in id form, led by the metric and the start:
-# - a commit of recent minutes appends near the end of ~one key range per metric instead
-#   of scattering writes over the whole file (a (series, start) key slowed commits by half
-#   once the file held a few hundred thousand rows);
-# - "metric M between t0 and t1" is one range scan, and "everything between t0 and t1"
-#   one range scan per metric, so no secondary index has to be kept up to date.
-# WITHOUT ROWID stores each row inside that key's B-tree: one B-tree write per upsert.
-# metric_id is a function of series_id, so the key is unique exactly when the identity is.
-#
-# series.unit is the unit the series was first seen with (the unit is not part of the
-# identity); samples.unit is NULL when the sample has that unit and holds the sample's own
-# unit otherwise, so every sample reads back exactly as committed.
-#
-# Dimensions, stats and labels are JSON arrays of [name, value] pairs: they keep the
-# model's order exactly, and JSON TEXT stays readable with sqlite3's json functions.
-_SCHEMA = f"""
-CREATE TABLE metrics (
-    id INTEGER PRIMARY KEY,
-    namespace TEXT NOT NULL,
-    metric TEXT NOT NULL,
-    UNIQUE (namespace, metric)
-);
-CREATE TABLE series (
-    id INTEGER PRIMARY KEY,
-    metric_id INTEGER NOT NULL,
-    account TEXT NOT NULL,
-    region TEXT NOT NULL,
-    dimensions TEXT NOT NULL,
-    unit TEXT NOT NULL,
-    UNIQUE (metric_id, account, region, dimensions)
-);
-CREATE TABLE labels (
-    id INTEGER PRIMARY KEY,
-    pairs TEXT NOT NULL UNIQUE
-);
-CREATE TABLE samples (
-    metric_id INTEGER NOT NULL,
-    start_ms INTEGER NOT NULL,
-    series_id INTEGER NOT NULL,
-    end_ms INTEGER NOT NULL,
-    unit TEXT,
-    count REAL NOT NULL,
-    sum REAL NOT NULL,
-    min REAL NOT NULL,
-    max REAL NOT NULL,
-    stats TEXT NOT NULL,
-    labels_id INTEGER NOT NULL,
-    PRIMARY KEY (metric_id, start_ms, series_id, end_ms)
-) WITHOUT ROWID;
-CREATE TABLE requests (
-    request_id TEXT PRIMARY KEY,
-    committed_ms INTEGER NOT NULL
-) WITHOUT ROWID;
-CREATE INDEX requests_by_time ON requests (committed_ms);
-CREATE TABLE bucket_versions (
-    step_ms INTEGER NOT NULL,
-    bucket_ms INTEGER NOT NULL,
-    version INTEGER NOT NULL,
-    derived_version INTEGER NOT NULL DEFAULT 0,
-    PRIMARY KEY (step_ms, bucket_ms)
-) WITHOUT ROWID;
-CREATE TABLE derived (
-    step_ms INTEGER NOT NULL,
-    metric TEXT NOT NULL,
-    service TEXT NOT NULL,
-    endpoint TEXT NOT NULL,
-    instance TEXT NOT NULL,
-    time_ms INTEGER NOT NULL,
-    scope TEXT NOT NULL,
-    layer TEXT NOT NULL,
-    value REAL NOT NULL,
-    PRIMARY KEY (step_ms, metric, service, endpoint, instance, time_ms)
-) WITHOUT ROWID;
-CREATE INDEX derived_by_time ON derived (step_ms, time_ms);
-PRAGMA user_version = {SCHEMA_VERSION};
-"""
-
-# Alarm events came after schema version 1, so they are created if missing in any store
-# file: an older file gains the table without a version change.
-_ALARM_SCHEMA = """
-CREATE TABLE IF NOT EXISTS alarm_events (
-    rule TEXT NOT NULL,
-    service TEXT NOT NULL,
-    endpoint TEXT NOT NULL,
-    seq INTEGER NOT NULL,
-    kind TEXT NOT NULL,
-    minute_ms INTEGER NOT NULL,
-    value REAL NOT NULL,
-    threshold REAL NOT NULL,
-    message TEXT NOT NULL,
-    created_ms INTEGER NOT NULL,
-    PRIMARY KEY (rule, service, endpoint, seq)
-) WITHOUT ROWID
-"""
-# Quarantined records came after schema version 1 too. A record is kept whole (up to
-# Firehose's 1,024,000 bytes) with the delivery's common attributes, for re-delivery.
-_QUARANTINE_SCHEMA = (
-    """
-CREATE TABLE IF NOT EXISTS quarantine (
-    request_id TEXT NOT NULL,
-    record_index INTEGER NOT NULL,
-    received_ms INTEGER NOT NULL,
-    reason TEXT NOT NULL,
-    detail TEXT NOT NULL,
-    labels TEXT NOT NULL,
-    data BLOB NOT NULL,
-    PRIMARY KEY (request_id, record_index)
-) WITHOUT ROWID
-""",
-    "CREATE INDEX IF NOT EXISTS quarantine_by_time ON quarantine (received_ms)",
+from receiver.store.sqlite.reads import SQLiteReads
+from receiver.store.sqlite.schema import (
+    ALARM_COLUMNS,
+    ALARM_SCHEMA,
+    BUMP_VERSION,
+    CONFIG_ERRORS,
+    INSERT_DERIVED,
+    LABELS_CACHE_MAX,
+    QUARANTINE_SCHEMA,
+    SAME_UNIT,
+    SAMPLE_CHUNKS,
+    SAMPLE_WIDTH,
+    SCHEMA,
+    SCHEMA_VERSION,
+    SERIES_CACHE_MAX,
+    UPSERT_LABELS,
+    UPSERT_METRIC,
+    UPSERT_QUARANTINE,
+    UPSERT_REQUEST,
+    UPSERT_SAMPLES_OF,
+    UPSERT_SERIES,
+    Row,
+    SeriesRow,
+    pairs_text,
 )
-_QUARANTINE_COLUMNS = "request_id, record_index, received_ms, reason, detail, labels, data"
-_UPSERT_QUARANTINE = f"INSERT OR REPLACE INTO quarantine ({_QUARANTINE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)"
 
-_ALARM_COLUMNS = "rule, service, endpoint, seq, kind, minute_ms, value, threshold, message, created_ms"
-
-# The no-op DO UPDATEs (rather than DO NOTHING) make RETURNING yield an existing row too.
-_UPSERT_METRIC = """
-INSERT INTO metrics (namespace, metric) VALUES (?, ?)
-ON CONFLICT (namespace, metric) DO UPDATE SET metric = metric
-RETURNING id
-"""
-
-_UPSERT_SERIES = """
-INSERT INTO series (metric_id, account, region, dimensions, unit) VALUES (?, ?, ?, ?, ?)
-ON CONFLICT (metric_id, account, region, dimensions) DO UPDATE SET unit = unit
-RETURNING id, unit
-"""
-
-_UPSERT_LABELS = """
-INSERT INTO labels (pairs) VALUES (?)
-ON CONFLICT (pairs) DO UPDATE SET pairs = pairs
-RETURNING id
-"""
-
-# Samples go in as multi-row INSERTs of up to 256 rows: sqlite3 spends ~0.4 us on each
-# statement it executes, as much as SQLite spends inserting a row.
-# The unit is bound as 0 when the sample has its series' unit, and nullif() stores NULL for
-# it: binding None itself costs sqlite3 a failed adapter lookup (~0.5 us per row).
-_SAMPLE_ROW = "(?, ?, ?, ?, nullif(?, 0), ?, ?, ?, ?, ?, ?)"
-_SAMPLE_WIDTH = 11  # parameters per row
-_SAME_UNIT = 0
-_SAMPLE_CHUNKS = (256, 16, 1)  # few distinct statements, all kept in sqlite3's statement cache
-
-_UPSERT_SAMPLES = """
-INSERT INTO samples (metric_id, start_ms, series_id, end_ms, unit, count, sum, min, max, stats, labels_id)
-VALUES {rows}
-ON CONFLICT (metric_id, start_ms, series_id, end_ms) DO UPDATE SET
-    unit = excluded.unit, count = excluded.count, sum = excluded.sum, min = excluded.min,
-    max = excluded.max, stats = excluded.stats, labels_id = excluded.labels_id
-"""
-_UPSERT_SAMPLES_OF = {per: _UPSERT_SAMPLES.format(rows=", ".join([_SAMPLE_ROW] * per)) for per in _SAMPLE_CHUNKS}
-
-_BUMP_VERSION = """
-INSERT INTO bucket_versions (step_ms, bucket_ms, version) VALUES (?, ?, 1)
-ON CONFLICT (step_ms, bucket_ms) DO UPDATE SET version = version + 1
-"""
-
-_INSERT_DERIVED = """
-INSERT INTO derived (step_ms, metric, service, endpoint, instance, time_ms, scope, layer, value)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
-ON CONFLICT (step_ms, metric, service, endpoint, instance, time_ms) DO UPDATE SET
-    scope = excluded.scope, layer = excluded.layer, value = excluded.value
-"""
-
-_DERIVED_COLUMNS = "metric, scope, service, endpoint, layer, time_ms, value, instance"
-
-_UPSERT_REQUEST = """
-INSERT INTO requests (request_id, committed_ms) VALUES (?, ?)
-ON CONFLICT (request_id) DO UPDATE SET committed_ms = excluded.committed_ms
-"""
-
-# One range scan per selected metric; CROSS JOIN keeps SQLite from choosing another order.
-_SELECT_SAMPLES = """
-SELECT sa.series_id, sa.start_ms, sa.end_ms, sa.unit, sa.count, sa.sum, sa.min, sa.max, sa.stats, sa.labels_id
-FROM metrics m CROSS JOIN samples sa ON sa.metric_id = m.id AND sa.start_ms >= ? AND sa.start_ms < ?
-WHERE {where}
-ORDER BY sa.start_ms
-"""
-
-# SQLite error names that mean "this path or file cannot work" rather than "try again".
-_CONFIG_ERRORS = ("SQLITE_CANTOPEN", "SQLITE_NOTADB", "SQLITE_READONLY", "SQLITE_PERM", "SQLITE_AUTH")
-
-_EMPTY_PAIRS = "[]"
-_ID_CHUNK = 500  # ids per "IN (...)" query, far below SQLite's bound-parameter limit
-_SERIES_CACHE_MAX = 200_000  # twice the decoders' interned series: bounds memory, rarely hit
-_LABELS_CACHE_MAX = 4096  # distinct labels are few (one set per stream); this only bounds surprises
-
-
-def _pairs_text(pairs: Pairs | tuple[tuple[str, float], ...]) -> str:
-    return orjson.dumps(pairs).decode() if pairs else _EMPTY_PAIRS
-
-
-Row = tuple[Any, ...]
-"""A row as sqlite3 returns it: its columns' types depend on the query."""
-SeriesRow = tuple[Series, int, int, str | int]
-"""(series, metric id, series id, unit to store per sample or _SAME_UNIT)."""
 _T = TypeVar("_T")
-
-
-def _pairs_from_text(text: str) -> tuple[tuple[Any, ...], ...]:
-    """Name/value pairs (Pairs, or Stats) back from their JSON text."""
-    return tuple(tuple(pair) for pair in orjson.loads(text))
 
 
 def _complete(rows: list[_T | None]) -> TypeGuard[list[_T]]:
     return None not in rows
 
 
-class SQLiteDB:
-    """One connection to one database file; not thread-safe, used from one thread only."""
+class SQLiteDB(SQLiteReads):
+    """One connection to one database file; not thread-safe, used from one thread only.
+
+    Opening, health checks and writes are here; the reads are SQLiteReads' (reads.py)."""
 
     def __init__(self, path: Path, *, synchronous: str, busy_timeout_ms: int) -> None:
         self.path = path
@@ -262,7 +77,7 @@ class SQLiteDB:
         self._file_id: tuple[int, int] | None = None
         """(device, inode) of the file when opened: a file deleted or replaced since is
         noticed before an ack (see check_file)."""
-        self._sample_chunks: tuple[int, ...] = _SAMPLE_CHUNKS
+        self._sample_chunks: tuple[int, ...] = SAMPLE_CHUNKS
         self._reset_caches()
 
     def _reset_caches(self) -> None:
@@ -313,7 +128,7 @@ class SQLiteDB:
             raise
         # A SQLite built with a low bound on parameters per statement gets smaller chunks.
         limit = conn.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER)
-        self._sample_chunks = tuple(per for per in _SAMPLE_CHUNKS if per * _SAMPLE_WIDTH <= limit)
+        self._sample_chunks = tuple(per for per in SAMPLE_CHUNKS if per * SAMPLE_WIDTH <= limit)
         self._synchronous_now = self._synchronous
         self._file_id = _file_id(os.stat(self.path))
         self._conn = conn
@@ -373,11 +188,11 @@ class SQLiteDB:
             # Checked again under the lock: another process may have created the schema.
             if self._check_ours(conn) == 0:
                 # Not executescript(): it would commit the open transaction first.
-                for statement in _SCHEMA.split(";"):
+                for statement in SCHEMA.split(";"):
                     if statement.strip():
                         conn.execute(statement)
-            conn.execute(_ALARM_SCHEMA)
-            for statement in _QUARANTINE_SCHEMA:
+            conn.execute(ALARM_SCHEMA)
+            for statement in QUARANTINE_SCHEMA:
                 conn.execute(statement)
             conn.execute("COMMIT")
         except BaseException:
@@ -401,7 +216,7 @@ class SQLiteDB:
 
     def _open_error(self, exc: sqlite3.Error) -> Exception:
         name = getattr(exc, "sqlite_errorname", "")
-        if name.startswith(_CONFIG_ERRORS):
+        if name.startswith(CONFIG_ERRORS):
             return StoreConfigError(
                 f"cannot use {self.path} as the sqlite store ({exc}); "
                 "give a writable file path with --store sqlite:///PATH"
@@ -469,11 +284,11 @@ class SQLiteDB:
         conn.execute("BEGIN IMMEDIATE")
         try:
             starts = self._upsert_slice(conn, samples, pending) if samples else []
-            conn.executemany(_BUMP_VERSION, start_buckets(set(starts)))
-            conn.executemany(_UPSERT_QUARANTINE, [_quarantine_row(record) for record in quarantined])
+            conn.executemany(BUMP_VERSION, start_buckets(set(starts)))
+            conn.executemany(UPSERT_QUARANTINE, [_quarantine_row(record) for record in quarantined])
             if request is not None:
                 request_id, now_ms, prune_before_ms = request
-                conn.execute(_UPSERT_REQUEST, (request_id, now_ms))
+                conn.execute(UPSERT_REQUEST, (request_id, now_ms))
                 if prune_before_ms is not None:
                     conn.execute("DELETE FROM requests WHERE committed_ms <= ?", (prune_before_ms,))
             conn.execute("COMMIT")
@@ -483,10 +298,10 @@ class SQLiteDB:
         self._metric_ids.update(pending.metrics)
         self._series_ids.update(pending.series)
         committed_series = self._rows_by_series
-        if len(committed_series) + len(pending.rows_by_series) > _SERIES_CACHE_MAX:
+        if len(committed_series) + len(pending.rows_by_series) > SERIES_CACHE_MAX:
             committed_series.clear()
         committed_series.update(pending.rows_by_series)
-        if len(self._labels_ids) + len(pending.labels) > _LABELS_CACHE_MAX:
+        if len(self._labels_ids) + len(pending.labels) > LABELS_CACHE_MAX:
             self._labels_ids.clear()
         self._labels_ids.update(pending.labels)
 
@@ -550,30 +365,30 @@ class SQLiteDB:
             pass
 
     def _series_row(self, conn: sqlite3.Connection, series: Series, pending: _Pending) -> SeriesRow:
-        """(series, metric id, series id, unit to store per sample or _SAME_UNIT) for one Series."""
+        """(series, metric id, series id, unit to store per sample or SAME_UNIT) for one Series."""
         key = series.key
         known = self._series_ids.get(key) or pending.series.get(key)
         if known is None:
             metric_key = (series.namespace, series.metric)
             metric_id = self._metric_ids.get(metric_key) or pending.metrics.get(metric_key)
             if metric_id is None:
-                metric_id = pending.metrics[metric_key] = conn.execute(_UPSERT_METRIC, metric_key).fetchone()[0]
-            dimensions = _pairs_text(series.dimensions)
+                metric_id = pending.metrics[metric_key] = conn.execute(UPSERT_METRIC, metric_key).fetchone()[0]
+            dimensions = pairs_text(series.dimensions)
             series_id, row_unit = conn.execute(
-                _UPSERT_SERIES, (metric_id, series.account, series.region, dimensions, series.unit)
+                UPSERT_SERIES, (metric_id, series.account, series.region, dimensions, series.unit)
             ).fetchone()
             known = pending.series[key] = (series_id, metric_id, row_unit)
         series_id, metric_id, row_unit = known
-        return series, metric_id, series_id, _SAME_UNIT if series.unit == row_unit else series.unit
+        return series, metric_id, series_id, SAME_UNIT if series.unit == row_unit else series.unit
 
     def _labels_row(self, conn: sqlite3.Connection, labels: Pairs, pending: _Pending) -> int:
-        text = _pairs_text(labels)
+        text = pairs_text(labels)
         labels_id = self._labels_ids.get(text) or pending.labels.get(text)
         if labels_id is None:
-            labels_id = pending.labels[text] = conn.execute(_UPSERT_LABELS, (text,)).fetchone()[0]
+            labels_id = pending.labels[text] = conn.execute(UPSERT_LABELS, (text,)).fetchone()[0]
         return labels_id
 
-    # -- reads -------------------------------------------------------------------
+    # -- health ------------------------------------------------------------------
 
     def check_file(self) -> None:
         """Raise StoreError unless the path still names the file opened, writable.
@@ -606,76 +421,7 @@ class SQLiteDB:
         self.check_file()
         self.conn.execute("SELECT 1 FROM requests LIMIT 1").fetchall()
 
-    def is_committed(self, request_id: str, since_ms: int) -> bool:
-        row = self.conn.execute(
-            "SELECT 1 FROM requests WHERE request_id = ? AND committed_ms > ?", (request_id, since_ms)
-        ).fetchone()
-        return row is not None
-
-    def count_samples(self) -> int:
-        count: int = self.conn.execute("SELECT count(*) FROM samples").fetchone()[0]
-        return count
-
-    def samples(
-        self, start_ms: int, end_ms: int, namespace: str | None, metrics: Collection[str] | None
-    ) -> list[Sample]:
-        conn = self.conn
-        conditions = ["1"]
-        params: list[object] = [start_ms, end_ms]
-        if namespace is not None:
-            conditions.append("m.namespace = ?")
-            params.append(namespace)
-        if metrics is not None:
-            names = sorted(set(metrics))
-            if not names:
-                return []
-            # One bound JSON array instead of one parameter per name: no parameter limit.
-            conditions.append("m.metric IN (SELECT value FROM json_each(?))")
-            params.append(orjson.dumps(names).decode())
-        rows = conn.execute(_SELECT_SAMPLES.format(where=" AND ".join(conditions)), params).fetchall()
-        return self._to_samples(conn, rows)
-
-    def series_groups(self, per_group: int) -> list[tuple[int, int, int]]:
-        """(metric id, first series id, last series id) of groups of at most ``per_group``
-        series of one metric, covering every series."""
-        rows = self.conn.execute("SELECT metric_id, id FROM series ORDER BY metric_id, id").fetchall()
-        groups: list[tuple[int, int, int]] = []
-        for metric_id, series in groupby(rows, key=itemgetter(0)):
-            ids = [series_id for _, series_id in series]
-            groups += [(metric_id, ids[i], ids[min(i + per_group, len(ids)) - 1])
-                       for i in range(0, len(ids), per_group)]
-        return groups
-
-    def samples_of_series(self, group: tuple[int, int, int], start_ms: int, end_ms: int) -> list[Sample]:
-        """``samples`` of the series of one group of ``series_groups``: a range scan of
-        the metric's key, filtered in SQLite."""
-        metric_id, first, last = group
-        conn = self.conn
-        rows = conn.execute(
-            _SELECT_SAMPLES.format(where="m.id = ? AND sa.series_id BETWEEN ? AND ?"),
-            (start_ms, end_ms, metric_id, first, last),
-        ).fetchall()
-        return self._to_samples(conn, rows)
-
     # -- derived values ------------------------------------------------------------
-
-    def versions(self, step_ms: int, buckets: Collection[int]) -> dict[int, int]:
-        found = dict.fromkeys(buckets, 0)
-        query = "SELECT bucket_ms, version FROM bucket_versions WHERE step_ms = ? AND bucket_ms IN ({marks})"
-        wanted = sorted(found)
-        for i in range(0, len(wanted), _ID_CHUNK):
-            chunk = wanted[i : i + _ID_CHUNK]
-            for bucket, version in self.conn.execute(query.format(marks=",".join("?" * len(chunk))), [step_ms, *chunk]):
-                found[bucket] = version
-        return found
-
-    def stale_buckets(self, step_ms: int, since_ms: int) -> list[int]:
-        rows = self.conn.execute(
-            "SELECT bucket_ms FROM bucket_versions WHERE step_ms = ? AND bucket_ms >= ? "
-            "AND derived_version < version ORDER BY bucket_ms",
-            (step_ms, since_ms),
-        ).fetchall()
-        return [row[0] for row in rows]
 
     def put_derived(self, step_ms: int, bucket_ms: int, version: int, values: Sequence[DerivedValue]) -> bool:
         conn = self.conn
@@ -690,7 +436,7 @@ class SQLiteDB:
                 return False
             conn.execute("DELETE FROM derived WHERE step_ms = ? AND time_ms = ?", (step_ms, bucket_ms))
             conn.executemany(
-                _INSERT_DERIVED,
+                INSERT_DERIVED,
                 [
                     (
                         step_ms, v.metric, v.service, v.endpoint or "", v.instance or "",
@@ -709,47 +455,6 @@ class SQLiteDB:
             self._rollback(conn)
             raise
         return True
-
-    def derived(
-        self, metric: str, step_ms: int, start_ms: int, end_ms: int, service: str | None, endpoint: str | None
-    ) -> list[DerivedValue]:
-        conditions = ["step_ms = ?", "metric = ?", "time_ms >= ?", "time_ms <= ?"]
-        params: list[object] = [step_ms, metric, start_ms, end_ms]
-        if service is not None:
-            conditions.append("service = ?")
-            params.append(service)
-        if endpoint is not None:
-            conditions.append("endpoint = ?")
-            params.append(endpoint)
-        rows = self.conn.execute(
-            f"SELECT {_DERIVED_COLUMNS} FROM derived WHERE {' AND '.join(conditions)} "
-            "ORDER BY time_ms, service, endpoint, instance",
-            params,
-        ).fetchall()
-        return [_derived_value(row) for row in rows]
-
-    def bucket_values(self, step_ms: int, bucket_ms: int) -> list[DerivedValue]:
-        rows = self.conn.execute(
-            f"SELECT {_DERIVED_COLUMNS} FROM derived WHERE step_ms = ? AND time_ms = ? "
-            "ORDER BY metric, service, endpoint, instance",
-            (step_ms, bucket_ms),
-        ).fetchall()
-        return [_derived_value(row) for row in rows]
-
-    def latest_bucket(self, step_ms: int, before_ms: int) -> int | None:
-        row = self.conn.execute(
-            "SELECT max(time_ms) FROM derived WHERE step_ms = ? AND time_ms < ?", (step_ms, before_ms)
-        ).fetchone()
-        latest: int | None = row[0]
-        return latest
-
-    def entities(self, since_ms: int) -> list[tuple[str, str, str | None]]:
-        rows = self.conn.execute(
-            "SELECT DISTINCT service, layer, endpoint FROM derived WHERE step_ms = ? AND time_ms >= ? "
-            "ORDER BY service, layer, endpoint",
-            (MINUTE_MS, since_ms),
-        ).fetchall()
-        return [(service, layer, endpoint or None) for service, layer, endpoint in rows]
 
     def prune_metric(self, metric_id: int, cutoff_ms: int) -> None:
         """Delete one metric's samples before ``cutoff_ms``: one range scan of its key."""
@@ -772,7 +477,7 @@ class SQLiteDB:
         conn.execute("BEGIN IMMEDIATE")
         try:
             cursor = conn.execute(
-                f"INSERT OR IGNORE INTO alarm_events ({_ALARM_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                f"INSERT OR IGNORE INTO alarm_events ({ALARM_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (event.rule, event.service, event.endpoint or "", event.seq, event.kind, event.minute_ms,
                  event.value, event.threshold, event.message, event.created_ms),
             )
@@ -782,39 +487,12 @@ class SQLiteDB:
             raise
         return cursor.rowcount == 1
 
-    def alarm_events(self, since_ms: int) -> list[AlarmEvent]:
-        rows = self.conn.execute(
-            f"SELECT {_ALARM_COLUMNS} FROM alarm_events WHERE minute_ms >= ? "
-            "ORDER BY minute_ms, rule, service, endpoint, seq",
-            (since_ms,),
-        ).fetchall()
-        return [_alarm_event(row) for row in rows]
-
-    def alarm_heads(self) -> list[AlarmEvent]:
-        rows = self.conn.execute(
-            f"SELECT {_ALARM_COLUMNS} FROM alarm_events AS a WHERE seq = "
-            "(SELECT max(seq) FROM alarm_events AS b WHERE b.rule = a.rule AND b.service = a.service "
-            "AND b.endpoint = a.endpoint)"
-        ).fetchall()
-        return latest_per_key([_alarm_event(row) for row in rows])
-
     def prune_alarm_events(self, cutoff_ms: int) -> None:
         """Forget alarm events of minutes before ``cutoff_ms`` (the hour retention), heads
         included, as DynamoDB's expire by TTL: a chain that old starts again at seq 1."""
         self._write(["DELETE FROM alarm_events WHERE minute_ms < ?"], (cutoff_ms,))
 
     # -- quarantine ----------------------------------------------------------------
-
-    def quarantined(self, limit: int) -> list[QuarantinedRecord]:
-        rows = self.conn.execute(
-            f"SELECT {_QUARANTINE_COLUMNS} FROM quarantine ORDER BY received_ms, request_id, record_index LIMIT ?",
-            (limit,),
-        ).fetchall()
-        return [_quarantined_record(row) for row in rows]
-
-    def count_quarantined(self) -> int:
-        count: int = self.conn.execute("SELECT count(*) FROM quarantine").fetchone()[0]
-        return count
 
     def delete_quarantined(self, keys: Collection[tuple[str, int]]) -> None:
         conn = self.conn
@@ -830,9 +508,6 @@ class SQLiteDB:
         """Forget quarantined records received before ``cutoff_ms`` (the hour retention)."""
         self._write(["DELETE FROM quarantine WHERE received_ms < ?"], (cutoff_ms,))
 
-    def metric_ids(self) -> list[int]:
-        return [row[0] for row in self.conn.execute("SELECT id FROM metrics ORDER BY id")]
-
     def _write(self, statements: list[str], params: tuple[object, ...]) -> None:
         """Run statements sharing one parameter tuple in one write transaction."""
         conn = self.conn
@@ -845,52 +520,6 @@ class SQLiteDB:
             self._rollback(conn)
             raise
 
-    def _to_samples(self, conn: sqlite3.Connection, rows: list[Row]) -> list[Sample]:
-        series_by_id = self._series_by_id
-        labels_by_id = self._labels_by_id
-        missing_series = {row[0] for row in rows} - series_by_id.keys()
-        if missing_series:
-            self._load_series(conn, missing_series)
-        needed_labels = {row[9] for row in rows}
-        missing_labels = needed_labels - labels_by_id.keys()
-        if missing_labels:
-            if len(labels_by_id) + len(missing_labels) > _LABELS_CACHE_MAX:
-                labels_by_id.clear()
-                missing_labels = needed_labels
-            self._load_labels(conn, missing_labels)
-        # Most samples have no extra stats; decode each distinct text once per read.
-        stats_decoded: dict[str, tuple[tuple[Any, ...], ...]] = {_EMPTY_PAIRS: ()}
-        found: list[Sample] = []
-        append = found.append
-        for series_id, start, end, unit, count, total, low, high, stats, labels_id in rows:
-            series = series_by_id[series_id] if unit is None else self._series_with_unit(series_id, unit)
-            stats_pairs = stats_decoded.get(stats)
-            if stats_pairs is None:
-                stats_pairs = stats_decoded[stats] = _pairs_from_text(stats)
-            append(Sample(series, start, end, count, total, low, high, stats_pairs, labels_by_id[labels_id]))
-        return found
-
-    def _load_series(self, conn: sqlite3.Connection, ids: set[int]) -> None:
-        query = (
-            "SELECT s.id, s.account, s.region, m.namespace, m.metric, s.dimensions, s.unit "
-            "FROM series s JOIN metrics m ON m.id = s.metric_id WHERE s.id IN ({marks})"
-        )
-        for series_id, account, region, namespace, metric, dimensions, unit in _select_by_ids(conn, query, ids):
-            pairs = _pairs_from_text(dimensions)
-            self._series_by_id[series_id] = Series(account, region, namespace, metric, pairs, unit)
-
-    def _load_labels(self, conn: sqlite3.Connection, ids: set[int]) -> None:
-        for labels_id, text in _select_by_ids(conn, "SELECT id, pairs FROM labels WHERE id IN ({marks})", ids):
-            self._labels_by_id[labels_id] = _pairs_from_text(text)
-
-    def _series_with_unit(self, series_id: int, unit: str) -> Series:
-        series = self._series_by_id_unit.get((series_id, unit))
-        if series is None:
-            base = self._series_by_id[series_id]
-            series = Series(base.account, base.region, base.namespace, base.metric, base.dimensions, unit)
-            self._series_by_id_unit[(series_id, unit)] = series
-        return series
-
 
 def _file_id(status: os.stat_result) -> tuple[int, int]:
     return (status.st_dev, status.st_ino)
@@ -898,22 +527,7 @@ def _file_id(status: os.stat_result) -> tuple[int, int]:
 
 def _quarantine_row(record: QuarantinedRecord) -> Row:
     return (record.request_id, record.index, record.received_ms, record.reason, record.detail,
-            _pairs_text(record.labels), record.data)
-
-
-def _quarantined_record(row: Row) -> QuarantinedRecord:
-    request_id, index, received_ms, reason, detail, labels, data = row
-    return QuarantinedRecord(request_id, index, received_ms, reason, detail, data, _pairs_from_text(labels))
-
-
-def _alarm_event(row: Row) -> AlarmEvent:
-    rule, service, endpoint, seq, kind, minute_ms, value, threshold, message, created_ms = row
-    return AlarmEvent(rule, service, endpoint or None, seq, kind, minute_ms, value, threshold, message, created_ms)
-
-
-def _derived_value(row: Row) -> DerivedValue:
-    metric, scope, service, endpoint, layer, time_ms, value, instance = row
-    return DerivedValue(metric, scope, service, endpoint or None, layer, time_ms, value, instance or None)
+            pairs_text(record.labels), record.data)
 
 
 class _Pending:
@@ -947,8 +561,8 @@ def _sample_rows(
     stats_texts: list[str],
     labels_ids: list[int],
 ) -> list[object]:
-    """The samples' parameters for _UPSERT_SAMPLES, row after row, in one flat list."""
-    width = _SAMPLE_WIDTH
+    """The samples' parameters for UPSERT_SAMPLES, row after row, in one flat list."""
+    width = SAMPLE_WIDTH
     series_rows: list[object] = list(chain.from_iterable(by_series))  # 4 fields per sample
     metric_ids, series_ids, units = series_rows[1::4], series_rows[2::4], series_rows[3::4]
     rows: list[object] = [None] * (width * len(by_series))
@@ -958,21 +572,14 @@ def _sample_rows(
 
 
 def _upsert_samples(conn: sqlite3.Connection, rows: list[object], chunks: tuple[int, ...]) -> None:
-    """Run _UPSERT_SAMPLES over the flat ``rows`` in chunks of ``chunks`` rows, largest first."""
+    """Run UPSERT_SAMPLES over the flat ``rows`` in chunks of ``chunks`` rows, largest first."""
     done = 0
     for per in chunks:
-        step = per * _SAMPLE_WIDTH
+        step = per * SAMPLE_WIDTH
         end = done + (len(rows) - done) // step * step
         if end > done:
             # A generator: each chunk is copied just before its turn and freed after it.
-            conn.executemany(_UPSERT_SAMPLES_OF[per], (rows[i : i + step] for i in range(done, end, step)))
+            conn.executemany(UPSERT_SAMPLES_OF[per], (rows[i : i + step] for i in range(done, end, step)))
             done = end
 
 
-def _select_by_ids(conn: sqlite3.Connection, query: str, ids: set[int]) -> list[Row]:
-    wanted = sorted(ids)
-    rows: list[Row] = []
-    for i in range(0, len(wanted), _ID_CHUNK):
-        chunk = wanted[i : i + _ID_CHUNK]
-        rows += conn.execute(query.format(marks=",".join("?" * len(chunk))), chunk).fetchall()
-    return rows

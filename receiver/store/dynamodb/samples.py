@@ -1,6 +1,6 @@
 """Samples and request ids in the DynamoDB table: writing a request's samples, reading time ranges.
 
-The key layout is in dynamodb_items.py. Writes go out as parallel BatchWriteItem calls of
+The key layout is in items.py. Writes go out as parallel BatchWriteItem calls of
 25 items; reads are one strongly consistent Query per (metric, hour) partition.
 """
 
@@ -14,7 +14,7 @@ from typing import Any
 
 from receiver.model import HOUR_MS, Pairs, Sample, Series
 from receiver.store.base import StoreError, check_finite, touched_buckets
-from receiver.store.dynamodb_items import (
+from receiver.store.dynamodb.items import (
     CATALOG_PK,
     CATALOG_REFRESH_S,
     MAX_START_MS,
@@ -33,8 +33,8 @@ from receiver.store.dynamodb_items import (
     sample_pk,
     start_range,
 )
-from receiver.store.dynamodb_runner import Runner
-from receiver.store.dynamodb_table import BATCH_ITEMS, DynamoDBTable
+from receiver.store.dynamodb.runner import Runner
+from receiver.store.dynamodb.table import BATCH_ITEMS, DynamoDBTable
 
 _DIRECT_HOURS = 3
 """Reads spanning at most this many hours query each hour; longer ones first ask which hours exist."""

@@ -3,15 +3,8 @@
 Same semantics as the SQLite store where DynamoDB allows it: a sample is keyed by its
 identity (account, region, namespace, metric, dimensions, start, end), so a duplicate
 overwrites itself and Firehose's duplicates and retries change nothing; a committed request
-id is remembered for the request TTL. The parts:
-
-- dynamodb_items.py: the key layout of samples, catalogs and request ids, and the codec;
-- dynamodb_samples.py: writing a request's samples, reading time ranges;
-- dynamodb_derived.py: bucket versions and derived values (how replicas stay consistent);
-- dynamodb_quarantine.py: quarantined records, compressed and split over several items;
-- dynamodb_table.py, dynamodb_retry.py: the boto3 calls, table creation, retries;
-- dynamodb_runner.py: the worker threads the blocking calls run on, and the health
-  check's own thread (``ping`` never waits behind a commit; it has its own client too).
+id is remembered for the request TTL. The other modules of the package do the work
+(see its docstring); this one ties them together.
 
 What a commit guarantees (DynamoDB cannot write 50,000 items in one transaction; a
 transaction holds at most 100):
@@ -30,7 +23,7 @@ transaction holds at most 100):
   datapoints keyed by identity, readers may see them before the retry lands, and the
   retry (or the ``replay`` of Firehose's S3 backup) rewrites exactly the same items. Its
   request id is not recorded, so the retry is not mistaken for a duplicate. A quarantined
-  record is read only once all of its parts are written (dynamodb_quarantine.py), and the
+  record is read only once all of its parts are written (quarantine.py), and the
   retry keeps it again in place of any earlier copy.
 - DynamoDB acknowledges a write only once it is durable in several availability zones,
   and every read here is strongly consistent: once any replica has acked a request, every
@@ -58,14 +51,14 @@ from receiver.store.base import (
     StoreConfigError,
     check_metric_names,
 )
-from receiver.store.dynamodb_alarms import AlarmEvents
-from receiver.store.dynamodb_derived import DerivedValues
-from receiver.store.dynamodb_quarantine import QuarantinedRecords
-from receiver.store.dynamodb_retry import RetryPolicy
-from receiver.store.dynamodb_runner import CONTROL_THREADS, PROBE_THREADS, Runner
-from receiver.store.dynamodb_samples import Plan, SampleRecords
-from receiver.store.dynamodb_table import DynamoDBTable
-from receiver.store.dynamodb_url import region_problem, table_name_problem
+from receiver.store.dynamodb.alarms import AlarmEvents
+from receiver.store.dynamodb.derived import DerivedValues
+from receiver.store.dynamodb.quarantine import QuarantinedRecords
+from receiver.store.dynamodb.retry import RetryPolicy
+from receiver.store.dynamodb.runner import CONTROL_THREADS, PROBE_THREADS, Runner
+from receiver.store.dynamodb.samples import Plan, SampleRecords
+from receiver.store.dynamodb.table import DynamoDBTable
+from receiver.store.dynamodb.url import region_problem, table_name_problem
 
 DEFAULT_WORKERS = 8
 _DAY_S = 86_400
@@ -170,7 +163,7 @@ class DynamoDBStore:
         await self._derived.bump(plan.buckets, deadline)
 
     def _deadline(self) -> float:
-        """One retry bound for the whole operation (see dynamodb_retry)."""
+        """One retry bound for the whole operation (see retry.py)."""
         return time.monotonic() + self._retry.timeout_s
 
     async def is_committed(self, request_id: str) -> bool:

@@ -1,0 +1,253 @@
+"""Reads of the SQLite database: samples, derived values, alarm events, quarantined records.
+
+SQLiteReads is a mixin of SQLiteDB (db.py), which owns the connection and the caches the
+reads fill; like the rest of SQLiteDB, every method runs on the thread that owns the
+connection.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Collection
+from itertools import groupby
+from operator import itemgetter
+from typing import Any
+
+import orjson
+
+from receiver.model import MINUTE_MS, AlarmEvent, DerivedValue, Pairs, QuarantinedRecord, Sample, Series, latest_per_key
+from receiver.store.sqlite.schema import (
+    ALARM_COLUMNS,
+    DERIVED_COLUMNS,
+    EMPTY_PAIRS,
+    ID_CHUNK,
+    LABELS_CACHE_MAX,
+    QUARANTINE_COLUMNS,
+    SELECT_SAMPLES,
+    Row,
+    pairs_from_text,
+)
+
+
+class SQLiteReads:
+    """The read methods of SQLiteDB; the connection and the read caches are SQLiteDB's."""
+
+    # Read caches, row id -> model value (set up by SQLiteDB._reset_caches).
+    _series_by_id: dict[int, Series]
+    _series_by_id_unit: dict[tuple[int, str], Series]
+    _labels_by_id: dict[int, Pairs]
+
+    @property
+    def conn(self) -> sqlite3.Connection:
+        raise NotImplementedError  # SQLiteDB's open connection
+
+    def is_committed(self, request_id: str, since_ms: int) -> bool:
+        row = self.conn.execute(
+            "SELECT 1 FROM requests WHERE request_id = ? AND committed_ms > ?", (request_id, since_ms)
+        ).fetchone()
+        return row is not None
+
+    def count_samples(self) -> int:
+        count: int = self.conn.execute("SELECT count(*) FROM samples").fetchone()[0]
+        return count
+
+    def samples(
+        self, start_ms: int, end_ms: int, namespace: str | None, metrics: Collection[str] | None
+    ) -> list[Sample]:
+        conn = self.conn
+        conditions = ["1"]
+        params: list[object] = [start_ms, end_ms]
+        if namespace is not None:
+            conditions.append("m.namespace = ?")
+            params.append(namespace)
+        if metrics is not None:
+            names = sorted(set(metrics))
+            if not names:
+                return []
+            # One bound JSON array instead of one parameter per name: no parameter limit.
+            conditions.append("m.metric IN (SELECT value FROM json_each(?))")
+            params.append(orjson.dumps(names).decode())
+        rows = conn.execute(SELECT_SAMPLES.format(where=" AND ".join(conditions)), params).fetchall()
+        return self._to_samples(conn, rows)
+
+    def series_groups(self, per_group: int) -> list[tuple[int, int, int]]:
+        """(metric id, first series id, last series id) of groups of at most ``per_group``
+        series of one metric, covering every series."""
+        rows = self.conn.execute("SELECT metric_id, id FROM series ORDER BY metric_id, id").fetchall()
+        groups: list[tuple[int, int, int]] = []
+        for metric_id, series in groupby(rows, key=itemgetter(0)):
+            ids = [series_id for _, series_id in series]
+            groups += [(metric_id, ids[i], ids[min(i + per_group, len(ids)) - 1])
+                       for i in range(0, len(ids), per_group)]
+        return groups
+
+    def samples_of_series(self, group: tuple[int, int, int], start_ms: int, end_ms: int) -> list[Sample]:
+        """``samples`` of the series of one group of ``series_groups``: a range scan of
+        the metric's key, filtered in SQLite."""
+        metric_id, first, last = group
+        conn = self.conn
+        rows = conn.execute(
+            SELECT_SAMPLES.format(where="m.id = ? AND sa.series_id BETWEEN ? AND ?"),
+            (start_ms, end_ms, metric_id, first, last),
+        ).fetchall()
+        return self._to_samples(conn, rows)
+
+    def versions(self, step_ms: int, buckets: Collection[int]) -> dict[int, int]:
+        found = dict.fromkeys(buckets, 0)
+        query = "SELECT bucket_ms, version FROM bucket_versions WHERE step_ms = ? AND bucket_ms IN ({marks})"
+        wanted = sorted(found)
+        for i in range(0, len(wanted), ID_CHUNK):
+            chunk = wanted[i : i + ID_CHUNK]
+            for bucket, version in self.conn.execute(query.format(marks=",".join("?" * len(chunk))), [step_ms, *chunk]):
+                found[bucket] = version
+        return found
+
+    def stale_buckets(self, step_ms: int, since_ms: int) -> list[int]:
+        rows = self.conn.execute(
+            "SELECT bucket_ms FROM bucket_versions WHERE step_ms = ? AND bucket_ms >= ? "
+            "AND derived_version < version ORDER BY bucket_ms",
+            (step_ms, since_ms),
+        ).fetchall()
+        return [row[0] for row in rows]
+
+    def derived(
+        self, metric: str, step_ms: int, start_ms: int, end_ms: int, service: str | None, endpoint: str | None
+    ) -> list[DerivedValue]:
+        conditions = ["step_ms = ?", "metric = ?", "time_ms >= ?", "time_ms <= ?"]
+        params: list[object] = [step_ms, metric, start_ms, end_ms]
+        if service is not None:
+            conditions.append("service = ?")
+            params.append(service)
+        if endpoint is not None:
+            conditions.append("endpoint = ?")
+            params.append(endpoint)
+        rows = self.conn.execute(
+            f"SELECT {DERIVED_COLUMNS} FROM derived WHERE {' AND '.join(conditions)} "
+            "ORDER BY time_ms, service, endpoint, instance",
+            params,
+        ).fetchall()
+        return [_derived_value(row) for row in rows]
+
+    def bucket_values(self, step_ms: int, bucket_ms: int) -> list[DerivedValue]:
+        rows = self.conn.execute(
+            f"SELECT {DERIVED_COLUMNS} FROM derived WHERE step_ms = ? AND time_ms = ? "
+            "ORDER BY metric, service, endpoint, instance",
+            (step_ms, bucket_ms),
+        ).fetchall()
+        return [_derived_value(row) for row in rows]
+
+    def latest_bucket(self, step_ms: int, before_ms: int) -> int | None:
+        row = self.conn.execute(
+            "SELECT max(time_ms) FROM derived WHERE step_ms = ? AND time_ms < ?", (step_ms, before_ms)
+        ).fetchone()
+        latest: int | None = row[0]
+        return latest
+
+    def entities(self, since_ms: int) -> list[tuple[str, str, str | None]]:
+        rows = self.conn.execute(
+            "SELECT DISTINCT service, layer, endpoint FROM derived WHERE step_ms = ? AND time_ms >= ? "
+            "ORDER BY service, layer, endpoint",
+            (MINUTE_MS, since_ms),
+        ).fetchall()
+        return [(service, layer, endpoint or None) for service, layer, endpoint in rows]
+
+    def alarm_events(self, since_ms: int) -> list[AlarmEvent]:
+        rows = self.conn.execute(
+            f"SELECT {ALARM_COLUMNS} FROM alarm_events WHERE minute_ms >= ? "
+            "ORDER BY minute_ms, rule, service, endpoint, seq",
+            (since_ms,),
+        ).fetchall()
+        return [_alarm_event(row) for row in rows]
+
+    def alarm_heads(self) -> list[AlarmEvent]:
+        rows = self.conn.execute(
+            f"SELECT {ALARM_COLUMNS} FROM alarm_events AS a WHERE seq = "
+            "(SELECT max(seq) FROM alarm_events AS b WHERE b.rule = a.rule AND b.service = a.service "
+            "AND b.endpoint = a.endpoint)"
+        ).fetchall()
+        return latest_per_key([_alarm_event(row) for row in rows])
+
+    def quarantined(self, limit: int) -> list[QuarantinedRecord]:
+        rows = self.conn.execute(
+            f"SELECT {QUARANTINE_COLUMNS} FROM quarantine ORDER BY received_ms, request_id, record_index LIMIT ?",
+            (limit,),
+        ).fetchall()
+        return [_quarantined_record(row) for row in rows]
+
+    def count_quarantined(self) -> int:
+        count: int = self.conn.execute("SELECT count(*) FROM quarantine").fetchone()[0]
+        return count
+
+    def metric_ids(self) -> list[int]:
+        return [row[0] for row in self.conn.execute("SELECT id FROM metrics ORDER BY id")]
+
+    def _to_samples(self, conn: sqlite3.Connection, rows: list[Row]) -> list[Sample]:
+        series_by_id = self._series_by_id
+        labels_by_id = self._labels_by_id
+        missing_series = {row[0] for row in rows} - series_by_id.keys()
+        if missing_series:
+            self._load_series(conn, missing_series)
+        needed_labels = {row[9] for row in rows}
+        missing_labels = needed_labels - labels_by_id.keys()
+        if missing_labels:
+            if len(labels_by_id) + len(missing_labels) > LABELS_CACHE_MAX:
+                labels_by_id.clear()
+                missing_labels = needed_labels
+            self._load_labels(conn, missing_labels)
+        # Most samples have no extra stats; decode each distinct text once per read.
+        stats_decoded: dict[str, tuple[tuple[Any, ...], ...]] = {EMPTY_PAIRS: ()}
+        found: list[Sample] = []
+        append = found.append
+        for series_id, start, end, unit, count, total, low, high, stats, labels_id in rows:
+            series = series_by_id[series_id] if unit is None else self._series_with_unit(series_id, unit)
+            stats_pairs = stats_decoded.get(stats)
+            if stats_pairs is None:
+                stats_pairs = stats_decoded[stats] = pairs_from_text(stats)
+            append(Sample(series, start, end, count, total, low, high, stats_pairs, labels_by_id[labels_id]))
+        return found
+
+    def _load_series(self, conn: sqlite3.Connection, ids: set[int]) -> None:
+        query = (
+            "SELECT s.id, s.account, s.region, m.namespace, m.metric, s.dimensions, s.unit "
+            "FROM series s JOIN metrics m ON m.id = s.metric_id WHERE s.id IN ({marks})"
+        )
+        for series_id, account, region, namespace, metric, dimensions, unit in _select_by_ids(conn, query, ids):
+            pairs = pairs_from_text(dimensions)
+            self._series_by_id[series_id] = Series(account, region, namespace, metric, pairs, unit)
+
+    def _load_labels(self, conn: sqlite3.Connection, ids: set[int]) -> None:
+        for labels_id, text in _select_by_ids(conn, "SELECT id, pairs FROM labels WHERE id IN ({marks})", ids):
+            self._labels_by_id[labels_id] = pairs_from_text(text)
+
+    def _series_with_unit(self, series_id: int, unit: str) -> Series:
+        series = self._series_by_id_unit.get((series_id, unit))
+        if series is None:
+            base = self._series_by_id[series_id]
+            series = Series(base.account, base.region, base.namespace, base.metric, base.dimensions, unit)
+            self._series_by_id_unit[(series_id, unit)] = series
+        return series
+
+
+def _quarantined_record(row: Row) -> QuarantinedRecord:
+    request_id, index, received_ms, reason, detail, labels, data = row
+    return QuarantinedRecord(request_id, index, received_ms, reason, detail, data, pairs_from_text(labels))
+
+
+def _alarm_event(row: Row) -> AlarmEvent:
+    rule, service, endpoint, seq, kind, minute_ms, value, threshold, message, created_ms = row
+    return AlarmEvent(rule, service, endpoint or None, seq, kind, minute_ms, value, threshold, message, created_ms)
+
+
+def _derived_value(row: Row) -> DerivedValue:
+    metric, scope, service, endpoint, layer, time_ms, value, instance = row
+    return DerivedValue(metric, scope, service, endpoint or None, layer, time_ms, value, instance or None)
+
+
+def _select_by_ids(conn: sqlite3.Connection, query: str, ids: set[int]) -> list[Row]:
+    wanted = sorted(ids)
+    rows: list[Row] = []
+    for i in range(0, len(wanted), ID_CHUNK):
+        chunk = wanted[i : i + ID_CHUNK]
+        rows += conn.execute(query.format(marks=",".join("?" * len(chunk))), chunk).fetchall()
+    return rows
+
