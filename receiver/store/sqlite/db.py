@@ -233,12 +233,6 @@ class SQLiteDB(SQLiteReads):
             finally:
                 conn.close()
 
-    @property
-    def conn(self) -> sqlite3.Connection:
-        if self._conn is None:
-            raise StoreError(f"the sqlite store {self.path} is closed")
-        return self._conn
-
     # -- writes ------------------------------------------------------------------
 
     def write_samples(self, samples: Sequence[Sample]) -> None:

@@ -11,11 +11,13 @@ import sqlite3
 from collections.abc import Collection
 from itertools import groupby
 from operator import itemgetter
+from pathlib import Path
 from typing import Any
 
 import orjson
 
 from receiver.model import MINUTE_MS, AlarmEvent, DerivedValue, Pairs, QuarantinedRecord, Sample, Series, latest_per_key
+from receiver.store.base import StoreError
 from receiver.store.sqlite.schema import (
     ALARM_COLUMNS,
     DERIVED_COLUMNS,
@@ -30,8 +32,11 @@ from receiver.store.sqlite.schema import (
 
 
 class SQLiteReads:
-    """The read methods of SQLiteDB; the connection and the read caches are SQLiteDB's."""
+    """The read methods of SQLiteDB, which opens and closes the connection and sets up the
+    read caches."""
 
+    path: Path
+    _conn: sqlite3.Connection | None
     # Read caches, row id -> model value (set up by SQLiteDB._reset_caches).
     _series_by_id: dict[int, Series]
     _series_by_id_unit: dict[tuple[int, str], Series]
@@ -39,7 +44,10 @@ class SQLiteReads:
 
     @property
     def conn(self) -> sqlite3.Connection:
-        raise NotImplementedError  # SQLiteDB's open connection
+        """The open connection; StoreError once it is closed."""
+        if self._conn is None:
+            raise StoreError(f"the sqlite store {self.path} is closed")
+        return self._conn
 
     def is_committed(self, request_id: str, since_ms: int) -> bool:
         row = self.conn.execute(
