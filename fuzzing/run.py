@@ -25,7 +25,7 @@ import orjson
 from receiver.config import ServeConfig
 from receiver.firehose import envelope
 from receiver.formats import FORMATS
-from receiver.server import INGEST_PATH, create_app
+from receiver.server.app import INGEST_PATH, create_app
 from receiver.store import MemoryStore
 from tests.apps import serve_app
 

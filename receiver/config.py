@@ -9,11 +9,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from receiver.alarms.settings import AlarmConfigError, AlarmSettings, add_alarm_arguments, alarm_settings
+from receiver.exporters.otlp import OtlpExportSettings, export_url_problem
 from receiver.firehose.body import DEFAULT_STALL_TIMEOUT_S
 from receiver.firehose.envelope import MAX_BODY_BYTES
 from receiver.formats import FORMATS
 from receiver.store.base import DEFAULT_HOUR_RETENTION_DAYS, DEFAULT_MINUTE_RETENTION_DAYS
-from receiver.views.otlp import OtlpExportSettings, export_url_problem
 
 REPOSITORY_RULES = Path(__file__).resolve().parent.parent / "rules"
 DEFAULT_STORE = "sqlite:///./data/metrics.db"

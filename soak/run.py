@@ -26,7 +26,7 @@ from pathlib import Path
 
 from fuzzing.memory import RssSeries, children_rss_bytes, rss_bytes
 from receiver.model import PERIOD_MS
-from receiver.server import INGEST_PATH
+from receiver.server.app import INGEST_PATH
 from receiver_tools.emulator import EmulatorConfig, FirehoseEmulator, RetryPolicy
 from tests.chain.expected import Query, Values, assert_api_matches, expected_values
 from tests.processes import ReceiverProcess

@@ -12,7 +12,7 @@ from collections.abc import AsyncIterator
 import aiohttp
 from aiohttp import web
 
-from receiver.server import RUNNER_OPTIONS
+from receiver.server.app import RUNNER_OPTIONS
 
 
 class AppClient:

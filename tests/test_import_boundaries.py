@@ -144,8 +144,8 @@ def test_the_source_keeps_the_import_rule(name: str) -> None:
 
 VIOLATING = {
     "receiver_never_imports_receiver_tools_at_import_time": [
-        ("receiver.quarantine", "from receiver_tools.emulator import FirehoseEmulator\n"),
-        ("receiver.quarantine", "import receiver_tools.replay\n"),
+        ("receiver.cli.quarantine", "from receiver_tools.emulator import FirehoseEmulator\n"),
+        ("receiver.cli.quarantine", "import receiver_tools.replay\n"),
         ("receiver.views.api", "try:\n    from receiver_tools import demo\nexcept ImportError:\n    demo = None\n"),
         ("receiver.cli", "class Tools:\n    import receiver_tools\n"),
         ("receiver.cli", "from typing import TYPE_CHECKING\nif not TYPE_CHECKING:\n    import receiver_tools\n"),
@@ -193,11 +193,11 @@ def test_each_rule_fails_on_a_violating_import(name: str, module: str, source: s
 
 ALLOWED = [
     # Lazy imports of the tools, where the receiver's command line has them.
-    ("receiver_never_imports_receiver_tools_at_import_time", "receiver.quarantine",
+    ("receiver_never_imports_receiver_tools_at_import_time", "receiver.cli.quarantine",
      "def main():\n    from receiver_tools.replay import target_config\n"),
-    ("receiver_never_imports_receiver_tools_at_import_time", "receiver.quarantine",
+    ("receiver_never_imports_receiver_tools_at_import_time", "receiver.cli.quarantine",
      "async def replay():\n    import receiver_tools.emulator\n"),
-    ("receiver_never_imports_receiver_tools_at_import_time", "receiver.quarantine",
+    ("receiver_never_imports_receiver_tools_at_import_time", "receiver.cli.quarantine",
      "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from receiver_tools.emulator import EmulatorConfig\n"),
     # Names that only share a prefix, and the stage's own neighbours.
     ("formats_know_no_store_views_or_http_endpoint", "receiver.formats.otel", "from receiver.storage import x\n"),
@@ -224,7 +224,7 @@ def test_relative_imports_resolve_from_their_package() -> None:
 
 _PROBE = """
 import sys
-from receiver.__main__ import build_parser, main
+from receiver.cli import build_parser, main
 parser = build_parser()
 assert not [m for m, v in sys.modules.items() if v and m.split(".")[0] == "receiver_tools"], "build_parser"
 for argv in ({argvs}):

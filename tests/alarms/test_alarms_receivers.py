@@ -11,7 +11,7 @@ from receiver.alarms.api import alarms_document
 from receiver.alarms.settings import AlarmSettings
 from receiver.config import ServeConfig
 from receiver.model import FIRING, MINUTE_MS, RESOLVED, AlarmEvent
-from receiver.server import create_app
+from receiver.server.app import create_app
 from receiver.store import SQLiteStore
 from tests.alarms.kit import SERVICE
 from tests.alarms.test_alarms_notify import Sink

@@ -9,7 +9,7 @@ import pytest
 
 from receiver.config import ServeConfig
 from receiver.formats import encode_records
-from receiver.server import create_app
+from receiver.server.app import create_app
 from receiver.store import open_store_from_url
 from receiver_tools.emulator import build_request, client_ssl_context, send_once
 from tests.apps import serve_app

@@ -16,8 +16,9 @@ import pytest_asyncio
 from playwright.async_api import Browser, BrowserContext, Page, async_playwright
 
 from receiver.config import ServeConfig
+from receiver.keys import DERIVER
 from receiver.model import Sample
-from receiver.server import DERIVER, INGEST_PATH, create_app
+from receiver.server.app import INGEST_PATH, create_app
 from receiver.store import open_store_from_url
 from tests.apps import AppClient, serve_app
 from tests.builders import Delivery

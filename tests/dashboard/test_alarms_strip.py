@@ -7,8 +7,8 @@ from urllib.parse import quote
 
 import pytest
 
+from receiver.keys import STORE
 from receiver.model import FIRING, RESOLVED, AlarmEvent
-from receiver.server import STORE
 from tests.apps import AppClient, serve_app
 from tests.dashboard.conftest import SCREENSHOTS, Tab, receiver_app
 

@@ -8,7 +8,7 @@ import pytest
 from aiohttp import web
 
 from receiver.config import ServeConfig
-from receiver.server import create_app
+from receiver.server.app import create_app
 from receiver.store import open_store_from_url
 from receiver.views.dashboard import add_routes, static_files
 from tests.apps import serve_app

@@ -13,7 +13,7 @@ import orjson
 from aiohttp import web
 
 from receiver.firehose.envelope import MAX_BODY_BYTES
-from receiver.server import RUNNER_OPTIONS
+from receiver.server.app import RUNNER_OPTIONS
 
 INGEST_PATH = "/aws/firehose/metrics"
 

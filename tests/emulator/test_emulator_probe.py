@@ -5,9 +5,9 @@ from __future__ import annotations
 import aiohttp
 import orjson
 
-from receiver.__main__ import main
+from receiver.cli import main
 from receiver.config import ServeConfig
-from receiver.server import create_app
+from receiver.server.app import create_app
 from receiver.store import open_store_from_url
 from receiver_tools.probe import PROBE_ACCOUNT, Check, Prober, ProbeSettings, format_table, parse_response
 from tests.apps import serve_app

@@ -11,10 +11,10 @@ import sys
 import orjson
 import pytest
 
-from receiver.__main__ import main
+from receiver.cli import main
 from receiver.config import ServeConfig
 from receiver.formats import decode_record, encode_records
-from receiver.server import create_app
+from receiver.server.app import create_app
 from receiver.store import open_store_from_url
 from receiver_tools.replay import ERROR_OUTPUT, RAW_BACKUP, ReplayError, records_of
 from tests.apps import serve_app

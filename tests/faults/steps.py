@@ -11,8 +11,9 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 import orjson
 
 from receiver.config import ServeConfig
+from receiver.keys import TELEMETRY
 from receiver.model import PERIOD_MS, Sample
-from receiver.server import INGEST_PATH, TELEMETRY, create_app
+from receiver.server.app import INGEST_PATH, create_app
 from receiver.store import Store
 from receiver_tools.emulator import EmulatorConfig, FirehoseEmulator, RetryPolicy
 from receiver_tools.workload import TableSpec, Workload

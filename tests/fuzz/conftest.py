@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from receiver.config import ServeConfig
-from receiver.server import INGEST_PATH, create_app
+from receiver.server.app import INGEST_PATH, create_app
 from receiver.store import MemoryStore
 from tests.apps import serve_app
 

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from receiver.server import INGEST_PATH
+from receiver.server.app import INGEST_PATH
 from stacks.service import HEALTH_COMMAND
 from tests.builders import MINUTE_MS, T0, Delivery, make_sample
 from tests.image.buildah import Container, ContainerReceiver, build_image, image_config

@@ -16,7 +16,8 @@ from pathlib import Path
 import pytest
 
 from receiver.config import ServeConfig
-from receiver.server import INGEST_PATH, tls_context
+from receiver.server.app import INGEST_PATH
+from receiver.server.site import tls_context
 from receiver.store import open_store_from_url
 from tests.builders import Delivery, make_samples
 from tests.processes import ROOT, ReceiverProcess

@@ -12,7 +12,7 @@ import sys
 import pytest
 
 from receiver.config import ConfigError, ServeConfig, add_serve_arguments, serve_config
-from receiver.server import create_app
+from receiver.server.app import create_app
 from receiver.store import open_store_from_url
 from tests.apps import serve_app
 from tests.processes import ROOT

@@ -15,8 +15,9 @@ import pytest
 
 from receiver.config import ServeConfig
 from receiver.derive.deriver import Deriver
+from receiver.keys import DERIVER
 from receiver.model import HOUR_MS, MINUTE_MS, Series
-from receiver.server import DERIVER, create_app
+from receiver.server.app import create_app
 from tests.apps import serve_app
 from tests.builders import T0, make_sample
 

@@ -15,7 +15,7 @@ from receiver.derive import worker
 from receiver.derive.worker import ProcessEvaluator, ThreadEvaluator, pack_samples, unpack_samples
 from receiver.model import Sample, Series
 from receiver.rules import load_rules
-from receiver.server import INGEST_PATH
+from receiver.server.app import INGEST_PATH
 from receiver_tools.emulator import EmulatorConfig, FirehoseEmulator
 from receiver_tools.workload import TableSpec, Workload
 from tests.builders import T0, make_sample

@@ -13,7 +13,8 @@ import pytest
 from receiver.config import ServeConfig
 from receiver.firehose.envelope import MAX_BODY_BYTES
 from receiver.formats import encode_records
-from receiver.server import INGEST, INGEST_PATH, create_app
+from receiver.keys import INGEST
+from receiver.server.app import INGEST_PATH, create_app
 from receiver.store import StoreError, open_store_from_url
 from tests.apps import serve_app
 from tests.builders import Delivery, envelope, make_sample, make_samples

@@ -12,7 +12,7 @@ import pytest
 
 from receiver.firehose.envelope import SOURCE_ARN_HEADER
 from receiver.logs import JsonFormatter, PlainFormatter
-from receiver.server import INGEST_PATH
+from receiver.server.app import INGEST_PATH
 from tests.builders import Delivery, make_samples
 from tests.processes import ReceiverProcess
 

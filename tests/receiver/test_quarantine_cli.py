@@ -9,10 +9,10 @@ import sys
 import pytest
 
 import receiver.firehose.records
+from receiver.cli.quarantine import replay
 from receiver.config import ServeConfig
 from receiver.formats import DecodeError, encode_records
-from receiver.quarantine import replay
-from receiver.server import INGEST_PATH, create_app
+from receiver.server.app import INGEST_PATH, create_app
 from receiver.store.sqlite import SQLiteStore
 from receiver_tools.emulator import EmulatorConfig
 from tests.apps import serve_app

@@ -13,7 +13,7 @@ import orjson
 import pytest
 
 from receiver.config import ServeConfig
-from receiver.server import INGEST_PATH, create_app
+from receiver.server.app import INGEST_PATH, create_app
 from receiver.store.memory import MemoryStore
 from tests.apps import serve_app
 from tests.builders import Delivery

@@ -14,7 +14,7 @@ import receiver.firehose.records
 from receiver.config import ServeConfig
 from receiver.firehose.records import Decoding, RecordSlicer, store_records
 from receiver.formats import DecodeError, encode_records
-from receiver.server import INGEST_PATH, create_app
+from receiver.server.app import INGEST_PATH, create_app
 from receiver.store.memory import MemoryStore
 from receiver.store.sqlite import SQLiteStore
 from tests.apps import serve_app

@@ -12,7 +12,7 @@ import pytest
 
 from receiver.config import REPOSITORY_RULES, ServeConfig
 from receiver.rules import load_rules
-from receiver.server import create_app
+from receiver.server.app import create_app
 from receiver.store import open_store_from_url
 from tests.apps import serve_app
 from tests.builders import Delivery, make_samples

@@ -21,8 +21,10 @@ from aiohttp import web
 
 from receiver.config import ServeConfig
 from receiver.firehose.envelope import ACCESS_KEY_HEADER
+from receiver.keys import INGEST
 from receiver.logs import PlainFormatter
-from receiver.server import INGEST, INGEST_PATH, RUNNER_OPTIONS, ReceiverSite, create_app
+from receiver.server.app import INGEST_PATH, RUNNER_OPTIONS, create_app
+from receiver.server.site import ReceiverSite
 from receiver.store import open_store_from_url
 from tests.builders import Delivery, make_samples
 from tests.processes import ReceiverProcess

@@ -11,7 +11,8 @@ from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoReque
 from werkzeug.serving import make_server
 
 from receiver.config import ServeConfig
-from receiver.server import DERIVER, INGEST_PATH, create_app
+from receiver.keys import DERIVER
+from receiver.server.app import INGEST_PATH, create_app
 from receiver.store import open_store_from_url
 from tests.apps import serve_app
 from tests.builders import T0, Delivery, make_sample

@@ -11,7 +11,7 @@ import threading
 import pytest
 
 from receiver.config import ServeConfig
-from receiver.server import INGEST_PATH, create_app
+from receiver.server.app import INGEST_PATH, create_app
 from receiver.store import StoreError
 from receiver.store.sqlite import SQLiteStore
 from tests.apps import serve_app

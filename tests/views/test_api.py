@@ -7,8 +7,9 @@ import asyncio
 import pytest
 
 from receiver.config import ServeConfig
+from receiver.keys import DERIVER
 from receiver.model import HOUR_MS
-from receiver.server import DERIVER, INGEST_PATH, create_app
+from receiver.server.app import INGEST_PATH, create_app
 from receiver.store import open_store_from_url
 from tests.apps import serve_app
 from tests.builders import T0, Delivery, make_sample

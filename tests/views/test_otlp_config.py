@@ -8,7 +8,7 @@ import random
 import pytest
 
 from receiver.config import ConfigError, add_serve_arguments, serve_config
-from receiver.views.otlp import OtlpExportSettings, backoff_s, retry_after_s
+from receiver.exporters.otlp import OtlpExportSettings, backoff_s, retry_after_s
 
 URL = "http://collector:4318/v1/metrics"
 

@@ -8,14 +8,14 @@ from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
     ExportMetricsServiceResponse,
 )
 
-from receiver.model import DerivedValue
-from receiver.rules import MetricInfo
-from receiver.views.otlp_encode import (
+from receiver.exporters.otlp_encode import (
     encode_minute,
     failure_message,
     partial_success,
     ucum_unit,
 )
+from receiver.model import DerivedValue
+from receiver.rules import MetricInfo
 
 MINUTE_MS = 1_700_000_040_000
 SERVICE = "aws-dynamodb::123456789012"

@@ -23,12 +23,13 @@ from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
 
 from receiver.config import REPOSITORY_RULES, ServeConfig
 from receiver.derive.deriver import Deriver
+from receiver.exporters.otlp import OtlpExporter, OtlpExportSettings
+from receiver.exporters.otlp_encode import ucum_unit
+from receiver.keys import DERIVER, OTLP_EXPORTER
 from receiver.model import DerivedValue, Sample
 from receiver.rules import RuleHolder
-from receiver.server import DERIVER, INGEST_PATH, OTLP_EXPORTER, create_app
+from receiver.server.app import INGEST_PATH, create_app
 from receiver.store import MemoryStore, StoreError, open_store_from_url
-from receiver.views.otlp import OtlpExporter, OtlpExportSettings
-from receiver.views.otlp_encode import ucum_unit
 from tests.apps import AppClient, serve_app
 from tests.builders import T0, Delivery, make_sample
 from tests.processes import ReceiverProcess

@@ -27,7 +27,7 @@ from typing import Any
 import pytest
 
 from receiver.model import MINUTE_MS, Sample, Series
-from receiver.server import INGEST_PATH
+from receiver.server.app import INGEST_PATH
 from receiver.views.prometheus import DEFAULT_SETTLE_S
 from tests.builders import Delivery
 from tests.processes import ReceiverProcess

@@ -11,9 +11,10 @@ from aiohttp import web
 
 from receiver.config import REPOSITORY_RULES, ServeConfig
 from receiver.firehose.body import InflightBudget
+from receiver.keys import STORE, TELEMETRY
 from receiver.model import MINUTE_MS, DerivedValue
 from receiver.rules import RuleHolder
-from receiver.server import INGEST_PATH, STORE, TELEMETRY, create_app
+from receiver.server.app import INGEST_PATH, create_app
 from receiver.store import open_store_from_url
 from receiver.telemetry import Telemetry
 from receiver.views import prometheus

@@ -32,7 +32,7 @@ from aiohttp.http_exceptions import BadHttpMethod, HttpProcessingError, InvalidH
 from aiohttp.web_protocol import RequestHandler
 from aiohttp.web_request import BaseRequest
 
-log = logging.getLogger("receiver.connections")
+log = logging.getLogger("receiver.server.connections")
 
 _REFUSAL_BODY = b'{"error": "too many open connections, retry later"}'
 REFUSAL = (

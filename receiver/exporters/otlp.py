@@ -42,15 +42,15 @@ from urllib.parse import urlsplit
 
 import aiohttp
 
-from receiver.model import MINUTE_MS, DerivedValue
-from receiver.rules import MetricInfo, RuleHolder
-from receiver.store import Store, StoreError
-from receiver.views.otlp_encode import (
+from receiver.exporters.otlp_encode import (
     MAX_POINTS_PER_REQUEST,
     encode_minute,
     failure_message,
     partial_success,
 )
+from receiver.model import MINUTE_MS, DerivedValue
+from receiver.rules import MetricInfo, RuleHolder
+from receiver.store import Store, StoreError
 from receiver.views.prometheus import DEFAULT_SETTLE_S
 
 log = logging.getLogger("receiver.otlp")

@@ -20,7 +20,7 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 from receiver import logs
-from receiver.cli import LazyParser, import_tool
+from receiver.cli.lazy import LazyParser, import_tool
 from receiver.model import Pairs, QuarantinedRecord
 from receiver.store import Store, StoreConfigError, StoreError, open_store_from_url
 

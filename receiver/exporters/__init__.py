@@ -1,0 +1,1 @@
+"""The OTLP push of derived values to a collector."""

@@ -1,0 +1,34 @@
+"""The application's state: one ``web.AppKey`` per object the app owns.
+
+``receiver.server.app.create_app`` sets them; handlers read ``request.app[KEY]``. The types are
+imported only for type checking, so any stage's handlers can read a key without importing the
+stages that build its value (views/ reads the store and the deriver's counts this way).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from aiohttp import web
+
+if TYPE_CHECKING:
+    from receiver.alarms.runtime import Alarms
+    from receiver.config import ServeConfig
+    from receiver.derive.deriver import Deriver
+    from receiver.exporters.otlp import OtlpExporter
+    from receiver.firehose.handler import IngestSettings
+    from receiver.rules import RuleHolder
+    from receiver.server.app import InFlight
+    from receiver.store import Store
+    from receiver.telemetry import Telemetry
+
+CONFIG: web.AppKey[ServeConfig] = web.AppKey("config")
+IN_FLIGHT: web.AppKey[InFlight] = web.AppKey("in_flight")
+RULES: web.AppKey[RuleHolder] = web.AppKey("rules")
+DERIVER: web.AppKey[Deriver] = web.AppKey("deriver")
+STORE: web.AppKey[Store] = web.AppKey("store")
+INGEST: web.AppKey[IngestSettings] = web.AppKey("ingest")
+TELEMETRY: web.AppKey[Telemetry] = web.AppKey("telemetry")
+OTLP_EXPORTER: web.AppKey[OtlpExporter] = web.AppKey("otlp_exporter")
+ALARMS: web.AppKey[Alarms] = web.AppKey("alarms")
+"""Present only with alarm rules configured (``ALARMS in app``)."""
