@@ -20,13 +20,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from receiver import gctune
 from receiver.config import REPOSITORY_RULES
 from receiver.firehose.envelope import REQUEST_ID_HEADER
 from receiver.formats import FORMATS
 from receiver.rules import load_rules
+from receiver.server import gctune
 
-from . import e2e, micro
+from . import e2e, exposition, micro
 from .bodies import MIB, OUTSIDE_RETENTION_MS, Body, SampleSource, make_body, warmup_body, wire_request
 
 OTEL07 = "opentelemetry0.7"
@@ -73,6 +73,7 @@ class Results:
     memory: list[dict[str, Any]] = field(default_factory=list)
     concurrent_memory: dict[str, Any] = field(default_factory=dict)
     derive: list[dict[str, Any]] = field(default_factory=list)
+    exposition: list[dict[str, Any]] = field(default_factory=list)
     targets: list[dict[str, Any]] = field(default_factory=list)
 
 
@@ -198,6 +199,14 @@ def measure_derive(plan: Plan, source: SampleSource, work: Path, results: Result
         f"peak RSS {passes['peak_rss_mib']:.0f} MiB, worker {passes['worker_peak_rss_mib']:.0f} MiB")
 
 
+def measure_exposition(plan: Plan, results: Results) -> None:
+    """One minute of derived values written as /metrics by the receiver and by prometheus_client."""
+    figures = exposition.measure(plan.tables, plan.repeats)
+    results.exposition.append(figures.as_dict())
+    log(f"  /metrics of {figures.samples:,} samples: receiver {figures.ours_s * 1000:.0f} ms, "
+        f"prometheus_client {figures.library_s * 1000:.0f} ms, same samples: {figures.same_samples}")
+
+
 def judge(plan: Plan, results: Results) -> None:
     targets = results.targets
 
@@ -284,6 +293,16 @@ def report(results: Results) -> str:
               f"{r['evaluate_s'] / r['samples'] * 1e6:.0f}", f"{r['minute_pass_s']:.2f}",
               f"{r['hour_pass_s']:.2f}", f"{r['pass_peak_rss_mib']:.0f}", f"{r['worker_peak_rss_mib']:.0f}"]
              for r in results.derive]))
+    if results.exposition:
+        parts.append("\n/metrics for one minute of derived values: the receiver's exposition and a prometheus_client "
+                     "custom collector (best of runs; both read back with prometheus_client's parser)")
+        parts.append(table(
+            ["tables", "samples", "body MiB", "receiver ms", "prometheus_client ms", "library/receiver",
+             "receiver peak MiB", "library peak MiB", "same samples"],
+            [[str(r["tables"]), f"{r['samples']:,}", f"{r['body_bytes'] / MIB:.1f}", f"{r['ours_s'] * 1000:.0f}",
+              f"{r['library_s'] * 1000:.0f}", f"{r['library_s'] / r['ours_s']:.2f}x",
+              f"{r['ours_peak_bytes'] / MIB:.0f}", f"{r['library_peak_bytes'] / MIB:.0f}",
+              "yes" if r["same_samples"] else "no"] for r in results.exposition]))
     parts.append("\nTargets")
     parts.append(table(["target", "figure", "verdict"],
                        [[t["target"], t["figure"], t["verdict"]] for t in results.targets]))
@@ -315,6 +334,8 @@ def main(argv: list[str] | None = None) -> int:
     measure_memory(plan, source, work, results)
     log("deriving")
     measure_derive(plan, source, work, results)
+    log("/metrics exposition")
+    measure_exposition(plan, results)
     judge(plan, results)
     results.plan["seconds"] = round(time.monotonic() - started, 1)
     print(report(results))

@@ -24,7 +24,7 @@ import orjson
 
 from receiver.config import ServeConfig
 from receiver.firehose import envelope
-from receiver.formats import FORMATS
+from receiver.formats import FORMATS, SeriesCache
 from receiver.server.app import INGEST_PATH, create_app
 from receiver.store import MemoryStore
 from tests.apps import serve_app
@@ -77,13 +77,14 @@ class Report:
 
 
 def fuzz_decoders(corpus: Corpus, rng: random.Random, counts: dict[str, int], report: Report) -> None:
+    cache = SeriesCache()
     for fmt in (*FORMATS, None):
         target = f"decoder:{fmt or 'detect'}"
         for _ in range(counts[target]):
             source = fmt or rng.choice(FORMATS)
             data = structural_mutation(rng.choice(corpus.records[source]), source, rng)
             try:
-                report.count(target, run_decoder(data, fmt))
+                report.count(target, run_decoder(data, fmt, cache=cache))
             except Exception as exc:  # noqa: BLE001 - a crash is what we look for
                 report.crash(target, data, exc)
 
@@ -99,11 +100,12 @@ def structural_mutation(record: bytes, fmt: str, rng: random.Random) -> bytes:
 
 def fuzz_envelope(corpus: Corpus, rng: random.Random, count: int, report: Report) -> None:
     bodies = [(plain_body(d), d.request_id) for d in corpus.deliveries]
+    cache = SeriesCache()
     for _ in range(count):
         body, request_id = rng.choice(bodies)
         data = mutate_envelope(body, rng) if rng.random() < 0.6 else mutate_bytes(body, rng)
         try:
-            report.count("envelope", run_envelope(data, request_id))
+            report.count("envelope", run_envelope(data, request_id, cache=cache))
         except Exception as exc:  # noqa: BLE001
             report.crash("envelope", data, exc)
 

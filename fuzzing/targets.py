@@ -9,7 +9,7 @@ from math import isfinite
 
 from receiver.firehose import envelope
 from receiver.firehose.records import decode_all
-from receiver.formats import REASONS, DecodeError, decode_record
+from receiver.formats import REASONS, DecodeError, SeriesCache, decode_record
 from receiver.formats.limits import OLDEST_MS, latest_end_ms, now_ms
 from receiver.model import Sample
 
@@ -17,14 +17,15 @@ ACCEPTED = "accepted"
 REJECTED = "rejected"
 
 
-def run_envelope(body: bytes, request_id: str) -> str:
+def run_envelope(body: bytes, request_id: str, *, cache: SeriesCache) -> str:
     """parse_delivery then decode_all, as the handler does; raises anything unexpected.
 
     A record that does not decode is quarantined by the handler, not refused: the delivery
-    is accepted whatever its records hold."""
+    is accepted whatever its records hold. ``cache`` is kept across inputs, as a receiver
+    keeps its own across deliveries, so inputs also meet series that earlier ones left."""
     try:
         delivery = envelope.parse_delivery(body, request_id)
-        decode_all(delivery.records, None, ())
+        decode_all(delivery.records, None, (), cache=cache)
     except envelope.EnvelopeError:
         return REJECTED
     return ACCEPTED
@@ -38,8 +39,9 @@ def run_common_attributes(header: str) -> str:
     return ACCEPTED
 
 
-def run_decoder(data: bytes, fmt: str | None) -> str:
-    """One record through one decoder (``None``: detect the format first).
+def run_decoder(data: bytes, fmt: str | None, *, cache: SeriesCache) -> str:
+    """One record through one decoder (``None``: detect the format first), with ``cache``
+    kept across inputs as in run_envelope.
 
     Beyond "no exception but DecodeError", the record contract: a refusal names a reason of
     the closed set, and what is accepted is at least one sample, each one a store can keep
@@ -48,7 +50,7 @@ def run_decoder(data: bytes, fmt: str | None) -> str:
     """
     now = now_ms()
     try:
-        samples = decode_record(data, fmt, now_ms=now)
+        samples = decode_record(data, fmt, cache=cache, now_ms=now)
     except DecodeError as exc:
         if exc.reason not in REASONS:
             raise AssertionError(f"a DecodeError with the unknown reason {exc.reason!r}") from exc

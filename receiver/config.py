@@ -13,6 +13,7 @@ from receiver.exporters.otlp import OtlpExportSettings, export_url_problem
 from receiver.firehose.body import DEFAULT_STALL_TIMEOUT_S
 from receiver.firehose.envelope import MAX_BODY_BYTES
 from receiver.formats import FORMATS
+from receiver.model import DEFAULT_SETTLE_S
 from receiver.store.base import DEFAULT_HOUR_RETENTION_DAYS, DEFAULT_MINUTE_RETENTION_DAYS
 
 REPOSITORY_RULES = Path(__file__).resolve().parent.parent / "rules"
@@ -64,7 +65,7 @@ class ServeConfig:
     prune_interval_s: float = 600.0
     create_store: bool = False
     """Create the DynamoDB store's table when it does not exist (SQLite always creates its file)."""
-    metrics_settle_s: float = 300.0
+    metrics_settle_s: float = DEFAULT_SETTLE_S
     """/metrics exposes the newest minute that ended at least this long ago."""
     otlp_export: OtlpExportSettings | None = None
     """Push completed minutes to this OTLP/HTTP endpoint; None: no export."""

@@ -7,6 +7,8 @@ stages that build its value (views/ reads the store and the deriver's counts thi
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from aiohttp import web
@@ -17,10 +19,11 @@ if TYPE_CHECKING:
     from receiver.derive.deriver import Deriver
     from receiver.exporters.otlp import OtlpExporter
     from receiver.firehose.handler import IngestSettings
+    from receiver.firehose.telemetry import Telemetry
     from receiver.rules import RuleHolder
     from receiver.server.app import InFlight
     from receiver.store import Store
-    from receiver.telemetry import Telemetry
+    from receiver.views.prometheus import ScrapeSettings
 
 CONFIG: web.AppKey[ServeConfig] = web.AppKey("config")
 IN_FLIGHT: web.AppKey[InFlight] = web.AppKey("in_flight")
@@ -32,3 +35,7 @@ TELEMETRY: web.AppKey[Telemetry] = web.AppKey("telemetry")
 OTLP_EXPORTER: web.AppKey[OtlpExporter] = web.AppKey("otlp_exporter")
 ALARMS: web.AppKey[Alarms] = web.AppKey("alarms")
 """Present only with alarm rules configured (``ALARMS in app``)."""
+SCRAPE: web.AppKey[ScrapeSettings] = web.AppKey("scrape")
+"""Which minute ``/metrics`` exposes, and the clock it reads."""
+DASHBOARD_FILES: web.AppKey[Mapping[str, Path]] = web.AppKey("dashboard_files")
+"""The files the dashboard serves, by name (receiver/views/dashboard.py ``static_files``)."""

@@ -122,6 +122,17 @@ DAY_MS = 86_400_000
 PERIOD_MS = MINUTE_MS
 """Metric streams send one-minute periods; the json format gives only the start."""
 
+DEFAULT_SETTLE_S = 300.0
+"""How long after a minute ends before its values are taken as final (``--metrics-settle-seconds``):
+the "latest complete minute" of ``/metrics``, of OTLP export and of alarm evaluation.
+
+CloudWatch metric streams deliver a minute's datapoints two to three minutes after it
+ends, and Firehose then holds them for up to its buffering interval before it sends them
+(the CDK stacks' ``bufferingIntervalSeconds``, 60 s by default; Firehose's own default is
+300 s). Five minutes covers both with a minute to spare. With a longer buffering interval,
+set the settle time to about 180 s plus that interval, or partial minutes show.
+"""
+
 
 def percentile_name(quantile: float) -> str:
     """The CloudWatch statistic name of an OpenTelemetry quantile: 0.99 -> ``p99``."""

@@ -105,9 +105,11 @@ class ReceiverChild:
         self.tail: collections.deque[str] = collections.deque(maxlen=40)
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "receiver", "serve", "--host", "127.0.0.1", "--port", str(port),
-             "--store", store, "--access-key", access_key, "--log-level", "WARNING"],
+             "--store", store, "--log-level", "WARNING"],
             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            # The key goes by the environment: it stays out of the process list, and a key
+            # token_urlsafe starts with "-" (one in 64) is not taken for an option.
+            env={**os.environ, "PYTHONUNBUFFERED": "1", "RECEIVER_ACCESS_KEYS": access_key},
         )
         threading.Thread(target=self._collect, daemon=True).start()
 

@@ -46,6 +46,7 @@ import orjson
 from aiohttp.abc import AbstractStreamWriter
 from aiohttp.payload import Payload
 
+from receiver.backoff import Backoff
 from receiver.firehose import envelope
 from receiver.formats import FORMATS, encode_records
 from receiver.model import Pairs, Sample
@@ -76,14 +77,14 @@ class RetryPolicy:
     """Firehose's retries for an HTTP endpoint: exponential backoff within a retry window."""
 
     duration_s: float = DEFAULT_RETRY_DURATION_S
-    first_backoff_s: float = 1.0
+    backoff: Backoff = Backoff(1.0, jitter=(0.85, 1.15))
+    """1 s doubling, ±15 %, uncapped: the cap below bounds the jittered wait."""
     max_backoff_s: float = 120.0
-    jitter: float = 0.15
+    """No wait is longer than 2 minutes, jitter included, so the cap comes after the jitter."""
 
     def backoff_s(self, failures: int, rng: random.Random) -> float:
         """The wait after the ``failures``-th failed attempt (1 for the first)."""
-        base = self.first_backoff_s * 2.0 ** min(failures - 1, 30)
-        return min(base * rng.uniform(1 - self.jitter, 1 + self.jitter), self.max_backoff_s)
+        return min(self.backoff.delay_s(failures, rng), self.max_backoff_s)
 
 
 @dataclass(frozen=True, slots=True)

@@ -17,7 +17,6 @@ import logging
 import random
 import shutil
 import signal
-import socket
 import sys
 import tempfile
 import time
@@ -29,7 +28,7 @@ from receiver.model import PERIOD_MS
 from receiver.server.app import INGEST_PATH
 from receiver_tools.emulator import EmulatorConfig, FirehoseEmulator, RetryPolicy
 from tests.chain.expected import Query, Values, assert_api_matches, expected_values
-from tests.processes import ReceiverProcess
+from tests.processes import ReceiverProcess, free_port
 
 from .plan import Restart, first_minute_ms, restart_schedule, soak_workload
 
@@ -89,12 +88,6 @@ class Receiver:
     def stop(self) -> int:
         self.process.terminate()
         return self.process.wait(120)
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 async def produce(stream: FirehoseEmulator, first_ms: int, total: int, rate: float,

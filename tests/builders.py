@@ -1,4 +1,5 @@
-"""Builders shared by the tests: samples and Firehose deliveries made with the project's encoders."""
+"""Builders shared by the tests: a clock, series and samples shaped like the decoders' output, and
+Firehose deliveries made with the project's encoders."""
 
 from __future__ import annotations
 
@@ -11,9 +12,40 @@ import orjson
 
 from receiver.firehose.envelope import ACCESS_KEY_HEADER, REQUEST_ID_HEADER
 from receiver.formats import encode_records
-from receiver.model import MINUTE_MS, Sample, Series
+from receiver.model import MINUTE_MS, Pairs, Sample, Series, Stats
 
 T0 = 1_700_000_040_000  # a minute boundary
+
+
+LABELS: Pairs = (("cloud.provider", "aws"), ("metric_stream_name", "dynamodb-stream"))
+"""Labels a CloudWatch metric stream puts on its samples."""
+
+
+class FakeClock:
+    """A wall clock (seconds) that moves only when a test says so."""
+
+    def __init__(self, now: float = 1_700_000_000.0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+def make_series(
+    metric: str = "ConsumedReadCapacityUnits",
+    table: str = "GameScores",
+    *,
+    account: str = "123456789012",
+    region: str = "us-east-1",
+    namespace: str = "AWS/DynamoDB",
+    unit: str = "Count",
+    operation: str | None = None,
+) -> Series:
+    dimensions = [("TableName", table)] + ([("Operation", operation)] if operation else [])
+    return Series(account, region, namespace, metric, tuple(sorted(dimensions)), unit)
 
 
 def make_sample(
@@ -21,32 +53,48 @@ def make_sample(
     metric: str = "ConsumedReadCapacityUnits",
     minute: int = 0,
     value: float = 10.0,
+    *,
     count: float = 2.0,
     account: str = "123456789012",
     region: str = "us-east-1",
     operation: str | None = None,
-    labels: tuple[tuple[str, str], ...] = (),
+    series: Series | None = None,
+    stats: Stats = (),
+    labels: Pairs = LABELS,
+    period_minutes: int = 1,
+    start_ms: int | None = None,
+    low: float | None = None,
+    high: float | None = None,
 ) -> Sample:
-    dimensions = [("TableName", table)]
-    if operation:
-        dimensions.append(("Operation", operation))
-    series = Series(account, region, "AWS/DynamoDB", metric, tuple(sorted(dimensions)), "Count")
-    start = T0 + minute * MINUTE_MS
+    """One datapoint with Sum ``value`` and SampleCount ``count``, starting ``minute`` minutes
+    after T0 (or at ``start_ms``). Its series is ``series`` when given, else made of table,
+    metric, account, region and operation; its Minimum and Maximum are ``low`` and ``high``
+    when given, else half and twice the mean."""
+    if series is None:
+        series = make_series(metric, table, account=account, region=region, operation=operation)
+    start = T0 + minute * MINUTE_MS if start_ms is None else start_ms
     return Sample(
         series=series,
         start_ms=start,
-        end_ms=start + MINUTE_MS,
+        end_ms=start + period_minutes * MINUTE_MS,
         count=count,
         sum=value,
-        min=value / count / 2,
-        max=value / count * 2,
-        stats=(),
+        min=value / count / 2 if low is None else low,
+        max=value / count * 2 if high is None else high,
+        stats=stats,
         labels=labels,
     )
 
 
 def make_samples(n: int, **kwargs) -> list[Sample]:
+    """One sample for each of ``n`` tables."""
     return [make_sample(table=f"Table{i:04d}", **kwargs) for i in range(n)]
+
+
+def many_samples(n: int, tables: int = 500) -> list[Sample]:
+    """``n`` samples over ``tables`` series, one Series object per series as decoders make them."""
+    series = [make_series(table=f"Table{i:04d}") for i in range(tables)]
+    return [make_sample(series=series[i % tables], minute=i // tables, value=float(i)) for i in range(n)]
 
 
 def envelope(records: Sequence[bytes], request_id: str, timestamp: int = T0) -> bytes:

@@ -1,27 +1,72 @@
-"""Running `python -m receiver serve` as a real process in tests, on a free loopback port."""
+"""Running `python -m receiver` as a real process in tests: `serve` on a free loopback port
+until the test ends, or any command run to its end."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
+import socket
+import ssl
 import subprocess
 import sys
 import threading
 import time
+import urllib.error
+import urllib.request
+from collections.abc import Mapping
 from pathlib import Path
 
 from fuzzing.memory import child_pids
+from receiver.server.app import INGEST_PATH
+from tests.builders import Delivery
+from tests.certs import TlsFiles
 
 ROOT = Path(__file__).resolve().parent.parent
 _LISTENING = re.compile(r"listening.*?(?P<url>https?://[\d.]+:(?P<port>\d+))")
 
 
-class ReceiverProcess:
-    """A receiver subprocess; stderr is collected by a thread so the pipe never fills."""
+CLI_ACCESS_KEY = "cli-test-key"
 
-    def __init__(self, *args: str, env: dict[str, str] | None = None) -> None:
+
+def run_cli(*args: str, env: Mapping[str, str | None] | None = None, timeout: float = 60
+            ) -> subprocess.CompletedProcess[str]:
+    """`python -m receiver ARGS` run to its end, its output captured as text.
+
+    The command sees none of this process's RECEIVER_ settings but an access key (so that
+    `serve` gets as far as the option a test gets wrong), then ``env`` (None removes a name).
+    """
+    merged = {name: value for name, value in os.environ.items() if not name.startswith("RECEIVER_")}
+    merged |= {"PYTHONUNBUFFERED": "1", "RECEIVER_ACCESS_KEYS": CLI_ACCESS_KEY, **(env or {})}
+    return subprocess.run(
+        [sys.executable, "-m", "receiver", *args],
+        cwd=ROOT,
+        env={name: value for name, value in merged.items() if value is not None},
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+def one_sentence_error(result: subprocess.CompletedProcess[str]) -> str:
+    """The one line a failed command wrote: an error a user can cause is one sentence."""
+    assert result.returncode != 0
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, result.stderr
+    assert "Traceback" not in result.stderr
+    return lines[0]
+
+
+class ReceiverProcess:
+    """`python -m receiver serve ARGS` on 127.0.0.1 at a free port (a later ``--port`` in ``args``
+    takes a given one), HTTPS with ``tls``; stderr is collected by a thread so the pipe never
+    fills. ``wait_listening`` waits for its "listening" line; leaving the block kills it."""
+
+    def __init__(self, *args: str, env: dict[str, str] | None = None, tls: TlsFiles | None = None) -> None:
         full_env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
+        if tls is not None:
+            args = (*args, "--tls-cert", str(tls.server_cert), "--tls-key", str(tls.server_key))
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "receiver", "serve", "--host", "127.0.0.1", "--port", "0", *args],
             cwd=ROOT,
@@ -76,6 +121,23 @@ class ReceiverProcess:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+def post(url: str, delivery: Delivery, context: ssl.SSLContext | None = None) -> tuple[int, dict]:
+    """POSTs ``delivery`` to the Firehose endpoint of the receiver at ``url``: status and JSON answer."""
+    request = urllib.request.Request(url + INGEST_PATH, data=delivery.body, headers=delivery.headers, method="POST")
+    try:
+        with urllib.request.urlopen(request, timeout=30, context=context) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read())
+
+
+def free_port() -> int:
+    """A loopback port nothing listens on (at the moment of asking)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
 
 
 def child_processes(pid: int) -> dict[int, str]:

@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import random
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 from receiver.alarms.channels import Channel, DeliveryError
 from receiver.alarms.counters import AlarmCounters
 from receiver.alarms.rules import AlarmRule
+from receiver.backoff import Backoff
 from receiver.model import AlarmEvent
 
 log = logging.getLogger("receiver.alarms")
@@ -24,22 +24,21 @@ QUEUE_LIMIT = 1000
 
 
 @dataclass(frozen=True, slots=True)
-class Backoff:
-    attempts: int = 5
-    first_delay_s: float = 1.0
-    max_delay_s: float = 60.0
+class RetryPolicy:
+    """How often one notification is tried on one channel, and how far apart."""
 
-    def delay_s(self, attempt: int) -> float:
-        """Before attempt ``attempt + 1`` (1-based ``attempt``): doubling, ±20 % jitter."""
-        base: float = min(self.first_delay_s * 2 ** (attempt - 1), self.max_delay_s)
-        return base * random.uniform(0.8, 1.2)
+    attempts: int = 5
+    backoff: Backoff = Backoff(1.0, 60.0, jitter=(0.8, 1.2))
+    """1 s doubling to 60 s, ±20 %: channels that failed together do not retry in step."""
 
 
 class Notifier:
-    def __init__(self, channels: Sequence[Channel], counters: AlarmCounters, backoff: Backoff = Backoff()) -> None:
+    def __init__(
+        self, channels: Sequence[Channel], counters: AlarmCounters, retry: RetryPolicy = RetryPolicy()
+    ) -> None:
         self.channels = list(channels)
         self._counters = counters
-        self._backoff = backoff
+        self._retry = retry
         self._queue: asyncio.Queue[tuple[AlarmEvent, AlarmRule]] = asyncio.Queue(QUEUE_LIMIT)
 
     def submit(self, event: AlarmEvent, rule: AlarmRule) -> None:
@@ -73,11 +72,11 @@ class Notifier:
         await asyncio.gather(*(self._deliver_one(channel, event, rule) for channel in self.channels))
 
     async def _deliver_one(self, channel: Channel, event: AlarmEvent, rule: AlarmRule) -> None:
-        for attempt in range(1, self._backoff.attempts + 1):
+        for attempt in range(1, self._retry.attempts + 1):
             try:
                 await channel.send(event, rule)
             except DeliveryError as exc:
-                last = attempt == self._backoff.attempts or exc.permanent
+                last = attempt == self._retry.attempts or exc.permanent
                 log.warning(
                     "alarm notification not delivered" + ("" if last else ", will retry"),
                     extra={"channel": channel.name, "rule": event.rule, "attempt": attempt, "error": str(exc)},
@@ -85,7 +84,7 @@ class Notifier:
                 if last:
                     self._counters.delivery(channel.name, False)
                     return
-                await asyncio.sleep(self._backoff.delay_s(attempt))
+                await asyncio.sleep(self._retry.backoff.delay_s(attempt))
             except Exception:  # a bug in a channel must not stop the worker
                 log.exception("alarm notification failed", extra={"channel": channel.name, "rule": event.rule})
                 self._counters.delivery(channel.name, False)

@@ -19,7 +19,7 @@ from receiver.alarms.channels import Channel, SlackChannel, SnsChannel, WebhookC
 from receiver.alarms.counters import AlarmCounters
 from receiver.alarms.evaluator import AlarmEvaluator
 from receiver.alarms.loader import check_metrics, load_alarms
-from receiver.alarms.notifier import Backoff, Notifier
+from receiver.alarms.notifier import Notifier, RetryPolicy
 from receiver.alarms.rules import AlarmRule
 from receiver.alarms.settings import AlarmSettings
 from receiver.rules.errors import RuleError
@@ -40,7 +40,7 @@ class Alarms:
         *,
         settle_s: float,
         interval_s: float = 60.0,
-        backoff: Backoff = Backoff(),
+        retry: RetryPolicy = RetryPolicy(),
         clock: Callable[[], float] = time.time,
         sns_client: Any = None,
     ) -> None:
@@ -49,7 +49,7 @@ class Alarms:
         self.rules = load_alarms(settings.directory) if settings.directory is not None else []
         check_metrics(self.rules, dict(metric_scopes))
         self.counters = AlarmCounters()
-        self.notifier = Notifier([], self.counters, backoff)
+        self.notifier = Notifier([], self.counters, retry)
         self.evaluator = AlarmEvaluator(
             store, self.rules, self.notifier, self.counters, settle_s=settle_s, interval_s=interval_s, clock=clock
         )

@@ -35,6 +35,7 @@ from collections import Counter, OrderedDict
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
+from receiver.backoff import Backoff
 from receiver.derive.worker import Evaluator, ThreadEvaluator
 from receiver.model import DAY_MS, HOUR_MS, MINUTE_MS, DerivedValue, Sample, SeriesKey, Stats
 from receiver.rules import Evaluation, RuleHolder, RuleSet
@@ -395,7 +396,7 @@ class Deriver:
                 extra={"bucket_ms": bucket_ms, "attempts": attempts, "error": f"{type(exc).__name__}: {exc}"},
             )  # fmt: skip
             return
-        delay_s = min(self.interval_s * 2 ** (attempts - 1), MAX_BACKOFF_S)
+        delay_s = Backoff(self.interval_s, MAX_BACKOFF_S).delay_s(attempts)
         self._failing[key] = _Failing(attempts, self.monotonic() + delay_s)
         marked.add(bucket_ms)
         if attempts == 1:

@@ -42,16 +42,16 @@ from urllib.parse import urlsplit
 
 import aiohttp
 
+from receiver.backoff import Backoff
 from receiver.exporters.otlp_encode import (
     MAX_POINTS_PER_REQUEST,
     encode_minute,
     failure_message,
     partial_success,
 )
-from receiver.model import MINUTE_MS, DerivedValue
+from receiver.model import DEFAULT_SETTLE_S, MINUTE_MS, DerivedValue
 from receiver.rules import MetricInfo, RuleHolder
 from receiver.store import Store, StoreError
-from receiver.views.prometheus import DEFAULT_SETTLE_S
 
 log = logging.getLogger("receiver.otlp")
 
@@ -71,7 +71,7 @@ class OtlpExportSettings:
     """The full OTLP/HTTP metrics URL, e.g. ``http://collector:4318/v1/metrics``."""
     settle_s: float = DEFAULT_SETTLE_S
     """A minute is complete once it ended this long ago: the same notion, and default, as
-    the "latest complete minute" of ``/metrics`` (see views/prometheus.py for why 300 s)."""
+    the "latest complete minute" of ``/metrics`` (see receiver/model.py for why 300 s)."""
     max_pending: int = 1440
     """Minutes waiting to be sent (a day of them); past it the oldest is dropped."""
     timeout_s: float = 10.0
@@ -87,6 +87,12 @@ class OtlpExportSettings:
     compress: bool = True
     """Send request bodies gzip-compressed."""
     max_points_per_request: int = MAX_POINTS_PER_REQUEST
+
+    @property
+    def backoff(self) -> Backoff:
+        """Waits between tries of a failing minute: a random point in the upper half of the
+        doubling ceiling, so exporters that failed together spread out yet none retries at once."""
+        return Backoff(self.backoff_initial_s, self.backoff_max_s, jitter=(0.5, 1.0))
 
 
 def export_url_problem(url: str) -> str | None:
@@ -149,13 +155,6 @@ def retry_after_s(header: str | None, now_s: float) -> float | None:
     if when.tzinfo is None:
         return None
     return max(0.0, when.timestamp() - now_s)
-
-
-def backoff_s(failures: int, initial_s: float, max_s: float, rng: random.Random) -> float:
-    """The wait after ``failures`` failures in a row: a random point in the upper half of
-    ``min(max_s, initial_s × 2^(failures−1))``, so replicas that failed together spread out."""
-    ceiling = min(max_s, initial_s * 2 ** min(failures - 1, 62))
-    return rng.uniform(ceiling / 2, ceiling)
 
 
 async def _read_capped(content: aiohttp.StreamReader, limit: int) -> bytes:
@@ -305,7 +304,7 @@ class OtlpExporter:
         settings = self.settings
         if answer.retry_after_s is not None:
             return min(max(answer.retry_after_s, settings.backoff_initial_s), settings.retry_after_max_s)
-        return backoff_s(self._failures, settings.backoff_initial_s, settings.backoff_max_s, self._rng)
+        return settings.backoff.delay_s(self._failures, self._rng)
 
     async def _export(self, minute: int) -> _Answer:
         """One try at sending one pending minute. While it is on the wire the minute is out

@@ -4,6 +4,9 @@ Order of checks: headers are text (400), access key (401), request id (400), alr
 committed (200 at once), body within cap and budget (400 / 503), envelope (400), store
 (503). A record that does not decode is quarantined and the rest is taken (200); the ack
 goes out once the store has committed both (receiver/firehose/records.py).
+
+Each failure is a receiver/errors.py HttpError (the stages' own exceptions are classified
+there), answered with its kind's status in Firehose's envelope: ``errorMessage``.
 """
 
 from __future__ import annotations
@@ -19,24 +22,16 @@ from aiohttp import ClientError, web
 from aiohttp.http_exceptions import HttpProcessingError
 
 from receiver.derive.deriver import Deriver
+from receiver.errors import STATUS, HttpError, Kind, http_error
 from receiver.firehose import envelope
-from receiver.firehose.body import (
-    DEFAULT_STALL_TIMEOUT_S,
-    BadEncoding,
-    BodyReader,
-    BodyTooLarge,
-    InflightBudget,
-    OverBudget,
-)
+from receiver.firehose.body import DEFAULT_STALL_TIMEOUT_S, BodyReader, InflightBudget
 from receiver.firehose.records import Decoding, Stored, decode_allowance, store_records
+from receiver.firehose.telemetry import DECODE_ERROR_REASONS, Telemetry
+from receiver.formats import SeriesCache
 from receiver.model import QuarantinedRecord
-from receiver.store import Store, StoreError
-from receiver.telemetry import Telemetry
+from receiver.store import Store
 
 log = logging.getLogger("receiver.ingest")
-
-RETRY_AFTER_S = 5
-"""Firehose ignores Retry-After and backs off by itself; other clients may use it."""
 
 
 class AccessKeys:
@@ -60,14 +55,6 @@ class AccessKeys:
         return matched and given is not None
 
 
-@dataclass(slots=True)
-class Failure(Exception):
-    status: int
-    message: str
-    reason: str | None = None
-    """For a 400: what could not be read (telemetry's decode error reason)."""
-
-
 class Aborted(Exception):
     """The client went away before its body was read: no answer can reach it."""
 
@@ -77,6 +64,9 @@ class IngestSettings:
     keys: AccessKeys
     budget: InflightBudget
     record_format: str | None
+    series_cache: SeriesCache
+    """The application's one series cache: every delivery's records decode against it, so a
+    series is parsed once per receiver, not once per delivery."""
     read_timeout_s: float = DEFAULT_STALL_TIMEOUT_S
     """How long a body may pause before the delivery ends (``--read-timeout``)."""
     decoding: Decoding = field(default_factory=Decoding)
@@ -92,32 +82,32 @@ async def handle_delivery(
     started = time.perf_counter()
     request_id = ""
     records = samples = 0
-    status, error, reason = 200, None, None
+    failure: HttpError | None = None
     duplicate = aborted = False
     quarantined: list[QuarantinedRecord] = []
     try:
         _check_headers(request)
         request_id = request.headers.get(envelope.REQUEST_ID_HEADER, "")
         if not settings.keys.accepts(request.headers.get(envelope.ACCESS_KEY_HEADER)):
-            raise Failure(401, f"the {envelope.ACCESS_KEY_HEADER} header is missing or wrong")
+            raise HttpError(Kind.UNAUTHORIZED, f"the {envelope.ACCESS_KEY_HEADER} header is missing or wrong")
         if not request_id:
-            raise Failure(400, f"the {envelope.REQUEST_ID_HEADER} header is missing", "envelope")
+            raise HttpError(Kind.ENVELOPE, f"the {envelope.REQUEST_ID_HEADER} header is missing")
         duplicate = await store.is_committed(request_id)
         if not duplicate:
             stored = await _deliver(request, request_id, settings, store, deriver)
             records, samples, quarantined = stored.records, stored.samples, stored.quarantined
-    except Failure as failure:
-        status, error, reason = failure.status, failure.message, failure.reason
-    except envelope.EnvelopeError as exc:
-        status, error, reason = 400, str(exc), "envelope"
-    except StoreError as exc:
-        status, error = 503, f"the store is unavailable, retry later ({exc})"
     except Aborted:
         aborted = True
-    except Exception:
-        # A bug, not the client's input: say so in JSON; Firehose retries a 500.
-        log.exception("delivery failed unexpectedly", extra={"request_id": request_id})
-        status, error = 500, "the receiver failed unexpectedly; the delivery will be retried"
+    except Exception as exc:
+        failure = http_error(exc)
+        if failure is None:
+            # A bug, not the client's input: say so in JSON; Firehose retries a 500.
+            log.exception("delivery failed unexpectedly", extra={"request_id": request_id})
+            failure = HttpError(Kind.INTERNAL, "the receiver failed unexpectedly; the delivery will be retried")
+    status = failure.status if failure is not None else 200
+    error = failure.message if failure is not None else None
+    # A 400's kind is what could not be read: body or envelope (telemetry's reason).
+    reason = failure.kind.value if failure is not None and failure.kind.value in DECODE_ERROR_REASONS else None
     elapsed_s = time.perf_counter() - started
     for record in quarantined:
         log.warning(
@@ -131,9 +121,7 @@ async def handle_delivery(
         if telemetry is not None:
             telemetry.record_aborted()
         # Nobody is left to read an answer; aiohttp closes the connection.
-        return web.Response(status=400)
-    # Never answer 413: Firehose would drop the batch without backing it up to S3.
-    headers = {"Retry-After": str(RETRY_AFTER_S)} if status == 503 else {}
+        return web.Response(status=STATUS[Kind.BODY])
     log.log(
         logging.INFO if status == 200 else logging.WARNING,
         "delivery",
@@ -163,7 +151,7 @@ async def handle_delivery(
         status=status,
         body=envelope.response_body(request_id, error),
         content_type="application/json",
-        headers=headers,
+        headers=failure.headers if failure is not None else None,
     )
 
 
@@ -179,7 +167,7 @@ async def _deliver(
         request.headers.get(envelope.COMMON_ATTRIBUTES_HEADER)
     )
     if request.content_length is not None and request.content_length > envelope.MAX_BODY_BYTES:
-        raise Failure(400, _too_large_message(), "body")
+        raise HttpError(Kind.BODY, _too_large_message())
     reader = BodyReader(settings.budget, envelope.MAX_BODY_BYTES, settings.read_timeout_s)
     allowance = 0
     try:
@@ -195,17 +183,14 @@ async def _deliver(
         settings.budget.reserve(reader.held, wanted)
         allowance = wanted
         stored = await store_records(
-            store, settings.decoding, request_id, delivery.records, settings.record_format, labels)
+            store, settings.decoding, request_id, delivery.records, settings.record_format, labels,
+            cache=settings.series_cache)
         if deriver is not None:
             deriver.touch_starts(stored.starts)
-    except (BodyTooLarge, BadEncoding) as exc:
-        raise Failure(400, str(exc), "body") from None
-    except OverBudget:
-        raise Failure(503, "the receiver is busy with other deliveries, retry later") from None
     except ConnectionResetError:
         raise Aborted() from None
     except (ClientError, HttpProcessingError):
-        raise Failure(400, "the request body ended early or is malformed", "body") from None
+        raise HttpError(Kind.BODY, "the request body ended early or is malformed") from None
     finally:
         settings.budget.release(reader.held + allowance)
     return stored
@@ -222,7 +207,7 @@ def _check_headers(request: web.Request) -> None:
             try:
                 value.encode("utf-8")
             except UnicodeEncodeError:
-                raise Failure(400, f"the {_printable(name)} header is not valid UTF-8", "envelope") from None
+                raise HttpError(Kind.ENVELOPE, f"the {_printable(name)} header is not valid UTF-8") from None
 
 
 def _printable(name: str) -> str:

@@ -19,7 +19,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from operator import attrgetter
 
-from receiver.formats import DecodeError, decode_record
+from receiver.formats import DecodeError, SeriesCache, decode_record
 from receiver.formats.limits import MAX_DATAPOINTS_PER_RECORD
 from receiver.model import Pairs, QuarantinedRecord, Sample
 from receiver.store import Store
@@ -88,14 +88,16 @@ class RecordSlicer:
 
     Each record is dropped from ``records`` once decoded, so a 64 MiB body's records and
     its samples are never all in memory at once. A record that does not decode becomes a
-    QuarantinedRecord holding its bytes and the reason.
+    QuarantinedRecord holding its bytes and the reason. ``cache`` is the application's
+    SeriesCache, shared by every delivery.
     """
 
     def __init__(
         self, request_id: str, records: list[bytes], record_format: str | None, labels: Pairs,
-        received_ms: int, slice_samples: int = SLICE_SAMPLES,
+        received_ms: int, slice_samples: int = SLICE_SAMPLES, *, cache: SeriesCache,
     ) -> None:
         self._request_id = request_id
+        self._cache = cache
         self._records = records
         self._format = record_format
         self._labels = labels
@@ -107,12 +109,13 @@ class RecordSlicer:
         """Decode records until a slice is full or none is left (runs on a decode thread)."""
         result = SliceResult()
         records = self._records
+        cache = self._cache
         while self._next < len(records) and len(result.samples) < self._slice_samples:
             index = self._next
             self._next += 1
             data, records[index] = records[index], b""
             try:
-                result.samples += decode_record(data, self._format, self._labels)
+                result.samples += decode_record(data, self._format, self._labels, cache=cache)
             except DecodeError as exc:
                 result.quarantined.append(QuarantinedRecord(
                     self._request_id, index, self._received_ms, exc.reason, str(exc), data, self._labels))
@@ -127,8 +130,11 @@ async def store_records(
     records: list[bytes],
     record_format: str | None,
     labels: Pairs,
+    *,
+    cache: SeriesCache,
 ) -> Stored:
-    """Decode ``records`` and store them under ``request_id``; StoreError if the store fails.
+    """Decode ``records`` (``cache``: the application's SeriesCache) and store them under
+    ``request_id``; StoreError if the store fails.
 
     Full slices are written as they come; the last one, every quarantined record and the
     request id are committed together. A failure part way leaves the slices written so far
@@ -136,7 +142,8 @@ async def store_records(
     and samples are upserted by identity.
     """
     stored = Stored(records=len(records))
-    slicer = RecordSlicer(request_id, records, record_format, labels, int(time.time() * 1000), SLICE_SAMPLES)
+    slicer = RecordSlicer(request_id, records, record_format, labels, int(time.time() * 1000), SLICE_SAMPLES,
+                          cache=cache)
     while True:
         result = await decoding.run(slicer.next_slice)
         stored.samples += len(result.samples)
@@ -152,10 +159,10 @@ _start_of = attrgetter("start_ms")
 
 
 def decode_all(
-    records: list[bytes], record_format: str | None, labels: Pairs
+    records: list[bytes], record_format: str | None, labels: Pairs, *, cache: SeriesCache
 ) -> tuple[list[Sample], list[QuarantinedRecord]]:
     """Every record's samples and the records that would be quarantined, as ingest decodes
     them, in one go (for the benchmarks and the fuzzer); ``records`` is left as it was."""
-    slicer = RecordSlicer("", list(records), record_format, labels, 0, slice_samples=sys.maxsize)
+    slicer = RecordSlicer("", list(records), record_format, labels, 0, slice_samples=sys.maxsize, cache=cache)
     result = slicer.next_slice()
     return result.samples, result.quarantined

@@ -8,6 +8,7 @@ record's format is told from its bytes: see ``receiver.formats.detect``.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from typing import Protocol
 
 from receiver.model import Pairs, Sample
 
@@ -15,12 +16,18 @@ from . import jsonfmt, otel07, otel10
 from .detect import detect_format
 from .errors import REASONS, DecodeError
 from .limits import now_ms as _clock_ms
+from .series import SeriesCache
 
-__all__ = ["FORMATS", "REASONS", "DecodeError", "decode_record", "detect_format", "encode_records"]
+__all__ = ["FORMATS", "REASONS", "DecodeError", "SeriesCache", "decode_record", "detect_format", "encode_records"]
 
 FORMATS: tuple[str, ...] = (otel07.NAME, otel10.NAME, jsonfmt.NAME)
 
-_DECODERS: dict[str, Callable[[bytes, Pairs, int], list[Sample]]] = {
+
+class _Decoder(Protocol):
+    def __call__(self, data: bytes, extra_labels: Pairs, now: int, /, *, cache: SeriesCache) -> list[Sample]: ...
+
+
+_DECODERS: dict[str, _Decoder] = {
     otel07.NAME: otel07.decode,
     otel10.NAME: otel10.decode,
     jsonfmt.NAME: jsonfmt.decode,
@@ -33,14 +40,17 @@ _ENCODERS: dict[str, Callable[[Iterable[Sample], int], list[bytes]]] = {
 
 
 def decode_record(
-    data: bytes, fmt: str | None = None, extra_labels: Pairs = (), *, now_ms: int | None = None
+    data: bytes, fmt: str | None = None, extra_labels: Pairs = (), *, cache: SeriesCache,
+    now_ms: int | None = None,
 ) -> list[Sample]:
     """The samples of one Firehose record (its decoded ``data``), at least one.
 
     ``fmt`` None detects the format. ``extra_labels`` (the Firehose request's common
     attributes, sorted by name) are merged into every sample's labels; on a name clash the
-    stream's own value wins. ``now_ms`` (epoch ms, default the clock) is the time the latest
-    accepted period end (now + 1 day) counts from.
+    stream's own value wins. ``cache`` is the application's SeriesCache: required, so that no
+    caller decodes with a cold cache by mistake (a series met before is looked up, not
+    parsed), and equal series decode to one object. ``now_ms`` (epoch ms, default the clock)
+    is the time the latest accepted period end (now + 1 day) counts from.
 
     A record that is not taken whole raises DecodeError: ``str(e)`` says what is wrong in one
     sentence, ``e.reason`` is one of REASONS (errors.py): malformed input, but also a value
@@ -54,7 +64,7 @@ def decode_record(
     decoder = _DECODERS.get(fmt)
     if decoder is None:
         raise ValueError(f"unknown record format {fmt!r}; expected one of {', '.join(FORMATS)}")
-    return decoder(data, extra_labels, _clock_ms() if now_ms is None else now_ms)
+    return decoder(data, extra_labels, _clock_ms() if now_ms is None else now_ms, cache=cache)
 
 
 def encode_records(

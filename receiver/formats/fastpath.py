@@ -8,7 +8,8 @@ one datapoint to the next. So instead of walking each datapoint from Python, thi
 1. lets upb split the record into datapoints (the summary view keeps each one as bytes);
 2. splits every datapoint into its label bytes and its value bytes at a marker found with
    ``bytes.find`` (the first field of whichever run comes second);
-3. looks the series up by its label bytes, parsing labels only for a series not seen yet;
+3. looks the series up by its label bytes in the caller's SeriesCache, parsing labels only
+   for a series not seen yet;
 4. groups the value runs by length, learns each group's layout from one member, checks
    every member's structural bytes (tags, lengths, quantiles) with strided slices, and
    unpacks all numbers of the group with one ``struct`` call;
@@ -32,7 +33,7 @@ from __future__ import annotations
 
 import struct
 from bisect import bisect_right
-from collections.abc import Callable, Hashable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from itertools import chain, repeat
 from math import isfinite
@@ -44,7 +45,6 @@ from google.protobuf.message import DecodeError as ProtobufDecodeError
 from receiver.model import Pairs, Sample, Series, percentile_name
 from receiver.proto import summary_view_pb2
 
-from . import series as interning
 from .errors import DecodeError
 from .framing import split_frames
 from .limits import (
@@ -54,6 +54,7 @@ from .limits import (
     MAX_STATISTICS_PER_DATAPOINT,
     OLDEST_MS,
 )
+from .series import SeriesCache, merge_labels
 
 _parse_request = summary_view_pb2.Request.FromString
 _metrics_of = attrgetter("metrics")
@@ -69,7 +70,6 @@ _QUANTILES = 6
 _NS_PER_MS = 1_000_000
 _MAX_ROUNDS = 8
 """How many different split markers one record may need (one per minute or namespace)."""
-_CACHE_MAX = interning.MAX_INTERNED
 _MAX_POINT_FIELDS = MAX_LABELS_PER_DATAPOINT + MAX_STATISTICS_PER_DATAPOINT + 8
 """Fields of one datapoint _learn_split walks at most (labels, quantiles, times, count, sum)."""
 _OLDEST_NS = OLDEST_MS * _NS_PER_MS
@@ -104,28 +104,24 @@ class Layout:
     """The percentiles other than min and max, sorted by name, with their columns."""
 
 
-_series_by_labels: dict[Hashable, Series] = {}
-_extras_by_labels: dict[Hashable, Pairs] = {}
-"""The datapoints' own labels (1.0 attributes besides CloudWatch's three) of the label runs
-in _series_by_labels that have any; cleared with it."""
-_resources: dict[Hashable, tuple[str, str, Pairs]] = {}
-
-SeriesOf = Callable[[Any, Any], tuple[Series, Pairs]]
-JudgePoint = Callable[[bytes, Any, Pairs, Any, int], None]
+SeriesOf = Callable[[Any, Any, SeriesCache], tuple[Series, Pairs]]
+JudgePoint = Callable[[bytes, Any, Pairs, Any, int, SeriesCache], None]
 
 
 def decode(
     data: bytes, extra_labels: Pairs, flavor: Any, latest_ms: int,
     read_resource: Callable[[Any, Any, Pairs], tuple[str, str, Pairs]],
-    series_of: SeriesOf, judge_point: JudgePoint,
+    series_of: SeriesOf, judge_point: JudgePoint, *, cache: SeriesCache,
 ) -> list[Sample] | None:
     """The samples of one delimited record, or None when the fast path does not apply.
 
     ``flavor`` is the format's otel.Flavor; ``latest_ms`` the latest period end accepted;
     ``read_resource``, ``series_of`` and ``judge_point`` are the careful walk's own readers
-    of a resource and of a series' labels, and its check of one datapoint (otel.py). Raises
+    of a resource and of a series' labels, and its check of one datapoint (otel.py);
+    ``cache`` holds the series and resources already met, keyed by their raw bytes. Raises
     DecodeError only for a bad value in a record that is otherwise sound (module docstring).
     """
+    known_resource = cache.resource
     try:
         points: list[bytes] = []
         contexts: list[Any] = []
@@ -144,11 +140,9 @@ def decode(
                     return None
                 resource = resource_metrics.resource
                 key = (flavor.name, tuple(resource.attributes), extra_labels)
-                known = _resources.get(key)
+                known = known_resource(key)
                 if known is None:
-                    if len(_resources) >= 1024:
-                        _resources.clear()
-                    known = _resources[key] = read_resource(resource, flavor, extra_labels)
+                    known = cache.remember_resource(key, read_resource(resource, flavor, extra_labels))
                 account, region, sample_labels = known
                 per_scope = list(map(_metrics_of, scopes))
                 metrics_seen += sum(map(len, per_scope))
@@ -169,12 +163,12 @@ def decode(
         return None
     if not points:
         return None
-    return _decode_points(points, contexts, labels, flavor, latest_ms, series_of, judge_point)
+    return _decode_points(points, contexts, labels, flavor, latest_ms, series_of, judge_point, cache)
 
 
 def _decode_points(
     points: list[bytes], contexts: list[Any], labels: list[Any], flavor: Any, latest_ms: int,
-    series_of: SeriesOf, judge_point: JudgePoint,
+    series_of: SeriesOf, judge_point: JudgePoint, cache: SeriesCache,
 ) -> list[Sample] | None:
     total = len(points)
     label_runs: list[bytes | None] = [None] * total
@@ -210,7 +204,7 @@ def _decode_points(
         pending = missed
     else:
         return None
-    resolved = _series(label_runs, contexts, flavor, series_of)
+    resolved = _series(label_runs, contexts, flavor, series_of, cache)
     if resolved is None:
         return None
     series, extras = resolved
@@ -221,28 +215,28 @@ def _decode_points(
     if type(built) is int:
         # A bad value: the careful walk judges that datapoint (and raises); should it not,
         # the whole record goes to the careful walk.
-        judge_point(points[built], contexts[built], labels[built], flavor, latest_ms)
+        judge_point(points[built], contexts[built], labels[built], flavor, latest_ms, cache)
         return None
     return built  # type: ignore[return-value]
 
 
 def _series(
-    label_runs: list[Any], contexts: list[Any], flavor: Any, series_of: SeriesOf
+    label_runs: list[Any], contexts: list[Any], flavor: Any, series_of: SeriesOf, cache: SeriesCache
 ) -> tuple[list[Series], list[Pairs | None] | None] | None:
     """Each datapoint's interned Series, parsing the label runs of series not seen yet, and
     each one's own labels (None when no datapoint of the record has any)."""
     keys = list(zip(contexts, label_runs))
-    found = list(map(_series_by_labels.get, keys))
+    found = list(map(cache.lookup, keys))
     if not all(found):  # not `None in found`: that calls Series.__eq__ on every element
         for index, known in enumerate(found):
             if known is None:
-                known = _new_series(keys[index], flavor, series_of)
+                known = _new_series(keys[index], flavor, series_of, cache)
                 if known is None:
                     return None
                 found[index] = known
-    if not _extras_by_labels:
+    if not cache.has_own_labels:
         return found, None  # type: ignore[return-value]
-    extras = list(map(_extras_by_labels.get, keys))
+    extras = list(map(cache.own_labels, keys))
     return found, extras if any(extras) else None  # type: ignore[return-value]
 
 
@@ -255,36 +249,31 @@ def _with_extras(labels: list[Pairs], extras: list[Pairs | None]) -> list[Pairs]
             key = (own, sample_labels)
             known = merged.get(key)
             if known is None:
-                known = merged[key] = interning.merge_labels(dict(own), sample_labels)
+                known = merged[key] = merge_labels(dict(own), sample_labels)
             sample_labels = known
         out.append(sample_labels)
     return out
 
 
-def _new_series(key: tuple[Any, bytes], flavor: Any, series_of: SeriesOf) -> Series | None:
+def _new_series(key: tuple[Any, bytes], flavor: Any, series_of: SeriesOf, cache: SeriesCache) -> Series | None:
     """The Series of one label run, checked field by field; None if it is not labels only
     or the careful walk refuses it.
 
-    Interned under the careful walk's key too, so both paths share one Series object.
+    Remembered under the run's key (its label bytes whole, not split into fields as the
+    careful walk keys them); interned by value, so both paths share one Series object.
     """
     context, run = key
-    known = _series_by_labels.get(key)
+    known = cache.lookup(key)
     if known is not None:
-        return known
+        return known  # an earlier datapoint of the same record had the same run
     raw = _label_fields(run, flavor.shape.label_tag)
     if raw is None:
         return None
     try:
-        known, extras = series_of((context, tuple(raw)), flavor)
+        known, extras = series_of((context, tuple(raw)), flavor, cache)
     except DecodeError:
         return None
-    if len(_series_by_labels) >= _CACHE_MAX:
-        _series_by_labels.clear()
-        _extras_by_labels.clear()
-    _series_by_labels[key] = known
-    if extras:
-        _extras_by_labels[key] = extras
-    return known
+    return cache.remember(key, known, extras)
 
 
 def _label_fields(run: bytes, tag: int) -> list[bytes] | None:

@@ -15,7 +15,7 @@ number too large for a double is ``non_finite``. A record without any object is
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Callable, Hashable, Iterable
 from math import isfinite
 from typing import Any
 
@@ -23,7 +23,6 @@ import orjson
 
 from receiver.model import PERIOD_MS, Pairs, Sample, Series
 
-from . import series as interning
 from .errors import EMPTY_RECORD, NO_DATAPOINTS, NON_FINITE, TIMESTAMP_OUT_OF_RANGE, TOO_MUCH_WORK, DecodeError
 from .limits import (
     MAX_LABELS_PER_DATAPOINT,
@@ -34,7 +33,7 @@ from .limits import (
     out_of_range_message,
 )
 from .packing import pack
-from .series import merge_labels, new_sample
+from .series import SeriesCache, merge_labels, new_sample
 
 NAME = "json"
 STREAM_LABEL = "metric_stream_name"
@@ -44,13 +43,14 @@ _NUMBER = (int, float)
 _PAST_64_BITS = float(2**64)
 
 
-def decode(data: bytes, extra_labels: Pairs = (), now: int | None = None) -> list[Sample]:
-    """Decode one ``json`` record (``now``: see decode_record)."""
+def decode(data: bytes, extra_labels: Pairs = (), now: int | None = None, *, cache: SeriesCache) -> list[Sample]:
+    """Decode one ``json`` record (``now``, ``cache``: see decode_record)."""
     if not data:
         raise DecodeError("the record is empty", EMPTY_RECORD)
     latest_start = latest_end_ms(now_ms() if now is None else now) - PERIOD_MS
     out: list[Sample] = []
     labels_by_stream: dict[Any, Pairs] = {}
+    lookup, remember = cache.lookup, cache.remember
     for line in data.split(b"\n"):
         if not line or line.isspace():
             continue  # the newline after the last object, or a blank line
@@ -61,7 +61,7 @@ def decode(data: bytes, extra_labels: Pairs = (), now: int | None = None) -> lis
         if type(item) is not dict:
             raise DecodeError("a line is a JSON value but not an object")
         try:
-            series = _series(item)
+            series = _series(item, lookup, remember)
             stream = item.get(STREAM_LABEL)
             if stream is not None and type(stream) is not str:
                 raise DecodeError(f"the {STREAM_LABEL!r} of a metric object is not a string")
@@ -118,13 +118,17 @@ def _not_a_finite_double(number: Any) -> bool:
     return False
 
 
-def _series(item: dict[str, Any]) -> Series:
+def _series(
+    item: dict[str, Any], lookup: Callable[[Hashable], Series | None], remember: Callable[[Hashable, Series], Series]
+) -> Series:
+    """The object's interned Series: found by the fields as given (dimensions in their order
+    on the line), built and remembered only the first time."""
     dimensions = item.get("dimensions", {})
     unit = item.get("unit", "None")
     try:
         key = (NAME, item["account_id"], item["region"], item["namespace"], item["metric_name"],
                unit, tuple(dimensions.items()))
-        series = interning.lookup(key)
+        series = lookup(key)
     except (AttributeError, TypeError):
         key, series = None, None  # dimensions not an object or unhashable: _check says so
     if series is None:
@@ -132,7 +136,7 @@ def _series(item: dict[str, Any]) -> Series:
         if key is None:  # cannot happen once _check passed; keeps the cache key honest
             key = (NAME, item["account_id"], item["region"], item["namespace"],
                    item["metric_name"], unit, tuple(dimensions.items()))
-        series = interning.remember(key, Series(
+        series = remember(key, Series(
             item["account_id"], item["region"], item["namespace"], item["metric_name"],
             tuple(sorted(dimensions.items())), unit,
         ))

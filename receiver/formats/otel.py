@@ -3,9 +3,9 @@
 Decoding parses each framed message with the lean summary view
 (``receiver/proto/summary_view.proto``), which reads 0.7 and 1.x alike and leaves a
 datapoint's labels as raw bytes. The raw label bytes, with the resource's account and
-region and the metric's unit and name, key the interned Series, so a series' labels are
-parsed (by the format's own generated classes), and checked against the metric's name,
-only the first time they are seen.
+region and the metric's unit and name, key the interned Series in the caller's SeriesCache,
+so a series' labels are parsed (by the format's own generated classes), and checked against
+the metric's name, only the first time they are seen.
 
 What a record must satisfy beyond the wire format (each fault is a DecodeError whose reason
 is in errors.REASONS):
@@ -36,7 +36,6 @@ from receiver.model import Pairs, Sample, Series, percentile_name
 from receiver.proto import summary_view_pb2
 
 from . import fastpath
-from . import series as interning
 from .errors import (
     METRIC_NAME_MISMATCH,
     NO_DATAPOINTS,
@@ -57,7 +56,7 @@ from .limits import (
     out_of_range_message,
 )
 from .packing import pack
-from .series import merge_labels
+from .series import SeriesCache, merge_labels
 from .units import from_ucum, to_ucum
 
 ACCOUNT_ATTRIBUTE = "cloud.account.id"
@@ -99,15 +98,19 @@ def raw_field(name: str) -> Callable[[Any], Sequence[bytes]]:
     return operator.attrgetter(name)
 
 
-def decode(data: bytes, extra_labels: Pairs, flavor: Flavor, now: int | None = None) -> list[Sample]:
+def decode(
+    data: bytes, extra_labels: Pairs, flavor: Flavor, now: int | None = None, *, cache: SeriesCache
+) -> list[Sample]:
     """Decode one delimited record of ``flavor``'s format into samples.
 
-    ``now`` (epoch ms, default the clock) sets the latest period end accepted. The fast path
-    (fastpath.py) takes nearly every record CloudWatch sends; what it declines, from an
-    unusual layout to a malformed message, is walked point by point here.
+    ``now`` (epoch ms, default the clock) sets the latest period end accepted; ``cache``
+    holds the series already met. The fast path (fastpath.py) takes nearly every record
+    CloudWatch sends; what it declines, from an unusual layout to a malformed message, is
+    walked point by point here.
     """
     latest_ms = latest_end_ms(now_ms() if now is None else now)
-    fast = fastpath.decode(data, extra_labels, flavor, latest_ms, _resource, _series_of, _judge_point)
+    fast = fastpath.decode(data, extra_labels, flavor, latest_ms, _resource, _series_of, _judge_point,
+                           cache=cache)
     if fast is not None:
         return fast
     out: list[Sample] = []
@@ -116,7 +119,8 @@ def decode(data: bytes, extra_labels: Pairs, flavor: Flavor, now: int | None = N
         for resource, metrics in _read_message(message, flavor, tally):
             account, region, labels = _resource(resource, flavor, extra_labels)
             for name, unit, points in metrics:
-                _decode_points(points, (flavor.name, account, region, unit, name), labels, flavor, latest_ms, out)
+                _decode_points(points, (flavor.name, account, region, unit, name), labels, flavor, latest_ms,
+                               out, cache)
     return out
 
 
@@ -238,24 +242,30 @@ def label_text(value: Any, what: str) -> str:
 
 def _decode_points(
     points: Iterable[Any], context: tuple[str, str, str, str, str], labels: Pairs,
-    flavor: Flavor, latest_ms: int, out: list[Sample],
+    flavor: Flavor, latest_ms: int, out: list[Sample], cache: SeriesCache,
 ) -> None:
     """Append one Sample per view DataPoint to ``out``; DecodeError at the first bad one.
 
     Names are bound locally because every attribute lookup and call here is paid per
     datapoint.
     """
-    lookup = _labelled_series.get
+    lookup = cache.lookup
+    own_labels = cache.own_labels
     raw_labels = flavor.raw_labels
     append = out.append
     finite = isfinite
     new = tuple.__new__
     oldest_ns, limit_ns = OLDEST_MS * _NS_PER_MS, (latest_ms + 1) * _NS_PER_MS
     with_extras: dict[Pairs, Pairs] = {}
+    own: Pairs | None
     for point in points:
         key = (context, tuple(raw_labels(point)))
-        found = lookup(key) or _series_of(key, flavor)
-        series = found[0]
+        series = lookup(key)
+        if series is None:
+            series, own = _series_of(key, flavor, cache)
+            series = cache.remember(key, series, own)
+        else:
+            own = own_labels(key)
         start = point.start_time_unix_nano
         end = point.time_unix_nano
         if not (oldest_ns <= start < limit_ns and oldest_ns <= end < limit_ns):
@@ -291,58 +301,47 @@ def _decode_points(
                 f"a datapoint of {_name(series)} has a non-finite sum, minimum or maximum", NON_FINITE
             )
         point_labels = labels
-        if found[1]:
-            point_labels = with_extras.get(found[1]) or with_extras.setdefault(
-                found[1], merge_labels(dict(found[1]), labels))
+        if own:
+            point_labels = with_extras.get(own) or with_extras.setdefault(own, merge_labels(dict(own), labels))
         append(new(Sample, (series, start // 1_000_000, end // 1_000_000, float(point.count), total,
-                            low, high, _percentiles(more, series) if more else (), point_labels)))
+                            low, high, _percentiles(more, series, cache) if more else (), point_labels)))
 
 
 def _judge_point(
-    point: bytes, context: tuple[str, str, str, str, str], labels: Pairs, flavor: Flavor, latest_ms: int
+    point: bytes, context: tuple[str, str, str, str, str], labels: Pairs, flavor: Flavor, latest_ms: int,
+    cache: SeriesCache,
 ) -> None:
     """Raise the DecodeError the careful walk raises for one datapoint (the fast path found a
     value it will not take there and lets this say what, in the same words)."""
-    _decode_points([_parse_point(point)], context, labels, flavor, latest_ms, [])
+    _decode_points([_parse_point(point)], context, labels, flavor, latest_ms, [], cache)
 
 
-_labelled_series: dict[Hashable, tuple[Series, Pairs]] = {}
-"""(context, raw labels) -> (interned Series, the datapoint's other labels)."""
-
-
-def _series_of(key: tuple[tuple[str, str, str, str, str], tuple[bytes, ...]], flavor: Flavor) -> tuple[Series, Pairs]:
-    """The Series and other labels of a datapoint's raw labels in a metric's context, parsed
-    and checked against the metric's name the first time, then remembered."""
-    found = _labelled_series.get(key)
-    if found is not None:
-        return found
+def _series_of(
+    key: tuple[tuple[str, str, str, str, str], tuple[bytes, ...]], flavor: Flavor, cache: SeriesCache
+) -> tuple[Series, Pairs]:
+    """The interned Series and other labels of a datapoint's raw labels in a metric's
+    context, parsed and checked against the metric's name. Remembering them under a key is
+    the caller's: the careful walk and the fast path key a series differently."""
     (_, account, region, unit, name), raw = key
     namespace, metric, dimensions, extras = flavor.parse_labels(raw)
     if name.startswith(METRIC_NAME_PREFIX) and name != f"{METRIC_NAME_PREFIX}{namespace}/{metric}":
         raise DecodeError(
             f"the metric {name!r} holds a datapoint of {namespace}/{metric}", METRIC_NAME_MISMATCH
         )
-    series = interning.intern(Series(account, region, namespace, metric, dimensions, from_ucum(unit)))
-    if len(_labelled_series) >= interning.MAX_INTERNED:
-        _labelled_series.clear()
-    found = _labelled_series[key] = (series, extras)
-    return found
+    return cache.intern(Series(account, region, namespace, metric, dimensions, from_ucum(unit))), extras
 
 
-_percentile_names: dict[float, str] = {}
-
-
-def _percentiles(values: list[tuple[float, float]], series: Series) -> tuple[tuple[str, float], ...]:
+def _percentiles(
+    values: list[tuple[float, float]], series: Series, cache: SeriesCache
+) -> tuple[tuple[str, float], ...]:
     """Quantiles strictly between 0 and 1 as CloudWatch percentile statistics, sorted."""
     stats = []
     for quantile, value in values:
-        name = _percentile_names.get(quantile)
+        name = cache.percentile(quantile)
         if name is None:
             if not 0.0 < quantile < 1.0:  # also false for NaN
                 raise DecodeError(f"a datapoint of {_name(series)} has quantile {quantile}, outside 0..1")
-            name = percentile_name(quantile)
-            if len(_percentile_names) < 1000:
-                _percentile_names[quantile] = name
+            name = cache.remember_percentile(quantile, percentile_name(quantile))
         if not isfinite(value):
             raise DecodeError(f"a datapoint of {_name(series)} has a non-finite {name}", NON_FINITE)
         stats.append((name, value))

@@ -18,6 +18,7 @@ from receiver.proto.otel07 import common_pb2, metrics_service_pb2
 from . import fastpath, otel
 from .errors import TOO_MUCH_WORK, DecodeError
 from .limits import MAX_LABELS_PER_DATAPOINT
+from .series import SeriesCache
 
 NAME = "opentelemetry0.7"
 NAMESPACE_LABEL = "Namespace"
@@ -59,9 +60,11 @@ def parse_labels(raw: Sequence[bytes]) -> tuple[str, str, Pairs, Pairs]:
 FLAVOR = otel.Flavor(NAME, otel.raw_field("labels"), parse_labels, common_pb2.KeyValue, fastpath.OTEL07)
 
 
-def decode(data: bytes, extra_labels: Pairs = (), now_ms: int | None = None) -> list[Sample]:
-    """Decode one ``opentelemetry0.7`` record (``now_ms``: see decode_record)."""
-    return otel.decode(data, extra_labels, FLAVOR, now_ms)
+def decode(
+    data: bytes, extra_labels: Pairs = (), now_ms: int | None = None, *, cache: SeriesCache
+) -> list[Sample]:
+    """Decode one ``opentelemetry0.7`` record (``now_ms``, ``cache``: see decode_record)."""
+    return otel.decode(data, extra_labels, FLAVOR, now_ms, cache=cache)
 
 
 class _Builder:

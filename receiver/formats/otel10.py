@@ -21,6 +21,7 @@ from receiver.model import Pairs, Sample, Series
 from . import fastpath, otel
 from .errors import TOO_MUCH_WORK, DecodeError
 from .limits import MAX_LABELS_PER_DATAPOINT
+from .series import SeriesCache
 
 NAME = "opentelemetry1.0"
 NAMESPACE_ATTRIBUTE = "Namespace"
@@ -87,9 +88,11 @@ def _string(value: Any, what: str) -> str:
 FLAVOR = otel.Flavor(NAME, otel.raw_field("attributes"), parse_attributes, common_pb2.KeyValue, fastpath.OTEL10)
 
 
-def decode(data: bytes, extra_labels: Pairs = (), now_ms: int | None = None) -> list[Sample]:
-    """Decode one ``opentelemetry1.0`` record (``now_ms``: see decode_record)."""
-    return otel.decode(data, extra_labels, FLAVOR, now_ms)
+def decode(
+    data: bytes, extra_labels: Pairs = (), now_ms: int | None = None, *, cache: SeriesCache
+) -> list[Sample]:
+    """Decode one ``opentelemetry1.0`` record (``now_ms``, ``cache``: see decode_record)."""
+    return otel.decode(data, extra_labels, FLAVOR, now_ms, cache=cache)
 
 
 class _Builder:

@@ -1,48 +1,135 @@
-"""What every decoder shares: interned Series, fast Sample construction, label merging.
+"""What every decoder shares: the series cache, fast Sample construction, label merging.
 
 A CloudWatch series repeats every minute, so decoders look it up by a key they can make
 cheaply (raw label bytes, or the tuple they build anyway) and build it only on a miss.
-Equal series are the same object whichever key found them.
+Equal series are the same object whichever key found them. What decoding remembers lives
+in a SeriesCache the application owns and passes to every decode, never in module globals:
+two applications in one process (tests, a replay beside a server) then share nothing, and
+the cache's memory is the application's to bound.
 """
 
 from __future__ import annotations
 
-from collections.abc import Hashable
+from collections.abc import Callable, Hashable
 
 from receiver.model import Pairs, Sample, Series, Stats
 
 MAX_INTERNED = 100_000
-"""Bound on interned series; past it the cache starts over (cheap, and rare in practice)."""
+"""A cache's default bound on distinct series; past it the cache starts over (cheap, and rare
+in practice: a receiver sees a few thousand series)."""
+KEYS_PER_SERIES = 2
+"""Keys a cache holds per series before it starts over: a series is found by one key in a
+receiver fed one format, two when a second format or the careful walk meets it too."""
+MAX_RESOURCES = 1024
+"""Resources remembered (OpenTelemetry attributes -> account, region, labels); past it only
+that table starts over: a receiver has a few per account, region and stream."""
+MAX_PERCENTILE_NAMES = 1000
+"""Quantiles whose statistic names are remembered; further ones are named afresh each time."""
 
-_by_key: dict[Hashable, Series] = {}
-_by_value: dict[Series, Series] = {}
-
-lookup = _by_key.get
-"""``lookup(key)``: the series remembered under ``key``, or None."""
-
-
-def remember(key: Hashable, series: Series) -> Series:
-    """Remember ``series`` under ``key``; returns the interned object equal to it."""
-    if len(_by_key) >= MAX_INTERNED or len(_by_value) >= MAX_INTERNED:
-        _by_key.clear()
-        _by_value.clear()
-    series = _by_value.setdefault(series, series)
-    _by_key[key] = series
-    return series
+Resource = tuple[str, str, Pairs]
+"""The account, region and sample labels one OpenTelemetry resource gives."""
 
 
-def intern(series: Series) -> Series:
-    """The interned object equal to ``series`` (``series`` itself the first time): for decoders
-    that keep their own key -> Series cache."""
-    if len(_by_value) >= MAX_INTERNED:
-        _by_key.clear()
-        _by_value.clear()
-    return _by_value.setdefault(series, series)
+class SeriesCache:
+    """Every series the decoders have met, by value and under the keys they find it by.
 
+    One per application: ``create_app`` makes it and ingest passes it to every
+    ``decode_record``, so a series parsed once is never parsed again while the cache holds
+    it. Decoding threads share it safely: each change is one dict operation under the GIL,
+    and tables are emptied in place, so methods a decoder bound to locals stay valid across
+    a reset.
 
-def interned_count() -> int:
-    """How many distinct series are interned now."""
-    return len(_by_value)
+    The keyed table maps whatever key a decoder builds (keys name their format, and the
+    careful walk's differ in shape from the fast path's, so they never collide) to an
+    interned Series, and, for datapoints that carry labels of their own (1.0 attributes
+    besides CloudWatch's three), to those labels. The resource and percentile-name tables
+    serve the OpenTelemetry decoders. Past ``limit`` distinct series, or KEYS_PER_SERIES
+    keys per series allowed, the series and their keys start over; the other tables have
+    bounds of their own. Own labels outlive that reset: they are a function of their key
+    alone, so a stale entry is never wrong, and a thread that found a series just before
+    the reset still finds its labels.
+    """
+
+    __slots__ = ("_by_key", "_by_value", "_own", "_percentiles", "_resources", "limit", "lookup",
+                 "own_labels", "percentile", "resource")
+
+    def __init__(self, limit: int = MAX_INTERNED) -> None:
+        if limit < 1:
+            raise ValueError("a series cache must hold at least one series")
+        self.limit = limit
+        self._by_key: dict[Hashable, Series] = {}
+        self._by_value: dict[Series, Series] = {}
+        self._own: dict[Hashable, Pairs] = {}
+        self._resources: dict[Hashable, Resource] = {}
+        self._percentiles: dict[float, str] = {}
+        # Bound dict methods: decoders call these per datapoint or bind them to locals, and a
+        # bound dict.get costs no Python frame.
+        self.lookup: Callable[[Hashable], Series | None] = self._by_key.get
+        """``lookup(key)``: the series remembered under ``key``, or None."""
+        self.own_labels: Callable[[Hashable], Pairs | None] = self._own.get
+        """``own_labels(key)``: the datapoint's own labels remembered under ``key``, or None."""
+        self.resource: Callable[[Hashable], Resource | None] = self._resources.get
+        """``resource(key)``: the resource remembered under ``key``, or None."""
+        self.percentile: Callable[[float], str | None] = self._percentiles.get
+        """``percentile(quantile)``: the statistic name remembered for ``quantile``, or None."""
+
+    def __len__(self) -> int:
+        """How many distinct series are interned now."""
+        return len(self._by_value)
+
+    @property
+    def has_own_labels(self) -> bool:
+        """Whether any key has labels of its own (when none has, decoders skip looking)."""
+        return bool(self._own)
+
+    def remember(self, key: Hashable, series: Series, own_labels: Pairs = ()) -> Series:
+        """Remember ``series`` (and the datapoint's ``own_labels``, if any) under ``key``;
+        returns the interned object equal to ``series``."""
+        if len(self._by_key) >= self.limit * KEYS_PER_SERIES:
+            self._start_over()
+        series = self.intern(series)
+        if own_labels:
+            own = self._own
+            if len(own) >= self.limit * KEYS_PER_SERIES:
+                own.clear()
+            own[key] = own_labels  # first: a thread that finds the series finds these too
+        self._by_key[key] = series
+        return series
+
+    def intern(self, series: Series) -> Series:
+        """The interned object equal to ``series`` (``series`` itself the first time)."""
+        found = self._by_value.get(series)
+        if found is not None:
+            return found
+        if len(self._by_value) >= self.limit:
+            self._start_over()
+        return self._by_value.setdefault(series, series)  # atomic: two threads get one object
+
+    def remember_resource(self, key: Hashable, resource: Resource) -> Resource:
+        """Remember what an OpenTelemetry resource gives under ``key``; returns ``resource``."""
+        if len(self._resources) >= MAX_RESOURCES:
+            self._resources.clear()
+        self._resources[key] = resource
+        return resource
+
+    def remember_percentile(self, quantile: float, name: str) -> str:
+        """Remember the statistic name of ``quantile`` (up to MAX_PERCENTILE_NAMES); returns it."""
+        if len(self._percentiles) < MAX_PERCENTILE_NAMES:
+            self._percentiles[quantile] = name
+        return name
+
+    def _start_over(self) -> None:
+        """Forget the series and their keys (the cache's bound was reached)."""
+        self._by_key.clear()
+        self._by_value.clear()
+
+    def clear(self) -> None:
+        """Forget everything: the next decode parses every series afresh."""
+        self._by_key.clear()
+        self._by_value.clear()
+        self._own.clear()
+        self._resources.clear()
+        self._percentiles.clear()
 
 
 _new_tuple = tuple.__new__

@@ -11,20 +11,32 @@ from typing import Any
 
 from aiohttp import web
 
-from receiver.alarms import api as alarms_api
-from receiver.alarms.metrics import alarm_families
 from receiver.alarms.runtime import Alarms
 from receiver.config import ConfigError, ServeConfig, access_problem
 from receiver.derive.deriver import Deriver
 from receiver.derive.worker import Evaluator
+from receiver.errors import HttpError, Kind, http_error
 from receiver.exporters.otlp import OtlpExporter
 from receiver.firehose.body import InflightBudget
 from receiver.firehose.handler import AccessKeys, IngestSettings, handle_delivery
-from receiver.keys import ALARMS, CONFIG, DERIVER, IN_FLIGHT, INGEST, OTLP_EXPORTER, RULES, STORE, TELEMETRY
-from receiver.model import DAY_MS
+from receiver.firehose.telemetry import Telemetry
+from receiver.formats import SeriesCache
+from receiver.keys import (
+    ALARMS,
+    CONFIG,
+    DASHBOARD_FILES,
+    DERIVER,
+    IN_FLIGHT,
+    INGEST,
+    OTLP_EXPORTER,
+    RULES,
+    SCRAPE,
+    STORE,
+    TELEMETRY,
+)
 from receiver.rules import RuleHolder
 from receiver.store import Store, StoreError
-from receiver.telemetry import Telemetry
+from receiver.views import alarms as alarms_view
 from receiver.views import api, dashboard, prometheus, quarantine
 
 log = logging.getLogger("receiver.server")
@@ -100,9 +112,12 @@ def create_app(
         keys=AccessKeys(config.access_keys),
         budget=InflightBudget(config.max_inflight_bytes),
         record_format=config.record_format,
+        series_cache=SeriesCache(),
         read_timeout_s=config.read_timeout_s,
     )
     app[TELEMETRY] = Telemetry()
+    app[SCRAPE] = prometheus.ScrapeSettings(prometheus.MinuteWindow(settle_s=config.metrics_settle_s))
+    app[DASHBOARD_FILES] = dashboard.static_files()
     if config.otlp_export is not None:
         app[OTLP_EXPORTER] = OtlpExporter(config.otlp_export, store, app[RULES])
         app[DERIVER].on_derived(app[OTLP_EXPORTER].on_derived)
@@ -121,30 +136,10 @@ def create_app(
     app.router.add_get(INGEST_PATH, _empty_ok)
     app.router.add_get("/healthz", _healthz)
     app.router.add_get("/readyz", _readyz)
-    api.add_routes(
-        app,
-        store=lambda request: request.app[STORE],
-        rules=lambda request: request.app[RULES],
-        entity_window_ms=int(config.minute_retention_days * DAY_MS),
-    )
-    prometheus.add_routes(
-        app,
-        store=lambda request: request.app[STORE],
-        rules=lambda request: request.app[RULES],
-        telemetry=lambda request: request.app[TELEMETRY],
-        budget=lambda request: request.app[INGEST].budget,
-        window=prometheus.MinuteWindow(settle_s=config.metrics_settle_s),
-        extra=lambda request: [
-            *prometheus.deriver_families(request.app[DERIVER].counts()),
-            *(alarm_families(request.app[ALARMS].counters.snapshot()) if ALARMS in request.app else []),
-        ],
-    )
-    alarms_api.add_routes(
-        app,
-        store=lambda request: request.app[STORE],
-        rules=lambda request: request.app[ALARMS].rules if ALARMS in request.app else [],
-    )
-    quarantine.add_routes(app, store=lambda request: request.app[STORE])
+    api.add_routes(app)
+    prometheus.add_routes(app)
+    alarms_view.add_routes(app)
+    quarantine.add_routes(app)
     dashboard.add_routes(app)
     return app
 
@@ -230,7 +225,7 @@ async def _readyz(request: web.Request) -> web.Response:
     try:
         await request.app[STORE].ping()
     except StoreError as exc:
-        return web.json_response({"status": "unavailable", "error": str(exc)}, status=503)
+        return HttpError(Kind.STORE_UNAVAILABLE, str(exc)).response(status="unavailable")
     return web.json_response({"status": "ready"})
 
 
@@ -249,19 +244,15 @@ async def count_in_flight(request: web.Request, handler: Handler) -> web.StreamR
 
 @web.middleware
 async def json_errors(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Routing errors (404, 405, ...) as ``{"error": ...}`` instead of aiohttp's text pages."""
+    """Failures as ``{"error": ...}`` with their kind's status (receiver/errors.py): the views'
+    HttpErrors, a stage's exception that reached here (a StoreError: 503), and the router's
+    404 and 405 instead of aiohttp's text pages. Anything else (a bug) is aiohttp's 500."""
     try:
         return await handler(request)
-    except web.HTTPException as exc:
-        if exc.status < 400:
+    except Exception as exc:
+        error = http_error(exc)
+        if error is None:
             raise
-        return web.json_response(
-            {"error": exc.reason}, status=exc.status, headers=_allow_header(exc)
-        )
-
-
-def _allow_header(exc: web.HTTPException) -> dict[str, str]:
-    allow = exc.headers.get("Allow")
-    return {"Allow": allow} if allow else {}
+        return error.response()
 
 

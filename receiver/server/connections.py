@@ -22,9 +22,11 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import json
 import logging
 import time
 from collections.abc import Callable
+from http import HTTPStatus
 from typing import Any
 
 from aiohttp import web
@@ -32,17 +34,27 @@ from aiohttp.http_exceptions import BadHttpMethod, HttpProcessingError, InvalidH
 from aiohttp.web_protocol import RequestHandler
 from aiohttp.web_request import BaseRequest
 
+from receiver.errors import HttpError, Kind
+
 log = logging.getLogger("receiver.server.connections")
 
-_REFUSAL_BODY = b'{"error": "too many open connections, retry later"}'
-REFUSAL = (
-    b"HTTP/1.1 503 Service Unavailable\r\n"
-    b"Content-Type: application/json\r\n"
-    b"Content-Length: %d\r\n"
-    b"Retry-After: 5\r\n"
-    b"Connection: close\r\n"
-    b"\r\n" % len(_REFUSAL_BODY)
-) + _REFUSAL_BODY
+
+
+def raw_answer(error: HttpError) -> bytes:
+    """``error.response()`` as the bytes of a whole HTTP/1.1 answer that closes the connection,
+    for when there is no request to answer through aiohttp."""
+    body = json.dumps({"error": error.message}).encode()
+    head = [
+        f"HTTP/1.1 {error.status} {HTTPStatus(error.status).phrase}",
+        "Content-Type: application/json",
+        f"Content-Length: {len(body)}",
+        *(f"{name}: {value}" for name, value in error.headers.items()),
+        "Connection: close",
+    ]
+    return "\r\n".join([*head, "", ""]).encode("ascii") + body
+
+
+REFUSAL = raw_answer(HttpError(Kind.BUSY, "too many open connections, retry later"))
 """The whole answer to a connection past the limit, written before any request is read."""
 
 
@@ -181,7 +193,7 @@ class Connection(RequestHandler):
         quiet = self._request_count == 1 and isinstance(exc, BadHttpMethod)
         log.log(logging.DEBUG if quiet else logging.WARNING, "malformed HTTP request",
                 extra={"peer": request.remote or "", "reason": reason})
-        response = web.json_response({"error": f"malformed HTTP request: {reason}"}, status=400)
+        response = HttpError(Kind.BAD_REQUEST, f"malformed HTTP request: {reason}").response()
         response.force_close()
         return response
 

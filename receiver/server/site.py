@@ -30,7 +30,7 @@ pipes, outgoing connections (DynamoDB, OTLP, alarm webhooks), logs."""
 
 
 class ReceiverSite(web.BaseSite):
-    """aiohttp's TCPSite with the receiver's connections (receiver/connections.py): read
+    """aiohttp's TCPSite with the receiver's connections (receiver/server/connections.py): read
     deadlines, the idle timeout and the connection limit of ``config``."""
 
     def __init__(self, runner: web.AppRunner, config: ServeConfig, ssl_context: ssl.SSLContext | None = None) -> None:

@@ -1,88 +1,72 @@
 """The query API: ``/api/v1/entities``, ``/api/v1/metrics`` and ``/api/v1/query``.
 
 Values come from the derived values the deriver keeps in the store; nothing is computed
-per request. Errors are ``{"error": ...}`` with a 4xx status naming the parameter.
+per request. A bad parameter is an HttpError (BAD_QUERY, or NOT_FOUND for an unknown
+metric) naming it, answered ``{"error": ...}`` by the app's middleware.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from aiohttp import web
 
-from receiver.model import HOUR_MS, MINUTE_MS
-from receiver.rules import MetricInfo, RuleHolder
-from receiver.store import Store
+from receiver.errors import HttpError, Kind
+from receiver.keys import CONFIG, RULES, STORE
+from receiver.model import DAY_MS, HOUR_MS, MINUTE_MS
 
 if TYPE_CHECKING:
     from multidict import MultiMapping
+
+    from receiver.rules import MetricInfo, RuleHolder
 
 STEPS = {"1m": MINUTE_MS, "1h": HOUR_MS}
 MAX_POINTS = 20_000
 """A week of minutes is 10,080 points; past this a range asks for step=1h."""
 
 
-class QueryError(ValueError):
-    """A bad parameter: a 400 (or 404 for an unknown metric) with this message."""
-
-    def __init__(self, message: str, status: int = 400) -> None:
-        super().__init__(message)
-        self.status = status
-
-
-def error(message: str, status: int = 400) -> web.Response:
-    return web.json_response({"error": message}, status=status)
-
-
-def add_routes(
-    app: web.Application,
-    store: Callable[[web.Request], Store],
-    rules: Callable[[web.Request], RuleHolder],
-    entity_window_ms: int,
-) -> None:
-    """Register the API; ``store`` and ``rules`` read the app's current ones from a request."""
-
-    async def entities(request: web.Request) -> web.Response:
-        since = int(time.time() * 1000) - entity_window_ms
-        services: dict[tuple[str, str], list[str]] = {}
-        for service, layer, endpoint in await store(request).entities(since):
-            endpoints = services.setdefault((service, layer), [])
-            if endpoint is not None:
-                endpoints.append(endpoint)
-        return web.json_response(
-            {
-                "services": [
-                    {"name": name, "layer": layer, "endpoints": sorted(endpoints)}
-                    for (name, layer), endpoints in sorted(services.items())
-                ]
-            }
-        )
-
-    async def metrics(request: web.Request) -> web.Response:
-        listed = [
-            {"name": m.name, "scope": m.scope, "unit": m.unit, "description": m.description}
-            for m in rules(request).current.metrics
-        ]
-        return web.json_response({"metrics": listed})
-
-    async def query(request: web.Request) -> web.Response:
-        try:
-            metric, service, endpoint, start_ms, end_ms, step_ms = _query_parameters(
-                request, rules(request)
-            )
-        except QueryError as exc:
-            return error(str(exc), exc.status)
-        values = await store(request).derived(
-            metric.name, step_ms, start_ms, end_ms, service=service, endpoint=endpoint
-        )
-        points = [[v.time_ms // 1000, v.value] for v in values]
-        return web.json_response({"metric": metric.name, "unit": metric.unit, "points": points})
-
+def add_routes(app: web.Application) -> None:
+    """Register the API; its handlers read the store, the rules and the config from the app."""
     app.router.add_get("/api/v1/entities", entities)
     app.router.add_get("/api/v1/metrics", metrics)
     app.router.add_get("/api/v1/query", query)
+
+
+async def entities(request: web.Request) -> web.Response:
+    """The services and endpoints with samples within the minute retention."""
+    window_ms = int(request.app[CONFIG].minute_retention_days * DAY_MS)
+    since = int(time.time() * 1000) - window_ms
+    services: dict[tuple[str, str], list[str]] = {}
+    for service, layer, endpoint in await request.app[STORE].entities(since):
+        endpoints = services.setdefault((service, layer), [])
+        if endpoint is not None:
+            endpoints.append(endpoint)
+    return web.json_response(
+        {
+            "services": [
+                {"name": name, "layer": layer, "endpoints": sorted(endpoints)}
+                for (name, layer), endpoints in sorted(services.items())
+            ]
+        }
+    )
+
+
+async def metrics(request: web.Request) -> web.Response:
+    listed = [
+        {"name": m.name, "scope": m.scope, "unit": m.unit, "description": m.description}
+        for m in request.app[RULES].current.metrics
+    ]
+    return web.json_response({"metrics": listed})
+
+
+async def query(request: web.Request) -> web.Response:
+    metric, service, endpoint, start_ms, end_ms, step_ms = _query_parameters(request, request.app[RULES])
+    values = await request.app[STORE].derived(
+        metric.name, step_ms, start_ms, end_ms, service=service, endpoint=endpoint
+    )
+    points = [[v.time_ms // 1000, v.value] for v in values]
+    return web.json_response({"metric": metric.name, "unit": metric.unit, "points": points})
 
 
 def _query_parameters(
@@ -92,24 +76,25 @@ def _query_parameters(
     name = _required(params, "metric")
     metric = rules.current.metric(name)
     if metric is None:
-        raise QueryError(f"metric {name!r} is not defined; GET /api/v1/metrics lists them", 404)
+        raise HttpError(Kind.NOT_FOUND, f"metric {name!r} is not defined; GET /api/v1/metrics lists them")
     service = _required(params, "service")
     endpoint = params.get("endpoint") or None
     if metric.scope == "endpoint" and endpoint is None:
-        raise QueryError(f"endpoint is required: {name} is an endpoint metric")
+        raise HttpError(Kind.BAD_QUERY, f"endpoint is required: {name} is an endpoint metric")
     if metric.scope == "service" and endpoint is not None:
-        raise QueryError(f"endpoint must not be given: {name} is a service metric")
+        raise HttpError(Kind.BAD_QUERY, f"endpoint must not be given: {name} is a service metric")
     start = _seconds(params, "start")
     end = _seconds(params, "end")
     if start > end:
-        raise QueryError("start must not be after end")
+        raise HttpError(Kind.BAD_QUERY, "start must not be after end")
     step_name = params.get("step", "1m")
     step_ms = STEPS.get(step_name)
     if step_ms is None:
-        raise QueryError(f"step {step_name!r} is not supported; use 1m or 1h")
+        raise HttpError(Kind.BAD_QUERY, f"step {step_name!r} is not supported; use 1m or 1h")
     if (end - start) * 1000 // step_ms > MAX_POINTS:
-        raise QueryError(
-            f"the range from start to end holds more than {MAX_POINTS} steps; use step=1h or a shorter range"
+        raise HttpError(
+            Kind.BAD_QUERY,
+            f"the range from start to end holds more than {MAX_POINTS} steps; use step=1h or a shorter range",
         )
     return metric, service, endpoint, start * 1000, end * 1000, step_ms
 
@@ -117,7 +102,7 @@ def _query_parameters(
 def _required(params: MultiMapping[str], name: str) -> str:
     value = params.get(name)
     if not value:
-        raise QueryError(f"{name} is required")
+        raise HttpError(Kind.BAD_QUERY, f"{name} is required")
     return value
 
 
@@ -126,7 +111,7 @@ def _seconds(params: MultiMapping[str], name: str) -> int:
     try:
         value = int(text)
     except ValueError:
-        raise QueryError(f"{name} must be whole epoch seconds, not {text!r}") from None
+        raise HttpError(Kind.BAD_QUERY, f"{name} must be whole epoch seconds, not {text!r}") from None
     if not 0 <= value < 2**41:
-        raise QueryError(f"{name} is out of range: give epoch seconds")
+        raise HttpError(Kind.BAD_QUERY, f"{name} is out of range: give epoch seconds")
     return value

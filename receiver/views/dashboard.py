@@ -10,6 +10,9 @@ from pathlib import Path
 
 from aiohttp import web
 
+from receiver.errors import HttpError, Kind
+from receiver.keys import DASHBOARD_FILES
+
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 STATIC_ROUTE = "/static/{name}"
 
@@ -37,36 +40,38 @@ HEADERS = {
 
 
 def static_files(directory: Path = STATIC_DIR) -> dict[str, Path]:
-    """The files the dashboard may serve, by name.
+    """The files the dashboard may serve, by name; RuntimeError without its page.
 
-    A fixed list read once: a request names an entry in it and never reaches the file
-    system with a path of its own.
+    A fixed list read once (the app keeps it under DASHBOARD_FILES): a request names an
+    entry in it and never reaches the file system with a path of its own.
     """
-    return {
+    files = {
         path.name: path
         for path in sorted(directory.iterdir())
         if path.is_file() and path.suffix in CONTENT_TYPES
     }
-
-
-def add_routes(app: web.Application, directory: Path = STATIC_DIR) -> None:
-    """Register ``GET /`` and ``GET /static/{name}`` (HEAD too)."""
-    files = static_files(directory)
     if "index.html" not in files:
         raise RuntimeError(f"the dashboard's files are missing from {directory}; reinstall the package")
+    return files
 
-    def respond(path: Path) -> web.FileResponse:
-        headers = {**HEADERS, "Content-Type": CONTENT_TYPES[path.suffix]}
-        return web.FileResponse(path, headers=headers)
 
-    async def index(request: web.Request) -> web.FileResponse:
-        return respond(files["index.html"])
-
-    async def static(request: web.Request) -> web.FileResponse:
-        path = files.get(request.match_info["name"])
-        if path is None:
-            raise web.HTTPNotFound(reason="no such dashboard file")
-        return respond(path)
-
+def add_routes(app: web.Application) -> None:
+    """Register ``GET /`` and ``GET /static/{name}`` (HEAD too) over ``app[DASHBOARD_FILES]``."""
     app.router.add_get("/", index)
     app.router.add_get(STATIC_ROUTE, static)
+
+
+async def index(request: web.Request) -> web.FileResponse:
+    return _respond(request.app[DASHBOARD_FILES]["index.html"])
+
+
+async def static(request: web.Request) -> web.FileResponse:
+    path = request.app[DASHBOARD_FILES].get(request.match_info["name"])
+    if path is None:
+        raise HttpError(Kind.NOT_FOUND, "no such dashboard file")
+    return _respond(path)
+
+
+def _respond(path: Path) -> web.FileResponse:
+    headers = {**HEADERS, "Content-Type": CONTENT_TYPES[path.suffix]}
+    return web.FileResponse(path, headers=headers)

@@ -28,16 +28,21 @@ import re
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from aiohttp import web
 
-from receiver.derive.deriver import STEP_NAMES, DeriveCountsSnapshot
-from receiver.firehose.body import InflightBudget
-from receiver.model import MINUTE_MS, DerivedValue
-from receiver.rules import RuleHolder
-from receiver.rules.ruleset import MetricInfo
-from receiver.store import Store, StoreError
-from receiver.telemetry import HistogramSnapshot, Telemetry, TelemetrySnapshot
+from receiver.derive.deriver import STEP_NAMES
+from receiver.keys import ALARMS, DERIVER, INGEST, RULES, SCRAPE, STORE, TELEMETRY
+from receiver.model import DEFAULT_SETTLE_S, MINUTE_MS, DerivedValue
+from receiver.store.base import StoreError
+
+if TYPE_CHECKING:
+    from receiver.alarms.counters import AlarmCountsSnapshot
+    from receiver.derive.deriver import DeriveCountsSnapshot
+    from receiver.firehose.telemetry import HistogramSnapshot, TelemetrySnapshot
+    from receiver.rules.ruleset import MetricInfo
+    from receiver.store.base import Store
 
 log = logging.getLogger("receiver.views.prometheus")
 
@@ -45,16 +50,6 @@ PATH = "/metrics"
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 PREFIX = "metric_stream_receiver_"
 """The receiver's own metrics; the derived ones keep SkyWalking's names."""
-
-DEFAULT_SETTLE_S = 300.0
-"""How long after a minute ends before its values are taken as final.
-
-CloudWatch metric streams deliver a minute's datapoints two to three minutes after it
-ends, and Firehose then holds them for up to its buffering interval before it sends them
-(the CDK stacks' ``bufferingIntervalSeconds``, 60 s by default; Firehose's own default is
-300 s). Five minutes covers both with a minute to spare. With a longer buffering interval,
-set the settle time to about 180 s plus that interval, or partial minutes show.
-"""
 
 DEFAULT_STALE_AFTER_S = 600.0
 """How long past the settle time the latest complete minute stays exposed.
@@ -184,7 +179,8 @@ class MinuteWindow:
 
     At time ``now`` the latest complete minute is the newest minute M (its start) with
     derived values such that ``M + 60 s + settle_s <= now``. Its values are exposed while
-    ``now < M + 60 s + settle_s + stale_after_s``; after that, none (see the defaults).
+    ``now < M + 60 s + settle_s + stale_after_s``; after that, none (see the defaults;
+    DEFAULT_SETTLE_S is receiver/model.py's).
     """
 
     settle_s: float = DEFAULT_SETTLE_S
@@ -358,6 +354,28 @@ def deriver_families(counts: DeriveCountsSnapshot) -> list[Family]:
     ]
 
 
+def alarm_families(counts: AlarmCountsSnapshot) -> list[Family]:
+    """The alarm counters (receiver/alarms/counters.py), with alarm rules configured."""
+    return [
+        Family(
+            PREFIX + "alarms_fired_total", "counter",
+            "Alarm firing notifications this replica sent (starts and reminders), by rule.",
+            tuple(Point((("rule", rule),), n) for rule, n in counts.fired),
+        ),
+        Family(
+            PREFIX + "alarms_resolved_total", "counter",
+            "Alarm resolved notifications this replica sent, by rule.",
+            tuple(Point((("rule", rule),), n) for rule, n in counts.resolved),
+        ),
+        Family(
+            PREFIX + "alarm_notifications_total", "counter",
+            "Alarm notification deliveries by channel (webhook, slack, sns) and outcome (delivered, "
+            "failed: given up after the retries).",
+            tuple(Point((("channel", c), ("outcome", o)), n) for c, o, n in counts.notifications),
+        ),
+    ]
+
+
 def exposition(
     derived: list[DerivedValue], metrics: Sequence[MetricInfo], state: ReceiverState, extra: Sequence[Family] = ()
 ) -> bytes:
@@ -374,33 +392,35 @@ def exposition(
 # -- the route -------------------------------------------------------------------------
 
 
-def add_routes(
-    app: web.Application,
-    *,
-    store: Callable[[web.Request], Store],
-    rules: Callable[[web.Request], RuleHolder],
-    telemetry: Callable[[web.Request], Telemetry],
-    budget: Callable[[web.Request], InflightBudget],
-    window: MinuteWindow = MinuteWindow(),
-    clock: Callable[[], float] = time.time,
-    extra: Callable[[web.Request], Sequence[Family]] | None = None,
-) -> None:
-    """Register ``GET /metrics``; the callables read the app's current objects from a request."""
+@dataclass(frozen=True, slots=True)
+class ScrapeSettings:
+    """``app[SCRAPE]``: which minute ``/metrics`` exposes, and the clock it reads."""
 
-    async def metrics(request: web.Request) -> web.Response:
-        now_ms = int(clock() * 1000)
-        snapshot = telemetry(request).snapshot()
-        latest, values, store_up = await _read_store(store(request), window, now_ms)
-        in_flight = budget(request)
-        state = ReceiverState(snapshot, in_flight.in_use, in_flight.limit, store_up, latest)
-        # Thousands of tables make tens of thousands of lines: format them off the loop.
-        more = extra(request) if extra is not None else ()
-        body = await asyncio.to_thread(exposition, values, rules(request).current.metrics, state, more)
-        response = web.Response(body=body, headers={"Content-Type": CONTENT_TYPE})
-        response.enable_compression()  # gzip when the scraper accepts it (Prometheus does)
-        return response
+    window: MinuteWindow
+    clock: Callable[[], float] = time.time
 
+
+def add_routes(app: web.Application) -> None:
+    """Register ``GET /metrics``; it reads the app's store, rules, counters and ``app[SCRAPE]``."""
     app.router.add_get(PATH, metrics)
+
+
+async def metrics(request: web.Request) -> web.Response:
+    app = request.app
+    settings = app[SCRAPE]
+    now_ms = int(settings.clock() * 1000)
+    snapshot = app[TELEMETRY].snapshot()
+    latest, values, store_up = await _read_store(app[STORE], settings.window, now_ms)
+    budget = app[INGEST].budget
+    state = ReceiverState(snapshot, budget.in_use, budget.limit, store_up, latest)
+    more = deriver_families(app[DERIVER].counts())
+    if ALARMS in app:
+        more += alarm_families(app[ALARMS].counters.snapshot())
+    # Thousands of tables make tens of thousands of lines: format them off the loop.
+    body = await asyncio.to_thread(exposition, values, app[RULES].current.metrics, state, more)
+    response = web.Response(body=body, headers={"Content-Type": CONTENT_TYPE})
+    response.enable_compression()  # gzip when the scraper accepts it (Prometheus does)
+    return response
 
 
 async def _read_store(store: Store, window: MinuteWindow, now_ms: int) -> tuple[int | None, list[DerivedValue], bool]:

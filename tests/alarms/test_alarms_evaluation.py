@@ -5,10 +5,8 @@ from __future__ import annotations
 
 import asyncio
 
-import pytest
-
 from receiver.model import FIRING, RESOLVED
-from receiver.store import MemoryStore, SQLiteStore
+from receiver.store import SQLiteStore
 from tests.alarms.kit import SERVICE, Clock, evaluator, minute, put_minute, rule
 
 THROTTLED = """\
@@ -21,14 +19,6 @@ count: 2
 silence-period: {silence}
 message: "{{endpoint}} of {{service}}: {{value}} throttled (over {{threshold}})"
 """
-
-
-@pytest.fixture
-async def store():
-    opened = MemoryStore()
-    await opened.open()
-    yield opened
-    await opened.close()
 
 
 async def run_minutes(store, ev, clock, minutes: dict[int, dict[str, float]]):

@@ -12,12 +12,13 @@ from moto import mock_aws
 
 from receiver.alarms.channels import SlackChannel, SnsChannel, WebhookChannel
 from receiver.alarms.counters import AlarmCounters
-from receiver.alarms.notifier import Backoff, Notifier
+from receiver.alarms.notifier import Notifier, RetryPolicy
+from receiver.backoff import Backoff
 from receiver.model import FIRING, RESOLVED, AlarmEvent
 from tests.alarms.kit import SERVICE, minute, rule
 from tests.apps import serve_app
 
-QUICK = Backoff(attempts=3, first_delay_s=0.01, max_delay_s=0.02)
+QUICK = RetryPolicy(attempts=3, backoff=Backoff(0.01, 0.02, jitter=(0.8, 1.2)))
 BODY = """\
 expression: aws_dynamodb_endpoint_write_throttled_requests
 scope: endpoint

@@ -7,12 +7,12 @@ import contextlib
 import time
 from pathlib import Path
 
-from receiver.alarms.api import alarms_document
 from receiver.alarms.settings import AlarmSettings
 from receiver.config import ServeConfig
 from receiver.model import FIRING, MINUTE_MS, RESOLVED, AlarmEvent
 from receiver.server.app import create_app
 from receiver.store import SQLiteStore
+from receiver.views.alarms import alarms_document
 from tests.alarms.kit import SERVICE
 from tests.alarms.test_alarms_notify import Sink
 from tests.apps import serve_app

@@ -8,6 +8,7 @@ import pytest
 
 from receiver.alarms.loader import default_alarms_dir
 from receiver.config import ConfigError, add_serve_arguments, serve_config
+from tests.processes import one_sentence_error, run_cli
 
 TOPIC = "arn:aws:sns:eu-west-1:123456789012:alarms"
 
@@ -57,16 +58,12 @@ def test_a_bad_value_is_one_sentence_naming_the_option(argv, named):
 
 
 def test_serve_refuses_a_broken_alarm_file_in_one_sentence_with_its_place(tmp_path):
-    from tests.receiver.test_cli import one_sentence_error, run_cli
-
     (tmp_path / "bad.yaml").write_text("rules:\n  r:\n    expression: x\n    scope: endpoint\n    op: '>'\n")
     line = one_sentence_error(run_cli("serve", "--port", "0", "--store", "memory://", "--alarms", str(tmp_path)))
     assert f"{tmp_path / 'bad.yaml'}:3:" in line and "the alarm rule r has no threshold" in line
 
 
 def test_check_rules_on_the_command_line_checks_the_repository_alarms():
-    from tests.receiver.test_cli import run_cli
-
     result = run_cli("check-rules")
     assert result.returncode == 0
     assert f"alarm rules in {default_alarms_dir()}" in result.stdout

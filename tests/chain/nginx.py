@@ -17,8 +17,8 @@ import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
-from tests.chain.certs import TlsFiles
-from tests.processes import ROOT
+from tests.certs import TlsFiles
+from tests.processes import ROOT, free_port
 
 TEMPLATE = ROOT / "deploy" / "nginx" / "firehose-receiver.conf.template"
 NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
@@ -34,12 +34,6 @@ def render_template(text: str, values: Mapping[str, str]) -> str:
     if missing:
         raise KeyError(f"placeholders without a value: {', '.join(missing)}")
     return text
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 class NginxGateway:

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 
 from receiver_tools.emulator import EmulatorConfig, FirehoseEmulator
-from tests.chain.conftest import ACCESS_KEY, recent_workload, same_datapoints, stored_samples
 from tests.chain.expected import assert_api_matches, expected_values
 from tests.chain.nginx import NginxGateway
+from tests.chain.workload import ACCESS_KEY, recent_workload, same_datapoints, stored_samples
 from tests.processes import ReceiverProcess
 
 pytestmark = pytest.mark.slow

@@ -7,14 +7,13 @@ import ssl
 import aiohttp
 import pytest
 
-from receiver.config import ServeConfig
 from receiver.formats import encode_records
-from receiver.server.app import create_app
 from receiver.store import open_store_from_url
 from receiver_tools.emulator import build_request, client_ssl_context, send_once
-from tests.apps import serve_app
+from tests.apps import receiver_app, serve_app
 from tests.builders import make_samples
-from tests.chain.nginx import TEMPLATE, NginxGateway, free_port, render_template
+from tests.chain.nginx import TEMPLATE, NginxGateway, render_template
+from tests.processes import free_port
 
 pytestmark = pytest.mark.slow
 
@@ -27,7 +26,7 @@ def test_the_template_names_every_placeholder_it_needs():
 
 async def test_only_the_firehose_path_is_passed_to_the_receiver(tmp_path, tls):
     store = open_store_from_url("memory://")
-    async with serve_app(create_app(ServeConfig(allow_unauthenticated=True), store)) as client:
+    async with serve_app(receiver_app(store)) as client:
         with NginxGateway(tmp_path / "nginx", f"127.0.0.1:{client.port}", tls) as gateway:
             base = gateway.url.removesuffix("/aws/firehose/metrics")
             async with aiohttp.ClientSession() as session:
@@ -58,7 +57,7 @@ async def test_a_tls_1_2_client_is_served(tmp_path, tls):
     context = client_ssl_context(tls.ca_cert)
     context.maximum_version = ssl.TLSVersion.TLSv1_2
     store = open_store_from_url("memory://")
-    async with serve_app(create_app(ServeConfig(allow_unauthenticated=True), store)) as client:
+    async with serve_app(receiver_app(store)) as client:
         with NginxGateway(tmp_path / "nginx", f"127.0.0.1:{client.port}", tls) as gateway:
             async with aiohttp.ClientSession() as session:
                 request = build_request(encode_records(make_samples(1), "json"))

@@ -3,28 +3,23 @@
 from __future__ import annotations
 
 import asyncio
-import os
-import sys
 
 import orjson
 import pytest
 from aiohttp import web
 
-from tests.chain.conftest import ACCESS_KEY, INGEST_PATH
+from tests.apps import serve_app
 from tests.chain.nginx import NginxGateway
-from tests.emulator.endpoints import serve
-from tests.processes import ROOT, ReceiverProcess
+from tests.chain.workload import ACCESS_KEY, INGEST_PATH
+from tests.processes import ReceiverProcess, run_cli
 
 pytestmark = pytest.mark.slow
 
 
 async def probe(*args: str) -> tuple[int, str]:
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "receiver", "probe", *args, cwd=ROOT, env={**os.environ},
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
-    )
-    out, _ = await asyncio.wait_for(proc.communicate(), 120)
-    return proc.returncode, out.decode()
+    """`python -m receiver probe ARGS` in a thread, while the test's app serves on this loop."""
+    done = await asyncio.to_thread(run_cli, "probe", *args, timeout=120)
+    return done.returncode, done.stdout + done.stderr
 
 
 async def test_probe_passes_against_the_tls_chain(tmp_path, tls):
@@ -51,8 +46,8 @@ def wrong_receiver() -> web.Application:
 
 
 async def test_probe_fails_with_a_table_against_a_receiver_that_answers_wrongly():
-    async with serve(wrong_receiver()) as base:
-        code, out = await probe(base + INGEST_PATH, "--access-key", ACCESS_KEY)
+    async with serve_app(wrong_receiver()) as client:
+        code, out = await probe(client.base + INGEST_PATH, "--access-key", ACCESS_KEY)
     assert code == 1, out
     rows = {line.split("  ")[0].strip(): line for line in out.splitlines() if "PASS" in line or "FAIL" in line}
     assert "FAIL" in rows["valid delivery is acknowledged"]

@@ -8,10 +8,9 @@ from moto import mock_aws
 
 from receiver_tools.emulator import EmulatorConfig, FirehoseEmulator, RetryPolicy
 from receiver_tools.replay import Source, replay
-from tests.chain.conftest import ACCESS_KEY, INGEST_PATH, recent_workload, same_datapoints, stored_samples
 from tests.chain.expected import assert_api_matches, expected_values
-from tests.chain.nginx import free_port
-from tests.processes import ReceiverProcess
+from tests.chain.workload import ACCESS_KEY, INGEST_PATH, recent_workload, same_datapoints, stored_samples
+from tests.processes import ReceiverProcess, free_port
 
 pytestmark = pytest.mark.slow
 BUCKET = "firehose-backup"

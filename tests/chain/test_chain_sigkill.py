@@ -8,8 +8,8 @@ import signal
 import pytest
 
 from receiver_tools.emulator import EmulatorConfig, FirehoseEmulator, Hooks, RetryPolicy
-from tests.chain.conftest import ACCESS_KEY, INGEST_PATH, recent_workload, same_datapoints, stored_samples
 from tests.chain.expected import assert_api_matches, expected_values
+from tests.chain.workload import ACCESS_KEY, INGEST_PATH, recent_workload, same_datapoints, stored_samples
 from tests.processes import ReceiverProcess
 
 pytestmark = pytest.mark.slow

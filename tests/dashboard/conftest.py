@@ -15,13 +15,7 @@ import pytest
 import pytest_asyncio
 from playwright.async_api import Browser, BrowserContext, Page, async_playwright
 
-from receiver.config import ServeConfig
-from receiver.keys import DERIVER
-from receiver.model import Sample
-from receiver.server.app import INGEST_PATH, create_app
-from receiver.store import open_store_from_url
-from tests.apps import AppClient, serve_app
-from tests.builders import Delivery
+from tests.apps import AppClient, receiver_app, serve_app
 from tests.dashboard.fill import busy_account, current_minute_ms, quiet_account
 
 CHROMIUM = "/usr/bin/chromium"
@@ -32,18 +26,6 @@ CHROMIUM_ARGS = [
     "--disable-background-networking", "--disable-component-update", "--disable-sync",
 ]
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "out" / "screenshots"
-
-
-def receiver_app():
-    return create_app(ServeConfig(allow_unauthenticated=True), open_store_from_url("memory://"))
-
-
-async def deliver(client: AppClient, samples: list[Sample]) -> None:
-    """Through the Firehose endpoint, then derived at once (minutes and hours)."""
-    delivery = Delivery(samples)
-    response = await client.post(INGEST_PATH, data=delivery.body, headers=delivery.headers)
-    assert response.status == 200, await response.text()
-    await client.app[DERIVER].derive_pending()
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
@@ -61,7 +43,7 @@ async def receiver() -> AsyncIterator[AppClient]:
     """Two accounts: a busy one (two tables, an index) and a quiet one."""
     async with serve_app(receiver_app()) as client:
         minute_ms = current_minute_ms()
-        await deliver(client, busy_account(minute_ms) + quiet_account(minute_ms))
+        await client.deliver(busy_account(minute_ms) + quiet_account(minute_ms))
         yield client
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import time
 
 from receiver.model import MINUTE_MS, Sample, Series
+from tests.builders import make_sample
 
 ACCOUNT = "123456789012"
 OTHER_ACCOUNT = "210987654321"
@@ -29,8 +30,7 @@ def _series(metric: str, account: str = ACCOUNT, unit: str = "Count", **dimensio
 
 
 def _sample(series: Series, start_ms: int, total: float, count: float = 1.0, stats=()) -> Sample:
-    mean = total / count
-    return Sample(series, start_ms, start_ms + MINUTE_MS, count, total, mean / 2, mean * 2, stats)
+    return make_sample(series=series, start_ms=start_ms, value=total, count=count, stats=stats, labels=())
 
 
 def busy_account(minute_ms: int) -> list[Sample]:

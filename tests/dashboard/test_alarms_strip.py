@@ -9,8 +9,8 @@ import pytest
 
 from receiver.keys import STORE
 from receiver.model import FIRING, RESOLVED, AlarmEvent
-from tests.apps import AppClient, serve_app
-from tests.dashboard.conftest import SCREENSHOTS, Tab, receiver_app
+from tests.apps import AppClient, receiver_app, serve_app
+from tests.dashboard.conftest import SCREENSHOTS, Tab
 
 pytestmark = [pytest.mark.slow, pytest.mark.asyncio(loop_scope="module")]
 

@@ -13,8 +13,8 @@ from urllib.parse import parse_qs, quote, urlsplit
 import pytest
 from playwright.async_api import Route, expect
 
-from tests.apps import AppClient, serve_app
-from tests.dashboard.conftest import SCREENSHOTS, Tab, deliver, receiver_app
+from tests.apps import AppClient, receiver_app, serve_app
+from tests.dashboard.conftest import SCREENSHOTS, Tab
 from tests.dashboard.fill import ACCOUNT, INDEX, OTHER_ACCOUNT, SERVICE, current_minute_ms, quiet_account
 
 pytestmark = [pytest.mark.slow, pytest.mark.asyncio(loop_scope="module")]
@@ -282,7 +282,7 @@ async def test_an_empty_receiver_says_so_until_the_minute_refresh_shows_data(tab
         await tab.page.clock.install()
         await show(tab, empty, "")
         await expect(tab.page.locator('[data-empty="accounts"]')).to_have_text(EMPTY)
-        await deliver(empty, quiet_account(current_minute_ms()))
+        await empty.deliver(quiet_account(current_minute_ms()))
         await tab.page.clock.fast_forward(60_000)
         await expect(tab.page.get_by_role("link", name=OTHER_ACCOUNT, exact=True)).to_be_visible()
         assert tab.errors == []

@@ -5,12 +5,11 @@ from __future__ import annotations
 import re
 
 import pytest
-from aiohttp import web
 
 from receiver.config import ServeConfig
 from receiver.server.app import create_app
 from receiver.store import open_store_from_url
-from receiver.views.dashboard import add_routes, static_files
+from receiver.views.dashboard import static_files
 from tests.apps import serve_app
 
 IMPORT = re.compile(r'from "\./([^"]+)"')
@@ -67,4 +66,4 @@ async def test_names_outside_the_static_files_are_not_found(client, path):
 def test_a_folder_without_the_page_is_refused_with_a_clear_error(tmp_path):
     (tmp_path / "app.js").write_text("")
     with pytest.raises(RuntimeError, match="reinstall the package"):
-        add_routes(web.Application(), tmp_path)
+        static_files(tmp_path)

@@ -13,7 +13,7 @@ import orjson
 from aiohttp import web
 
 from receiver.firehose.envelope import MAX_BODY_BYTES
-from receiver.server.app import RUNNER_OPTIONS
+from tests.apps import serve_app
 
 INGEST_PATH = "/aws/firehose/metrics"
 
@@ -82,23 +82,9 @@ class ScriptedEndpoint:
 
 
 @contextlib.asynccontextmanager
-async def serve(app: web.Application, ssl_context: ssl.SSLContext | None = None) -> AsyncIterator[str]:
-    """Run ``app`` on a free loopback port; yields its base URL."""
-    runner = web.AppRunner(app, **RUNNER_OPTIONS)
-    await runner.setup()
-    try:
-        site = web.TCPSite(runner, "127.0.0.1", 0, ssl_context=ssl_context)
-        await site.start()
-        port = site._server.sockets[0].getsockname()[1]
-        yield f"{'https' if ssl_context else 'http'}://127.0.0.1:{port}"
-    finally:
-        await runner.cleanup()
-
-
-@contextlib.asynccontextmanager
 async def scripted(script: Script = firehose_ok, ssl_context: ssl.SSLContext | None = None
                    ) -> AsyncIterator[ScriptedEndpoint]:
     endpoint = ScriptedEndpoint(script)
-    async with serve(endpoint.app(), ssl_context) as base:
-        endpoint.url = base + INGEST_PATH
+    async with serve_app(endpoint.app(), ssl_context=ssl_context) as client:
+        endpoint.url = client.base + INGEST_PATH
         yield endpoint

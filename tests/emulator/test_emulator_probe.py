@@ -6,11 +6,9 @@ import aiohttp
 import orjson
 
 from receiver.cli import main
-from receiver.config import ServeConfig
-from receiver.server.app import create_app
 from receiver.store import open_store_from_url
 from receiver_tools.probe import PROBE_ACCOUNT, Check, Prober, ProbeSettings, format_table, parse_response
-from tests.apps import serve_app
+from tests.apps import receiver_app, serve_app
 from tests.emulator.endpoints import Received, scripted
 
 
@@ -22,7 +20,7 @@ async def run_probe(url: str, key: str = "k") -> dict[str, bool]:
 
 async def test_every_check_passes_against_the_receiver():
     store = open_store_from_url("memory://")
-    async with serve_app(create_app(ServeConfig(access_keys=("k",)), store)) as client:
+    async with serve_app(receiver_app(store, access_keys=("k",))) as client:
         results = await run_probe(client.base + "/aws/firehose/metrics")
         stored = await store.samples(0, 2**62)
     assert all(results.values()), results

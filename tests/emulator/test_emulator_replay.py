@@ -5,21 +5,17 @@ from __future__ import annotations
 import asyncio
 import base64
 import gzip
-import os
-import sys
 
 import orjson
 import pytest
 
 from receiver.cli import main
-from receiver.config import ServeConfig
-from receiver.formats import decode_record, encode_records
-from receiver.server.app import create_app
+from receiver.formats import SeriesCache, decode_record, encode_records
 from receiver.store import open_store_from_url
 from receiver_tools.replay import ERROR_OUTPUT, RAW_BACKUP, ReplayError, records_of
-from tests.apps import serve_app
+from tests.apps import receiver_app, serve_app
 from tests.builders import make_samples
-from tests.processes import ROOT
+from tests.processes import run_cli
 
 FIELDS = lambda s: (s.identity, s.count, s.sum, s.min, s.max)  # noqa: E731
 
@@ -35,7 +31,7 @@ def error_output(records: list[bytes], separator: bytes = b"\n") -> bytes:
 
 
 def samples_of(records: list[bytes]) -> list:
-    return [FIELDS(s) for r in records for s in decode_record(r)]
+    return [FIELDS(s) for r in records for s in decode_record(r, cache=SeriesCache())]
 
 
 @pytest.mark.parametrize("separator", [b"\n", b""], ids=["one-per-line", "concatenated"])
@@ -77,14 +73,10 @@ def test_error_output_whose_records_do_not_decode_is_sent_as_it_is_for_the_recei
     assert records_of(error_output([good, b"\x00\x01hello"]), "obj") == (ERROR_OUTPUT, [good, b"\x00\x01hello"])
 
 
-async def run_cli(*args: str) -> tuple[int, str, str]:
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "receiver", "replay", *args, cwd=ROOT,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-    )
-    out, err = await asyncio.wait_for(proc.communicate(), 60)
-    return proc.returncode, out.decode(), err.decode()
+async def replay(*args: str) -> tuple[int, str, str]:
+    """`python -m receiver replay ARGS` in a thread, while the test's app serves on this loop."""
+    done = await asyncio.to_thread(run_cli, "replay", *args)
+    return done.returncode, done.stdout, done.stderr
 
 
 @pytest.mark.slow
@@ -96,10 +88,10 @@ async def test_replay_from_a_folder_delivers_every_record_and_is_safe_twice(tmp_
     (folder / "stream-1-2024-05-01-10-00-00-a").write_bytes(error_output(records[:3]))
     (folder / "stream-1-2024-05-01-10-05-00-b").write_bytes(gzip.compress(error_output(records[3:])))
     store = open_store_from_url("memory://")
-    async with serve_app(create_app(ServeConfig(access_keys=("k",)), store)) as client:
+    async with serve_app(receiver_app(store, access_keys=("k",))) as client:
         url = client.base + "/aws/firehose/metrics"
         for _ in range(2):
-            code, out, err = await run_cli(str(tmp_path / "backup"), "--to", url, "--access-key", "k")
+            code, out, err = await replay(str(tmp_path / "backup"), "--to", url, "--access-key", "k")
             assert code == 0, err
             assert f"replayed {len(records)} records from 2 objects" in out
             assert "[2/2]" in err
@@ -112,8 +104,8 @@ async def test_replay_from_a_folder_delivers_every_record_and_is_safe_twice(tmp_
 async def test_replay_reports_unreadable_objects_and_exits_non_zero(tmp_path):
     (tmp_path / "junk.txt").write_text("not a backup\n")
     store = open_store_from_url("memory://")
-    async with serve_app(create_app(ServeConfig(allow_unauthenticated=True), store)) as client:
-        code, out, err = await run_cli(str(tmp_path), "--to", client.base + "/aws/firehose/metrics")
+    async with serve_app(receiver_app(store)) as client:
+        code, out, err = await replay(str(tmp_path), "--to", client.base + "/aws/firehose/metrics")
     assert code == 1
     assert "1 objects skipped" in out
     assert "junk.txt is neither Firehose error output" in err

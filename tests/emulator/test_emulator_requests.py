@@ -8,10 +8,10 @@ import ssl
 import orjson
 import pytest
 
-from receiver.formats import FORMATS, decode_record
+from receiver.formats import FORMATS, SeriesCache, decode_record
 from receiver_tools.emulator import EmulatorConfig, FirehoseEmulator, RetryPolicy
 from tests.builders import make_samples
-from tests.chain.certs import make_tls_files
+from tests.certs import make_tls_files
 from tests.emulator.endpoints import scripted
 
 
@@ -46,7 +46,7 @@ async def test_gzip_body_inflates_to_the_same_records():
             await stream.put_samples(samples)
     (request,) = endpoint.received
     assert request.headers["Content-Encoding"] == "gzip"
-    decoded = [s for record in request.records for s in decode_record(record)]
+    decoded = [s for record in request.records for s in decode_record(record, cache=SeriesCache())]
     assert [s.identity for s in decoded] == [s.identity for s in samples]
 
 
@@ -55,8 +55,8 @@ async def test_records_carry_the_stream_labels_cloudwatch_adds(fmt):
     async with scripted() as endpoint:
         cfg = config(endpoint.url, record_format=fmt, metric_stream_name="dynamo-stream")
         async with FirehoseEmulator(cfg) as stream:
-            await stream.put_samples(make_samples(2))
-    decoded = [s for record in endpoint.received[0].records for s in decode_record(record, fmt)]
+            await stream.put_samples(make_samples(2, labels=()))  # the stream's labels only
+    decoded = [s for record in endpoint.received[0].records for s in decode_record(record, fmt, cache=SeriesCache())]
     labels = dict(decoded[0].labels)
     if fmt == "json":
         assert labels == {"metric_stream_name": "dynamo-stream"}
@@ -73,7 +73,7 @@ async def test_batches_stay_within_the_buffer_size():
     sizes = [sum(map(len, r.records)) for r in endpoint.received]
     assert len(sizes) > 3
     assert max(sizes) <= 8 * 1024
-    assert [s.identity for r in endpoint.received for rec in r.records for s in decode_record(rec)] == [
+    assert [s.identity for r in endpoint.received for rec in r.records for s in decode_record(rec, cache=SeriesCache())] == [
         s.identity for s in samples
     ]
 

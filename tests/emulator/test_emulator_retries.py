@@ -13,8 +13,8 @@ from moto import mock_aws
 
 from receiver_tools.emulator import EmulatorConfig, FirehoseEmulator, RetryPolicy, judge_answer
 from tests.builders import make_samples
-from tests.chain.nginx import free_port
 from tests.emulator.endpoints import fail_then_ok, failing, scripted
+from tests.processes import free_port
 
 JSON = {"Content-Type": "application/json"}
 RID = "3f2b8c1e-0000-4000-8000-000000000001"

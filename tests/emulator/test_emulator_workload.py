@@ -9,7 +9,7 @@ from itertools import groupby
 import pytest
 
 from receiver.config import REPOSITORY_RULES
-from receiver.formats import FORMATS, decode_record, encode_records
+from receiver.formats import FORMATS, SeriesCache, decode_record, encode_records
 from receiver_tools.workload import DEFAULT_TABLES, PERCENTILES, Workload
 from tests.builders import T0
 
@@ -84,7 +84,7 @@ def test_throttling_comes_in_bursts_of_a_few_minutes(hour_of_samples):
 @pytest.mark.parametrize("fmt", FORMATS)
 def test_a_minute_survives_every_stream_format(fmt):
     samples = Workload().minute(T0)
-    decoded = [s for record in encode_records(samples, fmt) for s in decode_record(record)]
+    decoded = [s for record in encode_records(samples, fmt) for s in decode_record(record, cache=SeriesCache())]
     fields = lambda s: (s.identity, s.count, s.sum, s.min, s.max, s.stats)  # noqa: E731
     assert [fields(s) for s in decoded] == [fields(s) for s in samples]
 

@@ -10,14 +10,13 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 
 import orjson
 
-from receiver.config import ServeConfig
 from receiver.keys import TELEMETRY
 from receiver.model import PERIOD_MS, Sample
-from receiver.server.app import INGEST_PATH, create_app
+from receiver.server.app import INGEST_PATH
 from receiver.store import Store
 from receiver_tools.emulator import EmulatorConfig, FirehoseEmulator, RetryPolicy
 from receiver_tools.workload import TableSpec, Workload
-from tests.apps import AppClient, serve_app
+from tests.apps import AppClient, receiver_app, serve_app
 from tests.builders import Delivery
 
 
@@ -30,7 +29,7 @@ def workload_samples(minutes: int = 3, tables: int = 6) -> list[Sample]:
 
 @contextlib.asynccontextmanager
 async def receiver_on(store: Store) -> AsyncIterator[AppClient]:
-    async with serve_app(create_app(ServeConfig(allow_unauthenticated=True), store)) as client:
+    async with serve_app(receiver_app(store)) as client:
         yield client
 
 

@@ -6,6 +6,7 @@ from collections.abc import Iterable
 
 from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2 as otel10_service
 
+from receiver.formats import SeriesCache
 from receiver.formats.framing import frame
 from receiver.proto.otel07 import metrics_service_pb2 as otel07_service
 
@@ -15,6 +16,9 @@ START_NS = 1_700_000_040_000_000_000
 END_NS = START_NS + 60_000_000_000
 NOW_MS = START_NS // 1_000_000 + 3_600_000
 """A fixed "now" for tests that pass ``now_ms``: an hour after START_NS."""
+CACHE = SeriesCache()
+"""The format tests' series cache, shared by them as a receiver's is by its deliveries; tests
+of a cache's own behaviour make their own."""
 
 RESOURCE = (
     ("cloud.provider", "aws"),

@@ -9,6 +9,7 @@ from receiver.formats import DecodeError, decode_record
 from receiver.formats.framing import frame, split_frames
 from receiver.model import Sample, Series
 
+from .helpers import CACHE
 from .make_fixtures import DATA, SOURCES, record_from_text
 
 ARN = "arn:aws:cloudwatch:us-east-1:123456789012:metric-stream/MyMetricStream"
@@ -21,7 +22,7 @@ def test_binary_fixture_is_its_text_source(name: str) -> None:
 
 
 def test_otel07_example() -> None:
-    samples = decode_record((DATA / "aws-otel07-example.bin").read_bytes(), "opentelemetry0.7")
+    samples = decode_record((DATA / "aws-otel07-example.bin").read_bytes(), "opentelemetry0.7", cache=CACHE)
     series = Series("2345678901", "us-east-1", "AWS/DynamoDB", "ConsumedReadCapacityUnits",
                     (("TableName", "MyTable"),), "None")
     assert samples == [
@@ -51,12 +52,12 @@ def otel10_example(shift_ms: int = SHIFT_MS) -> bytes:
 
 def test_otel10_example_as_published_is_refused_for_its_1970_period() -> None:
     with pytest.raises(DecodeError) as info:
-        decode_record((DATA / "aws-otel10-example.bin").read_bytes(), "opentelemetry1.0")
+        decode_record((DATA / "aws-otel10-example.bin").read_bytes(), "opentelemetry1.0", cache=CACHE)
     assert info.value.reason == "timestamp_out_of_range"
 
 
 def test_otel10_example() -> None:
-    samples = decode_record(otel10_example(), "opentelemetry1.0")
+    samples = decode_record(otel10_example(), "opentelemetry1.0", cache=CACHE)
     series = Series("123456789012", "us-east-1", "AWS/DynamoDB", "ConsumedReadCapacityUnits",
                     (("TableName", "MyTable"),), "NoneTranslated")
     assert samples == [
@@ -66,7 +67,7 @@ def test_otel10_example() -> None:
 
 
 def test_json_example() -> None:
-    samples = decode_record((DATA / "aws-json-example.jsonl").read_bytes(), "json")
+    samples = decode_record((DATA / "aws-json-example.jsonl").read_bytes(), "json", cache=CACHE)
     series = Series("1234567890", "us-east-1", "AWS/EC2", "DiskWriteOps",
                     (("InstanceId", "i-123456789012"),), "Seconds")
     assert samples == [
@@ -80,7 +81,7 @@ def test_json_example() -> None:
 def test_extra_labels_merge_sorted_and_the_stream_wins(fixture: str) -> None:
     extra = (("cloud.provider", "from-request"), ("zone", "z1"), ("aaa", "first"))
     data = otel10_example() if "10" in fixture else (DATA / fixture).read_bytes()
-    samples = decode_record(data, extra_labels=tuple(sorted(extra)))
+    samples = decode_record(data, extra_labels=tuple(sorted(extra)), cache=CACHE)
     assert samples[0].labels == (
         ("aaa", "first"), ("aws.exporter.arn", ARN), ("cloud.provider", "aws"), ("zone", "z1"),
     )
@@ -88,5 +89,5 @@ def test_extra_labels_merge_sorted_and_the_stream_wins(fixture: str) -> None:
 
 def test_extra_labels_merge_into_json_samples() -> None:
     extra = (("metric_stream_name", "from-request"), ("team", "db"))
-    samples = decode_record((DATA / "aws-json-example.jsonl").read_bytes(), extra_labels=extra)
+    samples = decode_record((DATA / "aws-json-example.jsonl").read_bytes(), extra_labels=extra, cache=CACHE)
     assert samples[0].labels == (("metric_stream_name", "MyMetricStream"), ("team", "db"))

@@ -8,7 +8,7 @@ import pytest
 from receiver.formats import DecodeError, decode_record, detect_format
 from receiver.proto.otel07 import metrics_service_pb2 as otel07_service
 
-from .helpers import otel07_message, otel10_message, record
+from .helpers import CACHE, otel07_message, otel10_message, record
 from .make_fixtures import DATA
 
 
@@ -35,7 +35,7 @@ def test_only_the_first_message_decides_and_one_without_datapoints_is_refused_ei
     assert detect_format(data) == "opentelemetry1.0"
     for fmt in (None, "opentelemetry0.7", "opentelemetry1.0"):
         with pytest.raises(DecodeError) as info:
-            decode_record(data, fmt)
+            decode_record(data, fmt, cache=CACHE)
         assert info.value.reason == "no_datapoints"
 
 
@@ -60,7 +60,7 @@ def test_a_123_byte_message_whose_length_prefix_reads_as_a_brace_is_protobuf() -
     data = record(message)
     assert data[:2] == b"{\n"
     assert detect_format(data) == "opentelemetry0.7"
-    assert decode_record(data)[0].series.metric == "MM"
+    assert decode_record(data, cache=CACHE)[0].series.metric == "MM"
 
 
 def test_pretty_printed_json_is_json() -> None:

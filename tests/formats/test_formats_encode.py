@@ -13,7 +13,7 @@ from receiver.model import PERIOD_MS, Sample, Series
 from receiver.proto.otel07 import metrics_service_pb2
 from tests.builders import T0
 
-from .helpers import otel07_message, record
+from .helpers import CACHE, otel07_message, record
 
 LABELS = (("aws.exporter.arn", "arn:aws:cloudwatch:us-east-1:1:metric-stream/S"), ("cloud.provider", "aws"))
 
@@ -30,13 +30,13 @@ def samples(n: int, *, metrics: int = 3, labels: tuple = LABELS) -> list[Sample]
 
 
 def decode_all(records: list[bytes], fmt: str) -> list[Sample]:
-    return [sample for data in records for sample in decode_record(data, fmt)]
+    return [sample for data in records for sample in decode_record(data, fmt, cache=CACHE)]
 
 
 def test_a_record_of_several_messages_decodes_them_all() -> None:
     data = record(otel07_message(points=2), otel07_message(points=3))
     assert len(split_frames(data)) == 2
-    assert len(decode_record(data)) == 5
+    assert len(decode_record(data, cache=CACHE)) == 5
 
 
 def test_encoded_records_hold_several_messages() -> None:
@@ -146,7 +146,7 @@ def test_unknown_format_is_a_value_error() -> None:
     with pytest.raises(ValueError, match="unknown record format 'csv'"):
         encode_records([], "csv")
     with pytest.raises(ValueError, match="unknown record format 'csv'"):
-        decode_record(b"x", "csv")
+        decode_record(b"x", "csv", cache=CACHE)
 
 
 def test_nothing_to_encode_gives_no_records() -> None:

@@ -19,7 +19,7 @@ from receiver.formats.limits import latest_end_ms
 from receiver.model import Pairs, Sample, Series
 from receiver_tools.workload import TableSpec, Workload
 
-from .helpers import END_NS, NOW_MS, START_NS, otel07_message, otel10_message, record
+from .helpers import CACHE, END_NS, NOW_MS, START_NS, otel07_message, otel10_message, record
 
 FLAVORS = {otel07.NAME: otel07.FLAVOR, otel10.NAME: otel10.FLAVOR}
 EXTRA: Pairs = (("stream", "S"),)
@@ -29,13 +29,13 @@ def fast(data: bytes, fmt: str) -> list[Sample] | None:
     """The fast path alone: samples, None when it declines, or its DecodeError."""
     flavor = FLAVORS[fmt]
     return fastpath.decode(data, EXTRA, flavor, latest_end_ms(NOW_MS),
-                           otel._resource, otel._series_of, otel._judge_point)
+                           otel._resource, otel._series_of, otel._judge_point, cache=CACHE)
 
 
 def careful(data: bytes, fmt: str, monkeypatch: pytest.MonkeyPatch) -> list[Sample]:
     with monkeypatch.context() as patch:
-        patch.setattr(fastpath, "decode", lambda *args: None)
-        return otel.decode(data, EXTRA, FLAVORS[fmt], NOW_MS)
+        patch.setattr(fastpath, "decode", lambda *args, **kwargs: None)
+        return otel.decode(data, EXTRA, FLAVORS[fmt], NOW_MS, cache=CACHE)
 
 
 def outcome(decode: object, *args: object) -> list[Sample] | tuple[str, str] | None:
@@ -124,7 +124,7 @@ def test_a_label_holding_the_split_marker_is_still_read_exactly(monkeypatch: pyt
     data = record(tricky, otel07_message())
     got = same_as_careful(data, otel07.NAME, monkeypatch)
     assert got is None or len(got) == 2
-    assert len(otel.decode(data, EXTRA, otel07.FLAVOR)) == 2
+    assert len(otel.decode(data, EXTRA, otel07.FLAVOR, cache=CACHE)) == 2
 
 
 @pytest.mark.parametrize("message", [
@@ -275,5 +275,5 @@ def test_fast_equals_careful_on_records_with_any_fault(data: st.DataObject, fmt:
     finally:
         patch.undo()
     # decode_record says what the careful walk says, whichever path took the record.
-    assert outcome(lambda: decode_record(encoded, fmt, extra_labels=EXTRA, now_ms=NOW_MS)) == expected
+    assert outcome(lambda: decode_record(encoded, fmt, extra_labels=EXTRA, now_ms=NOW_MS, cache=CACHE)) == expected
     assert got is None or got == expected

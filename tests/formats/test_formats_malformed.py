@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from receiver.formats import REASONS, DecodeError, decode_record
 from receiver.formats.framing import frame
 
-from .helpers import DYNAMODB, END_NS, RESOURCE, START_NS, otel07_message, otel10_message, record
+from .helpers import CACHE, DYNAMODB, END_NS, RESOURCE, START_NS, otel07_message, otel10_message, record
 from .make_fixtures import DATA
 
 OTEL07 = "opentelemetry0.7"
@@ -21,7 +21,7 @@ OTEL10 = "opentelemetry1.0"
 def decode_error(data: bytes, fmt: str | None = None, reason: str = "malformed") -> str:
     """The one-sentence message of the DecodeError ``data`` raises, checking its reason."""
     with pytest.raises(DecodeError) as info:
-        decode_record(data, fmt)
+        decode_record(data, fmt, cache=CACHE)
     message = str(info.value)
     assert message and "\n" not in message
     assert info.value.reason == reason, message
@@ -110,7 +110,7 @@ def test_missing_min_or_max_quantile(quantiles: tuple, missing: str) -> None:
 
 def test_min_of_zero_sent_as_an_empty_quantile_counts_as_present() -> None:
     # proto3 drops zero fields: CloudWatch's {quantile: 0.0, value: 0.0} arrives as {}.
-    samples = decode_record(record(otel07_message(quantiles=((0.0, 0.0), (1.0, 3.0)))), OTEL07)
+    samples = decode_record(record(otel07_message(quantiles=((0.0, 0.0), (1.0, 3.0)))), OTEL07, cache=CACHE)
     assert (samples[0].min, samples[0].max) == (0.0, 3.0)
 
 
@@ -215,7 +215,7 @@ def test_json_wrong_types(changes: dict, expected: str) -> None:
 def test_arbitrary_bytes_give_samples_or_decode_error(data: bytes) -> None:
     for fmt in (None, OTEL07, OTEL10, "json"):
         try:
-            assert decode_record(data, fmt)  # a record taken has at least one sample
+            assert decode_record(data, fmt, cache=CACHE)  # a record taken has at least one sample
         except DecodeError as exc:
             assert exc.reason in REASONS
 
@@ -229,6 +229,6 @@ def test_mutated_valid_records_give_samples_or_decode_error(data: st.DataObject)
     mutated = original[:position] + bytes([byte]) + original[position + 1:]
     for fmt in (None, OTEL07, OTEL10):
         try:
-            assert decode_record(mutated, fmt)
+            assert decode_record(mutated, fmt, cache=CACHE)
         except DecodeError as exc:
             assert exc.reason in REASONS

@@ -11,6 +11,7 @@ import pytest
 
 from receiver.formats import DecodeError, decode_record, fastpath
 
+from .helpers import CACHE
 from .realdata import MISMATCHED_METRIC, OTEL07, OTEL10, CorpusCase, available, corpus_cases, corpus_files, covered
 
 pytestmark = pytest.mark.skipif(not available(), reason="../shared/realdata is not here")
@@ -21,7 +22,7 @@ CASES = list(corpus_cases())
 @pytest.fixture(params=["fast", "careful"])
 def path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
     if request.param == "careful":
-        monkeypatch.setattr(fastpath, "decode", lambda *args: None)
+        monkeypatch.setattr(fastpath, "decode", lambda *args, **kwargs: None)
     return request.param
 
 
@@ -37,10 +38,10 @@ def test_each_record_decodes_as_its_source_project_expects(case: CorpusCase, det
         fmt = None if detect else case.fmt
         if expected.reason is not None:
             with pytest.raises(DecodeError) as info:
-                decode_record(data, fmt)
+                decode_record(data, fmt, cache=CACHE)
             assert info.value.reason == expected.reason, f"record {index}: {info.value}"
         else:
-            assert decode_record(data, fmt) == list(expected.samples), f"record {index}"
+            assert decode_record(data, fmt, cache=CACHE) == list(expected.samples), f"record {index}"
 
 
 def test_the_telegraf_bodies_hold_every_line() -> None:
@@ -59,7 +60,7 @@ def test_the_fast_path_takes_the_real_records() -> None:
         for data, expected in zip(case.records, case.expected):
             if expected.reason is None:
                 got = fastpath.decode(data, (), flavors[case.fmt], latest_end_ms(now_ms()),
-                                      otel._resource, otel._series_of, otel._judge_point)
+                                      otel._resource, otel._series_of, otel._judge_point, cache=CACHE)
                 assert got == list(expected.samples), case.name
 
 
@@ -68,7 +69,7 @@ def test_skywalkings_hand_edited_dynamodb_metric_is_refused_and_the_others_kept(
     [whole] = [c for c in CASES if c.source == "skywalking_e2e_dynamodb_data-1.json"
                and c.fmt == fmt and "one message" in c.name]
     with pytest.raises(DecodeError) as info:
-        decode_record(whole.records[0], fmt)
+        decode_record(whole.records[0], fmt, cache=CACHE)
     assert info.value.reason == "metric_name_mismatch"
     assert MISMATCHED_METRIC in str(info.value) and "ProvisionedReadCapacityUnits" in str(info.value)
 
@@ -76,7 +77,7 @@ def test_skywalkings_hand_edited_dynamodb_metric_is_refused_and_the_others_kept(
     kept = refused = 0
     for data, expected in zip(split.records, split.expected):
         try:
-            samples = decode_record(data, fmt)
+            samples = decode_record(data, fmt, cache=CACHE)
         except DecodeError as exc:
             assert exc.reason == "metric_name_mismatch"
             refused += 1
@@ -90,8 +91,8 @@ def test_flat_1x_attributes_are_labels_and_0_7_labels_dimensions() -> None:
     # SkyWalking's e2e data sent as 1.0 as it is: TableName is not in CloudWatch's Dimensions
     # list, so it is kept as a label; inverted to 0.7 it is a dimension, as AWS sends it.
     s3 = {c.fmt: c for c in CASES if c.source == "skywalking_e2e_s3_data-1.json"}
-    as07 = decode_record(s3[OTEL07].records[0], OTEL07)[0]
-    as10 = decode_record(s3[OTEL10].records[0], OTEL10)[0]
+    as07 = decode_record(s3[OTEL07].records[0], OTEL07, cache=CACHE)[0]
+    as10 = decode_record(s3[OTEL10].records[0], OTEL10, cache=CACHE)[0]
     assert as07.series.dimensions == (("BucketName", "skywalking"), ("FilterId", "test"))
     assert as10.series.dimensions == ()
     assert ("BucketName", "skywalking") in as10.labels and ("FilterId", "test") in as10.labels

@@ -31,7 +31,7 @@ from receiver.formats.limits import (
 from receiver.model import PERIOD_MS, Sample
 from receiver.proto.otel07 import metrics_service_pb2 as otel07_service
 
-from .helpers import DYNAMODB, NOW_MS, RESOURCE, START_NS, otel07_message, otel10_message, record
+from .helpers import CACHE, DYNAMODB, NOW_MS, RESOURCE, START_NS, otel07_message, otel10_message, record
 from .make_fixtures import DATA
 
 OTEL07, OTEL10, JSON = "opentelemetry0.7", "opentelemetry1.0", "json"
@@ -44,13 +44,13 @@ JSON_ITEM = orjson.loads((DATA / "aws-json-example.jsonl").read_bytes())
 def path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
     """Each test runs as the receiver decodes, and with the careful walk alone."""
     if request.param == "careful":
-        monkeypatch.setattr(fastpath, "decode", lambda *args: None)
+        monkeypatch.setattr(fastpath, "decode", lambda *args, **kwargs: None)
     return request.param
 
 
 def reason_of(data: bytes, fmt: str | None, now_ms: int = NOW_MS) -> str:
     with pytest.raises(DecodeError) as info:
-        decode_record(data, fmt, now_ms=now_ms)
+        decode_record(data, fmt, now_ms=now_ms, cache=CACHE)
     message = str(info.value)
     assert message and "\n" not in message and message[0].islower()
     assert info.value.reason in REASONS
@@ -91,7 +91,7 @@ def test_a_decode_error_is_malformed_unless_told_and_only_takes_known_reasons() 
 
 def test_an_unknown_format_name_is_the_callers_mistake_not_the_records() -> None:
     with pytest.raises(ValueError) as info:
-        decode_record(record(otel07_message()), "opentelemetry9")
+        decode_record(record(otel07_message()), "opentelemetry9", cache=CACHE)
     assert not isinstance(info.value, DecodeError)
 
 
@@ -134,7 +134,7 @@ def test_a_period_out_of_range_in_otel(fmt: str, start_ms: int, end_ms: int, pat
 def test_the_range_ends_are_accepted(fmt: str, path: str) -> None:
     first = otel_message(fmt, start=OLDEST_MS * NS, end=(OLDEST_MS + PERIOD_MS) * NS)
     last = otel_message(fmt, start=LATEST_NS - PERIOD_MS * NS, end=LATEST_NS + NS - 1)
-    samples = decode_record(record(first, last), fmt, now_ms=NOW_MS)
+    samples = decode_record(record(first, last), fmt, now_ms=NOW_MS, cache=CACHE)
     assert [(s.start_ms, s.end_ms) for s in samples] == [
         (OLDEST_MS, OLDEST_MS + PERIOD_MS), (NOW_MS + FUTURE_SLACK_MS - PERIOD_MS, NOW_MS + FUTURE_SLACK_MS)]
 
@@ -158,7 +158,7 @@ def test_a_json_timestamp_past_64_bits_is_out_of_range_too() -> None:
 
 def test_json_range_ends_are_accepted() -> None:
     data = json_line(timestamp=OLDEST_MS) + json_line(timestamp=NOW_MS + FUTURE_SLACK_MS - PERIOD_MS)
-    assert len(decode_record(data, JSON, now_ms=NOW_MS)) == 2
+    assert len(decode_record(data, JSON, now_ms=NOW_MS, cache=CACHE)) == 2
 
 
 @pytest.mark.parametrize("fmt", [OTEL07, OTEL10, JSON])
@@ -168,9 +168,9 @@ def test_now_is_injectable_and_defaults_to_the_clock(fmt: str) -> None:
         data = json_line(timestamp=future_ms)
     else:
         data = record(otel_message(fmt, start=future_ms * NS, end=(future_ms + PERIOD_MS) * NS))
-    assert decode_record(data, fmt, now_ms=future_ms)[0].start_ms == future_ms
+    assert decode_record(data, fmt, now_ms=future_ms, cache=CACHE)[0].start_ms == future_ms
     with pytest.raises(DecodeError):
-        decode_record(data, fmt)  # the clock reads before 2100
+        decode_record(data, fmt, cache=CACHE)  # the clock reads before 2100
 
 
 # Point 3: the metric's name and its datapoints' labels
@@ -192,14 +192,14 @@ def test_a_metric_name_at_odds_with_its_labels(fmt: str, name: str, path: str) -
 @pytest.mark.parametrize("fmt", [OTEL07, OTEL10])
 @pytest.mark.parametrize("name", ["", "ConsumedReadCapacityUnits", "aws.dynamodb.consumed_read", "amazonaws.com"])
 def test_a_name_outside_cloudwatchs_scheme_is_not_compared(fmt: str, name: str, path: str) -> None:
-    [sample] = decode_record(record(otel_message(fmt, name=name)), fmt, now_ms=NOW_MS)
+    [sample] = decode_record(record(otel_message(fmt, name=name)), fmt, now_ms=NOW_MS, cache=CACHE)
     assert (sample.series.namespace, sample.series.metric) == ("AWS/DynamoDB", "ConsumedReadCapacityUnits")
 
 
 def test_one_series_under_two_names_is_judged_under_each(path: str) -> None:
     good = otel07_message()
     renamed = otel07_message(name="amazonaws.com/AWS/DynamoDB/Other")
-    assert len(decode_record(record(good), OTEL07, now_ms=NOW_MS)) == 1  # remembered now
+    assert len(decode_record(record(good), OTEL07, now_ms=NOW_MS, cache=CACHE)) == 1  # remembered now
     assert reason_of(record(good, renamed), OTEL07) == "metric_name_mismatch"
 
 
@@ -245,7 +245,7 @@ def test_a_json_record_without_objects(data: bytes) -> None:
 
 def test_frames_per_record_are_bounded(path: str) -> None:
     one = record(otel07_message())
-    assert len(decode_record(one * MAX_FRAMES_PER_RECORD, OTEL07, now_ms=NOW_MS)) == MAX_FRAMES_PER_RECORD
+    assert len(decode_record(one * MAX_FRAMES_PER_RECORD, OTEL07, now_ms=NOW_MS, cache=CACHE)) == MAX_FRAMES_PER_RECORD
     assert reason_of(one * (MAX_FRAMES_PER_RECORD + 1), OTEL07) == "too_much_work"
     assert reason_of(one * (MAX_FRAMES_PER_RECORD + 1), None) == "too_much_work"
 
@@ -272,7 +272,7 @@ def test_resources_scopes_and_metrics_per_record_are_bounded(part: str, path: st
 
 def test_datapoints_per_record_are_bounded(path: str) -> None:
     most = record(otel07_message(points=MAX_DATAPOINTS_PER_RECORD // 2))
-    assert len(decode_record(most * 2, OTEL07, now_ms=NOW_MS)) == MAX_DATAPOINTS_PER_RECORD
+    assert len(decode_record(most * 2, OTEL07, now_ms=NOW_MS, cache=CACHE)) == MAX_DATAPOINTS_PER_RECORD
     assert reason_of(most * 2 + record(otel07_message()), OTEL07) == "too_much_work"
 
 
@@ -287,7 +287,7 @@ def test_labels_and_dimensions_per_datapoint_are_bounded(fmt: str, path: str) ->
         fits, past = (otel07_message(labels=DYNAMODB + dimensions(n)) for n in (most, most + 1))
     else:
         fits, past = (otel10_message(dimensions=dimensions(n)) for n in (most, most + 1))
-    [sample] = decode_record(record(fits), fmt, now_ms=NOW_MS)
+    [sample] = decode_record(record(fits), fmt, now_ms=NOW_MS, cache=CACHE)
     assert len(sample.series.dimensions) == most
     assert reason_of(record(otel_message(fmt), past), fmt) == "too_much_work"
 
@@ -303,7 +303,7 @@ def test_quantiles_per_datapoint_are_bounded(fmt: str, path: str) -> None:
         return ((0.0, 1.0), *((k / 1000, 2.0) for k in range(1, count - 1)), (1.0, 3.0))
 
     [sample] = decode_record(record(otel_message(fmt, quantiles=quantiles(MAX_STATISTICS_PER_DATAPOINT))),
-                             fmt, now_ms=NOW_MS)
+                             fmt, now_ms=NOW_MS, cache=CACHE)
     assert len(sample.stats) == MAX_STATISTICS_PER_DATAPOINT - 2
     data = record(otel_message(fmt), otel_message(fmt, quantiles=quantiles(MAX_STATISTICS_PER_DATAPOINT + 1)))
     assert reason_of(data, fmt) == "too_much_work"
@@ -311,17 +311,17 @@ def test_quantiles_per_datapoint_are_bounded(fmt: str, path: str) -> None:
 
 def test_resource_attributes_are_bounded(path: str) -> None:
     fits = RESOURCE + dimensions(MAX_RESOURCE_ATTRIBUTES - len(RESOURCE))
-    assert len(decode_record(record(otel07_message(resource=fits)), OTEL07, now_ms=NOW_MS)) == 1
+    assert len(decode_record(record(otel07_message(resource=fits)), OTEL07, now_ms=NOW_MS, cache=CACHE)) == 1
     past = (*fits, ("one", "more"))
     assert reason_of(record(otel07_message(), otel07_message(resource=past)), OTEL07) == "too_much_work"
 
 
 def test_json_dimensions_and_statistics_are_bounded() -> None:
     fits = json_line(dimensions=dict(dimensions(MAX_LABELS_PER_DATAPOINT)))
-    assert len(decode_record(fits, JSON, now_ms=NOW_MS)[0].series.dimensions) == MAX_LABELS_PER_DATAPOINT
+    assert len(decode_record(fits, JSON, now_ms=NOW_MS, cache=CACHE)[0].series.dimensions) == MAX_LABELS_PER_DATAPOINT
     assert reason_of(json_line(dimensions=dict(dimensions(MAX_LABELS_PER_DATAPOINT + 1))), JSON) == "too_much_work"
     value = {"count": 1, "sum": 1, "min": 1, "max": 1, **{f"p{k}": 1.0 for k in range(1, MAX_STATISTICS_PER_DATAPOINT - 3)}}
-    assert len(decode_record(json_line(value=value), JSON, now_ms=NOW_MS)[0].stats) == MAX_STATISTICS_PER_DATAPOINT - 4
+    assert len(decode_record(json_line(value=value), JSON, now_ms=NOW_MS, cache=CACHE)[0].stats) == MAX_STATISTICS_PER_DATAPOINT - 4
     value["p99.5"] = 1.0
     assert reason_of(json_line(value=value), JSON) == "too_much_work"
 
@@ -337,7 +337,7 @@ def test_other_1x_datapoint_attributes_become_labels(path: str) -> None:
         setattr(attribute.value, field, value)
     point.attributes.add().key = "unset"
     plain = otel10_message()
-    samples = decode_record(record(message, plain, message), OTEL10, extra_labels=(("zone", "z"),), now_ms=NOW_MS)
+    samples = decode_record(record(message, plain, message), OTEL10, extra_labels=(("zone", "z"),), now_ms=NOW_MS, cache=CACHE)
     arn = dict(RESOURCE)["aws.exporter.arn"]
     assert samples[0].labels == (
         ("aws.exporter.arn", arn), ("cloud.provider", "mine"), ("hot", "true"), ("ratio", "0.5"),
@@ -369,7 +369,7 @@ def test_resource_attributes_of_any_scalar_type_become_labels(fmt: str, path: st
         attribute = attributes.add()
         attribute.key = key
         setattr(attribute.value, field, value)
-    [sample] = decode_record(record(message), fmt, now_ms=NOW_MS)
+    [sample] = decode_record(record(message), fmt, now_ms=NOW_MS, cache=CACHE)
     assert ("shard", "3") in sample.labels and ("primary", "false") in sample.labels
     listed = attributes.add()
     listed.key = "list"
@@ -379,7 +379,7 @@ def test_resource_attributes_of_any_scalar_type_become_labels(fmt: str, path: st
 
 def test_every_decoded_sample_is_one_a_store_can_keep() -> None:
     records = [record(otel07_message(points=3)), record(otel10_message()), json_line()]
-    for sample in [s for data in records for s in decode_record(data, now_ms=NOW_MS)]:
+    for sample in [s for data in records for s in decode_record(data, now_ms=NOW_MS, cache=CACHE)]:
         assert isinstance(sample, Sample)
         numbers = (sample.count, sample.sum, sample.min, sample.max, *(v for _, v in sample.stats))
         assert all(math.isfinite(v) for v in numbers)

@@ -10,7 +10,7 @@ from receiver.formats.limits import OLDEST_MS
 from receiver.formats.units import CLOUDWATCH_UNITS, to_ucum
 from receiver.model import PERIOD_MS, Sample, Series, percentile_name
 
-from .helpers import NOW_MS
+from .helpers import CACHE, NOW_MS
 
 UCUM_CODES = {to_ucum(name) for name in CLOUDWATCH_UNITS}
 ROUND_TRIP = settings(max_examples=100, deadline=None)
@@ -49,7 +49,7 @@ def samples(draw: st.DrawFn, *, fmt: str) -> Sample:
 
 def round_trip(batch: list[Sample], fmt: str, max_record_bytes: int = 1_024_000) -> list[Sample]:
     return [sample for data in encode_records(batch, fmt, max_record_bytes=max_record_bytes)
-            for sample in decode_record(data, fmt, now_ms=NOW_MS)]
+            for sample in decode_record(data, fmt, now_ms=NOW_MS, cache=CACHE)]
 
 
 @ROUND_TRIP
@@ -74,4 +74,4 @@ def test_json_round_trip(batch: list[Sample]) -> None:
 @given(st.lists(samples(fmt="opentelemetry0.7"), min_size=1, max_size=20))
 def test_round_trip_with_detection_and_small_records(batch: list[Sample]) -> None:
     records = encode_records(batch, "opentelemetry0.7", max_record_bytes=4_000)
-    assert [s for data in records for s in decode_record(data, now_ms=NOW_MS)] == batch
+    assert [s for data in records for s in decode_record(data, now_ms=NOW_MS, cache=CACHE)] == batch

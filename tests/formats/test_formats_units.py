@@ -7,7 +7,7 @@ import pytest
 from receiver.formats import decode_record
 from receiver.formats.units import CLOUDWATCH_UNITS, from_ucum, to_ucum
 
-from .helpers import otel07_message, record
+from .helpers import CACHE, otel07_message, record
 
 AWS_TABLE = {
     "s": "Seconds", "us": "Microseconds", "ms": "Milliseconds",
@@ -45,5 +45,5 @@ def test_unknown_codes_are_kept(code: str) -> None:
 
 
 def test_decoded_series_carry_the_cloudwatch_unit() -> None:
-    assert decode_record(record(otel07_message(unit="By/s")))[0].series.unit == "Bytes/Second"
-    assert decode_record(record(otel07_message(unit="weird")))[0].series.unit == "weird"
+    assert decode_record(record(otel07_message(unit="By/s")), cache=CACHE)[0].series.unit == "Bytes/Second"
+    assert decode_record(record(otel07_message(unit="weird")), cache=CACHE)[0].series.unit == "weird"

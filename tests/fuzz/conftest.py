@@ -15,10 +15,9 @@ from typing import Any
 
 import pytest
 
-from receiver.config import ServeConfig
-from receiver.server.app import INGEST_PATH, create_app
+from receiver.server.app import INGEST_PATH
 from receiver.store import MemoryStore
-from tests.apps import serve_app
+from tests.apps import receiver_app, serve_app
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,7 +37,7 @@ class ThreadedReceiver:
 
     async def _main(self) -> None:
         self._stop = asyncio.Event()
-        async with serve_app(create_app(ServeConfig(allow_unauthenticated=True), self.store)) as client:
+        async with serve_app(receiver_app(self.store)) as client:
             self.port = client.port
             self._started.set()
             await self._stop.wait()

@@ -4,14 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import socket
 import ssl
-import subprocess
-import sys
 import time
-import urllib.request
-from pathlib import Path
 
 import pytest
 
@@ -20,29 +15,9 @@ from receiver.server.app import INGEST_PATH
 from receiver.server.site import tls_context
 from receiver.store import open_store_from_url
 from tests.builders import Delivery, make_samples
-from tests.processes import ROOT, ReceiverProcess
+from tests.processes import ReceiverProcess, one_sentence_error, post, run_cli
 
 pytestmark = pytest.mark.slow
-
-
-def run_cli(*args: str, env: dict[str, str] | None = None, timeout: float = 30) -> subprocess.CompletedProcess:
-    # A key, so that `serve` gets as far as the option each test gets wrong.
-    return subprocess.run(
-        [sys.executable, "-m", "receiver", *args],
-        cwd=ROOT,
-        env={**os.environ, "RECEIVER_ACCESS_KEYS": "cli-test-key", **(env or {})},
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
-
-
-def one_sentence_error(result: subprocess.CompletedProcess) -> str:
-    assert result.returncode != 0
-    lines = [line for line in result.stderr.splitlines() if line.strip()]
-    assert len(lines) == 1, result.stderr
-    assert "Traceback" not in result.stderr
-    return lines[0]
 
 
 def test_bad_store_url_is_one_sentence(tmp_path):
@@ -83,15 +58,6 @@ def test_port_in_use_is_one_sentence():
     assert "Traceback" not in result.stderr
 
 
-def post(url: str, delivery: Delivery, context: ssl.SSLContext | None = None) -> tuple[int, dict]:
-    request = urllib.request.Request(url + INGEST_PATH, data=delivery.body, headers=delivery.headers, method="POST")
-    try:
-        with urllib.request.urlopen(request, timeout=30, context=context) as response:
-            return response.status, json.loads(response.read())
-    except urllib.error.HTTPError as error:
-        return error.code, json.loads(error.read())
-
-
 def test_environment_configures_store_and_keys(tmp_path):
     db = tmp_path / "metrics.db"
     env = {"RECEIVER_STORE": f"sqlite:///{db}", "RECEIVER_ACCESS_KEYS": "key-one, key-two"}
@@ -119,31 +85,18 @@ def test_json_logs_are_one_object_per_line():
     assert "ms" in entry
 
 
-def make_certificate(directory: Path) -> tuple[Path, Path]:
-    cert, key = directory / "cert.pem", directory / "key.pem"
-    subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=127.0.0.1",
-         "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", str(key), "-out", str(cert)],
-        check=True,
-        capture_output=True,
-    )
-    return cert, key
-
-
-def test_serves_https_with_a_certificate(tmp_path):
-    cert, key = make_certificate(tmp_path)
-    with ReceiverProcess("--store", "memory://", "--allow-unauthenticated", "--tls-cert", str(cert), "--tls-key", str(key)) as receiver:
+def test_serves_https_with_a_certificate(tls):
+    with ReceiverProcess("--store", "memory://", "--allow-unauthenticated", tls=tls) as receiver:
         receiver.wait_listening()
         assert receiver.url.startswith("https://")
-        context = ssl.create_default_context(cafile=str(cert))
+        context = ssl.create_default_context(cafile=str(tls.ca_cert))
         status, answer = post(receiver.url, Delivery(make_samples(2)), context)
         assert status == 200
         assert answer["requestId"]
 
 
-def test_tls_context_refuses_versions_before_1_2(tmp_path):
-    cert, key = make_certificate(tmp_path)
-    context = tls_context(ServeConfig(tls_cert=cert, tls_key=key))
+def test_tls_context_refuses_versions_before_1_2(tls):
+    context = tls_context(ServeConfig(tls_cert=tls.server_cert, tls_key=tls.server_key))
     assert context.minimum_version == ssl.TLSVersion.TLSv1_2
 
 

@@ -5,9 +5,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
-import subprocess
-import sys
 
 import pytest
 
@@ -15,7 +12,7 @@ from receiver.config import ConfigError, ServeConfig, add_serve_arguments, serve
 from receiver.server.app import create_app
 from receiver.store import open_store_from_url
 from tests.apps import serve_app
-from tests.processes import ROOT
+from tests.processes import run_cli
 
 
 def config_from(*argv: str, **env: str) -> ServeConfig:
@@ -93,11 +90,7 @@ async def test_serving_with_a_key_does_not_warn(caplog):
 
 
 def test_serve_without_a_key_exits_2_with_one_sentence():
-    env = {k: v for k, v in os.environ.items() if not k.startswith("RECEIVER_")}
-    result = subprocess.run(
-        [sys.executable, "-m", "receiver", "serve", "--port", "0", "--store", "memory://"],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=60,
-    )
+    result = run_cli("serve", "--port", "0", "--store", "memory://", env={"RECEIVER_ACCESS_KEYS": None})
     assert result.returncode == 2
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert len(lines) == 1, result.stderr

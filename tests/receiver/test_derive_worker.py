@@ -19,7 +19,7 @@ from receiver.server.app import INGEST_PATH
 from receiver_tools.emulator import EmulatorConfig, FirehoseEmulator
 from receiver_tools.workload import TableSpec, Workload
 from tests.builders import T0, make_sample
-from tests.chain.conftest import recent_workload
+from tests.chain.workload import recent_workload
 from tests.processes import ReceiverProcess, child_processes, is_running
 
 pytestmark = pytest.mark.slow

@@ -10,13 +10,12 @@ import zlib
 import orjson
 import pytest
 
-from receiver.config import ServeConfig
 from receiver.firehose.envelope import MAX_BODY_BYTES
 from receiver.formats import encode_records
 from receiver.keys import INGEST
-from receiver.server.app import INGEST_PATH, create_app
+from receiver.server.app import INGEST_PATH
 from receiver.store import StoreError, open_store_from_url
-from tests.apps import serve_app
+from tests.apps import receiver_app, serve_app
 from tests.builders import Delivery, envelope, make_sample, make_samples
 
 KEY = "s3cr3t-access-key-0123456789"
@@ -32,7 +31,7 @@ async def start(store):
     async with contextlib.AsyncExitStack() as stack:
 
         async def start(store=store, **settings):
-            return await stack.enter_async_context(serve_app(create_app(ServeConfig(**{"allow_unauthenticated": True, **settings}), store)))
+            return await stack.enter_async_context(serve_app(receiver_app(store, **settings)))
 
         yield start
 
@@ -396,7 +395,7 @@ async def test_other_methods_on_the_ingest_path_are_a_json_405(start):
 async def test_an_unexpected_failure_is_a_json_500_that_stores_nothing(start, store, monkeypatch):
     import receiver.firehose.records
 
-    def broken_decoder(*args):
+    def broken_decoder(*args, **kwargs):
         raise RuntimeError("a bug")
 
     monkeypatch.setattr(receiver.firehose.records, "decode_record", broken_decoder)

@@ -3,28 +3,20 @@ receiver reads them again (here: a decoder bug that is fixed) they are re-delive
 
 from __future__ import annotations
 
-import subprocess
-import sys
-
 import pytest
 
 import receiver.firehose.records
 from receiver.cli.quarantine import replay
-from receiver.config import ServeConfig
 from receiver.formats import DecodeError, encode_records
-from receiver.server.app import INGEST_PATH, create_app
+from receiver.server.app import INGEST_PATH
 from receiver.store.sqlite import SQLiteStore
 from receiver_tools.emulator import EmulatorConfig
-from tests.apps import serve_app
+from tests.apps import receiver_app, serve_app
 from tests.builders import Delivery, make_samples
+from tests.processes import run_cli
 
 FORMAT = "opentelemetry0.7"
 LABELS = {"env": "prod"}
-
-
-def cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "receiver", "quarantine", *args],
-                          capture_output=True, text=True, timeout=120)
 
 
 @pytest.fixture
@@ -32,8 +24,8 @@ def buggy_decoder(monkeypatch):
     """A decoder that refuses records of more than 3 samples: a bug the test then fixes."""
     decode = receiver.firehose.records.decode_record
 
-    def buggy(data, *args):
-        samples = decode(data, *args)
+    def buggy(data, *args, **kwargs):
+        samples = decode(data, *args, **kwargs)
         if len(samples) > 3:
             raise DecodeError("the decoder has a bug")
         return samples
@@ -44,15 +36,15 @@ def buggy_decoder(monkeypatch):
 
 async def test_quarantined_records_are_listed_then_replayed_and_forgotten_after_a_fix(tmp_path, buggy_decoder):
     store = SQLiteStore(tmp_path / "q.db")
-    samples = make_samples(6)
+    samples = make_samples(6, labels=())  # the labels stored are the delivery's common attributes
     records = [encode_records(samples[:2], FORMAT)[0], encode_records(samples[2:], FORMAT)[0]]
-    async with serve_app(create_app(ServeConfig(allow_unauthenticated=True), store)) as client:
+    async with serve_app(receiver_app(store)) as client:
         delivery = Delivery(records=records)
         headers = {**delivery.headers, "X-Amz-Firehose-Common-Attributes": '{"commonAttributes": {"env": "prod"}}'}
         assert (await client.post(INGEST_PATH, data=delivery.body, headers=headers)).status == 200
         assert await store.count_samples() == 2
 
-        listed = cli("list", "--store", f"sqlite:///{store.path}")
+        listed = run_cli("quarantine", "list", "--store", f"sqlite:///{store.path}")
         assert listed.returncode == 0, listed.stderr
         assert listed.stdout.splitlines()[0] == "1 quarantined records"
         assert f"{delivery.request_id}  record 1  " in listed.stdout and "the decoder has a bug" in listed.stdout
@@ -68,7 +60,7 @@ async def test_quarantined_records_are_listed_then_replayed_and_forgotten_after_
 
 async def test_a_replay_whose_target_still_fails_keeps_the_records(tmp_path, buggy_decoder):
     store = SQLiteStore(tmp_path / "q.db")
-    async with serve_app(create_app(ServeConfig(allow_unauthenticated=True), store)) as client:
+    async with serve_app(receiver_app(store)) as client:
         delivery = Delivery(records=encode_records(make_samples(5), FORMAT))
         assert (await client.post(INGEST_PATH, data=delivery.body, headers=delivery.headers)).status == 200
         url = f"http://{client.host}:{client.port}/nowhere"
@@ -80,6 +72,6 @@ async def test_a_replay_whose_target_still_fails_keeps_the_records(tmp_path, bug
 
 
 def test_a_memory_store_is_refused_with_one_sentence():
-    done = cli("list", "--store", "memory://")
+    done = run_cli("quarantine", "list", "--store", "memory://")
     assert done.returncode == 2
     assert done.stderr.startswith("error: a memory:// store lives inside its receiver")

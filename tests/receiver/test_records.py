@@ -11,26 +11,18 @@ import orjson
 import pytest
 
 import receiver.firehose.records
-from receiver.config import ServeConfig
 from receiver.firehose.records import Decoding, RecordSlicer, store_records
-from receiver.formats import DecodeError, encode_records
-from receiver.server.app import INGEST_PATH, create_app
+from receiver.formats import DecodeError, SeriesCache, encode_records
+from receiver.keys import INGEST
+from receiver.server.app import INGEST_PATH
 from receiver.store.memory import MemoryStore
 from receiver.store.sqlite import SQLiteStore
-from tests.apps import serve_app
+from tests.apps import receiver_app, serve_app
 from tests.builders import Delivery, make_samples
 
 FORMAT = "opentelemetry0.7"
 BAD = b"\x05\x0a\x03"
 """A frame that claims 5 bytes and holds 2: never decodes."""
-
-
-@pytest.fixture
-async def sqlite_store(tmp_path):
-    store = SQLiteStore(tmp_path / "records.db")
-    await store.open()
-    yield store
-    await store.close()
 
 
 @pytest.fixture
@@ -47,7 +39,7 @@ def records_of(count: int, per_record: int = 5, first: int = 0) -> list[bytes]:
 
 def test_each_record_is_dropped_once_decoded_and_slices_stop_when_full():
     records = records_of(4)
-    slicer = RecordSlicer("r", records, FORMAT, (), 0, slice_samples=10)
+    slicer = RecordSlicer("r", records, FORMAT, (), 0, slice_samples=10, cache=SeriesCache())
     first = slicer.next_slice()
     assert len(first.samples) == 10 and not first.done
     assert records[:2] == [b"", b""] and records[2] != b""
@@ -58,7 +50,7 @@ def test_each_record_is_dropped_once_decoded_and_slices_stop_when_full():
 
 def test_a_record_that_does_not_decode_becomes_a_quarantined_record_with_its_bytes():
     labels = (("env", "prod"),)
-    result = RecordSlicer("req-1", [*records_of(1), BAD], FORMAT, labels, 1234).next_slice()
+    result = RecordSlicer("req-1", [*records_of(1), BAD], FORMAT, labels, 1234, cache=SeriesCache()).next_slice()
     assert len(result.samples) == 5
     [record] = result.quarantined
     assert (record.request_id, record.index, record.received_ms, record.data, record.labels) == (
@@ -68,7 +60,7 @@ def test_a_record_that_does_not_decode_becomes_a_quarantined_record_with_its_byt
 
 async def test_good_records_are_stored_and_a_bad_one_quarantined_in_one_commit(sqlite_store, decoding):
     records = [*records_of(2), BAD, *records_of(1, first=10)]
-    stored = await store_records(sqlite_store, decoding, "req-mixed", records, FORMAT, ())
+    stored = await store_records(sqlite_store, decoding, "req-mixed", records, FORMAT, (), cache=SeriesCache())
     assert (stored.records, stored.samples, len(stored.quarantined)) == (4, 15, 1)
     assert await sqlite_store.count_samples() == 15
     assert await sqlite_store.is_committed("req-mixed")
@@ -91,7 +83,7 @@ async def test_a_large_delivery_is_written_a_slice_at_a_time_then_committed(sqli
 
     monkeypatch.setattr(sqlite_store, "write_samples", counted_write)
     monkeypatch.setattr(sqlite_store, "commit", counted_commit)
-    await store_records(sqlite_store, decoding, "req-large", records_of(5), FORMAT, ())
+    await store_records(sqlite_store, decoding, "req-large", records_of(5), FORMAT, (), cache=SeriesCache())
     assert calls == [("write", 10), ("write", 10), ("commit", 5)]
     assert await sqlite_store.count_samples() == 25
 
@@ -100,12 +92,12 @@ async def test_records_are_decoded_on_a_decode_thread_not_the_store_writer(sqlit
     threads: list[str] = []
     decode = receiver.firehose.records.decode_record
 
-    def watched(*args):
+    def watched(*args, **kwargs):
         threads.append(threading.current_thread().name)
-        return decode(*args)
+        return decode(*args, **kwargs)
 
     monkeypatch.setattr(receiver.firehose.records, "decode_record", watched)
-    await store_records(sqlite_store, decoding, "req-threads", records_of(3), FORMAT, ())
+    await store_records(sqlite_store, decoding, "req-threads", records_of(3), FORMAT, (), cache=SeriesCache())
     assert threads and all(name.startswith("decode") for name in threads)
 
 
@@ -115,15 +107,15 @@ async def test_one_deliverys_decoding_never_holds_up_another_deliverys_commit(sq
     decode = receiver.firehose.records.decode_record
     entered, release = threading.Event(), threading.Event()
 
-    def slow_for_the_marked_record(data, *args):
+    def slow_for_the_marked_record(data, *args, **kwargs):
         if data == BAD:
             entered.set()
             release.wait(30)
             raise DecodeError("slow and bad")
-        return decode(data, *args)
+        return decode(data, *args, **kwargs)
 
     monkeypatch.setattr(receiver.firehose.records, "decode_record", slow_for_the_marked_record)
-    async with serve_app(create_app(ServeConfig(allow_unauthenticated=True), sqlite_store)) as client:
+    async with serve_app(receiver_app(sqlite_store)) as client:
         slow = Delivery(records=[*records_of(1), BAD])
         stuck = asyncio.create_task(client.post(INGEST_PATH, data=slow.body, headers=slow.headers))
         await asyncio.get_running_loop().run_in_executor(None, entered.wait, 30)
@@ -145,7 +137,7 @@ async def test_over_http_a_bad_record_is_quarantined_counted_and_logged_and_the_
 ):
     store = MemoryStore() if make_store == "memory" else SQLiteStore(tmp_path / "http.db")
     caplog.set_level(logging.INFO, logger="receiver.ingest")
-    async with serve_app(create_app(ServeConfig(allow_unauthenticated=True), store)) as client:
+    async with serve_app(receiver_app(store)) as client:
         delivery = Delivery(records=[*records_of(3), BAD])
         response = await client.post(INGEST_PATH, data=delivery.body, headers=delivery.headers)
         answer = orjson.loads(await response.read())
@@ -167,14 +159,14 @@ async def test_over_http_a_bad_record_is_quarantined_counted_and_logged_and_the_
 
 
 async def test_quarantine_api_refuses_a_bad_limit():
-    async with serve_app(create_app(ServeConfig(allow_unauthenticated=True), MemoryStore())) as client:
+    async with serve_app(receiver_app(MemoryStore())) as client:
         response = await client.get("/api/v1/quarantine?limit=0")
         assert response.status == 400 and "limit" in (await response.json())["error"]
 
 
 async def test_a_client_that_disconnects_mid_body_is_counted_as_aborted_at_info(sqlite_store, caplog):
     caplog.set_level(logging.INFO)
-    async with serve_app(create_app(ServeConfig(allow_unauthenticated=True), sqlite_store)) as client:
+    async with serve_app(receiver_app(sqlite_store)) as client:
         delivery = Delivery(make_samples(20))
         _, writer = await asyncio.open_connection(client.host, client.port)
         head = [f"POST {INGEST_PATH} HTTP/1.1", f"Host: {client.host}", f"Content-Length: {len(delivery.body)}"]
@@ -196,7 +188,7 @@ async def test_a_client_that_disconnects_mid_body_is_counted_as_aborted_at_info(
 
 
 async def test_a_header_that_is_not_utf8_is_a_json_400_naming_it(sqlite_store, caplog):
-    async with serve_app(create_app(ServeConfig(allow_unauthenticated=True), sqlite_store)) as client:
+    async with serve_app(receiver_app(sqlite_store)) as client:
         reader, writer = await asyncio.open_connection(client.host, client.port)
         writer.write(
             f"POST {INGEST_PATH} HTTP/1.1\r\nHost: {client.host}\r\nContent-Length: 2\r\n".encode()
@@ -216,7 +208,7 @@ async def test_records_of_a_million_zero_bytes_are_quarantined_as_empty_frames_a
     """Each such record was a million empty protobuf frames that decoded to nothing, for
     seconds each, while every other delivery waited on the writer."""
     zeros = bytes(1_024_000)
-    async with serve_app(create_app(ServeConfig(allow_unauthenticated=True), sqlite_store)) as client:
+    async with serve_app(receiver_app(sqlite_store)) as client:
         delivery = Delivery(records=[zeros, *records_of(1), zeros, zeros])
         response = await client.post(INGEST_PATH, data=delivery.body, headers=delivery.headers)
         assert response.status == 200
@@ -224,3 +216,20 @@ async def test_records_of_a_million_zero_bytes_are_quarantined_as_empty_frames_a
         quarantined = await sqlite_store.quarantined()
         assert [(r.index, r.reason, r.data == zeros) for r in quarantined] == [
             (0, "empty_frame", True), (2, "empty_frame", True), (3, "empty_frame", True)]
+
+
+async def test_each_app_decodes_against_its_own_series_cache():
+    """The cache is the app's: two receivers in one process share no series, and one
+    receiver's deliveries share one cache."""
+    first, second = receiver_app(), receiver_app()
+    first_cache, second_cache = first[INGEST].series_cache, second[INGEST].series_cache
+    assert first_cache is not second_cache
+    async with serve_app(first) as client:
+        learned = []
+        for _ in range(2):
+            delivery = Delivery(records=records_of(2))
+            response = await client.post(INGEST_PATH, data=delivery.body, headers=delivery.headers)
+            assert response.status == 200
+            learned.append(len(first_cache))
+    assert learned[0] > 0 and learned[1] == learned[0]  # the second delivery's series were known
+    assert len(second_cache) == 0

@@ -10,14 +10,11 @@ import urllib.request
 
 import pytest
 
-from receiver.config import REPOSITORY_RULES, ServeConfig
+from receiver.config import REPOSITORY_RULES
 from receiver.rules import load_rules
-from receiver.server.app import create_app
-from receiver.store import open_store_from_url
-from tests.apps import serve_app
+from tests.apps import receiver_app, serve_app
 from tests.builders import Delivery, make_samples
-from tests.processes import ReceiverProcess
-from tests.receiver.test_cli import one_sentence_error, post, run_cli
+from tests.processes import ReceiverProcess, one_sentence_error, post, run_cli
 
 EXTRA_RULE = """\
 filter: "{ tags -> tags.Namespace == 'AWS/DynamoDB' }"
@@ -34,7 +31,7 @@ metricsRules:
 
 
 async def test_metrics_catalog_lists_every_rule_metric():
-    app = create_app(ServeConfig(allow_unauthenticated=True), open_store_from_url("memory://"))
+    app = receiver_app()
     async with serve_app(app) as client:
         response = await client.get("/api/v1/metrics")
         body = await response.json()

@@ -23,9 +23,9 @@ from receiver.config import ServeConfig
 from receiver.firehose.envelope import ACCESS_KEY_HEADER
 from receiver.keys import INGEST
 from receiver.logs import PlainFormatter
-from receiver.server.app import INGEST_PATH, RUNNER_OPTIONS, create_app
-from receiver.server.site import ReceiverSite
+from receiver.server.app import INGEST_PATH, create_app
 from receiver.store import open_store_from_url
+from tests.apps import serve_app
 from tests.builders import Delivery, make_samples
 from tests.processes import ReceiverProcess
 
@@ -38,15 +38,8 @@ SHORT = 0.5
 async def running(**settings) -> AsyncIterator[tuple[int, web.Application]]:
     """The receiver's app behind the site `serve` uses, on a free loopback port."""
     config = ServeConfig(host="127.0.0.1", port=0, access_keys=(KEY,), **settings)
-    app = create_app(config, open_store_from_url("memory://"))
-    runner = web.AppRunner(app, **RUNNER_OPTIONS)
-    await runner.setup()
-    try:
-        site = ReceiverSite(runner, config)
-        await site.start()
-        yield site.port, app
-    finally:
-        await runner.cleanup()
+    async with serve_app(create_app(config, open_store_from_url("memory://")), config=config) as client:
+        yield client.port, client.app
 
 
 def request_bytes(delivery: Delivery, keep_alive: bool = True) -> bytes:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from receiver.model import MINUTE_MS, Sample, Series
 from receiver.rules import DerivedValue, RuleSet, default_rules_dir, load_rules
-from tests.builders import T0
+from tests.builders import T0, make_sample
 
 ACCOUNT = "123456789012"
 SERVICE = f"aws-dynamodb::{ACCOUNT}"
@@ -34,11 +34,10 @@ def sample(metric: str, total: float, count: float = 1.0, *, minute: int = 0,
     """One CloudWatch datapoint of ``metric`` with the given Sum and SampleCount."""
     series = Series(account, region, namespace, metric, tuple(sorted(dimensions.items())),
                     "Count")
-    start = T0 + minute * MINUTE
-    return Sample(series, start, start + MINUTE, count, total,
-                  total / count if low is None and count else (low or 0.0),
-                  total / count if high is None and count else (high or 0.0),
-                  stats, labels)
+    return make_sample(series=series, minute=minute, value=total, count=count,
+                       low=total / count if low is None and count else (low or 0.0),
+                       high=total / count if high is None and count else (high or 0.0),
+                       stats=stats, labels=labels)
 
 
 def values(derived: Iterable[DerivedValue], metric: str) -> dict[tuple[str, str | None, int], float]:

@@ -1,4 +1,5 @@
-"""Fixtures for the store tests: open stores of each backend sharing a fake clock."""
+"""Fixtures for the store tests: open stores of each backend sharing the fake clock (``clock``,
+from the root conftest)."""
 
 from __future__ import annotations
 
@@ -15,12 +16,7 @@ from moto import mock_aws
 
 from receiver.store import MemoryStore, SQLiteStore, Store
 from receiver.store.dynamodb import DynamoDBStore
-from tests.store.builders import FakeClock
-
-
-@pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock()
+from tests.processes import free_port
 
 
 @pytest.fixture
@@ -54,9 +50,7 @@ def dynalite_endpoint() -> Iterator[str]:
     """A dynalite server on a free loopback port for the whole session (in memory)."""
     if not DYNALITE.exists():
         pytest.fail(f"dynalite is not installed at {DYNALITE}; run make setup (npm ci)")
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = free_port()
     server = subprocess.Popen(
         [DYNALITE, "--host", "127.0.0.1", "--port", str(port), "--createTableMs", "10"],
         stdout=subprocess.DEVNULL,

@@ -9,7 +9,7 @@ import pytest
 from receiver.model import FIRING, MINUTE_MS, RESOLVED, AlarmEvent
 from receiver.store.base import DEFAULT_HOUR_RETENTION_DAYS
 from receiver.store.memory import MemoryStore
-from tests.store.builders import T0
+from tests.builders import T0
 
 SERVICE = "aws-dynamodb::123456789012"
 

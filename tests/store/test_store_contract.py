@@ -7,10 +7,11 @@ import math
 
 import pytest
 
+from receiver.model import MINUTE_MS
 from receiver.store import StoreError
 from receiver.store.base import DEFAULT_REQUEST_TTL_S
 from receiver.store.sqlite import store as sqlite_store_module
-from tests.store.builders import MINUTE_MS, T0, make_sample, make_series
+from tests.builders import T0, make_sample, make_series
 
 ALL_TIME = (0, 2**62)
 
@@ -26,8 +27,8 @@ async def test_committed_samples_read_back_equal(store):
     latency = make_series("SuccessfulRequestLatency", operation="GetItem", unit="Milliseconds")
     samples = [
         make_sample(minute=0),
-        make_sample(latency, minute=0, stats=(("p50", 1.25), ("p99", 7.5), ("p99.9", 9.0))),
-        make_sample(make_series(table="Other"), minute=1, labels=()),
+        make_sample(series=latency, minute=0, stats=(("p50", 1.25), ("p99", 7.5), ("p99.9", 9.0))),
+        make_sample(series=make_series(table="Other"), minute=1, labels=()),
     ]
     await store.commit("r1", samples)
     assert sorted(await stored(store), key=repr) == sorted(samples, key=repr)
@@ -70,7 +71,7 @@ async def test_overlapping_requests_store_each_identity_once_with_the_newer_valu
 )
 async def test_each_series_part_of_the_identity_tells_samples_apart(store, change):
     first = make_sample()
-    other = make_sample(dataclasses.replace(first.series, **change))
+    other = make_sample(series=dataclasses.replace(first.series, **change))
     await store.commit("r1", [first, other])
     assert await store.count_samples() == 2
 
@@ -82,14 +83,14 @@ async def test_a_different_period_end_is_a_different_sample(store):
 
 async def test_the_unit_is_not_part_of_the_identity(store):
     await store.commit("r1", [make_sample(value=1.0)])
-    renamed = make_sample(dataclasses.replace(make_series(), unit="None"), value=2.0)
+    renamed = make_sample(series=dataclasses.replace(make_series(), unit="None"), value=2.0)
     await store.commit("r2", [renamed])
     assert await stored(store) == [renamed]
 
 
 async def test_each_sample_keeps_the_unit_it_was_committed_with(store):
     counted = make_sample(minute=0)
-    unitless = make_sample(dataclasses.replace(make_series(), unit="None"), minute=1)
+    unitless = make_sample(series=dataclasses.replace(make_series(), unit="None"), minute=1)
     await store.commit("r1", [counted, unitless])
     assert await stored(store) == [counted, unitless]
 
@@ -111,7 +112,7 @@ async def test_a_request_with_an_unstorable_value_stores_nothing(store, bad):
     before = make_sample(minute=0, value=1.0)
     await store.commit("r1", [before])
     good = [make_sample(minute=m, value=5.0) for m in range(3)]
-    poisoned = make_sample(make_series(table="New"), minute=1)._replace(**bad)
+    poisoned = make_sample(series=make_series(table="New"), minute=1)._replace(**bad)
     with pytest.raises(StoreError):
         await store.commit("r2", [*good, poisoned, make_sample(minute=4)])
     assert await stored(store) == [before]
@@ -172,7 +173,7 @@ async def test_samples_selects_starts_in_a_half_open_range(store):
 
 async def test_samples_come_in_ascending_start_order(store):
     await store.commit("r1", [make_sample(minute=m) for m in (3, 0, 4, 1)])
-    await store.commit("r2", [make_sample(make_series("ThrottledRequests"), minute=m) for m in (2, 0)])
+    await store.commit("r2", [make_sample(series=make_series("ThrottledRequests"), minute=m) for m in (2, 0)])
     starts = [s.start_ms for s in await stored(store)]
     assert starts == sorted(starts) and len(starts) == 6
 
@@ -182,8 +183,8 @@ async def test_samples_by_series_gives_the_range_in_chunks_that_never_split_a_se
     series = [make_series(metric, table=f"T{t}") for metric in ("ConsumedReadCapacityUnits", "ThrottledRequests")
               for t in range(3)]
     other_unit = dataclasses.replace(series[0], unit="Seconds")  # same key, another unit
-    samples = [make_sample(one, minute=m) for one in series for m in range(4)]
-    samples.append(make_sample(other_unit, minute=1)._replace(start_ms=T0 + MINUTE_MS + 1))
+    samples = [make_sample(series=one, minute=m) for one in series for m in range(4)]
+    samples.append(make_sample(series=other_unit, minute=1)._replace(start_ms=T0 + MINUTE_MS + 1))
     await store.commit("r1", samples)
     low, high = T0 + MINUTE_MS, T0 + 3 * MINUTE_MS
     chunks = [chunk async for chunk in store.samples_by_series(low, high)]
@@ -197,29 +198,29 @@ async def test_samples_by_series_gives_the_range_in_chunks_that_never_split_a_se
 
 async def test_samples_filters_by_namespace(store):
     dynamodb = make_sample(minute=0)
-    custom = make_sample(make_series(namespace="Custom/App"), minute=0)
+    custom = make_sample(series=make_series(namespace="Custom/App"), minute=0)
     await store.commit("r1", [dynamodb, custom])
     assert await store.samples(*ALL_TIME, namespace="Custom/App") == [custom]
 
 
 async def test_samples_filters_by_metric_names(store):
-    reads = make_sample(make_series("ConsumedReadCapacityUnits"))
-    writes = make_sample(make_series("ConsumedWriteCapacityUnits"))
-    throttles = make_sample(make_series("ThrottledRequests"))
+    reads = make_sample(series=make_series("ConsumedReadCapacityUnits"))
+    writes = make_sample(series=make_series("ConsumedWriteCapacityUnits"))
+    throttles = make_sample(series=make_series("ThrottledRequests"))
     await store.commit("r1", [reads, writes, throttles])
     found = await store.samples(*ALL_TIME, metrics={"ConsumedReadCapacityUnits", "ThrottledRequests"})
     assert sorted(found, key=repr) == sorted([reads, throttles], key=repr)
 
 
 async def test_samples_combines_namespace_metric_and_time_filters(store):
-    wanted = make_sample(make_series("UserErrors"), minute=1)
+    wanted = make_sample(series=make_series("UserErrors"), minute=1)
     await store.commit(
         "r1",
         [
             wanted,
-            make_sample(make_series("UserErrors"), minute=2),  # outside the range
-            make_sample(make_series("UserErrors", namespace="Custom/App"), minute=1),  # other namespace
-            make_sample(make_series("SystemErrors"), minute=1),  # other metric
+            make_sample(series=make_series("UserErrors"), minute=2),  # outside the range
+            make_sample(series=make_series("UserErrors", namespace="Custom/App"), minute=1),  # other namespace
+            make_sample(series=make_series("SystemErrors"), minute=1),  # other metric
         ],
     )
     found = await store.samples(T0 + MINUTE_MS, T0 + 2 * MINUTE_MS, namespace="AWS/DynamoDB", metrics=["UserErrors"])

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from receiver.model import HOUR_MS, MINUTE_MS, DerivedValue
-from tests.store.builders import T0, make_sample, make_series
+from tests.builders import T0, make_sample, make_series
 
 DAY_MS = 86_400_000
 SERVICE = "aws-dynamodb::123456789012"
@@ -16,7 +16,7 @@ def value(metric="aws_dynamodb_endpoint_x", endpoint="GameScores", time_ms=T0, v
 
 async def test_each_commit_bumps_the_minute_and_hour_of_its_samples(store):
     hour = T0 - T0 % HOUR_MS
-    await store.commit("r1", [make_sample(), make_sample(make_series(table="B"))])
+    await store.commit("r1", [make_sample(), make_sample(series=make_series(table="B"))])
     await store.commit("r2", [make_sample(minute=1)])
     assert await store.versions(MINUTE_MS, [T0, T0 + MINUTE_MS, T0 + 2 * MINUTE_MS]) == {
         T0: 1,
@@ -31,7 +31,7 @@ async def test_a_bucket_is_stale_until_values_of_its_version_are_stored(store):
     assert await store.stale_buckets(MINUTE_MS, T0) == [T0]
     assert await store.put_derived(MINUTE_MS, T0, 1, [value()])
     assert await store.stale_buckets(MINUTE_MS, T0) == []
-    await store.commit("r2", [make_sample(make_series(table="B"))])
+    await store.commit("r2", [make_sample(series=make_series(table="B"))])
     assert await store.stale_buckets(MINUTE_MS, T0) == [T0]
     assert await store.stale_buckets(MINUTE_MS, T0 + MINUTE_MS) == []
 

@@ -22,12 +22,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from receiver.backoff import FULL_JITTER, Backoff
 from receiver.model import HOUR_MS, MINUTE_MS, DerivedValue, QuarantinedRecord, Sample
 from receiver.store import StoreConfigError, StoreError
 from receiver.store.dynamodb import DynamoDBStore
 from receiver.store.dynamodb.items import decode_number, encode_number
 from receiver.store.dynamodb.retry import RetryPolicy
-from tests.store.builders import LABELS, T0, make_sample, make_series, many_samples
+from tests.builders import LABELS, T0, make_sample, make_series, many_samples
 
 ALL_TIME = (0, 2**62)
 DAY_S = 86_400
@@ -117,7 +118,7 @@ async def test_replicas_creating_the_table_at_once_all_open(make_store):
 
 async def test_a_store_opened_again_finds_what_was_stored(make_store):
     first = await make_store()
-    samples = [make_sample(make_series(table=f"T{i}"), minute=m) for i in range(3) for m in range(2)]
+    samples = [make_sample(series=make_series(table=f"T{i}"), minute=m) for i in range(3) for m in range(2)]
     await first.commit("r1", samples)
     await first.close()
     again = await make_store(create=False)
@@ -143,7 +144,7 @@ async def test_an_unreachable_endpoint_is_a_store_error_after_the_retry_bound(mo
         port = probe.getsockname()[1]
     store = DynamoDBStore(
         "metrics", region="us-east-1", endpoint_url=f"http://127.0.0.1:{port}",
-        retry=RetryPolicy(timeout_s=0.3, base_s=0.01, cap_s=0.05),
+        retry=RetryPolicy(timeout_s=0.3, backoff=Backoff(0.01, 0.05, jitter=FULL_JITTER)),
     )  # fmt: skip
     with pytest.raises(StoreError) as caught:
         await store.open()
@@ -228,8 +229,8 @@ async def test_the_request_id_item_expires_after_the_request_ttl(make_store, clo
 )
 async def test_names_holding_the_key_separator_stay_apart(make_store, first, second):
     store = await make_store()
-    one = make_sample(make_series(namespace=first[0], metric=first[1]))
-    two = make_sample(make_series(namespace=second[0], metric=second[1]))
+    one = make_sample(series=make_series(namespace=first[0], metric=first[1]))
+    two = make_sample(series=make_series(namespace=second[0], metric=second[1]))
     await store.commit("r1", [one, two])
     for sample in (one, two):
         series = sample.series
@@ -240,7 +241,7 @@ async def test_names_holding_the_key_separator_stay_apart(make_store, first, sec
 async def test_dimensions_longer_than_a_sort_key_are_stored(make_store):
     store = await make_store()
     dimensions = tuple(sorted((f"Dim{i:02d}", "v" * 200 + "é✓") for i in range(30)))  # ~6 KB
-    sample = make_sample(dataclasses.replace(make_series(), dimensions=dimensions))
+    sample = make_sample(series=dataclasses.replace(make_series(), dimensions=dimensions))
     await store.commit("r1", [sample, make_sample()])
     assert sorted(await store.samples(*ALL_TIME), key=repr) == sorted([sample, make_sample()], key=repr)
 
@@ -356,7 +357,7 @@ async def test_a_range_of_many_hours_reads_only_the_hours_that_hold_samples(make
     store = await make_store()
     # Two metrics, two hours a day apart: the long read asks the catalog which partitions exist.
     samples = [
-        make_sample(make_series(metric), minute=m)
+        make_sample(series=make_series(metric), minute=m)
         for metric in ("ConsumedReadCapacityUnits", "ThrottledRequests")
         for m in (0, 24 * 60)
     ]
@@ -370,7 +371,7 @@ async def test_a_range_of_many_hours_reads_only_the_hours_that_hold_samples(make
 
 async def test_short_and_long_ranges_read_the_same_samples(make_store):
     store = await make_store()
-    samples = [make_sample(make_series(table=f"T{i % 3}"), minute=m) for i, m in enumerate(range(0, 600, 7))]
+    samples = [make_sample(series=make_series(table=f"T{i % 3}"), minute=m) for i, m in enumerate(range(0, 600, 7))]
     await store.commit("r1", samples)
     window = (T0 + 95 * MINUTE_MS, T0 + 170 * MINUTE_MS)  # two hours: read hour by hour
     inside = [s for s in samples if window[0] <= s.start_ms < window[1]]
@@ -385,8 +386,8 @@ async def test_short_and_long_ranges_read_the_same_samples(make_store):
 async def test_two_replicas_writing_one_minute_see_the_union_once(make_store):
     first, second = await make_store("shared"), await make_store("shared", create=False)
     series = [make_series(table=f"T{i:03d}") for i in range(100)]
-    part_one = [make_sample(s, minute=0, value=float(i)) for i, s in enumerate(series[:60])]
-    part_two = [make_sample(s, minute=0, value=float(i + 40)) for i, s in enumerate(series[40:])]
+    part_one = [make_sample(series=s, minute=0, value=float(i)) for i, s in enumerate(series[:60])]
+    part_two = [make_sample(series=s, minute=0, value=float(i + 40)) for i, s in enumerate(series[40:])]
     await asyncio.gather(first.commit("r1", part_one), second.commit("r2", part_two))
     expected = sorted({s.identity: s for s in part_one + part_two}.values(), key=repr)
     for replica in (first, second):
@@ -407,7 +408,7 @@ MOTO_NOT_ATOMIC = (
 async def test_concurrent_commits_of_one_minute_lose_no_version_bump(make_store):
     first, second = await make_store("shared"), await make_store("shared", create=False)
     await asyncio.gather(
-        *((first, second)[i % 2].commit(f"r{i}", [make_sample(make_series(table=f"T{i}"))]) for i in range(8))
+        *((first, second)[i % 2].commit(f"r{i}", [make_sample(series=make_series(table=f"T{i}"))]) for i in range(8))
     )
     hour = T0 - T0 % HOUR_MS
     assert await first.versions(MINUTE_MS, [T0]) == {T0: 8}
@@ -458,7 +459,7 @@ async def test_a_commit_on_one_replica_makes_the_bucket_stale_on_the_other(make_
     await first.commit("r1", [make_sample()])
     version = (await second.versions(MINUTE_MS, [T0]))[T0]
     assert await second.put_derived(MINUTE_MS, T0, version, [value()])
-    await first.commit("r2", [make_sample(make_series(table="B"))])
+    await first.commit("r2", [make_sample(series=make_series(table="B"))])
     assert await second.stale_buckets(MINUTE_MS, 0) == [T0]
     assert (await second.versions(MINUTE_MS, [T0]))[T0] == version + 1
 
@@ -500,6 +501,6 @@ async def test_ping_fails_once_the_table_is_gone(dynamodb_factory):
 async def test_labels_and_units_are_kept_per_sample(make_store):
     store = await make_store()
     plain = make_sample(minute=0, labels=())
-    labelled = make_sample(dataclasses.replace(make_series(), unit="None"), minute=1, labels=(*LABELS, ("k", "v")))
+    labelled = make_sample(series=dataclasses.replace(make_series(), unit="None"), minute=1, labels=(*LABELS, ("k", "v")))
     await store.commit("r1", [plain, labelled])
     assert await store.samples(*ALL_TIME) == [plain, labelled]

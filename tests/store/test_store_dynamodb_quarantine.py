@@ -21,7 +21,7 @@ from receiver.store.dynamodb import quarantine as dynamodb_quarantine
 from receiver.store.dynamodb import table as dynamodb_table
 from receiver.store.dynamodb.quarantine import PART_BYTES
 from receiver.store.dynamodb.runner import CONTROL_THREADS
-from tests.store.builders import T0, make_sample, make_series, many_samples
+from tests.builders import T0, make_sample, make_series, many_samples
 from tests.store.test_store_quarantine import FIREHOSE_MAX_RECORD, incompressible, record
 
 ALL_TIME = (0, 2**62)
@@ -226,7 +226,7 @@ async def test_ping_answers_while_every_thread_of_the_store_waits_on_dynamodb(ma
     # Two commits hold both work threads (each in its catalog batch), two duplicate checks
     # both control threads.
     jobs = [asyncio.create_task(store.commit(f"big-{n}", many_samples(100, tables=50) if n == 0 else
-                                              [make_sample(make_series(metric="Other"))])) for n in range(2)]
+                                              [make_sample(series=make_series(metric="Other"))])) for n in range(2)]
     jobs += [asyncio.create_task(store.is_committed(f"req-{n}")) for n in range(CONTROL_THREADS)]
     while entered[0] < 2 + CONTROL_THREADS:
         await asyncio.sleep(0.01)

@@ -6,19 +6,39 @@ itself is tested with a fake clock and sleep.
 
 from __future__ import annotations
 
+import dataclasses
+import random
 import threading
 from collections.abc import AsyncIterator, Callable
 
 import pytest
 from botocore.exceptions import ClientError, EndpointConnectionError, ReadTimeoutError
 
+from receiver.backoff import Backoff
 from receiver.store import StoreError
 from receiver.store.dynamodb import DynamoDBStore
 from receiver.store.dynamodb.retry import Aborted, Attempts, RetryPolicy, is_transient
-from tests.store.builders import make_sample, make_series, many_samples
+from tests.builders import make_sample, make_series, many_samples
 
-FAST = RetryPolicy(timeout_s=5.0, base_s=0.001, cap_s=0.01)
-SHORT = RetryPolicy(timeout_s=0.3, base_s=0.001, cap_s=0.02)
+
+def backoff(base_s: float, cap_s: float) -> Backoff:
+    """The store's backoff (its jitter, its growth) from another base to another cap."""
+    return dataclasses.replace(RetryPolicy().backoff, initial_s=base_s, max_s=cap_s)
+
+
+class Fixed(random.Random):
+    """A generator whose every draw is ``value``."""
+
+    def __init__(self, value: float) -> None:
+        super().__init__()
+        self.value = value
+
+    def random(self) -> float:
+        return self.value
+
+
+FAST = RetryPolicy(timeout_s=5.0, backoff=backoff(0.001, 0.01))
+SHORT = RetryPolicy(timeout_s=0.3, backoff=backoff(0.001, 0.02))
 
 
 def client_error(code: str, status: int = 400, operation: str = "BatchWriteItem") -> ClientError:
@@ -167,7 +187,7 @@ async def test_the_request_id_is_written_only_after_every_sample(open_store):
     order: list[str] = []
     Flaky(store, "batch_write_item", lambda number, kwargs: order.append("samples"))
     Flaky(store, "put_item", lambda number, kwargs: order.append(kwargs["Item"]["pk"]["S"]))
-    await store.commit("r1", [make_sample(make_series(table=f"T{i}")) for i in range(60)])
+    await store.commit("r1", [make_sample(series=make_series(table=f"T{i}")) for i in range(60)])
     assert order[-1] == "R#r1" and order.count("R#r1") == 1
     assert "samples" in order[:-1]
 
@@ -194,15 +214,15 @@ async def test_throttled_version_bumps_are_retried(open_store):
 
 
 def test_delays_grow_exponentially_up_to_the_cap():
-    policy = RetryPolicy(base_s=0.1, cap_s=1.0)
-    ceilings = [policy.delay(attempt, rand=lambda: 1.0) for attempt in range(6)]
+    policy = RetryPolicy(backoff=backoff(0.1, 1.0))
+    ceilings = [policy.backoff.delay_s(attempt + 1, Fixed(1.0)) for attempt in range(6)]
     assert ceilings == pytest.approx([0.1, 0.2, 0.4, 0.8, 1.0, 1.0])
 
 
 def test_delays_are_jittered_below_the_ceiling():
-    policy = RetryPolicy(base_s=0.1, cap_s=1.0)
-    assert policy.delay(3, rand=lambda: 0.25) == pytest.approx(0.2)
-    assert policy.delay(3, rand=lambda: 0.0) == 0.0
+    policy = RetryPolicy(backoff=backoff(0.1, 1.0))
+    assert policy.backoff.delay_s(4, Fixed(0.25)) == pytest.approx(0.2)
+    assert policy.backoff.delay_s(4, Fixed(0.0)) == 0.0
 
 
 def test_attempts_sleep_until_the_deadline_then_raise():
@@ -213,7 +233,7 @@ def test_attempts_sleep_until_the_deadline_then_raise():
         slept.append(seconds)
         now[0] += seconds
 
-    policy = RetryPolicy(timeout_s=1.0, base_s=0.1, cap_s=0.4)
+    policy = RetryPolicy(timeout_s=1.0, backoff=backoff(0.1, 0.4))
     attempts = Attempts(policy, 101.0, "writing to the table", sleep=sleep, monotonic=lambda: now[0])
     with pytest.raises(StoreError, match=r"writing to the table still failed after \d+ attempts .*throttled"):
         while True:

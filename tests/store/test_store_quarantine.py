@@ -16,7 +16,7 @@ import pytest
 from receiver.model import MINUTE_MS, QuarantinedRecord
 from receiver.store import StoreError
 from receiver.store.base import DEFAULT_HOUR_RETENTION_DAYS
-from tests.store.builders import LABELS, T0, make_sample, make_series
+from tests.builders import LABELS, T0, make_sample, make_series
 
 ALL_TIME = (0, 2**62)
 DAY_S = 86_400
@@ -46,9 +46,9 @@ def incompressible(size: int, seed: int = 14) -> bytes:
 
 
 async def test_slices_written_ahead_of_the_commit_are_stored_with_it(store):
-    first = [make_sample(make_series(table=f"T{i}"), minute=0) for i in range(3)]
-    second = [make_sample(make_series(table=f"T{i}"), minute=1) for i in range(3)]
-    last = [make_sample(make_series(table="T9"), minute=2)]
+    first = [make_sample(series=make_series(table=f"T{i}"), minute=0) for i in range(3)]
+    second = [make_sample(series=make_series(table=f"T{i}"), minute=1) for i in range(3)]
+    last = [make_sample(series=make_series(table="T9"), minute=2)]
     await store.write_samples(first)
     await store.write_samples(second)
     await store.commit("req-1", last)

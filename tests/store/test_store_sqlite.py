@@ -8,9 +8,10 @@ import threading
 
 import pytest
 
+from receiver.model import MINUTE_MS
 from receiver.store import SQLiteStore, StoreConfigError, StoreError, open_store_from_url
 from receiver.store.base import DEFAULT_REQUEST_TTL_S, PRUNE_INTERVAL_S
-from tests.store.builders import MINUTE_MS, T0, make_sample, make_series, many_samples
+from tests.builders import T0, make_sample, make_series, many_samples
 
 
 def peek(store: SQLiteStore, sql: str, *params) -> list[tuple]:
@@ -27,7 +28,7 @@ def one_sentence(message: str) -> bool:
 
 
 async def test_reopening_the_file_keeps_samples_and_series_ids(sqlite_factory):
-    samples = [make_sample(make_series(table=f"T{i}"), minute=m) for i in range(3) for m in range(2)]
+    samples = [make_sample(series=make_series(table=f"T{i}"), minute=m) for i in range(3) for m in range(2)]
     first = sqlite_factory()
     await first.open()
     await first.commit("r1", samples)
@@ -39,7 +40,7 @@ async def test_reopening_the_file_keeps_samples_and_series_ids(sqlite_factory):
     assert sorted(await again.samples(0, 2**62), key=repr) == sorted(samples, key=repr)
     assert await again.is_committed("r1")
     # Known series keep their rows; a new minute of them adds samples, not series.
-    await again.commit("r2", [make_sample(make_series(table=f"T{i}"), minute=5) for i in range(3)])
+    await again.commit("r2", [make_sample(series=make_series(table=f"T{i}"), minute=5) for i in range(3)])
     assert peek(again, "SELECT * FROM series ORDER BY id") == series_rows
     assert await again.count_samples() == 9
     await again.close()
@@ -119,7 +120,7 @@ async def test_a_failure_inside_the_transaction_stores_nothing(sqlite_store):
             f"CREATE TRIGGER fail BEFORE INSERT ON samples WHEN NEW.start_ms = {T0 + 2 * MINUTE_MS} "
             "BEGIN SELECT RAISE(ABORT, 'injected failure'); END"
         )
-    request = [make_sample(make_series(table=f"New{m}"), minute=m) for m in range(4)]
+    request = [make_sample(series=make_series(table=f"New{m}"), minute=m) for m in range(4)]
     with pytest.raises(StoreError, match="injected failure"):
         await sqlite_store.commit("r1", request)
     assert await sqlite_store.samples(0, 2**62) == [make_sample(minute=0, value=1.0)]
@@ -130,13 +131,13 @@ async def test_a_failure_inside_the_transaction_stores_nothing(sqlite_store):
 async def test_series_ids_from_a_rolled_back_request_are_not_reused(sqlite_store):
     with sqlite3.connect(sqlite_store.path) as conn:
         conn.execute("CREATE TRIGGER fail BEFORE INSERT ON samples BEGIN SELECT RAISE(ABORT, 'injected'); END")
-    doomed = make_sample(make_series(table="Doomed"))
+    doomed = make_sample(series=make_series(table="Doomed"))
     with pytest.raises(StoreError):
         await sqlite_store.commit("r1", [doomed])
     with sqlite3.connect(sqlite_store.path) as conn:
         conn.execute("DROP TRIGGER fail")
     # The rolled-back row id of "Doomed" now goes to another series; "Doomed" must get its own.
-    other = make_sample(make_series(table="Other"))
+    other = make_sample(series=make_series(table="Other"))
     await sqlite_store.commit("r2", [other])
     await sqlite_store.commit("r3", [doomed])
     assert sorted(await sqlite_store.samples(0, 2**62), key=repr) == sorted([doomed, other], key=repr)
@@ -192,7 +193,7 @@ async def test_the_event_loop_keeps_running_during_a_large_operation(sqlite_stor
 
 
 async def test_concurrent_commits_all_land(sqlite_store):
-    requests = [[make_sample(make_series(table=f"T{r}"), minute=m) for m in range(50)] for r in range(8)]
+    requests = [[make_sample(series=make_series(table=f"T{r}"), minute=m) for m in range(50)] for r in range(8)]
     await asyncio.gather(*(sqlite_store.commit(f"r{r}", batch) for r, batch in enumerate(requests)))
     assert await sqlite_store.count_samples() == 400
     assert all([await sqlite_store.is_committed(f"r{r}") for r in range(8)])

@@ -8,7 +8,7 @@ import sqlite3
 import pytest
 
 from receiver.store import StoreError
-from tests.store.builders import LABELS, T0, make_sample, make_series, many_samples
+from tests.builders import LABELS, T0, make_sample, make_series, many_samples
 
 ALL_TIME = (0, 2**62)
 
@@ -41,10 +41,10 @@ async def test_a_duplicate_anywhere_in_a_large_request_keeps_the_last(sqlite_sto
 
 async def test_units_and_labels_of_each_sample_survive_a_large_request(sqlite_store):
     series = [make_series(table=f"T{i}") for i in range(40)]
-    await sqlite_store.commit("r0", [make_sample(one) for one in series])  # fixes each series' unit
+    await sqlite_store.commit("r0", [make_sample(series=one) for one in series])  # fixes each series' unit
     request = [
         make_sample(
-            series[i % 40] if i % 3 else make_series(table=f"T{i % 40}", unit="Percent"),
+            series=series[i % 40] if i % 3 else make_series(table=f"T{i % 40}", unit="Percent"),
             minute=1 + i // 40,
             labels=LABELS if i % 2 else (("record", str(i % 7)),),  # equal tuples, not shared ones
         )
@@ -74,7 +74,7 @@ async def test_finite_values_that_look_suspicious_in_bulk_are_stored(sqlite_stor
 )
 async def test_a_non_finite_value_deep_in_a_large_request_is_named_and_stores_nothing(sqlite_store, bad):
     request = many_samples(BIG, tables=50)
-    poisoned = make_sample(make_series(table="Poisoned"), minute=3)._replace(**bad)
+    poisoned = make_sample(series=make_series(table="Poisoned"), minute=3)._replace(**bad)
     request[BIG - 5] = poisoned
     with pytest.raises(StoreError, match=f"AWS/DynamoDB/ConsumedReadCapacityUnits .*Poisoned.* at {T0 + 180_000}"):
         await sqlite_store.commit("r1", request)
@@ -83,8 +83,8 @@ async def test_a_non_finite_value_deep_in_a_large_request_is_named_and_stores_no
 
 
 async def test_a_unit_that_reads_like_the_same_unit_marker_is_kept(sqlite_store):
-    await sqlite_store.commit("r0", [make_sample(make_series(unit="Count"))])
-    odd = [make_sample(make_series(unit=unit), minute=1 + i) for i, unit in enumerate(("0", "", "None"))]
+    await sqlite_store.commit("r0", [make_sample(series=make_series(unit="Count"))])
+    odd = [make_sample(series=make_series(unit=unit), minute=1 + i) for i, unit in enumerate(("0", "", "None"))]
     await sqlite_store.commit("r1", odd)
     assert await sqlite_store.samples(T0 + 60_000, 2**62) == odd
 

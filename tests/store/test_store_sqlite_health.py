@@ -10,11 +10,10 @@ import threading
 
 import pytest
 
-from receiver.config import ServeConfig
-from receiver.server.app import INGEST_PATH, create_app
+from receiver.server.app import INGEST_PATH
 from receiver.store import StoreError
 from receiver.store.sqlite import SQLiteStore
-from tests.apps import serve_app
+from tests.apps import receiver_app, serve_app
 from tests.builders import Delivery, make_samples
 
 PLAIN = {"Accept-Encoding": "identity"}
@@ -51,7 +50,7 @@ async def test_ping_and_request_ids_answer_while_the_writer_is_busy(store):
 
 
 async def test_readyz_and_metrics_say_up_while_a_commit_holds_the_writer(store):
-    async with serve_app(create_app(ServeConfig(allow_unauthenticated=True), store)) as client:
+    async with serve_app(receiver_app(store)) as client:
         release = hold_the_writer(store)
         try:
             ready = await asyncio.wait_for(client.get("/readyz"), 30)
@@ -77,7 +76,7 @@ def replace(path):
 
 @pytest.mark.parametrize("change", [delete, make_read_only, replace], ids=["deleted", "read-only", "replaced"])
 async def test_a_store_file_changed_under_the_receiver_acks_nothing(store, change):
-    async with serve_app(create_app(ServeConfig(allow_unauthenticated=True), store)) as client:
+    async with serve_app(receiver_app(store)) as client:
         first = Delivery(make_samples(2))
         assert (await client.post(INGEST_PATH, data=first.body, headers=first.headers)).status == 200
         change(store.path)

@@ -30,10 +30,7 @@ async def client():
             for table in ("GameScores", "Orders"):
                 samples.append(make_sample(table, "ConsumedReadCapacityUnits", minute, value=60.0 * (minute + 1), count=3))
                 samples.append(make_sample(table, "SuccessfulRequestLatency", minute, value=50.0, count=10, operation="GetItem"))
-        delivery = Delivery(samples)
-        response = await client.post(INGEST_PATH, data=delivery.body, headers=delivery.headers)
-        assert response.status == 200
-        await app[DERIVER].derive_pending()
+        await client.deliver(samples)
         yield client
 
 

@@ -8,7 +8,7 @@ import random
 import pytest
 
 from receiver.config import ConfigError, add_serve_arguments, serve_config
-from receiver.exporters.otlp import OtlpExportSettings, backoff_s, retry_after_s
+from receiver.exporters.otlp import OtlpExportSettings, retry_after_s
 
 URL = "http://collector:4318/v1/metrics"
 
@@ -67,7 +67,8 @@ def test_retry_after_ignores_what_it_cannot_read(header):
 
 def test_backoff_doubles_within_jitter_and_stops_at_the_maximum():
     rng = random.Random(7)
-    waits = [backoff_s(failures, 1.0, 10.0, rng) for failures in range(1, 8)]
+    backoff = OtlpExportSettings("http://collector:4318/v1/metrics", backoff_initial_s=1.0, backoff_max_s=10.0).backoff
+    waits = [backoff.delay_s(failures, rng) for failures in range(1, 8)]
     ceilings = [1.0, 2.0, 4.0, 8.0, 10.0, 10.0, 10.0]
     assert all(ceiling / 2 <= wait <= ceiling for wait, ceiling in zip(waits, ceilings, strict=True))
     assert len(set(waits)) == len(waits)  # jittered, not a fixed ladder

@@ -25,7 +25,7 @@ from receiver.config import REPOSITORY_RULES, ServeConfig
 from receiver.derive.deriver import Deriver
 from receiver.exporters.otlp import OtlpExporter, OtlpExportSettings
 from receiver.exporters.otlp_encode import ucum_unit
-from receiver.keys import DERIVER, OTLP_EXPORTER
+from receiver.keys import OTLP_EXPORTER
 from receiver.model import DerivedValue, Sample
 from receiver.rules import RuleHolder
 from receiver.server.app import INGEST_PATH, create_app
@@ -167,13 +167,6 @@ def exporter_of(client: AppClient) -> OtlpExporter:
     return client.app[OTLP_EXPORTER]
 
 
-async def deliver(client: AppClient, samples: Iterable[Sample]) -> None:
-    delivery = Delivery(list(samples))
-    response = await client.post(INGEST_PATH, data=delivery.body, headers=delivery.headers)
-    assert response.status == 200
-    await client.app[DERIVER].derive_pending()
-
-
 def minute_samples(minute: int, tables: Iterable[str] = ("GameScores", "Orders")) -> list[Sample]:
     samples = []
     for table in tables:
@@ -224,7 +217,7 @@ def exported_points(received: Iterable[Received]) -> dict[tuple, tuple[float, st
 async def test_exported_gauges_equal_the_query_api(backend):
     otlp, url = backend
     async with receiver(url) as client:
-        await deliver(client, minute_samples(0) + minute_samples(1))
+        await client.deliver(minute_samples(0) + minute_samples(1))
         await otlp.wait_until(lambda: {minute_s(0), minute_s(1)} <= set(otlp.accepted_minutes()))
         expected = await query_api_points(client, minute_s(0), minute_s(1))
     exported = exported_points(otlp.accepted)
@@ -238,11 +231,11 @@ async def test_a_backend_answering_503_then_200_gets_each_minute_exactly_once(ba
     otlp, url = backend
     otlp.statuses = [503, 503, 503]
     async with receiver(url) as client:
-        await deliver(client, minute_samples(0) + minute_samples(1) + minute_samples(2))
+        await client.deliver(minute_samples(0) + minute_samples(1) + minute_samples(2))
         wanted = {minute_s(0), minute_s(1), minute_s(2)}
         await otlp.wait_until(lambda: wanted <= set(otlp.accepted_minutes()))
         # A later minute goes out after anything older still pending: then nothing is left.
-        await deliver(client, minute_samples(30, ["Sentinel"]))
+        await client.deliver(minute_samples(30, ["Sentinel"]))
         await otlp.wait_until(lambda: minute_s(30) in otlp.accepted_minutes())
         assert [r.status for r in otlp.received[:3]] == [503, 503, 503]
         assert otlp.accepted_minutes() == sorted(wanted | {minute_s(30)})
@@ -255,7 +248,7 @@ async def test_past_the_queue_bound_the_oldest_minutes_are_dropped_and_counted(b
     caplog.set_level(logging.WARNING, logger="receiver.otlp")
     async with receiver(url, max_pending=2) as client:
         exporter = exporter_of(client)
-        await deliver(client, [s for minute in range(5) for s in minute_samples(minute, ["GameScores"])])
+        await client.deliver([s for minute in range(5) for s in minute_samples(minute, ["GameScores"])])
         # Once three are dropped no older minute is on the wire: a failed try comes back
         # to the queue before it can be dropped.
         await eventually(lambda: exporter.counters.dropped_minutes == 3)
@@ -271,9 +264,9 @@ async def test_past_the_queue_bound_the_oldest_minutes_are_dropped_and_counted(b
 async def test_late_data_sends_the_changed_minute_again(backend):
     otlp, url = backend
     async with receiver(url) as client:
-        await deliver(client, minute_samples(0, ["GameScores"]))
+        await client.deliver(minute_samples(0, ["GameScores"]))
         await otlp.wait_until(lambda: len(otlp.sends_of(minute_s(0))) == 1)
-        await deliver(client, minute_samples(0, ["Orders"]))  # the same minute, another table
+        await client.deliver(minute_samples(0, ["Orders"]))  # the same minute, another table
         await otlp.wait_until(lambda: len(otlp.sends_of(minute_s(0))) == 2)
         expected = await query_api_points(client, minute_s(0), minute_s(0))
         first, second = otlp.sends_of(minute_s(0))
@@ -286,9 +279,9 @@ async def test_a_recomputation_with_the_same_values_is_not_sent_again(backend):
     async with receiver(url) as client:
         exporter = exporter_of(client)
         samples = minute_samples(0)
-        await deliver(client, samples)
+        await client.deliver(samples)
         await otlp.wait_until(lambda: len(otlp.sends_of(minute_s(0))) == 1)
-        await deliver(client, samples)  # Firehose delivers the same data again
+        await client.deliver(samples)  # Firehose delivers the same data again
         await eventually(lambda: exporter.counters.unchanged_minutes + len(otlp.sends_of(minute_s(0))) >= 2)
         assert len(otlp.sends_of(minute_s(0))) == 1
         assert exporter.counters.unchanged_minutes == 1
@@ -299,11 +292,11 @@ async def test_ingest_answers_200_while_the_backend_hangs(backend):
     otlp.hold = asyncio.Event()
     async with receiver(url, timeout_s=3600.0) as client:
         exporter = exporter_of(client)
-        await deliver(client, minute_samples(0))
+        await client.deliver(minute_samples(0))
         async with asyncio.timeout(DEADLINE_S):
             await otlp.entered.wait()  # the exporter is stuck in a request
         for minute in (1, 2, 3):
-            await deliver(client, minute_samples(minute))  # each answered 200 (asserted in deliver)
+            await client.deliver(minute_samples(minute))  # each answered 200 (asserted in deliver)
         assert exporter.counters.sent_minutes == 0
         assert set(exporter.pending) >= {minute_s(m) * 1000 for m in (1, 2, 3)}
         otlp.hold.set()
@@ -314,7 +307,7 @@ async def test_a_refused_minute_is_not_retried_and_the_next_one_is_sent(backend)
     otlp, url = backend
     otlp.statuses = [400]
     async with receiver(url) as client:
-        await deliver(client, minute_samples(0) + minute_samples(1))
+        await client.deliver(minute_samples(0) + minute_samples(1))
         await otlp.wait_until(lambda: minute_s(1) in otlp.accepted_minutes())
         assert [(r.status, sorted(r.minutes)) for r in otlp.received] == [(400, [minute_s(0)]), (200, [minute_s(1)])]
         counters = exporter_of(client).counters
@@ -325,9 +318,9 @@ async def test_a_partial_success_is_counted_and_not_retried(backend):
     otlp, url = backend
     otlp.partial = ExportMetricsPartialSuccess(rejected_data_points=2, error_message="out of order")
     async with receiver(url) as client:
-        await deliver(client, minute_samples(0))
+        await client.deliver(minute_samples(0))
         await otlp.wait_until(lambda: len(otlp.accepted) == 1)
-        await deliver(client, minute_samples(1))
+        await client.deliver(minute_samples(1))
         await otlp.wait_until(lambda: len(otlp.accepted) == 2)
         assert [sorted(r.minutes) for r in otlp.accepted] == [[minute_s(0)], [minute_s(1)]]
         await eventually(lambda: exporter_of(client).counters.rejected_points == 4)
@@ -341,7 +334,7 @@ async def test_retry_after_sets_the_wait_up_to_its_cap(backend, caplog):
     caplog.set_level(logging.WARNING, logger="receiver.otlp")
     # Without the header the first wait would be at most backoff_initial_s (0.01 s).
     async with receiver(url, retry_after_max_s=0.02) as client:
-        await deliver(client, minute_samples(0))
+        await client.deliver(minute_samples(0))
         await otlp.wait_until(lambda: len(otlp.accepted) == 1)
         [retry] = [r for r in caplog.records if r.getMessage() == "OTLP export failed, will retry"]
     assert retry.retry_in_s == 0.02
@@ -352,7 +345,7 @@ async def test_stopping_sends_a_minute_that_is_not_complete_yet(backend):
     otlp, url = backend
     async with receiver(url, settle_s=1e9) as client:  # no minute is ever complete
         exporter = exporter_of(client)
-        await deliver(client, minute_samples(0))
+        await client.deliver(minute_samples(0))
         await eventually(lambda: exporter.pending == [minute_s(0) * 1000])
         assert otlp.received == []
     assert otlp.accepted_minutes() == [minute_s(0)]
@@ -365,7 +358,7 @@ async def test_stopping_gives_up_on_a_hanging_backend_after_the_flush_timeout(ba
     async with asyncio.timeout(DEADLINE_S):  # an unbounded flush would wait for the hour-long request
         async with receiver(url, settle_s=1e9, flush_timeout_s=0.2, timeout_s=3600.0) as client:
             exporter = exporter_of(client)
-            await deliver(client, minute_samples(0))
+            await client.deliver(minute_samples(0))
             await eventually(lambda: exporter.pending == [minute_s(0) * 1000])
     assert otlp.entered.is_set() and otlp.received == []  # the request was still held when we gave up
     assert exporter.counters.unsent_at_stop == 1

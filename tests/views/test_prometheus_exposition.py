@@ -6,10 +6,10 @@ import math
 
 import pytest
 
+from receiver.firehose.telemetry import Histogram, Telemetry
 from receiver.model import MINUTE_MS, DerivedValue
 from receiver.rules.ruleset import MetricInfo
 from receiver.store import open_store_from_url
-from receiver.telemetry import Histogram, Telemetry
 from receiver.views.prometheus import (
     Family,
     MinuteWindow,

@@ -13,7 +13,6 @@ import json
 import math
 import shutil
 import signal
-import socket
 import subprocess
 import time
 import urllib.error
@@ -26,11 +25,10 @@ from typing import Any
 
 import pytest
 
-from receiver.model import MINUTE_MS, Sample, Series
+from receiver.model import DEFAULT_SETTLE_S, MINUTE_MS, Sample, Series
 from receiver.server.app import INGEST_PATH
-from receiver.views.prometheus import DEFAULT_SETTLE_S
-from tests.builders import Delivery
-from tests.processes import ReceiverProcess
+from tests.builders import Delivery, make_sample
+from tests.processes import ReceiverProcess, free_port
 
 pytestmark = pytest.mark.slow
 
@@ -71,7 +69,7 @@ class PrometheusServer:
             }],
         }))
         for _ in range(3):
-            port = _free_port()
+            port = free_port()
             if self._launch(config, port, timeout):
                 return self
         raise PrometheusError(f"prometheus did not start after 3 attempts:\n{self.log_tail()}")
@@ -176,12 +174,6 @@ class PrometheusServer:
             time.sleep(0.2)
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 # -- the receiver and what it is fed ---------------------------------------------------
 
 
@@ -201,7 +193,8 @@ def dynamodb_minute(minute_ms: int, tables: tuple[str, ...] = TABLES) -> list[Sa
         mean = total / count
         # The account rules read the Maximum: with one datapoint, min = max = the value.
         low, high = (mean / 2, mean * 3) if dims else (mean, mean)
-        return Sample(series, minute_ms, minute_ms + MINUTE_MS, count, total, low, high, stats)
+        return make_sample(series=series, start_ms=minute_ms, value=total, count=count, low=low, high=high,
+                           stats=stats, labels=())
 
     percentiles = (("p50", 3.0), ("p90", 7.5), ("p95", 9.0), ("p99", 12.25), ("p99.9", 15.5))
     samples = []

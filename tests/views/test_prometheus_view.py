@@ -10,13 +10,16 @@ import pytest
 from aiohttp import web
 
 from receiver.config import REPOSITORY_RULES, ServeConfig
+from receiver.derive.deriver import Deriver
 from receiver.firehose.body import InflightBudget
-from receiver.keys import STORE, TELEMETRY
+from receiver.firehose.handler import AccessKeys, IngestSettings
+from receiver.firehose.telemetry import Telemetry
+from receiver.formats import SeriesCache
+from receiver.keys import DERIVER, INGEST, RULES, SCRAPE, STORE, TELEMETRY
 from receiver.model import MINUTE_MS, DerivedValue
 from receiver.rules import RuleHolder
 from receiver.server.app import INGEST_PATH, create_app
 from receiver.store import open_store_from_url
-from receiver.telemetry import Telemetry
 from receiver.views import prometheus
 from tests.apps import serve_app
 from tests.builders import Delivery, make_sample
@@ -76,15 +79,17 @@ async def scrape():
     rules = RuleHolder(REPOSITORY_RULES)
     scrape = Scrape(store, Clock(0), InflightBudget(1000), Telemetry())
     app = web.Application()
-    prometheus.add_routes(
-        app,
-        store=lambda request: store,
-        rules=lambda request: rules,
-        telemetry=lambda request: scrape.telemetry,
-        budget=lambda request: scrape.budget,
-        window=prometheus.MinuteWindow(settle_s=SETTLE_S, stale_after_s=STALE_AFTER_S),
-        clock=scrape.clock,
+    app[STORE] = store
+    app[RULES] = rules
+    app[TELEMETRY] = scrape.telemetry
+    app[INGEST] = IngestSettings(
+        keys=AccessKeys(()), budget=scrape.budget, record_format=None, series_cache=SeriesCache()
     )
+    app[DERIVER] = Deriver(store, rules, minute_retention_days=3650)
+    app[SCRAPE] = prometheus.ScrapeSettings(
+        prometheus.MinuteWindow(settle_s=SETTLE_S, stale_after_s=STALE_AFTER_S), clock=scrape.clock
+    )
+    prometheus.add_routes(app)
     await store.open()
     try:
         async with serve_app(app) as client:

@@ -7,7 +7,6 @@ delivery waits for the commit, and past the bound a 503 makes Firehose retry it 
 
 from __future__ import annotations
 
-import random
 import threading
 import time
 from collections.abc import Callable
@@ -17,6 +16,7 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError, HTTPClientError, IncompleteReadError
 from botocore.exceptions import ConnectionError as BotoConnectionError
 
+from receiver.backoff import FULL_JITTER, Backoff
 from receiver.store.base import StoreError
 
 THROTTLING_CODES = frozenset(
@@ -43,12 +43,8 @@ class RetryPolicy:
 
     timeout_s: float = 30.0
     """The whole operation (all batches of a commit) gives up past this many seconds."""
-    base_s: float = 0.05
-    cap_s: float = 2.0
-
-    def delay(self, attempt: int, rand: Callable[[], float] = random.random) -> float:
-        """Full jitter: uniform in [0, min(cap, base * 2**attempt)), so replicas spread out."""
-        return rand() * min(self.cap_s, self.base_s * 2.0**attempt)
+    backoff: Backoff = Backoff(0.05, 2.0, jitter=FULL_JITTER)
+    """50 ms doubling to 2 s, full jitter: replicas throttled together spread out."""
 
 
 class Aborted(Exception):
@@ -85,7 +81,7 @@ class Attempts:
 
     def wait(self, reason: str) -> None:
         """Sleep before the next attempt, or raise StoreError when it would pass the deadline."""
-        delay = self._policy.delay(self.count)
+        delay = self._policy.backoff.delay_s(self.count + 1)
         self.count += 1
         self.check()
         now = self._monotonic()

@@ -1,4 +1,5 @@
-"""Fixtures of the end-to-end tests: TLS files, a recent stretch of the workload, the store."""
+"""What the end-to-end tests share: a recent stretch of the workload and what a stopped
+receiver's store holds (TLS files: the ``tls`` fixture of the root conftest)."""
 
 from __future__ import annotations
 
@@ -6,20 +7,12 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import pytest
-
 from receiver.model import PERIOD_MS, Sample
 from receiver.store import open_store_from_url
 from receiver_tools.workload import Workload
-from tests.chain.certs import TlsFiles, make_tls_files
 
 ACCESS_KEY = "chain-test-key"
 INGEST_PATH = "/aws/firehose/metrics"
-
-
-@pytest.fixture(scope="module")
-def tls(tmp_path_factory: pytest.TempPathFactory) -> TlsFiles:
-    return make_tls_files(tmp_path_factory.mktemp("tls"))
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,7 +1,7 @@
-"""The receiver's own measurements: deliveries by status, what they carried, how long they took.
+"""The Firehose endpoint's counters: deliveries by status, what they carried, how long they took.
 
-The ingest path records one report per Firehose delivery; the Prometheus view reads a
-snapshot at scrape time. Both run on the event loop's thread, so plain integers need no
+The ingest handler records one report per Firehose delivery; the Prometheus view reads a
+snapshot at scrape time (through ``app[TELEMETRY]``). Both run on the event loop's thread, so plain integers need no
 lock. Recording never raises: a bug here must not turn a stored delivery into a 500.
 """
 
@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from itertools import pairwise
 
-log = logging.getLogger("receiver.telemetry")
+log = logging.getLogger("receiver.firehose.telemetry")
 
 LATENCY_BUCKETS_S: tuple[float, ...] = (
     0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,

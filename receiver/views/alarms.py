@@ -1,16 +1,21 @@
-"""``GET /api/v1/alarms``: the alarms that are on, and the recent notifications."""
+"""``GET /api/v1/alarms``: the alarms that are on, and the recent notifications (receiver/alarms/
+evaluates and notifies; this is its read side)."""
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
-from typing import Any
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
-from receiver.alarms.rules import AlarmRule
+from receiver.errors import HttpError, Kind
+from receiver.keys import ALARMS, STORE
 from receiver.model import DAY_MS, FIRING, AlarmEvent
-from receiver.store.base import Store, StoreError
+from receiver.store.base import StoreError
+
+if TYPE_CHECKING:
+    from receiver.alarms.rules import AlarmRule
 
 ALARMS_PATH = "/api/v1/alarms"
 RECENT_HOURS = 24
@@ -18,23 +23,21 @@ RECENT_LIMIT = 200
 _HISTORY_DAYS = 7  # how far back the start of an alarm that is on is looked for
 
 
-def add_routes(
-    app: web.Application,
-    *,
-    store: Callable[[web.Request], Store],
-    rules: Callable[[web.Request], Sequence[AlarmRule]],
-    clock: Callable[[], float] = time.time,
-) -> None:
-    async def alarms(request: web.Request) -> web.Response:
-        now_ms = int(clock() * 1000)
-        try:
-            heads = await store(request).alarm_heads()
-            history = await store(request).alarm_events(now_ms - _HISTORY_DAYS * DAY_MS)
-        except StoreError as exc:
-            return web.json_response({"error": f"the store failed: {exc}"}, status=503)
-        return web.json_response(alarms_document(heads, history, rules(request), now_ms))
-
+def add_routes(app: web.Application) -> None:
     app.router.add_get(ALARMS_PATH, alarms)
+
+
+async def alarms(request: web.Request) -> web.Response:
+    """The store's alarm events; the rules (for their scopes) when the app has alarms."""
+    now_ms = int(time.time() * 1000)
+    store = request.app[STORE]
+    try:
+        heads = await store.alarm_heads()
+        history = await store.alarm_events(now_ms - _HISTORY_DAYS * DAY_MS)
+    except StoreError as exc:
+        raise HttpError(Kind.STORE_UNAVAILABLE, f"the store failed: {exc}") from None
+    rules = request.app[ALARMS].rules if ALARMS in request.app else []
+    return web.json_response(alarms_document(heads, history, rules, now_ms))
 
 
 def alarms_document(
