@@ -29,9 +29,10 @@ $(NODE_READY): package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 
-# ruff (lint) over the tree and mypy (strict) over receiver/, as configured in pyproject.toml.
+# ruff (lint, and the format check) over the tree and mypy (strict) over receiver/, as configured in pyproject.toml.
 lint: $(PY_READY)
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
 
 test: setup debian-packages lint

@@ -58,14 +58,19 @@ class SampleSource:
     def every_series(self) -> list[Sample]:
         """One datapoint of every series, an hour before the stream: a receiver's warm-up."""
         shift = -60 * PERIOD_MS
-        return [Sample(s.series, s.start_ms + shift, s.end_ms + shift, s.count, s.sum, s.min, s.max,
-                       s.stats, s.labels) for minute in self._templates for s in minute]
+        return [
+            Sample(s.series, s.start_ms + shift, s.end_ms + shift, s.count, s.sum, s.min, s.max, s.stats, s.labels)
+            for minute in self._templates
+            for s in minute
+        ]
 
     def _minute(self, index: int) -> list[Sample]:
         template = self._templates[index % _REAL_MINUTES]
         shift = (index - index % _REAL_MINUTES) * PERIOD_MS
-        return [Sample(s.series, s.start_ms + shift, s.end_ms + shift, s.count, s.sum, s.min, s.max,
-                       s.stats, s.labels) for s in template]
+        return [
+            Sample(s.series, s.start_ms + shift, s.end_ms + shift, s.count, s.sum, s.min, s.max, s.stats, s.labels)
+            for s in template
+        ]
 
 
 @dataclass(frozen=True, slots=True)

@@ -37,9 +37,24 @@ class Receiver:
         for stale in database.parent.glob(database.name + "*"):
             stale.unlink()
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "receiver", "serve", "--host", "127.0.0.1", "--port", "0",
-             "--store", f"sqlite:///{database}", "--allow-unauthenticated", *options],
-            cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+            [
+                sys.executable,
+                "-m",
+                "receiver",
+                "serve",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                "0",
+                "--store",
+                f"sqlite:///{database}",
+                "--allow-unauthenticated",
+                *options,
+            ],
+            cwd=ROOT,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
         )
         self.lines: list[str] = []
         self.port = 0
@@ -144,6 +159,7 @@ def measure(database: Path, warmup: Request | None, per_sender: Sequence[Sequenc
 
 async def _statuses(url: str, requests: Sequence[Request]) -> list[int]:
     """Send ``requests`` at once; the status each was answered with."""
+
     async def one(session: aiohttp.ClientSession, request: Request) -> int:
         headers, body, _ = request
         async with session.post(url, data=body, headers=headers) as response:

@@ -53,8 +53,11 @@ def minute_of_values(metrics: list[MetricInfo], tables: int, seed: int = 1) -> l
     for info in metrics:
         endpoints = [f"table-{i:05d}" for i in range(tables)] if info.scope == "endpoint" else [None]
         for endpoint in endpoints:
-            values.append(DerivedValue(info.name, info.scope, ACCOUNT, endpoint, info.layer, MINUTE_MS,
-                                       round(rng.uniform(0, 5000), 3)))
+            values.append(
+                DerivedValue(
+                    info.name, info.scope, ACCOUNT, endpoint, info.layer, MINUTE_MS, round(rng.uniform(0, 5000), 3)
+                )
+            )
     return values
 
 
@@ -75,7 +78,8 @@ class DerivedCollector:
                 continue
             names = [name for name, _ in entity_labels(values[0])]
             family = GaugeMetricFamily(
-                info.name, f"{info.description.strip()} [unit: {info.unit}; latest complete minute]", labels=names)
+                info.name, f"{info.description.strip()} [unit: {info.unit}; latest complete minute]", labels=names
+            )
             for value in values:
                 family.add_metric([label for _, label in entity_labels(value)], value.value)
             yield family
@@ -122,7 +126,12 @@ def measure(tables: int, repeats: int) -> ExpositionFigures:
     ours_s, ours_text = _best(ours, repeats)
     library_s, library_text = _best(library, repeats)
     return ExpositionFigures(
-        tables=tables, samples=len(values), ours_s=ours_s, library_s=library_s,
-        ours_peak_bytes=_peak(ours), library_peak_bytes=_peak(library), body_bytes=len(ours_text),
+        tables=tables,
+        samples=len(values),
+        ours_s=ours_s,
+        library_s=library_s,
+        ours_peak_bytes=_peak(ours),
+        library_peak_bytes=_peak(library),
+        body_bytes=len(ours_text),
         same_samples=_samples(ours_text) == _samples(library_text),
     )

@@ -68,6 +68,7 @@ def decode_work(body: Body) -> Callable[[], object]:
             samples += len(decode_record(record, body.fmt, cache=cache))
         if samples != body.datapoints:
             raise AssertionError(f"decoded {samples} datapoints of {body.datapoints}")
+
     return work
 
 
@@ -139,8 +140,7 @@ def derive_pass_seconds(source_tables: int, folder: Path) -> dict[str, float]:
                 for index in range(1, minutes):
                     await store.commit(f"minute-{index}", source.take(per_minute))
                 del first
-                deriver = Deriver(store, RuleHolder(REPOSITORY_RULES), minute_retention_days=3650,
-                                  evaluator=evaluator)
+                deriver = Deriver(store, RuleHolder(REPOSITORY_RULES), minute_retention_days=3650, evaluator=evaluator)
                 figures = {"samples_per_minute": float(per_minute)}
                 Path("/proc/self/clear_refs").write_text("5")  # VmHWM from here on
                 for step, name in ((MINUTE_MS, "minute"), (HOUR_MS, "hour")):

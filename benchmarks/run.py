@@ -57,10 +57,26 @@ class Plan:
     repeats: int
 
 
-FULL = Plan(tables=2000, sizes_mib=(1, 5, 64), e2e_sizes_mib=(1, 5), e2e_formats=FORMATS,
-            requests_one_sender=4, requests_per_sender_of_four=2, memory_mib=64, repeats=3)
-QUICK = Plan(tables=300, sizes_mib=(1,), e2e_sizes_mib=(1,), e2e_formats=(OTEL07,),
-             requests_one_sender=3, requests_per_sender_of_four=1, memory_mib=5, repeats=2)
+FULL = Plan(
+    tables=2000,
+    sizes_mib=(1, 5, 64),
+    e2e_sizes_mib=(1, 5),
+    e2e_formats=FORMATS,
+    requests_one_sender=4,
+    requests_per_sender_of_four=2,
+    memory_mib=64,
+    repeats=3,
+)
+QUICK = Plan(
+    tables=300,
+    sizes_mib=(1,),
+    e2e_sizes_mib=(1,),
+    e2e_formats=(OTEL07,),
+    requests_one_sender=3,
+    requests_per_sender_of_four=1,
+    memory_mib=5,
+    repeats=2,
+)
 
 
 @dataclass
@@ -86,8 +102,7 @@ def machine() -> dict[str, Any]:
                 break
     except OSError:
         pass
-    return {"cpu": cpu, "cores": os.cpu_count(), "python": platform.python_version(),
-            "platform": platform.platform()}
+    return {"cpu": cpu, "cores": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()}
 
 
 def log(text: str) -> None:
@@ -99,22 +114,30 @@ def measure_parse(plan: Plan, bodies: dict[tuple[str, int], Body], results: Resu
         repeats = plan.repeats if size <= 5 else 1
         limit_s = micro.best_seconds(micro.limit_work(body), repeats)
         decode_s = micro.best_seconds(micro.decode_work(body), repeats)
-        results.parse.append({
-            "format": fmt, "size_mib": size, "datapoints": body.datapoints,
-            "record_bytes": body.record_bytes,
-            "limit_dps": body.datapoints / limit_s, "decode_dps": body.datapoints / decode_s,
-            "ratio": limit_s / decode_s,
-        })
-        log(f"  parse {fmt} {size} MiB: limit {body.datapoints / limit_s:,.0f} dp/s, "
-            f"decode {body.datapoints / decode_s:,.0f} dp/s")
+        results.parse.append(
+            {
+                "format": fmt,
+                "size_mib": size,
+                "datapoints": body.datapoints,
+                "record_bytes": body.record_bytes,
+                "limit_dps": body.datapoints / limit_s,
+                "decode_dps": body.datapoints / decode_s,
+                "ratio": limit_s / decode_s,
+            }
+        )
+        log(
+            f"  parse {fmt} {size} MiB: limit {body.datapoints / limit_s:,.0f} dp/s, "
+            f"decode {body.datapoints / decode_s:,.0f} dp/s"
+        )
 
 
 def limit_of(results: Results, fmt: str, size: int) -> float:
     return next(r["limit_dps"] for r in results.parse if r["format"] == fmt and r["size_mib"] == size)
 
 
-def measure_e2e(plan: Plan, source: SampleSource, work: Path, results: Results,
-                formats: tuple[str, ...], derive: bool) -> None:
+def measure_e2e(
+    plan: Plan, source: SampleSource, work: Path, results: Results, formats: tuple[str, ...], derive: bool
+) -> None:
     """Each format and size, gzip off and on, 1 and 4 senders, each on a fresh receiver."""
     for fmt in formats:
         for size in plan.e2e_sizes_mib:
@@ -127,26 +150,41 @@ def measure_e2e(plan: Plan, source: SampleSource, work: Path, results: Results,
                 warmup, rest = (*wire_request(warm, compress), warm.datapoints), requests
                 for senders in (1, 4):
                     per = plan.requests_one_sender if senders == 1 else plan.requests_per_sender_of_four
-                    split = [rest[i * per:(i + 1) * per] for i in range(senders)]
+                    split = [rest[i * per : (i + 1) * per] for i in range(senders)]
                     run = e2e.measure(work / "e2e" / "metrics.db", warmup, split)
                     limit = limit_of(results, fmt, size) if (fmt, size) in _measured(results) else None
                     row = {
-                        "format": fmt, "size_mib": size, "gzip": compress, "senders": senders,
+                        "format": fmt,
+                        "size_mib": size,
+                        "gzip": compress,
+                        "senders": senders,
                         "derive": derive,
-                        "requests": len(run.latencies_s), "datapoints": run.datapoints,
-                        "dps": run.datapoints_per_s, "p50_s": run.percentile_s(0.50),
-                        "p99_s": run.percentile_s(0.99), "ratio": run.datapoints_per_s / limit if limit else None,
+                        "requests": len(run.latencies_s),
+                        "datapoints": run.datapoints,
+                        "dps": run.datapoints_per_s,
+                        "p50_s": run.percentile_s(0.50),
+                        "p99_s": run.percentile_s(0.99),
+                        "ratio": run.datapoints_per_s / limit if limit else None,
                         "wire_bytes": len(requests[1][1]),
                     }
                     results.e2e.append(row)
-                    log(f"  e2e {fmt} {size} MiB gzip={compress} senders={senders} derive={derive}: "
+                    log(
+                        f"  e2e {fmt} {size} MiB gzip={compress} senders={senders} derive={derive}: "
                         f"{row['dps']:,.0f} dp/s, "
-                        f"p50 {row['p50_s']:.3f} s, p99 {row['p99_s']:.3f} s")
+                        f"p50 {row['p50_s']:.3f} s, p99 {row['p99_s']:.3f} s"
+                    )
             if not derive:
                 headers, wire = wire_request(bodies[1], True)
                 stage = micro.stage_seconds(warm, bodies[1], wire, True, headers[REQUEST_ID_HEADER], work / "stages")
-                results.stages.append({"format": fmt, "size_mib": size, "gzip": True,
-                                       "datapoints": bodies[1].datapoints, "seconds": stage})
+                results.stages.append(
+                    {
+                        "format": fmt,
+                        "size_mib": size,
+                        "gzip": True,
+                        "datapoints": bodies[1].datapoints,
+                        "seconds": stage,
+                    }
+                )
 
 
 def _measured(results: Results) -> set[tuple[str, int]]:
@@ -159,14 +197,23 @@ def measure_memory(plan: Plan, source: SampleSource, work: Path, results: Result
         for compress in (False, True):
             headers, wire = wire_request(body, compress)
             before, after = e2e.peak_rss(work / "memory" / "metrics.db", (headers, wire, body.datapoints))
-            results.memory.append({
-                "format": fmt, "size_mib": plan.memory_mib, "gzip": compress,
-                "record_bytes": body.record_bytes, "wire_bytes": len(wire),
-                "envelope_bytes": len(wire) if not compress else len(gzip.decompress(wire)),
-                "datapoints": body.datapoints, "rss_start_bytes": before, "rss_peak_bytes": after,
-            })
-            log(f"  memory {fmt} {plan.memory_mib} MiB gzip={compress}: "
-                f"VmHWM {before / MIB:.0f} -> {after / MIB:.0f} MiB")
+            results.memory.append(
+                {
+                    "format": fmt,
+                    "size_mib": plan.memory_mib,
+                    "gzip": compress,
+                    "record_bytes": body.record_bytes,
+                    "wire_bytes": len(wire),
+                    "envelope_bytes": len(wire) if not compress else len(gzip.decompress(wire)),
+                    "datapoints": body.datapoints,
+                    "rss_start_bytes": before,
+                    "rss_peak_bytes": after,
+                }
+            )
+            log(
+                f"  memory {fmt} {plan.memory_mib} MiB gzip={compress}: "
+                f"VmHWM {before / MIB:.0f} -> {after / MIB:.0f} MiB"
+            )
     # Several large json bodies at once under the stack's budget: the budget, which counts
     # each delivery's decoding as well as its body, must keep the task within its memory.
     requests = []
@@ -175,10 +222,18 @@ def measure_memory(plan: Plan, source: SampleSource, work: Path, results: Result
         headers, wire = wire_request(body, False)
         requests.append((headers, wire, body.datapoints))
     peak, statuses = e2e.peak_rss_concurrent(work / "memory" / "metrics.db", requests, TASK_BUDGET_MIB)
-    results.concurrent_memory = {"format": JSON, "size_mib": plan.memory_mib, "bodies": CONCURRENT_BODIES,
-                                 "budget_mib": TASK_BUDGET_MIB, "rss_peak_bytes": peak, "statuses": statuses}
-    log(f"  memory {CONCURRENT_BODIES} x {JSON} {plan.memory_mib} MiB at once, budget {TASK_BUDGET_MIB} MiB: "
-        f"VmHWM {peak / MIB:.0f} MiB, answers {statuses}")
+    results.concurrent_memory = {
+        "format": JSON,
+        "size_mib": plan.memory_mib,
+        "bodies": CONCURRENT_BODIES,
+        "budget_mib": TASK_BUDGET_MIB,
+        "rss_peak_bytes": peak,
+        "statuses": statuses,
+    }
+    log(
+        f"  memory {CONCURRENT_BODIES} x {JSON} {plan.memory_mib} MiB at once, budget {TASK_BUDGET_MIB} MiB: "
+        f"VmHWM {peak / MIB:.0f} MiB, answers {statuses}"
+    )
 
 
 def measure_derive(plan: Plan, source: SampleSource, work: Path, results: Results) -> None:
@@ -190,59 +245,83 @@ def measure_derive(plan: Plan, source: SampleSource, work: Path, results: Result
     evaluate_s = micro.best_seconds(lambda: rules.evaluate(minute), plan.repeats)
     values = len(rules.evaluate(minute))
     passes = micro.derive_pass_figures(plan.tables, work / "derive")
-    results.derive.append({"tables": plan.tables, "samples": len(minute), "values": values,
-                           "evaluate_s": evaluate_s, "minute_pass_s": passes["minute_s"],
-                           "hour_pass_s": passes["hour_s"], "pass_peak_rss_mib": passes["peak_rss_mib"],
-                           "worker_peak_rss_mib": passes["worker_peak_rss_mib"]})
-    log(f"  derive one minute: {len(minute):,} samples -> {values:,} values in {evaluate_s:.2f} s; "
+    results.derive.append(
+        {
+            "tables": plan.tables,
+            "samples": len(minute),
+            "values": values,
+            "evaluate_s": evaluate_s,
+            "minute_pass_s": passes["minute_s"],
+            "hour_pass_s": passes["hour_s"],
+            "pass_peak_rss_mib": passes["peak_rss_mib"],
+            "worker_peak_rss_mib": passes["worker_peak_rss_mib"],
+        }
+    )
+    log(
+        f"  derive one minute: {len(minute):,} samples -> {values:,} values in {evaluate_s:.2f} s; "
         f"a pass over a stored minute {passes['minute_s']:.2f} s, over a stored hour {passes['hour_s']:.2f} s; "
-        f"peak RSS {passes['peak_rss_mib']:.0f} MiB, worker {passes['worker_peak_rss_mib']:.0f} MiB")
+        f"peak RSS {passes['peak_rss_mib']:.0f} MiB, worker {passes['worker_peak_rss_mib']:.0f} MiB"
+    )
 
 
 def measure_exposition(plan: Plan, results: Results) -> None:
     """One minute of derived values written as /metrics by the receiver and by prometheus_client."""
     figures = exposition.measure(plan.tables, plan.repeats)
     results.exposition.append(figures.as_dict())
-    log(f"  /metrics of {figures.samples:,} samples: receiver {figures.ours_s * 1000:.0f} ms, "
-        f"prometheus_client {figures.library_s * 1000:.0f} ms, same samples: {figures.same_samples}")
+    log(
+        f"  /metrics of {figures.samples:,} samples: receiver {figures.ours_s * 1000:.0f} ms, "
+        f"prometheus_client {figures.library_s * 1000:.0f} ms, same samples: {figures.same_samples}"
+    )
 
 
 def judge(plan: Plan, results: Results) -> None:
     targets = results.targets
 
     def add(name: str, figure: str, met: bool | None) -> None:
-        targets.append({"target": name, "figure": figure,
-                        "verdict": "n/a" if met is None else ("PASS" if met else "MISS")})
+        targets.append(
+            {"target": name, "figure": figure, "verdict": "n/a" if met is None else ("PASS" if met else "MISS")}
+        )
 
     for row in results.parse:
         if row["format"] == OTEL07:
-            add(f"decode >= {DECODE_SHARE:.0%} of limit (0.7, {row['size_mib']} MiB)",
+            add(
+                f"decode >= {DECODE_SHARE:.0%} of limit (0.7, {row['size_mib']} MiB)",
                 f"{row['ratio']:.1%} ({row['decode_dps']:,.0f} of {row['limit_dps']:,.0f} dp/s)",
-                row["ratio"] >= DECODE_SHARE)
+                row["ratio"] >= DECODE_SHARE,
+            )
     for row in results.e2e:
         if row["format"] == OTEL07 and not row["gzip"] and row["senders"] == 1 and row["ratio"] is not None:
             mode = "deriving" if row["derive"] else "ingest only"
-            add(f"e2e >= {E2E_SHARE:.0%} of limit and >= {E2E_RATE:,} dp/s "
+            add(
+                f"e2e >= {E2E_SHARE:.0%} of limit and >= {E2E_RATE:,} dp/s "
                 f"(0.7 plain, 1 sender, {row['size_mib']} MiB, {mode})",
                 f"{row['ratio']:.1%}, {row['dps']:,.0f} dp/s",
-                row["ratio"] >= E2E_SHARE and row["dps"] >= E2E_RATE)
+                row["ratio"] >= E2E_SHARE and row["dps"] >= E2E_RATE,
+            )
     p99 = [r for r in results.e2e if r["size_mib"] == 5 and r["gzip"] and r["senders"] == 4]
     for row in p99:
         mode = "deriving" if row["derive"] else "ingest only"
-        add(f"p99 < {P99_LIMIT_S:g} s (5 MiB gzip, 4 senders, {row['format']}, {mode})",
-            f"{row['p99_s']:.3f} s", row["p99_s"] < P99_LIMIT_S)
+        add(
+            f"p99 < {P99_LIMIT_S:g} s (5 MiB gzip, 4 senders, {row['format']}, {mode})",
+            f"{row['p99_s']:.3f} s",
+            row["p99_s"] < P99_LIMIT_S,
+        )
     for row in results.memory:
         limit = RSS_FACTOR * row["record_bytes"]
-        add(f"peak RSS < {RSS_FACTOR}x body ({row['format']}, {row['size_mib']} MiB, gzip={row['gzip']})",
+        add(
+            f"peak RSS < {RSS_FACTOR}x body ({row['format']}, {row['size_mib']} MiB, gzip={row['gzip']})",
             f"{row['rss_peak_bytes'] / MIB:.0f} MiB (limit {limit / MIB:.0f} MiB)",
-            row["rss_peak_bytes"] < limit if row["size_mib"] == 64 else None)
+            row["rss_peak_bytes"] < limit if row["size_mib"] == 64 else None,
+        )
     concurrent = results.concurrent_memory
     if concurrent:
-        add(f"peak RSS < task memory ({concurrent['bodies']} x {concurrent['format']} "
+        add(
+            f"peak RSS < task memory ({concurrent['bodies']} x {concurrent['format']} "
             f"{concurrent['size_mib']} MiB at once, --max-inflight-mib {concurrent['budget_mib']})",
             f"{concurrent['rss_peak_bytes'] / MIB:.0f} MiB (limit {TASK_MEMORY_MIB} MiB), "
             f"answers {concurrent['statuses']}",
-            concurrent["rss_peak_bytes"] < TASK_MEMORY_MIB * MIB if concurrent["size_mib"] == 64 else None)
+            concurrent["rss_peak_bytes"] < TASK_MEMORY_MIB * MIB if concurrent["size_mib"] == 64 else None,
+        )
 
 
 def table(headers: list[str], rows: list[list[str]]) -> str:
@@ -255,57 +334,154 @@ def report(results: Results) -> str:
     m = results.machine
     parts = [f"Machine: {m['cpu']}, {m['cores']} cores, Python {m['python']}"]
     parts.append("\nLimit (full protobuf ParseFromString / orjson per line) and decode (records -> samples)")
-    parts.append(table(
-        ["format", "MiB", "datapoints", "limit dp/s", "decode dp/s", "decode/limit"],
-        [[r["format"], str(r["size_mib"]), f"{r['datapoints']:,}", f"{r['limit_dps']:,.0f}",
-          f"{r['decode_dps']:,.0f}", f"{r['ratio']:.1%}"] for r in results.parse]))
+    parts.append(
+        table(
+            ["format", "MiB", "datapoints", "limit dp/s", "decode dp/s", "decode/limit"],
+            [
+                [
+                    r["format"],
+                    str(r["size_mib"]),
+                    f"{r['datapoints']:,}",
+                    f"{r['limit_dps']:,.0f}",
+                    f"{r['decode_dps']:,.0f}",
+                    f"{r['ratio']:.1%}",
+                ]
+                for r in results.parse
+            ],
+        )
+    )
     if results.e2e:
         parts.append("\nEnd to end (POST over loopback -> 200 with SQLite committed; receiver in its own process)")
-        parts.append(table(
-            ["format", "MiB", "gzip", "senders", "derive", "requests", "dp/s", "p50 s", "p99 s", "e2e/limit"],
-            [[r["format"], str(r["size_mib"]), "yes" if r["gzip"] else "no", str(r["senders"]),
-              "on" if r["derive"] else "off",
-              str(r["requests"]), f"{r['dps']:,.0f}", f"{r['p50_s']:.3f}", f"{r['p99_s']:.3f}",
-              "-" if r["ratio"] is None else f"{r['ratio']:.1%}"] for r in results.e2e]))
+        parts.append(
+            table(
+                ["format", "MiB", "gzip", "senders", "derive", "requests", "dp/s", "p50 s", "p99 s", "e2e/limit"],
+                [
+                    [
+                        r["format"],
+                        str(r["size_mib"]),
+                        "yes" if r["gzip"] else "no",
+                        str(r["senders"]),
+                        "on" if r["derive"] else "off",
+                        str(r["requests"]),
+                        f"{r['dps']:,.0f}",
+                        f"{r['p50_s']:.3f}",
+                        f"{r['p99_s']:.3f}",
+                        "-" if r["ratio"] is None else f"{r['ratio']:.1%}",
+                    ]
+                    for r in results.e2e
+                ],
+            )
+        )
     if results.stages:
         parts.append("\nWhere one delivery's time goes (in-process, one after the other, gzip body)")
         names = list(results.stages[0]["seconds"])
-        parts.append(table(
-            ["format", "MiB", "datapoints", *names],
-            [[r["format"], str(r["size_mib"]), f"{r['datapoints']:,}",
-              *(f"{r['seconds'][n] * 1000:.0f} ms" for n in names)] for r in results.stages]))
+        parts.append(
+            table(
+                ["format", "MiB", "datapoints", *names],
+                [
+                    [
+                        r["format"],
+                        str(r["size_mib"]),
+                        f"{r['datapoints']:,}",
+                        *(f"{r['seconds'][n] * 1000:.0f} ms" for n in names),
+                    ]
+                    for r in results.stages
+                ],
+            )
+        )
     if results.memory:
         parts.append("\nMemory (receiver VmHWM while taking one body; body = record data, as Firehose buffers it)")
-        parts.append(table(
-            ["format", "MiB", "gzip", "wire MiB", "datapoints", "RSS at start", "peak RSS", "peak/body"],
-            [[r["format"], str(r["size_mib"]), "yes" if r["gzip"] else "no", f"{r['wire_bytes'] / MIB:.1f}",
-              f"{r['datapoints']:,}", f"{r['rss_start_bytes'] / MIB:.0f} MiB",
-              f"{r['rss_peak_bytes'] / MIB:.0f} MiB", f"{r['rss_peak_bytes'] / r['record_bytes']:.2f}x"]
-             for r in results.memory]))
+        parts.append(
+            table(
+                ["format", "MiB", "gzip", "wire MiB", "datapoints", "RSS at start", "peak RSS", "peak/body"],
+                [
+                    [
+                        r["format"],
+                        str(r["size_mib"]),
+                        "yes" if r["gzip"] else "no",
+                        f"{r['wire_bytes'] / MIB:.1f}",
+                        f"{r['datapoints']:,}",
+                        f"{r['rss_start_bytes'] / MIB:.0f} MiB",
+                        f"{r['rss_peak_bytes'] / MIB:.0f} MiB",
+                        f"{r['rss_peak_bytes'] / r['record_bytes']:.2f}x",
+                    ]
+                    for r in results.memory
+                ],
+            )
+        )
     if results.derive:
-        parts.append("\nDeriving: the rules over one minute of every series (in-process, best of runs), "
-                     "and one deriver pass over a stored minute and a stored hour (SQLite, rules in the "
-                     "worker process), with the peak RSS of the deriver's process and of its worker")
-        parts.append(table(
-            ["tables", "samples", "derived values", "rules s", "us per sample", "minute pass s", "hour pass s",
-             "peak RSS MiB", "worker MiB"],
-            [[str(r["tables"]), f"{r['samples']:,}", f"{r['values']:,}", f"{r['evaluate_s']:.2f}",
-              f"{r['evaluate_s'] / r['samples'] * 1e6:.0f}", f"{r['minute_pass_s']:.2f}",
-              f"{r['hour_pass_s']:.2f}", f"{r['pass_peak_rss_mib']:.0f}", f"{r['worker_peak_rss_mib']:.0f}"]
-             for r in results.derive]))
+        parts.append(
+            "\nDeriving: the rules over one minute of every series (in-process, best of runs), "
+            "and one deriver pass over a stored minute and a stored hour (SQLite, rules in the "
+            "worker process), with the peak RSS of the deriver's process and of its worker"
+        )
+        parts.append(
+            table(
+                [
+                    "tables",
+                    "samples",
+                    "derived values",
+                    "rules s",
+                    "us per sample",
+                    "minute pass s",
+                    "hour pass s",
+                    "peak RSS MiB",
+                    "worker MiB",
+                ],
+                [
+                    [
+                        str(r["tables"]),
+                        f"{r['samples']:,}",
+                        f"{r['values']:,}",
+                        f"{r['evaluate_s']:.2f}",
+                        f"{r['evaluate_s'] / r['samples'] * 1e6:.0f}",
+                        f"{r['minute_pass_s']:.2f}",
+                        f"{r['hour_pass_s']:.2f}",
+                        f"{r['pass_peak_rss_mib']:.0f}",
+                        f"{r['worker_peak_rss_mib']:.0f}",
+                    ]
+                    for r in results.derive
+                ],
+            )
+        )
     if results.exposition:
-        parts.append("\n/metrics for one minute of derived values: the receiver's exposition and a prometheus_client "
-                     "custom collector (best of runs; both read back with prometheus_client's parser)")
-        parts.append(table(
-            ["tables", "samples", "body MiB", "receiver ms", "prometheus_client ms", "library/receiver",
-             "receiver peak MiB", "library peak MiB", "same samples"],
-            [[str(r["tables"]), f"{r['samples']:,}", f"{r['body_bytes'] / MIB:.1f}", f"{r['ours_s'] * 1000:.0f}",
-              f"{r['library_s'] * 1000:.0f}", f"{r['library_s'] / r['ours_s']:.2f}x",
-              f"{r['ours_peak_bytes'] / MIB:.0f}", f"{r['library_peak_bytes'] / MIB:.0f}",
-              "yes" if r["same_samples"] else "no"] for r in results.exposition]))
+        parts.append(
+            "\n/metrics for one minute of derived values: the receiver's exposition and a prometheus_client "
+            "custom collector (best of runs; both read back with prometheus_client's parser)"
+        )
+        parts.append(
+            table(
+                [
+                    "tables",
+                    "samples",
+                    "body MiB",
+                    "receiver ms",
+                    "prometheus_client ms",
+                    "library/receiver",
+                    "receiver peak MiB",
+                    "library peak MiB",
+                    "same samples",
+                ],
+                [
+                    [
+                        str(r["tables"]),
+                        f"{r['samples']:,}",
+                        f"{r['body_bytes'] / MIB:.1f}",
+                        f"{r['ours_s'] * 1000:.0f}",
+                        f"{r['library_s'] * 1000:.0f}",
+                        f"{r['library_s'] / r['ours_s']:.2f}x",
+                        f"{r['ours_peak_bytes'] / MIB:.0f}",
+                        f"{r['library_peak_bytes'] / MIB:.0f}",
+                        "yes" if r["same_samples"] else "no",
+                    ]
+                    for r in results.exposition
+                ],
+            )
+        )
     parts.append("\nTargets")
-    parts.append(table(["target", "figure", "verdict"],
-                       [[t["target"], t["figure"], t["verdict"]] for t in results.targets]))
+    parts.append(
+        table(["target", "figure", "verdict"], [[t["target"], t["figure"], t["verdict"]] for t in results.targets])
+    )
     return "\n".join(parts)
 
 

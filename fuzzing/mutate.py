@@ -8,8 +8,23 @@ from collections.abc import Callable
 
 import orjson
 
-_INTERESTING = (b"\x00", b"\xff", b"\x7f", b"\x80", b"\xff\xff\xff\xff\x0f", b"{", b"}", b"\"",
-                b"\n", b"\\u0000", b"-1", b"1e309", b"NaN", b"[]", b"null")
+_INTERESTING = (
+    b"\x00",
+    b"\xff",
+    b"\x7f",
+    b"\x80",
+    b"\xff\xff\xff\xff\x0f",
+    b"{",
+    b"}",
+    b'"',
+    b"\n",
+    b"\\u0000",
+    b"-1",
+    b"1e309",
+    b"NaN",
+    b"[]",
+    b"null",
+)
 
 
 def _flip_bit(data: bytearray, rng: random.Random) -> None:
@@ -31,18 +46,18 @@ def _insert(data: bytearray, rng: random.Random) -> None:
 def _delete(data: bytearray, rng: random.Random) -> None:
     if data:
         at = rng.randrange(len(data))
-        del data[at:at + rng.randint(1, 16)]
+        del data[at : at + rng.randint(1, 16)]
 
 
 def _truncate(data: bytearray, rng: random.Random) -> None:
     if data:
-        del data[rng.randrange(len(data)):]
+        del data[rng.randrange(len(data)) :]
 
 
 def _duplicate(data: bytearray, rng: random.Random) -> None:
     if data:
         at = rng.randrange(len(data))
-        piece = data[at:at + rng.randint(1, 64)]
+        piece = data[at : at + rng.randint(1, 64)]
         to = rng.randrange(len(data) + 1)
         data[to:to] = piece
 
@@ -51,11 +66,17 @@ def _varint(data: bytearray, rng: random.Random) -> None:
     """Overwrite a few bytes with a large or negative protobuf varint (lengths, tags)."""
     if data:
         at = rng.randrange(len(data))
-        data[at:at + 1] = rng.choice((b"\xff\xff\xff\xff\x07", b"\x80\x80\x80\x80\x80\x80\x80\x80\x80\x01", b"\x00"))
+        data[at : at + 1] = rng.choice((b"\xff\xff\xff\xff\x07", b"\x80\x80\x80\x80\x80\x80\x80\x80\x80\x01", b"\x00"))
 
 
 _BYTE_MUTATIONS: tuple[Callable[[bytearray, random.Random], None], ...] = (
-    _flip_bit, _set_byte, _insert, _delete, _truncate, _duplicate, _varint,
+    _flip_bit,
+    _set_byte,
+    _insert,
+    _delete,
+    _truncate,
+    _duplicate,
+    _varint,
 )
 
 
@@ -67,8 +88,25 @@ def mutate_bytes(data: bytes, rng: random.Random, max_steps: int = 4) -> bytes:
     return bytes(out)
 
 
-_ODD_VALUES: tuple[object, ...] = (None, True, 0, -1, 1.5, "", "x", [], {}, [None], {"data": 1},
-                                   2**64 - 1, -2**63, 1e308, "A" * 5, "====", "\u0000")
+_ODD_VALUES: tuple[object, ...] = (
+    None,
+    True,
+    0,
+    -1,
+    1.5,
+    "",
+    "x",
+    [],
+    {},
+    [None],
+    {"data": 1},
+    2**64 - 1,
+    -(2**63),
+    1e308,
+    "A" * 5,
+    "====",
+    "\u0000",
+)
 
 
 def mutate_envelope(body: bytes, rng: random.Random) -> bytes:

@@ -149,8 +149,10 @@ async def _post_one(client, store: MemoryStore, request, report: Report) -> None
         report.crash("http", dump, exc)
         return
     problem = _answer_problem(status, body, request.headers.get(envelope.REQUEST_ID_HEADER, ""))
-    if problem is None and status != 200 and (
-        await store.count_samples() != before or await store.is_committed(request.request_id)
+    if (
+        problem is None
+        and status != 200
+        and (await store.count_samples() != before or await store.is_committed(request.request_id))
     ):
         problem = f"refused with {status} but stored part of the request"
     if problem is not None:
@@ -189,13 +191,16 @@ def print_report(report: Report, seconds: float, rss_ok: bool) -> None:
         print(f"{target:<{width}}  {parts}")
     mib = [r / 2**20 for r in report.rss.readings]
     if mib:
-        print(f"\nRSS every {RSS_EVERY:,} inputs: start {mib[0]:.0f} MiB, peak {max(mib):.0f} MiB, "
-              f"end {mib[-1]:.0f} MiB; second half's peak over the first's: "
-              f"{report.rss.growth() / 2**20:+.1f} MiB (limit {RSS_SLACK_BYTES / 2**20:.0f}) -> "
-              f"{'levels off' if rss_ok else 'GROWS'}")
+        print(
+            f"\nRSS every {RSS_EVERY:,} inputs: start {mib[0]:.0f} MiB, peak {max(mib):.0f} MiB, "
+            f"end {mib[-1]:.0f} MiB; second half's peak over the first's: "
+            f"{report.rss.growth() / 2**20:+.1f} MiB (limit {RSS_SLACK_BYTES / 2**20:.0f}) -> "
+            f"{'levels off' if rss_ok else 'GROWS'}"
+        )
     if report.crashes:
-        print(f"\n{sum(report.crashes.values())} crashes, {len(report.crashes)} distinct "
-              f"(inputs in {report.crash_dir}/):")
+        print(
+            f"\n{sum(report.crashes.values())} crashes, {len(report.crashes)} distinct (inputs in {report.crash_dir}/):"
+        )
         for (target, what), n in report.crashes.items():
             print(f"  {target}: {what} (x{n})")
     else:
@@ -206,8 +211,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m fuzzing.run", description=__doc__.splitlines()[0])
     parser.add_argument("--inputs", type=int, default=100_000, help="inputs in all (default 100000)")
     parser.add_argument("--seed", type=int, default=None, help="random seed (default: random, printed)")
-    parser.add_argument("--crash-dir", type=Path, default=CRASH_DIR,
-                        help=f"where crashing inputs are written (default {CRASH_DIR})")
+    parser.add_argument(
+        "--crash-dir", type=Path, default=CRASH_DIR, help=f"where crashing inputs are written (default {CRASH_DIR})"
+    )
     args = parser.parse_args(argv)
     if args.inputs < 1:
         parser.error(f"--inputs must be at least 1, not {args.inputs}")

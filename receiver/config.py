@@ -100,8 +100,7 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--format",
         dest="record_format",
-        help=f"fix the record format to one of {', '.join(FORMATS)} "
-        "(RECEIVER_FORMAT, default: detect per record)",
+        help=f"fix the record format to one of {', '.join(FORMATS)} (RECEIVER_FORMAT, default: detect per record)",
     )
     parser.add_argument(
         "--max-inflight-mib",
@@ -186,7 +185,8 @@ def serve_config(args: argparse.Namespace, env: Mapping[str, str] = os.environ) 
                 "single commas, with nothing empty between them"
             )
     allow_unauthenticated = _boolean(
-        pick(args.allow_unauthenticated, "RECEIVER_ALLOW_UNAUTHENTICATED"), "RECEIVER_ALLOW_UNAUTHENTICATED")
+        pick(args.allow_unauthenticated, "RECEIVER_ALLOW_UNAUTHENTICATED"), "RECEIVER_ALLOW_UNAUTHENTICATED"
+    )
     if (problem := access_problem(keys, allow_unauthenticated)) is not None:
         raise ConfigError(problem)
 
@@ -222,21 +222,38 @@ def serve_config(args: argparse.Namespace, env: Mapping[str, str] = os.environ) 
     if not 0 <= shutdown_s <= 3600:
         raise ConfigError("--shutdown-timeout (RECEIVER_SHUTDOWN_TIMEOUT) must be seconds from 0 to 3600")
 
-    read_timeout_s = _seconds(pick(args.read_timeout, "RECEIVER_READ_TIMEOUT"),
-                              "--read-timeout (RECEIVER_READ_TIMEOUT)", defaults.read_timeout_s)
-    idle_timeout_s = _seconds(pick(args.idle_timeout, "RECEIVER_IDLE_TIMEOUT"),
-                              "--idle-timeout (RECEIVER_IDLE_TIMEOUT)", defaults.idle_timeout_s)
-    max_connections = _integer(pick(args.max_connections, "RECEIVER_MAX_CONNECTIONS"),
-                               "--max-connections (RECEIVER_MAX_CONNECTIONS)", defaults.max_connections, 1, 1_000_000)
+    read_timeout_s = _seconds(
+        pick(args.read_timeout, "RECEIVER_READ_TIMEOUT"),
+        "--read-timeout (RECEIVER_READ_TIMEOUT)",
+        defaults.read_timeout_s,
+    )
+    idle_timeout_s = _seconds(
+        pick(args.idle_timeout, "RECEIVER_IDLE_TIMEOUT"),
+        "--idle-timeout (RECEIVER_IDLE_TIMEOUT)",
+        defaults.idle_timeout_s,
+    )
+    max_connections = _integer(
+        pick(args.max_connections, "RECEIVER_MAX_CONNECTIONS"),
+        "--max-connections (RECEIVER_MAX_CONNECTIONS)",
+        defaults.max_connections,
+        1,
+        1_000_000,
+    )
 
     level = (pick(args.log_level, "RECEIVER_LOG_LEVEL") or defaults.log_level).upper()
     if level not in ("DEBUG", "INFO", "WARNING", "ERROR"):
         raise ConfigError("--log-level (RECEIVER_LOG_LEVEL) must be DEBUG, INFO, WARNING or ERROR")
 
-    minute_days = _days(pick(args.retention_minutes_days, "RECEIVER_RETENTION_MINUTES_DAYS"),
-                        "--retention-minutes-days (RECEIVER_RETENTION_MINUTES_DAYS)", defaults.minute_retention_days)
-    hour_days = _days(pick(args.retention_hours_days, "RECEIVER_RETENTION_HOURS_DAYS"),
-                      "--retention-hours-days (RECEIVER_RETENTION_HOURS_DAYS)", defaults.hour_retention_days)
+    minute_days = _days(
+        pick(args.retention_minutes_days, "RECEIVER_RETENTION_MINUTES_DAYS"),
+        "--retention-minutes-days (RECEIVER_RETENTION_MINUTES_DAYS)",
+        defaults.minute_retention_days,
+    )
+    hour_days = _days(
+        pick(args.retention_hours_days, "RECEIVER_RETENTION_HOURS_DAYS"),
+        "--retention-hours-days (RECEIVER_RETENTION_HOURS_DAYS)",
+        defaults.hour_retention_days,
+    )
 
     export_url = pick(args.export_otlp, "RECEIVER_EXPORT_OTLP")
     if export_url is not None and (problem := export_url_problem(export_url)) is not None:

@@ -45,13 +45,19 @@ class DemoError(RuntimeError):
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--port", default=str(DEFAULT_PORT),
-                        help=f"port for the receiver (default {DEFAULT_PORT}; a free one if it is taken)")
+    parser.add_argument(
+        "--port",
+        default=str(DEFAULT_PORT),
+        help=f"port for the receiver (default {DEFAULT_PORT}; a free one if it is taken)",
+    )
     parser.add_argument("--store", default=DEFAULT_STORE, help=f"the receiver's store (default {DEFAULT_STORE})")
     parser.add_argument("--backfill-minutes", default="180", help="minutes of history to send first (default 180)")
-    parser.add_argument("--speed", default="1",
-                        help="run the emulated clock this many times faster: with 60, a new minute "
-                        "streams every second (default 1; for tests)")
+    parser.add_argument(
+        "--speed",
+        default="1",
+        help="run the emulated clock this many times faster: with 60, a new minute "
+        "streams every second (default 1; for tests)",
+    )
     parser.add_argument("--seed", default="7", help="the workload's seed (default 7)")
 
 
@@ -104,9 +110,24 @@ class ReceiverChild:
         self.port = port
         self.tail: collections.deque[str] = collections.deque(maxlen=40)
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "receiver", "serve", "--host", "127.0.0.1", "--port", str(port),
-             "--store", store, "--log-level", "WARNING"],
-            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+            [
+                sys.executable,
+                "-m",
+                "receiver",
+                "serve",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--store",
+                store,
+                "--log-level",
+                "WARNING",
+            ],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
             # The key goes by the environment: it stays out of the process list, and a key
             # token_urlsafe starts with "-" (one in 64) is not taken for an option.
             env={**os.environ, "PYTHONUNBUFFERED": "1", "RECEIVER_ACCESS_KEYS": access_key},
@@ -209,8 +230,9 @@ async def _until_stopped(work: Coroutine[Any, Any, None], stop: asyncio.Event) -
         await task
 
 
-async def _serve_demo(child: ReceiverChild, access_key: str, backfill_minutes: int, speed: float,
-                      seed: int, store: str) -> None:
+async def _serve_demo(
+    child: ReceiverChild, access_key: str, backfill_minutes: int, speed: float, seed: int, store: str
+) -> None:
     await child.wait_ready()
     base = f"http://127.0.0.1:{child.port}"
     workload = Workload(seed=seed)
@@ -232,8 +254,11 @@ async def _serve_demo(child: ReceiverChild, access_key: str, backfill_minutes: i
     next_minute = now - now % PERIOD_MS
     async with FirehoseEmulator(config) as stream:
         if backfill_minutes:
-            print(f"Backfilling {_duration(backfill_minutes)} of an emulated DynamoDB metric stream "
-                  f"({len(workload.tables)} tables) through the Firehose protocol ...", flush=True)
+            print(
+                f"Backfilling {_duration(backfill_minutes)} of an emulated DynamoDB metric stream "
+                f"({len(workload.tables)} tables) through the Firehose protocol ...",
+                flush=True,
+            )
             first = next_minute - backfill_minutes * PERIOD_MS
             datapoints = 0
             for minute in workload.minutes(first, backfill_minutes):
@@ -243,8 +268,10 @@ async def _serve_demo(child: ReceiverChild, access_key: str, backfill_minutes: i
             await stream.flush()
             _report_failures(stream)
             requests = len(stream.results)
-            print(f"Sent {datapoints:,} datapoints in {requests} Firehose request{'s' if requests != 1 else ''}.",
-                  flush=True)
+            print(
+                f"Sent {datapoints:,} datapoints in {requests} Firehose request{'s' if requests != 1 else ''}.",
+                flush=True,
+            )
             await _values_shown(base)
         _welcome(base)
         while True:
@@ -314,7 +341,7 @@ A new minute of metrics arrives every minute. Press Ctrl-C to stop.
 
 
 def _store_path(store: str) -> Path | None:
-    return Path(store[len("sqlite:///"):]) if store.startswith("sqlite:///") else None
+    return Path(store[len("sqlite:///") :]) if store.startswith("sqlite:///") else None
 
 
 def _prepare_store_folder(store: str) -> None:

@@ -170,15 +170,21 @@ def judge_answer(request_id: str, status: int, headers: Mapping[str, str], body:
         if problem is None:
             return Attempt(True, status, answer=answer)
         return Attempt(
-            False, status, "HttpEndpoint.InvalidResponseFromDestination",
-            f"The response received from the endpoint is invalid: {problem}. "
-            f"Raw response received: {status} {raw}",
-            reason=problem, answer=answer,
+            False,
+            status,
+            "HttpEndpoint.InvalidResponseFromDestination",
+            f"The response received from the endpoint is invalid: {problem}. Raw response received: {status} {raw}",
+            reason=problem,
+            answer=answer,
         )
     return Attempt(
-        False, status, "HttpEndpoint.DestinationException",
+        False,
+        status,
+        "HttpEndpoint.DestinationException",
         f"The following response was received from the endpoint destination. {status}: {raw}",
-        permanent=status == 413, reason=_error_message(body) or raw, answer=answer,
+        permanent=status == 413,
+        reason=_error_message(body) or raw,
+        answer=answer,
     )
 
 
@@ -292,7 +298,7 @@ class _ProgressBody(Payload):
         end = len(self._body) if content_length is None else min(content_length, len(self._body))
         view = memoryview(self._body)
         for start in range(0, end, _BODY_CHUNK):
-            await writer.write(view[start:min(start + _BODY_CHUNK, end)])
+            await writer.write(view[start : min(start + _BODY_CHUNK, end)])
             if self._report is not None:
                 await self._report(min(start + _BODY_CHUNK, end))
 
@@ -324,8 +330,11 @@ async def send_once(
         ) as response:
             body = await response.content.read(MAX_RESPONSE_BYTES + 1)
             if len(body) > MAX_RESPONSE_BYTES:
-                return failed("HttpEndpoint.ResponseTooLarge", "The response is larger than 1 MiB.",
-                              "the answer is larger than 1 MiB")
+                return failed(
+                    "HttpEndpoint.ResponseTooLarge",
+                    "The response is larger than 1 MiB.",
+                    "the answer is larger than 1 MiB",
+                )
             attempt = judge_answer(request.request_id, response.status, response.headers, body)
     except aiohttp.ClientConnectorCertificateError as exc:
         # An ssl.SSLCertVerificationError, which aiohttp types as a plain Exception.
@@ -333,17 +342,29 @@ async def send_once(
         reason = f"the server's certificate is not trusted ({detail})"
         return failed("HttpEndpoint.SSLHandshakeFailure", f"The TLS handshake failed: {exc}", reason)
     except aiohttp.ClientSSLError as exc:
-        return failed("HttpEndpoint.SSLHandshakeFailure", f"The TLS handshake failed: {exc}",
-                      f"the TLS handshake failed ({exc.strerror or exc})")
+        return failed(
+            "HttpEndpoint.SSLHandshakeFailure",
+            f"The TLS handshake failed: {exc}",
+            f"the TLS handshake failed ({exc.strerror or exc})",
+        )
     except aiohttp.ClientConnectorError as exc:
-        return failed("HttpEndpoint.ConnectionFailed", f"Could not connect to the endpoint: {exc}",
-                      f"cannot connect ({exc.strerror or exc})")
+        return failed(
+            "HttpEndpoint.ConnectionFailed",
+            f"Could not connect to the endpoint: {exc}",
+            f"cannot connect ({exc.strerror or exc})",
+        )
     except (aiohttp.ClientOSError, aiohttp.ServerDisconnectedError, aiohttp.ClientPayloadError) as exc:
-        return failed("HttpEndpoint.ConnectionReset", f"The connection was reset or closed early: {exc}",
-                      f"the connection was reset or closed early ({exc})")
+        return failed(
+            "HttpEndpoint.ConnectionReset",
+            f"The connection was reset or closed early: {exc}",
+            f"the connection was reset or closed early ({exc})",
+        )
     except TimeoutError:
-        return failed("HttpEndpoint.RequestTimeout", f"The endpoint did not answer within {timeout_s:g} s.",
-                      f"no answer within {timeout_s:g} s")
+        return failed(
+            "HttpEndpoint.RequestTimeout",
+            f"The endpoint did not answer within {timeout_s:g} s.",
+            f"no answer within {timeout_s:g} s",
+        )
     except aiohttp.ClientError as exc:
         return failed("HttpEndpoint.ConnectionFailed", f"The request failed: {exc}", f"the request failed ({exc})")
     return dataclasses.replace(attempt, seconds=time.monotonic() - started)
@@ -526,13 +547,10 @@ class FirehoseEmulator:
         """Buffer records, delivering whenever the buffer reaches its size or record limit."""
         for record in records:
             if not 0 < len(record) <= envelope.MAX_RECORD_BYTES:
-                raise ValueError(
-                    f"a Firehose record holds 1 to {envelope.MAX_RECORD_BYTES} bytes, not {len(record)}"
-                )
+                raise ValueError(f"a Firehose record holds 1 to {envelope.MAX_RECORD_BYTES} bytes, not {len(record)}")
             buffered = self._buffer
             if buffered.records and (
-                buffered.size + len(record) > self.config.buffer_bytes
-                or len(buffered.records) >= envelope.MAX_RECORDS
+                buffered.size + len(record) > self.config.buffer_bytes or len(buffered.records) >= envelope.MAX_RECORDS
             ):
                 await self._ship()
                 buffered = self._buffer
@@ -617,7 +635,9 @@ class FirehoseEmulator:
         while True:
             attempts += 1
             attempt = await send_once(
-                self._session, config.url, request,
+                self._session,
+                config.url,
+                request,
                 timeout_s=config.response_timeout_s,
                 ssl_context=self._ssl,
                 progress=self._progress(request.request_id, attempts, len(request.body)),
@@ -626,12 +646,23 @@ class FirehoseEmulator:
                 return BatchResult(request.request_id, len(records), len(request.body), attempts, "delivered")
             log.warning(
                 "delivery attempt failed",
-                extra={"request_id": request.request_id, "attempt": attempts,
-                       "error_code": attempt.error_code, "error": attempt.error_message},
+                extra={
+                    "request_id": request.request_id,
+                    "attempt": attempts,
+                    "error_code": attempt.error_code,
+                    "error": attempt.error_message,
+                },
             )
             if attempt.permanent:
-                return BatchResult(request.request_id, len(records), len(request.body), attempts,
-                                   "dropped", attempt.error_code, attempt.error_message)
+                return BatchResult(
+                    request.request_id,
+                    len(records),
+                    len(request.body),
+                    attempts,
+                    "dropped",
+                    attempt.error_code,
+                    attempt.error_message,
+                )
             now = time.monotonic()
             if deadline is None:  # the retry duration starts when the first attempt fails
                 deadline = now + config.retry.duration_s * config.time_scale
@@ -641,17 +672,28 @@ class FirehoseEmulator:
             await asyncio.sleep(wait)
         return await self._give_up(request, records, arrivals_ms, attempts, attempt)
 
-    async def _give_up(self, request: Request, records: list[bytes], arrivals_ms: list[int],
-                       attempts: int, last: Attempt) -> BatchResult:
+    async def _give_up(
+        self, request: Request, records: list[bytes], arrivals_ms: list[int], attempts: int, last: Attempt
+    ) -> BatchResult:
         where = None
         if self._error_output is not None:
             documents = error_documents(records, arrivals_ms, attempts, last, int(time.time() * 1000))
             where = await self._error_output.write(self.config.stream_name, documents)
         outcome = "error-output" if where else "lost"
-        log.warning("retry duration ran out", extra={"request_id": request.request_id,
-                                                     "records": len(records), "outcome": outcome})
-        return BatchResult(request.request_id, len(records), len(request.body), attempts, outcome,
-                           last.error_code, last.error_message, where)
+        log.warning(
+            "retry duration ran out",
+            extra={"request_id": request.request_id, "records": len(records), "outcome": outcome},
+        )
+        return BatchResult(
+            request.request_id,
+            len(records),
+            len(request.body),
+            attempts,
+            outcome,
+            last.error_code,
+            last.error_message,
+            where,
+        )
 
     def _progress(self, request_id: str, attempt: int, total: int) -> Callable[[int], Awaitable[None]] | None:
         hook = self.hooks.body_progress

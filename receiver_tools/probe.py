@@ -57,8 +57,9 @@ def probe_records(record_format: str, now_ms: int | None = None) -> list[bytes]:
     """One consumed-capacity datapoint of the reserved account, for the last complete minute."""
     now_ms = int(time.time() * 1000) if now_ms is None else now_ms
     start = now_ms - now_ms % PERIOD_MS - PERIOD_MS
-    series = Series(PROBE_ACCOUNT, "us-east-1", "AWS/DynamoDB", "ConsumedReadCapacityUnits",
-                    (("TableName", PROBE_TABLE),), "Count")
+    series = Series(
+        PROBE_ACCOUNT, "us-east-1", "AWS/DynamoDB", "ConsumedReadCapacityUnits", (("TableName", PROBE_TABLE),), "Count"
+    )
     labels = (("metric_stream_name", "receiver-probe"),) if record_format == "json" else ()
     sample = Sample(series, start, start + PERIOD_MS, 1.0, 1.0, 1.0, 1.0, labels=labels)
     return encode_records([sample], record_format)
@@ -84,8 +85,9 @@ class Prober:
         )
 
     async def send(self, request: Request) -> Attempt:
-        attempt = await send_once(self.session, self.settings.url, request,
-                                  timeout_s=self.settings.timeout_s, ssl_context=self.ssl)
+        attempt = await send_once(
+            self.session, self.settings.url, request, timeout_s=self.settings.timeout_s, ssl_context=self.ssl
+        )
         if attempt.status is not None:
             self.times.append(attempt.seconds)
         return attempt
@@ -100,8 +102,13 @@ class Prober:
             checks.append(Check(name, passed, detail))
         if self.times:
             slowest = max(self.times)
-            checks.append(Check("answers well within Firehose's 3 minutes", slowest < SLOW_ANSWER_S,
-                                f"slowest answer {_ms(slowest)}"))
+            checks.append(
+                Check(
+                    "answers well within Firehose's 3 minutes",
+                    slowest < SLOW_ANSWER_S,
+                    f"slowest answer {_ms(slowest)}",
+                )
+            )
         else:
             checks.append(Check("answers well within Firehose's 3 minutes", False, "no answer arrived"))
         return checks
@@ -142,14 +149,16 @@ class Prober:
         request = self.request()
         started = time.monotonic()
         try:
-            status, headers, body = await raw_post(self.settings.url, request, self.ssl,
-                                                   self.settings.timeout_s, absolute_form=True)
+            status, headers, body = await raw_post(
+                self.settings.url, request, self.ssl, self.settings.timeout_s, absolute_form=True
+            )
         except ConnectionError as exc:
             return False, str(exc)
         elapsed = time.monotonic() - started
         self.times.append(elapsed)
-        return _acknowledged(dataclasses.replace(judge_answer(request.request_id, status, headers, body),
-                                                 seconds=elapsed))
+        return _acknowledged(
+            dataclasses.replace(judge_answer(request.request_id, status, headers, body), seconds=elapsed)
+        )
 
 
 def _acknowledged(attempt: Attempt) -> tuple[bool, str]:
@@ -190,8 +199,12 @@ async def raw_post(
     parts = urlsplit(url)
     port = parts.port or (443 if parts.scheme == "https" else 80)
     target = url if absolute_form else (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
-    head = [f"POST {target} HTTP/1.1", f"Host: {parts.netloc}", f"Content-Length: {len(request.body)}",
-            "Connection: close"]
+    head = [
+        f"POST {target} HTTP/1.1",
+        f"Host: {parts.netloc}",
+        f"Content-Length: {len(request.body)}",
+        "Connection: close",
+    ]
     head += [f"{name}: {value}" for name, value in request.headers.items()]
     wire = ("\r\n".join(head) + "\r\n\r\n").encode("latin-1") + request.body
 
@@ -246,7 +259,7 @@ def _dechunk(data: bytes) -> bytes:
         size = int(data[pos:line_end].split(b";")[0], 16)
         if size == 0:
             return bytes(out)
-        out += data[line_end + 2: line_end + 2 + size]
+        out += data[line_end + 2 : line_end + 2 + size]
         pos = line_end + 2 + size + 2
 
 
@@ -261,12 +274,17 @@ def format_table(checks: list[Check]) -> str:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("url", metavar="URL",
-                        help="the full ingest URL, e.g. https://metrics.example.com/aws/firehose/metrics")
+    parser.add_argument(
+        "url", metavar="URL", help="the full ingest URL, e.g. https://metrics.example.com/aws/firehose/metrics"
+    )
     parser.add_argument("--access-key", help="the key Firehose sends (or FIREHOSE_ACCESS_KEY)")
     parser.add_argument("--ca-file", help="verify HTTPS against this CA bundle instead of the system's")
-    parser.add_argument("--format", dest="record_format", default="opentelemetry0.7",
-                        help=f"record format of the test deliveries: {', '.join(FORMATS)} (default opentelemetry0.7)")
+    parser.add_argument(
+        "--format",
+        dest="record_format",
+        default="opentelemetry0.7",
+        help=f"record format of the test deliveries: {', '.join(FORMATS)} (default opentelemetry0.7)",
+    )
 
 
 def main(args: argparse.Namespace) -> int:
@@ -280,8 +298,10 @@ def main(args: argparse.Namespace) -> int:
     checks = asyncio.run(_run(settings))
     print(format_table(checks))
     failed = [c for c in checks if not c.passed]
-    print(f"\n{len(checks) - len(failed)} of {len(checks)} checks passed" +
-          ("" if not failed else "; the endpoint does not behave as Firehose requires"))
+    print(
+        f"\n{len(checks) - len(failed)} of {len(checks)} checks passed"
+        + ("" if not failed else "; the endpoint does not behave as Firehose requires")
+    )
     return 1 if failed else 0
 
 

@@ -71,8 +71,11 @@ class Source:
             if self._folder.is_file():
                 return [str(self._folder)]
             folder = self._folder
-            return sorted(str(p) for p in folder.rglob("*")
-                          if p.is_file() and not any(part.startswith(".") for part in p.relative_to(folder).parts))
+            return sorted(
+                str(p)
+                for p in folder.rglob("*")
+                if p.is_file() and not any(part.startswith(".") for part in p.relative_to(folder).parts)
+            )
         client = self._s3()
         names: list[str] = []
         try:
@@ -182,8 +185,9 @@ def _raw_data(document: dict[str, Any], index: int, name: str) -> bytes:
     except (ValueError, binascii.Error):
         raise ReplayError(f"{name}: document {index} has no valid base64 rawData") from None
     if not 0 < len(record) <= envelope.MAX_RECORD_BYTES:
-        raise ReplayError(f"{name}: document {index} holds a record of {len(record)} bytes, "
-                          f"not 1 to {envelope.MAX_RECORD_BYTES}")
+        raise ReplayError(
+            f"{name}: document {index} holds a record of {len(record)} bytes, not 1 to {envelope.MAX_RECORD_BYTES}"
+        )
     return record
 
 
@@ -275,13 +279,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def add_target_arguments(parser: argparse.ArgumentParser) -> None:
     """Where and how records are re-delivered (``replay`` and ``quarantine replay``)."""
-    parser.add_argument("--to", dest="url", required=True, metavar="URL",
-                        help="the full ingest URL, e.g. https://metrics.example.com/aws/firehose/metrics")
+    parser.add_argument(
+        "--to",
+        dest="url",
+        required=True,
+        metavar="URL",
+        help="the full ingest URL, e.g. https://metrics.example.com/aws/firehose/metrics",
+    )
     parser.add_argument("--access-key", help="the key the endpoint expects (or FIREHOSE_ACCESS_KEY)")
     parser.add_argument("--ca-file", help="verify HTTPS against this CA bundle instead of the system's")
     parser.add_argument("--gzip", action="store_true", help="gzip the request bodies")
-    parser.add_argument("--retry-seconds", default="60",
-                        help="how long to retry a failing request, as Firehose's retry duration (default 60)")
+    parser.add_argument(
+        "--retry-seconds",
+        default="60",
+        help="how long to retry a failing request, as Firehose's retry duration (default 60)",
+    )
 
 
 def main(args: argparse.Namespace) -> int:

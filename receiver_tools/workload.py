@@ -34,12 +34,24 @@ _READ_MIX = {"GetItem": 0.55, "BatchGetItem": 0.10, "Query": 0.30, "Scan": 0.05}
 _WRITE_MIX = {"PutItem": 0.50, "UpdateItem": 0.30, "DeleteItem": 0.10, "BatchWriteItem": 0.10}
 # Median latency (ms) and capacity units per request of each operation.
 _MEDIAN_MS = {
-    "GetItem": 3.0, "BatchGetItem": 8.0, "Query": 6.0, "Scan": 40.0,
-    "PutItem": 5.0, "UpdateItem": 6.0, "DeleteItem": 5.0, "BatchWriteItem": 12.0,
+    "GetItem": 3.0,
+    "BatchGetItem": 8.0,
+    "Query": 6.0,
+    "Scan": 40.0,
+    "PutItem": 5.0,
+    "UpdateItem": 6.0,
+    "DeleteItem": 5.0,
+    "BatchWriteItem": 12.0,
 }
 _UNITS_PER_REQUEST = {
-    "GetItem": 1.0, "BatchGetItem": 4.0, "Query": 3.0, "Scan": 25.0,
-    "PutItem": 1.0, "UpdateItem": 1.5, "DeleteItem": 1.0, "BatchWriteItem": 6.0,
+    "GetItem": 1.0,
+    "BatchGetItem": 4.0,
+    "Query": 3.0,
+    "Scan": 25.0,
+    "PutItem": 1.0,
+    "UpdateItem": 1.5,
+    "DeleteItem": 1.0,
+    "BatchWriteItem": 6.0,
 }
 _LATENCY_DRAWS = 60
 """Latency statistics come from at most this many simulated requests, scaled to the count."""
@@ -75,12 +87,22 @@ class RegionQuotas:
 
 
 DEFAULT_TABLES: tuple[TableSpec, ...] = (
-    TableSpec("GameScores", indexes=("GameTitleIndex", "TopScoreIndex"), provisioned=(900.0, 300.0),
-              reads_per_s=180.0, writes_per_s=60.0),
-    TableSpec("Orders", indexes=("CustomerIndex",), provisioned=(400.0, 200.0),
-              reads_per_s=90.0, writes_per_s=40.0, transactions=True),
-    TableSpec("Sessions", regions=("us-east-1", "eu-west-1"), ttl=True,
-              reads_per_s=120.0, writes_per_s=80.0),
+    TableSpec(
+        "GameScores",
+        indexes=("GameTitleIndex", "TopScoreIndex"),
+        provisioned=(900.0, 300.0),
+        reads_per_s=180.0,
+        writes_per_s=60.0,
+    ),
+    TableSpec(
+        "Orders",
+        indexes=("CustomerIndex",),
+        provisioned=(400.0, 200.0),
+        reads_per_s=90.0,
+        writes_per_s=40.0,
+        transactions=True,
+    ),
+    TableSpec("Sessions", regions=("us-east-1", "eu-west-1"), ttl=True, reads_per_s=120.0, writes_per_s=80.0),
     TableSpec("AuditLog", ttl=True, reads_per_s=5.0, writes_per_s=70.0),
 )
 DEFAULT_QUOTAS: dict[str, RegionQuotas] = {
@@ -138,8 +160,11 @@ class Workload:
 
     def _account_minute(self, region: str, start_ms: int, rng: random.Random, out: list[Sample]) -> None:
         quotas = self.quotas.get(region, RegionQuotas())
-        provisioned = [(t.provisioned, 1 + len(t.indexes)) for t in self.tables
-                       if t.provisioned is not None and region in t.regions]
+        provisioned = [
+            (t.provisioned, 1 + len(t.indexes))
+            for t in self.tables
+            if t.provisioned is not None and region in t.regions
+        ]
         # Indexes provision as much as their table here (see _TableMinute), so count them too.
         total_reads = sum(p[0] * copies for p, copies in provisioned)
         total_writes = sum(p[1] * copies for p, copies in provisioned)
@@ -186,8 +211,9 @@ class Workload:
 class _TableMinute:
     """The datapoints of one table in one region for one minute."""
 
-    def __init__(self, workload: Workload, table: TableSpec, region: str, start_ms: int,
-                 rng: random.Random, out: list[Sample]) -> None:
+    def __init__(
+        self, workload: Workload, table: TableSpec, region: str, start_ms: int, rng: random.Random, out: list[Sample]
+    ) -> None:
         self.workload = workload
         self.table = table
         self.region = region
@@ -221,29 +247,43 @@ class _TableMinute:
     def _requests(self, per_s: float) -> int:
         return _whole(max(0.0, self.rng.gauss(per_s * 60, math.sqrt(max(per_s * 60, 1.0)))))
 
-    def _emit(self, metric: str, dims: tuple[tuple[str, str], ...], unit: str, count: float,
-              total: float, low: float, high: float, stats: tuple[tuple[str, float], ...] = ()) -> None:
-        self.out.append(self.workload.sample(self.region, metric, dims, unit, self.start_ms,
-                                             count, total, low, high, stats))
+    def _emit(
+        self,
+        metric: str,
+        dims: tuple[tuple[str, str], ...],
+        unit: str,
+        count: float,
+        total: float,
+        low: float,
+        high: float,
+        stats: tuple[tuple[str, float], ...] = (),
+    ) -> None:
+        self.out.append(
+            self.workload.sample(self.region, metric, dims, unit, self.start_ms, count, total, low, high, stats)
+        )
 
     def _latency(self, op: str, n: int) -> None:
         if n == 0:
             return  # CloudWatch publishes no datapoint for a minute without requests
         median = _MEDIAN_MS.get(op, 10.0) * (1.6 if self.burst else 1.0)
-        draws = sorted(round(self.rng.lognormvariate(math.log(median), 0.45), 3)
-                       for _ in range(min(n, _LATENCY_DRAWS)))
+        draws = sorted(round(self.rng.lognormvariate(math.log(median), 0.45), 3) for _ in range(min(n, _LATENCY_DRAWS)))
         total = math.fsum(draws) if n == len(draws) else round(math.fsum(draws) / len(draws) * n, 3)
         stats = tuple((name, draws[max(0, math.ceil(q * len(draws)) - 1)]) for name, q in PERCENTILES)
         dims = tuple(sorted((("Operation", op), *self.table_dims)))
         self._emit("SuccessfulRequestLatency", dims, "Milliseconds", n, total, draws[0], draws[-1], stats)
 
-    def _capacity(self, metric: str, requests: dict[str, int], dims: tuple[tuple[str, str], ...],
-                  share: float = 1.0) -> None:
+    def _capacity(
+        self, metric: str, requests: dict[str, int], dims: tuple[tuple[str, str], ...], share: float = 1.0
+    ) -> None:
         count = sum(requests.values())
         if count == 0:
             return
-        units = round(share * sum(n * _UNITS_PER_REQUEST.get(op, 2.0) for op, n in requests.items())
-                      * self.rng.uniform(0.95, 1.05), 1)
+        units = round(
+            share
+            * sum(n * _UNITS_PER_REQUEST.get(op, 2.0) for op, n in requests.items())
+            * self.rng.uniform(0.95, 1.05),
+            1,
+        )
         largest = max(_UNITS_PER_REQUEST.get(op, 2.0) for op, n in requests.items() if n)
         low = 0.5
         high = round(max(units / count, largest) * self.rng.uniform(1.5, 3.0), 1)
@@ -292,8 +332,7 @@ class _TableMinute:
         # A throttled request is one or more throttle events (a batch has several items).
         for metric, requests in (("ReadThrottleEvents", throttled_reads), ("WriteThrottleEvents", throttled_writes)):
             if requests:
-                self._emit(metric, self.table_dims, "Count",
-                           *_ones(_whole(requests * self.rng.uniform(1.0, 1.5))))
+                self._emit(metric, self.table_dims, "Count", *_ones(_whole(requests * self.rng.uniform(1.0, 1.5))))
 
     def _errors(self, reads: dict[str, int], writes: dict[str, int]) -> None:
         rng = self.rng
@@ -314,8 +353,15 @@ class _TableMinute:
         if batches == 0:
             return
         sizes = [self.rng.randint(1, 250) for _ in range(batches)]
-        self._emit("TimeToLiveDeletedItemCount", self.table_dims, "Count",
-                   batches, float(sum(sizes)), float(min(sizes)), float(max(sizes)))
+        self._emit(
+            "TimeToLiveDeletedItemCount",
+            self.table_dims,
+            "Count",
+            batches,
+            float(sum(sizes)),
+            float(min(sizes)),
+            float(max(sizes)),
+        )
 
 
 def _whole(value: float) -> int:

@@ -90,8 +90,9 @@ class Receiver:
         return self.process.wait(120)
 
 
-async def produce(stream: FirehoseEmulator, first_ms: int, total: int, rate: float,
-                  seed: int, progress: Progress, rng: random.Random) -> None:
+async def produce(
+    stream: FirehoseEmulator, first_ms: int, total: int, rate: float, seed: int, progress: Progress, rng: random.Random
+) -> None:
     """One emulated minute every 1/rate seconds, now and then an earlier one again."""
     workload = soak_workload(seed)
     started = time.monotonic()
@@ -114,8 +115,11 @@ async def restart_receiver(receiver: Receiver, schedule: list[Restart], started:
         await asyncio.sleep(max(0.0, started + restart.at_s - time.monotonic()))
         code = await asyncio.to_thread(receiver.restart, restart.signal)
         progress.restarts.append(f"planned at {restart.at_s:.0f} s: {restart.signal} (exit {code})")
-        print(f"  {time.monotonic() - started:5.0f} s  restarted the receiver with {restart.signal} "
-              f"(it exited with {code})", flush=True)
+        print(
+            f"  {time.monotonic() - started:5.0f} s  restarted the receiver with {restart.signal} "
+            f"(it exited with {code})",
+            flush=True,
+        )
 
 
 async def watch(receiver: Receiver, stream: FirehoseEmulator, started: float, progress: Progress) -> None:
@@ -133,11 +137,13 @@ async def watch(receiver: Receiver, stream: FirehoseEmulator, started: float, pr
             next_status += STATUS_EVERY_S
             delivered = sum(r.records for r in stream.results if r.outcome == "delivered")
             failed = sum(r.attempts - 1 for r in stream.results)
-            print(f"  {now - started:5.0f} s  minutes sent {progress.minutes_sent:,}, datapoints "
-                  f"{progress.datapoints:,} (+{progress.duplicate_datapoints:,} repeated), records delivered "
-                  f"{delivered:,}, failed attempts {failed}, receiver RSS "
-                  f"{progress.rss[-1][2] / 2**20:.0f} MiB, database {_size(receiver.db) / 2**20:.0f} MiB",
-                  flush=True)
+            print(
+                f"  {now - started:5.0f} s  minutes sent {progress.minutes_sent:,}, datapoints "
+                f"{progress.datapoints:,} (+{progress.duplicate_datapoints:,} repeated), records delivered "
+                f"{delivered:,}, failed attempts {failed}, receiver RSS "
+                f"{progress.rss[-1][2] / 2**20:.0f} MiB, database {_size(receiver.db) / 2**20:.0f} MiB",
+                flush=True,
+            )
 
 
 def _size(db: Path) -> int:
@@ -166,26 +172,33 @@ def steady_rss(progress: Progress, schedule: list[Restart], duration_s: float) -
     return series
 
 
-def print_summary(progress: Progress, stream: FirehoseEmulator, seconds: float, steady: RssSeries,
-                  rss_ok: bool, problems: list[str]) -> None:
+def print_summary(
+    progress: Progress, stream: FirehoseEmulator, seconds: float, steady: RssSeries, rss_ok: bool, problems: list[str]
+) -> None:
     outcomes: dict[str, int] = {}
     for result in stream.results:
         outcomes[result.outcome] = outcomes.get(result.outcome, 0) + 1
     failed = sum(r.attempts - 1 for r in stream.results)
     sent = progress.datapoints + progress.duplicate_datapoints
-    print(f"\nsoak: {seconds:.0f} s, {progress.minutes_sent:,} emulated minutes, {sent:,} datapoints sent "
-          f"({progress.duplicate_datapoints:,} of them repeats): {sent / seconds:,.0f} datapoints/s")
-    print(f"batches: {len(stream.results):,} ({', '.join(f'{k} {v:,}' for k, v in sorted(outcomes.items()))}); "
-          f"failed delivery attempts retried: {failed}")
+    print(
+        f"\nsoak: {seconds:.0f} s, {progress.minutes_sent:,} emulated minutes, {sent:,} datapoints sent "
+        f"({progress.duplicate_datapoints:,} of them repeats): {sent / seconds:,.0f} datapoints/s"
+    )
+    print(
+        f"batches: {len(stream.results):,} ({', '.join(f'{k} {v:,}' for k, v in sorted(outcomes.items()))}); "
+        f"failed delivery attempts retried: {failed}"
+    )
     print(f"restarts: {len(progress.restarts)}" + "".join(f"\n  {line}" for line in progress.restarts))
     print("receiver RSS over time (MiB):")
     for at, pid, value in progress.rss[:: max(1, len(progress.rss) // 24)]:
         print(f"  {at:6.0f} s  pid {pid:<7d} {value / 2**20:6.1f}")
     if steady.readings:
-        print(f"steady stretch: {len(steady.readings)} readings, second half's peak over the first's "
-              f"{steady.growth() / 2**20:+.1f} MiB (limit {RSS_SLACK_BYTES / 2**20:.0f}: the SQLite page "
-              f"cache's {SQLITE_PAGE_CACHE_BYTES / 2**20:.0f} + 16) -> "
-              f"{'levels off' if rss_ok else 'GROWS'}")
+        print(
+            f"steady stretch: {len(steady.readings)} readings, second half's peak over the first's "
+            f"{steady.growth() / 2**20:+.1f} MiB (limit {RSS_SLACK_BYTES / 2**20:.0f}: the SQLite page "
+            f"cache's {SQLITE_PAGE_CACHE_BYTES / 2**20:.0f} + 16) -> "
+            f"{'levels off' if rss_ok else 'GROWS'}"
+        )
     else:
         print("steady stretch: no readings (run too short)")
     if problems:
@@ -201,9 +214,11 @@ async def soak(minutes: float, rate: float, seed: int, workdir: Path) -> int:
     first_ms = first_minute_ms(int(time.time() * 1000), total)
     schedule = restart_schedule(duration_s, rng)
     receiver = await asyncio.to_thread(Receiver, free_port(), workdir / "soak.db")
-    print(f"soak --minutes {minutes:g} --rate {rate:g} --seed {seed}: receiver at {receiver.url} "
-          f"(SQLite {workdir / 'soak.db'}), {total:,} emulated minutes, {len(schedule)} restarts planned",
-          flush=True)
+    print(
+        f"soak --minutes {minutes:g} --rate {rate:g} --seed {seed}: receiver at {receiver.url} "
+        f"(SQLite {workdir / 'soak.db'}), {total:,} emulated minutes, {len(schedule)} restarts planned",
+        flush=True,
+    )
     config = EmulatorConfig(
         url=receiver.url + INGEST_PATH,
         gzip=True,
@@ -226,8 +241,9 @@ async def soak(minutes: float, rate: float, seed: int, workdir: Path) -> int:
         watcher.cancel()
         expected = await asyncio.to_thread(expected_for, seed, first_ms, total)
         try:
-            await assert_api_matches(receiver.url, expected, first_ms // 1000, first_ms // 1000 + total * 60,
-                                     timeout=180)
+            await assert_api_matches(
+                receiver.url, expected, first_ms // 1000, first_ms // 1000 + total * 60, timeout=180
+            )
         except AssertionError as exc:
             problems.append(str(exc))
         lost = [r for r in stream.results if r.outcome != "delivered"]
@@ -246,8 +262,9 @@ async def soak(minutes: float, rate: float, seed: int, workdir: Path) -> int:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m soak.run", description=__doc__.splitlines()[0])
     parser.add_argument("--minutes", type=float, default=10.0, help="how long to run (default 10)")
-    parser.add_argument("--rate", type=float, default=1.0,
-                        help="emulated minutes sent per second (default 1, about 520 datapoints/s)")
+    parser.add_argument(
+        "--rate", type=float, default=1.0, help="emulated minutes sent per second (default 1, about 520 datapoints/s)"
+    )
     parser.add_argument("--seed", type=int, default=None, help="random seed (default: random, printed)")
     parser.add_argument("--keep", action="store_true", help="keep the SQLite file and print where it is")
     args = parser.parse_args(argv)

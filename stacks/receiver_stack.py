@@ -89,7 +89,7 @@ class ReceiverStack(Stack):
             self,
             "AccessKeySecretName",
             value=self.access_key.secret_name,
-            description="Secrets Manager secret holding the Firehose access key as {\"api_key\": ...}",
+            description='Secrets Manager secret holding the Firehose access key as {"api_key": ...}',
         )
         CfnOutput(self, "MetricsTableName", value=self.store.table.table_name, description="The receiver's store")
         CfnOutput(
@@ -122,4 +122,3 @@ class ReceiverStack(Stack):
                 value="not exposed",
                 description="Deploy with -c dashboardAllowedCidrs='[\"<your network>/32\"]' to open it",
             )
-

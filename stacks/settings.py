@@ -20,7 +20,28 @@ OUTPUT_FORMATS = ("opentelemetry0.7", "opentelemetry1.0", "json")
 CPU_ARCHITECTURES = ("X86_64", "ARM64")
 # CloudWatch Logs accepts only these retention periods (days).
 LOG_RETENTION_DAYS = (
-    1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653,
+    1,
+    3,
+    5,
+    7,
+    14,
+    30,
+    60,
+    90,
+    120,
+    150,
+    180,
+    365,
+    400,
+    545,
+    731,
+    1096,
+    1827,
+    2192,
+    2557,
+    2922,
+    3288,
+    3653,
 )
 # Fargate's valid memory sizes (MiB) for each CPU size (CPU units).
 FARGATE_MEMORY = {
@@ -69,14 +90,10 @@ DEFAULTS: dict[str, Any] = {
 _HOSTNAME_LABEL = re.compile(r"(?!-)[a-z0-9-]{1,63}(?<!-)")
 _ZONE_ID = re.compile(r"Z[A-Z0-9]{1,31}")
 _REGION = re.compile(r"[a-z]{2}(-[a-z]+)+-\d+")
-_CERTIFICATE_ARN = re.compile(
-    r"arn:aws[a-z-]*:acm:(?P<region>[a-z]{2}(-[a-z]+)+-\d+):\d{12}:certificate/[0-9a-f-]{36}"
-)
+_CERTIFICATE_ARN = re.compile(r"arn:aws[a-z-]*:acm:(?P<region>[a-z]{2}(-[a-z]+)+-\d+):\d{12}:certificate/[0-9a-f-]{36}")
 _PERCENTILE = re.compile(r"p(\d{1,2}(\.\d{1,10})?|100)")
 # The JSON-only statistics: trimmed/winsorized mean, trimmed count/sum, percentile rank, IQM.
-_JSON_ONLY_STATISTIC = re.compile(
-    r"(tm|wm|tc|ts)\d{1,2}(\.\d{1,10})?|(TM|WM|TC|TS)\([^()]*\)|PR\([^()]*\)|IQM"
-)
+_JSON_ONLY_STATISTIC = re.compile(r"(tm|wm|tc|ts)\d{1,2}(\.\d{1,10})?|(TM|WM|TC|TS)\([^()]*\)|PR\([^()]*\)|IQM")
 
 
 class SettingsError(ValueError):

@@ -78,8 +78,9 @@ async def serve_app(
     await runner.setup()
     try:
         if config is not None:
-            site: web.BaseSite = ReceiverSite(runner, dataclasses.replace(config, host="127.0.0.1", port=0),
-                                              ssl_context=ssl_context)
+            site: web.BaseSite = ReceiverSite(
+                runner, dataclasses.replace(config, host="127.0.0.1", port=0), ssl_context=ssl_context
+            )
         else:
             site = web.TCPSite(runner, "127.0.0.1", 0, ssl_context=ssl_context)
         await site.start()

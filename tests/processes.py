@@ -30,8 +30,9 @@ _LISTENING = re.compile(r"listening.*?(?P<url>https?://[\d.]+:(?P<port>\d+))")
 CLI_ACCESS_KEY = "cli-test-key"
 
 
-def run_cli(*args: str, env: Mapping[str, str | None] | None = None, timeout: float = 60
-            ) -> subprocess.CompletedProcess[str]:
+def run_cli(
+    *args: str, env: Mapping[str, str | None] | None = None, timeout: float = 60
+) -> subprocess.CompletedProcess[str]:
     """`python -m receiver ARGS` run to its end, its output captured as text.
 
     The command sees none of this process's RECEIVER_ settings but an access key (so that

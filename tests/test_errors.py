@@ -37,7 +37,11 @@ def test_every_503_says_when_to_retry_and_nothing_else_does(kind):
         (BadEncoding("the gzip body is truncated"), Kind.BODY, "the gzip body is truncated"),
         (BodyStalled("no part of the body arrived"), Kind.BODY, "no part of the body arrived"),
         (OverBudget("over the in-flight budget"), Kind.BUSY, "the receiver is busy"),
-        (StoreError("disk I/O error"), Kind.STORE_UNAVAILABLE, "the store is unavailable, retry later (disk I/O error)"),
+        (
+            StoreError("disk I/O error"),
+            Kind.STORE_UNAVAILABLE,
+            "the store is unavailable, retry later (disk I/O error)",
+        ),
         (web.HTTPNotFound(), Kind.NOT_FOUND, "Not Found"),
         (web.HTTPMethodNotAllowed("PUT", ["GET"]), Kind.METHOD_NOT_ALLOWED, "Method Not Allowed"),
         (web.HTTPBadRequest(), Kind.BAD_REQUEST, "Bad Request"),
@@ -69,8 +73,15 @@ READ_SIDE = [
     ("dashboard file not served", "GET", "/static/nothing.js", False, 404, "no such dashboard file", None),
     ("method not allowed", "PUT", "/api/v1/metrics", False, 405, "Method Not Allowed", "Allow"),
     ("query without metric", "GET", "/api/v1/query?service=s&start=0&end=0", False, 400, "metric is required", None),
-    ("query of an unknown metric", "GET", "/api/v1/query?metric=nope&service=s&start=0&end=0", False, 404,
-     "metric 'nope' is not defined", None),
+    (
+        "query of an unknown metric",
+        "GET",
+        "/api/v1/query?metric=nope&service=s&start=0&end=0",
+        False,
+        404,
+        "metric 'nope' is not defined",
+        None,
+    ),
     ("quarantine limit out of range", "GET", "/api/v1/quarantine?limit=0", False, 400, "limit must be", None),
     ("entities, store down", "GET", "/api/v1/entities", True, 503, "the store is unavailable", "Retry-After"),
     ("quarantine, store down", "GET", "/api/v1/quarantine", True, 503, "the store is unavailable", "Retry-After"),
@@ -80,7 +91,8 @@ READ_SIDE = [
 
 
 @pytest.mark.parametrize(
-    ("method", "path", "store_down", "status", "words", "header"), [row[1:] for row in READ_SIDE],
+    ("method", "path", "store_down", "status", "words", "header"),
+    [row[1:] for row in READ_SIDE],
     ids=[row[0] for row in READ_SIDE],
 )
 async def test_each_read_side_failure_is_json_with_its_kinds_status(method, path, store_down, status, words, header):

@@ -50,8 +50,9 @@ def imports_of(source: str, module: str, *, is_package: bool = False) -> list[Im
             else:
                 base = node.module or ""
             found.append(Import(base, node.lineno, at_import_time))
-            found.extend(Import(f"{base}.{alias.name}", node.lineno, at_import_time)
-                         for alias in node.names if alias.name != "*")
+            found.extend(
+                Import(f"{base}.{alias.name}", node.lineno, at_import_time) for alias in node.names if alias.name != "*"
+            )
         if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.Lambda):
             at_import_time = False
         if isinstance(node, ast.If) and _is_type_checking(node.test):
@@ -69,7 +70,8 @@ def imports_of(source: str, module: str, *, is_package: bool = False) -> list[Im
 
 def _is_type_checking(test: ast.expr) -> bool:
     return (isinstance(test, ast.Name) and test.id == "TYPE_CHECKING") or (
-        isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING")
+        isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING"
+    )
 
 
 def _within(module: str, prefixes: tuple[str, ...]) -> bool:
@@ -94,15 +96,17 @@ class Rule:
         if not self.holds_for(module):
             return []
         found = [
-            imported for imported in imports_of(source, module, is_package=is_package)
-            if _within(imported.module, self.forbidden)
-            and (imported.at_import_time or not self.at_import_time_only)
+            imported
+            for imported in imports_of(source, module, is_package=is_package)
+            if _within(imported.module, self.forbidden) and (imported.at_import_time or not self.at_import_time_only)
         ]
         # `from a import b` is read as both a and a.b: name the more precise one.
         return [
-            f"{module}:{imported.line} imports {imported.module}" for imported in found
-            if not any(other.line == imported.line and other.module.startswith(imported.module + ".")
-                       for other in found)
+            f"{module}:{imported.line} imports {imported.module}"
+            for imported in found
+            if not any(
+                other.line == imported.line and other.module.startswith(imported.module + ".") for other in found
+            )
         ]
 
 
@@ -113,23 +117,28 @@ SERVER = ("receiver.server", "receiver.cli")
 
 RULES = {
     "receiver_never_imports_receiver_tools_at_import_time": Rule(
-        ("receiver",), ("receiver_tools",), at_import_time_only=True),
-    "stacks_never_import_the_receiver_or_its_tools": Rule(
-        ("stacks", "app"), ("receiver", "receiver_tools")),
+        ("receiver",), ("receiver_tools",), at_import_time_only=True
+    ),
+    "stacks_never_import_the_receiver_or_its_tools": Rule(("stacks", "app"), ("receiver", "receiver_tools")),
     "formats_know_no_store_views_or_http_endpoint": Rule(
-        ("receiver.formats",), ("receiver.store", "receiver.views", *FIREHOSE)),
+        ("receiver.formats",), ("receiver.store", "receiver.views", *FIREHOSE)
+    ),
     "rules_know_no_store_and_no_http": Rule(
-        ("receiver.rules",), ("receiver.store", "aiohttp", "receiver.views", *FIREHOSE)),
+        ("receiver.rules",), ("receiver.store", "aiohttp", "receiver.views", *FIREHOSE)
+    ),
     "store_knows_no_http_endpoint_views_or_alarms": Rule(
-        ("receiver.store",), ("receiver.views", "receiver.alarms", *FIREHOSE)),
-    "alarms_and_exporters_never_import_views": Rule(
-        ("receiver.alarms", "receiver.exporters"), ("receiver.views",)),
+        ("receiver.store",), ("receiver.views", "receiver.alarms", *FIREHOSE)
+    ),
+    "alarms_and_exporters_never_import_views": Rule(("receiver.alarms", "receiver.exporters"), ("receiver.views",)),
     "views_never_import_the_endpoint_server_or_formats_at_import_time": Rule(
-        ("receiver.views",), ("receiver.firehose", "receiver.server", "receiver.formats"), at_import_time_only=True),
+        ("receiver.views",), ("receiver.firehose", "receiver.server", "receiver.formats"), at_import_time_only=True
+    ),
     "only_the_server_and_the_cli_import_the_server": Rule(
-        ("receiver", "receiver_tools"), ("receiver.server",), exempt=(*SERVER, "receiver.keys")),
+        ("receiver", "receiver_tools"), ("receiver.server",), exempt=(*SERVER, "receiver.keys")
+    ),
     "the_app_keys_name_the_server_for_type_checking_only": Rule(
-        ("receiver.keys",), ("receiver.server",), at_import_time_only=True),
+        ("receiver.keys",), ("receiver.server",), at_import_time_only=True
+    ),
 }
 """Each rule of ARCHITECTURE.md's import rules that the code keeps today (alarm events are
 plain records in receiver/model.py, so the store knows no alarms/; views/ reads what the app
@@ -187,7 +196,10 @@ VIOLATING = {
         ("receiver.rules.evaluator", "import aiohttp.web\n"),
         ("receiver.rules.evaluator", "from aiohttp import web\n"),
         ("receiver.rules.loader", "from ..store.base import Store\n"),
-        ("receiver.rules.holder", "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from receiver.store import Store\n"),
+        (
+            "receiver.rules.holder",
+            "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from receiver.store import Store\n",
+        ),
         ("receiver.rules", "from receiver.server import INGEST_PATH\n", True),
     ],
     "store_knows_no_http_endpoint_views_or_alarms": [
@@ -200,7 +212,11 @@ VIOLATING = {
         ("receiver.alarms.metrics", "from receiver.views.prometheus import PREFIX, Family, Point\n"),
         ("receiver.exporters.otlp", "from receiver.views.prometheus import DEFAULT_SETTLE_S\n"),
         ("receiver.alarms.runtime", "def routes(app):\n    from ..views import alarms\n"),
-        ("receiver.alarms", "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from receiver.views import api\n", True),
+        (
+            "receiver.alarms",
+            "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from receiver.views import api\n",
+            True,
+        ),
     ],
     "views_never_import_the_endpoint_server_or_formats_at_import_time": [
         ("receiver.views.prometheus", "from receiver.firehose.body import InflightBudget\n"),
@@ -212,13 +228,19 @@ VIOLATING = {
     "only_the_server_and_the_cli_import_the_server": [
         ("receiver.views.api", "from receiver.server.app import INGEST_PATH\n"),
         ("receiver.firehose.handler", "def answer():\n    from receiver.server import connections\n"),
-        ("receiver.alarms.runtime", "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from receiver.server.app import InFlight\n"),
+        (
+            "receiver.alarms.runtime",
+            "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from receiver.server.app import InFlight\n",
+        ),
         ("receiver", "from .server import app\n", True),
         ("receiver_tools.demo", "from receiver.server.app import create_app\n"),
     ],
     "the_app_keys_name_the_server_for_type_checking_only": [
         ("receiver.keys", "from receiver.server.app import InFlight\n"),
-        ("receiver.keys", "from typing import TYPE_CHECKING\nif not TYPE_CHECKING:\n    from receiver.server import app\n"),
+        (
+            "receiver.keys",
+            "from typing import TYPE_CHECKING\nif not TYPE_CHECKING:\n    from receiver.server import app\n",
+        ),
     ],
 }
 
@@ -226,7 +248,9 @@ VIOLATING = {
 def _violating_cases() -> Iterator[object]:
     for name, cases in VIOLATING.items():
         for module, source, *package in cases:
-            yield pytest.param(name, module, source, bool(package), id=f"{name}-{module}-{source.splitlines()[-1].strip()}")
+            yield pytest.param(
+                name, module, source, bool(package), id=f"{name}-{module}-{source.splitlines()[-1].strip()}"
+            )
 
 
 @pytest.mark.parametrize(("name", "module", "source", "is_package"), list(_violating_cases()))
@@ -236,12 +260,21 @@ def test_each_rule_fails_on_a_violating_import(name: str, module: str, source: s
 
 ALLOWED = [
     # Lazy imports of the tools, where the receiver's command line has them.
-    ("receiver_never_imports_receiver_tools_at_import_time", "receiver.cli.quarantine",
-     "def main():\n    from receiver_tools.replay import target_config\n"),
-    ("receiver_never_imports_receiver_tools_at_import_time", "receiver.cli.quarantine",
-     "async def replay():\n    import receiver_tools.emulator\n"),
-    ("receiver_never_imports_receiver_tools_at_import_time", "receiver.cli.quarantine",
-     "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from receiver_tools.emulator import EmulatorConfig\n"),
+    (
+        "receiver_never_imports_receiver_tools_at_import_time",
+        "receiver.cli.quarantine",
+        "def main():\n    from receiver_tools.replay import target_config\n",
+    ),
+    (
+        "receiver_never_imports_receiver_tools_at_import_time",
+        "receiver.cli.quarantine",
+        "async def replay():\n    import receiver_tools.emulator\n",
+    ),
+    (
+        "receiver_never_imports_receiver_tools_at_import_time",
+        "receiver.cli.quarantine",
+        "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from receiver_tools.emulator import EmulatorConfig\n",
+    ),
     # Names that only share a prefix, and the stage's own neighbours.
     ("formats_know_no_store_views_or_http_endpoint", "receiver.formats.otel", "from receiver.storage import x\n"),
     ("formats_know_no_store_views_or_http_endpoint", "receiver.formats.otel", "from . import series\n"),
@@ -249,22 +282,45 @@ ALLOWED = [
     ("rules_know_no_store_and_no_http", "receiver.rules.evaluator", "import aiohttp_cors_like\n"),
     ("stacks_never_import_the_receiver_or_its_tools", "stacks.service", "import receivers\n"),
     # The read side names the types of what the app holds, for type checking only.
-    ("views_never_import_the_endpoint_server_or_formats_at_import_time", "receiver.views.prometheus",
-     "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from receiver.firehose.telemetry import Telemetry\n"),
-    ("views_never_import_the_endpoint_server_or_formats_at_import_time", "receiver.views.prometheus",
-     "from receiver.keys import INGEST, TELEMETRY\nfrom receiver.store.base import StoreError\n"),
-    ("views_never_import_the_endpoint_server_or_formats_at_import_time", "receiver.views.api",
-     "from receiver.errors import HttpError, Kind\n"),
-    ("alarms_and_exporters_never_import_views", "receiver.exporters.otlp", "from receiver.model import DEFAULT_SETTLE_S\n"),
+    (
+        "views_never_import_the_endpoint_server_or_formats_at_import_time",
+        "receiver.views.prometheus",
+        "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from receiver.firehose.telemetry import Telemetry\n",
+    ),
+    (
+        "views_never_import_the_endpoint_server_or_formats_at_import_time",
+        "receiver.views.prometheus",
+        "from receiver.keys import INGEST, TELEMETRY\nfrom receiver.store.base import StoreError\n",
+    ),
+    (
+        "views_never_import_the_endpoint_server_or_formats_at_import_time",
+        "receiver.views.api",
+        "from receiver.errors import HttpError, Kind\n",
+    ),
+    (
+        "alarms_and_exporters_never_import_views",
+        "receiver.exporters.otlp",
+        "from receiver.model import DEFAULT_SETTLE_S\n",
+    ),
     ("alarms_and_exporters_never_import_views", "receiver.alarms.api", "from receiver.viewsets import x\n"),
     # The server and the command line import the server; so may the app's keys (the next rule
     # holds them to type checking).
-    ("only_the_server_and_the_cli_import_the_server", "receiver.cli.serve",
-     "def run():\n    from receiver.server.site import serve\n"),
-    ("only_the_server_and_the_cli_import_the_server", "receiver.server.site", "from receiver.server.app import create_app\n"),
+    (
+        "only_the_server_and_the_cli_import_the_server",
+        "receiver.cli.serve",
+        "def run():\n    from receiver.server.site import serve\n",
+    ),
+    (
+        "only_the_server_and_the_cli_import_the_server",
+        "receiver.server.site",
+        "from receiver.server.app import create_app\n",
+    ),
     ("only_the_server_and_the_cli_import_the_server", "receiver.keys", "from receiver.server.app import InFlight\n"),
-    ("the_app_keys_name_the_server_for_type_checking_only", "receiver.keys",
-     "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from receiver.server.app import InFlight\n"),
+    (
+        "the_app_keys_name_the_server_for_type_checking_only",
+        "receiver.keys",
+        "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from receiver.server.app import InFlight\n",
+    ),
     ("only_the_server_and_the_cli_import_the_server", "receiver.views.api", "from receiver.serverless import x\n"),
 ]
 
@@ -301,32 +357,51 @@ def _tools_imported(*argvs: list[str], missing_tools: bool = False) -> tuple[str
     code = _PROBE.format(argvs=", ".join(repr(a) for a in argvs) + ",")
     if missing_tools:  # as in the container image, which leaves receiver_tools out
         code = "import sys; sys.modules['receiver_tools'] = None\n" + code
-    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60,
-                          env={**os.environ, "PYTHONPATH": str(ROOT)})
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
     assert done.returncode == 0, done.stderr
     return done.stdout.rpartition("tools imported: ")[2].strip(), done.stderr
 
 
-@pytest.mark.parametrize("argv", [
-    ["serve", "--help"], ["check-rules", "--help"], ["--help"], ["quarantine", "--help"],
-    ["quarantine", "list", "--help"], ["quarantine", "list", "--store", "memory://"],
-], ids=" ".join)
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["serve", "--help"],
+        ["check-rules", "--help"],
+        ["--help"],
+        ["quarantine", "--help"],
+        ["quarantine", "list", "--help"],
+        ["quarantine", "list", "--store", "memory://"],
+    ],
+    ids=" ".join,
+)
 def test_the_receiver_commands_import_no_tool(argv: list[str]) -> None:
     assert _tools_imported(argv)[0] == "[]"
 
 
-@pytest.mark.parametrize(("argv", "module"), [
-    (["demo", "--help"], "receiver_tools.demo"),
-    (["probe", "--help"], "receiver_tools.probe"),
-    (["replay", "--help"], "receiver_tools.replay"),
-    (["quarantine", "replay", "--help"], "receiver_tools.replay"),
-], ids=lambda v: " ".join(v) if isinstance(v, list) else v)
+@pytest.mark.parametrize(
+    ("argv", "module"),
+    [
+        (["demo", "--help"], "receiver_tools.demo"),
+        (["probe", "--help"], "receiver_tools.probe"),
+        (["replay", "--help"], "receiver_tools.replay"),
+        (["quarantine", "replay", "--help"], "receiver_tools.replay"),
+    ],
+    ids=lambda v: " ".join(v) if isinstance(v, list) else v,
+)
 def test_a_tool_command_imports_its_tool(argv: list[str], module: str) -> None:
     assert module in _tools_imported(argv)[0]
 
 
-@pytest.mark.parametrize("argv", [["demo"], ["probe", "--help"], ["quarantine", "replay", "--to", "http://x/"]],
-                         ids=" ".join)
+@pytest.mark.parametrize(
+    "argv", [["demo"], ["probe", "--help"], ["quarantine", "replay", "--to", "http://x/"]], ids=" ".join
+)
 def test_a_tool_command_without_the_tools_says_so_in_one_sentence(argv: list[str]) -> None:
     err = _tools_imported(argv, missing_tools=True)[1]
     assert "needs the receiver_tools package, which the container image leaves out" in err

@@ -134,5 +134,6 @@ class SnsChannel:
         except Exception as exc:  # noqa: BLE001 - botocore raises many kinds; all mean "not published"
             code = getattr(exc, "response", {}).get("Error", {}).get("Code", "")
             permanent = code in ("NotFound", "InvalidParameter", "AuthorizationError", "InvalidParameterValue")
-            raise DeliveryError(f"SNS publish to {self.topic_arn} failed ({type(exc).__name__}: {exc})",
-                                permanent=permanent) from None
+            raise DeliveryError(
+                f"SNS publish to {self.topic_arn} failed ({type(exc).__name__}: {exc})", permanent=permanent
+            ) from None

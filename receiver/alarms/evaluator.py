@@ -134,8 +134,16 @@ class AlarmEvaluator:
                 if kind == FIRING:
                     last_firing[key] = minute_ms
                 self._counters.event(rule.name, kind)
-                log.info("alarm " + kind, extra={"rule": rule.name, "service": service, "endpoint": endpoint,
-                                                 "value": event.value, "minute_ms": minute_ms})
+                log.info(
+                    "alarm " + kind,
+                    extra={
+                        "rule": rule.name,
+                        "service": service,
+                        "endpoint": endpoint,
+                        "value": event.value,
+                        "minute_ms": minute_ms,
+                    },
+                )
                 self._notifier.submit(event, rule)
                 written.append(event)
         return written

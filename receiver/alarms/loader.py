@@ -65,7 +65,10 @@ def load_alarms(directory: Path) -> list[AlarmRule]:
             if first is not rule:
                 raise RuleError(
                     f"the alarm rule {rule.name} is already defined at {first.file}:{first.line}; "
-                    "give each rule its own name.", rule.file, Pos(rule.line, 1))
+                    "give each rule its own name.",
+                    rule.file,
+                    Pos(rule.line, 1),
+                )
             rules.append(rule)
     return rules
 
@@ -109,11 +112,17 @@ def check_metrics(rules: Iterable[AlarmRule], scopes: dict[str, str]) -> None:
             if scope is None:
                 raise RuleError(
                     f"the alarm rule {rule.name} reads {metric}, which no metric rule defines; "
-                    "check-rules lists the metrics.", rule.file, Pos(rule.line, 1))
+                    "check-rules lists the metrics.",
+                    rule.file,
+                    Pos(rule.line, 1),
+                )
             if scope != rule.scope:
                 raise RuleError(
                     f"the alarm rule {rule.name} has scope {rule.scope} but {metric} is a {scope} "
-                    "metric; an expression reads metrics of its rule's scope.", rule.file, Pos(rule.line, 1))
+                    "metric; an expression reads metrics of its rule's scope.",
+                    rule.file,
+                    Pos(rule.line, 1),
+                )
 
 
 def _rule(name_node: yaml.Node, node: yaml.Node, file: str) -> AlarmRule:
@@ -121,7 +130,9 @@ def _rule(name_node: yaml.Node, node: yaml.Node, file: str) -> AlarmRule:
     if not _NAME.fullmatch(name):
         raise RuleError(
             f"{name!r} is not a rule name; use letters, digits, _ . and -, starting with a letter.",
-            file, _pos(name_node))
+            file,
+            _pos(name_node),
+        )
     if not isinstance(node, yaml.MappingNode):
         raise RuleError(f"the alarm rule {name} must be a mapping of settings.", file, _pos(node))
     fields: dict[str, yaml.ScalarNode] = {}
@@ -129,7 +140,9 @@ def _rule(name_node: yaml.Node, node: yaml.Node, file: str) -> AlarmRule:
         if key.value not in _KEYS:
             raise RuleError(
                 f"unknown setting {key.value!r} in the alarm rule {name}; the settings are {', '.join(_KEYS)}.",
-                file, _pos(key))
+                file,
+                _pos(key),
+            )
         if not isinstance(value, yaml.ScalarNode):
             raise RuleError(f"{key.value} of the alarm rule {name} must be a single value.", file, _pos(value))
         fields[key.value] = value
@@ -170,9 +183,7 @@ def _rule(name_node: yaml.Node, node: yaml.Node, file: str) -> AlarmRule:
     )  # fmt: skip
 
 
-def _whole(
-    values: dict[str, Any], key: str, low: int, high: int, fail: _Fail, default: int | None
-) -> int:
+def _whole(values: dict[str, Any], key: str, low: int, high: int, fail: _Fail, default: int | None) -> int:
     value = values.get(key, default)
     if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
         raise fail(key, f"must be a whole number of minutes from {low} to {high}, not {value!r}")

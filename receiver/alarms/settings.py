@@ -34,19 +34,32 @@ class AlarmSettings:
 
 
 def add_alarm_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--alarms", metavar="DIR",
-                        help="alarm rules directory (RECEIVER_ALARMS, default the repository's alarms/)")
-    parser.add_argument("--alarm-webhook", action="append", dest="alarm_webhooks", metavar="URL",
-                        help="POST each alarm notification as JSON to this URL; repeat for several "
-                        "(RECEIVER_ALARM_WEBHOOKS, comma-separated)")
-    parser.add_argument("--alarm-slack-webhook", metavar="URL",
-                        help="a Slack-compatible incoming webhook URL (RECEIVER_ALARM_SLACK_WEBHOOK)")
-    parser.add_argument("--alarm-sns-topic", metavar="ARN",
-                        help="publish alarm notifications to this SNS topic (RECEIVER_ALARM_SNS_TOPIC_ARN)")
+    parser.add_argument(
+        "--alarms", metavar="DIR", help="alarm rules directory (RECEIVER_ALARMS, default the repository's alarms/)"
+    )
+    parser.add_argument(
+        "--alarm-webhook",
+        action="append",
+        dest="alarm_webhooks",
+        metavar="URL",
+        help="POST each alarm notification as JSON to this URL; repeat for several "
+        "(RECEIVER_ALARM_WEBHOOKS, comma-separated)",
+    )
+    parser.add_argument(
+        "--alarm-slack-webhook",
+        metavar="URL",
+        help="a Slack-compatible incoming webhook URL (RECEIVER_ALARM_SLACK_WEBHOOK)",
+    )
+    parser.add_argument(
+        "--alarm-sns-topic",
+        metavar="ARN",
+        help="publish alarm notifications to this SNS topic (RECEIVER_ALARM_SNS_TOPIC_ARN)",
+    )
 
 
-def alarm_settings(args: argparse.Namespace, pick: Callable[[object, str], str | None],
-                   env_list: Callable[[str], tuple[str, ...]]) -> AlarmSettings:
+def alarm_settings(
+    args: argparse.Namespace, pick: Callable[[object, str], str | None], env_list: Callable[[str], tuple[str, ...]]
+) -> AlarmSettings:
     """The alarm settings from options over environment; AlarmConfigError on a bad value."""
     directory = pick(getattr(args, "alarms", None), "RECEIVER_ALARMS")
     candidate = Path(directory) if directory else default_alarms_dir()

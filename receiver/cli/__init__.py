@@ -30,21 +30,28 @@ def build_parser() -> argparse.ArgumentParser:
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=LazyParser)
     commands.add_parser("serve", help="run the receiver", configure=add_serve_arguments)
-    commands.add_parser("check-rules", help="parse and check rule files, print the metrics they define",
-                        configure=_check_rules_arguments)
+    commands.add_parser(
+        "check-rules",
+        help="parse and check rule files, print the metrics they define",
+        configure=_check_rules_arguments,
+    )
     for name, help_text in TOOLS.items():
         commands.add_parser(name, help=help_text, configure=_tool_arguments(name))
     commands.add_parser(
-        "quarantine", help="list the records set aside as undecodable, or re-deliver them (list, replay)",
-        configure=_quarantine_arguments)
+        "quarantine",
+        help="list the records set aside as undecodable, or re-deliver them (list, replay)",
+        configure=_quarantine_arguments,
+    )
     return parser
 
 
 def _check_rules_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("directory", nargs="?", help="rules directory (default: the repository's rules/)")
     parser.add_argument(
-        "--alarms", metavar="DIR",
-        help="check this alarm rules directory too (default: the repository's alarms/ when DIR is not given)")
+        "--alarms",
+        metavar="DIR",
+        help="check this alarm rules directory too (default: the repository's alarms/ when DIR is not given)",
+    )
 
 
 def _tool_arguments(name: str) -> Callable[[argparse.ArgumentParser], None]:

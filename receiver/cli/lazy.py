@@ -44,6 +44,8 @@ def import_tool(parser: argparse.ArgumentParser, name: str) -> ModuleType:
     except ModuleNotFoundError as exc:
         if exc.name not in ("receiver_tools", f"receiver_tools.{name}"):
             raise
-        parser.error("this command needs the receiver_tools package, which the container image leaves out: "
-                     "run it from a checkout of the repository (.venv/bin/python -m receiver ...)")
+        parser.error(
+            "this command needs the receiver_tools package, which the container image leaves out: "
+            "run it from a checkout of the repository (.venv/bin/python -m receiver ...)"
+        )
         raise  # parser.error exits

@@ -36,8 +36,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     actions = parser.add_subparsers(dest="action", required=True, metavar="ACTION", parser_class=LazyParser)
     listing = actions.add_parser("list", help="print the quarantined records, oldest first")
     # The re-delivery options are replay's (receiver_tools), added only when `replay` is parsed.
-    replaying = actions.add_parser("replay", help="re-deliver the quarantined records to an ingest URL",
-                                   configure=lambda p: import_tool(p, "replay").add_target_arguments(p))
+    replaying = actions.add_parser(
+        "replay",
+        help="re-deliver the quarantined records to an ingest URL",
+        configure=lambda p: import_tool(p, "replay").add_target_arguments(p),
+    )
     for sub in (listing, replaying):
         sub.add_argument("--store", help=f"store URL (RECEIVER_STORE, default {DEFAULT_STORE})")
     listing.add_argument("--limit", type=int, default=100, help="print at most this many records (default 100)")
@@ -46,8 +49,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def main(args: argparse.Namespace) -> int:
     url = args.store or os.environ.get("RECEIVER_STORE") or DEFAULT_STORE
     if url.startswith("memory://"):
-        print("error: a memory:// store lives inside its receiver; list its quarantine with "
-              "GET /api/v1/quarantine instead", file=sys.stderr)
+        print(
+            "error: a memory:// store lives inside its receiver; list its quarantine with "
+            "GET /api/v1/quarantine instead",
+            file=sys.stderr,
+        )
         return 2
     try:
         store = open_store_from_url(url)
@@ -86,8 +92,10 @@ async def _list(store: Store, limit: int) -> int:
     print(f"{total} quarantined records" + (f", the oldest {len(records)} shown" if total > len(records) else ""))
     for record in records:
         received = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(record.received_ms / 1000))
-        print(f"{received}  {record.request_id}  record {record.index}  {record.reason}  "
-              f"{len(record.data)} bytes  {record.detail}")
+        print(
+            f"{received}  {record.request_id}  record {record.index}  {record.reason}  "
+            f"{len(record.data)} bytes  {record.detail}"
+        )
     return 0
 
 

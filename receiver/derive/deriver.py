@@ -103,8 +103,9 @@ def _largest_stats(stats_of: Sequence[Stats]) -> Stats:
     The same as folding ``max(value, so_far)`` from -inf in minute order, NaN included.
     """
     pairs = sorted(itertools.chain.from_iterable(stats_of), key=_NAME)  # stable: minute order
-    return tuple((name, _fold_max([value for _, value in group]))
-                 for name, group in itertools.groupby(pairs, key=_NAME))
+    return tuple(
+        (name, _fold_max([value for _, value in group])) for name, group in itertools.groupby(pairs, key=_NAME)
+    )
 
 
 def _fold_max(values: list[float]) -> float:
@@ -301,7 +302,8 @@ class Deriver:
         if self._set_aside:
             # New samples give a bucket that was set aside a fresh chance.
             self._set_aside.difference_update(
-                [(MINUTE_MS, minute) for minute in minutes] + [(HOUR_MS, hour) for hour in hours])
+                [(MINUTE_MS, minute) for minute in minutes] + [(HOUR_MS, hour) for hour in hours]
+            )
         self._minutes.update(minutes)
         self._hours.update(hours)
         self._wake.set()
@@ -402,9 +404,15 @@ class Deriver:
         if attempts == 1:
             log.exception(f"deriving {one} failed, will retry", extra={"bucket_ms": bucket_ms, "retry_in_s": delay_s})
         else:
-            log.info(f"deriving {one} failed again, will retry",
-                     extra={"bucket_ms": bucket_ms, "attempts": attempts, "retry_in_s": delay_s,
-                            "error": f"{type(exc).__name__}: {exc}"})
+            log.info(
+                f"deriving {one} failed again, will retry",
+                extra={
+                    "bucket_ms": bucket_ms,
+                    "attempts": attempts,
+                    "retry_in_s": delay_s,
+                    "error": f"{type(exc).__name__}: {exc}",
+                },
+            )
 
     def _forget_past_retention(self) -> None:
         """Failed and set-aside buckets past the minute retention are never derived again."""

@@ -79,7 +79,8 @@ class ProcessEvaluator:
                 return await asyncio.to_thread(rules.evaluation, samples)
             try:
                 rows, not_computed = await asyncio.wrap_future(
-                    pool.submit(evaluate_packed, self._rules_version, self._rules_blob, packed))
+                    pool.submit(evaluate_packed, self._rules_version, self._rules_blob, packed)
+                )
             except BrokenProcessPool:
                 # The worker died, now or since the last call (killed, out of memory, could
                 # not start): the next call starts another one.
@@ -97,10 +98,10 @@ class ProcessEvaluator:
         try:
             # spawn: a fork of this threaded, event-looping process could inherit held locks.
             self._pool = ProcessPoolExecutor(
-                max_workers=1, mp_context=multiprocessing.get_context("spawn"), initializer=_worker_start)
+                max_workers=1, mp_context=multiprocessing.get_context("spawn"), initializer=_worker_start
+            )
         except OSError as exc:  # no usable /dev/shm for the pool's semaphores
-            log.warning("no worker process for rule evaluation, evaluating in a thread",
-                        extra={"error": str(exc)})
+            log.warning("no worker process for rule evaluation, evaluating in a thread", extra={"error": str(exc)})
             self._no_worker = True
             return None
         return self._pool

@@ -228,8 +228,11 @@ class OtlpExporter:
             self.counters.dropped_minutes += 1
             log.warning(
                 "OTLP export queue full: the oldest pending minute is dropped",
-                extra={"minute": _minute_text(oldest), "max_pending": self.settings.max_pending,
-                       "dropped_minutes": self.counters.dropped_minutes},
+                extra={
+                    "minute": _minute_text(oldest),
+                    "max_pending": self.settings.max_pending,
+                    "dropped_minutes": self.counters.dropped_minutes,
+                },
             )
 
     def is_complete(self, minute_ms: int) -> bool:
@@ -241,8 +244,10 @@ class OtlpExporter:
     async def run(self) -> None:
         """Send complete pending minutes until cancelled."""
         if urlsplit(self.settings.url).path in ("", "/"):
-            log.warning("the OTLP export URL has no path; OTLP/HTTP metrics usually go to /v1/metrics",
-                        extra={"url": self.settings.url})
+            log.warning(
+                "the OTLP export URL has no path; OTLP/HTTP metrics usually go to /v1/metrics",
+                extra={"url": self.settings.url},
+            )
         while True:
             self._wake.clear()
             ready = [minute for minute in self._pending if self.is_complete(minute)]
@@ -256,8 +261,12 @@ class OtlpExporter:
                 delay = self._retry_delay(answer)
                 log.warning(
                     "OTLP export failed, will retry",
-                    extra={"reason": answer.detail, "retry_in_s": round(delay, 3),
-                           "failures": self._failures, "pending": len(self._pending)},
+                    extra={
+                        "reason": answer.detail,
+                        "retry_in_s": round(delay, 3),
+                        "failures": self._failures,
+                        "pending": len(self._pending),
+                    },
                 )
                 await asyncio.sleep(delay)
             elif self._failures:
@@ -279,9 +288,10 @@ class OtlpExporter:
         finally:
             if self._pending:
                 self.counters.unsent_at_stop += len(self._pending)
-                log.warning("stopping with minutes not exported over OTLP",
-                            extra={"unsent_minutes": len(self._pending),
-                                   "oldest": _minute_text(min(self._pending))})
+                log.warning(
+                    "stopping with minutes not exported over OTLP",
+                    extra={"unsent_minutes": len(self._pending), "oldest": _minute_text(min(self._pending))},
+                )
             if self._session is not None:
                 await self._session.close()
                 self._session = None
@@ -315,8 +325,9 @@ class OtlpExporter:
             answer = await self._try(minute)
         except Exception:
             # A bug, not the backend: skip the minute rather than stop exporting or loop on it.
-            log.exception("exporting a minute failed unexpectedly; it is skipped",
-                          extra={"minute": _minute_text(minute)})
+            log.exception(
+                "exporting a minute failed unexpectedly; it is skipped", extra={"minute": _minute_text(minute)}
+            )
             self.counters.rejected_minutes += 1
             return _Answer(_Result.REJECTED, "unexpected error")
         except BaseException:  # cancelled: stopping, or the flush ran out of time
@@ -384,8 +395,10 @@ class OtlpExporter:
             partial = partial_success(body) if content_type == PROTOBUF else None
             if partial is not None:
                 self.counters.rejected_points += partial.rejected_points
-                log.warning("the OTLP endpoint accepted a minute only in part",
-                            extra={"rejected_points": partial.rejected_points, "reason": partial.message})
+                log.warning(
+                    "the OTLP endpoint accepted a minute only in part",
+                    extra={"rejected_points": partial.rejected_points, "reason": partial.message},
+                )
             return _Answer(_Result.SENT)
         reason = f"HTTP {status}"
         message = failure_message(body, content_type)

@@ -106,10 +106,7 @@ def encode_minute(
     if max_points < 1:
         raise ValueError("max_points must be at least 1")
     ordered = sorted(values, key=_order)
-    return [
-        _request(ordered[start : start + max_points], describe)
-        for start in range(0, len(ordered), max_points)
-    ]
+    return [_request(ordered[start : start + max_points], describe) for start in range(0, len(ordered), max_points)]
 
 
 def _request(

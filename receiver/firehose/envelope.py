@@ -68,9 +68,7 @@ def parse_delivery(body: bytes | bytearray, header_request_id: str) -> Delivery:
     if not isinstance(request_id, str):
         raise EnvelopeError("the body's requestId is missing or not a string")
     if request_id != header_request_id:
-        raise EnvelopeError(
-            f"the body's requestId does not match the {REQUEST_ID_HEADER} header"
-        )
+        raise EnvelopeError(f"the body's requestId does not match the {REQUEST_ID_HEADER} header")
     timestamp = envelope.get("timestamp")
     if isinstance(timestamp, bool) or not isinstance(timestamp, (int, float)):
         raise EnvelopeError("the body's timestamp is missing or not a number")
@@ -79,22 +77,42 @@ def parse_delivery(body: bytes | bytearray, header_request_id: str) -> Delivery:
     if not isinstance(records, list):
         raise EnvelopeError("the body's records is missing or not a list")
     if len(records) > MAX_RECORDS:
-        raise EnvelopeError(
-            f"the body has {len(records)} records; Firehose sends at most {MAX_RECORDS}"
-        )
+        raise EnvelopeError(f"the body has {len(records)} records; Firehose sends at most {MAX_RECORDS}")
     return Delivery(request_id, timestamp, [_record_data(i, r) for i, r in enumerate(records)])
 
 
 _WS = rb"[ \t\n\r]*"
 _HEAD = re.compile(
-    _WS + rb'\{' + _WS + rb'"requestId"' + _WS + rb':' + _WS + rb'"([^"\\\x00-\x1f]*)"' + _WS + rb',' + _WS
-    + rb'"timestamp"' + _WS + rb':' + _WS + rb'(-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?)' + _WS
-    + rb',' + _WS + rb'"records"' + _WS + rb':' + _WS + rb'\[' + _WS
+    _WS
+    + rb"\{"
+    + _WS
+    + rb'"requestId"'
+    + _WS
+    + rb":"
+    + _WS
+    + rb'"([^"\\\x00-\x1f]*)"'
+    + _WS
+    + rb","
+    + _WS
+    + rb'"timestamp"'
+    + _WS
+    + rb":"
+    + _WS
+    + rb"(-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?)"
+    + _WS
+    + rb","
+    + _WS
+    + rb'"records"'
+    + _WS
+    + rb":"
+    + _WS
+    + rb"\["
+    + _WS
 )
-_RECORD_OPEN = re.compile(rb'\{' + _WS + rb'"data"' + _WS + rb':' + _WS + rb'"')
-_RECORD_CLOSE = re.compile(_WS + rb'\}' + _WS + rb'(?:(,)' + _WS + rb'|\])')
-_TAIL = re.compile(_WS + rb'\}' + _WS)
-_EMPTY_LIST_TAIL = re.compile(rb'\]' + _WS + rb'\}' + _WS)
+_RECORD_OPEN = re.compile(rb"\{" + _WS + rb'"data"' + _WS + rb":" + _WS + rb'"')
+_RECORD_CLOSE = re.compile(_WS + rb"\}" + _WS + rb"(?:(,)" + _WS + rb"|\])")
+_TAIL = re.compile(_WS + rb"\}" + _WS)
+_EMPTY_LIST_TAIL = re.compile(rb"\]" + _WS + rb"\}" + _WS)
 
 
 def _scan(body: bytes | bytearray, header_request_id: str) -> Delivery | None:
@@ -159,8 +177,9 @@ def _decode_spans(body: bytes | bytearray, spans: list[tuple[int, int, bool]]) -
     for index in range(len(spans) - 1, -1, -1):
         start, end, canonical = spans[index]
         text = body[start:end]
-        records[index] = (pybase64.b64decode(text, validate=True) if canonical
-                          else binascii.a2b_base64(text, strict_mode=True))
+        records[index] = (
+            pybase64.b64decode(text, validate=True) if canonical else binascii.a2b_base64(text, strict_mode=True)
+        )
         if cut is not None:
             del cut[start:]
     return records
@@ -192,9 +211,7 @@ def _record_data(index: int, record: object) -> bytes:
     if not isinstance(data, str):
         raise EnvelopeError(f"record {index}: data is missing or not a string")
     if len(data) > _MAX_BASE64_CHARS:
-        raise EnvelopeError(
-            f"record {index}: larger than Firehose's {MAX_RECORD_BYTES} bytes per record"
-        )
+        raise EnvelopeError(f"record {index}: larger than Firehose's {MAX_RECORD_BYTES} bytes per record")
     try:
         decoded = binascii.a2b_base64(data, strict_mode=True)
     except (binascii.Error, ValueError):
@@ -202,9 +219,7 @@ def _record_data(index: int, record: object) -> bytes:
     if not decoded:
         raise EnvelopeError(f"record {index}: the record is empty")
     if len(decoded) > MAX_RECORD_BYTES:
-        raise EnvelopeError(
-            f"record {index}: larger than Firehose's {MAX_RECORD_BYTES} bytes per record"
-        )
+        raise EnvelopeError(f"record {index}: larger than Firehose's {MAX_RECORD_BYTES} bytes per record")
     return decoded
 
 
@@ -217,9 +232,7 @@ def parse_common_attributes(header: str | None) -> Pairs:
     except orjson.JSONDecodeError:
         raise EnvelopeError(f"the {COMMON_ATTRIBUTES_HEADER} header is not valid JSON") from None
     attributes = parsed.get("commonAttributes") if isinstance(parsed, dict) else None
-    if not isinstance(attributes, dict) or not all(
-        isinstance(value, str) for value in attributes.values()
-    ):
+    if not isinstance(attributes, dict) or not all(isinstance(value, str) for value in attributes.values()):
         raise EnvelopeError(
             f'the {COMMON_ATTRIBUTES_HEADER} header must be {{"commonAttributes": '
             '{"name": "value", ...}} with string values'

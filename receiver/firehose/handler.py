@@ -112,12 +112,19 @@ async def handle_delivery(
     for record in quarantined:
         log.warning(
             "record quarantined",
-            extra={"request_id": request_id, "record": record.index, "reason": record.reason,
-                   "error": record.detail, "bytes": len(record.data)},
+            extra={
+                "request_id": request_id,
+                "record": record.index,
+                "reason": record.reason,
+                "error": record.detail,
+                "bytes": len(record.data),
+            },
         )
     if aborted:
-        log.info("delivery aborted: the client disconnected before sending the whole body",
-                 extra={"request_id": request_id, "ms": round(elapsed_s * 1000, 1)})
+        log.info(
+            "delivery aborted: the client disconnected before sending the whole body",
+            extra={"request_id": request_id, "ms": round(elapsed_s * 1000, 1)},
+        )
         if telemetry is not None:
             telemetry.record_aborted()
         # Nobody is left to read an answer; aiohttp closes the connection.
@@ -142,9 +149,13 @@ async def handle_delivery(
         # total_bytes: the body as read off the connection so far, before our gunzip
         # (not in aiohttp's documented API, hence getattr: telemetry never fails a delivery).
         telemetry.record_delivery(
-            status=status, seconds=elapsed_s,
+            status=status,
+            seconds=elapsed_s,
             body_bytes=getattr(request.content, "total_bytes", 0),
-            records=records, samples=samples, duplicate=duplicate, decode_error=reason,
+            records=records,
+            samples=samples,
+            duplicate=duplicate,
+            decode_error=reason,
             quarantined=[record.reason for record in quarantined],
         )
     return web.Response(
@@ -163,17 +174,13 @@ async def _deliver(
     deriver: Deriver | None,
 ) -> Stored:
     """Read, check, decode and store one delivery."""
-    labels = envelope.parse_common_attributes(
-        request.headers.get(envelope.COMMON_ATTRIBUTES_HEADER)
-    )
+    labels = envelope.parse_common_attributes(request.headers.get(envelope.COMMON_ATTRIBUTES_HEADER))
     if request.content_length is not None and request.content_length > envelope.MAX_BODY_BYTES:
         raise HttpError(Kind.BODY, _too_large_message())
     reader = BodyReader(settings.budget, envelope.MAX_BODY_BYTES, settings.read_timeout_s)
     allowance = 0
     try:
-        body = await reader.read(
-            request.content.iter_chunked(1 << 16), request.headers.get("Content-Encoding")
-        )
+        body = await reader.read(request.content.iter_chunked(1 << 16), request.headers.get("Content-Encoding"))
         delivery = envelope.parse_delivery(body, request_id)
         del body  # the records hold what is needed; free the envelope before decoding
         # The records take the body's place (it shrinks as they are cut out of it); what
@@ -183,8 +190,14 @@ async def _deliver(
         settings.budget.reserve(reader.held, wanted)
         allowance = wanted
         stored = await store_records(
-            store, settings.decoding, request_id, delivery.records, settings.record_format, labels,
-            cache=settings.series_cache)
+            store,
+            settings.decoding,
+            request_id,
+            delivery.records,
+            settings.record_format,
+            labels,
+            cache=settings.series_cache,
+        )
         if deriver is not None:
             deriver.touch_starts(stored.starts)
     except ConnectionResetError:

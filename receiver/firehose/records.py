@@ -93,8 +93,15 @@ class RecordSlicer:
     """
 
     def __init__(
-        self, request_id: str, records: list[bytes], record_format: str | None, labels: Pairs,
-        received_ms: int, slice_samples: int = SLICE_SAMPLES, *, cache: SeriesCache,
+        self,
+        request_id: str,
+        records: list[bytes],
+        record_format: str | None,
+        labels: Pairs,
+        received_ms: int,
+        slice_samples: int = SLICE_SAMPLES,
+        *,
+        cache: SeriesCache,
     ) -> None:
         self._request_id = request_id
         self._cache = cache
@@ -117,8 +124,11 @@ class RecordSlicer:
             try:
                 result.samples += decode_record(data, self._format, self._labels, cache=cache)
             except DecodeError as exc:
-                result.quarantined.append(QuarantinedRecord(
-                    self._request_id, index, self._received_ms, exc.reason, str(exc), data, self._labels))
+                result.quarantined.append(
+                    QuarantinedRecord(
+                        self._request_id, index, self._received_ms, exc.reason, str(exc), data, self._labels
+                    )
+                )
         result.done = self._next >= len(records)
         return result
 
@@ -142,8 +152,9 @@ async def store_records(
     and samples are upserted by identity.
     """
     stored = Stored(records=len(records))
-    slicer = RecordSlicer(request_id, records, record_format, labels, int(time.time() * 1000), SLICE_SAMPLES,
-                          cache=cache)
+    slicer = RecordSlicer(
+        request_id, records, record_format, labels, int(time.time() * 1000), SLICE_SAMPLES, cache=cache
+    )
     while True:
         result = await decoding.run(slicer.next_slice)
         stored.samples += len(result.samples)

@@ -40,7 +40,11 @@ _ENCODERS: dict[str, Callable[[Iterable[Sample], int], list[bytes]]] = {
 
 
 def decode_record(
-    data: bytes, fmt: str | None = None, extra_labels: Pairs = (), *, cache: SeriesCache,
+    data: bytes,
+    fmt: str | None = None,
+    extra_labels: Pairs = (),
+    *,
+    cache: SeriesCache,
     now_ms: int | None = None,
 ) -> list[Sample]:
     """The samples of one Firehose record (its decoded ``data``), at least one.
@@ -67,9 +71,7 @@ def decode_record(
     return decoder(data, extra_labels, _clock_ms() if now_ms is None else now_ms, cache=cache)
 
 
-def encode_records(
-    samples: Iterable[Sample], fmt: str, *, max_record_bytes: int = 1_024_000
-) -> list[bytes]:
+def encode_records(samples: Iterable[Sample], fmt: str, *, max_record_bytes: int = 1_024_000) -> list[bytes]:
     """The records CloudWatch would stream for ``samples``, each at most ``max_record_bytes``.
 
     OpenTelemetry formats: length-prefixed ExportMetricsServiceRequests, several per record;

@@ -20,17 +20,17 @@ METRIC_NAME_MISMATCH = "metric_name_mismatch"
 
 REASONS: dict[str, str] = {
     MALFORMED: "not valid in its format: framing, protobuf or JSON syntax, a field's type, "
-               "a missing or repeated field, a quantile set without 0 and 1, a period that ends before it starts",
+    "a missing or repeated field, a quantile set without 0 and 1, a period that ends before it starts",
     EMPTY_RECORD: "the record has no bytes",
     UNKNOWN_FORMAT: "the format was to be detected and the record is neither JSON nor length-prefixed protobuf",
     EMPTY_FRAME: "a protobuf frame has length 0 (an empty message is not a valid one)",
     NO_DATAPOINTS: "a message, resource, scope or metric (protobuf), or the whole record (json), carries no datapoint",
     TOO_MUCH_WORK: "past a bound on work (receiver.formats.limits): frames, resources, scopes, metrics or "
-                   "datapoints per record; labels, dimensions or statistics per datapoint; resource attributes",
+    "datapoints per record; labels, dimensions or statistics per datapoint; resource attributes",
     NON_FINITE: "a statistic (sum, minimum, maximum, a percentile) is NaN or infinite",
     TIMESTAMP_OUT_OF_RANGE: "a period's start or end is before 2000-01-01T00:00:00Z or more than a day after now",
     METRIC_NAME_MISMATCH: "an OpenTelemetry metric named amazonaws.com/<Namespace>/<MetricName> "
-                          "holds a datapoint whose Namespace and MetricName say otherwise",
+    "holds a datapoint whose Namespace and MetricName say otherwise",
 }
 """Every reason a DecodeError can carry, with its one-line meaning; no other value occurs."""
 

@@ -109,9 +109,15 @@ JudgePoint = Callable[[bytes, Any, Pairs, Any, int, SeriesCache], None]
 
 
 def decode(
-    data: bytes, extra_labels: Pairs, flavor: Any, latest_ms: int,
+    data: bytes,
+    extra_labels: Pairs,
+    flavor: Any,
+    latest_ms: int,
     read_resource: Callable[[Any, Any, Pairs], tuple[str, str, Pairs]],
-    series_of: SeriesOf, judge_point: JudgePoint, *, cache: SeriesCache,
+    series_of: SeriesOf,
+    judge_point: JudgePoint,
+    *,
+    cache: SeriesCache,
 ) -> list[Sample] | None:
     """The samples of one delimited record, or None when the fast path does not apply.
 
@@ -155,9 +161,21 @@ def decode(
                     return None  # a metric without datapoints, or too many datapoints
                 before = len(points)
                 points.extend(chain.from_iterable(lists))
-                contexts.extend(chain.from_iterable(map(repeat, zip(
-                    repeat(flavor.name), repeat(account), repeat(region),
-                    map(_unit_of, metrics), map(_name_of, metrics)), counts)))
+                contexts.extend(
+                    chain.from_iterable(
+                        map(
+                            repeat,
+                            zip(
+                                repeat(flavor.name),
+                                repeat(account),
+                                repeat(region),
+                                map(_unit_of, metrics),
+                                map(_name_of, metrics),
+                            ),
+                            counts,
+                        )
+                    )
+                )
                 labels.extend(repeat(sample_labels, len(points) - before))
     except (DecodeError, ProtobufDecodeError):
         return None
@@ -167,8 +185,14 @@ def decode(
 
 
 def _decode_points(
-    points: list[bytes], contexts: list[Any], labels: list[Any], flavor: Any, latest_ms: int,
-    series_of: SeriesOf, judge_point: JudgePoint, cache: SeriesCache,
+    points: list[bytes],
+    contexts: list[Any],
+    labels: list[Any],
+    flavor: Any,
+    latest_ms: int,
+    series_of: SeriesOf,
+    judge_point: JudgePoint,
+    cache: SeriesCache,
 ) -> list[Sample] | None:
     total = len(points)
     label_runs: list[bytes | None] = [None] * total
@@ -366,8 +390,15 @@ def _build(
         if groups is None:
             return None
         for layout, members, blob in groups:
-            group = _build_group(layout, blob, len(members), map(series.__getitem__, members),
-                                 map(labels.__getitem__, members), limit_ns, build=first_bad is None)
+            group = _build_group(
+                layout,
+                blob,
+                len(members),
+                map(series.__getitem__, members),
+                map(labels.__getitem__, members),
+                limit_ns,
+                build=first_bad is None,
+            )
             if type(group) is int:
                 # Members are in record order within a group, so this is the group's first.
                 bad = members[group]
@@ -387,9 +418,7 @@ def _build(
 _MAX_LAYOUTS_PER_SIZE = 16
 
 
-def _by_layout(
-    members: list[int], value_runs: list[bytes]
-) -> list[tuple[Layout, list[int], bytes]] | None:
+def _by_layout(members: list[int], value_runs: list[bytes]) -> list[tuple[Layout, list[int], bytes]] | None:
     """Value runs of one length split by layout: (layout, members, their runs joined).
 
     Runs of one length nearly always share a layout, which one strided check per structural
@@ -411,8 +440,9 @@ def _by_layout(
         if layout is None:
             return None
         fits = [all(run[offset] == byte for offset, byte in layout.literals) for run in runs]
-        groups.append((layout, [m for m, fit in zip(members, fits) if fit],
-                       b"".join(run for run, fit in zip(runs, fits) if fit)))
+        groups.append(
+            (layout, [m for m, fit in zip(members, fits) if fit], b"".join(run for run, fit in zip(runs, fits) if fit))
+        )
         members = [m for m, fit in zip(members, fits) if not fit]
         runs = [run for run, fit in zip(runs, fits) if not fit]
     return groups
@@ -446,24 +476,39 @@ def _build_group(
     value_columns = (sums, lows, highs, *(values for _, values in stat_columns))
     # Both ends in range and each end after its start: the careful walk's conditions, checked
     # for the whole group at once (a start past the limit has an end before it, or past it).
-    if (min(starts) < _OLDEST_NS or max(ends) >= limit_ns or any(map(le, ends, starts))
-            or not all(all(map(isfinite, values)) for values in value_columns)):
+    if (
+        min(starts) < _OLDEST_NS
+        or max(ends) >= limit_ns
+        or any(map(le, ends, starts))
+        or not all(all(map(isfinite, values)) for values in value_columns)
+    ):
         return _first_bad(starts, ends, value_columns, limit_ns)
     if not build:
         return None
     counts = map(float, column("count", 0))
-    stats = (zip(*[zip(repeat(name), values) for name, values in stat_columns])
-             if stat_columns else repeat(()))
-    return list(map(_new_tuple, repeat(Sample), zip(
-        series,
-        map(floordiv, starts, repeat(_NS_PER_MS)),
-        map(floordiv, ends, repeat(_NS_PER_MS)),
-        counts, sums, lows, highs, stats, labels,
-    )))
+    stats = zip(*[zip(repeat(name), values) for name, values in stat_columns]) if stat_columns else repeat(())
+    return list(
+        map(
+            _new_tuple,
+            repeat(Sample),
+            zip(
+                series,
+                map(floordiv, starts, repeat(_NS_PER_MS)),
+                map(floordiv, ends, repeat(_NS_PER_MS)),
+                counts,
+                sums,
+                lows,
+                highs,
+                stats,
+                labels,
+            ),
+        )
+    )
 
 
-def _first_bad(starts: Sequence[int], ends: Sequence[int], value_columns: Sequence[Sequence[float]],
-               limit_ns: int) -> int:
+def _first_bad(
+    starts: Sequence[int], ends: Sequence[int], value_columns: Sequence[Sequence[float]], limit_ns: int
+) -> int:
     """The position of the first run whose values the group check refused (a Python loop:
     it runs only for a record that is refused)."""
     for position, (start, end) in enumerate(zip(starts, ends)):
@@ -554,4 +599,3 @@ def _place_quantiles(
         else:
             return None
     return tuple(sorted(stats.items()))
-

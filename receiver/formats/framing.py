@@ -65,9 +65,7 @@ def split_frames(data: bytes) -> list[memoryview]:
             raise DecodeError(f"the message at byte {pos} has length 0", EMPTY_FRAME)
         pos = start + length
         if pos > size:
-            raise DecodeError(
-                f"a message's length prefix says {length} bytes but only {size - start} remain"
-            )
+            raise DecodeError(f"a message's length prefix says {length} bytes but only {size - start} remain")
         if len(frames) == MAX_FRAMES_PER_RECORD:
             raise DecodeError(f"the record holds more than {MAX_FRAMES_PER_RECORD} messages", TOO_MUCH_WORK)
         frames.append(view[start:pos])

@@ -75,12 +75,15 @@ def decode(data: bytes, extra_labels: Pairs = (), now: int | None = None, *, cac
         if type(start) is not int or start < 0:
             if type(start) is float and start >= _PAST_64_BITS:
                 # An integer past 64 bits, which orjson reads as a double: far past any time.
-                raise DecodeError(f"the timestamp of {_name(series)} is {start:.0f}, past any accepted time",
-                                  TIMESTAMP_OUT_OF_RANGE)
+                raise DecodeError(
+                    f"the timestamp of {_name(series)} is {start:.0f}, past any accepted time", TIMESTAMP_OUT_OF_RANGE
+                )
             raise DecodeError(f"the timestamp of {_name(series)} is not epoch milliseconds: {start!r}")
         if not OLDEST_MS <= start <= latest_start:
-            raise DecodeError(out_of_range_message(
-                _name(series), start, start + PERIOD_MS, latest_start + PERIOD_MS), TIMESTAMP_OUT_OF_RANGE)
+            raise DecodeError(
+                out_of_range_message(_name(series), start, start + PERIOD_MS, latest_start + PERIOD_MS),
+                TIMESTAMP_OUT_OF_RANGE,
+            )
         out.append(_sample(series, start, value, labels))
     if not out:
         raise DecodeError("the record holds no JSON object", NO_DATAPOINTS)
@@ -100,7 +103,8 @@ def _invalid_json(line: bytes, exc: orjson.JSONDecodeError) -> DecodeError:
         value, start = item.get("value"), item.get("timestamp")
         if type(value) is dict and any(map(_not_a_finite_double, value.values())):
             return DecodeError(
-                "a line holds a non-finite statistic (NaN, Infinity or out of a double's range)", NON_FINITE)
+                "a line holds a non-finite statistic (NaN, Infinity or out of a double's range)", NON_FINITE
+            )
         if type(start) is int and start > 0:  # past the 64 bits orjson reads: far in the future
             return DecodeError(f"a line's timestamp {start} is past any accepted time", TIMESTAMP_OUT_OF_RANGE)
     return DecodeError(f"a line is not valid JSON ({exc})")
@@ -126,20 +130,41 @@ def _series(
     dimensions = item.get("dimensions", {})
     unit = item.get("unit", "None")
     try:
-        key = (NAME, item["account_id"], item["region"], item["namespace"], item["metric_name"],
-               unit, tuple(dimensions.items()))
+        key = (
+            NAME,
+            item["account_id"],
+            item["region"],
+            item["namespace"],
+            item["metric_name"],
+            unit,
+            tuple(dimensions.items()),
+        )
         series = lookup(key)
     except (AttributeError, TypeError):
         key, series = None, None  # dimensions not an object or unhashable: _check says so
     if series is None:
         _check(item, dimensions, unit)
         if key is None:  # cannot happen once _check passed; keeps the cache key honest
-            key = (NAME, item["account_id"], item["region"], item["namespace"],
-                   item["metric_name"], unit, tuple(dimensions.items()))
-        series = remember(key, Series(
-            item["account_id"], item["region"], item["namespace"], item["metric_name"],
-            tuple(sorted(dimensions.items())), unit,
-        ))
+            key = (
+                NAME,
+                item["account_id"],
+                item["region"],
+                item["namespace"],
+                item["metric_name"],
+                unit,
+                tuple(dimensions.items()),
+            )
+        series = remember(
+            key,
+            Series(
+                item["account_id"],
+                item["region"],
+                item["namespace"],
+                item["metric_name"],
+                tuple(sorted(dimensions.items())),
+                unit,
+            ),
+        )
     return series
 
 
@@ -152,7 +177,8 @@ def _check(item: dict[str, Any], dimensions: Any, unit: Any) -> None:
     if type(dimensions) is dict and len(dimensions) > MAX_LABELS_PER_DATAPOINT:
         raise DecodeError(
             f"the metric object of {item['namespace']}/{item['metric_name']} has {len(dimensions)} "
-            f"dimensions, more than {MAX_LABELS_PER_DATAPOINT}", TOO_MUCH_WORK,
+            f"dimensions, more than {MAX_LABELS_PER_DATAPOINT}",
+            TOO_MUCH_WORK,
         )
     if type(dimensions) is not dict or not all(type(v) is str for v in dimensions.values()):
         raise DecodeError(f"the dimensions of {item['namespace']}/{item['metric_name']} are not an object of strings")
@@ -227,8 +253,13 @@ def _line(sample: Sample) -> bytes:
     if stream is not None:
         item[STREAM_LABEL] = stream
     item.update(
-        account_id=series.account, region=series.region, namespace=series.namespace,
-        metric_name=series.metric, dimensions=dict(series.dimensions),
-        timestamp=sample.start_ms, value=value, unit=series.unit,
+        account_id=series.account,
+        region=series.region,
+        namespace=series.namespace,
+        metric_name=series.metric,
+        dimensions=dict(series.dimensions),
+        timestamp=sample.start_ms,
+        value=value,
+        unit=series.unit,
     )
     return orjson.dumps(item) + b"\n"

@@ -109,8 +109,7 @@ def decode(
     walked point by point here.
     """
     latest_ms = latest_end_ms(now_ms() if now is None else now)
-    fast = fastpath.decode(data, extra_labels, flavor, latest_ms, _resource, _series_of, _judge_point,
-                           cache=cache)
+    fast = fastpath.decode(data, extra_labels, flavor, latest_ms, _resource, _series_of, _judge_point, cache=cache)
     if fast is not None:
         return fast
     out: list[Sample] = []
@@ -119,8 +118,9 @@ def decode(
         for resource, metrics in _read_message(message, flavor, tally):
             account, region, labels = _resource(resource, flavor, extra_labels)
             for name, unit, points in metrics:
-                _decode_points(points, (flavor.name, account, region, unit, name), labels, flavor, latest_ms,
-                               out, cache)
+                _decode_points(
+                    points, (flavor.name, account, region, unit, name), labels, flavor, latest_ms, out, cache
+                )
     return out
 
 
@@ -140,9 +140,7 @@ def _read_message(
     try:
         request = _parse_request(message)
     except ProtobufDecodeError as exc:
-        raise DecodeError(
-            f"a message is not a valid {flavor.name} ExportMetricsServiceRequest ({exc})"
-        ) from None
+        raise DecodeError(f"a message is not a valid {flavor.name} ExportMetricsServiceRequest ({exc})") from None
     resources = request.resource_metrics
     _count(tally, 0, len(resources), "resource_metrics")
     if not resources:
@@ -164,15 +162,18 @@ def _read_message(
                     raise DecodeError(f"the metric {metric.name!r} holds no datapoint", NO_DATAPOINTS)
     try:
         return [
-            (resource_metrics.resource,
-             [(metric.name, metric.unit, list(map(_parse_point, metric.summary.data_points)))
-              for scope in resource_metrics.scopes for metric in scope.metrics])
+            (
+                resource_metrics.resource,
+                [
+                    (metric.name, metric.unit, list(map(_parse_point, metric.summary.data_points)))
+                    for scope in resource_metrics.scopes
+                    for metric in scope.metrics
+                ],
+            )
             for resource_metrics in resources
         ]
     except ProtobufDecodeError as exc:
-        raise DecodeError(
-            f"a message is not a valid {flavor.name} ExportMetricsServiceRequest ({exc})"
-        ) from None
+        raise DecodeError(f"a message is not a valid {flavor.name} ExportMetricsServiceRequest ({exc})") from None
 
 
 _PART_LIMITS = (MAX_PARTS_PER_RECORD, MAX_PARTS_PER_RECORD, MAX_PARTS_PER_RECORD, MAX_DATAPOINTS_PER_RECORD)
@@ -241,8 +242,13 @@ def label_text(value: Any, what: str) -> str:
 
 
 def _decode_points(
-    points: Iterable[Any], context: tuple[str, str, str, str, str], labels: Pairs,
-    flavor: Flavor, latest_ms: int, out: list[Sample], cache: SeriesCache,
+    points: Iterable[Any],
+    context: tuple[str, str, str, str, str],
+    labels: Pairs,
+    flavor: Flavor,
+    latest_ms: int,
+    out: list[Sample],
+    cache: SeriesCache,
 ) -> None:
     """Append one Sample per view DataPoint to ``out``; DecodeError at the first bad one.
 
@@ -269,18 +275,23 @@ def _decode_points(
         start = point.start_time_unix_nano
         end = point.time_unix_nano
         if not (oldest_ns <= start < limit_ns and oldest_ns <= end < limit_ns):
-            raise DecodeError(out_of_range_message(
-                f"a datapoint of {_name(series)}", start // _NS_PER_MS, end // _NS_PER_MS, latest_ms,
-            ), TIMESTAMP_OUT_OF_RANGE)
-        if end <= start:
             raise DecodeError(
-                f"a datapoint of {_name(series)} ends ({end} ns) no later than it starts ({start} ns)"
+                out_of_range_message(
+                    f"a datapoint of {_name(series)}",
+                    start // _NS_PER_MS,
+                    end // _NS_PER_MS,
+                    latest_ms,
+                ),
+                TIMESTAMP_OUT_OF_RANGE,
             )
+        if end <= start:
+            raise DecodeError(f"a datapoint of {_name(series)} ends ({end} ns) no later than it starts ({start} ns)")
         values = point.quantile_values
         if len(values) > MAX_STATISTICS_PER_DATAPOINT:
             raise DecodeError(
                 f"a datapoint of {_name(series)} has {len(values)} quantile values, "
-                f"more than {MAX_STATISTICS_PER_DATAPOINT}", TOO_MUCH_WORK,
+                f"more than {MAX_STATISTICS_PER_DATAPOINT}",
+                TOO_MUCH_WORK,
             )
         low = high = more = None
         for value_at in values:
@@ -297,18 +308,34 @@ def _decode_points(
             raise DecodeError(_missing_quantiles(series, start, low is None, high is None))
         total = point.sum
         if not (finite(total) and finite(low) and finite(high)):
-            raise DecodeError(
-                f"a datapoint of {_name(series)} has a non-finite sum, minimum or maximum", NON_FINITE
-            )
+            raise DecodeError(f"a datapoint of {_name(series)} has a non-finite sum, minimum or maximum", NON_FINITE)
         point_labels = labels
         if own:
             point_labels = with_extras.get(own) or with_extras.setdefault(own, merge_labels(dict(own), labels))
-        append(new(Sample, (series, start // 1_000_000, end // 1_000_000, float(point.count), total,
-                            low, high, _percentiles(more, series, cache) if more else (), point_labels)))
+        append(
+            new(
+                Sample,
+                (
+                    series,
+                    start // 1_000_000,
+                    end // 1_000_000,
+                    float(point.count),
+                    total,
+                    low,
+                    high,
+                    _percentiles(more, series, cache) if more else (),
+                    point_labels,
+                ),
+            )
+        )
 
 
 def _judge_point(
-    point: bytes, context: tuple[str, str, str, str, str], labels: Pairs, flavor: Flavor, latest_ms: int,
+    point: bytes,
+    context: tuple[str, str, str, str, str],
+    labels: Pairs,
+    flavor: Flavor,
+    latest_ms: int,
     cache: SeriesCache,
 ) -> None:
     """Raise the DecodeError the careful walk raises for one datapoint (the fast path found a
@@ -325,9 +352,7 @@ def _series_of(
     (_, account, region, unit, name), raw = key
     namespace, metric, dimensions, extras = flavor.parse_labels(raw)
     if name.startswith(METRIC_NAME_PREFIX) and name != f"{METRIC_NAME_PREFIX}{namespace}/{metric}":
-        raise DecodeError(
-            f"the metric {name!r} holds a datapoint of {namespace}/{metric}", METRIC_NAME_MISMATCH
-        )
+        raise DecodeError(f"the metric {name!r} holds a datapoint of {namespace}/{metric}", METRIC_NAME_MISMATCH)
     return cache.intern(Series(account, region, namespace, metric, dimensions, from_ucum(unit))), extras
 
 
@@ -353,13 +378,10 @@ def _percentiles(
 
 
 def _missing_quantiles(series: Series, start_ns: int, no_low: bool, no_high: bool) -> str:
-    missing = " and ".join(
-        text for text, absent in (("0.0 (minimum)", no_low), ("1.0 (maximum)", no_high)) if absent
-    )
+    missing = " and ".join(text for text, absent in (("0.0 (minimum)", no_low), ("1.0 (maximum)", no_high)) if absent)
     plural = "s" if no_low and no_high else ""
     return (
-        f"the datapoint of {_name(series)} starting at {start_ns // _NS_PER_MS} ms "
-        f"lacks the quantile{plural} {missing}"
+        f"the datapoint of {_name(series)} starting at {start_ns // _NS_PER_MS} ms lacks the quantile{plural} {missing}"
     )
 
 
@@ -374,9 +396,7 @@ def quantile_of(statistic: str) -> float:
     except ValueError:
         quantile = -1.0
     if not 0.0 < quantile < 1.0 or percentile_name(quantile) != statistic:
-        raise ValueError(
-            f"the OpenTelemetry formats carry only percentile statistics, not {statistic!r}"
-        )
+        raise ValueError(f"the OpenTelemetry formats carry only percentile statistics, not {statistic!r}")
     return quantile
 
 
@@ -413,7 +433,7 @@ def encode(samples: Iterable[Sample], max_record_bytes: int, builder: MessageBui
         _check_encodable(sample)
     frames: list[bytes] = []
     for start in range(0, len(samples), MESSAGE_MAX_DATAPOINTS):
-        chunk = samples[start:start + MESSAGE_MAX_DATAPOINTS]
+        chunk = samples[start : start + MESSAGE_MAX_DATAPOINTS]
         frames.extend(_frames_within(chunk, max_record_bytes, builder))
     return pack(frames, max_record_bytes)
 

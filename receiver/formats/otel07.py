@@ -31,9 +31,7 @@ def parse_labels(raw: Sequence[bytes]) -> tuple[str, str, Pairs, Pairs]:
     """Serialized StringKeyValue labels -> (namespace, metric name, sorted dimensions, ()):
     every label other than the namespace and the name is a dimension."""
     if len(raw) > MAX_LABELS_PER_DATAPOINT:
-        raise DecodeError(
-            f"a datapoint has {len(raw)} labels, more than {MAX_LABELS_PER_DATAPOINT}", TOO_MUCH_WORK
-        )
+        raise DecodeError(f"a datapoint has {len(raw)} labels, more than {MAX_LABELS_PER_DATAPOINT}", TOO_MUCH_WORK)
     namespace = metric = ""
     dimensions: dict[str, str] = {}
     for data in raw:
@@ -60,9 +58,7 @@ def parse_labels(raw: Sequence[bytes]) -> tuple[str, str, Pairs, Pairs]:
 FLAVOR = otel.Flavor(NAME, otel.raw_field("labels"), parse_labels, common_pb2.KeyValue, fastpath.OTEL07)
 
 
-def decode(
-    data: bytes, extra_labels: Pairs = (), now_ms: int | None = None, *, cache: SeriesCache
-) -> list[Sample]:
+def decode(data: bytes, extra_labels: Pairs = (), now_ms: int | None = None, *, cache: SeriesCache) -> list[Sample]:
     """Decode one ``opentelemetry0.7`` record (``now_ms``, ``cache``: see decode_record)."""
     return otel.decode(data, extra_labels, FLAVOR, now_ms, cache=cache)
 

@@ -35,9 +35,7 @@ def parse_attributes(raw: Sequence[bytes]) -> tuple[str, str, Pairs, Pairs]:
     """Serialized KeyValue attributes -> (namespace, metric name, sorted dimensions, sorted
     other attributes as labels)."""
     if len(raw) > MAX_LABELS_PER_DATAPOINT:
-        raise DecodeError(
-            f"a datapoint has {len(raw)} attributes, more than {MAX_LABELS_PER_DATAPOINT}", TOO_MUCH_WORK
-        )
+        raise DecodeError(f"a datapoint has {len(raw)} attributes, more than {MAX_LABELS_PER_DATAPOINT}", TOO_MUCH_WORK)
     namespace = metric = ""
     dimensions: dict[str, str] = {}
     others: dict[str, str] = {}
@@ -88,9 +86,7 @@ def _string(value: Any, what: str) -> str:
 FLAVOR = otel.Flavor(NAME, otel.raw_field("attributes"), parse_attributes, common_pb2.KeyValue, fastpath.OTEL10)
 
 
-def decode(
-    data: bytes, extra_labels: Pairs = (), now_ms: int | None = None, *, cache: SeriesCache
-) -> list[Sample]:
+def decode(data: bytes, extra_labels: Pairs = (), now_ms: int | None = None, *, cache: SeriesCache) -> list[Sample]:
     """Decode one ``opentelemetry1.0`` record (``now_ms``, ``cache``: see decode_record)."""
     return otel.decode(data, extra_labels, FLAVOR, now_ms, cache=cache)
 

@@ -16,8 +16,7 @@ def pack(pieces: Iterable[bytes], max_record_bytes: int) -> list[bytes]:
     for piece in pieces:
         if len(piece) > max_record_bytes:
             raise ValueError(
-                f"one encoded datapoint needs {len(piece)} bytes, more than the "
-                f"{max_record_bytes}-byte record limit"
+                f"one encoded datapoint needs {len(piece)} bytes, more than the {max_record_bytes}-byte record limit"
             )
         if size + len(piece) > max_record_bytes:
             records.append(b"".join(current))

@@ -50,8 +50,18 @@ class SeriesCache:
     the reset still finds its labels.
     """
 
-    __slots__ = ("_by_key", "_by_value", "_own", "_percentiles", "_resources", "limit", "lookup",
-                 "own_labels", "percentile", "resource")
+    __slots__ = (
+        "_by_key",
+        "_by_value",
+        "_own",
+        "_percentiles",
+        "_resources",
+        "limit",
+        "lookup",
+        "own_labels",
+        "percentile",
+        "resource",
+    )
 
     def __init__(self, limit: int = MAX_INTERNED) -> None:
         if limit < 1:

@@ -29,8 +29,17 @@ _TO_UCUM: dict[str, str] = {
     "None": "1",
 }
 _RATE_UNITS = (
-    "Bytes", "Kilobytes", "Megabytes", "Gigabytes", "Terabytes",
-    "Bits", "Kilobits", "Megabits", "Gigabits", "Terabits", "Count",
+    "Bytes",
+    "Kilobytes",
+    "Megabytes",
+    "Gigabytes",
+    "Terabytes",
+    "Bits",
+    "Kilobits",
+    "Megabits",
+    "Gigabits",
+    "Terabits",
+    "Count",
 )
 for _name in _RATE_UNITS:
     _TO_UCUM[f"{_name}/Second"] = f"{_TO_UCUM[_name]}/s"

@@ -15,8 +15,9 @@ def default_rules_dir() -> Path:
     return Path(__file__).resolve().parents[2] / "rules"
 
 
-def check_rules_main(directory: Path | None = None, out: TextIO | None = None,
-                     err: TextIO | None = None, alarms_dir: Path | None = None) -> int:
+def check_rules_main(
+    directory: Path | None = None, out: TextIO | None = None, err: TextIO | None = None, alarms_dir: Path | None = None
+) -> int:
     """Print the metrics ``directory`` defines (0), or its first error (1).
 
     With ``alarms_dir``, its alarm rules are checked too, against these metrics.
@@ -33,8 +34,7 @@ def check_rules_main(directory: Path | None = None, out: TextIO | None = None,
     rows = [(m.name, m.scope, m.layer, m.unit or "-") for m in metrics]
     widths = [max(len(row[i]) for row in rows) for i in range(3)]
     for row in rows:
-        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths)) + "  " + row[3],
-              file=out)
+        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths)) + "  " + row[3], file=out)
     print(f"{len(metrics)} metrics from {len(rules.files)} files in {directory}", file=out)
     if alarms_dir is not None:
         from receiver.alarms.loader import check_metrics, load_alarms

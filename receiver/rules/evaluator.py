@@ -47,8 +47,9 @@ def _arithmetic(left: Value, op: str, right: Value) -> Value:
     return f.combine(left, op, right)
 
 
-def _call(family: f.Family, method: str, args: tuple[n.Arg, ...],
-          data: dict[str, f.Family], memo: f.Memo | None) -> f.Family:
+def _call(
+    family: f.Family, method: str, args: tuple[n.Arg, ...], data: dict[str, f.Family], memo: f.Memo | None
+) -> f.Family:
     if method in TAG_FILTERS:
         values = [a.value for a in args if isinstance(a, n.String)]
         return f.match_tags(family, method, tuple(zip(values[::2], values[1::2])), memo)

@@ -133,8 +133,7 @@ _TESTS: dict[str, Callable[[str, str], bool]] = {
 }
 
 
-def match_tags(family: Family, method: str, pairs: tuple[tuple[str, str], ...],
-               memo: Memo | None = None) -> Family:
+def match_tags(family: Family, method: str, pairs: tuple[tuple[str, str], ...], memo: Memo | None = None) -> Family:
     """``tagEqual`` & co: the points whose labels pass every (name, value) test.
 
     Every test must pass, so filtering by one pair after another keeps the same points in
@@ -147,14 +146,12 @@ def match_tags(family: Family, method: str, pairs: tuple[tuple[str, str], ...],
         key = ("match", id(family), method, name, wanted)
         entry = memo.families.get(key)
         if entry is None:
-            entry = memo.families[key] = (family, _match_one(family, method, name, wanted,
-                                                             memo))
+            entry = memo.families[key] = (family, _match_one(family, method, name, wanted, memo))
         family = entry[1]
     return family
 
 
-def _match_one(family: Family, method: str, name: str, wanted: str,
-               memo: Memo | None = None) -> Family:
+def _match_one(family: Family, method: str, name: str, wanted: str, memo: Memo | None = None) -> Family:
     # A test depends on the label's value only: decide each distinct value once.
     test = _TESTS[method]
     values = column(family, name, memo)
@@ -213,8 +210,7 @@ def _reads(closure: n.Closure) -> tuple[str, ...]:
     return tuple(sorted(names))
 
 
-def _closure_results(closure: n.Closure, family: Family, memo: Memo
-                     ) -> list[tuple[dict[str, str], closures.Value]]:
+def _closure_results(closure: n.Closure, family: Family, memo: Memo) -> list[tuple[dict[str, str], closures.Value]]:
     """``closures.run`` for each point, on the labels the closure reads.
 
     The closure sees nothing but those labels, so what it assigns and answers is a
@@ -236,8 +232,7 @@ def _closure_results(closure: n.Closure, family: Family, memo: Memo
 def retag(family: Family, closure: n.Closure, memo: Memo | None = None) -> Family:
     """``tag({tags -> ...})``: each point with the labels the closure leaves."""
     if memo is None:
-        return tuple(Point(tuple(sorted(closures.retag(closure, dict(p.labels)).items())), p.value)
-                     for p in family)
+        return tuple(Point(tuple(sorted(closures.retag(closure, dict(p.labels)).items())), p.value) for p in family)
     assigned = _assigned(closure)
     retagged = []
     for point, (after, _) in zip(family, _closure_results(closure, family, memo)):
@@ -269,6 +264,7 @@ def keep(family: Family, closure: n.Closure, memo: Memo | None = None) -> Family
 
 
 # ---- arithmetic ----
+
 
 def _divide(a: float, b: float) -> float:
     if not b:
@@ -477,8 +473,7 @@ def quantile_points(sample: Sample, labels: Labels) -> list[Point]:
         quantile = quantile_of(statistic)
         if quantile is not None and 0.0 < quantile < 1.0:
             quantiles[quantile] = value
-    return [Point(_with_quantile(labels, ("quantile", java_double(q))), v)
-            for q, v in sorted(quantiles.items())]
+    return [Point(_with_quantile(labels, ("quantile", java_double(q))), v) for q, v in sorted(quantiles.items())]
 
 
 def _with_quantile(labels: Labels, pair: tuple[str, str]) -> Labels:

@@ -60,8 +60,9 @@ class RuleHolder:
             self._swap(rules)
             return None
 
-    def install_sighup(self, loop: asyncio.AbstractEventLoop | None = None, *,
-                       then: Callable[[], Awaitable[object]] | None = None) -> Callable[[], None]:
+    def install_sighup(
+        self, loop: asyncio.AbstractEventLoop | None = None, *, then: Callable[[], Awaitable[object]] | None = None
+    ) -> Callable[[], None]:
         """Reload on SIGHUP in ``loop`` (the running one by default); returns the undo.
 
         ``then``: what else reloads on SIGHUP, after the rules (the alarm rules, which are
@@ -93,8 +94,9 @@ class RuleHolder:
     def _swap(self, rules: RuleSet) -> None:
         self._current = rules
         self.last_error = None
-        log.info("rules reloaded from %s: %d metrics from %d files", self.directory,
-                 len(rules.metrics), len(rules.files))
+        log.info(
+            "rules reloaded from %s: %d metrics from %d files", self.directory, len(rules.metrics), len(rules.files)
+        )
 
     def _failed(self, error: RuleError) -> RuleError:
         self.last_error = error

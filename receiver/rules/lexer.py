@@ -13,8 +13,30 @@ STRING = "STRING"
 EOF = "EOF"
 
 # Longest first, so '==' is one token and not two '='.
-OPERATORS = ("->", "==", "!=", "&&", "||", "(", ")", "[", "]", "{", "}", ",", ".", "+", "-",
-             "*", "/", "=", "!", "?", ":", ";")
+OPERATORS = (
+    "->",
+    "==",
+    "!=",
+    "&&",
+    "||",
+    "(",
+    ")",
+    "[",
+    "]",
+    "{",
+    "}",
+    ",",
+    ".",
+    "+",
+    "-",
+    "*",
+    "/",
+    "=",
+    "!",
+    "?",
+    ":",
+    ";",
+)
 
 _ESCAPES = {"n": "\n", "t": "\t", "r": "\r", "\\": "\\", "'": "'", '"': '"'}
 
@@ -56,8 +78,7 @@ def tokenize(source: Source) -> list[Token]:
                     i += len(op)
                     break
             else:
-                raise RuleError(f"the character {char!r} is not part of the supported MAL "
-                                "subset.", pos=source.pos(i))
+                raise RuleError(f"the character {char!r} is not part of the supported MAL subset.", pos=source.pos(i))
     tokens.append(Token(EOF, "", len(text)))
     return tokens
 
@@ -92,20 +113,21 @@ def _string(source: Source, start: int, tokens: list[Token]) -> int:
     while i < len(text):
         char = text[i]
         if char == quote:
-            tokens.append(Token(STRING, text[start:i + 1], start, "".join(chars)))
+            tokens.append(Token(STRING, text[start : i + 1], start, "".join(chars)))
             return i + 1
         if char == "\\" and i + 1 < len(text):
             escaped = _ESCAPES.get(text[i + 1])
             if escaped is None:
-                raise RuleError(f"the escape \\{text[i + 1]} is not supported in strings.",
-                                pos=source.pos(i))
+                raise RuleError(f"the escape \\{text[i + 1]} is not supported in strings.", pos=source.pos(i))
             chars.append(escaped)
             i += 2
             continue
         if char == "$" and quote == '"':
             # Groovy would interpolate "${...}"; we do not run code found in strings.
-            raise RuleError("string interpolation with $ is not supported; use single "
-                            "quotes or concatenate with +.", pos=source.pos(i))
+            raise RuleError(
+                "string interpolation with $ is not supported; use single quotes or concatenate with +.",
+                pos=source.pos(i),
+            )
         chars.append(char)
         i += 1
     raise RuleError("this string has no closing quote.", pos=source.pos(start))

@@ -40,8 +40,7 @@ def load_rules(directory: Path) -> RuleSet:
     """
     directory = Path(directory)
     if not directory.is_dir():
-        raise RuleError(f"the rules directory {directory} does not exist or is not a "
-                        "directory.")
+        raise RuleError(f"the rules directory {directory} does not exist or is not a directory.")
     paths = sorted(p for p in directory.rglob("*") if p.suffix in SUFFIXES and p.is_file())
     if not paths:
         raise RuleError(f"the rules directory {directory} holds no rule files (*.yaml).")
@@ -50,12 +49,14 @@ def load_rules(directory: Path) -> RuleSet:
     for path in paths:
         for rule in load_file(path):
             first = seen.setdefault(rule.metric, rule)
-            if first.shape.scope.kind != rule.shape.scope.kind \
-                    or first.shape.scope.layer != rule.shape.scope.layer:
+            if first.shape.scope.kind != rule.shape.scope.kind or first.shape.scope.layer != rule.shape.scope.layer:
                 raise RuleError(
                     f"the metric {rule.metric} is already defined at {first.file}:{first.pos} "
                     f"for a {first.shape.scope.kind} of layer {first.shape.scope.layer}; one "
-                    "metric has one scope and layer.", rule.file, rule.pos)
+                    "metric has one scope and layer.",
+                    rule.file,
+                    rule.pos,
+                )
             rules.append(rule)
     return RuleSet(rules, [str(p) for p in paths])
 
@@ -79,24 +80,21 @@ def _rules(file: FileText, name: str) -> list[Rule]:
     except yaml.MarkedYAMLError as error:
         mark = error.problem_mark or error.context_mark
         pos = Pos(mark.line + 1, mark.column + 1) if mark else None
-        raise RuleError(f"the file is not valid YAML: {error.problem or error}.", pos=pos) \
-            from None
+        raise RuleError(f"the file is not valid YAML: {error.problem or error}.", pos=pos) from None
     except yaml.YAMLError as error:
         raise RuleError(f"the file is not valid YAML: {error}.") from None
     if root is None:
-        raise RuleError("the file is empty; a rule file needs metricPrefix and metricsRules.",
-                        pos=Pos(1, 1))
+        raise RuleError("the file is empty; a rule file needs metricPrefix and metricsRules.", pos=Pos(1, 1))
     entries = _mapping(root, _FILE_KEYS, "a rule file")
     if "metricPrefix" not in entries or _text(entries["metricPrefix"]) is None:
-        raise RuleError("the file has no metricPrefix; SkyWalking names every metric "
-                        "<metricPrefix>_<name>.", pos=_pos(root))
+        raise RuleError(
+            "the file has no metricPrefix; SkyWalking names every metric <metricPrefix>_<name>.", pos=_pos(root)
+        )
     prefix_name = _text(entries["metricPrefix"])
     assert prefix_name is not None
     rules_node = entries.get("metricsRules")
-    if rules_node is None or not isinstance(rules_node, yaml.SequenceNode) \
-            or not rules_node.value:
-        raise RuleError("the file needs metricsRules, a list of {name, exp} entries.",
-                        pos=_pos(rules_node or root))
+    if rules_node is None or not isinstance(rules_node, yaml.SequenceNode) or not rules_node.value:
+        raise RuleError("the file needs metricsRules, a list of {name, exp} entries.", pos=_pos(rules_node or root))
 
     exp_prefix = _source(entries.get("expPrefix"), file)
     exp_suffix = _source(entries.get("expSuffix"), file)
@@ -115,35 +113,39 @@ def _rules(file: FileText, name: str) -> list[Rule]:
         rule_name = _text(fields["name"])
         metric = f"{prefix_name}_{rule_name}"
         if not _METRIC.fullmatch(metric):
-            raise RuleError(f"the metric name {metric!r} may hold only letters, digits and _.",
-                            pos=_pos(fields["name"]))
+            raise RuleError(
+                f"the metric name {metric!r} may hold only letters, digits and _.", pos=_pos(fields["name"])
+            )
         exp = _source(fields["exp"], file)
         assert exp is not None
         composed = _compose(exp, exp_prefix, exp_suffix)
         expression = parse_expression(composed)
-        rules.append(Rule(
-            metric=metric,
-            expression=expression,
-            filter=file_filter,
-            shape=check(expression),
-            unit=_text(fields.get("unit")) or "",
-            description=" ".join((_text(fields.get("description")) or "").split()),
-            file=name,
-            pos=_pos(fields["exp"]),
-            text=composed.text,
-        ))
+        rules.append(
+            Rule(
+                metric=metric,
+                expression=expression,
+                filter=file_filter,
+                shape=check(expression),
+                unit=_text(fields.get("unit")) or "",
+                description=" ".join((_text(fields.get("description")) or "").split()),
+                file=name,
+                pos=_pos(fields["exp"]),
+                text=composed.text,
+            )
+        )
     return rules
 
 
 def _compose(exp: Source, prefix: Source | None, suffix: Source | None) -> Source:
     """SkyWalking's formatExp, by text, keeping each character's file position."""
+
     def our(text: str) -> Source:
         return Source.synthetic(text)
 
     composed = exp
     if prefix is not None:
         dot = exp.find(".")
-        before, after = (exp, None) if dot < 0 else (exp[:dot], exp[dot + 1:])
+        before, after = (exp, None) if dot < 0 else (exp[:dot], exp[dot + 1 :])
         composed = our("(") + before + our(".") + prefix + our(")")
         if after is not None and after.text:
             composed = our("(") + composed + our(".") + after + our(")")
@@ -168,11 +170,11 @@ def _mapping(node: yaml.Node, allowed: tuple[str, ...], what: str) -> dict[str, 
         if name in entries:
             raise RuleError(f"the key {name} appears twice.", pos=_pos(key))
         if name == "initExp":
-            raise RuleError("initExp is not supported: it runs code at load time, and no "
-                            "rule here needs it.", pos=_pos(key))
+            raise RuleError(
+                "initExp is not supported: it runs code at load time, and no rule here needs it.", pos=_pos(key)
+            )
         if name not in allowed:
-            raise RuleError(f"unknown key {name!r} in {what}; the keys are "
-                            f"{', '.join(allowed)}.", pos=_pos(key))
+            raise RuleError(f"unknown key {name!r} in {what}; the keys are {', '.join(allowed)}.", pos=_pos(key))
         entries[name] = value
     return entries
 
@@ -191,5 +193,4 @@ def _source(node: yaml.Node | None, file: FileText) -> Source | None:
     if value is None or not value.strip():
         return None
     assert isinstance(node, yaml.ScalarNode)
-    return file.scalar(value, node.start_mark.index, node.end_mark.index,
-                       quoted=node.style in ("'", '"'))
+    return file.scalar(value, node.start_mark.index, node.end_mark.index, quoted=node.style in ("'", '"'))

@@ -44,8 +44,7 @@ def parse_closure(source: Source) -> n.Closure:
     """The tree of a standalone closure (a file's ``filter``)."""
     parser = _Parser(source)
     if parser.peek().kind != "{":
-        parser.fail(parser.peek(), "a filter must be a closure such as "
-                    "{ tags -> tags.Namespace == 'AWS/DynamoDB' }")
+        parser.fail(parser.peek(), "a filter must be a closure such as { tags -> tags.Namespace == 'AWS/DynamoDB' }")
     closure = parser.closure()
     parser.expect(EOF, "the closure should end here")
     return closure
@@ -77,8 +76,7 @@ class _Parser:
         token = self.peek()
         if token.kind != kind:
             found = "the end" if token.kind == EOF else repr(token.text)
-            wanted = "the end" if kind == EOF else repr(kind) if kind not in (IDENT, STRING) \
-                else kind.lower()
+            wanted = "the end" if kind == EOF else repr(kind) if kind not in (IDENT, STRING) else kind.lower()
             self.fail(token, f"expected {wanted} but found {found}: {context}")
         return self.next()
 
@@ -114,8 +112,10 @@ class _Parser:
             self.next()
             name = self.expect(IDENT, "a method name follows '.'")
             if self.peek().kind != "(":
-                self.fail(self.peek(), f"'{name.text}' is not a method call; MAL reads "
-                          "fields only inside closures (tags.name)")
+                self.fail(
+                    self.peek(),
+                    f"'{name.text}' is not a method call; MAL reads fields only inside closures (tags.name)",
+                )
             self.next()
             args = self.args()
             tree = n.Call(tree, str(name.value), args, self.pos(name))
@@ -135,12 +135,19 @@ class _Parser:
         if token.kind == IDENT:
             self.next()
             if self.peek().kind == "(":
-                self.fail(token, f"the function {token.text}(...) is not supported; MAL "
-                          "here applies methods to sample families, as in family.sum([...])")
+                self.fail(
+                    token,
+                    f"the function {token.text}(...) is not supported; MAL "
+                    "here applies methods to sample families, as in family.sum([...])",
+                )
             # Layer.X is an enum constant; family.method( is a method call on a family.
             # (Family names start lowercase: amazonaws_com_...; types start uppercase.)
-            if (token.text in _ENUMS or token.text[0].isupper()) and self.peek().kind == "." \
-                    and self.peek(1).kind == IDENT and self.peek(2).kind != "(":
+            if (
+                (token.text in _ENUMS or token.text[0].isupper())
+                and self.peek().kind == "."
+                and self.peek(1).kind == IDENT
+                and self.peek(2).kind != "("
+            ):
                 self.next()
                 member = self.next()
                 return n.EnumRef(token.text, member.text, self.pos(token))
@@ -207,8 +214,7 @@ class _Parser:
         if self.peek().kind != "->":
             self.fail(self.peek(), "a closure names its parameter first, as in {tags -> ...}")
         if len(params) != 1:
-            self.fail(start, "closures here take exactly one parameter, the labels "
-                      "(as in {tags -> ...})")
+            self.fail(start, "closures here take exactly one parameter, the labels (as in {tags -> ...})")
         self.next()
         param = params[0].text
         braced = self.peek().kind == "{"
@@ -233,8 +239,12 @@ class _Parser:
         return tuple(body)
 
     def statement(self, param: str) -> n.Stmt:
-        if self.peek().kind == IDENT and self.peek(1).kind == "." \
-                and self.peek(2).kind == IDENT and self.peek(3).kind == "=":
+        if (
+            self.peek().kind == IDENT
+            and self.peek(1).kind == "."
+            and self.peek(2).kind == IDENT
+            and self.peek(3).kind == "="
+        ):
             target = self.next()
             self._check_param(target, param)
             self.next()
@@ -248,8 +258,7 @@ class _Parser:
         if self.peek().kind == "?":
             mark = self.next()
             if self.peek().kind == ":":
-                self.fail(self.peek(), "the Elvis operator ?: is not supported; write "
-                          "a ? a : b")
+                self.fail(self.peek(), "the Elvis operator ?: is not supported; write a ? a : b")
             then = self.cexpr(param)
             self.expect(":", "a ternary needs ':' after its first branch")
             otherwise = self.cexpr(param)
@@ -302,11 +311,13 @@ class _Parser:
         if token.kind == IDENT:
             if token.text in ("null", "true", "false"):
                 self.next()
-                return n.Literal({"null": None, "true": True, "false": False}[token.text],
-                                 self.pos(token))
+                return n.Literal({"null": None, "true": True, "false": False}[token.text], self.pos(token))
             if token.text in _KEYWORDS:
-                self.fail(token, f"'{token.text}' is not supported inside closures; the "
-                          "subset has tag reads, assignments, +, ==, !=, &&, ||, ! and ?:")
+                self.fail(
+                    token,
+                    f"'{token.text}' is not supported inside closures; the "
+                    "subset has tag reads, assignments, +, ==, !=, &&, ||, ! and ?:",
+                )
             self.next()
             self._check_param(token, param)
             if self.peek().kind == "[":
@@ -314,8 +325,7 @@ class _Parser:
             self.expect(".", f"read a label as {param}.name")
             name = self.expect(IDENT, f"read a label as {param}.name")
             if self.peek().kind in (".", "(", "["):
-                self.fail(self.peek(), "method calls and nested fields are not supported "
-                          "inside closures")
+                self.fail(self.peek(), "method calls and nested fields are not supported inside closures")
             return n.TagRead(name.text, self.pos(token))
         found = "the end" if token.kind == EOF else repr(token.text)
         self.fail(token, f"expected a label, a string or a condition but found {found}")
@@ -323,5 +333,4 @@ class _Parser:
 
     def _check_param(self, token: Token, param: str) -> None:
         if token.text != param:
-            self.fail(token, f"unknown name '{token.text}'; this closure's labels are "
-                      f"'{param}', as in {param}.name")
+            self.fail(token, f"unknown name '{token.text}'; this closure's labels are '{param}', as in {param}.name")

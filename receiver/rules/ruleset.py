@@ -76,9 +76,9 @@ class RuleSet:
         for rule in self.rules:
             if rule.metric not in infos:
                 scope = rule.shape.scope
-                infos[rule.metric] = MetricInfo(rule.metric, scope.kind, rule.unit,
-                                                rule.description, scope.layer,
-                                                rule.shape.downsampling)
+                infos[rule.metric] = MetricInfo(
+                    rule.metric, scope.kind, rule.unit, rule.description, scope.layer, rule.shape.downsampling
+                )
         self._infos = infos
         # Closures' answers per label values, shared by every later evaluation.
         self._answers: f.Answers = {}
@@ -100,8 +100,7 @@ class RuleSet:
             return list(self.rules)
         return [r for r in self.rules if r.metric in metrics]
 
-    def evaluate(self, samples: Iterable[Sample], *,
-                 metrics: Collection[str] | None = None) -> list[DerivedValue]:
+    def evaluate(self, samples: Iterable[Sample], *, metrics: Collection[str] | None = None) -> list[DerivedValue]:
         """Every metric's value (or those of ``metrics``) for every entity and minute.
 
         Sorted by metric, scope, service, endpoint/instance and minute. A value that cannot
@@ -109,8 +108,7 @@ class RuleSet:
         """
         return self.evaluation(samples, metrics=metrics).values
 
-    def evaluation(self, samples: Iterable[Sample], *,
-                   metrics: Collection[str] | None = None) -> Evaluation:
+    def evaluation(self, samples: Iterable[Sample], *, metrics: Collection[str] | None = None) -> Evaluation:
         """``evaluate``'s values, with the count of values not computed per metric.
 
         A value that cannot be computed (a sum past the largest float) is absent for its
@@ -128,8 +126,7 @@ class RuleSet:
             read = reads.get(sample.series)
             if read is None:
                 base = f.family_name(sample.series.namespace, sample.series.metric)
-                read = reads[sample.series] = not wanted.isdisjoint(
-                    (base, base + "_sum", base + "_count"))
+                read = reads[sample.series] = not wanted.isdisjoint((base, base + "_sum", base + "_count"))
             if read:
                 unique[sample.identity] = sample
         minutes: dict[int, list[Sample]] = {}
@@ -147,12 +144,20 @@ class RuleSet:
                 if lost:
                     not_computed[rule.metric] += lost
                 for service, endpoint, instance, value in named:
-                    key = (rule.metric, rule.shape.scope.kind, service, endpoint, instance,
-                           rule.shape.scope.layer, minute)
+                    key = (
+                        rule.metric,
+                        rule.shape.scope.kind,
+                        service,
+                        endpoint,
+                        instance,
+                        rule.shape.scope.layer,
+                        minute,
+                    )
                     found.setdefault(key, []).append(value)
         values = []
         for (metric, scope, service, endpoint, instance, layer, minute), parts in sorted(
-                found.items(), key=lambda item: _order(item[0])):
+            found.items(), key=lambda item: _order(item[0])
+        ):
             # Rules of one metric naming one entity: their mean (finite, as the parts are).
             value = f.mean(parts)
             if math.isfinite(value):
@@ -162,8 +167,9 @@ class RuleSet:
         return Evaluation(values, dict(not_computed))
 
     @staticmethod
-    def _run(rule: Rule, data: dict[str, f.Family], filtered: dict[tuple[int, str], f.Family],
-             memo: f.Memo) -> tuple[list[tuple[str, str | None, str | None, float]], int]:
+    def _run(
+        rule: Rule, data: dict[str, f.Family], filtered: dict[tuple[int, str], f.Family], memo: f.Memo
+    ) -> tuple[list[tuple[str, str | None, str | None, float]], int]:
         """The entities the rule names with their values, and how many it could not compute."""
         inputs: dict[str, f.Family] = {}
         for name in rule.shape.families:
@@ -187,8 +193,13 @@ class RuleSet:
             reason = (rule.file, rule.pos, str(failure))
             if reason not in _warned:
                 _warned.add(reason)
-                log.warning("rule %s (%s:%s) gives no value where its closure fails: %s",
-                            rule.metric, rule.file, rule.pos, failure)
+                log.warning(
+                    "rule %s (%s:%s) gives no value where its closure fails: %s",
+                    rule.metric,
+                    rule.file,
+                    rule.pos,
+                    failure,
+                )
             return [], 0
         except ArithmeticError as error:
             # Families keep values not computed as NOT_COMPUTED rather than raise; should an
@@ -197,8 +208,13 @@ class RuleSet:
             reason = (rule.file, rule.pos, f"{type(error).__name__}: {error}")
             if reason not in _warned:
                 _warned.add(reason)
-                log.warning("rule %s (%s:%s) gives no value where its arithmetic fails: %s",
-                            rule.metric, rule.file, rule.pos, reason[2])
+                log.warning(
+                    "rule %s (%s:%s) gives no value where its arithmetic fails: %s",
+                    rule.metric,
+                    rule.file,
+                    rule.pos,
+                    reason[2],
+                )
             return [], 1
         assert isinstance(result, tuple), "the checker guarantees a family"
         return entities(result, rule.shape.scope, memo)
@@ -214,8 +230,11 @@ def _dim(values: tuple[str, ...], delimiter: str) -> str:
     return delimiter.join(v for v in values if v)
 
 
-def entities(family: f.Family, scope: Scope, memo: f.Memo | None = None,
-             ) -> tuple[list[tuple[str, str | None, str | None, float]], int]:
+def entities(
+    family: f.Family,
+    scope: Scope,
+    memo: f.Memo | None = None,
+) -> tuple[list[tuple[str, str | None, str | None, float]], int]:
     """(service, endpoint, instance, value) for each entity the family's points name, and
     how many entities' values could not be computed (left out).
 

@@ -254,5 +254,3 @@ async def json_errors(request: web.Request, handler: Handler) -> web.StreamRespo
         if error is None:
             raise
         return error.response()
-
-

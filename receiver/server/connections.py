@@ -39,7 +39,6 @@ from receiver.errors import HttpError, Kind
 log = logging.getLogger("receiver.server.connections")
 
 
-
 def raw_answer(error: HttpError) -> bytes:
     """``error.response()`` as the bytes of a whole HTTP/1.1 answer that closes the connection,
     for when there is no request to answer through aiohttp."""
@@ -97,7 +96,8 @@ class ConnectionLimit:
         self.limit = limit
         self.open = 0
         self._refusals = RateLimitedLog(
-            log, "refused a connection: at the connection limit (--max-connections)", log_interval_s)
+            log, "refused a connection: at the connection limit (--max-connections)", log_interval_s
+        )
 
     def admit(self) -> bool:
         if self.open >= self.limit:
@@ -171,8 +171,10 @@ class Connection(RequestHandler):
 
     def _headers_too_slow(self) -> None:
         self._header_deadline = None
-        log.debug("closed a connection whose request headers took longer than the read timeout",
-                  extra={"peer": _peer(self.peername), "read_timeout_s": self._read_timeout_s})
+        log.debug(
+            "closed a connection whose request headers took longer than the read timeout",
+            extra={"peer": _peer(self.peername), "read_timeout_s": self._read_timeout_s},
+        )
         # As aiohttp's own keep-alive timeout does with a connection waiting for a request.
         self.force_close()
 
@@ -191,8 +193,11 @@ class Connection(RequestHandler):
         # Like aiohttp: a bad method on a connection's first request is usually TLS or a
         # scanner on the plain-HTTP port, not worth a warning.
         quiet = self._request_count == 1 and isinstance(exc, BadHttpMethod)
-        log.log(logging.DEBUG if quiet else logging.WARNING, "malformed HTTP request",
-                extra={"peer": request.remote or "", "reason": reason})
+        log.log(
+            logging.DEBUG if quiet else logging.WARNING,
+            "malformed HTTP request",
+            extra={"peer": request.remote or "", "reason": reason},
+        )
         response = HttpError(Kind.BAD_REQUEST, f"malformed HTTP request: {reason}").response()
         response.force_close()
         return response
@@ -249,8 +254,8 @@ class AcceptErrors:
         self._loop = loop
         self._previous: ExceptionHandler | None = loop.get_exception_handler()
         self._log = RateLimitedLog(
-            log, "cannot accept connections, out of system resources; retrying every second", interval_s,
-            logging.ERROR)
+            log, "cannot accept connections, out of system resources; retrying every second", interval_s, logging.ERROR
+        )
 
     def install(self) -> None:
         self._loop.set_exception_handler(self)

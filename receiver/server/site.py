@@ -28,7 +28,6 @@ FD_RESERVE = 64
 pipes, outgoing connections (DynamoDB, OTLP, alarm webhooks), logs."""
 
 
-
 class ReceiverSite(web.BaseSite):
     """aiohttp's TCPSite with the receiver's connections (receiver/server/connections.py): read
     deadlines, the idle timeout and the connection limit of ``config``."""
@@ -63,12 +62,17 @@ class ReceiverSite(web.BaseSite):
 
         def connection() -> Connection:
             return Connection(
-                server, loop=loop, limit=self.limit, read_timeout_s=config.read_timeout_s,
-                keepalive_timeout=config.idle_timeout_s, **options,
+                server,
+                loop=loop,
+                limit=self.limit,
+                read_timeout_s=config.read_timeout_s,
+                keepalive_timeout=config.idle_timeout_s,
+                **options,
             )
 
         self._server = await loop.create_server(
-            connection, config.host, config.port, ssl=self._ssl_context, backlog=self._backlog)
+            connection, config.host, config.port, ssl=self._ssl_context, backlog=self._backlog
+        )
 
     async def stop(self) -> None:
         await super().stop()
@@ -155,9 +159,7 @@ async def serve(config: ServeConfig, store: Store, ready: Callable[[int], None] 
         try:
             await site.start()
         except OSError as exc:
-            raise ConfigError(
-                f"cannot listen on {config.host}:{config.port}: {exc.strerror or exc}"
-            ) from None
+            raise ConfigError(f"cannot listen on {config.host}:{config.port}: {exc.strerror or exc}") from None
         port = site.port
         scheme = "https" if context else "http"
         log.info("listening", extra={"url": f"{scheme}://{config.host}:{port}"})

@@ -29,9 +29,7 @@ __all__ = [
     "open_store_from_url",
 ]
 
-SUPPORTED_FORMS = (
-    "memory://, sqlite:///relative/path.db, sqlite:////absolute/path.db or dynamodb://TABLE?region=REGION"
-)
+SUPPORTED_FORMS = "memory://, sqlite:///relative/path.db, sqlite:////absolute/path.db or dynamodb://TABLE?region=REGION"
 _SQLITE_QUERY_OPTIONS = ("synchronous",)
 
 
@@ -70,9 +68,7 @@ def _sqlite_arguments(url: str, rest: str) -> dict[str, Any]:
         )
     path = path[1:]
     if not path or path.endswith("/"):
-        raise StoreConfigError(
-            f"store URL {url!r} names no database file; give one, as in sqlite:///./data/metrics.db"
-        )
+        raise StoreConfigError(f"store URL {url!r} names no database file; give one, as in sqlite:///./data/metrics.db")
     if path == ":memory:":
         raise StoreConfigError(f"store URL {url!r} asks for an in-memory SQLite database; use memory:// instead")
     arguments: dict[str, Any] = {"path": path}

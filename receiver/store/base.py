@@ -130,9 +130,7 @@ class Store(Protocol):
         """Buckets starting at or after ``since_ms`` whose derived values are missing or older
         than their samples' version, ascending."""
 
-    async def put_derived(
-        self, step_ms: int, bucket_ms: int, version: int, values: Sequence[DerivedValue]
-    ) -> bool:
+    async def put_derived(self, step_ms: int, bucket_ms: int, version: int, values: Sequence[DerivedValue]) -> bool:
         """Replace the derived values of one bucket by ``values``, computed at ``version``.
 
         Values of this bucket that are not in ``values`` are removed (an entity that no
@@ -213,9 +211,7 @@ def quarantine_order(record: QuarantinedRecord) -> tuple[int, str, int]:
     return (record.received_ms, record.request_id, record.index)
 
 
-def retention_cutoffs(
-    now_ms: int, minute_retention_days: float, hour_retention_days: float
-) -> dict[int, int]:
+def retention_cutoffs(now_ms: int, minute_retention_days: float, hour_retention_days: float) -> dict[int, int]:
     """For each step, the bucket start before which data is past its retention."""
     return {
         MINUTE_MS: now_ms - int(minute_retention_days * DAY_MS),

@@ -153,14 +153,10 @@ class MemoryStore:
         return sorted(
             bucket
             for (step, bucket), version in self._versions.items()
-            if step == step_ms
-            and bucket >= since_ms
-            and self._derived_versions.get((step, bucket), 0) < version
+            if step == step_ms and bucket >= since_ms and self._derived_versions.get((step, bucket), 0) < version
         )
 
-    async def put_derived(
-        self, step_ms: int, bucket_ms: int, version: int, values: Sequence[DerivedValue]
-    ) -> bool:
+    async def put_derived(self, step_ms: int, bucket_ms: int, version: int, values: Sequence[DerivedValue]) -> bool:
         self._check_open()
         key = (step_ms, bucket_ms)
         if self._derived_versions.get(key, 0) >= version:

@@ -69,9 +69,7 @@ async def query(request: web.Request) -> web.Response:
     return web.json_response({"metric": metric.name, "unit": metric.unit, "points": points})
 
 
-def _query_parameters(
-    request: web.Request, rules: RuleHolder
-) -> tuple[MetricInfo, str, str | None, int, int, int]:
+def _query_parameters(request: web.Request, rules: RuleHolder) -> tuple[MetricInfo, str, str | None, int, int, int]:
     params = request.query
     name = _required(params, "metric")
     metric = rules.current.metric(name)

@@ -45,11 +45,7 @@ def static_files(directory: Path = STATIC_DIR) -> dict[str, Path]:
     A fixed list read once (the app keeps it under DASHBOARD_FILES): a request names an
     entry in it and never reaches the file system with a path of its own.
     """
-    files = {
-        path.name: path
-        for path in sorted(directory.iterdir())
-        if path.is_file() and path.suffix in CONTENT_TYPES
-    }
+    files = {path.name: path for path in sorted(directory.iterdir()) if path.is_file() and path.suffix in CONTENT_TYPES}
     if "index.html" not in files:
         raise RuntimeError(f"the dashboard's files are missing from {directory}; reinstall the package")
     return files

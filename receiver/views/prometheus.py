@@ -258,44 +258,52 @@ def receiver_families(state: ReceiverState) -> list[Family]:
     t = state.telemetry
     families = [
         Family(
-            PREFIX + "firehose_requests_total", "counter",
+            PREFIX + "firehose_requests_total",
+            "counter",
             "Firehose deliveries answered, by HTTP status.",
             tuple(Point((("status", str(status)),), count) for status, count in t.requests_by_status),
         ),
         Family(
-            PREFIX + "firehose_duplicate_requests_total", "counter",
+            PREFIX + "firehose_duplicate_requests_total",
+            "counter",
             "Deliveries whose request id was already committed (Firehose retries), answered 200 without storing again.",
             (Point((), t.duplicates),),
         ),
         Family(
-            PREFIX + "firehose_records_total", "counter",
+            PREFIX + "firehose_records_total",
+            "counter",
             "Records in committed deliveries, quarantined ones included.",
             (Point((), t.records),),
         ),
         Family(
-            PREFIX + "firehose_samples_total", "counter",
+            PREFIX + "firehose_samples_total",
+            "counter",
             "CloudWatch datapoints (samples) committed to the store.",
             (Point((), t.samples),),
         ),
         Family(
-            PREFIX + "firehose_received_bytes_total", "counter",
+            PREFIX + "firehose_received_bytes_total",
+            "counter",
             "Request body bytes read, as sent (compressed when the delivery is gzipped).",
             (Point((), t.body_bytes),),
         ),
         Family(
-            PREFIX + "firehose_decode_errors_total", "counter",
+            PREFIX + "firehose_decode_errors_total",
+            "counter",
             "Deliveries refused with 400, by what could not be read: the body (size, gzip, cut short) "
             "or the envelope (headers, JSON, base64, request id).",
             tuple(Point((("reason", reason),), count) for reason, count in t.decode_errors),
         ),
         Family(
-            PREFIX + "records_quarantined_total", "counter",
+            PREFIX + "records_quarantined_total",
+            "counter",
             "Records set aside because they did not decode, by reason; the rest of their delivery was "
             "taken. They are kept in the store for re-delivery (python -m receiver quarantine).",
             tuple(Point((("reason", reason),), count) for reason, count in t.quarantined),
         ),
         Family(
-            PREFIX + "firehose_aborted_requests_total", "counter",
+            PREFIX + "firehose_aborted_requests_total",
+            "counter",
             "Deliveries whose client disconnected before sending the whole body (no answer sent).",
             (Point((), t.aborted),),
         ),
@@ -305,18 +313,21 @@ def receiver_families(state: ReceiverState) -> list[Family]:
             t.latency,
         ),
         Family(
-            PREFIX + "inflight_body_bytes", "gauge",
+            PREFIX + "inflight_body_bytes",
+            "gauge",
             "Memory held by deliveries in flight now: their bodies (compressed and decompressed) "
             "and what their decoding may take.",
             (Point((), state.inflight_bytes),),
         ),
         Family(
-            PREFIX + "inflight_body_bytes_limit", "gauge",
+            PREFIX + "inflight_body_bytes_limit",
+            "gauge",
             "The in-flight byte budget; past it new deliveries get 503 and Firehose retries.",
             (Point((), state.inflight_limit_bytes),),
         ),
         Family(
-            PREFIX + "store_up", "gauge",
+            PREFIX + "store_up",
+            "gauge",
             "1 when the store answers its readiness probe (which waits behind no other work), "
             "else 0: 0 is broken, not busy.",
             (Point((), int(state.store_up)),),
@@ -325,7 +336,8 @@ def receiver_families(state: ReceiverState) -> list[Family]:
     if state.latest_minute_ms is not None:
         families.append(
             Family(
-                PREFIX + "latest_complete_minute_timestamp_seconds", "gauge",
+                PREFIX + "latest_complete_minute_timestamp_seconds",
+                "gauge",
                 "Start (epoch seconds) of the latest complete minute, the minute the derived gauges show; "
                 "they are left out once it is older than the stale-after time.",
                 (Point((), state.latest_minute_ms // 1000),),
@@ -339,14 +351,16 @@ def deriver_families(counts: DeriveCountsSnapshot) -> list[Family]:
     set_aside = dict(counts.set_aside)
     return [
         Family(
-            PREFIX + "values_not_computed_total", "counter",
+            PREFIX + "values_not_computed_total",
+            "counter",
             "Derived values that could not be computed (a sum or product past the largest floating-point "
             "number) and were left out, "
             "by metric and step (minute or hour); each bucket's lost values are counted once.",
             tuple(Point((("metric", metric), ("step", step)), n) for step, metric, n in counts.not_computed),
         ),
         Family(
-            PREFIX + "derive_buckets_set_aside_total", "counter",
+            PREFIX + "derive_buckets_set_aside_total",
+            "counter",
             "Minutes and hours whose derivation kept failing and was set aside until new samples for them "
             "arrive, by step.",
             tuple(Point((("step", step),), set_aside.get(step, 0)) for step in STEP_NAMES.values()),
@@ -358,17 +372,20 @@ def alarm_families(counts: AlarmCountsSnapshot) -> list[Family]:
     """The alarm counters (receiver/alarms/counters.py), with alarm rules configured."""
     return [
         Family(
-            PREFIX + "alarms_fired_total", "counter",
+            PREFIX + "alarms_fired_total",
+            "counter",
             "Alarm firing notifications this replica sent (starts and reminders), by rule.",
             tuple(Point((("rule", rule),), n) for rule, n in counts.fired),
         ),
         Family(
-            PREFIX + "alarms_resolved_total", "counter",
+            PREFIX + "alarms_resolved_total",
+            "counter",
             "Alarm resolved notifications this replica sent, by rule.",
             tuple(Point((("rule", rule),), n) for rule, n in counts.resolved),
         ),
         Family(
-            PREFIX + "alarm_notifications_total", "counter",
+            PREFIX + "alarm_notifications_total",
+            "counter",
             "Alarm notification deliveries by channel (webhook, slack, sns) and outcome (delivered, "
             "failed: given up after the retries).",
             tuple(Point((("channel", c), ("outcome", o)), n) for c, o, n in counts.notifications),
@@ -445,7 +462,8 @@ async def _read_store(store: Store, window: MinuteWindow, now_ms: int) -> tuple[
                 values = await store.bucket_values(MINUTE_MS, latest)
     except (StoreError, TimeoutError) as exc:
         reason = str(exc) or f"no answer within {STORE_TIMEOUT_S:g} s"
-        log.warning("/metrics: the store's values did not come in time, derived metrics left out",
-                    extra={"error": reason})
+        log.warning(
+            "/metrics: the store's values did not come in time, derived metrics left out", extra={"error": reason}
+        )
         return latest, [], True
     return latest, values, True

@@ -32,18 +32,20 @@ async def quarantine(request: web.Request) -> web.Response:
         total = await store.count_quarantined()
     except StoreError as exc:
         raise HttpError(Kind.STORE_UNAVAILABLE, f"the store is unavailable: {exc}") from None
-    return web.json_response({
-        "total": total,
-        "records": [
-            {
-                "request_id": record.request_id,
-                "index": record.index,
-                "received": record.received_ms // 1000,
-                "reason": record.reason,
-                "detail": record.detail,
-                "bytes": len(record.data),
-                "common_attributes": dict(record.labels),
-            }
-            for record in records
-        ],
-    })
+    return web.json_response(
+        {
+            "total": total,
+            "records": [
+                {
+                    "request_id": record.request_id,
+                    "index": record.index,
+                    "received": record.received_ms // 1000,
+                    "reason": record.reason,
+                    "detail": record.detail,
+                    "bytes": len(record.data),
+                    "common_attributes": dict(record.labels),
+                }
+                for record in records
+            ],
+        }
+    )

@@ -65,9 +65,7 @@ async def test_a_reminder_goes_out_when_the_silence_period_has_passed(store, tmp
 async def test_it_resolves_once_fewer_than_count_minutes_breach(store, tmp_path):
     clock = Clock()
     ev = evaluator(store, [rule(tmp_path, THROTTLED.format(silence=0))], clock)
-    seen = await run_minutes(
-        store, ev, clock, {0: {"T": 1}, 1: {"T": 1}, 2: {"T": 0}, 3: {"T": 0}, 4: {"T": 0}}
-    )
+    seen = await run_minutes(store, ev, clock, {0: {"T": 1}, 1: {"T": 1}, 2: {"T": 0}, 3: {"T": 0}, 4: {"T": 0}})
     assert seen == [(1, FIRING), (3, RESOLVED)]
     resolved = (await store.alarm_events(minute(3)))[0]
     assert (resolved.seq, resolved.value) == (2, 0.0)
@@ -121,9 +119,7 @@ async def test_include_and_exclude_patterns_pick_the_tables(store, tmp_path):
 async def test_a_restarted_evaluator_repeats_nothing_and_carries_the_alarm_on(store, tmp_path):
     rules = [rule(tmp_path, THROTTLED.format(silence=0))]
     clock = Clock()
-    assert await run_minutes(store, evaluator(store, rules, clock), clock, {0: {"T": 1}, 1: {"T": 1}}) == [
-        (1, FIRING)
-    ]
+    assert await run_minutes(store, evaluator(store, rules, clock), clock, {0: {"T": 1}, 1: {"T": 1}}) == [(1, FIRING)]
     restarted = evaluator(store, rules, clock, catch_up=10)  # a new process catching up
     assert await run_minutes(store, restarted, clock, {2: {"T": 1}, 3: {"T": 0}, 4: {"T": 0}}) == [(4, RESOLVED)]
 
@@ -156,7 +152,12 @@ async def test_two_evaluators_on_one_store_write_each_event_once(tmp_path):
         stored = await first.alarm_events(0)
         assert sorted(written, key=lambda e: (e.minute_ms, e.endpoint)) == stored
         assert [(e.endpoint, e.kind) for e in stored] == [
-            ("T", FIRING), ("U", FIRING), ("T", RESOLVED), ("U", RESOLVED), ("T", FIRING), ("U", FIRING)
+            ("T", FIRING),
+            ("U", FIRING),
+            ("T", RESOLVED),
+            ("U", RESOLVED),
+            ("T", FIRING),
+            ("U", FIRING),
         ]
     finally:
         await first.close()

@@ -29,8 +29,14 @@ def test_the_shipped_rules_load_and_read_defined_metrics_of_their_scope():
     rules = load_alarms(default_alarms_dir())
     check_metrics(rules, SCOPES)
     names = {r.name for r in rules}
-    assert {"table_read_throttled", "table_system_errors", "account_user_errors",
-            "table_transaction_conflicts", "table_read_capacity_high", "table_get_latency_high"} <= names
+    assert {
+        "table_read_throttled",
+        "table_system_errors",
+        "account_user_errors",
+        "table_transaction_conflicts",
+        "table_read_capacity_high",
+        "table_get_latency_high",
+    } <= names
 
 
 def test_defaults_fill_count_silence_and_message(tmp_path):
@@ -85,7 +91,10 @@ def test_an_unknown_metric_or_a_metric_of_the_other_scope_is_refused(tmp_path):
 def test_check_rules_checks_the_alarm_directory_too(tmp_path):
     out, err = io.StringIO(), io.StringIO()
     assert check_rules_main(None, out, err, alarms_dir=default_alarms_dir()) == 0
-    assert out.getvalue().splitlines()[-1] == f"{len(load_alarms(default_alarms_dir()))} alarm rules in {default_alarms_dir()}"
+    assert (
+        out.getvalue().splitlines()[-1]
+        == f"{len(load_alarms(default_alarms_dir()))} alarm rules in {default_alarms_dir()}"
+    )
     (tmp_path / "a.yaml").write_text(GOOD.replace("period: 5", "period: x"))
     out, err = io.StringIO(), io.StringIO()
     assert check_rules_main(None, out, err, alarms_dir=tmp_path) == 1
@@ -106,8 +115,12 @@ def test_expressions_compute_and_have_no_value_without_data_or_on_division_by_ze
 
 def test_baseline_is_the_mean_of_the_minutes_before_that_have_values():
     expression = parse_expression("latency / baseline(latency, 3)")
-    values = {("latency", 0): 30.0, ("latency", -60_000): 10.0, ("latency", -180_000): 20.0,
-              ("latency", -240_000): 1000.0}
+    values = {
+        ("latency", 0): 30.0,
+        ("latency", -60_000): 10.0,
+        ("latency", -180_000): 20.0,
+        ("latency", -240_000): 1000.0,
+    }
     assert expression.lookback_minutes == 3
     assert expression.evaluate(lookup_from(values), 0) == 2.0
 

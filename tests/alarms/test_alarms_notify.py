@@ -31,8 +31,9 @@ message: "{endpoint}: {value} throttled"
 
 
 def event(kind=FIRING):
-    return AlarmEvent("throttled", SERVICE, "GameScores", 1, kind, minute(3), 4.0, 0.0, "GameScores: 4 throttled",
-                      minute(4) + 1500)
+    return AlarmEvent(
+        "throttled", SERVICE, "GameScores", 1, kind, minute(3), 4.0, 0.0, "GameScores: 4 throttled", minute(4) + 1500
+    )
 
 
 class Sink:
@@ -60,12 +61,25 @@ async def test_the_webhook_posts_the_documented_body(tmp_path):
     async with serve_app(sink.app) as client, ClientSession() as session:
         counts = await deliver(WebhookChannel(client.base + "/hook", session), rule(tmp_path, BODY))
     assert counts == (("webhook", "delivered", 1),)
-    assert sink.bodies == [{
-        "status": "firing", "rule": "throttled", "scope": "endpoint", "service": SERVICE, "endpoint": "GameScores",
-        "expression": "aws_dynamodb_endpoint_write_throttled_requests", "op": ">", "threshold": 0.0, "value": 4.0,
-        "minute": "2023-11-14T22:17:00Z", "period_minutes": 5, "count": 2, "message": "GameScores: 4 throttled",
-        "sequence": 1, "sent_at": "2023-11-14T22:18:01Z",
-    }]
+    assert sink.bodies == [
+        {
+            "status": "firing",
+            "rule": "throttled",
+            "scope": "endpoint",
+            "service": SERVICE,
+            "endpoint": "GameScores",
+            "expression": "aws_dynamodb_endpoint_write_throttled_requests",
+            "op": ">",
+            "threshold": 0.0,
+            "value": 4.0,
+            "minute": "2023-11-14T22:17:00Z",
+            "period_minutes": 5,
+            "count": 2,
+            "message": "GameScores: 4 throttled",
+            "sequence": 1,
+            "sent_at": "2023-11-14T22:18:01Z",
+        }
+    ]
 
 
 async def test_a_failing_webhook_is_retried_until_it_takes_the_notification(tmp_path):
@@ -116,8 +130,9 @@ async def test_slack_text_is_escaped_so_a_table_name_cannot_ping_or_link(tmp_pat
     async with serve_app(sink.app) as client, ClientSession() as session:
         channel = SlackChannel(client.base + "/hook", session)
         await Notifier([channel], AlarmCounters(), QUICK).deliver(hostile, rule(tmp_path, BODY))
-    assert sink.bodies == [{
-        "text": "[FIRING] &lt;!channel&gt; &amp; &lt;https://evil.example|Orders&gt;: 4 &gt; 0 throttled"}]
+    assert sink.bodies == [
+        {"text": "[FIRING] &lt;!channel&gt; &amp; &lt;https://evil.example|Orders&gt;: 4 &gt; 0 throttled"}
+    ]
 
 
 @pytest.fixture

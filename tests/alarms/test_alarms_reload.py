@@ -73,11 +73,14 @@ def test_reload_swaps_in_the_new_alarm_rules(dirs):
     assert names(alarms) == ["first", "second"]
 
 
-@pytest.mark.parametrize("broken, reason", [
-    (alarm_file("first") + "    wrong: 1\n", "unknown setting"),
-    ("rules: [", "not valid YAML"),
-    (alarm_file("first", metric="t_nothing"), "which no metric rule defines"),
-])
+@pytest.mark.parametrize(
+    "broken, reason",
+    [
+        (alarm_file("first") + "    wrong: 1\n", "unknown setting"),
+        ("rules: [", "not valid YAML"),
+        (alarm_file("first", metric="t_nothing"), "which no metric rule defines"),
+    ],
+)
 def test_a_broken_alarm_file_keeps_the_old_rules_with_one_line_naming_it(dirs, caplog, broken, reason):
     metrics, directory = dirs
     holder = RuleHolder(metrics)

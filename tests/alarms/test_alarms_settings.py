@@ -26,19 +26,26 @@ def test_by_default_the_repository_alarms_are_used_and_nothing_is_notified():
 
 
 def test_environment_variables_set_every_channel():
-    settings = parse(env={
-        "RECEIVER_ALARM_WEBHOOKS": "http://a.example/x, https://b.example/y",
-        "RECEIVER_ALARM_SLACK_WEBHOOK": "https://hooks.slack.com/services/T/B/C",
-        "RECEIVER_ALARM_SNS_TOPIC_ARN": TOPIC,
-    })
+    settings = parse(
+        env={
+            "RECEIVER_ALARM_WEBHOOKS": "http://a.example/x, https://b.example/y",
+            "RECEIVER_ALARM_SLACK_WEBHOOK": "https://hooks.slack.com/services/T/B/C",
+            "RECEIVER_ALARM_SNS_TOPIC_ARN": TOPIC,
+        }
+    )
     assert settings.webhooks == ("http://a.example/x", "https://b.example/y")
     assert settings.slack_webhook == "https://hooks.slack.com/services/T/B/C"
     assert (settings.sns_topic_arn, settings.sns_region) == (TOPIC, "eu-west-1")
 
 
 def test_options_win_over_the_environment(tmp_path):
-    settings = parse("--alarms", str(tmp_path), "--alarm-webhook", "http://c.example/",
-                     env={"RECEIVER_ALARMS": "/nowhere", "RECEIVER_ALARM_WEBHOOKS": "http://a.example/"})
+    settings = parse(
+        "--alarms",
+        str(tmp_path),
+        "--alarm-webhook",
+        "http://c.example/",
+        env={"RECEIVER_ALARMS": "/nowhere", "RECEIVER_ALARM_WEBHOOKS": "http://a.example/"},
+    )
     assert (settings.directory, settings.webhooks) == (tmp_path, ("http://c.example/",))
 
 

@@ -37,7 +37,8 @@ class Spec:
 
 def _of(samples: Iterable[Sample], metric: str, operations: Sequence[str] | None = None) -> list[Sample]:
     return [
-        s for s in samples
+        s
+        for s in samples
         if s.series.metric == metric
         and (operations is None or dict(s.series.dimensions).get("Operation") in operations)
     ]
@@ -47,6 +48,7 @@ def sum_of(metric: str, operations: Sequence[str] | None = None, divide: float =
     def compute(samples: list[Sample]) -> float | None:
         chosen = _of(samples, metric, operations)
         return math.fsum(s.sum for s in chosen) / divide if chosen else None
+
     return compute
 
 
@@ -55,6 +57,7 @@ def mean_of(metric: str, operations: Sequence[str]):
         chosen = _of(samples, metric, operations)
         count = math.fsum(s.count for s in chosen)
         return math.fsum(s.sum for s in chosen) / count if count else None
+
     return compute
 
 
@@ -62,6 +65,7 @@ def provisioned(metric: str):
     def compute(samples: list[Sample]) -> float | None:
         chosen = _of(samples, metric)
         return math.fsum(s.sum / s.count for s in chosen) if chosen else None
+
     return compute
 
 
@@ -72,6 +76,7 @@ def utilization(consumed: str, provision: str):
         if used is None or not provided:
             return None
         return used * 100 / provided
+
     return compute
 
 
@@ -79,14 +84,19 @@ def maximum_of(metric: str):
     def compute(samples: list[Sample]) -> float | None:
         chosen = _of(samples, metric)
         return max(s.max for s in chosen) if chosen else None
+
     return compute
 
 
 def percentile_of(statistic: str, operations: Sequence[str]):
     def compute(samples: list[Sample]) -> float | None:
-        found = [dict(s.stats)[statistic] for s in _of(samples, "SuccessfulRequestLatency", operations)
-                 if statistic in dict(s.stats)]
+        found = [
+            dict(s.stats)[statistic]
+            for s in _of(samples, "SuccessfulRequestLatency", operations)
+            if statistic in dict(s.stats)
+        ]
         return max(found) if found else None
+
     return compute
 
 
@@ -102,14 +112,25 @@ SPECS: tuple[Spec, ...] = (
     Spec("consumed_write_capacity_units", sum_of("ConsumedWriteCapacityUnits", divide=60)),
     Spec("provisioned_read_capacity_units", provisioned("ProvisionedReadCapacityUnits")),
     Spec("provisioned_write_capacity_units", provisioned("ProvisionedWriteCapacityUnits")),
-    Spec("read_capacity_utilization",
-         utilization("ConsumedReadCapacityUnits", "ProvisionedReadCapacityUnits"), ("endpoint",)),
-    Spec("write_capacity_utilization",
-         utilization("ConsumedWriteCapacityUnits", "ProvisionedWriteCapacityUnits"), ("endpoint",)),
-    *(Spec(f"{kind}_successful_request_latency", mean_of("SuccessfulRequestLatency", ops))
-      for kind, ops in _LATENCY.items()),
-    *(Spec(f"{kind}_successful_request_latency_{suffix}", percentile_of(stat, ops), ("endpoint",))
-      for kind, ops in _LATENCY.items() for suffix, stat in PERCENTILES.items()),
+    Spec(
+        "read_capacity_utilization",
+        utilization("ConsumedReadCapacityUnits", "ProvisionedReadCapacityUnits"),
+        ("endpoint",),
+    ),
+    Spec(
+        "write_capacity_utilization",
+        utilization("ConsumedWriteCapacityUnits", "ProvisionedWriteCapacityUnits"),
+        ("endpoint",),
+    ),
+    *(
+        Spec(f"{kind}_successful_request_latency", mean_of("SuccessfulRequestLatency", ops))
+        for kind, ops in _LATENCY.items()
+    ),
+    *(
+        Spec(f"{kind}_successful_request_latency_{suffix}", percentile_of(stat, ops), ("endpoint",))
+        for kind, ops in _LATENCY.items()
+        for suffix, stat in PERCENTILES.items()
+    ),
     Spec("query_returned_item_count", sum_of("ReturnedItemCount", ("Query",))),
     Spec("scan_returned_item_count", sum_of("ReturnedItemCount", ("Scan",))),
     Spec("time_to_live_deleted_item_count", sum_of("TimeToLiveDeletedItemCount")),
@@ -124,16 +145,19 @@ SPECS: tuple[Spec, ...] = (
 )
 ACCOUNT_SPECS: tuple[Spec, ...] = (
     Spec("user_errors", sum_of("UserErrors"), ("service",)),
-    *(Spec(name, maximum_of(metric), ("service",)) for name, metric in (
-        ("account_max_reads", "AccountMaxReads"),
-        ("account_max_writes", "AccountMaxWrites"),
-        ("account_max_table_level_reads", "AccountMaxTableLevelReads"),
-        ("account_max_table_level_writes", "AccountMaxTableLevelWrites"),
-        ("account_provisioned_read_capacity_utilization", "AccountProvisionedReadCapacityUtilization"),
-        ("account_provisioned_write_capacity_utilization", "AccountProvisionedWriteCapacityUtilization"),
-        ("max_provisioned_read_capacity_utilization", "MaxProvisionedTableReadCapacityUtilization"),
-        ("max_provisioned_write_capacity_utilization", "MaxProvisionedTableWriteCapacityUtilization"),
-    )),
+    *(
+        Spec(name, maximum_of(metric), ("service",))
+        for name, metric in (
+            ("account_max_reads", "AccountMaxReads"),
+            ("account_max_writes", "AccountMaxWrites"),
+            ("account_max_table_level_reads", "AccountMaxTableLevelReads"),
+            ("account_max_table_level_writes", "AccountMaxTableLevelWrites"),
+            ("account_provisioned_read_capacity_utilization", "AccountProvisionedReadCapacityUtilization"),
+            ("account_provisioned_write_capacity_utilization", "AccountProvisionedWriteCapacityUtilization"),
+            ("max_provisioned_read_capacity_utilization", "MaxProvisionedTableReadCapacityUtilization"),
+            ("max_provisioned_write_capacity_utilization", "MaxProvisionedTableWriteCapacityUtilization"),
+        )
+    ),
 )
 
 

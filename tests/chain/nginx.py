@@ -64,22 +64,36 @@ class NginxGateway:
             self.port = free_port()
             self._write_config()
             self.proc = subprocess.Popen(
-                [NGINX, "-p", str(self.folder), "-c", str(self.folder / "nginx.conf"),
-                 "-e", str(self.folder / "error.log"), "-g", "daemon off;"],
-                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                [
+                    NGINX,
+                    "-p",
+                    str(self.folder),
+                    "-c",
+                    str(self.folder / "nginx.conf"),
+                    "-e",
+                    str(self.folder / "error.log"),
+                    "-g",
+                    "daemon off;",
+                ],
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
             )
             if self._wait_listening():
                 return self
         raise RuntimeError(f"nginx did not start:\n{self.error_log}")
 
     def _write_config(self) -> None:
-        server = render_template(TEMPLATE.read_text(), {
-            "LISTEN": f"127.0.0.1:{self.port}",
-            "SERVER_NAME": "localhost",
-            "TLS_CERTIFICATE": str(self.tls.server_cert),
-            "TLS_CERTIFICATE_KEY": str(self.tls.server_key),
-            "RECEIVER": self.receiver,
-        })
+        server = render_template(
+            TEMPLATE.read_text(),
+            {
+                "LISTEN": f"127.0.0.1:{self.port}",
+                "SERVER_NAME": "localhost",
+                "TLS_CERTIFICATE": str(self.tls.server_cert),
+                "TLS_CERTIFICATE_KEY": str(self.tls.server_key),
+                "RECEIVER": self.receiver,
+            },
+        )
         if self.edit is not None:
             server = self.edit(server)
         self.folder.mkdir(parents=True, exist_ok=True)

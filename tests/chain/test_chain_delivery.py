@@ -20,9 +20,15 @@ async def test_a_workload_through_the_tls_gateway_arrives_whole_with_the_defined
         receiver.wait_listening()
         with NginxGateway(tmp_path / "nginx", f"127.0.0.1:{receiver.port}", tls) as gateway:
             config = EmulatorConfig(
-                url=gateway.url, access_key=ACCESS_KEY, ca_file=tls.ca_cert, gzip=True,
-                record_format="opentelemetry0.7", buffer_bytes=48 * 1024, max_record_bytes=8 * 1024,
-                common_attributes=(("environment", "test"),), seed=1,
+                url=gateway.url,
+                access_key=ACCESS_KEY,
+                ca_file=tls.ca_cert,
+                gzip=True,
+                record_format="opentelemetry0.7",
+                buffer_bytes=48 * 1024,
+                max_record_bytes=8 * 1024,
+                common_attributes=(("environment", "test"),),
+                seed=1,
             )
             async with FirehoseEmulator(config) as stream:
                 for minute in stretch.minutes:

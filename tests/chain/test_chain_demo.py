@@ -26,9 +26,26 @@ class Demo:
 
     def __init__(self, db: Path) -> None:
         self.proc = subprocess.Popen(
-            [sys.executable, "-u", "-m", "receiver", "demo", "--port", "0", "--store", f"sqlite:///{db}",
-             "--backfill-minutes", str(BACKFILL_MINUTES), "--speed", "600"],  # a minute every 0.1 s
-            cwd=ROOT, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+            [
+                sys.executable,
+                "-u",
+                "-m",
+                "receiver",
+                "demo",
+                "--port",
+                "0",
+                "--store",
+                f"sqlite:///{db}",
+                "--backfill-minutes",
+                str(BACKFILL_MINUTES),
+                "--speed",
+                "600",
+            ],  # a minute every 0.1 s
+            cwd=ROOT,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
         )
         self.lines: list[str] = []
         threading.Thread(target=self._collect, daemon=True).start()
@@ -84,8 +101,10 @@ def test_the_demo_streams_into_the_receiver_and_stops_everything(tmp_path, stop_
         # Streamed minutes arrive after the backfilled ones (the clock runs 600 times faster).
         demo.wait_for(r"datapoints streamed(.|\n)*datapoints streamed(.|\n)*datapoints streamed")
         now = int(time.time())
-        query = (f"{base}/api/v1/query?metric=aws_dynamodb_consumed_read_capacity_units"
-                 f"&service=aws-dynamodb::123456789012&start={now - 3600}&end={now + 86400}")
+        query = (
+            f"{base}/api/v1/query?metric=aws_dynamodb_consumed_read_capacity_units"
+            f"&service=aws-dynamodb::123456789012&start={now - 3600}&end={now + 86400}"
+        )
         deadline = time.monotonic() + 30
         while len(get_json(query)["points"]) < BACKFILL_MINUTES + 2:
             assert time.monotonic() < deadline, get_json(query)

@@ -20,8 +20,10 @@ pytestmark = pytest.mark.slow
 
 def test_the_template_names_every_placeholder_it_needs():
     with pytest.raises(KeyError, match="RECEIVER"):
-        render_template(TEMPLATE.read_text(), {"LISTEN": "443", "SERVER_NAME": "x", "TLS_CERTIFICATE": "c",
-                                               "TLS_CERTIFICATE_KEY": "k"})
+        render_template(
+            TEMPLATE.read_text(),
+            {"LISTEN": "443", "SERVER_NAME": "x", "TLS_CERTIFICATE": "c", "TLS_CERTIFICATE_KEY": "k"},
+        )
 
 
 async def test_only_the_firehose_path_is_passed_to_the_receiver(tmp_path, tls):

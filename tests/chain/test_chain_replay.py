@@ -24,10 +24,15 @@ async def test_batches_written_to_the_error_output_are_restored_by_replay_even_t
         s3 = boto3.client("s3", region_name="us-east-1")
         s3.create_bucket(Bucket=BUCKET)
         firehose = EmulatorConfig(
-            url=f"http://127.0.0.1:{port}{INGEST_PATH}", access_key=ACCESS_KEY,
-            record_format="opentelemetry1.0", buffer_bytes=128 * 1024, max_record_bytes=8 * 1024,
-            retry=RetryPolicy(duration_s=60), time_scale=0.005,  # a 0.3 s retry window
-            error_output=f"s3://{BUCKET}/failed/", seed=4,
+            url=f"http://127.0.0.1:{port}{INGEST_PATH}",
+            access_key=ACCESS_KEY,
+            record_format="opentelemetry1.0",
+            buffer_bytes=128 * 1024,
+            max_record_bytes=8 * 1024,
+            retry=RetryPolicy(duration_s=60),
+            time_scale=0.005,  # a 0.3 s retry window
+            error_output=f"s3://{BUCKET}/failed/",
+            seed=4,
         )
         async with FirehoseEmulator(firehose) as stream:
             for minute in stretch.minutes:
@@ -38,18 +43,17 @@ async def test_batches_written_to_the_error_output_are_restored_by_replay_even_t
         assert len(keys) == len(stream.results) > 1
         assert all(key.startswith("failed/http-endpoint-failed/") for key in keys)
 
-        with ReceiverProcess("--store", f"sqlite:///{db}", "--access-key", ACCESS_KEY,
-                             "--port", str(port)) as receiver:
+        with ReceiverProcess("--store", f"sqlite:///{db}", "--access-key", ACCESS_KEY, "--port", str(port)) as receiver:
             receiver.wait_listening()
-            target = EmulatorConfig(url=receiver.url + INGEST_PATH, access_key=ACCESS_KEY,
-                                    retry=RetryPolicy(duration_s=30))
+            target = EmulatorConfig(
+                url=receiver.url + INGEST_PATH, access_key=ACCESS_KEY, retry=RetryPolicy(duration_s=30)
+            )
             sent_records = sum(r.records for r in stream.results)
             for _ in range(2):  # replaying again must change nothing
                 report = await replay(Source(f"s3://{BUCKET}/failed/"), target)
                 assert report.ok, report
                 assert (report.records, report.error_output_objects) == (sent_records, len(keys))
-                await assert_api_matches(receiver.url, expected_values(stretch.samples),
-                                         stretch.start_s, stretch.end_s)
+                await assert_api_matches(receiver.url, expected_values(stretch.samples), stretch.start_s, stretch.end_s)
             receiver.terminate()
             assert receiver.wait() == 0
 

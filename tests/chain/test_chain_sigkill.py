@@ -42,9 +42,14 @@ async def test_a_receiver_killed_mid_body_loses_nothing_and_counts_nothing_twice
             restarted.append(asyncio.create_task(restart_on_the_same_port()))
 
     config = EmulatorConfig(
-        url=f"http://127.0.0.1:{port}{INGEST_PATH}", access_key=ACCESS_KEY, record_format="json",
-        buffer_bytes=128 * 1024, max_record_bytes=8 * 1024,
-        retry=RetryPolicy(duration_s=300), time_scale=0.1, seed=2,  # backoff 0.1 s, 0.2 s, ...
+        url=f"http://127.0.0.1:{port}{INGEST_PATH}",
+        access_key=ACCESS_KEY,
+        record_format="json",
+        buffer_bytes=128 * 1024,
+        max_record_bytes=8 * 1024,
+        retry=RetryPolicy(duration_s=300),
+        time_scale=0.1,
+        seed=2,  # backoff 0.1 s, 0.2 s, ...
     )
     try:
         async with FirehoseEmulator(config, Hooks(body_progress=kill_mid_body)) as stream:

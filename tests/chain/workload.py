@@ -32,8 +32,9 @@ def recent_workload(minutes: int = 10, seed: int = 21) -> Stretch:
     """The last ``minutes`` complete minutes (within the receiver's retention, so they show)."""
     now = int(time.time() * 1000)
     first = now - now % PERIOD_MS - minutes * PERIOD_MS
-    return Stretch(list(Workload(seed=seed).minutes(first, minutes)), first // 1000,
-                   (first + minutes * PERIOD_MS) // 1000)
+    return Stretch(
+        list(Workload(seed=seed).minutes(first, minutes)), first // 1000, (first + minutes * PERIOD_MS) // 1000
+    )
 
 
 async def stored_samples(db: Path) -> list[Sample]:
@@ -49,5 +50,6 @@ async def stored_samples(db: Path) -> list[Sample]:
 def same_datapoints(stored: list[Sample], sent: list[Sample]) -> bool:
     """The stored set is exactly the sent set (labels aside), each datapoint once."""
     fields = lambda s: (s.identity, s.count, s.sum, s.min, s.max, s.stats)  # noqa: E731
-    return len(stored) == len({s.identity for s in sent}) and \
-        sorted(map(fields, stored)) == sorted({fields(s) for s in sent})
+    return len(stored) == len({s.identity for s in sent}) and sorted(map(fields, stored)) == sorted(
+        {fields(s) for s in sent}
+    )

@@ -22,8 +22,13 @@ CHROMIUM = "/usr/bin/chromium"
 # Without the background-networking flags Chromium dials out at start, and a closed
 # network refuses it with errors that have nothing to do with the page.
 CHROMIUM_ARGS = [
-    "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
 ]
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "out" / "screenshots"
 
@@ -58,7 +63,9 @@ class Tab:
 
 async def open_tab(browser: Browser) -> Tab:
     # A zone with a half-hour offset: the time axis must follow the local clock.
-    context = await browser.new_context(viewport={"width": 1280, "height": 900}, locale="en-GB", timezone_id="Asia/Kolkata")
+    context = await browser.new_context(
+        viewport={"width": 1280, "height": 900}, locale="en-GB", timezone_id="Asia/Kolkata"
+    )
     tab = Tab(await context.new_page(), context)
     tab.page.set_default_timeout(10_000)
     tab.page.on("console", lambda message: tab.errors.append(message.text) if message.type == "error" else None)

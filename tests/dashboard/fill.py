@@ -52,7 +52,10 @@ def busy_account(minute_ms: int) -> list[Sample]:
             _sample(_series("ProvisionedWriteCapacityUnits", **game), start, 50.0),
             _sample(
                 _series("SuccessfulRequestLatency", unit="Milliseconds", Operation="GetItem", **game),
-                start, 40.0 + i, 10, stats=(("p50", 3.0), ("p90", 6.0), ("p99", 9.5 + i)),
+                start,
+                40.0 + i,
+                10,
+                stats=(("p50", 3.0), ("p90", 6.0), ("p99", 9.5 + i)),
             ),
             _sample(_series("ConsumedReadCapacityUnits", **index), start, 12.0 * (i + 1), 3),
             _sample(_series("ProvisionedReadCapacityUnits", **index), start, 20.0),
@@ -74,7 +77,11 @@ def busy_account(minute_ms: int) -> list[Sample]:
 def quiet_account(minute_ms: int, account: str = OTHER_ACCOUNT) -> list[Sample]:
     """One table with reads in the last few minutes."""
     return [
-        _sample(_series("ConsumedReadCapacityUnits", account=account, TableName="Inventory"),
-                minute_ms - k * MINUTE_MS, 120.0, 4)
+        _sample(
+            _series("ConsumedReadCapacityUnits", account=account, TableName="Inventory"),
+            minute_ms - k * MINUTE_MS,
+            120.0,
+            4,
+        )
         for k in range(1, 4)
     ]

@@ -50,7 +50,9 @@ async def test_active_alarms_are_listed_on_every_page_and_link_to_their_entity(t
             items = tab.page.locator(f"{STRIP} li.alarm")
             assert await items.all_text_contents() != []
             assert [await a.text_content() for a in await tab.page.locator(f"{STRIP} li.alarm a").all()] == [
-                "GameScores: 4 writes throttled", "account: 40 user errors"]
+                "GameScores: 4 writes throttled",
+                "account: 40 user errors",
+            ]
             assert (await tab.page.text_content(f"{STRIP} strong")) == "2 alarms on:"
         await tab.page.screenshot(path=str(SCREENSHOTS / "alarms-strip.png"))
         await tab.page.click(f"{STRIP} li.alarm a >> text=GameScores: 4 writes throttled")
@@ -61,8 +63,14 @@ async def test_active_alarms_are_listed_on_every_page_and_link_to_their_entity(t
 
 async def test_a_failing_alarms_api_is_said_in_the_strip(tab):
     async with serve_app(receiver_app()) as client:
-        await tab.page.route("**/api/v1/alarms", lambda route: route.fulfill(
-            status=503, content_type="application/json", body='{"error": "the store failed"}'))
+        await tab.page.route(
+            "**/api/v1/alarms",
+            lambda route: route.fulfill(
+                status=503, content_type="application/json", body='{"error": "the store failed"}'
+            ),
+        )
         await open_at(tab, client, "#/")
-        assert "Alarms could not be loaded: /api/v1/alarms answered 503: the store failed" == \
-            await tab.page.text_content(STRIP)
+        assert (
+            "Alarms could not be loaded: /api/v1/alarms answered 503: the store failed"
+            == await tab.page.text_content(STRIP)
+        )

@@ -54,7 +54,10 @@ async def api_points(
 ) -> list[list[float]]:
     now = int(time.time())
     params = {
-        "metric": metric, "service": SERVICE, "start": (now - seconds) // step_s * step_s, "end": now,
+        "metric": metric,
+        "service": SERVICE,
+        "start": (now - seconds) // step_s * step_s,
+        "end": now,
         "step": "1m" if step_s == 60 else "1h",
     }
     if endpoint is not None:
@@ -157,7 +160,9 @@ async def test_charts_follow_the_window_width(tab, receiver):
     wide = int(await svg.get_attribute("width"))
     await tab.page.set_viewport_size({"width": 700, "height": 900})
     await expect(svg).not_to_have_attribute("width", str(wide))
-    plot_width = await tab.page.locator('figure[data-chart="read-capacity"] .plot').evaluate("(plot) => plot.clientWidth")
+    plot_width = await tab.page.locator('figure[data-chart="read-capacity"] .plot').evaluate(
+        "(plot) => plot.clientWidth"
+    )
     await expect(svg).to_have_attribute("width", str(plot_width))
 
 
@@ -225,8 +230,14 @@ async def test_the_tables_sort_by_a_clicked_column(tab, receiver):
 async def test_a_week_is_drawn_from_hourly_points(tab, receiver):
     await show(tab, receiver, ACCOUNT_HASH)
     steps: list[str] = []
-    tab.page.on("request", lambda request: steps.extend(
-        parse_qs(urlsplit(request.url).query).get("step", ["?"])) if "/api/v1/query" in request.url else None)
+    tab.page.on(
+        "request",
+        lambda request: (
+            steps.extend(parse_qs(urlsplit(request.url).query).get("step", ["?"]))
+            if "/api/v1/query" in request.url
+            else None
+        ),
+    )
     await tab.page.locator("#ranges").get_by_role("link", name="7d").click()
     await shown(tab)
     assert urlsplit(tab.page.url).fragment == ACCOUNT_HASH[1:] + "?range=7d"

@@ -17,7 +17,9 @@ IMPORT = re.compile(r'from "\./([^"]+)"')
 
 @pytest.fixture
 async def client():
-    async with serve_app(create_app(ServeConfig(allow_unauthenticated=True), open_store_from_url("memory://"))) as client:
+    async with serve_app(
+        create_app(ServeConfig(allow_unauthenticated=True), open_store_from_url("memory://"))
+    ) as client:
         yield client
 
 

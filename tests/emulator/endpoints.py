@@ -53,12 +53,14 @@ def failing(status: int) -> Script:
         request_id = received.headers.get("X-Amz-Firehose-Request-Id", "")
         body = orjson.dumps({"requestId": request_id, "timestamp": 1, "errorMessage": "no"})
         return status, {"Content-Type": "application/json"}, body
+
     return answer
 
 
 def fail_then_ok(failures: int, status: int = 503) -> Script:
     def answer(index: int, received: Received) -> Answer:
         return failing(status)(index, received) if index < failures else firehose_ok(index, received)
+
     return answer
 
 
@@ -82,8 +84,9 @@ class ScriptedEndpoint:
 
 
 @contextlib.asynccontextmanager
-async def scripted(script: Script = firehose_ok, ssl_context: ssl.SSLContext | None = None
-                   ) -> AsyncIterator[ScriptedEndpoint]:
+async def scripted(
+    script: Script = firehose_ok, ssl_context: ssl.SSLContext | None = None
+) -> AsyncIterator[ScriptedEndpoint]:
     endpoint = ScriptedEndpoint(script)
     async with serve_app(endpoint.app(), ssl_context=ssl_context) as client:
         endpoint.url = client.base + INGEST_PATH

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import urllib.request
-
+import aiohttp
 import orjson
 
 from receiver.firehose.envelope import ACCESS_KEY_HEADER, REQUEST_ID_HEADER
@@ -19,11 +18,14 @@ async def test_a_key_that_starts_with_a_dash_serves_and_stays_off_the_command_li
     try:
         await child.wait_ready(timeout=30)
         assert not any(key in argument for argument in child.proc.args)
-        request = urllib.request.Request(
-            f"http://127.0.0.1:{child.port}{INGEST_PATH}", method="POST",
-            data=orjson.dumps({"requestId": "r1", "timestamp": 1, "records": []}),
-            headers={ACCESS_KEY_HEADER: key, REQUEST_ID_HEADER: "r1", "Content-Type": "application/json"})
-        with urllib.request.urlopen(request, timeout=10) as response:
+        async with (
+            aiohttp.ClientSession() as session,
+            session.post(
+                f"http://127.0.0.1:{child.port}{INGEST_PATH}",
+                data=orjson.dumps({"requestId": "r1", "timestamp": 1, "records": []}),
+                headers={ACCESS_KEY_HEADER: key, REQUEST_ID_HEADER: "r1", "Content-Type": "application/json"},
+            ) as response,
+        ):
             assert response.status == 200
     finally:
         child.stop()

@@ -55,16 +55,19 @@ async def test_an_unreachable_endpoint_fails_every_check():
 
 def test_responses_are_parsed_with_length_or_chunks():
     plain = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}"
-    chunked = (b"HTTP/1.1 401 Unauthorized\r\nTransfer-Encoding: chunked\r\n\r\n"
-               b"3\r\n{\"a\r\n4\r\n\":1}\r\n0\r\n\r\n")
+    chunked = b'HTTP/1.1 401 Unauthorized\r\nTransfer-Encoding: chunked\r\n\r\n3\r\n{"a\r\n4\r\n":1}\r\n0\r\n\r\n'
     assert parse_response(plain)[0] == 200 and parse_response(plain)[2] == b"{}"
     status, _headers, body = parse_response(chunked)
     assert (status, body) == (401, b'{"a":1}')
 
 
 def test_the_table_marks_each_check():
-    table = format_table([Check("valid delivery is acknowledged", True, "200 in 3 ms"),
-                          Check("wrong access key is refused with 401", False, "expected 401, got 200")])
+    table = format_table(
+        [
+            Check("valid delivery is acknowledged", True, "200 in 3 ms"),
+            Check("wrong access key is refused with 401", False, "expected 401, got 200"),
+        ]
+    )
     lines = table.splitlines()
     assert "PASS" in lines[2] and "FAIL" in lines[3] and "expected 401, got 200" in lines[3]
 

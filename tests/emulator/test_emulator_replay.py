@@ -22,9 +22,16 @@ FIELDS = lambda s: (s.identity, s.count, s.sum, s.min, s.max)  # noqa: E731
 
 def error_output(records: list[bytes], separator: bytes = b"\n") -> bytes:
     documents = [
-        {"attemptsMade": 4, "arrivalTimestamp": 1, "errorCode": "HttpEndpoint.ConnectionFailed",
-         "errorMessage": "down", "attemptEndingTimestamp": 2, "subsequenceNumber": 0,
-         "dataId": f"1.{i}", "rawData": base64.b64encode(r).decode()}
+        {
+            "attemptsMade": 4,
+            "arrivalTimestamp": 1,
+            "errorCode": "HttpEndpoint.ConnectionFailed",
+            "errorMessage": "down",
+            "attemptEndingTimestamp": 2,
+            "subsequenceNumber": 0,
+            "dataId": f"1.{i}",
+            "rawData": base64.b64encode(r).decode(),
+        }
         for i, r in enumerate(records)
     ]
     return separator.join(orjson.dumps(d) for d in documents)

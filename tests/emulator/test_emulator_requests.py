@@ -21,8 +21,13 @@ def config(url: str, **changes) -> EmulatorConfig:
 
 async def test_request_carries_firehose_headers_and_envelope():
     async with scripted() as endpoint:
-        cfg = config(endpoint.url, access_key="secret", common_attributes=(("team", "storage"),),
-                     stream_name="my-stream", source_account="210987654321")
+        cfg = config(
+            endpoint.url,
+            access_key="secret",
+            common_attributes=(("team", "storage"),),
+            stream_name="my-stream",
+            source_account="210987654321",
+        )
         async with FirehoseEmulator(cfg) as stream:
             await stream.put_samples(make_samples(3))
     (request,) = endpoint.received
@@ -73,14 +78,16 @@ async def test_batches_stay_within_the_buffer_size():
     sizes = [sum(map(len, r.records)) for r in endpoint.received]
     assert len(sizes) > 3
     assert max(sizes) <= 8 * 1024
-    assert [s.identity for r in endpoint.received for rec in r.records for s in decode_record(rec, cache=SeriesCache())] == [
-        s.identity for s in samples
-    ]
+    assert [
+        s.identity for r in endpoint.received for rec in r.records for s in decode_record(rec, cache=SeriesCache())
+    ] == [s.identity for s in samples]
 
 
 async def test_a_request_holds_at_most_10000_records():
-    record = b'{"account_id":"1","region":"r","namespace":"n","metric_name":"m","timestamp":0,' \
-             b'"value":{"count":1,"sum":1,"min":1,"max":1}}\n'
+    record = (
+        b'{"account_id":"1","region":"r","namespace":"n","metric_name":"m","timestamp":0,'
+        b'"value":{"count":1,"sum":1,"min":1,"max":1}}\n'
+    )
     async with scripted() as endpoint:
         async with FirehoseEmulator(config(endpoint.url, buffer_bytes=64 * 1024 * 1024)) as stream:
             await stream.put_records([record] * 10_001)
@@ -108,8 +115,9 @@ async def test_https_delivery_verifies_the_server_against_the_given_ca(tmp_path)
     async with scripted(ssl_context=context) as endpoint:
         async with FirehoseEmulator(config(endpoint.url, ca_file=server_files.ca_cert)) as trusted:
             await trusted.put_samples(make_samples(1))
-        async with FirehoseEmulator(config(endpoint.url, ca_file=other_ca,
-                                           retry=RetryPolicy(duration_s=0))) as untrusted:
+        async with FirehoseEmulator(
+            config(endpoint.url, ca_file=other_ca, retry=RetryPolicy(duration_s=0))
+        ) as untrusted:
             await untrusted.put_samples(make_samples(1))
     assert trusted.results[0].outcome == "delivered"
     assert untrusted.results[0].error_code == "HttpEndpoint.SSLHandshakeFailure"

@@ -37,17 +37,35 @@ def test_valid_answer_is_a_success():
         (200, JSON, {"requestId": RID, "timestamp": "1"}, "HttpEndpoint.InvalidResponseFromDestination"),
         (200, JSON, {"requestId": RID}, "HttpEndpoint.InvalidResponseFromDestination"),
         (200, JSON, {"timestamp": 1}, "HttpEndpoint.InvalidResponseFromDestination"),
-        (200, {"Content-Type": "text/plain"}, {"requestId": RID, "timestamp": 1},
-         "HttpEndpoint.InvalidResponseFromDestination"),
-        (200, {**JSON, "Content-Encoding": "gzip"}, {"requestId": RID, "timestamp": 1},
-         "HttpEndpoint.InvalidResponseFromDestination"),
+        (
+            200,
+            {"Content-Type": "text/plain"},
+            {"requestId": RID, "timestamp": 1},
+            "HttpEndpoint.InvalidResponseFromDestination",
+        ),
+        (
+            200,
+            {**JSON, "Content-Encoding": "gzip"},
+            {"requestId": RID, "timestamp": 1},
+            "HttpEndpoint.InvalidResponseFromDestination",
+        ),
         (200, JSON, b"OK", "HttpEndpoint.InvalidResponseFromDestination"),
         (201, JSON, {"requestId": RID, "timestamp": 1}, "HttpEndpoint.DestinationException"),
         (500, JSON, {"requestId": RID, "timestamp": 1}, "HttpEndpoint.DestinationException"),
         (401, JSON, {"requestId": RID, "timestamp": 1}, "HttpEndpoint.DestinationException"),
     ],
-    ids=["other-request-id", "string-timestamp", "no-timestamp", "no-request-id", "text-plain",
-         "content-encoded", "not-json", "201", "500", "401"],
+    ids=[
+        "other-request-id",
+        "string-timestamp",
+        "no-timestamp",
+        "no-request-id",
+        "text-plain",
+        "content-encoded",
+        "not-json",
+        "201",
+        "500",
+        "401",
+    ],
 )
 def test_other_answers_are_retriable_failures(status, headers, body, code):
     raw = body if isinstance(body, bytes) else orjson.dumps(body)
@@ -68,7 +86,7 @@ def test_backoff_doubles_from_one_second_with_jitter_and_a_two_minute_cap():
         assert 0.85 * 2 ** (n - 1) <= wait <= 1.15 * 2 ** (n - 1)
     assert max(waits) <= 120
     assert waits[-1] > 100  # 2**9 s, capped
-    assert len({round(w / 2 ** n, 6) for n, w in enumerate(waits[:7])}) > 1  # jittered, not exact
+    assert len({round(w / 2**n, 6) for n, w in enumerate(waits[:7])}) > 1  # jittered, not exact
 
 
 async def test_retries_keep_the_request_id_and_body_until_acknowledged():
@@ -102,8 +120,7 @@ async def test_zero_retry_duration_means_a_single_attempt():
 async def test_after_the_retry_duration_records_go_to_the_error_output_folder(tmp_path):
     samples = make_samples(30)
     async with scripted(failing(503)) as endpoint:
-        cfg = config(endpoint.url, error_output=str(tmp_path), stream_name="dynamo-firehose",
-                     max_record_bytes=1024)
+        cfg = config(endpoint.url, error_output=str(tmp_path), stream_name="dynamo-firehose", max_record_bytes=1024)
         async with FirehoseEmulator(cfg) as stream:
             await stream.put_samples(samples)
     (result,) = stream.results
@@ -111,8 +128,11 @@ async def test_after_the_retry_duration_records_go_to_the_error_output_folder(tm
     assert result.attempts == len(endpoint.received) > 3
     (obj,) = [p for p in tmp_path.rglob("*") if p.is_file()]
     relative = obj.relative_to(tmp_path).as_posix()
-    assert re.fullmatch(r"http-endpoint-failed/\d{4}/\d{2}/\d{2}/\d{2}/dynamo-firehose-1-"
-                        r"\d{4}-\d{2}-\d{2}-\d{2}-\d{2}-\d{2}-[0-9a-f-]{36}", relative)
+    assert re.fullmatch(
+        r"http-endpoint-failed/\d{4}/\d{2}/\d{2}/\d{2}/dynamo-firehose-1-"
+        r"\d{4}-\d{2}-\d{2}-\d{2}-\d{2}-\d{2}-[0-9a-f-]{36}",
+        relative,
+    )
     documents = [orjson.loads(line) for line in obj.read_bytes().splitlines()]
     assert [base64.b64decode(d["rawData"]) for d in documents] == endpoint.received[0].records
     first = documents[0]

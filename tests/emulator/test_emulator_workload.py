@@ -57,13 +57,21 @@ def test_every_dynamodb_metric_the_rules_read_is_generated(hour_of_samples):
 def test_tables_indexes_and_regions_are_as_specified(hour_of_samples):
     dims = {s.series.dimensions for s in hour_of_samples}
     assert (("GlobalSecondaryIndexName", "GameTitleIndex"), ("TableName", "GameScores")) in dims
-    assert {s.series.region for s in hour_of_samples if dict(s.series.dimensions).get("TableName") == "Sessions"} \
-        == {"us-east-1", "eu-west-1"}
-    ttl_tables = {dict(s.series.dimensions)["TableName"] for s in hour_of_samples
-                  if s.series.metric == "TimeToLiveDeletedItemCount"}
+    assert {s.series.region for s in hour_of_samples if dict(s.series.dimensions).get("TableName") == "Sessions"} == {
+        "us-east-1",
+        "eu-west-1",
+    }
+    ttl_tables = {
+        dict(s.series.dimensions)["TableName"]
+        for s in hour_of_samples
+        if s.series.metric == "TimeToLiveDeletedItemCount"
+    }
     assert ttl_tables == {t.name for t in DEFAULT_TABLES if t.ttl}
-    provisioned = {dict(s.series.dimensions)["TableName"] for s in hour_of_samples
-                   if s.series.metric == "ProvisionedReadCapacityUnits"}
+    provisioned = {
+        dict(s.series.dimensions)["TableName"]
+        for s in hour_of_samples
+        if s.series.metric == "ProvisionedReadCapacityUnits"
+    }
     assert provisioned == {t.name for t in DEFAULT_TABLES if t.provisioned}
     assert all(s.series.dimensions == () for s in hour_of_samples if s.series.metric == "UserErrors")
 

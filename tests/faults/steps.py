@@ -96,5 +96,3 @@ async def assert_stored_exactly(store: Store, samples: list[Sample], refused_id:
     want = {s.identity: (s.count, s.sum, s.min, s.max, s.stats) for s in samples}
     got = {s.identity: (s.count, s.sum, s.min, s.max, s.stats) for s in stored}
     assert got == want
-
-

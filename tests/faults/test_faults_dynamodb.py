@@ -29,8 +29,13 @@ READS = frozenset({"get_item", "batch_get_item", "query", "scan"})
 
 def throttled(operation: str) -> ClientError:
     return ClientError(
-        {"Error": {"Code": "ProvisionedThroughputExceededException", "Message": "Rate of requests exceeds the allowed throughput."},
-         "ResponseMetadata": {"HTTPStatusCode": 400}},
+        {
+            "Error": {
+                "Code": "ProvisionedThroughputExceededException",
+                "Message": "Rate of requests exceeds the allowed throughput.",
+            },
+            "ResponseMetadata": {"HTTPStatusCode": 400},
+        },
         operation,
     )
 

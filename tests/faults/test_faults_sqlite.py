@@ -28,7 +28,8 @@ def small_disk(tmp_path: Path):
     mount_point.mkdir()
     mounted = subprocess.run(
         ["mount", "-t", "tmpfs", "-o", f"size={DISK_BYTES}", "tmpfs", str(mount_point)],
-        capture_output=True, text=True,
+        capture_output=True,
+        text=True,
     )
     if mounted.returncode != 0:
         # make test runs as root (it installs Debian packages), so this is a broken machine.
@@ -83,7 +84,9 @@ async def test_lock_held_by_another_process_gives_503_and_retries_deliver_everyt
     async with receiver_on(store) as client:
         holder = subprocess.Popen(
             [sys.executable, "-c", _HOLD_LOCK, str(path)],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
         )
         try:
             assert holder.stdout.readline().strip() == "locked"

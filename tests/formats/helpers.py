@@ -34,8 +34,14 @@ def otel07_message(
     labels: Iterable[tuple[str, str]] = (*DYNAMODB, ("TableName", "T")),
     quantiles: Iterable[tuple[float, float]] = QUANTILES,
     resource: Iterable[tuple[str, str]] = RESOURCE,
-    *, start: int = START_NS, end: int = END_NS, count: int = 2, total: float = 4.0,
-    unit: str = "{Count}", points: int = 1, name: str | None = None,
+    *,
+    start: int = START_NS,
+    end: int = END_NS,
+    count: int = 2,
+    total: float = 4.0,
+    unit: str = "{Count}",
+    points: int = 1,
+    name: str | None = None,
 ) -> otel07_service.ExportMetricsServiceRequest:
     """One message of one metric; ``name`` None names it as CloudWatch would from the labels."""
     labels, quantiles = tuple(labels), tuple(quantiles)
@@ -63,7 +69,11 @@ def otel10_message(
     attributes: Iterable[tuple[str, str]] = DYNAMODB,
     dimensions: Iterable[tuple[str, str]] | None = (("TableName", "T"),),
     quantiles: Iterable[tuple[float, float]] = QUANTILES,
-    *, start: int = START_NS, end: int = END_NS, total: float = 4.0, name: str | None = None,
+    *,
+    start: int = START_NS,
+    end: int = END_NS,
+    total: float = 4.0,
+    name: str | None = None,
     points: int = 1,
 ) -> otel10_service.ExportMetricsServiceRequest:
     """One message of one metric; ``name`` None names it as CloudWatch would from the attributes."""

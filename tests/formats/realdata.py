@@ -92,15 +92,25 @@ def corpus_cases() -> Iterator[CorpusCase]:
 
 # A. telegraf: Firehose bodies of JSON records, captured from AWS
 
+
 def telegraf_cases() -> Iterator[CorpusCase]:
-    for name, compressed in (("telegraf_record.json", False), ("telegraf_records.json", False),
-                             ("telegraf_records.gz", True)):
+    for name, compressed in (
+        ("telegraf_record.json", False),
+        ("telegraf_records.json", False),
+        ("telegraf_records.gz", True),
+    ):
         body = (REALDATA / name).read_bytes()
         envelope = json.loads(gzip.decompress(body) if compressed else body)
         records = tuple(base64.b64decode(item["data"]) for item in envelope["records"])
-        yield CorpusCase(f"{name} (captured Firehose body, json)", name, JSON, records,
-                         tuple(Expected(tuple(json_samples(record))) for record in records),
-                         body=body, gzip=compressed)
+        yield CorpusCase(
+            f"{name} (captured Firehose body, json)",
+            name,
+            JSON,
+            records,
+            tuple(Expected(tuple(json_samples(record))) for record in records),
+            body=body,
+            gzip=compressed,
+        )
 
 
 def json_samples(record: bytes) -> Iterator[Sample]:
@@ -112,12 +122,27 @@ def json_samples(record: bytes) -> Iterator[Sample]:
         item = json.loads(line)
         value = dict(item["value"])
         count, total, low, high = (float(value.pop(key)) for key in ("count", "sum", "min", "max"))
-        series = Series(item["account_id"], item["region"], item["namespace"], item["metric_name"],
-                        tuple(sorted(item.get("dimensions", {}).items())), item.get("unit", "None"))
+        series = Series(
+            item["account_id"],
+            item["region"],
+            item["namespace"],
+            item["metric_name"],
+            tuple(sorted(item.get("dimensions", {}).items())),
+            item.get("unit", "None"),
+        )
         labels = (("metric_stream_name", item["metric_stream_name"]),) if "metric_stream_name" in item else ()
         start = item["timestamp"]
-        yield Sample(series, start, start + PERIOD_MS, count, total, low, high,
-                     tuple(sorted((k, float(v)) for k, v in value.items())), labels)
+        yield Sample(
+            series,
+            start,
+            start + PERIOD_MS,
+            count,
+            total,
+            low,
+            high,
+            tuple(sorted((k, float(v)) for k, v in value.items())),
+            labels,
+        )
 
 
 # C. SkyWalking: 0.7 protobuf-JSON captured from real streams, with OAP's 1.x conversion
@@ -131,8 +156,9 @@ def convertor_cases() -> Iterator[CorpusCase]:
         message = json_format.Parse((REALDATA / source).read_text(), otel07_service.ExportMetricsServiceRequest())
         expect = json.loads((REALDATA / f"skywalking_convertor_{case}_expect.json").read_text())
         samples = tuple(otlp_json_samples(expect))
-        yield CorpusCase(f"{source} (0.7, one message)", source, OTEL07,
-                         (frame(message.SerializeToString()),), (Expected(samples),))
+        yield CorpusCase(
+            f"{source} (0.7, one message)", source, OTEL07, (frame(message.SerializeToString()),), (Expected(samples),)
+        )
 
 
 def otlp_json_samples(document: dict[str, Any], attributes_as: str = "dimensions") -> Iterator[Sample]:
@@ -150,17 +176,29 @@ def otlp_json_samples(document: dict[str, Any], attributes_as: str = "dimensions
                     attributes = {a["key"]: a["value"]["stringValue"] for a in point["attributes"]}
                     namespace, metric_name = attributes.pop("Namespace"), attributes.pop("MetricName")
                     others = tuple(sorted(attributes.items()))
-                    series = Series(resource[ACCOUNT], resource[REGION], namespace, metric_name,
-                                    others if attributes_as == "dimensions" else (), from_ucum(metric.get("unit", "")))
+                    series = Series(
+                        resource[ACCOUNT],
+                        resource[REGION],
+                        namespace,
+                        metric_name,
+                        others if attributes_as == "dimensions" else (),
+                        from_ucum(metric.get("unit", "")),
+                    )
                     labels = dict(resource_labels)
                     if attributes_as == "labels":
                         labels.update(attributes)
-                    quantiles = {float(q.get("quantile", 0.0)): float(q.get("value", 0.0))
-                                 for q in point.get("quantileValues", [])}
+                    quantiles = {
+                        float(q.get("quantile", 0.0)): float(q.get("value", 0.0))
+                        for q in point.get("quantileValues", [])
+                    }
                     yield Sample(
-                        series, int(point["startTimeUnixNano"]) // NS_PER_MS, int(point["timeUnixNano"]) // NS_PER_MS,
-                        float(point.get("count", 0)), float(point.get("sum", 0.0)),
-                        quantiles.pop(0.0), quantiles.pop(1.0),
+                        series,
+                        int(point["startTimeUnixNano"]) // NS_PER_MS,
+                        int(point["timeUnixNano"]) // NS_PER_MS,
+                        float(point.get("count", 0)),
+                        float(point.get("sum", 0.0)),
+                        quantiles.pop(0.0),
+                        quantiles.pop(1.0),
                         tuple(sorted((percentile_name(q), v) for q, v in quantiles.items())),
                         tuple(sorted(labels.items())),
                     )
@@ -200,33 +238,53 @@ def one_metric_per_message(document: dict[str, Any]) -> Iterator[tuple[str, dict
     for resource_metrics in document["resourceMetrics"]:
         for scope in resource_metrics["scopeMetrics"]:
             for metric in scope["metrics"]:
-                yield metric["name"], {"resourceMetrics": [
-                    {**resource_metrics, "scopeMetrics": [{**scope, "metrics": [metric]}]}]}
+                yield (
+                    metric["name"],
+                    {"resourceMetrics": [{**resource_metrics, "scopeMetrics": [{**scope, "metrics": [metric]}]}]},
+                )
 
 
 def e2e_cases() -> Iterator[CorpusCase]:
     """SkyWalking's e2e mock data: OTLP 1.x JSON as OAP receives it after converting 0.7."""
-    for source in ("skywalking_e2e_api-gateway_data-1.json", "skywalking_e2e_api-gateway_data-2.json",
-                   "skywalking_e2e_s3_data-1.json", "skywalking_e2e_dynamodb_data-1.json"):
+    for source in (
+        "skywalking_e2e_api-gateway_data-1.json",
+        "skywalking_e2e_api-gateway_data-2.json",
+        "skywalking_e2e_s3_data-1.json",
+        "skywalking_e2e_dynamodb_data-1.json",
+    ):
         document = json.loads((REALDATA / source).read_text())
         if source == "skywalking_e2e_dynamodb_data-1.json":
             # One metric names AccountProvisionedReadCapacityUtilization but its datapoint says
             # ProvisionedReadCapacityUnits: sent whole, the record is refused; one metric per
             # record (several records), only that record is.
             for fmt, encode in ((OTEL07, _encode07), (OTEL10, _encode10)):
-                yield CorpusCase(f"{source} ({fmt}, one message)", source, fmt, (encode(document),),
-                                 (Expected(reason="metric_name_mismatch"),))
+                yield CorpusCase(
+                    f"{source} ({fmt}, one message)",
+                    source,
+                    fmt,
+                    (encode(document),),
+                    (Expected(reason="metric_name_mismatch"),),
+                )
                 records, expected = [], []
                 for name, single in one_metric_per_message(document):
                     records.append(encode(single))
-                    expected.append(Expected(reason="metric_name_mismatch") if name == MISMATCHED_METRIC
-                                    else Expected(tuple(otlp_json_samples(single, _attributes_as(fmt)))))
-                yield CorpusCase(f"{source} ({fmt}, one metric per record)", source, fmt,
-                                 tuple(records), tuple(expected))
+                    expected.append(
+                        Expected(reason="metric_name_mismatch")
+                        if name == MISMATCHED_METRIC
+                        else Expected(tuple(otlp_json_samples(single, _attributes_as(fmt))))
+                    )
+                yield CorpusCase(
+                    f"{source} ({fmt}, one metric per record)", source, fmt, tuple(records), tuple(expected)
+                )
             continue
         for fmt, encode in ((OTEL07, _encode07), (OTEL10, _encode10)):
-            yield CorpusCase(f"{source} ({fmt}, one message)", source, fmt, (encode(document),),
-                             (Expected(tuple(otlp_json_samples(document, _attributes_as(fmt)))),))
+            yield CorpusCase(
+                f"{source} ({fmt}, one message)",
+                source,
+                fmt,
+                (encode(document),),
+                (Expected(tuple(otlp_json_samples(document, _attributes_as(fmt)))),),
+            )
 
 
 def _attributes_as(fmt: str) -> str:
@@ -246,45 +304,98 @@ def _encode10(document: dict[str, Any]) -> bytes:
 
 # D. AWS's documented examples
 
+
 def awsdocs_cases() -> Iterator[CorpusCase]:
     arn = "arn:aws:cloudwatch:us-east-1:123456789012:metric-stream/MyMetricStream"
     labels: Pairs = (("aws.exporter.arn", arn), ("cloud.provider", "aws"))
     source = "awsdocs_otel07_example.textproto"
     message07 = text_format.Parse((REALDATA / source).read_text(), otel07_service.ExportMetricsServiceRequest())
-    series = Series("2345678901", "us-east-1", "AWS/DynamoDB", "ConsumedReadCapacityUnits",
-                    (("TableName", "MyTable"),), "None")
-    yield CorpusCase(f"{source} (0.7)", source, OTEL07, (frame(message07.SerializeToString()),), (Expected((
-        Sample(series, 1604948400000, 1604948460000, 1.0, 1.0, 1.0, 1.0, (("p95", 1.0), ("p99", 1.0)), labels),
-        Sample(series, 1604948460000, 1604948520000, 2.0, 5.0, 2.0, 3.0, (), labels),
-    )),))
+    series = Series(
+        "2345678901", "us-east-1", "AWS/DynamoDB", "ConsumedReadCapacityUnits", (("TableName", "MyTable"),), "None"
+    )
+    yield CorpusCase(
+        f"{source} (0.7)",
+        source,
+        OTEL07,
+        (frame(message07.SerializeToString()),),
+        (
+            Expected(
+                (
+                    Sample(
+                        series, 1604948400000, 1604948460000, 1.0, 1.0, 1.0, 1.0, (("p95", 1.0), ("p99", 1.0)), labels
+                    ),
+                    Sample(series, 1604948460000, 1604948520000, 2.0, 5.0, 2.0, 3.0, (), labels),
+                )
+            ),
+        ),
+    )
 
     source = "awsdocs_otel10_example.textproto"
     text = (REALDATA / source).read_text()
     published = text_format.Parse(text, otel10_service.ExportMetricsServiceRequest())
-    yield CorpusCase(f"{source} (1.0, as published: periods in 1970)", source, OTEL10,
-                     (frame(published.SerializeToString()),), (Expected(reason="timestamp_out_of_range"),))
+    yield CorpusCase(
+        f"{source} (1.0, as published: periods in 1970)",
+        source,
+        OTEL10,
+        (frame(published.SerializeToString()),),
+        (Expected(reason="timestamp_out_of_range"),),
+    )
     shifted = text_format.Parse(text, otel10_service.ExportMetricsServiceRequest())
     for point in shifted.resource_metrics[0].scope_metrics[0].metrics[0].summary.data_points:
         point.start_time_unix_nano += OTEL10_EXAMPLE_SHIFT_MS * NS_PER_MS
         point.time_unix_nano += OTEL10_EXAMPLE_SHIFT_MS * NS_PER_MS
-    series = Series("123456789012", "us-east-1", "AWS/DynamoDB", "ConsumedReadCapacityUnits",
-                    (("TableName", "MyTable"),), "NoneTranslated")
+    series = Series(
+        "123456789012",
+        "us-east-1",
+        "AWS/DynamoDB",
+        "ConsumedReadCapacityUnits",
+        (("TableName", "MyTable"),),
+        "NoneTranslated",
+    )
     at = OTEL10_EXAMPLE_SHIFT_MS
-    yield CorpusCase(f"{source} (1.0, periods shifted to 2020)", source, OTEL10,
-                     (frame(shifted.SerializeToString()),), (Expected((
-                         Sample(series, at + 60_000, at + 120_000, 1.0, 1.0, 1.0, 1.0,
-                                (("p95", 1.0), ("p99", 1.0)), labels),
-                         Sample(series, at + 70_000, at + 130_000, 2.0, 5.0, 2.0, 3.0, (), labels),
-                     )),))
+    yield CorpusCase(
+        f"{source} (1.0, periods shifted to 2020)",
+        source,
+        OTEL10,
+        (frame(shifted.SerializeToString()),),
+        (
+            Expected(
+                (
+                    Sample(series, at + 60_000, at + 120_000, 1.0, 1.0, 1.0, 1.0, (("p95", 1.0), ("p99", 1.0)), labels),
+                    Sample(series, at + 70_000, at + 130_000, 2.0, 5.0, 2.0, 3.0, (), labels),
+                )
+            ),
+        ),
+    )
 
     source = "awsdocs_json_example.json"
     line = json.dumps(json.loads((REALDATA / source).read_text()), separators=(",", ":")).encode() + b"\n"
-    series = Series("1234567890", "us-east-1", "AWS/EC2", "DiskWriteOps", (("InstanceId", "i-123456789012"),), "Seconds")
-    yield CorpusCase(f"{source} (json, compacted to one line)", source, JSON, (line,), (Expected((
-        Sample(series, 1611929698000, 1611929758000, 3.0, 20.0, 0.0, 18.0,
-               (("TM(25%:75%)", 16.43), ("p99", 17.56), ("p99.9", 17.8764)),
-               (("metric_stream_name", "MyMetricStream"),)),
-    )),))
+    series = Series(
+        "1234567890", "us-east-1", "AWS/EC2", "DiskWriteOps", (("InstanceId", "i-123456789012"),), "Seconds"
+    )
+    yield CorpusCase(
+        f"{source} (json, compacted to one line)",
+        source,
+        JSON,
+        (line,),
+        (
+            Expected(
+                (
+                    Sample(
+                        series,
+                        1611929698000,
+                        1611929758000,
+                        3.0,
+                        20.0,
+                        0.0,
+                        18.0,
+                        (("TM(25%:75%)", 16.43), ("p99", 17.56), ("p99.9", 17.8764)),
+                        (("metric_stream_name", "MyMetricStream"),),
+                    ),
+                )
+            ),
+        ),
+    )
 
 
 def corpus_files() -> list[str]:

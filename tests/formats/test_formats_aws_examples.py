@@ -23,13 +23,24 @@ def test_binary_fixture_is_its_text_source(name: str) -> None:
 
 def test_otel07_example() -> None:
     samples = decode_record((DATA / "aws-otel07-example.bin").read_bytes(), "opentelemetry0.7", cache=CACHE)
-    series = Series("2345678901", "us-east-1", "AWS/DynamoDB", "ConsumedReadCapacityUnits",
-                    (("TableName", "MyTable"),), "None")
+    series = Series(
+        "2345678901", "us-east-1", "AWS/DynamoDB", "ConsumedReadCapacityUnits", (("TableName", "MyTable"),), "None"
+    )
     assert samples == [
-        Sample(series, 1604948400000, 1604948460000, count=1.0, sum=1.0, min=1.0, max=1.0,
-               stats=(("p95", 1.0), ("p99", 1.0)), labels=OTEL_LABELS),
-        Sample(series, 1604948460000, 1604948520000, count=2.0, sum=5.0, min=2.0, max=3.0,
-               stats=(), labels=OTEL_LABELS),
+        Sample(
+            series,
+            1604948400000,
+            1604948460000,
+            count=1.0,
+            sum=1.0,
+            min=1.0,
+            max=1.0,
+            stats=(("p95", 1.0), ("p99", 1.0)),
+            labels=OTEL_LABELS,
+        ),
+        Sample(
+            series, 1604948460000, 1604948520000, count=2.0, sum=5.0, min=2.0, max=3.0, stats=(), labels=OTEL_LABELS
+        ),
     ]
     assert samples[0].series is samples[1].series
     assert samples[0].labels is samples[1].labels
@@ -58,22 +69,46 @@ def test_otel10_example_as_published_is_refused_for_its_1970_period() -> None:
 
 def test_otel10_example() -> None:
     samples = decode_record(otel10_example(), "opentelemetry1.0", cache=CACHE)
-    series = Series("123456789012", "us-east-1", "AWS/DynamoDB", "ConsumedReadCapacityUnits",
-                    (("TableName", "MyTable"),), "NoneTranslated")
+    series = Series(
+        "123456789012",
+        "us-east-1",
+        "AWS/DynamoDB",
+        "ConsumedReadCapacityUnits",
+        (("TableName", "MyTable"),),
+        "NoneTranslated",
+    )
     assert samples == [
-        Sample(series, SHIFT_MS + 60000, SHIFT_MS + 120000, count=1.0, sum=1.0, min=1.0, max=1.0,
-               stats=(("p99", 1.0),), labels=OTEL_LABELS),
+        Sample(
+            series,
+            SHIFT_MS + 60000,
+            SHIFT_MS + 120000,
+            count=1.0,
+            sum=1.0,
+            min=1.0,
+            max=1.0,
+            stats=(("p99", 1.0),),
+            labels=OTEL_LABELS,
+        ),
     ]
 
 
 def test_json_example() -> None:
     samples = decode_record((DATA / "aws-json-example.jsonl").read_bytes(), "json", cache=CACHE)
-    series = Series("1234567890", "us-east-1", "AWS/EC2", "DiskWriteOps",
-                    (("InstanceId", "i-123456789012"),), "Seconds")
+    series = Series(
+        "1234567890", "us-east-1", "AWS/EC2", "DiskWriteOps", (("InstanceId", "i-123456789012"),), "Seconds"
+    )
     assert samples == [
-        Sample(series, 1611929698000, 1611929758000, count=3.0, sum=20.0, min=0.0, max=18.0,
-               stats=(("TM(25%:75%)", 16.43), ("p99", 17.56), ("p99.9", 17.8764)),
-               labels=(("metric_stream_name", "MyMetricStream"),)),
+        Sample(
+            series,
+            1611929698000,
+            1611929758000,
+            count=3.0,
+            sum=20.0,
+            min=0.0,
+            max=18.0,
+            stats=(("TM(25%:75%)", 16.43), ("p99", 17.56), ("p99.9", 17.8764)),
+            labels=(("metric_stream_name", "MyMetricStream"),),
+        ),
     ]
 
 
@@ -83,7 +118,10 @@ def test_extra_labels_merge_sorted_and_the_stream_wins(fixture: str) -> None:
     data = otel10_example() if "10" in fixture else (DATA / fixture).read_bytes()
     samples = decode_record(data, extra_labels=tuple(sorted(extra)), cache=CACHE)
     assert samples[0].labels == (
-        ("aaa", "first"), ("aws.exporter.arn", ARN), ("cloud.provider", "aws"), ("zone", "z1"),
+        ("aaa", "first"),
+        ("aws.exporter.arn", ARN),
+        ("cloud.provider", "aws"),
+        ("zone", "z1"),
     )
 
 

@@ -12,11 +12,14 @@ from .helpers import CACHE, otel07_message, otel10_message, record
 from .make_fixtures import DATA
 
 
-@pytest.mark.parametrize("fixture, expected", [
-    ("aws-otel07-example.bin", "opentelemetry0.7"),
-    ("aws-otel10-example.bin", "opentelemetry1.0"),
-    ("aws-json-example.jsonl", "json"),
-])
+@pytest.mark.parametrize(
+    "fixture, expected",
+    [
+        ("aws-otel07-example.bin", "opentelemetry0.7"),
+        ("aws-otel10-example.bin", "opentelemetry1.0"),
+        ("aws-json-example.jsonl", "json"),
+    ],
+)
 def test_each_documented_example_is_recognised(fixture: str, expected: str) -> None:
     assert detect_format((DATA / fixture).read_bytes()) == expected
 
@@ -52,7 +55,10 @@ def test_a_123_byte_message_whose_length_prefix_reads_as_a_brace_is_protobuf() -
     message = otel07_message(
         labels=(("Namespace", "N"), ("MetricName", "MM")),
         resource=(("cloud.account.id", "1"), ("cloud.region", "r")),
-        quantiles=((0.0, 0.0), (1.0, 0.0)), count=0, total=0.0, unit="",
+        quantiles=((0.0, 0.0), (1.0, 0.0)),
+        count=0,
+        total=0.0,
+        unit="",
     )
     metric = message.resource_metrics[0].instrumentation_library_metrics[0].metrics[0]
     metric.name = ""  # what is left is exactly 123 bytes

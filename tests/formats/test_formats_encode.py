@@ -21,11 +21,20 @@ LABELS = (("aws.exporter.arn", "arn:aws:cloudwatch:us-east-1:1:metric-stream/S")
 def samples(n: int, *, metrics: int = 3, labels: tuple = LABELS) -> list[Sample]:
     out = []
     for i in range(n):
-        series = Series("123456789012", "us-east-1", "AWS/DynamoDB", f"Metric{i % metrics}",
-                        (("TableName", f"T{i % 7}"),), "Milliseconds")
+        series = Series(
+            "123456789012",
+            "us-east-1",
+            "AWS/DynamoDB",
+            f"Metric{i % metrics}",
+            (("TableName", f"T{i % 7}"),),
+            "Milliseconds",
+        )
         start = T0 + PERIOD_MS * (i // 21)
-        out.append(Sample(series, start, start + PERIOD_MS, float(i % 5 + 1), 2.5 * i, 0.5, 9.0 + i,
-                          (("p99", 8.0 + i),), labels))
+        out.append(
+            Sample(
+                series, start, start + PERIOD_MS, float(i % 5 + 1), 2.5 * i, 0.5, 9.0 + i, (("p99", 8.0 + i),), labels
+            )
+        )
     return out
 
 
@@ -72,12 +81,21 @@ def test_a_datapoint_larger_than_a_record_is_refused(fmt: str) -> None:
 
 def test_json_is_one_newline_terminated_object_per_line() -> None:
     batch = samples(3, labels=(("metric_stream_name", "S"),))
-    data, = encode_records(batch, "json")
+    (data,) = encode_records(batch, "json")
     lines = data.split(b"\n")
     assert lines[-1] == b"" and len(lines) == 4
     first = orjson.loads(lines[0])
-    assert list(first) == ["metric_stream_name", "account_id", "region", "namespace", "metric_name",
-                           "dimensions", "timestamp", "value", "unit"]
+    assert list(first) == [
+        "metric_stream_name",
+        "account_id",
+        "region",
+        "namespace",
+        "metric_name",
+        "dimensions",
+        "timestamp",
+        "value",
+        "unit",
+    ]
     assert first["value"] == {"count": 1.0, "sum": 0.0, "max": 9.0, "min": 0.5, "p99": 8.0}
     assert first["timestamp"] == T0 and first["unit"] == "Milliseconds"
 
@@ -89,10 +107,10 @@ def test_json_writes_only_the_stream_name_label() -> None:
 
 def test_consecutive_samples_share_resource_and_metric() -> None:
     batch = samples(6, metrics=1)
-    data, = encode_records(batch, "opentelemetry0.7")
+    (data,) = encode_records(batch, "opentelemetry0.7")
     message = metrics_service_pb2.ExportMetricsServiceRequest.FromString(split_frames(data)[0])
     assert len(message.resource_metrics) == 1
-    metric, = message.resource_metrics[0].instrumentation_library_metrics[0].metrics
+    (metric,) = message.resource_metrics[0].instrumentation_library_metrics[0].metrics
     assert metric.name == "amazonaws.com/AWS/DynamoDB/Metric0"
     assert metric.unit == "ms"
     assert len(metric.double_summary.data_points) == 6
@@ -111,14 +129,17 @@ def _fields(sample: Sample) -> dict:
 
 
 @pytest.mark.parametrize("fmt", ["opentelemetry0.7", "opentelemetry1.0"])
-@pytest.mark.parametrize("change, message", [
-    ({"count": 1.5}, "whole counts"),
-    ({"count": -1.0}, "whole counts"),
-    ({"stats": (("TM(10%:90%)", 1.0),)}, "only percentile statistics"),
-    ({"sum": math.nan}, "non-finite"),
-    ({"max": math.inf}, "non-finite"),
-    ({"end_ms": T0}, "non-empty"),
-])
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        ({"count": 1.5}, "whole counts"),
+        ({"count": -1.0}, "whole counts"),
+        ({"stats": (("TM(10%:90%)", 1.0),)}, "only percentile statistics"),
+        ({"sum": math.nan}, "non-finite"),
+        ({"max": math.inf}, "non-finite"),
+        ({"end_ms": T0}, "non-empty"),
+    ],
+)
 def test_otel_refuses_what_it_cannot_carry(fmt: str, change: dict, message: str) -> None:
     sample = Sample(**{**_fields(samples(1)[0]), **change})
     with pytest.raises(ValueError, match=message):
@@ -131,11 +152,14 @@ def test_otel07_refuses_a_dimension_named_like_its_labels() -> None:
         encode_records([Sample(series, 0, 60_000, 1.0, 1.0, 1.0, 1.0)], "opentelemetry0.7")
 
 
-@pytest.mark.parametrize("change, message", [
-    ({"end_ms": T0 + 1}, "60000 ms periods"),
-    ({"min": math.nan}, "non-finite"),
-    ({"stats": (("count", 1.0),)}, "may not be named 'count'"),
-])
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        ({"end_ms": T0 + 1}, "60000 ms periods"),
+        ({"min": math.nan}, "non-finite"),
+        ({"stats": (("count", 1.0),)}, "may not be named 'count'"),
+    ],
+)
 def test_json_refuses_what_it_cannot_carry(change: dict, message: str) -> None:
     sample = Sample(**{**_fields(samples(1)[0]), **change})
     with pytest.raises(ValueError, match=message):

@@ -28,8 +28,9 @@ EXTRA: Pairs = (("stream", "S"),)
 def fast(data: bytes, fmt: str) -> list[Sample] | None:
     """The fast path alone: samples, None when it declines, or its DecodeError."""
     flavor = FLAVORS[fmt]
-    return fastpath.decode(data, EXTRA, flavor, latest_end_ms(NOW_MS),
-                           otel._resource, otel._series_of, otel._judge_point, cache=CACHE)
+    return fastpath.decode(
+        data, EXTRA, flavor, latest_end_ms(NOW_MS), otel._resource, otel._series_of, otel._judge_point, cache=CACHE
+    )
 
 
 def careful(data: bytes, fmt: str, monkeypatch: pytest.MonkeyPatch) -> list[Sample]:
@@ -57,8 +58,9 @@ def same_as_careful(data: bytes, fmt: str, monkeypatch: pytest.MonkeyPatch) -> l
 
 @pytest.mark.parametrize("fmt", FLAVORS)
 def test_a_workload_minute_takes_the_fast_path(fmt: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    tables = [TableSpec(f"t{i}", indexes=("ByDate",)[: i % 2], provisioned=(5.0, 5.0) if i % 3 else None)
-              for i in range(12)]
+    tables = [
+        TableSpec(f"t{i}", indexes=("ByDate",)[: i % 2], provisioned=(5.0, 5.0) if i % 3 else None) for i in range(12)
+    ]
     minute = Workload(seed=3, tables=tables).minute(START_NS // 1_000_000)
     records = encode_records(minute, fmt, max_record_bytes=64_000)
     decoded = []
@@ -83,16 +85,25 @@ def test_zero_values_left_off_the_wire_read_as_zero(monkeypatch: pytest.MonkeyPa
     got = same_as_careful(record(*messages), otel07.NAME, monkeypatch)
     assert got is not None
     assert [(s.sum, s.min, s.max, s.count, s.stats) for s in got] == [
-        (4.0, 1.0, 3.0, 2.0, ()), (0.0, 1.0, 3.0, 2.0, ()), (4.0, 0.0, 3.0, 2.0, ()),
-        (0.0, 0.0, 0.0, 0.0, ()), (4.0, 1.0, 3.0, 2.0, (("p50", 0.0),)), (5.0, 1.0, 3.0, 2.0, ()),
+        (4.0, 1.0, 3.0, 2.0, ()),
+        (0.0, 1.0, 3.0, 2.0, ()),
+        (4.0, 0.0, 3.0, 2.0, ()),
+        (0.0, 0.0, 0.0, 0.0, ()),
+        (4.0, 1.0, 3.0, 2.0, (("p50", 0.0),)),
+        (5.0, 1.0, 3.0, 2.0, ()),
     ]
 
 
 def test_several_minutes_and_namespaces_in_one_record(monkeypatch: pytest.MonkeyPatch) -> None:
     minute = 60_000_000_000
-    messages07 = [otel07_message(start=START_NS + k * minute, end=END_NS + k * minute,
-                                 labels=(("Namespace", f"N{k % 2}"), ("MetricName", "M"), ("TableName", "T")))
-                  for k in range(4)]
+    messages07 = [
+        otel07_message(
+            start=START_NS + k * minute,
+            end=END_NS + k * minute,
+            labels=(("Namespace", f"N{k % 2}"), ("MetricName", "M"), ("TableName", "T")),
+        )
+        for k in range(4)
+    ]
     got = same_as_careful(record(*messages07), otel07.NAME, monkeypatch)
     assert got is not None and [s.start_ms for s in got] == [(START_NS + k * minute) // 10**6 for k in range(4)]
     messages10 = [otel10_message(attributes=(("Namespace", f"N{k}"), ("MetricName", "M"))) for k in range(3)]
@@ -101,8 +112,9 @@ def test_several_minutes_and_namespaces_in_one_record(monkeypatch: pytest.Monkey
 
 
 def test_many_points_of_one_metric_unpack_together(monkeypatch: pytest.MonkeyPatch) -> None:
-    got = same_as_careful(record(otel07_message(points=500), otel07_message(points=3, unit="ms")),
-                          otel07.NAME, monkeypatch)
+    got = same_as_careful(
+        record(otel07_message(points=500), otel07_message(points=3, unit="ms")), otel07.NAME, monkeypatch
+    )
     assert got is not None and len(got) == 503
     assert {s.series.unit for s in got} == {"Count", "Milliseconds"}
 
@@ -127,23 +139,27 @@ def test_a_label_holding_the_split_marker_is_still_read_exactly(monkeypatch: pyt
     assert len(otel.decode(data, EXTRA, otel07.FLAVOR, cache=CACHE)) == 2
 
 
-@pytest.mark.parametrize("message", [
-    otel07_message(quantiles=((0.0, 1.0), (0.0, 2.0), (1.0, 3.0))),  # min twice: the last wins
-    otel07_message(quantiles=((0.0, 1.0), (0.9, 2.0), (0.9, 2.5), (1.0, 3.0))),
-    otel07_message(quantiles=((0.0, 1.0),)),
-    otel07_message(quantiles=((0.0, 1.0), (1.5, 2.0), (1.0, 3.0))),
-    otel07_message(quantiles=((0.0, 1.0), (math.nan, 2.0), (1.0, 3.0))),
-    otel07_message(labels=(("MetricName", "M"),)),
-    otel07_message(resource=()),
-    otel07_message(points=0),
-    otel07_message(labels=(("Namespace", "AWS/DynamoDB"), ("MetricName", "Other")),
-                   name="amazonaws.com/AWS/DynamoDB/ConsumedReadCapacityUnits"),
-    otel07_message(labels=(("Namespace", "N"), ("MetricName", "M"), *((f"d{i}", "v") for i in range(70)))),
-    otel07_message(quantiles=((0.0, 1.0), *((k / 100, 2.0) for k in range(1, 70)), (1.0, 3.0))),
-], ids=lambda m: "")
-def test_what_the_fast_path_declines_the_careful_path_judges(
-    message: object, monkeypatch: pytest.MonkeyPatch
-) -> None:
+@pytest.mark.parametrize(
+    "message",
+    [
+        otel07_message(quantiles=((0.0, 1.0), (0.0, 2.0), (1.0, 3.0))),  # min twice: the last wins
+        otel07_message(quantiles=((0.0, 1.0), (0.9, 2.0), (0.9, 2.5), (1.0, 3.0))),
+        otel07_message(quantiles=((0.0, 1.0),)),
+        otel07_message(quantiles=((0.0, 1.0), (1.5, 2.0), (1.0, 3.0))),
+        otel07_message(quantiles=((0.0, 1.0), (math.nan, 2.0), (1.0, 3.0))),
+        otel07_message(labels=(("MetricName", "M"),)),
+        otel07_message(resource=()),
+        otel07_message(points=0),
+        otel07_message(
+            labels=(("Namespace", "AWS/DynamoDB"), ("MetricName", "Other")),
+            name="amazonaws.com/AWS/DynamoDB/ConsumedReadCapacityUnits",
+        ),
+        otel07_message(labels=(("Namespace", "N"), ("MetricName", "M"), *((f"d{i}", "v") for i in range(70)))),
+        otel07_message(quantiles=((0.0, 1.0), *((k / 100, 2.0) for k in range(1, 70)), (1.0, 3.0))),
+    ],
+    ids=lambda m: "",
+)
+def test_what_the_fast_path_declines_the_careful_path_judges(message: object, monkeypatch: pytest.MonkeyPatch) -> None:
     data = record(otel07_message(), message)
     assert fast(data, otel07.NAME) is None
     # The careful path words the error; the fast path must not have said anything.
@@ -151,18 +167,22 @@ def test_what_the_fast_path_declines_the_careful_path_judges(
         careful(data, otel07.NAME, monkeypatch)
 
 
-@pytest.mark.parametrize("message, reason", [
-    (otel07_message(total=math.inf), "non_finite"),
-    (otel07_message(total=math.nan), "non_finite"),
-    (otel07_message(quantiles=((0.0, math.nan), (1.0, 3.0))), "non_finite"),
-    (otel07_message(quantiles=((0.0, 1.0), (1.0, -math.inf))), "non_finite"),
-    (otel07_message(quantiles=((0.0, 1.0), (0.99, math.inf), (1.0, 3.0))), "non_finite"),
-    (otel07_message(start=END_NS, end=START_NS), "malformed"),
-    (otel07_message(start=START_NS, end=START_NS), "malformed"),
-    (otel07_message(start=60_000_000_000, end=120_000_000_000), "timestamp_out_of_range"),
-    (otel07_message(start=START_NS, end=(NOW_MS + 86_400_001) * 10**6), "timestamp_out_of_range"),
-    (otel07_message(start=2**64 - 2, end=2**64 - 1), "timestamp_out_of_range"),
-], ids=lambda m: m if isinstance(m, str) else "")
+@pytest.mark.parametrize(
+    "message, reason",
+    [
+        (otel07_message(total=math.inf), "non_finite"),
+        (otel07_message(total=math.nan), "non_finite"),
+        (otel07_message(quantiles=((0.0, math.nan), (1.0, 3.0))), "non_finite"),
+        (otel07_message(quantiles=((0.0, 1.0), (1.0, -math.inf))), "non_finite"),
+        (otel07_message(quantiles=((0.0, 1.0), (0.99, math.inf), (1.0, 3.0))), "non_finite"),
+        (otel07_message(start=END_NS, end=START_NS), "malformed"),
+        (otel07_message(start=START_NS, end=START_NS), "malformed"),
+        (otel07_message(start=60_000_000_000, end=120_000_000_000), "timestamp_out_of_range"),
+        (otel07_message(start=START_NS, end=(NOW_MS + 86_400_001) * 10**6), "timestamp_out_of_range"),
+        (otel07_message(start=2**64 - 2, end=2**64 - 1), "timestamp_out_of_range"),
+    ],
+    ids=lambda m: m if isinstance(m, str) else "",
+)
 def test_a_bad_value_is_judged_by_the_fast_path_as_the_careful_path_judges_it(
     message: object, reason: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -183,9 +203,7 @@ def test_the_first_bad_value_in_record_order_is_the_one_reported(monkeypatch: py
         assert isinstance(got, tuple) and got[0] == reason
 
 
-def test_a_bad_value_before_an_unreadable_layout_is_left_to_the_careful_path(
-    monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_a_bad_value_before_an_unreadable_layout_is_left_to_the_careful_path(monkeypatch: pytest.MonkeyPatch) -> None:
     # Which fault comes first is the careful walk's to say when the fast path cannot read all.
     odd = otel07_message()
     point = odd.resource_metrics[0].instrumentation_library_metrics[0].metrics[0].double_summary.data_points[0]
@@ -215,14 +233,28 @@ def batches(draw: st.DrawFn) -> list[Sample]:
     out = []
     for _ in range(count):
         table = draw(st.sampled_from(["a", "b", "c"]))
-        series = Series("123456789012", "us-east-1", draw(st.sampled_from(["AWS/DynamoDB", "X"])),
-                        draw(st.sampled_from(["M1", "M2"])), (("TableName", table),),
-                        draw(st.sampled_from(["Count", "Milliseconds"])))
+        series = Series(
+            "123456789012",
+            "us-east-1",
+            draw(st.sampled_from(["AWS/DynamoDB", "X"])),
+            draw(st.sampled_from(["M1", "M2"])),
+            (("TableName", table),),
+            draw(st.sampled_from(["Count", "Milliseconds"])),
+        )
         start = draw(st.sampled_from([START_NS // 10**6, START_NS // 10**6 + 60_000, 0]))
         stats = draw(st.sampled_from([(), (("p50", 0.0),), (("p90", 2.0), ("p99", 3.5))]))
-        out.append(Sample(series, start, start + 60_000, float(draw(st.integers(0, 3))),
-                          draw(st.sampled_from([0.0, 1.5, -2.0])) if draw(st.booleans()) else draw(finite),
-                          draw(st.sampled_from([0.0, 1.0])), draw(finite), stats))
+        out.append(
+            Sample(
+                series,
+                start,
+                start + 60_000,
+                float(draw(st.integers(0, 3))),
+                draw(st.sampled_from([0.0, 1.5, -2.0])) if draw(st.booleans()) else draw(finite),
+                draw(st.sampled_from([0.0, 1.0])),
+                draw(finite),
+                stats,
+            )
+        )
     return out
 
 
@@ -244,19 +276,28 @@ def faulty_messages(draw: st.DrawFn, fmt: str) -> object:
     labels or quantiles."""
     value = st.sampled_from([4.0, 0.0, -1.5, math.nan, math.inf, -math.inf])
     minute = 60_000_000_000
-    start = draw(st.sampled_from([START_NS, START_NS + minute, 60_000_000_000, (NOW_MS + 86_400_000) * 10**6,
-                                  2**64 - minute - 1]))
+    start = draw(
+        st.sampled_from(
+            [START_NS, START_NS + minute, 60_000_000_000, (NOW_MS + 86_400_000) * 10**6, 2**64 - minute - 1]
+        )
+    )
     end = start + draw(st.sampled_from([minute, 0, -minute, 1]))
     quantiles = [(0.0, draw(value)), (1.0, draw(value))]
-    quantiles[1:1] = [(q, draw(value)) for q in draw(st.sampled_from([(), (0.5,), (0.9, 0.99),
-                                                                     tuple(k / 100 for k in range(1, 64))]))]
+    quantiles[1:1] = [
+        (q, draw(value)) for q in draw(st.sampled_from([(), (0.5,), (0.9, 0.99), tuple(k / 100 for k in range(1, 64))]))
+    ]
     table = draw(st.sampled_from(["A", "B"]))
-    dimensions = draw(st.sampled_from([(("TableName", table),),
-                                       tuple((f"D{i}", table) for i in range(70))]))
+    dimensions = draw(st.sampled_from([(("TableName", table),), tuple((f"D{i}", table) for i in range(70))]))
     metric = draw(st.sampled_from(["M1", "M2"]))
     name = draw(st.sampled_from([None, None, "", "amazonaws.com/AWS/DynamoDB/M3"]))
-    kwargs = {"quantiles": quantiles, "start": max(0, min(start, 2**64 - 1)), "end": max(0, min(end, 2**64 - 1)),
-              "total": draw(value), "name": name, "points": draw(st.sampled_from([1, 1, 3, 0]))}
+    kwargs = {
+        "quantiles": quantiles,
+        "start": max(0, min(start, 2**64 - 1)),
+        "end": max(0, min(end, 2**64 - 1)),
+        "total": draw(value),
+        "name": name,
+        "points": draw(st.sampled_from([1, 1, 3, 0])),
+    }
     labels = (("Namespace", "AWS/DynamoDB"), ("MetricName", metric))
     if fmt == otel07.NAME:
         return otel07_message(labels=labels + dimensions, **kwargs)

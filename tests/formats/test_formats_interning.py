@@ -15,8 +15,14 @@ from receiver.model import Sample, Series
 
 from .helpers import DYNAMODB, NOW_MS, START_NS, otel07_message, otel10_message, record
 
-SERIES = Series("123456789012", "us-east-1", "AWS/DynamoDB", "ThrottledRequests",
-                (("Operation", "GetItem"), ("TableName", "T")), "Count")
+SERIES = Series(
+    "123456789012",
+    "us-east-1",
+    "AWS/DynamoDB",
+    "ThrottledRequests",
+    (("Operation", "GetItem"), ("TableName", "T")),
+    "Count",
+)
 START_MS = START_NS // 1_000_000
 
 
@@ -30,9 +36,11 @@ def test_one_series_is_one_object_across_records_and_formats() -> None:
     cache = SeriesCache()
     start = START_NS // 1_000_000
     sample = Sample(series, start, start + 60_000, 1.0, 0.0, 0.0, 0.0)
-    decoded = [decode_record(data, cache=cache)[0].series
-               for fmt in ("opentelemetry0.7", "opentelemetry1.0", "json", "opentelemetry0.7")
-               for data in encode_records([sample], fmt)]
+    decoded = [
+        decode_record(data, cache=cache)[0].series
+        for fmt in ("opentelemetry0.7", "opentelemetry1.0", "json", "opentelemetry0.7")
+        for data in encode_records([sample], fmt)
+    ]
     assert decoded[0] == series
     assert all(other is decoded[0] for other in decoded)
 
@@ -132,8 +140,23 @@ def test_new_sample_builds_what_the_constructor_builds() -> None:
 
 _CONTAINERS = (ast.Dict, ast.Set, ast.List, ast.DictComp, ast.SetComp, ast.ListComp)
 _CONTAINER_CALLS = {"dict", "set", "list", "defaultdict", "OrderedDict", "Counter", "deque", "WeakValueDictionary"}
-_MUTATORS = {"__setitem__", "__delitem__", "add", "append", "appendleft", "clear", "discard", "extend", "insert",
-             "pop", "popitem", "remove", "setdefault", "sort", "update"}
+_MUTATORS = {
+    "__setitem__",
+    "__delitem__",
+    "add",
+    "append",
+    "appendleft",
+    "clear",
+    "discard",
+    "extend",
+    "insert",
+    "pop",
+    "popitem",
+    "remove",
+    "setdefault",
+    "sort",
+    "update",
+}
 _MEMOIZERS = {"cache", "lru_cache", "cached_property"}
 
 
@@ -145,18 +168,28 @@ def module_state(source: str) -> list[str]:
     tree = ast.parse(source)
     containers = set()
     for node in tree.body:
-        targets = node.targets if isinstance(node, ast.Assign) else [node.target] if isinstance(
-            node, ast.AnnAssign) and node.value is not None else []
+        targets = (
+            node.targets
+            if isinstance(node, ast.Assign)
+            else [node.target]
+            if isinstance(node, ast.AnnAssign) and node.value is not None
+            else []
+        )
         value = getattr(node, "value", None)
         made = isinstance(value, _CONTAINERS) or (
-            isinstance(value, ast.Call) and getattr(value.func, "id", getattr(value.func, "attr", None))
-            in _CONTAINER_CALLS)
+            isinstance(value, ast.Call)
+            and getattr(value.func, "id", getattr(value.func, "attr", None)) in _CONTAINER_CALLS
+        )
         if made:
             containers.update(target.id for target in targets if isinstance(target, ast.Name))
     found = set()
     for node in ast.walk(tree):
-        if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id in containers \
-                and node.attr in _MUTATORS:
+        if (
+            isinstance(node, ast.Attribute)
+            and isinstance(node.value, ast.Name)
+            and node.value.id in containers
+            and node.attr in _MUTATORS
+        ):
             found.add(f"{node.value.id}.{node.attr} (line {node.lineno})")
         elif isinstance(node, ast.Global):
             found.add(f"global {', '.join(node.names)} (line {node.lineno})")
@@ -166,29 +199,41 @@ def module_state(source: str) -> list[str]:
                 if getattr(called, "id", getattr(called, "attr", None)) in _MEMOIZERS:
                     found.add(f"{getattr(node, 'name', 'lambda')} memoized (line {node.lineno})")
             for inner in ast.walk(node):
-                if isinstance(inner, ast.Subscript) and isinstance(inner.ctx, ast.Store | ast.Del) \
-                        and isinstance(inner.value, ast.Name) and inner.value.id in containers:
+                if (
+                    isinstance(inner, ast.Subscript)
+                    and isinstance(inner.ctx, ast.Store | ast.Del)
+                    and isinstance(inner.value, ast.Name)
+                    and inner.value.id in containers
+                ):
                     found.add(f"{inner.value.id}[...] assigned (line {inner.lineno})")
-                elif isinstance(inner, ast.AugAssign) and isinstance(inner.target, ast.Name) \
-                        and inner.target.id in containers:
+                elif (
+                    isinstance(inner, ast.AugAssign)
+                    and isinstance(inner.target, ast.Name)
+                    and inner.target.id in containers
+                ):
                     found.add(f"{inner.target.id} augmented (line {inner.lineno})")
     return sorted(found)
 
 
-@pytest.mark.parametrize("source", [
-    "_seen: dict[str, int] = {}\ndef f(k):\n    _seen[k] = 1\n",
-    "_seen = {}\nremember = _seen.setdefault\n",
-    "_names = set()\ndef f(k):\n    _names.add(k)\n",
-    "_runs = []\ndef f(k):\n    global _runs\n    _runs = [k]\n",
-    "import functools\n@functools.lru_cache(maxsize=10)\ndef f(k):\n    return k\n",
-])
+@pytest.mark.parametrize(
+    "source",
+    [
+        "_seen: dict[str, int] = {}\ndef f(k):\n    _seen[k] = 1\n",
+        "_seen = {}\nremember = _seen.setdefault\n",
+        "_names = set()\ndef f(k):\n    _names.add(k)\n",
+        "_runs = []\ndef f(k):\n    global _runs\n    _runs = [k]\n",
+        "import functools\n@functools.lru_cache(maxsize=10)\ndef f(k):\n    return k\n",
+    ],
+)
 def test_the_check_finds_module_state(source: str) -> None:
     assert module_state(source)
 
 
 def test_the_check_lets_constant_tables_be() -> None:
-    source = ("_UNITS = {'s': 'Seconds'}\nfor _n in ('ms',):\n    _UNITS[_n] = _n\n"
-              "lookup = _UNITS.get\ndef f(k):\n    return _UNITS[k]\n")
+    source = (
+        "_UNITS = {'s': 'Seconds'}\nfor _n in ('ms',):\n    _UNITS[_n] = _n\n"
+        "lookup = _UNITS.get\ndef f(k):\n    return _UNITS[k]\n"
+    )
     assert module_state(source) == []
 
 

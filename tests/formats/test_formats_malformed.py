@@ -97,11 +97,14 @@ def test_otel10_dimension_not_a_string() -> None:
     assert "dimension 'TableName' is not a string" in decode_error(record(message), OTEL10)
 
 
-@pytest.mark.parametrize("quantiles, missing", [
-    (((1.0, 3.0),), "quantile 0.0 (minimum)"),
-    (((0.0, 1.0), (0.99, 2.0)), "quantile 1.0 (maximum)"),
-    ((), "quantiles 0.0 (minimum) and 1.0 (maximum)"),
-])
+@pytest.mark.parametrize(
+    "quantiles, missing",
+    [
+        (((1.0, 3.0),), "quantile 0.0 (minimum)"),
+        (((0.0, 1.0), (0.99, 2.0)), "quantile 1.0 (maximum)"),
+        ((), "quantiles 0.0 (minimum) and 1.0 (maximum)"),
+    ],
+)
 def test_missing_min_or_max_quantile(quantiles: tuple, missing: str) -> None:
     message = decode_error(record(otel07_message(quantiles=quantiles)), OTEL07)
     assert "AWS/DynamoDB/ConsumedReadCapacityUnits" in message
@@ -169,13 +172,16 @@ def json_with(**changes: object) -> bytes:
     return orjson.dumps(item) + b"\n"
 
 
-@pytest.mark.parametrize("data, expected", [
-    (b'{"account_id": ', "not valid JSON"),
-    (JSON_LINE + b"{oops}\n", "not valid JSON"),
-    (b'{"value": NaN}\n', "not valid JSON"),
-    (b'{"value": {"sum": NaN}, "timestamp": [' + b"[" * 5000 + b"]\n", "not valid JSON"),
-    (b"[1, 2]\n", "not an object"),
-])
+@pytest.mark.parametrize(
+    "data, expected",
+    [
+        (b'{"account_id": ', "not valid JSON"),
+        (JSON_LINE + b"{oops}\n", "not valid JSON"),
+        (b'{"value": NaN}\n', "not valid JSON"),
+        (b'{"value": {"sum": NaN}, "timestamp": [' + b"[" * 5000 + b"]\n", "not valid JSON"),
+        (b"[1, 2]\n", "not an object"),
+    ],
+)
 def test_bad_json(data: bytes, expected: str) -> None:
     assert expected in decode_error(data, "json")
 
@@ -190,22 +196,28 @@ def test_json_missing_a_required_key(key: str) -> None:
     assert f"no {key!r} key" in decode_error(json_with(**{key: ...}), "json")
 
 
-@pytest.mark.parametrize("changes, expected", [
-    ({"timestamp": "1611929698000"}, "not epoch milliseconds"),
-    ({"timestamp": 1611929698000.5}, "not epoch milliseconds"),
-    ({"timestamp": -1}, "not epoch milliseconds"),
-    ({"value": [1, 2]}, "value of AWS/EC2/DiskWriteOps is not an object"),
-    ({"value": {"sum": 1, "min": 0, "max": 1}}, "has no 'count'"),
-    ({"value": {"count": "3", "sum": 1, "min": 0, "max": 1}}, "non-numeric 'count'"),
-    ({"value": {"count": True, "sum": 1, "min": 0, "max": 1}}, "non-numeric 'count'"),
-    ({"value": {"count": 1, "sum": 1, "min": 0, "max": 1, "p99": None}}, "'p99' of AWS/EC2/DiskWriteOps is not a number"),
-    ({"dimensions": ["InstanceId"]}, "not an object of strings"),
-    ({"dimensions": {"InstanceId": 5}}, "not an object of strings"),
-    ({"namespace": ""}, "'namespace' of a metric object is not a non-empty string"),
-    ({"account_id": 1234567890}, "'account_id' of a metric object is not a non-empty string"),
-    ({"unit": 1}, "unit of AWS/EC2/DiskWriteOps is not a string"),
-    ({"metric_stream_name": ["S"]}, "'metric_stream_name' of a metric object is not a string"),
-])
+@pytest.mark.parametrize(
+    "changes, expected",
+    [
+        ({"timestamp": "1611929698000"}, "not epoch milliseconds"),
+        ({"timestamp": 1611929698000.5}, "not epoch milliseconds"),
+        ({"timestamp": -1}, "not epoch milliseconds"),
+        ({"value": [1, 2]}, "value of AWS/EC2/DiskWriteOps is not an object"),
+        ({"value": {"sum": 1, "min": 0, "max": 1}}, "has no 'count'"),
+        ({"value": {"count": "3", "sum": 1, "min": 0, "max": 1}}, "non-numeric 'count'"),
+        ({"value": {"count": True, "sum": 1, "min": 0, "max": 1}}, "non-numeric 'count'"),
+        (
+            {"value": {"count": 1, "sum": 1, "min": 0, "max": 1, "p99": None}},
+            "'p99' of AWS/EC2/DiskWriteOps is not a number",
+        ),
+        ({"dimensions": ["InstanceId"]}, "not an object of strings"),
+        ({"dimensions": {"InstanceId": 5}}, "not an object of strings"),
+        ({"namespace": ""}, "'namespace' of a metric object is not a non-empty string"),
+        ({"account_id": 1234567890}, "'account_id' of a metric object is not a non-empty string"),
+        ({"unit": 1}, "unit of AWS/EC2/DiskWriteOps is not a string"),
+        ({"metric_stream_name": ["S"]}, "'metric_stream_name' of a metric object is not a string"),
+    ],
+)
 def test_json_wrong_types(changes: dict, expected: str) -> None:
     assert expected in decode_error(json_with(**changes), "json")
 
@@ -226,7 +238,7 @@ def test_mutated_valid_records_give_samples_or_decode_error(data: st.DataObject)
     original = record(otel07_message(), otel10_message())
     position = data.draw(st.integers(0, len(original) - 1))
     byte = data.draw(st.integers(0, 255))
-    mutated = original[:position] + bytes([byte]) + original[position + 1:]
+    mutated = original[:position] + bytes([byte]) + original[position + 1 :]
     for fmt in (None, OTEL07, OTEL10):
         try:
             assert decode_record(mutated, fmt, cache=CACHE)

@@ -14,14 +14,14 @@ from .helpers import CACHE, otel07_message, otel10_message, record
 def test_quantile_zero_is_min_one_is_max_others_percentiles() -> None:
     quantiles = ((0.0, 1.0), (0.5, 2.0), (0.99, 4.0), (0.999, 5.0), (1.0, 6.0))
     for message in (otel07_message(quantiles=quantiles), otel10_message(quantiles=quantiles)):
-        sample, = decode_record(record(message), cache=CACHE)
+        (sample,) = decode_record(record(message), cache=CACHE)
         assert (sample.min, sample.max) == (1.0, 6.0)
         assert sample.stats == (("p50", 2.0), ("p99", 4.0), ("p99.9", 5.0))
 
 
 def test_quantile_order_on_the_wire_does_not_matter() -> None:
     quantiles = ((1.0, 6.0), (0.99, 4.0), (0.0, 1.0), (0.95, 3.0))
-    sample, = decode_record(record(otel07_message(quantiles=quantiles)), cache=CACHE)
+    (sample,) = decode_record(record(otel07_message(quantiles=quantiles)), cache=CACHE)
     assert (sample.min, sample.max, sample.stats) == (1.0, 6.0, (("p95", 3.0), ("p99", 4.0)))
 
 
@@ -42,9 +42,13 @@ def test_encoded_quantiles_are_strictly_increasing_with_min_and_max_at_the_ends(
 
     series = Series("1", "r", "N", "M", (), "Count")
     sample = Sample(series, 0, 60_000, 1.0, 1.0, 0.5, 2.0, (("p50", 1.0), ("p99.9", 1.9), ("p99", 1.8)))
-    record_bytes, = encode_records([sample], "opentelemetry0.7")
+    (record_bytes,) = encode_records([sample], "opentelemetry0.7")
     message = metrics_service_pb2.ExportMetricsServiceRequest.FromString(split_frames(record_bytes)[0])
     point = message.resource_metrics[0].instrumentation_library_metrics[0].metrics[0].double_summary.data_points[0]
     assert [(q.quantile, q.value) for q in point.quantile_values] == [
-        (0.0, 0.5), (0.5, 1.0), (0.99, 1.8), (0.999, 1.9), (1.0, 2.0),
+        (0.0, 0.5),
+        (0.5, 1.0),
+        (0.99, 1.8),
+        (0.999, 1.9),
+        (1.0, 2.0),
     ]

@@ -59,15 +59,26 @@ def test_the_fast_path_takes_the_real_records() -> None:
             continue
         for data, expected in zip(case.records, case.expected):
             if expected.reason is None:
-                got = fastpath.decode(data, (), flavors[case.fmt], latest_end_ms(now_ms()),
-                                      otel._resource, otel._series_of, otel._judge_point, cache=CACHE)
+                got = fastpath.decode(
+                    data,
+                    (),
+                    flavors[case.fmt],
+                    latest_end_ms(now_ms()),
+                    otel._resource,
+                    otel._series_of,
+                    otel._judge_point,
+                    cache=CACHE,
+                )
                 assert got == list(expected.samples), case.name
 
 
 @pytest.mark.parametrize("fmt", [OTEL07, OTEL10])
 def test_skywalkings_hand_edited_dynamodb_metric_is_refused_and_the_others_kept(fmt: str, path: str) -> None:
-    [whole] = [c for c in CASES if c.source == "skywalking_e2e_dynamodb_data-1.json"
-               and c.fmt == fmt and "one message" in c.name]
+    [whole] = [
+        c
+        for c in CASES
+        if c.source == "skywalking_e2e_dynamodb_data-1.json" and c.fmt == fmt and "one message" in c.name
+    ]
     with pytest.raises(DecodeError) as info:
         decode_record(whole.records[0], fmt, cache=CACHE)
     assert info.value.reason == "metric_name_mismatch"

@@ -72,9 +72,19 @@ def otel_message(fmt: str, **kwargs: object) -> object:
 
 # The reasons themselves
 
+
 def test_the_reasons_are_a_closed_documented_set_of_label_values() -> None:
-    assert {"malformed", "empty_record", "unknown_format", "empty_frame", "no_datapoints",
-            "too_much_work", "non_finite", "timestamp_out_of_range", "metric_name_mismatch"} == set(REASONS)
+    assert {
+        "malformed",
+        "empty_record",
+        "unknown_format",
+        "empty_frame",
+        "no_datapoints",
+        "too_much_work",
+        "non_finite",
+        "timestamp_out_of_range",
+        "metric_name_mismatch",
+    } == set(REASONS)
     for reason, meaning in REASONS.items():
         assert reason.isidentifier() and reason == reason.lower()
         assert meaning and "\n" not in meaning
@@ -97,12 +107,16 @@ def test_an_unknown_format_name_is_the_callers_mistake_not_the_records() -> None
 
 # Point 2: values the store cannot keep
 
+
 @pytest.mark.parametrize("fmt", [OTEL07, OTEL10])
 @pytest.mark.parametrize("where", ["sum", "min", "max", "p99"])
 @pytest.mark.parametrize("bad", [math.nan, math.inf, -math.inf])
 def test_a_non_finite_statistic_in_otel(fmt: str, where: str, bad: float, path: str) -> None:
-    quantiles = ((0.0, bad if where == "min" else 1.0), (0.99, bad if where == "p99" else 2.0),
-                 (1.0, bad if where == "max" else 3.0))
+    quantiles = (
+        (0.0, bad if where == "min" else 1.0),
+        (0.99, bad if where == "p99" else 2.0),
+        (1.0, bad if where == "max" else 3.0),
+    )
     message = otel_message(fmt, quantiles=quantiles, total=bad if where == "sum" else 4.0)
     data = record(otel_message(fmt), message)
     assert reason_of(data, fmt) == "non_finite"
@@ -118,13 +132,16 @@ def test_a_non_finite_statistic_in_json(key: str, bad: bytes) -> None:
 
 
 @pytest.mark.parametrize("fmt", [OTEL07, OTEL10])
-@pytest.mark.parametrize("start_ms, end_ms", [
-    (OLDEST_MS - PERIOD_MS, OLDEST_MS),  # starts in 1999
-    (60_000, 120_000),  # AWS's 1.0 example, as published
-    (NOW_MS, NOW_MS + FUTURE_SLACK_MS + 1),  # ends a day and a millisecond from now
-    (NOW_MS + 2 * FUTURE_SLACK_MS, NOW_MS + 2 * FUTURE_SLACK_MS + PERIOD_MS),
-    ((2**64 - 1) // NS - PERIOD_MS, (2**64 - 1) // NS),  # as far as fixed64 nanoseconds go
-])
+@pytest.mark.parametrize(
+    "start_ms, end_ms",
+    [
+        (OLDEST_MS - PERIOD_MS, OLDEST_MS),  # starts in 1999
+        (60_000, 120_000),  # AWS's 1.0 example, as published
+        (NOW_MS, NOW_MS + FUTURE_SLACK_MS + 1),  # ends a day and a millisecond from now
+        (NOW_MS + 2 * FUTURE_SLACK_MS, NOW_MS + 2 * FUTURE_SLACK_MS + PERIOD_MS),
+        ((2**64 - 1) // NS - PERIOD_MS, (2**64 - 1) // NS),  # as far as fixed64 nanoseconds go
+    ],
+)
 def test_a_period_out_of_range_in_otel(fmt: str, start_ms: int, end_ms: int, path: str) -> None:
     data = record(otel_message(fmt), otel_message(fmt, start=start_ms * NS, end=end_ms * NS))
     assert reason_of(data, fmt) == "timestamp_out_of_range"
@@ -136,7 +153,9 @@ def test_the_range_ends_are_accepted(fmt: str, path: str) -> None:
     last = otel_message(fmt, start=LATEST_NS - PERIOD_MS * NS, end=LATEST_NS + NS - 1)
     samples = decode_record(record(first, last), fmt, now_ms=NOW_MS, cache=CACHE)
     assert [(s.start_ms, s.end_ms) for s in samples] == [
-        (OLDEST_MS, OLDEST_MS + PERIOD_MS), (NOW_MS + FUTURE_SLACK_MS - PERIOD_MS, NOW_MS + FUTURE_SLACK_MS)]
+        (OLDEST_MS, OLDEST_MS + PERIOD_MS),
+        (NOW_MS + FUTURE_SLACK_MS - PERIOD_MS, NOW_MS + FUTURE_SLACK_MS),
+    ]
 
 
 def test_a_json_timestamp_near_2_to_the_63_is_out_of_range() -> None:
@@ -175,14 +194,18 @@ def test_now_is_injectable_and_defaults_to_the_clock(fmt: str) -> None:
 
 # Point 3: the metric's name and its datapoints' labels
 
+
 @pytest.mark.parametrize("fmt", [OTEL07, OTEL10])
-@pytest.mark.parametrize("name", [
-    "amazonaws.com/AWS/DynamoDB/ProvisionedReadCapacityUnits",
-    "amazonaws.com/AWS/S3/ConsumedReadCapacityUnits",
-    "amazonaws.com/AWS/DynamoDB/ConsumedReadCapacityUnitsX",
-    "amazonaws.com/AWS/DynamoDBConsumedReadCapacityUnits",
-    "amazonaws.com/",
-])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "amazonaws.com/AWS/DynamoDB/ProvisionedReadCapacityUnits",
+        "amazonaws.com/AWS/S3/ConsumedReadCapacityUnits",
+        "amazonaws.com/AWS/DynamoDB/ConsumedReadCapacityUnitsX",
+        "amazonaws.com/AWS/DynamoDBConsumedReadCapacityUnits",
+        "amazonaws.com/",
+    ],
+)
 def test_a_metric_name_at_odds_with_its_labels(fmt: str, name: str, path: str) -> None:
     data = record(otel_message(fmt), otel_message(fmt, name=name))
     assert reason_of(data, fmt) == "metric_name_mismatch"
@@ -204,6 +227,7 @@ def test_one_series_under_two_names_is_judged_under_each(path: str) -> None:
 
 
 # Point 4: empty frames, empty containers, bounded work
+
 
 @pytest.mark.parametrize("fmt", [None, OTEL07, OTEL10])
 def test_a_record_of_zero_bytes_is_an_empty_frame(fmt: str | None) -> None:
@@ -227,7 +251,9 @@ def messages_without_datapoints() -> Iterator[tuple[str, otel07_service.ExportMe
     yield "a metric whose summary is empty", otel07_message(points=0)
 
 
-@pytest.mark.parametrize("case, message", list(messages_without_datapoints()), ids=lambda v: v if isinstance(v, str) else "")
+@pytest.mark.parametrize(
+    "case, message", list(messages_without_datapoints()), ids=lambda v: v if isinstance(v, str) else ""
+)
 def test_a_message_resource_scope_or_metric_without_datapoints(case: str, message: object, path: str) -> None:
     data = record(otel07_message(), message)
     assert reason_of(data, OTEL07) == "no_datapoints"
@@ -302,8 +328,9 @@ def test_quantiles_per_datapoint_are_bounded(fmt: str, path: str) -> None:
     def quantiles(count: int) -> tuple[tuple[float, float], ...]:
         return ((0.0, 1.0), *((k / 1000, 2.0) for k in range(1, count - 1)), (1.0, 3.0))
 
-    [sample] = decode_record(record(otel_message(fmt, quantiles=quantiles(MAX_STATISTICS_PER_DATAPOINT))),
-                             fmt, now_ms=NOW_MS, cache=CACHE)
+    [sample] = decode_record(
+        record(otel_message(fmt, quantiles=quantiles(MAX_STATISTICS_PER_DATAPOINT))), fmt, now_ms=NOW_MS, cache=CACHE
+    )
     assert len(sample.stats) == MAX_STATISTICS_PER_DATAPOINT - 2
     data = record(otel_message(fmt), otel_message(fmt, quantiles=quantiles(MAX_STATISTICS_PER_DATAPOINT + 1)))
     assert reason_of(data, fmt) == "too_much_work"
@@ -320,13 +347,23 @@ def test_json_dimensions_and_statistics_are_bounded() -> None:
     fits = json_line(dimensions=dict(dimensions(MAX_LABELS_PER_DATAPOINT)))
     assert len(decode_record(fits, JSON, now_ms=NOW_MS, cache=CACHE)[0].series.dimensions) == MAX_LABELS_PER_DATAPOINT
     assert reason_of(json_line(dimensions=dict(dimensions(MAX_LABELS_PER_DATAPOINT + 1))), JSON) == "too_much_work"
-    value = {"count": 1, "sum": 1, "min": 1, "max": 1, **{f"p{k}": 1.0 for k in range(1, MAX_STATISTICS_PER_DATAPOINT - 3)}}
-    assert len(decode_record(json_line(value=value), JSON, now_ms=NOW_MS, cache=CACHE)[0].stats) == MAX_STATISTICS_PER_DATAPOINT - 4
+    value = {
+        "count": 1,
+        "sum": 1,
+        "min": 1,
+        "max": 1,
+        **{f"p{k}": 1.0 for k in range(1, MAX_STATISTICS_PER_DATAPOINT - 3)},
+    }
+    assert (
+        len(decode_record(json_line(value=value), JSON, now_ms=NOW_MS, cache=CACHE)[0].stats)
+        == MAX_STATISTICS_PER_DATAPOINT - 4
+    )
     value["p99.5"] = 1.0
     assert reason_of(json_line(value=value), JSON) == "too_much_work"
 
 
 # Point 5: OpenTelemetry attributes are kept as labels, never dropped
+
 
 def test_other_1x_datapoint_attributes_become_labels(path: str) -> None:
     message = otel10_message(attributes=(*DYNAMODB, ("team", "storage"), ("cloud.provider", "mine")))
@@ -337,11 +374,19 @@ def test_other_1x_datapoint_attributes_become_labels(path: str) -> None:
         setattr(attribute.value, field, value)
     point.attributes.add().key = "unset"
     plain = otel10_message()
-    samples = decode_record(record(message, plain, message), OTEL10, extra_labels=(("zone", "z"),), now_ms=NOW_MS, cache=CACHE)
+    samples = decode_record(
+        record(message, plain, message), OTEL10, extra_labels=(("zone", "z"),), now_ms=NOW_MS, cache=CACHE
+    )
     arn = dict(RESOURCE)["aws.exporter.arn"]
     assert samples[0].labels == (
-        ("aws.exporter.arn", arn), ("cloud.provider", "mine"), ("hot", "true"), ("ratio", "0.5"),
-        ("shard", "7"), ("team", "storage"), ("unset", ""), ("zone", "z"),
+        ("aws.exporter.arn", arn),
+        ("cloud.provider", "mine"),
+        ("hot", "true"),
+        ("ratio", "0.5"),
+        ("shard", "7"),
+        ("team", "storage"),
+        ("unset", ""),
+        ("zone", "z"),
     )
     assert samples[1].labels == (("aws.exporter.arn", arn), ("cloud.provider", "aws"), ("zone", "z"))
     assert samples[2].labels == samples[0].labels

@@ -34,22 +34,42 @@ def samples(draw: st.DrawFn, *, fmt: str) -> Sample:
     if fmt == "json":
         end = start + PERIOD_MS
         count = draw(numbers)
-        stats = draw(st.dictionaries(names.filter(lambda n: n not in {"count", "sum", "min", "max"}), numbers, max_size=3))
-        labels = draw(st.one_of(st.just({}), st.builds(lambda name: {"metric_stream_name": name}, st.text(max_size=12))))
+        stats = draw(
+            st.dictionaries(names.filter(lambda n: n not in {"count", "sum", "min", "max"}), numbers, max_size=3)
+        )
+        labels = draw(
+            st.one_of(st.just({}), st.builds(lambda name: {"metric_stream_name": name}, st.text(max_size=12)))
+        )
     else:
         end = start + draw(st.integers(1, 10**7))
         count = float(draw(st.integers(0, 2**53)))
         stats = draw(st.dictionaries(percentiles, numbers, max_size=3))
-        labels = draw(st.dictionaries(
-            st.text(max_size=12).filter(lambda n: n not in {"cloud.account.id", "cloud.region"}),
-            st.text(max_size=12), max_size=3))
-    return Sample(series, start, end, count, draw(numbers), draw(numbers), draw(numbers),
-                  sorted_pairs(stats), sorted_pairs(labels))
+        labels = draw(
+            st.dictionaries(
+                st.text(max_size=12).filter(lambda n: n not in {"cloud.account.id", "cloud.region"}),
+                st.text(max_size=12),
+                max_size=3,
+            )
+        )
+    return Sample(
+        series,
+        start,
+        end,
+        count,
+        draw(numbers),
+        draw(numbers),
+        draw(numbers),
+        sorted_pairs(stats),
+        sorted_pairs(labels),
+    )
 
 
 def round_trip(batch: list[Sample], fmt: str, max_record_bytes: int = 1_024_000) -> list[Sample]:
-    return [sample for data in encode_records(batch, fmt, max_record_bytes=max_record_bytes)
-            for sample in decode_record(data, fmt, now_ms=NOW_MS, cache=CACHE)]
+    return [
+        sample
+        for data in encode_records(batch, fmt, max_record_bytes=max_record_bytes)
+        for sample in decode_record(data, fmt, now_ms=NOW_MS, cache=CACHE)
+    ]
 
 
 @ROUND_TRIP

@@ -10,10 +10,22 @@ from receiver.formats.units import CLOUDWATCH_UNITS, from_ucum, to_ucum
 from .helpers import CACHE, otel07_message, record
 
 AWS_TABLE = {
-    "s": "Seconds", "us": "Microseconds", "ms": "Milliseconds",
-    "By": "Bytes", "kBy": "Kilobytes", "MBy": "Megabytes", "GBy": "Gigabytes", "TBy": "Terabytes",
-    "bit": "Bits", "kbit": "Kilobits", "MBit": "Megabits", "GBit": "Gigabits", "Tbit": "Terabits",
-    "%": "Percent", "{Count}": "Count", "1": "None",
+    "s": "Seconds",
+    "us": "Microseconds",
+    "ms": "Milliseconds",
+    "By": "Bytes",
+    "kBy": "Kilobytes",
+    "MBy": "Megabytes",
+    "GBy": "Gigabytes",
+    "TBy": "Terabytes",
+    "bit": "Bits",
+    "kbit": "Kilobits",
+    "MBit": "Megabits",
+    "GBit": "Gigabits",
+    "Tbit": "Terabits",
+    "%": "Percent",
+    "{Count}": "Count",
+    "1": "None",
 }
 
 
@@ -23,11 +35,18 @@ def test_table_units(code: str, name: str) -> None:
     assert to_ucum(name) == code
 
 
-@pytest.mark.parametrize("code, name", [
-    ("By/s", "Bytes/Second"), ("kBy/s", "Kilobytes/Second"), ("TBy/s", "Terabytes/Second"),
-    ("bit/s", "Bits/Second"), ("MBit/s", "Megabits/Second"), ("Tbit/s", "Terabits/Second"),
-    ("{Count}/s", "Count/Second"),
-])
+@pytest.mark.parametrize(
+    "code, name",
+    [
+        ("By/s", "Bytes/Second"),
+        ("kBy/s", "Kilobytes/Second"),
+        ("TBy/s", "Terabytes/Second"),
+        ("bit/s", "Bits/Second"),
+        ("MBit/s", "Megabits/Second"),
+        ("Tbit/s", "Terabits/Second"),
+        ("{Count}/s", "Count/Second"),
+    ],
+)
 def test_rates_combine_both_sides(code: str, name: str) -> None:
     assert from_ucum(code) == name
     assert to_ucum(name) == code

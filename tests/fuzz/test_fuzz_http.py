@@ -15,7 +15,8 @@ from receiver.firehose import envelope
 
 CORPUS = build_corpus()
 HTTP = settings(
-    max_examples=120, deadline=None,
+    max_examples=120,
+    deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
 )
 

@@ -82,10 +82,25 @@ def test_json_records_with_odd_field_values_decode_or_raise_decode_error(seed):
 
 
 @FAST
-@given(fields=st.dictionaries(
-    st.sampled_from(("account_id", "region", "namespace", "metric_name", "timestamp", "value",
-                     "dimensions", "unit", "metric_stream_name")),
-    json_values, min_size=5))
+@given(
+    fields=st.dictionaries(
+        st.sampled_from(
+            (
+                "account_id",
+                "region",
+                "namespace",
+                "metric_name",
+                "timestamp",
+                "value",
+                "dimensions",
+                "unit",
+                "metric_stream_name",
+            )
+        ),
+        json_values,
+        min_size=5,
+    )
+)
 def test_json_objects_of_any_field_types_decode_or_raise_decode_error(fields):
     assert run_decoder(orjson.dumps(fields) + b"\n", "json", cache=CACHE) in ("accepted", "rejected")
 

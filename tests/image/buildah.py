@@ -25,7 +25,11 @@ def build_image() -> None:
     """image/build.sh: the base when missing, then the receiver image (cached layers)."""
     result = subprocess.run(
         [str(ROOT / "image" / "build.sh")],
-        cwd=ROOT, env={**os.environ, "IMAGE": IMAGE}, capture_output=True, text=True, timeout=1800,
+        cwd=ROOT,
+        env={**os.environ, "IMAGE": IMAGE},
+        capture_output=True,
+        text=True,
+        timeout=1800,
     )
     if result.returncode != 0:
         raise RuntimeError(f"image/build.sh failed ({result.returncode}):\n{result.stderr}")

@@ -26,8 +26,12 @@ pytestmark = pytest.mark.slow
 RECEIVER_UID = 10001
 SERVICE = "aws-dynamodb::123456789012"
 # Like the task definition: every setting from the environment, the image's entrypoint as is.
-ENV = {"RECEIVER_HOST": "127.0.0.1", "RECEIVER_PORT": "0", "RECEIVER_STORE": "sqlite:////tmp/metrics.db",
-       "RECEIVER_ALLOW_UNAUTHENTICATED": "true"}
+ENV = {
+    "RECEIVER_HOST": "127.0.0.1",
+    "RECEIVER_PORT": "0",
+    "RECEIVER_STORE": "sqlite:////tmp/metrics.db",
+    "RECEIVER_ALLOW_UNAUTHENTICATED": "true",
+}
 
 
 @pytest.fixture(scope="module")
@@ -67,8 +71,11 @@ def recent_minute() -> int:
 
 def test_image_runs_as_the_non_root_receiver_user(config: dict[str, Any], receiver: ContainerReceiver) -> None:
     assert config["User"] == f"{RECEIVER_UID}:{RECEIVER_UID}"
-    uids = next(line for line in Path(f"/proc/{receiver.receiver_pid()}/status").read_text().splitlines()
-                if line.startswith("Uid:"))
+    uids = next(
+        line
+        for line in Path(f"/proc/{receiver.receiver_pid()}/status").read_text().splitlines()
+        if line.startswith("Uid:")
+    )
     assert uids.split()[1:] == [str(RECEIVER_UID)] * 4
 
 
@@ -102,10 +109,15 @@ def test_delivery_is_acknowledged_and_queryable(receiver: ContainerReceiver) -> 
     assert json.loads(body)["requestId"] == delivery.request_id
 
     start_s = (T0 + minute * MINUTE_MS) // 1000
-    query = urllib.parse.urlencode({
-        "metric": "aws_dynamodb_endpoint_consumed_read_capacity_units",
-        "service": SERVICE, "endpoint": "GameScores", "start": start_s, "end": start_s,
-    })
+    query = urllib.parse.urlencode(
+        {
+            "metric": "aws_dynamodb_endpoint_consumed_read_capacity_units",
+            "service": SERVICE,
+            "endpoint": "GameScores",
+            "start": start_s,
+            "end": start_s,
+        }
+    )
     deadline = time.monotonic() + 60
     while True:  # the deriver computes the minute after the delivery is committed
         status, body = http(f"{receiver.url}/api/v1/query?{query}")

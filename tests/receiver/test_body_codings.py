@@ -19,7 +19,8 @@ async def chunks_of(data: bytes, size: int = 1000):
 
 async def read(data: bytes, encoding: str | None, stall_timeout_s: float | None = None) -> bytearray:
     return await BodyReader(InflightBudget(1 << 30), 1 << 20, stall_timeout_s=stall_timeout_s).read(
-        chunks_of(data), encoding)
+        chunks_of(data), encoding
+    )
 
 
 @pytest.mark.parametrize("coding", ["gzip", "GZIP", "Gzip", "x-gzip", "X-GZIP", " gzip "])

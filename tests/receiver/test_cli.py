@@ -32,7 +32,17 @@ def test_bad_port_from_the_environment_is_one_sentence():
 
 def test_unreadable_tls_file_is_one_sentence(tmp_path):
     line = one_sentence_error(
-        run_cli("serve", "--port", "0", "--store", "memory://", "--tls-cert", str(tmp_path / "none.pem"), "--tls-key", str(tmp_path / "none.key"))
+        run_cli(
+            "serve",
+            "--port",
+            "0",
+            "--store",
+            "memory://",
+            "--tls-cert",
+            str(tmp_path / "none.pem"),
+            "--tls-key",
+            str(tmp_path / "none.key"),
+        )
     )
     assert "none.pem" in line
 
@@ -72,7 +82,9 @@ def test_environment_configures_store_and_keys(tmp_path):
 
 
 def test_json_logs_are_one_object_per_line():
-    with ReceiverProcess("--store", "memory://", "--allow-unauthenticated", env={"RECEIVER_LOG_FORMAT": "json"}) as receiver:
+    with ReceiverProcess(
+        "--store", "memory://", "--allow-unauthenticated", env={"RECEIVER_LOG_FORMAT": "json"}
+    ) as receiver:
         receiver.wait_listening()
         delivery = Delivery(make_samples(3))
         assert post(receiver.url, delivery)[0] == 200
@@ -106,7 +118,12 @@ def test_sigterm_finishes_the_delivery_in_flight_then_exits_0(tmp_path):
         receiver.wait_listening()
         delivery = Delivery(make_samples(20))
         sock = socket.create_connection(("127.0.0.1", receiver.port))
-        head = [f"POST {INGEST_PATH} HTTP/1.1", "Host: 127.0.0.1", f"Content-Length: {len(delivery.body)}", "Connection: close"]
+        head = [
+            f"POST {INGEST_PATH} HTTP/1.1",
+            "Host: 127.0.0.1",
+            f"Content-Length: {len(delivery.body)}",
+            "Connection: close",
+        ]
         head += [f"{k}: {v}" for k, v in delivery.headers.items()]
         sock.sendall(("\r\n".join(head) + "\r\n\r\n").encode() + delivery.body[:100])
         time.sleep(0.5)  # the handler is now waiting for the rest of the body
@@ -140,5 +157,7 @@ def test_bad_metrics_settle_seconds_is_one_sentence():
 
 
 def test_create_store_without_a_table_name_still_names_the_url():
-    line = one_sentence_error(run_cli("serve", "--port", "0", "--store", "dynamodb://?region=us-east-1", "--create-store"))
+    line = one_sentence_error(
+        run_cli("serve", "--port", "0", "--store", "dynamodb://?region=us-east-1", "--create-store")
+    )
     assert "dynamodb://?region=us-east-1" in line or "table" in line

@@ -100,11 +100,21 @@ def test_serve_without_a_key_exits_2_with_one_sentence():
 def test_connection_settings_default_and_from_the_environment():
     config = config_from("--access-key", "k")
     assert (config.read_timeout_s, config.idle_timeout_s, config.max_connections) == (60.0, 130.0, 256)
-    config = config_from("--access-key", "k", RECEIVER_READ_TIMEOUT="5", RECEIVER_IDLE_TIMEOUT="300",
-                         RECEIVER_MAX_CONNECTIONS="100")
+    config = config_from(
+        "--access-key", "k", RECEIVER_READ_TIMEOUT="5", RECEIVER_IDLE_TIMEOUT="300", RECEIVER_MAX_CONNECTIONS="100"
+    )
     assert (config.read_timeout_s, config.idle_timeout_s, config.max_connections) == (5.0, 300.0, 100)
-    config = config_from("--access-key", "k", "--read-timeout", "2.5", "--idle-timeout", "10",
-                         "--max-connections", "7", RECEIVER_READ_TIMEOUT="5")
+    config = config_from(
+        "--access-key",
+        "k",
+        "--read-timeout",
+        "2.5",
+        "--idle-timeout",
+        "10",
+        "--max-connections",
+        "7",
+        RECEIVER_READ_TIMEOUT="5",
+    )
     assert (config.read_timeout_s, config.idle_timeout_s, config.max_connections) == (2.5, 10.0, 7)
 
 

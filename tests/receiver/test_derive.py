@@ -31,7 +31,11 @@ def workload(minutes: int = 3) -> list:
         for table in ("GameScores", "Orders"):
             samples.append(make_sample(table, "ConsumedReadCapacityUnits", minute, value=120.0 + minute, count=4))
             samples.append(make_sample(table, "ThrottledRequests", minute, value=2.0, count=2, operation="GetItem"))
-            samples.append(make_sample(table, "SuccessfulRequestLatency", minute, value=30.0 * (minute + 1), count=10, operation="GetItem"))
+            samples.append(
+                make_sample(
+                    table, "SuccessfulRequestLatency", minute, value=30.0 * (minute + 1), count=10, operation="GetItem"
+                )
+            )
     return samples
 
 
@@ -114,8 +118,10 @@ async def test_buckets_committed_but_not_derived_are_recovered_at_start(store, r
 
 
 def test_hour_rollup_is_one_average_minute_per_series():
-    samples = [make_sample("GameScores", "SuccessfulRequestLatency", m, value=10.0 * (m + 1), count=m + 1, operation="GetItem")
-               for m in range(3)]
+    samples = [
+        make_sample("GameScores", "SuccessfulRequestLatency", m, value=10.0 * (m + 1), count=m + 1, operation="GetItem")
+        for m in range(3)
+    ]
     samples.append(samples[0])  # a repeat is one datapoint
     [rolled] = rollup_hour(samples, HOUR)
     assert (rolled.start_ms, rolled.end_ms) == (HOUR, HOUR + HOUR_MS)
@@ -129,9 +135,20 @@ def test_hour_values_follow_each_metric_aggregation(rules):
     minutes = 3
     samples = []
     for m in range(minutes):
-        samples.append(make_sample("GameScores", "ThrottledRequests", m, value=float(m + 1), count=1, operation="GetItem"))
+        samples.append(
+            make_sample("GameScores", "ThrottledRequests", m, value=float(m + 1), count=1, operation="GetItem")
+        )
         samples.append(make_sample("GameScores", "ConsumedReadCapacityUnits", m, value=600.0 * (m + 1), count=5))
-        samples.append(make_sample("GameScores", "SuccessfulRequestLatency", m, value=100.0 * (m + 1), count=10 * (m + 1) ** 2, operation="GetItem"))
+        samples.append(
+            make_sample(
+                "GameScores",
+                "SuccessfulRequestLatency",
+                m,
+                value=100.0 * (m + 1),
+                count=10 * (m + 1) ** 2,
+                operation="GetItem",
+            )
+        )
         samples.append(make_sample("GameScores", "AccountMaxReads", m, value=1000.0 + m, count=1))
     values = {(v.metric, v.endpoint): v.value for v in derive_hour_values(rules.current, samples, HOUR)}
     # SUM: the hour's total throttled requests.
@@ -145,7 +162,9 @@ def test_hour_values_follow_each_metric_aggregation(rules):
         (100 + 200 + 300) / (10 + 40 + 90)
     )
     # MAX: the largest Maximum of the hour.
-    assert values[("aws_dynamodb_account_max_reads", None)] == max(s.max for s in samples if s.series.metric == "AccountMaxReads")
+    assert values[("aws_dynamodb_account_max_reads", None)] == max(
+        s.max for s in samples if s.series.metric == "AccountMaxReads"
+    )
 
 
 def reference_rollup(samples, hour_ms):
@@ -165,10 +184,19 @@ def reference_rollup(samples, hour_ms):
         for part in parts:
             for name, value in part.stats:
                 stats[name] = max(value, stats.get(name, -math.inf))
-        rolled.append(Sample(parts[-1].series, hour_ms, hour_ms + HOUR_MS,
-                             math.fsum(p.count for p in parts) / 60, math.fsum(p.sum for p in parts) / 60,
-                             min(p.min for p in parts), max(p.max for p in parts),
-                             tuple(sorted(stats.items())), parts[-1].labels))
+        rolled.append(
+            Sample(
+                parts[-1].series,
+                hour_ms,
+                hour_ms + HOUR_MS,
+                math.fsum(p.count for p in parts) / 60,
+                math.fsum(p.sum for p in parts) / 60,
+                min(p.min for p in parts),
+                max(p.max for p in parts),
+                tuple(sorted(stats.items())),
+                parts[-1].labels,
+            )
+        )
     return rolled
 
 
@@ -179,8 +207,14 @@ def test_hour_rollup_equals_the_sample_by_sample_definition_bit_for_bit():
     samples = []
     for _ in range(400):
         table = rng.choice(["A", "B", "C"])
-        made = make_sample(table, "SuccessfulRequestLatency", rng.randint(0, 5), value=rng.choice([1.0, 2.5]),
-                           operation="GetItem", labels=(("run", str(rng.randint(0, 2))),))
+        made = make_sample(
+            table,
+            "SuccessfulRequestLatency",
+            rng.randint(0, 5),
+            value=rng.choice([1.0, 2.5]),
+            operation="GetItem",
+            labels=(("run", str(rng.randint(0, 2))),),
+        )
         # Some series interned (one object), some not (equal objects): both must group alike.
         series = interned.setdefault(table, made.series) if rng.random() < 0.5 else made.series
         stats = tuple(sorted({name: rng.choice(odd) for name in rng.sample(["p50", "p99", "p99.9"], 2)}.items()))
@@ -224,15 +258,26 @@ async def test_an_hour_read_a_few_series_at_a_time_gives_the_values_of_the_whole
         for table in ("GameScores", "Orders", "Sessions"):
             samples.append(make_sample(table, "ConsumedReadCapacityUnits", minute, value=60.0 + minute, count=6))
             for operation in ("GetItem", "Query"):
-                latency = make_sample(table, "SuccessfulRequestLatency", minute, value=5.0 * minute + 1,
-                                      count=10 + minute, operation=operation)
+                latency = make_sample(
+                    table,
+                    "SuccessfulRequestLatency",
+                    minute,
+                    value=5.0 * minute + 1,
+                    count=10 + minute,
+                    operation=operation,
+                )
                 unit = "Milliseconds" if minute % 2 else "Count"
-                samples.append(latency._replace(series=dataclasses.replace(latency.series, unit=unit),
-                                                stats=(("p99", 3.0 + minute),)))
+                samples.append(
+                    latency._replace(
+                        series=dataclasses.replace(latency.series, unit=unit), stats=(("p99", 3.0 + minute),)
+                    )
+                )
             samples.append(make_sample(table, "ThrottledRequests", minute, value=1.0, count=1, operation="Query"))
     hour = T0 - T0 % HOUR_MS
-    samples = [s._replace(start_ms=s.start_ms - T0 % HOUR_MS, end_ms=s.end_ms - T0 % HOUR_MS, count=float(s.count))
-               for s in samples]
+    samples = [
+        s._replace(start_ms=s.start_ms - T0 % HOUR_MS, end_ms=s.end_ms - T0 % HOUR_MS, count=float(s.count))
+        for s in samples
+    ]
     sqlite = open_store_from_url(f"sqlite:///{tmp_path / 'metrics.db'}")
     await sqlite.open()
     try:
@@ -282,4 +327,5 @@ async def test_a_minute_that_fails_unexpectedly_is_retried_and_the_others_are_de
     now[0] += deriver.retry_in_s()  # retried once its backoff has passed
     await deriver.derive_pending(hours=False)
     assert await derived_map(store) == {
-        (v.metric, v.service, v.endpoint, v.time_ms): v.value for v in rules.current.evaluate(samples)}
+        (v.metric, v.service, v.endpoint, v.time_ms): v.value for v in rules.current.evaluate(samples)
+    }

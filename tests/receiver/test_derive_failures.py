@@ -72,7 +72,9 @@ async def test_an_overflowing_value_is_left_out_and_counted_and_the_rest_is_deri
     minute = await values_of(store, MINUTE_MS, T0)
     assert minute[(USER_ERRORS, f"aws-dynamodb::{HEALTHY}", None)] == 12.0
     assert (USER_ERRORS, f"aws-dynamodb::{POISONED}", None) not in minute
-    assert minute[("aws_dynamodb_endpoint_consumed_read_capacity_units", f"aws-dynamodb::{POISONED}", "GameScores")] == 2.0
+    assert (
+        minute[("aws_dynamodb_endpoint_consumed_read_capacity_units", f"aws-dynamodb::{POISONED}", "GameScores")] == 2.0
+    )
     assert all(math.isfinite(value) for value in minute.values())
     # The hour: the poisoned account's average minute is finite, its hour total (× 60) is not.
     hour = await values_of(store, HOUR_MS, HOUR)
@@ -97,7 +99,9 @@ async def test_an_overflowing_value_is_left_out_and_counted_and_the_rest_is_deri
 
 async def test_the_counts_reach_metrics(store, rules):
     # A long derive interval: the test runs the deriver's passes itself.
-    config = ServeConfig(allow_unauthenticated=True, derive_interval_s=3600, hour_interval_s=3600, minute_retention_days=100_000)
+    config = ServeConfig(
+        allow_unauthenticated=True, derive_interval_s=3600, hour_interval_s=3600, minute_retention_days=100_000
+    )
     app = create_app(config, store, rules)
     async with serve_app(app) as client:
         deriver = app[DERIVER]

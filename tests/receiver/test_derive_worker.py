@@ -24,8 +24,10 @@ from tests.processes import ReceiverProcess, child_processes, is_running
 
 pytestmark = pytest.mark.slow
 
-TABLES = [TableSpec("GameScores", indexes=("ByPlayer",), provisioned=(50.0, 20.0)),
-          TableSpec("Orders", regions=("us-east-1", "eu-west-1"), ttl=True, transactions=True)]
+TABLES = [
+    TableSpec("GameScores", indexes=("ByPlayer",), provisioned=(50.0, 20.0)),
+    TableSpec("Orders", regions=("us-east-1", "eu-west-1"), ttl=True, transactions=True),
+]
 ONE_RULE = """\
 metricPrefix: test
 metricsRules:
@@ -103,7 +105,9 @@ async def test_without_a_worker_the_rules_run_in_a_thread(monkeypatch, rules, ca
     evaluator = ProcessEvaluator()
     assert await evaluator.evaluate(rules, samples) == rules.evaluation(samples)
     assert await evaluator.evaluate(rules, samples) == rules.evaluation(samples)
-    assert [r.message for r in caplog.records].count("no worker process for rule evaluation, evaluating in a thread") == 1
+    assert [r.message for r in caplog.records].count(
+        "no worker process for rule evaluation, evaluating in a thread"
+    ) == 1
     evaluator.close()
 
 
@@ -111,8 +115,17 @@ async def test_the_worker_survives_a_value_that_cannot_be_computed(evaluator, ru
     # One account's two regions' user errors add up past the largest float: only that
     # account's value is left out (and counted); the worker goes on with the next call.
     poisoned = [
-        Sample(Series("111111111111", region, "AWS/DynamoDB", "UserErrors", (), "Count"),
-               T0, T0 + 60_000, 1.0, 1.7e308, 1.7e308, 1.7e308, (), ())
+        Sample(
+            Series("111111111111", region, "AWS/DynamoDB", "UserErrors", (), "Count"),
+            T0,
+            T0 + 60_000,
+            1.0,
+            1.7e308,
+            1.7e308,
+            1.7e308,
+            (),
+            (),
+        )
         for region in ("us-east-1", "eu-west-1")
     ]
     evaluation = await evaluator.evaluate(rules, [*minute, *poisoned])

@@ -37,8 +37,14 @@ def test_zero_records_is_a_valid_delivery():
         (orjson.dumps({"requestId": "req-1", "timestamp": 1, "records": {}}), "records is missing or not a list"),
         (orjson.dumps({"timestamp": 1, "records": []}), "requestId is missing"),
         (orjson.dumps({"requestId": "req-1", "records": []}), "timestamp is missing"),
-        (orjson.dumps({"requestId": "req-1", "timestamp": "soon", "records": []}), "timestamp is missing or not a number"),
-        (orjson.dumps({"requestId": "req-1", "timestamp": True, "records": []}), "timestamp is missing or not a number"),
+        (
+            orjson.dumps({"requestId": "req-1", "timestamp": "soon", "records": []}),
+            "timestamp is missing or not a number",
+        ),
+        (
+            orjson.dumps({"requestId": "req-1", "timestamp": True, "records": []}),
+            "timestamp is missing or not a number",
+        ),
     ],
 )
 def test_malformed_envelopes_name_the_problem(raw, message):
@@ -155,20 +161,23 @@ def test_a_bytearray_body_is_emptied_as_its_records_are_decoded():
     assert len(raw) < 200  # only the envelope's head is left
 
 
-@pytest.mark.parametrize("raw", [
-    body([record(b"one")])[:-1],  # cut short
-    body([record(b"one")]) + b"x",  # trailing garbage
-    b'{"requestId":"req-1","timestamp":1,"records":[{"data":"b25l"},]}',  # trailing comma
-    b'{"timestamp":1,"requestId":"req-1","records":[]}',  # another key order
-    b'{"requestId":"req\\u002d1","timestamp":1,"records":[]}',  # an escape
-    b'{"requestId":"req-1","timestamp":01,"records":[]}',  # not a JSON number
-    b'{"requestId":"req-1","timestamp":1,"records":[{"data":"b2\\/l"}]}',  # an escaped slash
-    b'{"requestId":"req-1","timestamp":1,"records":[{"data":"b25"}]}',  # bad base64
-    b'{"requestId":"req-1","timestamp":1,"records":[{"data":""}]}',  # empty record
-    b'{"requestId":"req-1","timestamp":1,"records":[{"data":"b25l","more":1}]}',
-    b'{"requestId":"req-1","timestamp":1,"records":[],"extra":true}',
-    b'{"requestId":"req-2","timestamp":1,"records":[]}',  # not the header's id
-])
+@pytest.mark.parametrize(
+    "raw",
+    [
+        body([record(b"one")])[:-1],  # cut short
+        body([record(b"one")]) + b"x",  # trailing garbage
+        b'{"requestId":"req-1","timestamp":1,"records":[{"data":"b25l"},]}',  # trailing comma
+        b'{"timestamp":1,"requestId":"req-1","records":[]}',  # another key order
+        b'{"requestId":"req\\u002d1","timestamp":1,"records":[]}',  # an escape
+        b'{"requestId":"req-1","timestamp":01,"records":[]}',  # not a JSON number
+        b'{"requestId":"req-1","timestamp":1,"records":[{"data":"b2\\/l"}]}',  # an escaped slash
+        b'{"requestId":"req-1","timestamp":1,"records":[{"data":"b25"}]}',  # bad base64
+        b'{"requestId":"req-1","timestamp":1,"records":[{"data":""}]}',  # empty record
+        b'{"requestId":"req-1","timestamp":1,"records":[{"data":"b25l","more":1}]}',
+        b'{"requestId":"req-1","timestamp":1,"records":[],"extra":true}',
+        b'{"requestId":"req-2","timestamp":1,"records":[]}',  # not the header's id
+    ],
+)
 def test_the_scanner_leaves_everything_else_to_the_json_parser(raw):
     assert envelope._scan(raw, "req-1") is None
 

@@ -194,12 +194,27 @@ MALFORMED = {
     "not JSON": (b"this is not json", "not valid JSON"),
     "JSON not an object": (b'["records"]', "must be a JSON object"),
     "records missing": (b'{"requestId": "req-bad", "timestamp": 1}', "records is missing"),
-    "records not a list": (b'{"requestId": "req-bad", "timestamp": 1, "records": "x"}', "records is missing or not a list"),
-    "data not a string": (b'{"requestId": "req-bad", "timestamp": 1, "records": [{"data": 7}]}', "record 0: data is missing or not a string"),
-    "bad base64": (b'{"requestId": "req-bad", "timestamp": 1, "records": [{"data": "%%%"}]}', "record 0: data is not valid base64"),
-    "empty record": (b'{"requestId": "req-bad", "timestamp": 1, "records": [{"data": "CgA="}, {"data": ""}]}', "record 1: the record is empty"),
+    "records not a list": (
+        b'{"requestId": "req-bad", "timestamp": 1, "records": "x"}',
+        "records is missing or not a list",
+    ),
+    "data not a string": (
+        b'{"requestId": "req-bad", "timestamp": 1, "records": [{"data": 7}]}',
+        "record 0: data is missing or not a string",
+    ),
+    "bad base64": (
+        b'{"requestId": "req-bad", "timestamp": 1, "records": [{"data": "%%%"}]}',
+        "record 0: data is not valid base64",
+    ),
+    "empty record": (
+        b'{"requestId": "req-bad", "timestamp": 1, "records": [{"data": "CgA="}, {"data": ""}]}',
+        "record 1: the record is empty",
+    ),
     "10,001 records": (_records(*([GOOD] * 10_001)), "10001 records"),
-    "record over 1,024,000 bytes": (_records(GOOD, b"\x0a" * 1_024_001), "record 1: larger than Firehose's 1024000 bytes"),
+    "record over 1,024,000 bytes": (
+        _records(GOOD, b"\x0a" * 1_024_001),
+        "record 1: larger than Firehose's 1024000 bytes",
+    ),
 }
 
 

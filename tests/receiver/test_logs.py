@@ -26,8 +26,7 @@ def record(message: str = "delivery", *args: object, exc_info=None, **extra: obj
 
 def test_text_logs_escape_control_characters_in_fields_and_message():
     forged = "Games\n2026-01-01 00:00:00,000 INFO receiver.ingest: delivery status=200"
-    line = PlainFormatter().format(
-        record("table %s", "a\rb", table=forged, header="x\x00y\x1b[31m", sep="p\u2028q"))
+    line = PlainFormatter().format(record("table %s", "a\rb", table=forged, header="x\x00y\x1b[31m", sep="p\u2028q"))
     assert "\n" not in line and "\r" not in line
     assert "table=Games\\n2026-01-01" in line
     assert "table a\\rb" in line
@@ -52,8 +51,14 @@ def test_text_logs_keep_tracebacks_below_the_line_and_indented():
 
 def test_json_logs_keep_a_line_whose_values_orjson_refuses():
     line = JsonFormatter().format(
-        record("delivery from %s", "arn\udcff", source_arn="arn:aws:firehose\udcff", big=2**80,
-               nested={"k\udcfe": ["v\udcff"]}))
+        record(
+            "delivery from %s",
+            "arn\udcff",
+            source_arn="arn:aws:firehose\udcff",
+            big=2**80,
+            nested={"k\udcfe": ["v\udcff"]},
+        )
+    )
     entry = json.loads(line)
     assert entry["message"] == "delivery from arn\\xff"
     assert entry["source_arn"] == "arn:aws:firehose\\xff"
@@ -70,12 +75,15 @@ def test_json_logs_are_unchanged_for_ordinary_values():
 @pytest.mark.slow
 def test_a_delivery_with_an_undecodable_source_arn_is_still_logged_as_json():
     key = "json-logs-key-0123456789"
-    with ReceiverProcess("--store", "memory://", "--access-key", key,
-                         env={"RECEIVER_LOG_FORMAT": "json"}) as receiver:
+    with ReceiverProcess("--store", "memory://", "--access-key", key, env={"RECEIVER_LOG_FORMAT": "json"}) as receiver:
         receiver.wait_listening()
         delivery = Delivery(make_samples(2), access_key=key)
-        head = [f"POST {INGEST_PATH} HTTP/1.1", "Host: 127.0.0.1", f"Content-Length: {len(delivery.body)}",
-                "Connection: close"]
+        head = [
+            f"POST {INGEST_PATH} HTTP/1.1",
+            "Host: 127.0.0.1",
+            f"Content-Length: {len(delivery.body)}",
+            "Connection: close",
+        ]
         head += [f"{k}: {v}" for k, v in delivery.headers.items() if k.lower() != SOURCE_ARN_HEADER.lower()]
         raw = ("\r\n".join(head) + "\r\n").encode() + SOURCE_ARN_HEADER.encode() + b": arn:aws:firehose:\xff\r\n\r\n"
         with socket.create_connection(("127.0.0.1", receiver.port), timeout=30) as sock:

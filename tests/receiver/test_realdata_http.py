@@ -27,8 +27,16 @@ ALL_TIME = 3650.0
 
 
 def statistics(sample):
-    return (sample.identity, sample.series.unit, sample.count, sample.sum, sample.min, sample.max,
-            sample.stats, sample.labels)
+    return (
+        sample.identity,
+        sample.series.unit,
+        sample.count,
+        sample.sum,
+        sample.min,
+        sample.max,
+        sample.stats,
+        sample.labels,
+    )
 
 
 async def deliver(client, case: CorpusCase) -> None:
@@ -62,9 +70,11 @@ async def test_each_corpus_case_is_stored_or_quarantined_as_its_source_expects(c
         assert sorted(map(statistics, stored)) == sorted(map(statistics, expected.values()))
         quarantined = await store.quarantined()
         assert [(r.index, r.reason) for r in quarantined] == [
-            (index, expected.reason) for index, expected in enumerate(case.expected) if expected.reason]
+            (index, expected.reason) for index, expected in enumerate(case.expected) if expected.reason
+        ]
         assert [r.data for r in quarantined] == [
-            record for record, expected in zip(case.records, case.expected) if expected.reason]
+            record for record, expected in zip(case.records, case.expected) if expected.reason
+        ]
 
 
 async def values_of(client, case: CorpusCase, metric: str, service: str, endpoint: str | None = None) -> list:
@@ -89,11 +99,16 @@ async def derived(client, case: CorpusCase, metric: str, service: str, endpoint:
 
 
 DYNAMODB_HAS_VALUE = (
-    "aws_dynamodb_account_max_writes", "aws_dynamodb_max_provisioned_read_capacity_utilization",
-    "aws_dynamodb_account_max_table_level_reads", "aws_dynamodb_account_max_table_level_writes",
-    "aws_dynamodb_time_to_live_deleted_item_count", "aws_dynamodb_user_errors",
-    "aws_dynamodb_read_system_errors", "aws_dynamodb_write_system_errors",
-    "aws_dynamodb_scan_returned_item_count", "aws_dynamodb_query_returned_item_count",
+    "aws_dynamodb_account_max_writes",
+    "aws_dynamodb_max_provisioned_read_capacity_utilization",
+    "aws_dynamodb_account_max_table_level_reads",
+    "aws_dynamodb_account_max_table_level_writes",
+    "aws_dynamodb_time_to_live_deleted_item_count",
+    "aws_dynamodb_user_errors",
+    "aws_dynamodb_read_system_errors",
+    "aws_dynamodb_write_system_errors",
+    "aws_dynamodb_scan_returned_item_count",
+    "aws_dynamodb_query_returned_item_count",
 )
 
 
@@ -101,7 +116,9 @@ async def test_skywalking_dynamodb_e2e_expectations_hold_but_for_the_mismatched_
     """SkyWalking expects aws-dynamodb::xxxxxxxx with eleven metrics valued. Sent one metric
     per record, ten are; the eleventh, account_provisioned_read_capacity_utilization, comes
     from the datapoint whose MetricName contradicts its metric's name, which is quarantined."""
-    [case] = [c for c in CASES if c.name == "skywalking_e2e_dynamodb_data-1.json (opentelemetry0.7, one metric per record)"]
+    [case] = [
+        c for c in CASES if c.name == "skywalking_e2e_dynamodb_data-1.json (opentelemetry0.7, one metric per record)"
+    ]
     store = MemoryStore()
     config = ServeConfig(allow_unauthenticated=True, minute_retention_days=ALL_TIME)
     async with serve_app(create_app(config, store)) as client:
@@ -111,22 +128,34 @@ async def test_skywalking_dynamodb_e2e_expectations_hold_but_for_the_mismatched_
             assert await derived(client, case, metric, service), metric
         entities = await (await client.get("/api/v1/entities")).json()
         assert {"name": service, "layer": "AWS_DYNAMODB"}.items() <= entities["services"][0].items()
-        assert await values_of(client, case, "aws_dynamodb_account_provisioned_read_capacity_utilization", service) == []
+        assert (
+            await values_of(client, case, "aws_dynamodb_account_provisioned_read_capacity_utilization", service) == []
+        )
         [record] = await store.quarantined()
         assert record.reason == "metric_name_mismatch"
 
 
-@pytest.mark.parametrize("source, checks", [
-    ("skywalking_e2e_s3_data-1.json", [("aws_s3_4xx", "aws-s3::skywalking", None),
-                                       ("aws_s3_5xx", "aws-s3::skywalking", None)]),
-    ("skywalking_e2e_api-gateway_data-1.json", [
-        ("aws_gateway_service_4xx", "aws-api-gateway::$default:6m85d5acx7", None),
-        ("aws_gateway_endpoint_latency", "aws-api-gateway::$default:6m85d5acx7", "ANY:/graphql")]),
-])
+@pytest.mark.parametrize(
+    "source, checks",
+    [
+        (
+            "skywalking_e2e_s3_data-1.json",
+            [("aws_s3_4xx", "aws-s3::skywalking", None), ("aws_s3_5xx", "aws-s3::skywalking", None)],
+        ),
+        (
+            "skywalking_e2e_api-gateway_data-1.json",
+            [
+                ("aws_gateway_service_4xx", "aws-api-gateway::$default:6m85d5acx7", None),
+                ("aws_gateway_endpoint_latency", "aws-api-gateway::$default:6m85d5acx7", "ANY:/graphql"),
+            ],
+        ),
+    ],
+)
 async def test_skywalking_s3_and_gateway_e2e_expectations_hold_with_skywalkings_own_rules(source, checks):
     [case] = [c for c in CASES if c.name == f"{source} (opentelemetry0.7, one message)"]
-    config = ServeConfig(allow_unauthenticated=True, minute_retention_days=ALL_TIME,
-                         rules_dir=REALDATA / "skywalking-otel-rules")
+    config = ServeConfig(
+        allow_unauthenticated=True, minute_retention_days=ALL_TIME, rules_dir=REALDATA / "skywalking-otel-rules"
+    )
     async with serve_app(create_app(config, MemoryStore())) as client:
         await deliver(client, case)
         for metric, service, endpoint in checks:

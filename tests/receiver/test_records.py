@@ -34,7 +34,7 @@ async def decoding():
 
 def records_of(count: int, per_record: int = 5, first: int = 0) -> list[bytes]:
     samples = make_samples(first + count * per_record)[first:]
-    return [encode_records(samples[i:i + per_record], FORMAT)[0] for i in range(0, len(samples), per_record)]
+    return [encode_records(samples[i : i + per_record], FORMAT)[0] for i in range(0, len(samples), per_record)]
 
 
 def test_each_record_is_dropped_once_decoded_and_slices_stop_when_full():
@@ -54,7 +54,12 @@ def test_a_record_that_does_not_decode_becomes_a_quarantined_record_with_its_byt
     assert len(result.samples) == 5
     [record] = result.quarantined
     assert (record.request_id, record.index, record.received_ms, record.data, record.labels) == (
-        "req-1", 1, 1234, BAD, labels)
+        "req-1",
+        1,
+        1234,
+        BAD,
+        labels,
+    )
     assert record.reason and record.detail
 
 
@@ -150,8 +155,14 @@ async def test_over_http_a_bad_record_is_quarantined_counted_and_logged_and_the_
         listed = await (await client.get("/api/v1/quarantine")).json()
         assert listed["total"] == 1
         assert listed["records"][0] | {"received": 0} == {
-            "request_id": delivery.request_id, "index": 3, "received": 0, "reason": record.reason,
-            "detail": record.detail, "bytes": len(BAD), "common_attributes": {}}
+            "request_id": delivery.request_id,
+            "index": 3,
+            "received": 0,
+            "reason": record.reason,
+            "detail": record.detail,
+            "bytes": len(BAD),
+            "common_attributes": {},
+        }
     [line] = [r for r in caplog.records if r.getMessage() == "record quarantined"]
     assert (line.request_id, line.record, line.reason) == (delivery.request_id, 3, record.reason)
     [summary] = [r for r in caplog.records if r.getMessage() == "delivery"]
@@ -215,7 +226,10 @@ async def test_records_of_a_million_zero_bytes_are_quarantined_as_empty_frames_a
         assert await sqlite_store.count_samples() == 5
         quarantined = await sqlite_store.quarantined()
         assert [(r.index, r.reason, r.data == zeros) for r in quarantined] == [
-            (0, "empty_frame", True), (2, "empty_frame", True), (3, "empty_frame", True)]
+            (0, "empty_frame", True),
+            (2, "empty_frame", True),
+            (3, "empty_frame", True),
+        ]
 
 
 async def test_each_app_decodes_against_its_own_series_cache():

@@ -93,7 +93,9 @@ def test_sighup_reloads_rules_and_a_broken_file_keeps_the_old_ones(tmp_path):
         assert wait_for(lambda: "aws_dynamodb_extra_consumed_read_sum" in catalog(receiver.url))
         assert catalog(receiver.url) == before | {"aws_dynamodb_extra_consumed_read_sum"}
 
-        (rules / "aws-dynamodb" / "zz-broken.yaml").write_text("metricPrefix: t\nmetricsRules: [{name: y, exp: 'a.+'}]\n")
+        (rules / "aws-dynamodb" / "zz-broken.yaml").write_text(
+            "metricPrefix: t\nmetricsRules: [{name: y, exp: 'a.+'}]\n"
+        )
         receiver.proc.send_signal(signal.SIGHUP)
         assert wait_for(lambda: "rules not reloaded" in receiver.log)
         assert "zz-broken.yaml" in receiver.log

@@ -188,7 +188,9 @@ async def test_a_malformed_header_line_is_a_json_400_and_its_bytes_are_never_log
     caplog.set_level(logging.DEBUG)
     async with running() as (port, _):
         reader, writer = await asyncio.open_connection("127.0.0.1", port)
-        writer.write(f"POST {INGEST_PATH} HTTP/1.1\r\nHost: 127.0.0.1\r\n{bad_line}\r\nContent-Length: 2\r\n\r\n{{}}".encode())
+        writer.write(
+            f"POST {INGEST_PATH} HTTP/1.1\r\nHost: 127.0.0.1\r\n{bad_line}\r\nContent-Length: 2\r\n\r\n{{}}".encode()
+        )
         status, body = await read_response(reader)
         writer.close()
         await asyncio.sleep(0.1)
@@ -219,7 +221,8 @@ def test_running_out_of_file_descriptors_logs_one_line_per_interval_and_recovers
         time.sleep(1.5)  # the next retry accepts again
         delivery = Delivery(make_samples(2), access_key=KEY)
         request = urllib.request.Request(
-            receiver.url + INGEST_PATH, data=delivery.body, headers=delivery.headers, method="POST")
+            receiver.url + INGEST_PATH, data=delivery.body, headers=delivery.headers, method="POST"
+        )
         with urllib.request.urlopen(request, timeout=30) as response:
             assert response.status == 200
         receiver.terminate()

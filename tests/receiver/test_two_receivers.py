@@ -34,7 +34,10 @@ def moto_endpoint(monkeypatch):
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
     monkeypatch.delenv("AWS_PROFILE", raising=False)
     server = make_server(
-        "127.0.0.1", 0, DomainDispatcherApplication(create_backend_app), threaded=False,
+        "127.0.0.1",
+        0,
+        DomainDispatcherApplication(create_backend_app),
+        threaded=False,
         request_handler=MotoRequestHandler,
     )
     thread = threading.Thread(target=server.serve_forever, daemon=True)
@@ -52,8 +55,16 @@ def workload() -> list:
         for table in ("GameScores", "Orders", "Sessions", "AuditLog"):
             samples.append(make_sample(table, "ConsumedReadCapacityUnits", minute, value=60.0 * (minute + 2), count=6))
             for operation, latency in (("GetItem", 4.0), ("Query", 9.0), ("BatchGetItem", 7.0)):
-                samples.append(make_sample(table, "SuccessfulRequestLatency", minute, value=latency * 20,
-                                           count=20 + minute, operation=operation))
+                samples.append(
+                    make_sample(
+                        table,
+                        "SuccessfulRequestLatency",
+                        minute,
+                        value=latency * 20,
+                        count=20 + minute,
+                        operation=operation,
+                    )
+                )
                 samples.append(make_sample(table, "ThrottledRequests", minute, value=1.0, count=1, operation=operation))
     return samples
 
@@ -97,7 +108,9 @@ async def test_two_receivers_writing_one_minute_at_once_give_the_single_receiver
         assert (await reference.post(INGEST_PATH, data=whole.body, headers=whole.headers)).status == 200
         await reference_app[DERIVER].derive_pending()
 
-        parts = [(first, Delivery(to_first[i::3])) for i in range(3)] + [(second, Delivery(to_second[i::3])) for i in range(3)]
+        parts = [(first, Delivery(to_first[i::3])) for i in range(3)] + [
+            (second, Delivery(to_second[i::3])) for i in range(3)
+        ]
         responses = await asyncio.gather(
             *(client.post(INGEST_PATH, data=d.body, headers=d.headers) for client, d in parts)
         )

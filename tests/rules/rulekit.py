@@ -26,24 +26,38 @@ def pack() -> RuleSet:
     return _pack
 
 
-def sample(metric: str, total: float, count: float = 1.0, *, minute: int = 0,
-           low: float | None = None, high: float | None = None,
-           stats: tuple[tuple[str, float], ...] = (), namespace: str = "AWS/DynamoDB",
-           account: str = ACCOUNT, region: str = "us-east-1",
-           labels: tuple[tuple[str, str], ...] = (), **dimensions: str) -> Sample:
+def sample(
+    metric: str,
+    total: float,
+    count: float = 1.0,
+    *,
+    minute: int = 0,
+    low: float | None = None,
+    high: float | None = None,
+    stats: tuple[tuple[str, float], ...] = (),
+    namespace: str = "AWS/DynamoDB",
+    account: str = ACCOUNT,
+    region: str = "us-east-1",
+    labels: tuple[tuple[str, str], ...] = (),
+    **dimensions: str,
+) -> Sample:
     """One CloudWatch datapoint of ``metric`` with the given Sum and SampleCount."""
-    series = Series(account, region, namespace, metric, tuple(sorted(dimensions.items())),
-                    "Count")
-    return make_sample(series=series, minute=minute, value=total, count=count,
-                       low=total / count if low is None and count else (low or 0.0),
-                       high=total / count if high is None and count else (high or 0.0),
-                       stats=stats, labels=labels)
+    series = Series(account, region, namespace, metric, tuple(sorted(dimensions.items())), "Count")
+    return make_sample(
+        series=series,
+        minute=minute,
+        value=total,
+        count=count,
+        low=total / count if low is None and count else (low or 0.0),
+        high=total / count if high is None and count else (high or 0.0),
+        stats=stats,
+        labels=labels,
+    )
 
 
 def values(derived: Iterable[DerivedValue], metric: str) -> dict[tuple[str, str | None, int], float]:
     """{(service, endpoint, minute index): value} of one metric."""
-    return {(d.service, d.endpoint, (d.time_ms - T0) // MINUTE): d.value
-            for d in derived if d.metric == metric}
+    return {(d.service, d.endpoint, (d.time_ms - T0) // MINUTE): d.value for d in derived if d.metric == metric}
 
 
 def write(directory: Path, name: str, text: str) -> Path:

@@ -23,14 +23,12 @@ def test_it_lists_every_metric_with_scope_layer_and_unit():
     lines = out.splitlines()
     assert code == 0 and err == ""
     assert len(lines) == len(pack().metrics) + 1
-    assert lines[0].split() == ["aws_dynamodb_account_max_reads", "service", "AWS_DYNAMODB",
-                                "units"]
+    assert lines[0].split() == ["aws_dynamodb_account_max_reads", "service", "AWS_DYNAMODB", "units"]
     assert lines[-1] == f"{len(pack().metrics)} metrics from 3 files in {default_rules_dir()}"
 
 
 def test_it_prints_the_first_error_and_fails(tmp_path):
-    write(tmp_path, "r.yaml", "metricPrefix: t\nmetricsRules:\n  - name: m\n"
-                              "    exp: x.rate('PT1M')\n")
+    write(tmp_path, "r.yaml", "metricPrefix: t\nmetricsRules:\n  - name: m\n    exp: x.rate('PT1M')\n")
     code, out, err = run(tmp_path)
     assert code == 1 and out == ""
     assert err.startswith(f"{tmp_path / 'r.yaml'}:4:12: the method rate(...) is not supported")

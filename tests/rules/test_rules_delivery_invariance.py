@@ -44,8 +44,15 @@ def sample_sets(draw):
         count = float(draw(st.integers(1, 500)))
         total = draw(st.floats(0, 1e6, allow_nan=False, allow_infinity=False))
         stats = (("p99", draw(st.floats(0, 1e4))),) if draw(st.booleans()) else ()
-        s = sample(metric, total, count, minute=draw(st.integers(0, 2)), stats=stats,
-                   region=draw(st.sampled_from(["us-east-1", "eu-west-1"])), **dims)
+        s = sample(
+            metric,
+            total,
+            count,
+            minute=draw(st.integers(0, 2)),
+            stats=stats,
+            region=draw(st.sampled_from(["us-east-1", "eu-west-1"])),
+            **dims,
+        )
         found[s.identity] = s
     return list(found.values())
 

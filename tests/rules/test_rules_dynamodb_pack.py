@@ -27,31 +27,47 @@ def service_value(derived, metric, minute=0):
 # ---- the metric list ----
 
 ENDPOINT_AND_SERVICE = [
-    "consumed_read_capacity_units", "consumed_write_capacity_units",
-    "provisioned_read_capacity_units", "provisioned_write_capacity_units",
-    "get_successful_request_latency", "put_successful_request_latency",
-    "query_successful_request_latency", "scan_successful_request_latency",
-    "query_returned_item_count", "scan_returned_item_count",
-    "time_to_live_deleted_item_count", "read_throttled_requests", "write_throttled_requests",
-    "read_throttle_events", "write_throttle_events", "read_system_errors",
-    "write_system_errors", "conditional_check_failed_requests", "transaction_conflict",
+    "consumed_read_capacity_units",
+    "consumed_write_capacity_units",
+    "provisioned_read_capacity_units",
+    "provisioned_write_capacity_units",
+    "get_successful_request_latency",
+    "put_successful_request_latency",
+    "query_successful_request_latency",
+    "scan_successful_request_latency",
+    "query_returned_item_count",
+    "scan_returned_item_count",
+    "time_to_live_deleted_item_count",
+    "read_throttled_requests",
+    "write_throttled_requests",
+    "read_throttle_events",
+    "write_throttle_events",
+    "read_system_errors",
+    "write_system_errors",
+    "conditional_check_failed_requests",
+    "transaction_conflict",
 ]
 SERVICE_ONLY = [
-    "account_max_reads", "account_max_writes", "account_max_table_level_reads",
-    "account_max_table_level_writes", "account_provisioned_read_capacity_utilization",
+    "account_max_reads",
+    "account_max_writes",
+    "account_max_table_level_reads",
+    "account_max_table_level_writes",
+    "account_provisioned_read_capacity_utilization",
     "account_provisioned_write_capacity_utilization",
-    "max_provisioned_read_capacity_utilization", "max_provisioned_write_capacity_utilization",
+    "max_provisioned_read_capacity_utilization",
+    "max_provisioned_write_capacity_utilization",
     "user_errors",
 ]
 ENDPOINT_ONLY = ["read_capacity_utilization", "write_capacity_utilization"] + [
-    f"{op}_successful_request_latency_{p}" for op in ("get", "put", "query", "scan")
-    for p in ("p50", "p90", "p95", "p99", "p99_9")]
+    f"{op}_successful_request_latency_{p}"
+    for op in ("get", "put", "query", "scan")
+    for p in ("p50", "p90", "p95", "p99", "p99_9")
+]
 
 
 def test_the_pack_defines_exactly_the_issue_metrics_with_their_scopes():
     expected = {f"aws_dynamodb_{m}": "service" for m in ENDPOINT_AND_SERVICE + SERVICE_ONLY}
-    expected |= {f"aws_dynamodb_endpoint_{m}": "endpoint"
-                 for m in ENDPOINT_AND_SERVICE + ENDPOINT_ONLY}
+    expected |= {f"aws_dynamodb_endpoint_{m}": "endpoint" for m in ENDPOINT_AND_SERVICE + ENDPOINT_ONLY}
     assert {m.name: m.scope for m in pack().metrics} == expected
 
 
@@ -61,6 +77,7 @@ def test_every_metric_has_a_unit_a_description_and_the_dynamodb_layer():
 
 
 # ---- capacity ----
+
 
 @pytest.mark.parametrize("kind", ["Read", "Write"])
 def test_consumed_capacity_is_units_per_second_per_table_and_index(kind):
@@ -83,8 +100,8 @@ def test_consumed_capacity_is_units_per_second_per_table_and_index(kind):
 def test_provisioned_capacity_is_the_sum_of_each_series_average(kind):
     name = f"Provisioned{kind}CapacityUnits"
     derived = evaluate(
-        sample(name, 30.0, 3, TableName="GameScores"),                       # 10 units
-        sample(name, 5.0, 1, TableName="GameScores", region="eu-west-1"),    # 5 units
+        sample(name, 30.0, 3, TableName="GameScores"),  # 10 units
+        sample(name, 5.0, 1, TableName="GameScores", region="eu-west-1"),  # 5 units
         sample(name, 8.0, 2, TableName="GameScores", GlobalSecondaryIndexName=GSI),  # 4
     )
     metric = f"aws_dynamodb_endpoint_provisioned_{kind.lower()}_capacity_units"
@@ -119,38 +136,48 @@ LATENCY_GROUPS = {
 @pytest.mark.parametrize("group", LATENCY_GROUPS)
 def test_latency_is_sum_over_count_of_the_group_operations(group):
     ops = LATENCY_GROUPS[group]
-    samples = [sample("SuccessfulRequestLatency", 10.0 * (i + 1), 4.0 * (i + 1) + 1,
-                      TableName="GameScores", Operation=op) for i, op in enumerate(ops)]
-    samples.append(sample("SuccessfulRequestLatency", 900.0, 1, TableName="GameScores",
-                          Operation="TransactWriteItems"))  # in no group
-    samples.append(sample("SuccessfulRequestLatency", 50.0, 2, TableName="Players",
-                          Operation=ops[0]))
+    samples = [
+        sample("SuccessfulRequestLatency", 10.0 * (i + 1), 4.0 * (i + 1) + 1, TableName="GameScores", Operation=op)
+        for i, op in enumerate(ops)
+    ]
+    samples.append(
+        sample("SuccessfulRequestLatency", 900.0, 1, TableName="GameScores", Operation="TransactWriteItems")
+    )  # in no group
+    samples.append(sample("SuccessfulRequestLatency", 50.0, 2, TableName="Players", Operation=ops[0]))
     derived = evaluate(*samples)
     table_sum = sum(10.0 * (i + 1) for i in range(len(ops)))
     table_count = sum(4.0 * (i + 1) + 1 for i in range(len(ops)))
     metric = f"aws_dynamodb_endpoint_{group}_successful_request_latency"
     assert endpoint_value(derived, metric) == pytest.approx(table_sum / table_count)
     assert endpoint_value(derived, metric, "Players") == pytest.approx(50 / 2)
-    assert service_value(derived, f"aws_dynamodb_{group}_successful_request_latency") \
-        == pytest.approx((table_sum + 50) / (table_count + 2))
+    assert service_value(derived, f"aws_dynamodb_{group}_successful_request_latency") == pytest.approx(
+        (table_sum + 50) / (table_count + 2)
+    )
 
 
 def test_latency_weights_by_request_count_not_by_series():
     # 1 request at 100 ms and 99 at 1 ms: the mean is 1.99 ms, not (100 + 1) / 2.
     derived = evaluate(
         sample("SuccessfulRequestLatency", 100.0, 1, TableName="GameScores", Operation="GetItem"),
-        sample("SuccessfulRequestLatency", 99.0, 99, TableName="GameScores",
-               Operation="BatchGetItem"),
+        sample("SuccessfulRequestLatency", 99.0, 99, TableName="GameScores", Operation="BatchGetItem"),
     )
-    assert endpoint_value(derived, "aws_dynamodb_endpoint_get_successful_request_latency") \
-        == pytest.approx(199 / 100)
+    assert endpoint_value(derived, "aws_dynamodb_endpoint_get_successful_request_latency") == pytest.approx(199 / 100)
 
 
-@pytest.mark.parametrize("percentile, statistic", [
-    ("p50", "p50"), ("p90", "p90"), ("p95", "p95"), ("p99", "p99"), ("p99_9", "p99.9")])
+@pytest.mark.parametrize(
+    "percentile, statistic", [("p50", "p50"), ("p90", "p90"), ("p95", "p95"), ("p99", "p99"), ("p99_9", "p99.9")]
+)
 def test_latency_percentiles_of_one_operation_are_the_streamed_percentile(percentile, statistic):
-    derived = evaluate(sample("SuccessfulRequestLatency", 40.0, 4, TableName="GameScores",
-                              Operation="Query", stats=((statistic, 17.5), ("p1", 0.5))))
+    derived = evaluate(
+        sample(
+            "SuccessfulRequestLatency",
+            40.0,
+            4,
+            TableName="GameScores",
+            Operation="Query",
+            stats=((statistic, 17.5), ("p1", 0.5)),
+        )
+    )
     metric = f"aws_dynamodb_endpoint_query_successful_request_latency_{percentile}"
     assert endpoint_value(derived, metric) == 17.5
 
@@ -159,20 +186,16 @@ def test_latency_percentiles_of_one_operation_are_the_streamed_percentile(percen
 def test_latency_percentile_of_two_operations_is_the_larger_one(group):
     first, second = LATENCY_GROUPS[group]
     derived = evaluate(
-        sample("SuccessfulRequestLatency", 40.0, 4, TableName="GameScores", Operation=first,
-               stats=(("p99", 12.0),)),
-        sample("SuccessfulRequestLatency", 90.0, 3, TableName="GameScores", Operation=second,
-               stats=(("p99", 31.0),)),
+        sample("SuccessfulRequestLatency", 40.0, 4, TableName="GameScores", Operation=first, stats=(("p99", 12.0),)),
+        sample("SuccessfulRequestLatency", 90.0, 3, TableName="GameScores", Operation=second, stats=(("p99", 31.0),)),
     )
     metric = f"aws_dynamodb_endpoint_{group}_successful_request_latency_p99"
     assert endpoint_value(derived, metric) == max(12.0, 31.0)
 
 
 def test_no_percentile_value_when_the_stream_carries_none():
-    derived = evaluate(sample("SuccessfulRequestLatency", 40.0, 4, TableName="GameScores",
-                              Operation="Scan"))
-    assert endpoint_value(derived, "aws_dynamodb_endpoint_scan_successful_request_latency_p99") \
-        is None
+    derived = evaluate(sample("SuccessfulRequestLatency", 40.0, 4, TableName="GameScores", Operation="Scan"))
+    assert endpoint_value(derived, "aws_dynamodb_endpoint_scan_successful_request_latency_p99") is None
 
 
 # ---- counts: Σ Sum ----
@@ -198,13 +221,10 @@ def test_counts_are_the_sum_of_sums_over_the_matching_operations(suffix, metric,
         dims = {"TableName": "GameScores"} | ({"Operation": op} if op else {})
         samples.append(sample(metric, float(3 + i), 2, **dims))
         expected += 3 + i
-    other_ops = {"Query", "Scan", "PutItem", "GetItem", "TransactGetItems",
-                 "TransactWriteItems"} - set(ops or ())
+    other_ops = {"Query", "Scan", "PutItem", "GetItem", "TransactGetItems", "TransactWriteItems"} - set(ops or ())
     if ops:  # the same metric for an operation outside the group does not count
-        samples.append(sample(metric, 1000.0, 1, TableName="GameScores",
-                              Operation=sorted(other_ops)[0]))
-    samples.append(sample(metric, 7.0, 1, TableName="Players",
-                          **({"Operation": ops[0]} if ops else {})))
+        samples.append(sample(metric, 1000.0, 1, TableName="GameScores", Operation=sorted(other_ops)[0]))
+    samples.append(sample(metric, 7.0, 1, TableName="Players", **({"Operation": ops[0]} if ops else {})))
     derived = evaluate(*samples)
     assert endpoint_value(derived, f"aws_dynamodb_endpoint_{suffix}") == pytest.approx(expected)
     assert endpoint_value(derived, f"aws_dynamodb_endpoint_{suffix}", "Players") == 7.0
@@ -215,8 +235,7 @@ def test_counts_are_the_sum_of_sums_over_the_matching_operations(suffix, metric,
 def test_throttle_events_count_tables_and_indexes_apart(kind):
     derived = evaluate(
         sample(f"{kind}ThrottleEvents", 4.0, 2, TableName="GameScores"),
-        sample(f"{kind}ThrottleEvents", 9.0, 3, TableName="GameScores",
-               GlobalSecondaryIndexName=GSI),
+        sample(f"{kind}ThrottleEvents", 9.0, 3, TableName="GameScores", GlobalSecondaryIndexName=GSI),
     )
     metric = f"aws_dynamodb_endpoint_{kind.lower()}_throttle_events"
     assert endpoint_value(derived, metric) == 4.0
@@ -225,16 +244,17 @@ def test_throttle_events_count_tables_and_indexes_apart(kind):
 
 
 def test_user_errors_are_the_sum_over_the_account_regions():
-    derived = evaluate(sample("UserErrors", 5.0, 2), sample("UserErrors", 6.0, 3,
-                                                             region="eu-west-1"))
+    derived = evaluate(sample("UserErrors", 5.0, 2), sample("UserErrors", 6.0, 3, region="eu-west-1"))
     assert service_value(derived, "aws_dynamodb_user_errors") == 11.0
     assert values(derived, "aws_dynamodb_endpoint_user_errors") == {}
 
 
 def test_an_account_wide_series_of_a_table_metric_is_not_added_to_the_tables():
     # A series without TableName is not a table's: the account sum must not count it twice.
-    derived = evaluate(sample("ThrottledRequests", 2.0, 1, TableName="A", Operation="GetItem"),
-                       sample("ThrottledRequests", 2.0, 1, Operation="GetItem"))
+    derived = evaluate(
+        sample("ThrottledRequests", 2.0, 1, TableName="A", Operation="GetItem"),
+        sample("ThrottledRequests", 2.0, 1, Operation="GetItem"),
+    )
     assert service_value(derived, "aws_dynamodb_read_throttled_requests") == 2.0
 
 
@@ -246,8 +266,7 @@ ACCOUNT_MAXIMA = [
     ("account_max_table_level_reads", "AccountMaxTableLevelReads"),
     ("account_max_table_level_writes", "AccountMaxTableLevelWrites"),
     ("account_provisioned_read_capacity_utilization", "AccountProvisionedReadCapacityUtilization"),
-    ("account_provisioned_write_capacity_utilization",
-     "AccountProvisionedWriteCapacityUtilization"),
+    ("account_provisioned_write_capacity_utilization", "AccountProvisionedWriteCapacityUtilization"),
     ("max_provisioned_read_capacity_utilization", "MaxProvisionedTableReadCapacityUtilization"),
     ("max_provisioned_write_capacity_utilization", "MaxProvisionedTableWriteCapacityUtilization"),
 ]
@@ -255,12 +274,14 @@ ACCOUNT_MAXIMA = [
 
 @pytest.mark.parametrize("suffix, metric", ACCOUNT_MAXIMA, ids=[m[0] for m in ACCOUNT_MAXIMA])
 def test_account_metrics_are_the_maximum(suffix, metric):
-    derived = evaluate(sample(metric, 120.0, 3, low=10.0, high=70.0),
-                       sample(metric, 50.0, 1, low=50.0, high=50.0, region="eu-west-1"))
+    derived = evaluate(
+        sample(metric, 120.0, 3, low=10.0, high=70.0), sample(metric, 50.0, 1, low=50.0, high=50.0, region="eu-west-1")
+    )
     assert service_value(derived, f"aws_dynamodb_{suffix}") == max(70.0, 50.0)
 
 
 # ---- entities and time ----
+
 
 def test_values_carry_the_minute_start_and_each_minute_stands_alone():
     derived = evaluate(
@@ -272,8 +293,10 @@ def test_values_carry_the_minute_start_and_each_minute_stands_alone():
 
 
 def test_a_late_datapoint_updates_its_own_minute():
-    early = [sample("TransactionConflict", 2.0, 1, TableName="T", minute=0),
-             sample("TransactionConflict", 4.0, 1, TableName="T", minute=1)]
+    early = [
+        sample("TransactionConflict", 2.0, 1, TableName="T", minute=0),
+        sample("TransactionConflict", 4.0, 1, TableName="T", minute=1),
+    ]
     late = sample("TransactionConflict", 3.0, 1, TableName="T", region="eu-west-1", minute=0)
     before = values(evaluate(*early), "aws_dynamodb_endpoint_transaction_conflict")
     after = values(evaluate(*early, late), "aws_dynamodb_endpoint_transaction_conflict")
@@ -282,11 +305,11 @@ def test_a_late_datapoint_updates_its_own_minute():
 
 
 def test_each_account_is_its_own_service():
-    derived = evaluate(sample("UserErrors", 1.0, 1, account="111111111111"),
-                       sample("UserErrors", 2.0, 1, account="222222222222"))
+    derived = evaluate(
+        sample("UserErrors", 1.0, 1, account="111111111111"), sample("UserErrors", 2.0, 1, account="222222222222")
+    )
     got = values(derived, "aws_dynamodb_user_errors")
-    assert got == {("aws-dynamodb::111111111111", None, 0): 1.0,
-                   ("aws-dynamodb::222222222222", None, 0): 2.0}
+    assert got == {("aws-dynamodb::111111111111", None, 0): 1.0, ("aws-dynamodb::222222222222", None, 0): 2.0}
 
 
 def test_other_namespaces_are_ignored():

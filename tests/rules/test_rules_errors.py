@@ -70,8 +70,7 @@ def test_unsupported_syntax_is_refused_where_it_is_written(tmp_path, exp, culpri
 
 
 def test_an_error_in_exp_suffix_points_into_the_suffix(tmp_path):
-    error = error_of(tmp_path, "expSuffix: service(['a'], Layer.X).rate('PT1M')\n" + HEAD
-                     + "    exp: x\n")
+    error = error_of(tmp_path, "expSuffix: service(['a'], Layer.X).rate('PT1M')\n" + HEAD + "    exp: x\n")
     assert (error.pos.line, error.pos.column) == (1, 36)
 
 
@@ -81,8 +80,7 @@ def test_an_error_in_a_folded_expression_points_to_its_line(tmp_path):
 
 
 def test_an_error_in_the_filter_points_into_the_filter(tmp_path):
-    error = error_of(tmp_path, "filter: \"{ tags -> tags.a == 'b' && tags.c.d }\"\n" + HEAD
-                     + f"    exp: x{SCOPE}\n")
+    error = error_of(tmp_path, "filter: \"{ tags -> tags.a == 'b' && tags.c.d }\"\n" + HEAD + f"    exp: x{SCOPE}\n")
     assert (error.pos.line, error.pos.column) == (1, 43)
     assert "method calls and nested fields" in error.message
 

@@ -40,19 +40,20 @@ def test_lookup_is_what_a_dict_of_the_labels_gives():
 
 def test_closures_answer_per_point_as_when_run_on_all_labels():
     rng = random.Random(2)
-    filters = [closure("{ tags -> tags.a == 'x' && tags.b }"),
-               closure("{ tags -> tags.a == '' }"),  # an absent label is null, not ''
-               closure("{ tags -> tags.c = tags.a; tags.c != null }")]
+    filters = [
+        closure("{ tags -> tags.a == 'x' && tags.b }"),
+        closure("{ tags -> tags.a == '' }"),  # an absent label is null, not ''
+        closure("{ tags -> tags.c = tags.a; tags.c != null }"),
+    ]
     tagger = closure("{ tags -> tags.b = 'n:' + tags.a; tags.z = tags.missing }")
     memo = f.Memo()
     for _ in range(5):  # later minutes reuse the answers remembered
         family = family_of(rng)
         for accept in filters:
-            assert f.keep(family, accept, memo) == tuple(
-                p for p in family if closures.accepts(accept, dict(p.labels)))
+            assert f.keep(family, accept, memo) == tuple(p for p in family if closures.accepts(accept, dict(p.labels)))
         assert f.retag(family, tagger, memo) == tuple(
-            f.Point(tuple(sorted(closures.retag(tagger, dict(p.labels)).items())), p.value)
-            for p in family)
+            f.Point(tuple(sorted(closures.retag(tagger, dict(p.labels)).items())), p.value) for p in family
+        )
 
 
 def test_tag_filters_and_aggregations_match_the_point_by_point_definitions():
@@ -61,10 +62,8 @@ def test_tag_filters_and_aggregations_match_the_point_by_point_definitions():
         family = family_of(rng)
         memo = f.Memo()
         pairs = (("a", "x"), ("quantile", ""))
-        for method, test in (("tagEqual", lambda a, w: a == w),
-                             ("tagNotEqual", lambda a, w: a != w)):
-            expected = tuple(p for p in family
-                             if all(test(dict(p.labels).get(k, ""), v) for k, v in pairs))
+        for method, test in (("tagEqual", lambda a, w: a == w), ("tagNotEqual", lambda a, w: a != w)):
+            expected = tuple(p for p in family if all(test(dict(p.labels).get(k, ""), v) for k, v in pairs))
             assert f.match_tags(family, method, pairs, memo) == expected
             assert f.match_tags(family, method, pairs) == expected
         for by in ((), ("a",), ("c", "a", "a")):
@@ -80,9 +79,19 @@ def test_tag_filters_and_aggregations_match_the_point_by_point_definitions():
 def test_evaluating_again_or_after_other_minutes_gives_the_same_values():
     rules = pack()
     first = [sample("ConsumedReadCapacityUnits", 60.0 * i, 4, TableName=f"T{i}") for i in range(5)]
-    latency = [sample("SuccessfulRequestLatency", 10.0 * i, 2, TableName=f"T{i}", Operation=op,
-                      stats=(("p50", 3.0), ("p99", 4.5)), minute=1)
-               for i in range(3) for op in ("GetItem", "Query")]
+    latency = [
+        sample(
+            "SuccessfulRequestLatency",
+            10.0 * i,
+            2,
+            TableName=f"T{i}",
+            Operation=op,
+            stats=(("p50", 3.0), ("p99", 4.5)),
+            minute=1,
+        )
+        for i in range(3)
+        for op in ("GetItem", "Query")
+    ]
     once = rules.evaluate(first + latency)
     assert once
     rules.evaluate(latency)

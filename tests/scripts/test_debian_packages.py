@@ -25,12 +25,14 @@ def machine(tmp_path):
     (bin_dir / "dpkg-query").write_text(
         f"#!/bin/sh\nfor package; do :; done\n"
         f"grep -qx \"$package\" {installed} && printf 'install ok installed' && exit 0\n"
-        "echo \"dpkg-query: no packages found matching $package\" >&2\nexit 1\n")
+        'echo "dpkg-query: no packages found matching $package" >&2\nexit 1\n'
+    )
     # apt-get records its arguments and whether the policy forbidding service starts is in
     # place while it runs; APT_FAIL makes the install step fail.
     (bin_dir / "apt-get").write_text(
-        f"#!/bin/sh\necho \"$* policy=$(cat {policy} 2>/dev/null | tail -n 1)\" >> {log}\n"
-        "case \"$*\" in *install*) [ -n \"$APT_FAIL\" ] && exit 100;; esac\nexit 0\n")
+        f'#!/bin/sh\necho "$* policy=$(cat {policy} 2>/dev/null | tail -n 1)" >> {log}\n'
+        'case "$*" in *install*) [ -n "$APT_FAIL" ] && exit 100;; esac\nexit 0\n'
+    )
     for stand_in in bin_dir.iterdir():
         stand_in.chmod(0o755)
 

@@ -121,9 +121,7 @@ def cli_synth(outdir: Path, context: dict[str, Any]) -> CliRun:
     """``cdk synth`` through the pinned CLI, with ``-c`` strings as a user types them."""
     flags = [arg for key, value in context.items() for arg in ("-c", f"{key}={_cli_value(value)}")]
     command = [str(CDK_CLI), "synth", "--quiet", "--no-notices", "-o", str(outdir), *flags]
-    done = subprocess.run(
-        command, cwd=REPO, env=child_env(), capture_output=True, text=True, timeout=600, check=False
-    )
+    done = subprocess.run(command, cwd=REPO, env=child_env(), capture_output=True, text=True, timeout=600, check=False)
     return CliRun(done.returncode, done.stdout + done.stderr, Assembly(outdir))
 
 

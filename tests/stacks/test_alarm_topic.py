@@ -20,8 +20,9 @@ def test_the_topic_is_encrypted_and_refuses_plain_http(default: Assembly):
     assert topic["Properties"]["KmsMasterKeyId"]
     (policy,) = resources(default, "AWS::SNS::TopicPolicy").values()
     statements = policy["Properties"]["PolicyDocument"]["Statement"]
-    assert any(s["Effect"] == "Deny" and s["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
-               for s in statements)
+    assert any(
+        s["Effect"] == "Deny" and s["Condition"] == {"Bool": {"aws:SecureTransport": "false"}} for s in statements
+    )
 
 
 def test_the_task_role_may_publish_to_the_topic(default: Assembly):
@@ -33,8 +34,11 @@ def test_the_task_role_may_publish_to_the_topic(default: Assembly):
         if statement.get("Resource") == ref
     ]
     assert [g["Action"] for g in grants] == ["sns:Publish"]
-    (policy,) = [p for p in resources(default, "AWS::IAM::Policy").values()
-                 if ref in [s.get("Resource") for s in p["Properties"]["PolicyDocument"]["Statement"]]]
+    (policy,) = [
+        p
+        for p in resources(default, "AWS::IAM::Policy").values()
+        if ref in [s.get("Resource") for s in p["Properties"]["PolicyDocument"]["Statement"]]
+    ]
     roles = policy["Properties"]["Roles"]
     task_role = _task_role(default)
     assert roles == [{"Ref": task_role}]

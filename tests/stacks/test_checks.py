@@ -87,7 +87,9 @@ def test_cdk_nag_ran_and_recorded_each_acknowledgement(default_nag_run: InProces
     ]
 
 
-def test_every_acknowledgement_gives_its_own_specific_reason(default_nag_run: InProcessRun, alternative_run: InProcessRun) -> None:
+def test_every_acknowledgement_gives_its_own_specific_reason(
+    default_nag_run: InProcessRun, alternative_run: InProcessRun
+) -> None:
     given = acknowledgements(default_nag_run.assembly) | acknowledgements(alternative_run.assembly)
     reasons = {reason for _, reason in given}
     assert [r for r in reasons if len(r.split()) < 20] == []

@@ -58,7 +58,14 @@ def test_dependencies_are_the_runtime_ones_pinned_by_the_lock() -> None:
 def test_build_context_holds_only_what_the_image_needs(default: Assembly) -> None:
     (image,) = default.assets(RECEIVER)["dockerImages"].values()
     context = default.directory / image["source"]["directory"]
-    assert sorted(p.name for p in context.iterdir()) == [".dockerignore", "alarms", "pyproject.toml", "receiver", "requirements.lock", "rules"]
+    assert sorted(p.name for p in context.iterdir()) == [
+        ".dockerignore",
+        "alarms",
+        "pyproject.toml",
+        "receiver",
+        "requirements.lock",
+        "rules",
+    ]
     assert [p for p in context.rglob("*") if p.name == "__pycache__" or p.suffix == ".pyc"] == []
 
 
@@ -115,5 +122,10 @@ def test_everything_the_receiver_imports_is_installed_in_the_image() -> None:
 def test_dockerignore_is_an_allow_list() -> None:
     lines = [line for line in (REPO / ".dockerignore").read_text().splitlines() if line and not line.startswith("#")]
     assert lines[0] == "*"
-    assert {line for line in lines if line.startswith("!")} == {"!receiver", "!rules", "!alarms", "!pyproject.toml", "!requirements.lock"}
-
+    assert {line for line in lines if line.startswith("!")} == {
+        "!receiver",
+        "!rules",
+        "!alarms",
+        "!pyproject.toml",
+        "!requirements.lock",
+    }

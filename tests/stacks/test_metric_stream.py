@@ -32,12 +32,18 @@ def backup_bucket(assembly: Assembly) -> str:
 
 
 def policies_of(assembly: Assembly, role: str) -> list[dict[str, Any]]:
-    return [p["Properties"] for p in resources(assembly, "AWS::IAM::Policy").values() if {"Ref": role} in p["Properties"]["Roles"]]
+    return [
+        p["Properties"]
+        for p in resources(assembly, "AWS::IAM::Policy").values()
+        if {"Ref": role} in p["Properties"]["Roles"]
+    ]
 
 
 def receiver_secret(assembly: Assembly) -> dict[str, Any]:
     """How this stack refers to the receiver stack's access key secret (a cross-stack output)."""
-    (secret,) = [k for k, v in assembly.template(RECEIVER)["Resources"].items() if v["Type"] == "AWS::SecretsManager::Secret"]
+    (secret,) = [
+        k for k, v in assembly.template(RECEIVER)["Resources"].items() if v["Type"] == "AWS::SecretsManager::Secret"
+    ]
     (output,) = [k for k, v in assembly.template(RECEIVER)["Outputs"].items() if v["Value"] == {"Ref": secret}]
     return {"Fn::GetStackOutput": {"StackName": RECEIVER, "Region": "us-east-1", "OutputName": output}}
 
@@ -92,7 +98,10 @@ def test_backup_objects_expire_after_backup_retention_days(default: Assembly, al
 
 def test_backup_bucket_access_is_logged(default: Assembly) -> None:
     logging = default.template(METRIC_STREAM)["Resources"][backup_bucket(default)]["Properties"]["LoggingConfiguration"]
-    assert default.template(METRIC_STREAM)["Resources"][logging["DestinationBucketName"]["Ref"]]["Type"] == "AWS::S3::Bucket"
+    assert (
+        default.template(METRIC_STREAM)["Resources"][logging["DestinationBucketName"]["Ref"]]["Type"]
+        == "AWS::S3::Bucket"
+    )
 
 
 # -- Firehose ------------------------------------------------------------------
@@ -151,19 +160,25 @@ def test_only_failed_data_is_backed_up_to_the_bucket(default: Assembly) -> None:
 
 def test_delivery_errors_are_logged_to_cloudwatch(default: Assembly) -> None:
     group, _ = only(default, "AWS::Logs::LogGroup")
-    for options in (http(default)["CloudWatchLoggingOptions"], http(default)["S3Configuration"]["CloudWatchLoggingOptions"]):
+    for options in (
+        http(default)["CloudWatchLoggingOptions"],
+        http(default)["S3Configuration"]["CloudWatchLoggingOptions"],
+    ):
         assert (options["Enabled"], options["LogGroupName"]) == (True, {"Ref": group})
 
 
 def test_delivery_stream_is_encrypted_at_rest(default: Assembly) -> None:
     default.assertions(METRIC_STREAM).has_resource_properties(
-        DELIVERY, {"DeliveryStreamType": "DirectPut", "DeliveryStreamEncryptionConfigurationInput": {"KeyType": "AWS_OWNED_CMK"}}
+        DELIVERY,
+        {"DeliveryStreamType": "DirectPut", "DeliveryStreamEncryptionConfigurationInput": {"KeyType": "AWS_OWNED_CMK"}},
     )
 
 
 def test_firehose_role_is_assumable_only_by_this_accounts_firehose(default: Assembly) -> None:
     role = http(default)["RoleARN"]["Fn::GetAtt"][0]
-    (statement,) = default.template(METRIC_STREAM)["Resources"][role]["Properties"]["AssumeRolePolicyDocument"]["Statement"]
+    (statement,) = default.template(METRIC_STREAM)["Resources"][role]["Properties"]["AssumeRolePolicyDocument"][
+        "Statement"
+    ]
     assert statement["Principal"] == {"Service": "firehose.amazonaws.com"}
     assert statement["Condition"]["StringEquals"] == {"aws:SourceAccount": {"Ref": "AWS::AccountId"}}
 
@@ -179,7 +194,14 @@ def test_firehose_role_may_only_write_the_bucket_read_the_secret_and_write_its_l
         return {
             "Fn::Join": [
                 "",
-                ["arn:aws:logs:us-east-1:", {"Ref": "AWS::AccountId"}, ":log-group:", {"Ref": group}, ":log-stream:", {"Ref": stream}],
+                [
+                    "arn:aws:logs:us-east-1:",
+                    {"Ref": "AWS::AccountId"},
+                    ":log-group:",
+                    {"Ref": group},
+                    ":log-stream:",
+                    {"Ref": stream},
+                ],
             ]
         }
 
@@ -193,7 +215,12 @@ def test_firehose_role_may_only_write_the_bucket_read_the_secret_and_write_its_l
                 {"Fn::Join": ["", [{"Fn::GetAtt": [bucket, "Arn"]}, "/*"]]},
             ],
         },
-        {"Sid": "ReadAccessKey", "Effect": "Allow", "Action": "secretsmanager:GetSecretValue", "Resource": receiver_secret(default)},
+        {
+            "Sid": "ReadAccessKey",
+            "Effect": "Allow",
+            "Action": "secretsmanager:GetSecretValue",
+            "Resource": receiver_secret(default),
+        },
         {
             "Sid": "WriteErrorLogStreams",
             "Effect": "Allow",
@@ -218,7 +245,9 @@ def test_firehose_error_logs_are_its_two_streams(default: Assembly) -> None:
 
 def test_firehose_stream_waits_for_its_policy(default: Assembly) -> None:
     role = http(default)["RoleARN"]["Fn::GetAtt"][0]
-    (policy,) = [k for k, v in resources(default, "AWS::IAM::Policy").items() if {"Ref": role} in v["Properties"]["Roles"]]
+    (policy,) = [
+        k for k, v in resources(default, "AWS::IAM::Policy").items() if {"Ref": role} in v["Properties"]["Roles"]
+    ]
     assert policy in only(default, DELIVERY)[1]["DependsOn"]
 
 
@@ -232,7 +261,10 @@ def test_metric_stream_feeds_the_delivery_stream(default: Assembly) -> None:
 
 def test_metric_stream_includes_the_dynamodb_namespace_in_otel_07(default: Assembly) -> None:
     properties = only(default, STREAM)[1]["Properties"]
-    assert (properties["IncludeFilters"], properties["OutputFormat"]) == ([{"Namespace": "AWS/DynamoDB"}], "opentelemetry0.7")
+    assert (properties["IncludeFilters"], properties["OutputFormat"]) == (
+        [{"Namespace": "AWS/DynamoDB"}],
+        "opentelemetry0.7",
+    )
 
 
 def test_metric_stream_adds_p99_to_successful_request_latency(default: Assembly) -> None:
@@ -259,7 +291,9 @@ def test_namespaces_format_and_statistics_follow_the_settings(alternative: Assem
 
 def test_metric_stream_role_is_trusted_by_cloudwatch_metric_streams(default: Assembly) -> None:
     role = only(default, STREAM)[1]["Properties"]["RoleArn"]["Fn::GetAtt"][0]
-    (statement,) = default.template(METRIC_STREAM)["Resources"][role]["Properties"]["AssumeRolePolicyDocument"]["Statement"]
+    (statement,) = default.template(METRIC_STREAM)["Resources"][role]["Properties"]["AssumeRolePolicyDocument"][
+        "Statement"
+    ]
     assert (statement["Principal"], statement["Action"]) == (
         {"Service": "streams.metrics.cloudwatch.amazonaws.com"},
         "sts:AssumeRole",
@@ -281,7 +315,9 @@ def test_metric_stream_role_may_only_put_records_into_this_delivery_stream(defau
 
 def test_metric_stream_waits_for_its_roles_policy(default: Assembly) -> None:
     role = only(default, STREAM)[1]["Properties"]["RoleArn"]["Fn::GetAtt"][0]
-    (policy,) = [k for k, v in resources(default, "AWS::IAM::Policy").items() if {"Ref": role} in v["Properties"]["Roles"]]
+    (policy,) = [
+        k for k, v in resources(default, "AWS::IAM::Policy").items() if {"Ref": role} in v["Properties"]["Roles"]
+    ]
     assert policy in only(default, STREAM)[1]["DependsOn"]
 
 
@@ -291,4 +327,6 @@ def test_metric_stream_stack_deploys_after_the_receiver(default: Assembly) -> No
 
 
 def test_outputs_name_the_streams_and_the_backup_bucket(default: Assembly) -> None:
-    assert {"MetricStreamName", "DeliveryStreamName", "BackupBucketName"} <= set(default.template(METRIC_STREAM)["Outputs"])
+    assert {"MetricStreamName", "DeliveryStreamName", "BackupBucketName"} <= set(
+        default.template(METRIC_STREAM)["Outputs"]
+    )

@@ -143,7 +143,9 @@ def test_task_role_may_only_call_the_store_actions_on_the_store_table(default: A
     task_role = only(default, TASK)["Properties"]["TaskRoleArn"]["Fn::GetAtt"][0]
     table = logical_id(default, "AWS::DynamoDB::Table")
     topic = logical_id(default, "AWS::SNS::Topic")
-    policies = [p for p in resources(default, "AWS::IAM::Policy").values() if {"Ref": task_role} in p["Properties"]["Roles"]]
+    policies = [
+        p for p in resources(default, "AWS::IAM::Policy").values() if {"Ref": task_role} in p["Properties"]["Roles"]
+    ]
     assert len(policies) == 1
     # The store's actions on its table, and publishing alarm notifications (receiver/alarms).
     assert policies[0]["Properties"]["PolicyDocument"]["Statement"] == [
@@ -156,7 +158,17 @@ def test_task_role_may_only_call_the_store_actions_on_the_store_table(default: A
 def test_store_actions_are_exactly_what_the_receiver_calls() -> None:
     assert sorted(RECEIVER_ACTIONS) == sorted(
         f"dynamodb:{a}"
-        for a in ["GetItem", "PutItem", "UpdateItem", "DeleteItem", "BatchWriteItem", "BatchGetItem", "Query", "DescribeTable", "ConditionCheckItem"]
+        for a in [
+            "GetItem",
+            "PutItem",
+            "UpdateItem",
+            "DeleteItem",
+            "BatchWriteItem",
+            "BatchGetItem",
+            "Query",
+            "DescribeTable",
+            "ConditionCheckItem",
+        ]
     )
 
 
@@ -180,7 +192,11 @@ def test_arm64_runs_an_arm64_image_on_arm64_fargate(alternative: Assembly) -> No
 
 def test_task_size_defaults_to_half_a_vcpu_and_1_gib(default: Assembly) -> None:
     properties = only(default, TASK)["Properties"]
-    assert (properties["Cpu"], properties["Memory"], properties["RequiresCompatibilities"]) == ("512", "1024", ["FARGATE"])
+    assert (properties["Cpu"], properties["Memory"], properties["RequiresCompatibilities"]) == (
+        "512",
+        "1024",
+        ["FARGATE"],
+    )
 
 
 def test_service_runs_at_least_two_tasks(default: Assembly) -> None:
@@ -334,7 +350,9 @@ def test_only_listener_is_https_on_443_with_a_tls12_tls13_policy(default: Assemb
 
 
 def test_only_port_443_is_open_to_the_internet(default: Assembly) -> None:
-    group = only(default, "AWS::ElasticLoadBalancingV2::LoadBalancer")["Properties"]["SecurityGroups"][0]["Fn::GetAtt"][0]
+    group = only(default, "AWS::ElasticLoadBalancingV2::LoadBalancer")["Properties"]["SecurityGroups"][0]["Fn::GetAtt"][
+        0
+    ]
     ingress = default.template(RECEIVER)["Resources"][group]["Properties"]["SecurityGroupIngress"]
     assert [(i["CidrIp"], i["FromPort"], i["ToPort"]) for i in ingress] == [("0.0.0.0/0", 443, 443)]
 
@@ -366,7 +384,9 @@ def test_only_the_firehose_path_is_forwarded_by_default(default: Assembly) -> No
 def test_dashboard_paths_open_to_each_allowed_network_only(alternative: Assembly) -> None:
     rules = [r["Properties"] for r in resources(alternative, RULE).values()]
     dashboard = sorted(
-        (r["Priority"], r["Conditions"]) for r in rules if r["Conditions"][0]["PathPatternConfig"]["Values"] != ["/aws/firehose/metrics"]
+        (r["Priority"], r["Conditions"])
+        for r in rules
+        if r["Conditions"][0]["PathPatternConfig"]["Values"] != ["/aws/firehose/metrics"]
     )
     assert dashboard == [
         (
@@ -461,7 +481,9 @@ def test_no_dns_record_without_a_hosted_zone(alternative: Assembly) -> None:
 # -- outputs -------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("name", ["EndpointUrl", "AccessKeySecretName", "MetricsTableName", "LoadBalancerDnsName", "DashboardUrl"])
+@pytest.mark.parametrize(
+    "name", ["EndpointUrl", "AccessKeySecretName", "MetricsTableName", "LoadBalancerDnsName", "DashboardUrl"]
+)
 def test_stack_outputs(default: Assembly, name: str) -> None:
     assert name in default.template(RECEIVER)["Outputs"]
 

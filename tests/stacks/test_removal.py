@@ -24,7 +24,10 @@ def all_resources(assembly: Assembly) -> dict[tuple[str, str], dict[str, Any]]:
 
 
 def kept(resource: dict[str, Any]) -> bool:
-    return resource.get("DeletionPolicy", "Delete") != "Delete" or resource.get("UpdateReplacePolicy", "Delete") != "Delete"
+    return (
+        resource.get("DeletionPolicy", "Delete") != "Delete"
+        or resource.get("UpdateReplacePolicy", "Delete") != "Delete"
+    )
 
 
 def test_every_stateful_kind_is_present(default: Assembly) -> None:
@@ -39,7 +42,9 @@ def test_nothing_is_kept_on_destroy_by_default(default: Assembly) -> None:
 
 def test_retain_metrics_keeps_only_the_metrics_table(alternative: Assembly) -> None:
     retained = [(key, r["Type"]) for key, r in all_resources(alternative).items() if kept(r)]
-    (table,) = [k for k, v in alternative.template(RECEIVER)["Resources"].items() if v["Type"] == "AWS::DynamoDB::Table"]
+    (table,) = [
+        k for k, v in alternative.template(RECEIVER)["Resources"].items() if v["Type"] == "AWS::DynamoDB::Table"
+    ]
     assert retained == [((RECEIVER, table), "AWS::DynamoDB::Table")]
 
 
@@ -56,6 +61,9 @@ def test_every_bucket_is_emptied_before_it_is_deleted(default: Assembly) -> None
 
 def test_no_table_has_deletion_protection(default: Assembly, alternative: Assembly) -> None:
     tables = [
-        r for assembly in (default, alternative) for r in all_resources(assembly).values() if r["Type"] == "AWS::DynamoDB::Table"
+        r
+        for assembly in (default, alternative)
+        for r in all_resources(assembly).values()
+        if r["Type"] == "AWS::DynamoDB::Table"
     ]
     assert [t["Properties"].get("DeletionProtectionEnabled", False) for t in tables] == [False] * len(tables)

@@ -137,20 +137,48 @@ ERRORS = {
     "zone id malformed": ("hostedZoneId", {"hostedZoneId": "zone-1"}, "put one such as Z0123456789ABCDEFGHIJ"),
     "domain outside zone": ("hostedZoneName", {"hostedZoneName": "example.org"}, "put the zone that holds the domain"),
     "neither zone nor certificate": ("certificateArn", NO_ZONE, "put the Route 53 zone that holds domainName"),
-    "certificate malformed": ("certificateArn", {"certificateArn": "arn:aws:iam::123456789012:role/x"}, "not an ACM certificate ARN"),
+    "certificate malformed": (
+        "certificateArn",
+        {"certificateArn": "arn:aws:iam::123456789012:role/x"},
+        "not an ACM certificate ARN",
+    ),
     "certificate in another region": (
         "certificateArn",
         {"certificateArn": CERTIFICATE_ARN.replace("us-east-1", "eu-west-1")},
         "needs a certificate from its own region",
     ),
-    "cidr malformed": ("dashboardAllowedCidrs", {"dashboardAllowedCidrs": ["office"]}, "put one such as 203.0.113.0/24"),
-    "cidr host bits": ("dashboardAllowedCidrs", {"dashboardAllowedCidrs": ["203.0.113.7/24"]}, "not a network in CIDR form"),
+    "cidr malformed": (
+        "dashboardAllowedCidrs",
+        {"dashboardAllowedCidrs": ["office"]},
+        "put one such as 203.0.113.0/24",
+    ),
+    "cidr host bits": (
+        "dashboardAllowedCidrs",
+        {"dashboardAllowedCidrs": ["203.0.113.7/24"]},
+        "not a network in CIDR form",
+    ),
     "cidr ipv6": ("dashboardAllowedCidrs", {"dashboardAllowedCidrs": ["2001:db8::/32"]}, "list IPv4 networks"),
-    "cidr everything": ("dashboardAllowedCidrs", {"dashboardAllowedCidrs": ["0.0.0.0/0"]}, "list only your own networks"),
-    "cidr twice": ("dashboardAllowedCidrs", {"dashboardAllowedCidrs": ["203.0.113.0/24"] * 2}, "list each network once"),
+    "cidr everything": (
+        "dashboardAllowedCidrs",
+        {"dashboardAllowedCidrs": ["0.0.0.0/0"]},
+        "list only your own networks",
+    ),
+    "cidr twice": (
+        "dashboardAllowedCidrs",
+        {"dashboardAllowedCidrs": ["203.0.113.0/24"] * 2},
+        "list each network once",
+    ),
     # Two halves make the whole internet: no entry may be wider than /8 (IPv4) or /32 (IPv6).
-    "cidr half of ipv4": ("dashboardAllowedCidrs", {"dashboardAllowedCidrs": ["0.0.0.0/1", "128.0.0.0/1"]}, "'0.0.0.0/1' is wider than /8"),
-    "cidr second half of ipv4": ("dashboardAllowedCidrs", {"dashboardAllowedCidrs": ["10.0.0.0/8", "128.0.0.0/1"]}, "'128.0.0.0/1' is wider than /8"),
+    "cidr half of ipv4": (
+        "dashboardAllowedCidrs",
+        {"dashboardAllowedCidrs": ["0.0.0.0/1", "128.0.0.0/1"]},
+        "'0.0.0.0/1' is wider than /8",
+    ),
+    "cidr second half of ipv4": (
+        "dashboardAllowedCidrs",
+        {"dashboardAllowedCidrs": ["10.0.0.0/8", "128.0.0.0/1"]},
+        "'128.0.0.0/1' is wider than /8",
+    ),
     "cidr /7": ("dashboardAllowedCidrs", {"dashboardAllowedCidrs": ["10.0.0.0/7"]}, "list only your own networks"),
     "cidr wide ipv6": ("dashboardAllowedCidrs", {"dashboardAllowedCidrs": ["::/1"]}, "'::/1' is wider than /32"),
     "too many cidrs": (
@@ -158,7 +186,11 @@ ERRORS = {
         {"dashboardAllowedCidrs": [f"10.0.{i}.0/24" for i in range(21)]},
         "put at most 20",
     ),
-    "cidrs not a list": ("dashboardAllowedCidrs", {"dashboardAllowedCidrs": {"office": "203.0.113.0/24"}}, "must be a list of strings"),
+    "cidrs not a list": (
+        "dashboardAllowedCidrs",
+        {"dashboardAllowedCidrs": {"office": "203.0.113.0/24"}},
+        "must be a list of strings",
+    ),
     "demo table not a flag": ("createDemoTable", {"createDemoTable": "yes"}, "must be true or false"),
     "retain not a flag": ("retainMetrics", {"retainMetrics": 1}, "must be true or false"),
     "container insights not a flag": ("containerInsights", {"containerInsights": "on"}, "must be true or false"),
@@ -166,10 +198,18 @@ ERRORS = {
     "no namespaces": ("namespaces", {"namespaces": []}, "list the CloudWatch namespaces to stream"),
     "namespace malformed": ("namespaces", {"namespaces": [":AWS"]}, "put one such as AWS/DynamoDB"),
     "namespace twice": ("namespaces", {"namespaces": ["AWS/DynamoDB", "AWS/DynamoDB"]}, "list each once"),
-    "output format unknown": ("outputFormat", {"outputFormat": "opentelemetry2.0"}, "must be one of opentelemetry0.7, opentelemetry1.0, json"),
+    "output format unknown": (
+        "outputFormat",
+        {"outputFormat": "opentelemetry2.0"},
+        "must be one of opentelemetry0.7, opentelemetry1.0, json",
+    ),
     "statistics not a list": ("additionalStatistics", {"additionalStatistics": {"p99": True}}, "must be a list of"),
     "statistics not JSON": ("additionalStatistics", {"additionalStatistics": "[p99"}, "is not valid JSON"),
-    "statistics entry shape": ("additionalStatistics", {"additionalStatistics": [{"metricName": "X"}]}, "is not of the form"),
+    "statistics entry shape": (
+        "additionalStatistics",
+        {"additionalStatistics": [{"metricName": "X"}]},
+        "is not of the form",
+    ),
     "statistics outside namespaces": (
         "additionalStatistics",
         {"additionalStatistics": [{**STAT, "namespace": "AWS/Lambda"}]},
@@ -180,9 +220,21 @@ ERRORS = {
         {"additionalStatistics": [{**STAT, "statistics": ["tm90"]}]},
         "streamed only in outputFormat json",
     ),
-    "unknown statistic": ("additionalStatistics", {"additionalStatistics": [{**STAT, "statistics": ["p101"]}]}, "put one such as p99"),
-    "statistics metric twice": ("additionalStatistics", {"additionalStatistics": [STAT, STAT]}, "merge its statistics into one entry"),
-    "attributes not an object": ("commonAttributes", {"commonAttributes": ["deployment"]}, "must be an object of strings"),
+    "unknown statistic": (
+        "additionalStatistics",
+        {"additionalStatistics": [{**STAT, "statistics": ["p101"]}]},
+        "put one such as p99",
+    ),
+    "statistics metric twice": (
+        "additionalStatistics",
+        {"additionalStatistics": [STAT, STAT]},
+        "merge its statistics into one entry",
+    ),
+    "attributes not an object": (
+        "commonAttributes",
+        {"commonAttributes": ["deployment"]},
+        "must be an object of strings",
+    ),
     "attribute too long": ("commonAttributes", {"commonAttributes": {"deployment": "x" * 1025}}, "values at most 1024"),
     "buffering interval too long": ("bufferingIntervalSeconds", {"bufferingIntervalSeconds": 901}, "from 0 to 900"),
     "buffering interval not a number": ("bufferingIntervalSeconds", {"bufferingIntervalSeconds": "1m"}, "whole number"),
@@ -195,7 +247,11 @@ ERRORS = {
     "one task": ("minTasks", {"minTasks": 1}, "from 2 to 100"),
     "max below min": ("maxTasks", {"minTasks": 3, "maxTasks": 2}, "from minTasks (3) to 100"),
     "cpu not a fargate size": ("taskCpu", {"taskCpu": 300}, "must be one of 256, 512, 1024"),
-    "memory not for cpu": ("taskMemoryMiB", {"taskCpu": 1024, "taskMemoryMiB": 1024}, "put 2048 to 8192 in steps of 1024"),
+    "memory not for cpu": (
+        "taskMemoryMiB",
+        {"taskCpu": 1024, "taskMemoryMiB": 1024},
+        "put 2048 to 8192 in steps of 1024",
+    ),
     "memory not for smallest cpu": ("taskMemoryMiB", {"taskCpu": 256, "taskMemoryMiB": 4096}, "put 512, 1024 or 2048"),
     "architecture unknown": ("cpuArchitecture", {"cpuArchitecture": "arm"}, "must be one of X86_64, ARM64"),
     "too many nat gateways": ("natGateways", {"natGateways": 3}, "from 0 to 2"),
@@ -205,7 +261,9 @@ ERRORS = {
 
 
 @pytest.mark.parametrize(("key", "overrides", "fragment"), ERRORS.values(), ids=ERRORS.keys())
-def test_a_wrong_setting_is_one_sentence_naming_key_and_remedy(key: str, overrides: dict[str, Any], fragment: str) -> None:
+def test_a_wrong_setting_is_one_sentence_naming_key_and_remedy(
+    key: str, overrides: dict[str, Any], fragment: str
+) -> None:
     message = error_of(overrides)
     assert key in message
     assert fragment in message

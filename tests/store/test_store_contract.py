@@ -180,8 +180,11 @@ async def test_samples_come_in_ascending_start_order(store):
 
 async def test_samples_by_series_gives_the_range_in_chunks_that_never_split_a_series(store, monkeypatch):
     monkeypatch.setattr(sqlite_store_module, "SERIES_PER_CHUNK", 2)  # SQLite: several chunks per metric
-    series = [make_series(metric, table=f"T{t}") for metric in ("ConsumedReadCapacityUnits", "ThrottledRequests")
-              for t in range(3)]
+    series = [
+        make_series(metric, table=f"T{t}")
+        for metric in ("ConsumedReadCapacityUnits", "ThrottledRequests")
+        for t in range(3)
+    ]
     other_unit = dataclasses.replace(series[0], unit="Seconds")  # same key, another unit
     samples = [make_sample(series=one, minute=m) for one in series for m in range(4)]
     samples.append(make_sample(series=other_unit, minute=1)._replace(start_ms=T0 + MINUTE_MS + 1))
@@ -190,7 +193,8 @@ async def test_samples_by_series_gives_the_range_in_chunks_that_never_split_a_se
     chunks = [chunk async for chunk in store.samples_by_series(low, high)]
     assert chunks and all(chunks)
     assert sorted(map(repr, (s for chunk in chunks for s in chunk))) == sorted(
-        repr(s) for s in samples if low <= s.start_ms < high)
+        repr(s) for s in samples if low <= s.start_ms < high
+    )
     keys = [{s.series.key for s in chunk} for chunk in chunks]
     assert sum(map(len, keys)) == len(set().union(*keys)) == len(series)
     assert [chunk async for chunk in store.samples_by_series(T0 + 10 * MINUTE_MS, T0 + 11 * MINUTE_MS)] == []

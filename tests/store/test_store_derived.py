@@ -56,11 +56,15 @@ async def test_derived_reads_one_metric_and_entity_over_an_inclusive_range(store
             MINUTE_MS,
             t,
             1,
-            [value(endpoint="A", time_ms=t, v=minute), value(endpoint="B", time_ms=t, v=10 + minute),
-             value(metric="aws_dynamodb_x", endpoint=None, time_ms=t, v=100 + minute)],
+            [
+                value(endpoint="A", time_ms=t, v=minute),
+                value(endpoint="B", time_ms=t, v=10 + minute),
+                value(metric="aws_dynamodb_x", endpoint=None, time_ms=t, v=100 + minute),
+            ],
         )
-    found = await store.derived("aws_dynamodb_endpoint_x", MINUTE_MS, T0 + MINUTE_MS, T0 + 3 * MINUTE_MS,
-                                service=SERVICE, endpoint="B")
+    found = await store.derived(
+        "aws_dynamodb_endpoint_x", MINUTE_MS, T0 + MINUTE_MS, T0 + 3 * MINUTE_MS, service=SERVICE, endpoint="B"
+    )
     assert [(v.time_ms, v.value) for v in found] == [(T0 + i * MINUTE_MS, 10 + i) for i in (1, 2, 3)]
     service_level = await store.derived("aws_dynamodb_x", MINUTE_MS, T0, T0 + 10 * MINUTE_MS, service=SERVICE)
     assert [v.value for v in service_level] == [100, 101, 102, 103, 104]

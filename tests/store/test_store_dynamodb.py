@@ -39,6 +39,7 @@ GRANTED = {
 }  # fmt: skip
 """Exactly what the CDK stack grants the receiver's task role on the table."""
 
+
 def raw_item(store: DynamoDBStore, pk: str, sk: str) -> dict:
     """An item as DynamoDB holds it, read past the store."""
     key = {"pk": {"S": pk}, "sk": {"S": sk}}
@@ -276,9 +277,7 @@ EXACT = [
 async def test_statistics_read_back_bit_for_bit(make_store):
     store = await make_store()
     samples = [
-        make_sample(minute=i)._replace(
-            count=x, sum=-x, min=x / 3, max=x, stats=(("p50", -x), ("p99", x))
-        )
+        make_sample(minute=i)._replace(count=x, sum=-x, min=x / 3, max=x, stats=(("p50", -x), ("p99", x)))
         for i, x in enumerate(EXACT)
     ]
     await store.commit("r1", samples)
@@ -501,6 +500,8 @@ async def test_ping_fails_once_the_table_is_gone(dynamodb_factory):
 async def test_labels_and_units_are_kept_per_sample(make_store):
     store = await make_store()
     plain = make_sample(minute=0, labels=())
-    labelled = make_sample(series=dataclasses.replace(make_series(), unit="None"), minute=1, labels=(*LABELS, ("k", "v")))
+    labelled = make_sample(
+        series=dataclasses.replace(make_series(), unit="None"), minute=1, labels=(*LABELS, ("k", "v"))
+    )
     await store.commit("r1", [plain, labelled])
     assert await store.samples(*ALL_TIME) == [plain, labelled]

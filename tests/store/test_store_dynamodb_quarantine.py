@@ -225,8 +225,15 @@ async def test_ping_answers_while_every_thread_of_the_store_waits_on_dynamodb(ma
     store.client.get_item = held(store.client.get_item)
     # Two commits hold both work threads (each in its catalog batch), two duplicate checks
     # both control threads.
-    jobs = [asyncio.create_task(store.commit(f"big-{n}", many_samples(100, tables=50) if n == 0 else
-                                              [make_sample(series=make_series(metric="Other"))])) for n in range(2)]
+    jobs = [
+        asyncio.create_task(
+            store.commit(
+                f"big-{n}",
+                many_samples(100, tables=50) if n == 0 else [make_sample(series=make_series(metric="Other"))],
+            )
+        )
+        for n in range(2)
+    ]
     jobs += [asyncio.create_task(store.is_committed(f"req-{n}")) for n in range(CONTROL_THREADS)]
     while entered[0] < 2 + CONTROL_THREADS:
         await asyncio.sleep(0.01)

@@ -104,7 +104,7 @@ async def test_unprocessed_items_are_sent_again_until_all_are_written(open_store
     samples = many_samples(60, tables=60)  # three batches of sample items
 
     def half_unprocessed(number: int, kwargs: dict) -> object:
-        (table, requests), = kwargs["RequestItems"].items()
+        ((table, requests),) = kwargs["RequestItems"].items()
         if number > 6 or len(requests) < 2:
             return None
         kept, left = requests[: len(requests) // 2], requests[len(requests) // 2 :]

@@ -22,14 +22,20 @@ DAY = 86_400
 @pytest.fixture
 async def client():
     # Retention long enough that the builders' 2023 samples are current.
-    config = ServeConfig(allow_unauthenticated=True, derive_interval_s=0.01, minute_retention_days=3650, hour_retention_days=3650)
+    config = ServeConfig(
+        allow_unauthenticated=True, derive_interval_s=0.01, minute_retention_days=3650, hour_retention_days=3650
+    )
     app = create_app(config, open_store_from_url("memory://", minute_retention_days=3650, hour_retention_days=3650))
     async with serve_app(app) as client:
         samples = []
         for minute in range(3):
             for table in ("GameScores", "Orders"):
-                samples.append(make_sample(table, "ConsumedReadCapacityUnits", minute, value=60.0 * (minute + 1), count=3))
-                samples.append(make_sample(table, "SuccessfulRequestLatency", minute, value=50.0, count=10, operation="GetItem"))
+                samples.append(
+                    make_sample(table, "ConsumedReadCapacityUnits", minute, value=60.0 * (minute + 1), count=3)
+                )
+                samples.append(
+                    make_sample(table, "SuccessfulRequestLatency", minute, value=50.0, count=10, operation="GetItem")
+                )
         await client.deliver(samples)
         yield client
 
@@ -47,8 +53,13 @@ async def test_entities_list_the_account_and_its_tables(client):
 
 async def test_query_gives_each_minute_of_a_table(client):
     status, body = await get(
-        client, "/api/v1/query", metric="aws_dynamodb_endpoint_consumed_read_capacity_units",
-        service=SERVICE, endpoint="Orders", start=T0_S, end=T0_S + 600,
+        client,
+        "/api/v1/query",
+        metric="aws_dynamodb_endpoint_consumed_read_capacity_units",
+        service=SERVICE,
+        endpoint="Orders",
+        start=T0_S,
+        end=T0_S + 600,
     )
     assert status == 200
     assert body["metric"] == "aws_dynamodb_endpoint_consumed_read_capacity_units"
@@ -59,8 +70,12 @@ async def test_query_gives_each_minute_of_a_table(client):
 
 async def test_query_of_a_service_metric_adds_the_tables(client):
     status, body = await get(
-        client, "/api/v1/query", metric="aws_dynamodb_consumed_read_capacity_units",
-        service=SERVICE, start=T0_S, end=T0_S + 60,
+        client,
+        "/api/v1/query",
+        metric="aws_dynamodb_consumed_read_capacity_units",
+        service=SERVICE,
+        start=T0_S,
+        end=T0_S + 60,
     )
     assert status == 200
     assert body["points"] == [[T0_S, 2.0], [T0_S + 60, 4.0]]
@@ -68,8 +83,13 @@ async def test_query_of_a_service_metric_adds_the_tables(client):
 
 async def test_query_range_is_inclusive_and_leaves_out_empty_minutes(client):
     _, body = await get(
-        client, "/api/v1/query", metric="aws_dynamodb_endpoint_get_successful_request_latency",
-        service=SERVICE, endpoint="GameScores", start=T0_S + 60, end=T0_S + 3600,
+        client,
+        "/api/v1/query",
+        metric="aws_dynamodb_endpoint_get_successful_request_latency",
+        service=SERVICE,
+        endpoint="GameScores",
+        start=T0_S + 60,
+        end=T0_S + 3600,
     )
     assert body["points"] == [[T0_S + 60, 5.0], [T0_S + 120, 5.0]]
 
@@ -79,8 +99,14 @@ async def test_hourly_step_gives_the_hour_values(client):
     app_deriver = client.app[DERIVER]
     await app_deriver.derive_pending(hours=True)
     _, body = await get(
-        client, "/api/v1/query", metric="aws_dynamodb_endpoint_consumed_read_capacity_units",
-        service=SERVICE, endpoint="Orders", start=hour_s, end=hour_s + 3600, step="1h",
+        client,
+        "/api/v1/query",
+        metric="aws_dynamodb_endpoint_consumed_read_capacity_units",
+        service=SERVICE,
+        endpoint="Orders",
+        start=hour_s,
+        end=hour_s + 3600,
+        step="1h",
     )
     # The hour's average rate: (60 + 120 + 180) units over 3600 s.
     assert body["points"] == [[hour_s, pytest.approx(360 / 3600)]]
@@ -92,8 +118,15 @@ async def test_the_deriver_runs_by_itself_after_a_delivery(client):
     response = await client.post(INGEST_PATH, data=delivery.body, headers=delivery.headers)
     assert response.status == 200
     for _ in range(300):
-        _, body = await get(client, "/api/v1/query", metric="aws_dynamodb_endpoint_consumed_read_capacity_units",
-                            service=SERVICE, endpoint="Late", start=T0_S, end=T0_S + 3600)
+        _, body = await get(
+            client,
+            "/api/v1/query",
+            metric="aws_dynamodb_endpoint_consumed_read_capacity_units",
+            service=SERVICE,
+            endpoint="Late",
+            start=T0_S,
+            end=T0_S + 3600,
+        )
         if body["points"]:
             break
         await asyncio.sleep(0.02)
@@ -107,17 +140,50 @@ async def test_the_deriver_runs_by_itself_after_a_delivery(client):
         ({"metric": "nope", "service": SERVICE, "start": T0_S, "end": T0_S}, 404, "metric 'nope' is not defined"),
         ({"metric": "aws_dynamodb_user_errors", "start": T0_S, "end": T0_S}, 400, "service is required"),
         ({"metric": "aws_dynamodb_user_errors", "service": SERVICE, "end": T0_S}, 400, "start is required"),
-        ({"metric": "aws_dynamodb_user_errors", "service": SERVICE, "start": "yesterday", "end": T0_S}, 400, "start must be whole epoch seconds"),
-        ({"metric": "aws_dynamodb_user_errors", "service": SERVICE, "start": T0_S, "end": T0_S - 1}, 400, "start must not be after end"),
-        ({"metric": "aws_dynamodb_user_errors", "service": SERVICE, "start": T0_S, "end": T0_S, "step": "5m"}, 400, "step '5m'"),
-        ({"metric": "aws_dynamodb_user_errors", "service": SERVICE, "start": T0_S, "end": T0_S + 30 * DAY}, 400, "use step=1h"),
-        ({"metric": "aws_dynamodb_endpoint_user_errors_x", "service": SERVICE, "start": T0_S, "end": T0_S}, 404, "not defined"),
-        ({"metric": "aws_dynamodb_endpoint_read_throttled_requests", "service": SERVICE, "start": T0_S, "end": T0_S}, 400, "endpoint is required"),
-        ({"metric": "aws_dynamodb_user_errors", "service": SERVICE, "endpoint": "GameScores", "start": T0_S, "end": T0_S}, 400, "endpoint must not be given"),
+        (
+            {"metric": "aws_dynamodb_user_errors", "service": SERVICE, "start": "yesterday", "end": T0_S},
+            400,
+            "start must be whole epoch seconds",
+        ),
+        (
+            {"metric": "aws_dynamodb_user_errors", "service": SERVICE, "start": T0_S, "end": T0_S - 1},
+            400,
+            "start must not be after end",
+        ),
+        (
+            {"metric": "aws_dynamodb_user_errors", "service": SERVICE, "start": T0_S, "end": T0_S, "step": "5m"},
+            400,
+            "step '5m'",
+        ),
+        (
+            {"metric": "aws_dynamodb_user_errors", "service": SERVICE, "start": T0_S, "end": T0_S + 30 * DAY},
+            400,
+            "use step=1h",
+        ),
+        (
+            {"metric": "aws_dynamodb_endpoint_user_errors_x", "service": SERVICE, "start": T0_S, "end": T0_S},
+            404,
+            "not defined",
+        ),
+        (
+            {"metric": "aws_dynamodb_endpoint_read_throttled_requests", "service": SERVICE, "start": T0_S, "end": T0_S},
+            400,
+            "endpoint is required",
+        ),
+        (
+            {
+                "metric": "aws_dynamodb_user_errors",
+                "service": SERVICE,
+                "endpoint": "GameScores",
+                "start": T0_S,
+                "end": T0_S,
+            },
+            400,
+            "endpoint must not be given",
+        ),
     ],
 )
 async def test_bad_parameters_are_named(client, params, status, message):
     got, body = await get(client, "/api/v1/query", **params)
     assert got == status
     assert message in body["error"]
-

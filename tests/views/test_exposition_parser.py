@@ -49,4 +49,6 @@ def test_a_histogram_reads_back_as_a_histogram_with_its_buckets() -> None:
     buckets = {s.labels["le"]: s.value for s in family.samples if s.name.endswith("_bucket")}
     assert buckets == {"0.1": 1.0, "1.0": 3.0, "+Inf": 4.0}
     assert {s.name: s.value for s in family.samples if not s.name.endswith("_bucket")} == {
-        "request_seconds_sum": 8.05, "request_seconds_count": 4.0}
+        "request_seconds_sum": 8.05,
+        "request_seconds_count": 4.0,
+    }

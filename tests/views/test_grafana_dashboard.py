@@ -29,12 +29,14 @@ def load() -> dict[str, Any]:
 
 def panels(dashboard: dict[str, Any]) -> Iterator[dict[str, Any]]:
     """Every panel that shows data, those inside collapsed rows included."""
+
     def walk(items: list[dict[str, Any]]) -> Iterator[dict[str, Any]]:
         for item in items:
             if item["type"] == "row":
                 yield from walk(item.get("panels", []))
             else:
                 yield item
+
     yield from walk(dashboard["panels"])
 
 
@@ -55,11 +57,13 @@ def variable_query(variable: dict[str, Any]) -> str:
 
 def substitute(expr: str, **values: str) -> str:
     """Grafana's interpolation of ``$name`` and ``${name}`` for single-valued variables."""
+
     def replace(match: re.Match[str]) -> str:
         name = match.group(1) or match.group(2)
         if name not in values:
             raise AssertionError(f"{expr} uses ${name}, which the test does not know")
         return values[name]
+
     return re.sub(r"\$\{(\w+)\}|\$(\w+)", replace, expr)
 
 
@@ -139,7 +143,7 @@ def test_service_and_endpoint_variables_are_label_values_queries() -> None:
         assert variable["datasource"] == DATASOURCE
         match = LABEL_VALUES.match(variable_query(variable))
         assert match is not None and match["label"] == name
-    assert '$service' in variable_query(found["endpoint"])
+    assert "$service" in variable_query(found["endpoint"])
 
 
 def test_every_dynamodb_metric_the_rules_define_is_on_a_panel() -> None:

@@ -23,9 +23,11 @@ OTHER = "aws-dynamodb::210987654321"
 LAYER = "AWS_DYNAMODB"
 INFOS = {
     "aws_dynamodb_consumed_read_capacity_units": MetricInfo(
-        "aws_dynamodb_consumed_read_capacity_units", "service", "units/s", "Read units per second.", LAYER, "AVG"),
+        "aws_dynamodb_consumed_read_capacity_units", "service", "units/s", "Read units per second.", LAYER, "AVG"
+    ),
     "aws_dynamodb_endpoint_get_successful_request_latency": MetricInfo(
-        "aws_dynamodb_endpoint_get_successful_request_latency", "endpoint", "ms", "GetItem latency.", LAYER, "AVG"),
+        "aws_dynamodb_endpoint_get_successful_request_latency", "endpoint", "ms", "GetItem latency.", LAYER, "AVG"
+    ),
 }
 
 
@@ -34,8 +36,9 @@ def service_value(service: str, value: float) -> DerivedValue:
 
 
 def endpoint_value(table: str, value: float) -> DerivedValue:
-    return DerivedValue("aws_dynamodb_endpoint_get_successful_request_latency", "endpoint", SERVICE, table,
-                        LAYER, MINUTE_MS, value)
+    return DerivedValue(
+        "aws_dynamodb_endpoint_get_successful_request_latency", "endpoint", SERVICE, table, LAYER, MINUTE_MS, value
+    )
 
 
 def attributes(key_values) -> dict[str, str]:
@@ -56,7 +59,10 @@ def test_a_metric_is_a_gauge_with_its_name_ucum_unit_and_description():
     [metric] = request.resource_metrics[0].scope_metrics[0].metrics
     assert metric.WhichOneof("data") == "gauge"
     assert (metric.name, metric.unit, metric.description) == (
-        "aws_dynamodb_consumed_read_capacity_units", "{unit}/s", "Read units per second.")
+        "aws_dynamodb_consumed_read_capacity_units",
+        "{unit}/s",
+        "Read units per second.",
+    )
     [point] = metric.gauge.data_points
     assert point.as_double == 1.5
 
@@ -64,8 +70,10 @@ def test_a_metric_is_a_gauge_with_its_name_ucum_unit_and_description():
 def test_a_point_carries_its_endpoint_and_the_minute_start():
     [request] = encode_minute([endpoint_value("Orders", 4.0), endpoint_value("GameScores", 5.0)], INFOS.get)
     [metric] = request.resource_metrics[0].scope_metrics[0].metrics
-    points = {attributes(p.attributes)["endpoint"]: (p.time_unix_nano, p.start_time_unix_nano, p.as_double)
-              for p in metric.gauge.data_points}
+    points = {
+        attributes(p.attributes)["endpoint"]: (p.time_unix_nano, p.start_time_unix_nano, p.as_double)
+        for p in metric.gauge.data_points
+    }
     assert points == {"GameScores": (MINUTE_MS * 1_000_000, 0, 5.0), "Orders": (MINUTE_MS * 1_000_000, 0, 4.0)}
 
 
@@ -79,11 +87,19 @@ def test_a_metric_the_rules_no_longer_define_is_sent_without_unit():
 def test_a_large_minute_splits_into_requests_of_bounded_size():
     values = [endpoint_value(f"Table{i}", float(i)) for i in range(5)]
     requests = encode_minute(values, INFOS.get, max_points=2)
-    sizes = [sum(len(m.gauge.data_points) for rm in r.resource_metrics for sm in rm.scope_metrics for m in sm.metrics)
-             for r in requests]
+    sizes = [
+        sum(len(m.gauge.data_points) for rm in r.resource_metrics for sm in rm.scope_metrics for m in sm.metrics)
+        for r in requests
+    ]
     assert sizes == [2, 2, 1]
-    sent = sorted(p.as_double for r in requests for rm in r.resource_metrics for sm in rm.scope_metrics
-                  for m in sm.metrics for p in m.gauge.data_points)
+    sent = sorted(
+        p.as_double
+        for r in requests
+        for rm in r.resource_metrics
+        for sm in rm.scope_metrics
+        for m in sm.metrics
+        for p in m.gauge.data_points
+    )
     assert sent == [0.0, 1.0, 2.0, 3.0, 4.0]
 
 
@@ -96,9 +112,20 @@ def test_the_same_values_in_another_order_give_the_same_bytes():
 
 @pytest.mark.parametrize(
     ("unit", "ucum"),
-    [("ms", "ms"), ("%", "%"), ("units", "{unit}"), ("units/s", "{unit}/s"), ("requests", "{request}"),
-     ("items", "{item}"), ("events", "{event}"), ("bytes", "By"), ("", ""), ("widgets", "{widgets}"),
-     ("widgets/s", "{widgets}/s"), ("kB per s", "kB per s")],
+    [
+        ("ms", "ms"),
+        ("%", "%"),
+        ("units", "{unit}"),
+        ("units/s", "{unit}/s"),
+        ("requests", "{request}"),
+        ("items", "{item}"),
+        ("events", "{event}"),
+        ("bytes", "By"),
+        ("", ""),
+        ("widgets", "{widgets}"),
+        ("widgets/s", "{widgets}/s"),
+        ("kB per s", "kB per s"),
+    ],
 )
 def test_rule_units_map_to_ucum(unit, ucum):
     assert ucum_unit(unit) == ucum

@@ -79,9 +79,17 @@ def decode_points(request: ExportMetricsServiceRequest) -> tuple[Point, ...]:
                 for point in metric.gauge.data_points:
                     assert point.time_unix_nano % 1_000_000_000 == 0
                     attributes = {kv.key: kv.value.string_value for kv in point.attributes}
-                    points.append(Point(resource["service.name"], resource["service.layer"], metric.name,
-                                        metric.unit, attributes.get("endpoint"),
-                                        point.time_unix_nano // 1_000_000_000, point.as_double))
+                    points.append(
+                        Point(
+                            resource["service.name"],
+                            resource["service.layer"],
+                            metric.name,
+                            metric.unit,
+                            attributes.get("endpoint"),
+                            point.time_unix_nano // 1_000_000_000,
+                            point.as_double,
+                        )
+                    )
     return tuple(points)
 
 
@@ -120,8 +128,9 @@ class OtlpBackend:
             answer = ExportMetricsServiceResponse(partial_success=self.partial)
             return web.Response(body=answer.SerializeToString(), content_type="application/x-protobuf")
         status_message = b"\x12\x04busy"  # google.rpc.Status{message: "busy"}
-        return web.Response(status=status, body=status_message, content_type="application/x-protobuf",
-                            headers=self.headers)
+        return web.Response(
+            status=status, body=status_message, content_type="application/x-protobuf", headers=self.headers
+        )
 
     @property
     def accepted(self) -> list[Received]:
@@ -156,8 +165,13 @@ async def backend() -> AsyncIterator[tuple[OtlpBackend, str]]:
 @contextlib.asynccontextmanager
 async def receiver(url: str, **tuning: float) -> AsyncIterator[AppClient]:
     settings = OtlpExportSettings(url, **{**FAST, **tuning})
-    config = ServeConfig(allow_unauthenticated=True, derive_interval_s=0.01, minute_retention_days=3650, hour_retention_days=3650,
-                         otlp_export=settings)
+    config = ServeConfig(
+        allow_unauthenticated=True,
+        derive_interval_s=0.01,
+        minute_retention_days=3650,
+        hour_retention_days=3650,
+        otlp_export=settings,
+    )
     store = open_store_from_url("memory://", minute_retention_days=3650, hour_retention_days=3650)
     async with serve_app(create_app(config, store)) as client:
         yield client
@@ -171,8 +185,9 @@ def minute_samples(minute: int, tables: Iterable[str] = ("GameScores", "Orders")
     samples = []
     for table in tables:
         samples.append(make_sample(table, "ConsumedReadCapacityUnits", minute, value=60.0 * (minute + 1), count=3))
-        samples.append(make_sample(table, "SuccessfulRequestLatency", minute, value=40.0 + minute, count=8,
-                                   operation="GetItem"))
+        samples.append(
+            make_sample(table, "SuccessfulRequestLatency", minute, value=40.0 + minute, count=8, operation="GetItem")
+        )
     return samples
 
 
@@ -378,8 +393,9 @@ class FailingReads(MemoryStore):
 
 
 @contextlib.asynccontextmanager
-async def bare_exporter(url: str, clock: Callable[[], float], store: MemoryStore | None = None,
-                        **tuning: float) -> AsyncIterator[tuple[Callable, OtlpExporter]]:
+async def bare_exporter(
+    url: str, clock: Callable[[], float], store: MemoryStore | None = None, **tuning: float
+) -> AsyncIterator[tuple[Callable, OtlpExporter]]:
     """An exporter fed by a deriver, without the HTTP app: ``commit(samples)`` stores and derives."""
     store = store or MemoryStore(minute_retention_days=3650, hour_retention_days=3650)
     await store.open()
@@ -447,8 +463,12 @@ async def test_an_unexpected_error_skips_the_minute_and_export_goes_on(backend, 
 @pytest.mark.slow
 async def test_the_serve_command_exports_to_the_url_from_the_environment(backend):
     otlp, url = backend
-    process = ReceiverProcess("--store", "memory://", "--allow-unauthenticated", env={"RECEIVER_EXPORT_OTLP": url,
-                                                           "RECEIVER_RETENTION_MINUTES_DAYS": "3650"})
+    process = ReceiverProcess(
+        "--store",
+        "memory://",
+        "--allow-unauthenticated",
+        env={"RECEIVER_EXPORT_OTLP": url, "RECEIVER_RETENTION_MINUTES_DAYS": "3650"},
+    )
     with process:
         await asyncio.to_thread(process.wait_listening)
         delivery = Delivery(minute_samples(0))

@@ -27,8 +27,9 @@ def info(name: str, scope: str = "endpoint", unit: str = "ms", description: str 
     return MetricInfo(name, scope, unit, description, "AWS_DYNAMODB", "AVG")
 
 
-def value(metric: str, v: float, endpoint: str | None = "GameScores", instance: str | None = None,
-          time_ms: int = 0) -> DerivedValue:
+def value(
+    metric: str, v: float, endpoint: str | None = "GameScores", instance: str | None = None, time_ms: int = 0
+) -> DerivedValue:
     scope = "endpoint" if endpoint else "instance" if instance else "service"
     return DerivedValue(metric, scope, SERVICE, endpoint, "AWS_DYNAMODB", time_ms, v, instance)
 
@@ -47,12 +48,14 @@ def test_help_escapes_backslash_and_newline_but_not_quotes() -> None:
 
 
 def test_each_family_has_one_help_and_type_line_before_its_samples() -> None:
-    text = render([
-        Family("a", "gauge", "first", (Point((("k", "1"),), 1.0), Point((("k", "2"),), 2.0))),
-        Family("b_total", "counter", "second", (Point((), 3),)),
-    ])
+    text = render(
+        [
+            Family("a", "gauge", "first", (Point((("k", "1"),), 1.0), Point((("k", "2"),), 2.0))),
+            Family("b_total", "counter", "second", (Point((), 3),)),
+        ]
+    )
     assert text == (
-        "# HELP a first\n# TYPE a gauge\na{k=\"1\"} 1.0\na{k=\"2\"} 2.0\n"
+        '# HELP a first\n# TYPE a gauge\na{k="1"} 1.0\na{k="2"} 2.0\n'
         "# HELP b_total second\n# TYPE b_total counter\nb_total 3\n"
     )
 
@@ -138,9 +141,7 @@ def test_derived_values_become_gauges_with_entity_labels_and_help_from_the_rules
     [family] = derived_families([value("aws_dynamodb_endpoint_x", 2.5)], metrics)
     assert family.type == "gauge"
     assert family.help == "Mean of X. [unit: ms; latest complete minute]"
-    assert family.points == (
-        Point((("service", SERVICE), ("endpoint", "GameScores"), ("layer", "AWS_DYNAMODB")), 2.5),
-    )
+    assert family.points == (Point((("service", SERVICE), ("endpoint", "GameScores"), ("layer", "AWS_DYNAMODB")), 2.5),)
 
 
 def test_a_service_value_has_no_endpoint_label() -> None:

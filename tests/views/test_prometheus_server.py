@@ -60,14 +60,20 @@ class PrometheusServer:
     def start(self, timeout: float = 60) -> PrometheusServer:
         config = self.workdir / "prometheus.yml"
         # JSON is YAML: no YAML writer needed, and the quoting is right.
-        config.write_text(json.dumps({
-            "global": {"scrape_interval": self.scrape_interval, "scrape_timeout": self.scrape_interval},
-            "scrape_configs": [{
-                "job_name": "receiver",
-                "metrics_path": "/metrics",
-                "static_configs": [{"targets": [self.target]}],
-            }],
-        }))
+        config.write_text(
+            json.dumps(
+                {
+                    "global": {"scrape_interval": self.scrape_interval, "scrape_timeout": self.scrape_interval},
+                    "scrape_configs": [
+                        {
+                            "job_name": "receiver",
+                            "metrics_path": "/metrics",
+                            "static_configs": [{"targets": [self.target]}],
+                        }
+                    ],
+                }
+            )
+        )
         for _ in range(3):
             port = free_port()
             if self._launch(config, port, timeout):
@@ -187,14 +193,21 @@ def exposed_minute_ms(now_s: float) -> int:
 
 def dynamodb_minute(minute_ms: int, tables: tuple[str, ...] = TABLES) -> list[Sample]:
     """One minute of every CloudWatch metric the DynamoDB rules read, distinct values per table."""
-    def sample(metric: str, dims: tuple[tuple[str, str], ...], total: float, count: float,
-               stats: tuple[tuple[str, float], ...] = ()) -> Sample:
+
+    def sample(
+        metric: str,
+        dims: tuple[tuple[str, str], ...],
+        total: float,
+        count: float,
+        stats: tuple[tuple[str, float], ...] = (),
+    ) -> Sample:
         series = Series(ACCOUNT, "us-east-1", "AWS/DynamoDB", metric, tuple(sorted(dims)), "Count")
         mean = total / count
         # The account rules read the Maximum: with one datapoint, min = max = the value.
         low, high = (mean / 2, mean * 3) if dims else (mean, mean)
-        return make_sample(series=series, start_ms=minute_ms, value=total, count=count, low=low, high=high,
-                           stats=stats, labels=())
+        return make_sample(
+            series=series, start_ms=minute_ms, value=total, count=count, low=low, high=high, stats=stats, labels=()
+        )
 
     percentiles = (("p50", 3.0), ("p90", 7.5), ("p95", 9.0), ("p99", 12.25), ("p99.9", 15.5))
     samples = []
@@ -220,10 +233,14 @@ def dynamodb_minute(minute_ms: int, tables: tuple[str, ...] = TABLES) -> list[Sa
         for operation in ("Query", "Scan"):
             samples.append(sample("ReturnedItemCount", (*t, ("Operation", operation)), 25.0 * index, 5))
     for metric, value in (
-        ("AccountMaxReads", 80000.0), ("AccountMaxWrites", 80000.0),
-        ("AccountMaxTableLevelReads", 40000.0), ("AccountMaxTableLevelWrites", 40000.0),
-        ("AccountProvisionedReadCapacityUtilization", 1.5), ("AccountProvisionedWriteCapacityUtilization", 0.75),
-        ("MaxProvisionedTableReadCapacityUtilization", 0.5), ("MaxProvisionedTableWriteCapacityUtilization", 0.25),
+        ("AccountMaxReads", 80000.0),
+        ("AccountMaxWrites", 80000.0),
+        ("AccountMaxTableLevelReads", 40000.0),
+        ("AccountMaxTableLevelWrites", 40000.0),
+        ("AccountProvisionedReadCapacityUtilization", 1.5),
+        ("AccountProvisionedWriteCapacityUtilization", 0.75),
+        ("MaxProvisionedTableReadCapacityUtilization", 0.5),
+        ("MaxProvisionedTableWriteCapacityUtilization", 0.25),
     ):
         samples.append(sample(metric, (), value, 1))
     samples.append(sample("UserErrors", (), 7.0, 7))
@@ -254,8 +271,12 @@ class Stack:
     """Deliveries sent, by the status they were answered with."""
 
     def api_points(self, metric: str, endpoint: str | None) -> list[list[float]]:
-        params = {"metric": metric, "service": SERVICE,
-                  "start": str(self.minute_ms // 1000), "end": str(self.minute_ms // 1000)}
+        params = {
+            "metric": metric,
+            "service": SERVICE,
+            "start": str(self.minute_ms // 1000),
+            "end": str(self.minute_ms // 1000),
+        }
         if endpoint is not None:
             params["endpoint"] = endpoint
         return get_json(self.receiver_url + "/api/v1/query", **params)["points"]
@@ -280,8 +301,11 @@ def running_stack(workdir: Path) -> Iterator[Stack]:
             prometheus.start()
             deliveries: dict[int, int] = {}
             half = len(samples) // 2  # a minute split over two deliveries, as Firehose may do
-            for delivery in (Delivery(samples[:half]), Delivery(samples[half:]),
-                             Delivery(records=[b"\x00\x01 not a record"])):
+            for delivery in (
+                Delivery(samples[:half]),
+                Delivery(samples[half:]),
+                Delivery(records=[b"\x00\x01 not a record"]),
+            ):
                 status = post(receiver.url + INGEST_PATH, delivery.body, delivery.headers)
                 deliveries[status] = deliveries.get(status, 0) + 1
             assert deliveries == {200: 3}, receiver.log  # the bad record quarantined
@@ -365,7 +389,9 @@ def test_the_exposed_minute_reaches_prometheus_as_its_start_in_seconds(stack: St
 def test_the_receivers_counters_reach_prometheus(stack: Stack) -> None:
     query = stack.prometheus.query
     assert float(query("metric_stream_receiver_firehose_samples_total")[0]["value"][1]) == stack.samples_sent
-    by_status = {r["metric"]["status"]: float(r["value"][1]) for r in query("metric_stream_receiver_firehose_requests_total")}
+    by_status = {
+        r["metric"]["status"]: float(r["value"][1]) for r in query("metric_stream_receiver_firehose_requests_total")
+    }
     assert by_status == {str(status): count for status, count in stack.deliveries.items()}
     quarantined = query('metric_stream_receiver_records_quarantined_total{reason="empty_frame"}')
     assert float(quarantined[0]["value"][1]) == 1

@@ -250,4 +250,3 @@ async def test_a_failure_in_telemetry_never_fails_a_delivery(receiver, monkeypat
     assert await deliver(receiver, delivery.body, delivery.headers) == 200
     assert await receiver.app[STORE].count_samples() == 1
     assert "could not record a delivery's telemetry" in caplog.text
-

@@ -126,9 +126,7 @@ class Runner:
         # shield: one caller giving up (a scrape's timeout) does not cancel the others' answer.
         return await asyncio.shield(probing)
 
-    async def batches(
-        self, write: Callable[[list[Any], threading.Event], None], items: list[Any], size: int
-    ) -> None:
+    async def batches(self, write: Callable[[list[Any], threading.Event], None], items: list[Any], size: int) -> None:
         """``write(batch, abort)`` for every ``size`` items, in parallel on the work pool.
 
         The first failing batch sets ``abort`` so the others stop early (so does cancelling);

@@ -220,9 +220,7 @@ class DynamoDBStore:
         async with self._runner.operation():
             return await self._derived.stale_buckets(step_ms, since_ms)
 
-    async def put_derived(
-        self, step_ms: int, bucket_ms: int, version: int, values: Sequence[DerivedValue]
-    ) -> bool:
+    async def put_derived(self, step_ms: int, bucket_ms: int, version: int, values: Sequence[DerivedValue]) -> bool:
         async with self._runner.operation():
             return await self._derived.put(step_ms, bucket_ms, version, values)
 

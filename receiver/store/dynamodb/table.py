@@ -77,9 +77,7 @@ def _new_session() -> botocore.session.Session:
 class DynamoDBTable:
     """One table through one botocore client (what boto3 hands out); every method is a blocking call."""
 
-    def __init__(
-        self, name: str, region: str, endpoint_url: str | None, policy: RetryPolicy, connections: int
-    ) -> None:
+    def __init__(self, name: str, region: str, endpoint_url: str | None, policy: RetryPolicy, connections: int) -> None:
         self.name = name
         self.region = region
         self.endpoint_url = endpoint_url

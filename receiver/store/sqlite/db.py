@@ -255,8 +255,7 @@ class SQLiteDB(SQLiteReads):
         With ``prune_before_ms``, request ids committed at or before it are deleted too.
         """
         self.check_file()
-        self._transaction(samples, durable=True, request=(request_id, now_ms, prune_before_ms),
-                          quarantined=quarantined)
+        self._transaction(samples, durable=True, request=(request_id, now_ms, prune_before_ms), quarantined=quarantined)
 
     def _transaction(
         self,
@@ -319,9 +318,7 @@ class SQLiteDB(SQLiteReads):
         _upsert_samples(conn, rows, self._sample_chunks)
         return starts
 
-    def _resolve_series(
-        self, conn: sqlite3.Connection, series: Sequence[Series], pending: _Pending
-    ) -> list[SeriesRow]:
+    def _resolve_series(self, conn: sqlite3.Connection, series: Sequence[Series], pending: _Pending) -> list[SeriesRow]:
         """(series, metric id, series id, unit to store) of each Series, creating missing rows."""
         # Keyed by id(): decoders share one Series object per series, so most samples cost
         # one dict hit instead of hashing a nested tuple. Each value holds its Series, so no
@@ -433,8 +430,15 @@ class SQLiteDB(SQLiteReads):
                 INSERT_DERIVED,
                 [
                     (
-                        step_ms, v.metric, v.service, v.endpoint or "", v.instance or "",
-                        bucket_ms, v.scope, v.layer, v.value,
+                        step_ms,
+                        v.metric,
+                        v.service,
+                        v.endpoint or "",
+                        v.instance or "",
+                        bucket_ms,
+                        v.scope,
+                        v.layer,
+                        v.value,
                     )
                     for v in values
                 ],
@@ -472,8 +476,18 @@ class SQLiteDB(SQLiteReads):
         try:
             cursor = conn.execute(
                 f"INSERT OR IGNORE INTO alarm_events ({ALARM_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (event.rule, event.service, event.endpoint or "", event.seq, event.kind, event.minute_ms,
-                 event.value, event.threshold, event.message, event.created_ms),
+                (
+                    event.rule,
+                    event.service,
+                    event.endpoint or "",
+                    event.seq,
+                    event.kind,
+                    event.minute_ms,
+                    event.value,
+                    event.threshold,
+                    event.message,
+                    event.created_ms,
+                ),
             )
             conn.execute("COMMIT")
         except BaseException:
@@ -520,8 +534,15 @@ def _file_id(status: os.stat_result) -> tuple[int, int]:
 
 
 def _quarantine_row(record: QuarantinedRecord) -> Row:
-    return (record.request_id, record.index, record.received_ms, record.reason, record.detail,
-            pairs_text(record.labels), record.data)
+    return (
+        record.request_id,
+        record.index,
+        record.received_ms,
+        record.reason,
+        record.detail,
+        pairs_text(record.labels),
+        record.data,
+    )
 
 
 class _Pending:
@@ -575,5 +596,3 @@ def _upsert_samples(conn: sqlite3.Connection, rows: list[object], chunks: tuple[
             # A generator: each chunk is copied just before its turn and freed after it.
             conn.executemany(UPSERT_SAMPLES_OF[per], (rows[i : i + step] for i in range(done, end, step)))
             done = end
-
-

@@ -85,8 +85,9 @@ class SQLiteReads:
         groups: list[tuple[int, int, int]] = []
         for metric_id, series in groupby(rows, key=itemgetter(0)):
             ids = [series_id for _, series_id in series]
-            groups += [(metric_id, ids[i], ids[min(i + per_group, len(ids)) - 1])
-                       for i in range(0, len(ids), per_group)]
+            groups += [
+                (metric_id, ids[i], ids[min(i + per_group, len(ids)) - 1]) for i in range(0, len(ids), per_group)
+            ]
         return groups
 
     def samples_of_series(self, group: tuple[int, int, int], start_ms: int, end_ms: int) -> list[Sample]:
@@ -258,4 +259,3 @@ def _select_by_ids(conn: sqlite3.Connection, query: str, ids: set[int]) -> list[
         chunk = wanted[i : i + ID_CHUNK]
         rows += conn.execute(query.format(marks=",".join("?" * len(chunk))), chunk).fetchall()
     return rows
-

@@ -222,4 +222,3 @@ SeriesRow = tuple[Series, int, int, str | int]
 def pairs_from_text(text: str) -> tuple[tuple[Any, ...], ...]:
     """Name/value pairs (Pairs, or Stats) back from their JSON text."""
     return tuple(tuple(pair) for pair in orjson.loads(text))
-

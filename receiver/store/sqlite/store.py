@@ -66,8 +66,7 @@ class SQLiteStore:
         mode = synchronous.upper()
         if mode not in SYNCHRONOUS_MODES:
             raise StoreConfigError(
-                f"synchronous={synchronous!r} is not a durability level of the sqlite store; "
-                "use full or normal"
+                f"synchronous={synchronous!r} is not a durability level of the sqlite store; use full or normal"
             )
         # Resolved now so a later chdir cannot move the store.
         self.path = Path(path).expanduser().absolute()
@@ -94,9 +93,11 @@ class SQLiteStore:
         opened: list[tuple[ThreadPoolExecutor, SQLiteDB]] = []
         try:
             # The writer sets the file up first.
-            for pool, db, connect in ((executor, self._db, self._db.connect),
-                                      (reader, self._reader_db, self._reader_db.connect_reader),
-                                      (lookup, self._lookup_db, self._lookup_db.connect_reader)):
+            for pool, db, connect in (
+                (executor, self._db, self._db.connect),
+                (reader, self._reader_db, self._reader_db.connect_reader),
+                (lookup, self._lookup_db, self._lookup_db.connect_reader),
+            ):
                 await loop.run_in_executor(pool, connect)
                 opened.append((pool, db))
         except BaseException:
@@ -143,7 +144,8 @@ class SQLiteStore:
         now_ms = int(self._clock() * 1000)
         prune = now_ms >= self._next_prune_ms
         await self._call(
-            self._db.commit, request_id, samples, quarantined, now_ms, now_ms - self._ttl_ms if prune else None)
+            self._db.commit, request_id, samples, quarantined, now_ms, now_ms - self._ttl_ms if prune else None
+        )
         if prune:
             self._next_prune_ms = now_ms + int(PRUNE_INTERVAL_S * 1000)
 
@@ -194,9 +196,7 @@ class SQLiteStore:
     async def stale_buckets(self, step_ms: int, since_ms: int) -> list[int]:
         return await self._call(self._db.stale_buckets, step_ms, since_ms)
 
-    async def put_derived(
-        self, step_ms: int, bucket_ms: int, version: int, values: Sequence[DerivedValue]
-    ) -> bool:
+    async def put_derived(self, step_ms: int, bucket_ms: int, version: int, values: Sequence[DerivedValue]) -> bool:
         return await self._call(self._db.put_derived, step_ms, bucket_ms, version, values)
 
     async def derived(
