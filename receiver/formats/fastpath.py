@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import struct
 from bisect import bisect_right
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from itertools import chain, repeat
 from math import isfinite
@@ -55,6 +55,7 @@ from .limits import (
     OLDEST_MS,
 )
 from .series import SeriesCache, merge_labels
+from .walk import judge_point, resource_labels, series_of
 
 _parse_request = summary_view_pb2.Request.FromString
 _metrics_of = attrgetter("metrics")
@@ -104,26 +105,17 @@ class Layout:
     """The percentiles other than min and max, sorted by name, with their columns."""
 
 
-SeriesOf = Callable[[Any, Any, SeriesCache], tuple[Series, Pairs]]
-JudgePoint = Callable[[bytes, Any, Pairs, Any, int, SeriesCache], None]
-
-
 def decode(
     data: bytes,
     extra_labels: Pairs,
     flavor: Any,
     latest_ms: int,
-    read_resource: Callable[[Any, Any, Pairs], tuple[str, str, Pairs]],
-    series_of: SeriesOf,
-    judge_point: JudgePoint,
     *,
     cache: SeriesCache,
 ) -> list[Sample] | None:
     """The samples of one delimited record, or None when the fast path does not apply.
 
-    ``flavor`` is the format's otel.Flavor; ``latest_ms`` the latest period end accepted;
-    ``read_resource``, ``series_of`` and ``judge_point`` are the careful walk's own readers
-    of a resource and of a series' labels, and its check of one datapoint (otel.py);
+    ``flavor`` is the format's walk.Flavor; ``latest_ms`` the latest period end accepted;
     ``cache`` holds the series and resources already met, keyed by their raw bytes. Raises
     DecodeError only for a bad value in a record that is otherwise sound (module docstring).
     """
@@ -148,7 +140,7 @@ def decode(
                 key = (flavor.name, tuple(resource.attributes), extra_labels)
                 known = known_resource(key)
                 if known is None:
-                    known = cache.remember_resource(key, read_resource(resource, flavor, extra_labels))
+                    known = cache.remember_resource(key, resource_labels(resource, flavor, extra_labels))
                 account, region, sample_labels = known
                 per_scope = list(map(_metrics_of, scopes))
                 metrics_seen += sum(map(len, per_scope))
@@ -181,7 +173,7 @@ def decode(
         return None
     if not points:
         return None
-    return _decode_points(points, contexts, labels, flavor, latest_ms, series_of, judge_point, cache)
+    return _decode_points(points, contexts, labels, flavor, latest_ms, cache)
 
 
 def _decode_points(
@@ -190,8 +182,6 @@ def _decode_points(
     labels: list[Any],
     flavor: Any,
     latest_ms: int,
-    series_of: SeriesOf,
-    judge_point: JudgePoint,
     cache: SeriesCache,
 ) -> list[Sample] | None:
     total = len(points)
@@ -228,7 +218,7 @@ def _decode_points(
         pending = missed
     else:
         return None
-    resolved = _series(label_runs, contexts, flavor, series_of, cache)
+    resolved = _series(label_runs, contexts, flavor, cache)
     if resolved is None:
         return None
     series, extras = resolved
@@ -245,7 +235,7 @@ def _decode_points(
 
 
 def _series(
-    label_runs: list[Any], contexts: list[Any], flavor: Any, series_of: SeriesOf, cache: SeriesCache
+    label_runs: list[Any], contexts: list[Any], flavor: Any, cache: SeriesCache
 ) -> tuple[list[Series], list[Pairs | None] | None] | None:
     """Each datapoint's interned Series, parsing the label runs of series not seen yet, and
     each one's own labels (None when no datapoint of the record has any)."""
@@ -254,7 +244,7 @@ def _series(
     if not all(found):  # not `None in found`: that calls Series.__eq__ on every element
         for index, known in enumerate(found):
             if known is None:
-                known = _new_series(keys[index], flavor, series_of, cache)
+                known = _new_series(keys[index], flavor, cache)
                 if known is None:
                     return None
                 found[index] = known
@@ -279,7 +269,7 @@ def _with_extras(labels: list[Pairs], extras: list[Pairs | None]) -> list[Pairs]
     return out
 
 
-def _new_series(key: tuple[Any, bytes], flavor: Any, series_of: SeriesOf, cache: SeriesCache) -> Series | None:
+def _new_series(key: tuple[Any, bytes], flavor: Any, cache: SeriesCache) -> Series | None:
     """The Series of one label run, checked field by field; None if it is not labels only
     or the careful walk refuses it.
 

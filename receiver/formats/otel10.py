@@ -3,7 +3,7 @@
 CloudWatch writes one Summary metric per CloudWatch metric; each datapoint's attributes are
 ``Namespace``, ``MetricName`` and ``Dimensions``, a nested key-value list (kvlist_value)
 with one string pair per dimension. Any other datapoint attribute is kept as a label of its
-samples (otel.label_text says how a non-string value reads), never dropped.
+samples (walk.label_text says how a non-string value reads), never dropped.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from opentelemetry.proto.common.v1 import common_pb2
 
 from receiver.model import Pairs, Sample, Series
 
-from . import fastpath, otel
+from . import fastpath, otel, walk
 from .errors import TOO_MUCH_WORK, DecodeError
 from .limits import MAX_LABELS_PER_DATAPOINT
 from .series import SeriesCache
@@ -68,7 +68,7 @@ def parse_attributes(raw: Sequence[bytes]) -> tuple[str, str, Pairs, Pairs]:
         elif key in others:
             raise DecodeError(f"a datapoint repeats the attribute {key!r}")
         else:
-            others[key] = otel.label_text(value, f"datapoint attribute {key!r}")
+            others[key] = walk.label_text(value, f"datapoint attribute {key!r}")
     if not namespace:
         raise DecodeError(f"a datapoint has no {NAMESPACE_ATTRIBUTE} attribute")
     if not metric:
@@ -83,7 +83,7 @@ def _string(value: Any, what: str) -> str:
     return text
 
 
-FLAVOR = otel.Flavor(NAME, otel.raw_field("attributes"), parse_attributes, common_pb2.KeyValue, fastpath.OTEL10)
+FLAVOR = walk.Flavor(NAME, walk.raw_field("attributes"), parse_attributes, common_pb2.KeyValue, fastpath.OTEL10)
 
 
 def decode(data: bytes, extra_labels: Pairs = (), now_ms: int | None = None, *, cache: SeriesCache) -> list[Sample]:

@@ -28,9 +28,7 @@ EXTRA: Pairs = (("stream", "S"),)
 def fast(data: bytes, fmt: str) -> list[Sample] | None:
     """The fast path alone: samples, None when it declines, or its DecodeError."""
     flavor = FLAVORS[fmt]
-    return fastpath.decode(
-        data, EXTRA, flavor, latest_end_ms(NOW_MS), otel._resource, otel._series_of, otel._judge_point, cache=CACHE
-    )
+    return fastpath.decode(data, EXTRA, flavor, latest_end_ms(NOW_MS), cache=CACHE)
 
 
 def careful(data: bytes, fmt: str, monkeypatch: pytest.MonkeyPatch) -> list[Sample]:

@@ -50,7 +50,7 @@ def test_the_telegraf_bodies_hold_every_line() -> None:
 
 
 def test_the_fast_path_takes_the_real_records() -> None:
-    from receiver.formats import otel, otel07, otel10
+    from receiver.formats import otel07, otel10
     from receiver.formats.limits import latest_end_ms, now_ms
 
     flavors = {OTEL07: otel07.FLAVOR, OTEL10: otel10.FLAVOR}
@@ -64,9 +64,6 @@ def test_the_fast_path_takes_the_real_records() -> None:
                     (),
                     flavors[case.fmt],
                     latest_end_ms(now_ms()),
-                    otel._resource,
-                    otel._series_of,
-                    otel._judge_point,
                     cache=CACHE,
                 )
                 assert got == list(expected.samples), case.name
