@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from receiver.formats import encode_records
 from receiver.model import PERIOD_MS, Sample
-from receiver_tools.emulator import build_request
+from receiver_tools.firehose_request import build_request
 from receiver_tools.workload import TableSpec, Workload
 
 MIB = 1 << 20

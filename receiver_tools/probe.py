@@ -1,7 +1,7 @@
 """`python -m receiver probe URL --access-key K`: check an endpoint against the Firehose spec.
 
 Each check sends one spec-exact request, as Firehose would, and judges the answer as
-Firehose does (see ``receiver_tools.emulator.judge_answer``). The deliveries carry one datapoint
+Firehose does (see ``receiver_tools.firehose_request.judge_answer``). The deliveries carry one datapoint
 of a reserved account, ``000000000000`` (no AWS account has that id), for a table named
 ``receiver-probe``, labelled ``receiver_probe=true``: they never mix with a real account's
 values, and are easy to recognise.
@@ -28,7 +28,7 @@ from multidict import CIMultiDict
 from receiver.firehose import envelope
 from receiver.formats import FORMATS, encode_records
 from receiver.model import PERIOD_MS, Sample, Series
-from receiver_tools.emulator import Attempt, Request, build_request, client_ssl_context, judge_answer, send_once
+from receiver_tools.firehose_request import Attempt, Request, build_request, client_ssl_context, judge_answer, send_once
 
 PROBE_ACCOUNT = "000000000000"
 PROBE_TABLE = "receiver-probe"

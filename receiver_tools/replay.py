@@ -38,7 +38,8 @@ from receiver.firehose import envelope
 from receiver.formats import DecodeError
 from receiver.formats.framing import read_varint
 from receiver.formats.packing import pack
-from receiver_tools.emulator import EmulatorConfig, FirehoseEmulator, RetryPolicy, split_location
+from receiver_tools.emulator import EmulatorConfig, FirehoseEmulator, RetryPolicy
+from receiver_tools.error_output import split_location
 
 ERROR_OUTPUT = "error output"
 RAW_BACKUP = "source records"

@@ -9,7 +9,7 @@ import pytest
 
 from receiver.formats import encode_records
 from receiver.store import open_store_from_url
-from receiver_tools.emulator import build_request, client_ssl_context, send_once
+from receiver_tools.firehose_request import build_request, client_ssl_context, send_once
 from tests.apps import receiver_app, serve_app
 from tests.builders import make_samples
 from tests.chain.nginx import TEMPLATE, NginxGateway, render_template

@@ -11,7 +11,8 @@ import orjson
 import pytest
 from moto import mock_aws
 
-from receiver_tools.emulator import EmulatorConfig, FirehoseEmulator, RetryPolicy, judge_answer
+from receiver_tools.emulator import EmulatorConfig, FirehoseEmulator, RetryPolicy
+from receiver_tools.firehose_request import judge_answer
 from tests.builders import make_samples
 from tests.emulator.endpoints import fail_then_ok, failing, scripted
 from tests.processes import free_port
