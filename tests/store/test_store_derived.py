@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from receiver.model import HOUR_MS, MINUTE_MS, DerivedValue
+from receiver.model import DAY_MS, HOUR_MS, MINUTE_MS, DerivedValue
 from tests.builders import T0, make_sample, make_series
 
-DAY_MS = 86_400_000
 SERVICE = "aws-dynamodb::123456789012"
 
 
