@@ -43,9 +43,10 @@ test: setup debian-packages lint
 # property round trips and the socket-timing tests. `make test` runs all of them.
 FAST_TESTS := tests/formats tests/rules tests/receiver tests/views tests/alarms tests/scripts tests/store
 FAST_LEFT_OUT := --ignore=tests/formats/test_formats_roundtrip.py --ignore=tests/receiver/test_server_limits.py \
-	--ignore=tests/receiver/test_two_receivers.py -k "not dynamodb and not dynalite"
+	--ignore=tests/receiver/test_two_receivers.py --ignore=tests/store/test_store_dynamodb.py \
+	--ignore=tests/store/test_store_dynamodb_retry.py --ignore=tests/store/test_store_dynamodb_quarantine.py
 test-fast: $(PY_READY)
-	$(PY) -m pytest -q -m "not slow" $(FAST_LEFT_OUT) $(FAST_TESTS)
+	$(PY) -m pytest -q -m "not slow and not aws" $(FAST_LEFT_OUT) $(FAST_TESTS)
 
 demo: $(PY_READY)
 	$(PY) -m receiver demo

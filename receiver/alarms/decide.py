@@ -18,6 +18,9 @@ class Reading:
     """Whether at least ``count`` of the ``period`` minutes ending at the minute breach."""
     value: float
     """For a breach, the latest breaching value; else the minute's value (0 when it has none)."""
+    minutes: tuple[int, ...]
+    """The minutes the reading speaks of: for a breach the breaching ones, else the minute itself
+    (what an explanation reads, receiver/alarms/explain.py)."""
 
 
 def read(rule: AlarmRule, values: EntityValues, minute_ms: int) -> Reading:
@@ -26,18 +29,18 @@ def read(rule: AlarmRule, values: EntityValues, minute_ms: int) -> Reading:
     def lookup(metric: str, at_ms: int) -> float | None:
         return values.get(metric, {}).get(at_ms)
 
-    breaches = 0
+    breaching: list[int] = []
     latest_breach: float | None = None
     for i in range(rule.period):
         at_ms = minute_ms - (rule.period - 1 - i) * MINUTE_MS
         value = rule.expression.evaluate(lookup, at_ms)
         if value is not None and rule.breaches(value):
-            breaches += 1
+            breaching.append(at_ms)
             latest_breach = value
-    if breaches >= rule.count and latest_breach is not None:
-        return Reading(True, latest_breach)
+    if len(breaching) >= rule.count and latest_breach is not None:
+        return Reading(True, latest_breach, tuple(breaching))
     current = rule.expression.evaluate(lookup, minute_ms)
-    return Reading(False, 0.0 if current is None else current)
+    return Reading(False, 0.0 if current is None else current, (minute_ms,))
 
 
 def decide(

@@ -11,6 +11,9 @@ the stored values and the entity's stored event history. A decision to notify be
 event with the next sequence number, written insert-if-absent: the replica whose write
 lands notifies, the others find it there and do not. The history is in the store, so a
 restarted replica neither repeats what was sent nor forgets an alarm that is on.
+
+A rule with an explanation (``explain``) has it read for the entity when an event is to be
+written, over the minutes the reading speaks of, and the text fills the message's ``{cause}``.
 """
 
 from __future__ import annotations
@@ -120,10 +123,11 @@ class AlarmEvaluator:
                 kind = decide(rule, minute_ms, reading, head, last_firing.get(key))
                 if kind is None:
                     continue
+                cause = await self._explain(rule, service, endpoint, reading.minutes)
                 event = AlarmEvent(
                     rule=rule.name, service=service, endpoint=endpoint, seq=(head.seq + 1) if head else 1,
                     kind=kind, minute_ms=minute_ms, value=reading.value, threshold=rule.threshold,
-                    message=rule.render(service, endpoint, reading.value), created_ms=int(self._clock() * 1000),
+                    message=rule.render(service, endpoint, reading.value, cause), created_ms=int(self._clock() * 1000),
                 )  # fmt: skip
                 if not await self._store.put_alarm_event(event):
                     # Another replica wrote this step of the chain first: it notifies. Its
@@ -147,6 +151,18 @@ class AlarmEvaluator:
                 self._notifier.submit(event, rule)
                 written.append(event)
         return written
+
+    async def _explain(self, rule: AlarmRule, service: str, endpoint: str | None, minutes: tuple[int, ...]) -> str:
+        """The rule's explanation for one entity over ``minutes`` ("" for a rule without one)."""
+        if rule.explain is None:
+            return ""
+        values: dict[str, dict[int, float]] = {}
+        for metric in sorted(rule.explain.metrics(rule.scope)):
+            found = await self._store.derived(
+                metric, MINUTE_MS, min(minutes), max(minutes), service=service, endpoint=endpoint
+            )
+            values[metric] = {v.time_ms: v.value for v in found if (v.service, v.endpoint) == (service, endpoint)}
+        return rule.explain.explain(rule.scope, values, minutes)
 
     async def _values(self, rule: AlarmRule, start_ms: int, end_ms: int) -> dict[Entity, dict[str, dict[int, float]]]:
         """entity -> metric -> minute -> value, for the entities the rule applies to."""

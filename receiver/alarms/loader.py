@@ -12,10 +12,12 @@ A file (SkyWalking's ``alarm-settings.yml`` in spirit)::
         period: 5
         count: 2
         silence-period: 30
-        message: "{endpoint} of {service}: {value} writes throttled in a minute"
+        explain: write_throttle_cause
+        message: "{endpoint} of {service}: {value} writes throttled in a minute; {cause}"
 
-Rule names are unique across the directory. The metrics an expression reads are checked
-against the metric rules (``check_metrics``): each must exist and have the rule's scope.
+Rule names are unique across the directory. The metrics an expression or an explanation
+(receiver/alarms/explain.py) reads are checked against the metric rules
+(``check_metrics``): each must exist and have the rule's scope.
 """
 
 from __future__ import annotations
@@ -27,14 +29,15 @@ from typing import Any
 
 import yaml
 
+from receiver.alarms.explain import EXPLANATIONS, Explanation
 from receiver.alarms.expression import ExpressionError, parse_expression
-from receiver.alarms.rules import OPERATORS, SCOPES, AlarmRule, template_problem, threshold_problem
+from receiver.alarms.rules import OPERATORS, SCOPES, AlarmRule, template_fields, template_problem, threshold_problem
 from receiver.rules.errors import Pos, RuleError
 
 SUFFIXES = (".yaml", ".yml")
 _KEYS = (
     "expression", "scope", "include-names-regex", "exclude-names-regex", "op", "threshold",
-    "period", "count", "silence-period", "message",
+    "period", "count", "silence-period", "message", "explain",
 )  # fmt: skip
 _REQUIRED = ("expression", "scope", "op", "threshold", "period")
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]*")
@@ -107,12 +110,16 @@ def check_metrics(rules: Iterable[AlarmRule], scopes: dict[str, str]) -> None:
     ``scopes`` maps each metric of the metric rules to its scope.
     """
     for rule in rules:
-        for metric in sorted(rule.expression.metrics):
+        for metric in sorted(rule.metrics):
             scope = scopes.get(metric)
             if scope is None:
+                reads = (
+                    f"reads {metric}"
+                    if metric in rule.expression.metrics or rule.explain is None
+                    else f"explains with {rule.explain.name}, which reads {metric}"
+                )
                 raise RuleError(
-                    f"the alarm rule {rule.name} reads {metric}, which no metric rule defines; "
-                    "check-rules lists the metrics.",
+                    f"the alarm rule {rule.name} {reads}, which no metric rule defines; check-rules lists the metrics.",
                     rule.file,
                     Pos(rule.line, 1),
                 )
@@ -170,17 +177,34 @@ def _rule(name_node: yaml.Node, node: yaml.Node, file: str) -> AlarmRule:
     count = _whole(values, "count", 1, period, fail, default=1)
     silence = _whole(values, "silence-period", 0, MAX_PERIOD * 7, fail, default=period)
     patterns = {key: _pattern(values, key, fail) for key in ("include-names-regex", "exclude-names-regex")}
+    explain = _explanation(values, fail)
     message = values.get("message")
     if message is None:
         message = f"{{rule}}: {expression.text} {op} {{threshold}} for {{service}} {{endpoint}}, value {{value}}"
+        message += "; {cause}" if explain is not None else ""
     message = str(message)
     if problem := template_problem(message):
         raise fail("message", problem)
+    if explain is None and "cause" in template_fields(message):
+        raise fail("message", "the message names {cause}, which only a rule with explain fills")
+    if explain is not None and "cause" not in template_fields(message):
+        raise fail("message", f"the rule explains with {explain.name}, so its message must say where, with {{cause}}")
     return AlarmRule(
         name=name, expression=expression, scope=scope, include=patterns["include-names-regex"],
         exclude=patterns["exclude-names-regex"], op=op, threshold=float(values["threshold"]), period=period,
-        count=count, silence=silence, message=message, file=file, line=name_node.start_mark.line + 1,
+        count=count, silence=silence, message=message, explain=explain, file=file,
+        line=name_node.start_mark.line + 1,
     )  # fmt: skip
+
+
+def _explanation(values: dict[str, Any], fail: _Fail) -> Explanation | None:
+    name = values.get("explain")
+    if name is None:
+        return None
+    explanation = EXPLANATIONS.get(str(name))
+    if explanation is None:
+        raise fail("explain", f"{name!r} is not an explanation; use one of {', '.join(sorted(EXPLANATIONS))}")
+    return explanation
 
 
 def _whole(values: dict[str, Any], key: str, low: int, high: int, fail: _Fail, default: int | None) -> int:

@@ -9,6 +9,7 @@ import string
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from receiver.alarms.explain import Explanation
 from receiver.alarms.expression import Expression
 
 OPERATORS: dict[str, Callable[[float, float], bool]] = {
@@ -20,7 +21,8 @@ OPERATORS: dict[str, Callable[[float, float], bool]] = {
     "!=": operator.ne,
 }
 SCOPES = ("service", "endpoint")
-TEMPLATE_FIELDS = frozenset({"rule", "service", "endpoint", "value", "threshold"})
+TEMPLATE_FIELDS = frozenset({"rule", "service", "endpoint", "value", "threshold", "cause"})
+NUMBER_FIELDS = frozenset({"value", "threshold"})
 
 
 class Shown(float):
@@ -52,6 +54,8 @@ class AlarmRule:
     silence: int
     """Minutes after a firing notification before the next one (a reminder, or a new firing)."""
     message: str
+    explain: Explanation | None = None
+    """What fills the message's ``{cause}`` (receiver/alarms/explain.py), or None."""
     file: str = ""
     line: int = 0
 
@@ -63,11 +67,22 @@ class AlarmRule:
             return False
         return not (self.exclude is not None and self.exclude.fullmatch(name))
 
-    def render(self, service: str, endpoint: str | None, value: float) -> str:
+    @property
+    def metrics(self) -> frozenset[str]:
+        """Every metric the rule reads: its expression's and its explanation's."""
+        explained = self.explain.metrics(self.scope) if self.explain is not None else frozenset()
+        return self.expression.metrics | explained
+
+    def render(self, service: str, endpoint: str | None, value: float, cause: str = "") -> str:
         return self.message.format(
             rule=self.name, service=service, endpoint=endpoint or "", value=Shown(value),
-            threshold=Shown(self.threshold),
+            threshold=Shown(self.threshold), cause=cause,
         )  # fmt: skip
+
+
+def template_fields(template: str) -> set[str]:
+    """The fields a valid template names."""
+    return {field for _, field, _, _ in string.Formatter().parse(template) if field is not None}
 
 
 def template_problem(template: str) -> str | None:
@@ -84,11 +99,16 @@ def template_problem(template: str) -> str | None:
             return f"the message names {{{field}}}; it may use {allowed}"
         if conversion or (spec and "{" in spec):
             return f"the message field {{{field}}} takes only a format such as {{value:.1f}}"
-        if spec and field in ("value", "threshold"):
+        if spec and field in NUMBER_FIELDS:
             try:
                 format(1.5, spec)
             except ValueError:
                 return f"{{{field}:{spec}}} is not a number format"
+        elif spec:
+            try:
+                format("text", spec)
+            except ValueError:
+                return f"{{{field}:{spec}}} is not a format for text, such as {{{field}:>20}}"
     return None
 
 

@@ -34,8 +34,14 @@ def rule(tmp_path: Path, body: str, name: str = "throttled") -> AlarmRule:
 
 async def put_minute(store: Store, i: int, tables: dict[str, float], metric: str = METRIC) -> None:
     """Store the minute's values of ``metric`` per table (replacing the minute's values)."""
+    await put_metrics(store, i, {metric: tables})
+
+
+async def put_metrics(store: Store, i: int, metrics: dict[str, dict[str, float]]) -> None:
+    """Store the minute's values, metric -> table -> value (replacing the minute's values)."""
     values = [
         DerivedValue(metric, "endpoint", SERVICE, table, "AWS_DYNAMODB", minute(i), value)
+        for metric, tables in metrics.items()
         for table, value in tables.items()
     ]
     assert await store.put_derived(MINUTE_MS, minute(i), next(_versions), values)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 
+from receiver.alarms.loader import default_alarms_dir, load_alarms
 from receiver.model import FIRING, RESOLVED
 from receiver.store import SQLiteStore
 from tests.alarms.kit import SERVICE, Clock, evaluator, minute, put_minute, rule
@@ -162,3 +163,24 @@ async def test_two_evaluators_on_one_store_write_each_event_once(tmp_path):
     finally:
         await first.close()
         await second.close()
+
+
+async def test_the_shipped_replication_lag_rule_fires_after_ten_minutes_behind_and_not_before(store, tmp_path):
+    (lag,) = [r for r in load_alarms(default_alarms_dir()) if r.name == "table_replication_lag"]
+    metric = "aws_dynamodb_endpoint_replication_latency"
+    clock = Clock()
+    ev = evaluator(store, [lag], clock)
+    behind, caught_up = {"Orders": 75_000.0}, {"Orders": 900.0}
+    # nine minutes behind, one caught up, then behind again: ten in a row only from minute 10 to 19
+    series = [behind] * 9 + [caught_up] + [behind] * 10 + [caught_up]
+    seen = []
+    for i, tables in enumerate(series):
+        await put_minute(store, i, tables, metric)
+        clock.at(i)
+        seen += [((e.minute_ms - minute(0)) // 60_000, e.kind) for e in await ev.tick()]
+    assert seen == [(19, FIRING), (20, RESOLVED)]
+    (fired, _) = await store.alarm_events(0)
+    assert fired.message == (
+        f"Orders ({SERVICE}): global table replication 75000 ms behind (mean over receiving regions), "
+        "above 60000 ms for 10 minutes in a row"
+    )

@@ -61,6 +61,19 @@ def test_defaults_fill_count_silence_and_message(tmp_path):
         (GOOD.replace("    period: 5\n", ""), 3, "the alarm rule ok has no period"),
         (GOOD.replace("scope: endpoint", "scope: [endpoint"), 5, "not valid YAML"),
         ("alarms: []\n", 1, "unknown key 'alarms'"),
+        (
+            GOOD + "    explain: why\n",
+            8,
+            "explain of the alarm rule ok: 'why' is not an explanation; "
+            "use one of read_throttle_cause, throttle_cause, write_throttle_cause.",
+        ),
+        (GOOD + '    message: "{cause}"\n', 8, "the message names {cause}, which only a rule with explain fills."),
+        (
+            GOOD + '    explain: throttle_cause\n    message: "throttled"\n',
+            9,
+            "the rule explains with throttle_cause, so its message must say where, with {cause}.",
+        ),
+        (GOOD + '    message: "{endpoint:.1f}"\n', 8, "{endpoint:.1f} is not a format for text"),
     ],
 )
 def test_a_broken_file_is_refused_with_file_line_and_reason(tmp_path, text, line, reason):
@@ -86,6 +99,31 @@ def test_an_unknown_metric_or_a_metric_of_the_other_scope_is_refused(tmp_path):
     (tmp_path / "a.yaml").write_text(GOOD.replace("scope: endpoint", "scope: service"))
     with pytest.raises(RuleError, match="has scope service but .* is a endpoint metric"):
         check_metrics(load_alarms(tmp_path), SCOPES)
+
+
+def test_an_explained_rule_gets_cause_in_its_default_message_and_reads_the_explanations_metrics(tmp_path):
+    (tmp_path / "a.yaml").write_text(GOOD + "    explain: write_throttle_cause\n")
+    (rule,) = load_alarms(tmp_path)
+    assert rule.render("svc", "T", 1, cause="cause not reported").endswith("value 1; cause not reported")
+    assert "aws_dynamodb_endpoint_write_key_range_throughput_throttle_events" in rule.metrics
+    with pytest.raises(RuleError) as caught:
+        check_metrics([rule], {"aws_dynamodb_endpoint_write_throttled_requests": "endpoint"})
+    assert str(caught.value) == (
+        f"{tmp_path / 'a.yaml'}:2:1: the alarm rule ok explains with write_throttle_cause, which reads "
+        "aws_dynamodb_endpoint_write_account_limit_throttle_events, which no metric rule defines; "
+        "check-rules lists the metrics."
+    )
+
+
+def test_the_shipped_throttling_rules_explain_their_cause_and_replication_lag_is_watched():
+    rules = {r.name: r for r in load_alarms(default_alarms_dir())}
+    assert rules["table_read_throttled"].explain is not None
+    assert rules["table_read_throttled"].explain.name == "read_throttle_cause"
+    assert rules["table_write_throttled"].explain is not None
+    assert rules["table_write_throttled"].explain.name == "write_throttle_cause"
+    lag = rules["table_replication_lag"]
+    assert lag.expression.metrics == {"aws_dynamodb_endpoint_replication_latency"}
+    assert (lag.scope, lag.op, lag.threshold, lag.period, lag.count) == ("endpoint", ">", 60_000, 10, 10)
 
 
 def test_check_rules_checks_the_alarm_directory_too(tmp_path):

@@ -29,15 +29,18 @@ def _series(metric: str, account: str = ACCOUNT, unit: str = "Count", **dimensio
     return Series(account, "us-east-1", "AWS/DynamoDB", metric, tuple(sorted(dimensions.items())), unit)
 
 
-def _sample(series: Series, start_ms: int, total: float, count: float = 1.0, stats=()) -> Sample:
-    return make_sample(series=series, start_ms=start_ms, value=total, count=count, stats=stats, labels=())
+def _sample(
+    series: Series, start_ms: int, total: float, count: float = 1.0, stats=(), high: float | None = None
+) -> Sample:
+    return make_sample(series=series, start_ms=start_ms, value=total, count=count, stats=stats, labels=(), high=high)
 
 
 def busy_account(minute_ms: int) -> list[Sample]:
     """Two tables and an index of one account, with gaps, and several metrics left without data.
 
     Without data on purpose: query/scan latency, returned and TTL-deleted items, write
-    throttles, conditional check failures and transaction conflicts.
+    throttles, conditional check failures and transaction conflicts. GameScores' read throttles
+    come from two causes whose larger one alternates.
     """
     game = {"TableName": "GameScores"}
     index = {"TableName": "GameScores", "GlobalSecondaryIndexName": "TopScores"}
@@ -57,6 +60,13 @@ def busy_account(minute_ms: int) -> list[Sample]:
                 10,
                 stats=(("p50", 3.0), ("p90", 6.0), ("p99", 9.5 + i)),
             ),
+            _sample(
+                _series("SuccessfulRequestLatency", unit="Milliseconds", Operation="UpdateItem", **game),
+                start,
+                25.0 + 2 * i,
+                5,
+                stats=(("p50", 4.0), ("p99", 12.0 + i)),
+            ),
             _sample(_series("ConsumedReadCapacityUnits", **index), start, 12.0 * (i + 1), 3),
             _sample(_series("ProvisionedReadCapacityUnits", **index), start, 20.0),
             _sample(_series("ConsumedReadCapacityUnits", **orders), start, 6.0, 2),
@@ -68,9 +78,13 @@ def busy_account(minute_ms: int) -> list[Sample]:
             samples += [
                 _sample(_series("ThrottledRequests", Operation="GetItem", **game), start, 2.0, 2),
                 _sample(_series("ReadThrottleEvents", **game), start, 3.0, 3),
+                _sample(_series("ReadKeyRangeThroughputThrottleEvents", **game), start, 2.0 if i % 4 == 0 else 1.0),
+                _sample(_series("ReadProvisionedThroughputThrottleEvents", **game), start, 1.0 if i % 4 == 0 else 2.0),
             ]
         if i == 3:  # one minute alone: drawn as a dot
             samples.append(_sample(_series("SystemErrors", Operation="PutItem", **orders), start, 1.0))
+        if i == 5:
+            samples.append(_sample(_series("SystemErrors", Operation="UpdateItem", **game), start, 1.0))
     return samples
 
 
@@ -85,3 +99,113 @@ def quiet_account(minute_ms: int, account: str = OTHER_ACCOUNT) -> list[Sample]:
         )
         for k in range(1, 4)
     ]
+
+
+DEEP_ACCOUNT = "345678901234"
+DEEP_SERVICE = f"aws-dynamodb::{DEEP_ACCOUNT}"
+RECEIVING_REGIONS = ("eu-west-1", "ap-southeast-2")
+BUILDING_INDEX = "Ledger/ByDate"
+STREAM_LABEL = "2026-12-06T09:00:00.000"
+THROTTLED_MINUTES = {
+    # minute: (ThrottledRequests by Operation, throttle events by metric); one cause leads each.
+    2: (
+        {"UpdateItem": 3.0},
+        {"WriteProvisionedThroughputThrottleEvents": 4.0, "WriteKeyRangeThroughputThrottleEvents": 1.0},
+    ),
+    5: (
+        {"TransactWriteItems": 2.0, "GetItem": 1.0},
+        {"WriteAccountLimitThrottleEvents": 5.0, "ReadMaxOnDemandThroughputThrottleEvents": 2.0},
+    ),
+    8: (
+        {"UpdateItem": 4.0},
+        {"WriteMaxOnDemandThroughputThrottleEvents": 6.0, "ReadKeyRangeThroughputThrottleEvents": 1.0},
+    ),
+}
+
+
+def deep_account(minute_ms: int) -> list[Sample]:
+    """An account whose table "Ledger" uses everything issue 16 charts, beside "Plain", which uses none of it.
+
+    Ledger: many operations (UpdateItem, DeleteItem, TransactWriteItems, PartiQL, GetRecords),
+    throttling of several causes in THROTTLED_MINUTES, a global table replicating to
+    RECEIVING_REGIONS, a stream, Kinesis Data Streams change data capture with one bad minute,
+    and the index ByDate being built. Plain: read capacity only.
+    """
+    account = DEEP_ACCOUNT
+
+    def series(metric: str, unit: str = "Count", **dimensions: str) -> Series:
+        return _series(metric, account=account, unit=unit, **dimensions)
+
+    ledger = {"TableName": "Ledger"}
+    index = {"TableName": "Ledger", "GlobalSecondaryIndexName": "ByDate"}
+    stream = {"StreamLabel": STREAM_LABEL, **ledger}
+    cdc = {"DelegatedOperation": "PutRecords", **ledger}
+    latencies = [
+        ({"Operation": "UpdateItem"}, 8.0),
+        ({"Operation": "DeleteItem"}, 6.0),
+        ({"Operation": "TransactWriteItems"}, 21.0),
+        ({"Operation": "ExecuteStatement", "Verb": "PartiQLSelect"}, 11.0),
+        ({"Operation": "GetRecords", "StreamLabel": STREAM_LABEL}, 15.0),
+    ]
+    samples: list[Sample] = []
+    for i in range(MINUTES):
+        start = minute_ms - (MINUTES - i) * MINUTE_MS
+        samples += [
+            _sample(series("ConsumedReadCapacityUnits", **ledger), start, 30.0 * (i + 1), 3),
+            _sample(series("ConsumedWriteCapacityUnits", **ledger), start, 45.0, 5),
+            _sample(series("ConsumedReadCapacityUnits", TableName="Plain"), start, 12.0, 2),
+            *(
+                _sample(
+                    series("SuccessfulRequestLatency", unit="Milliseconds", **operation, **ledger),
+                    start,
+                    (mean + i) * 4,
+                    4,
+                    stats=(("p50", mean), ("p99", 2 * mean + i)),
+                )
+                for operation, mean in latencies
+            ),
+            *(
+                _sample(
+                    series("ReplicationLatency", unit="Milliseconds", ReceivingRegion=region, **ledger),
+                    start,
+                    (200.0 + 100 * k + 10 * i) * 6,
+                    6,
+                )
+                for k, region in enumerate(RECEIVING_REGIONS)
+            ),
+            *(
+                _sample(series("PendingReplicationCount", ReceivingRegion=region, **ledger), start, 3.0 + k + i % 2)
+                for k, region in enumerate(RECEIVING_REGIONS)
+            ),
+            _sample(series("ReturnedRecordsCount", Operation="GetRecords", **stream), start, 40.0 + i, 4),
+            _sample(
+                series("ReturnedBytes", unit="Bytes", Operation="GetRecords", **stream), start, 9000.0 + 100 * i, 4
+            ),
+            _sample(
+                series("AgeOfOldestUnreplicatedRecord", unit="Milliseconds", **cdc),
+                start,
+                800.0,
+                4,
+                high=400.0 + 50 * i,
+            ),
+            _sample(
+                series("OnlineIndexPercentageProgress", unit="Percent", **index), start, 5.0 * i, 1, high=10.0 * (i + 1)
+            ),
+            _sample(series("OnlineIndexConsumedWriteCapacity", **index), start, 120.0 + 10 * i, 6),
+        ]
+        if i % 3 == 0:
+            samples.append(_sample(series("OnlineIndexThrottleEvents", **index), start, 2.0, 2))
+        if i == 4:
+            samples += [
+                _sample(series("FailedToReplicateRecordCount", **cdc), start, 3.0, 3),
+                _sample(series("ThrottledPutRecordCount", **cdc), start, 7.0, 2, high=5.0),
+            ]
+        if i == 6:
+            samples.append(_sample(series("SystemErrors", Operation="DeleteItem", **ledger), start, 2.0, 2))
+        requests, events = THROTTLED_MINUTES.get(i, ({}, {}))
+        samples += [
+            _sample(series("ThrottledRequests", Operation=operation, **ledger), start, total, total)
+            for operation, total in requests.items()
+        ]
+        samples += [_sample(series(metric, **ledger), start, total, total) for metric, total in events.items()]
+    return samples

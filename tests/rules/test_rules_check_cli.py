@@ -24,7 +24,9 @@ def test_it_lists_every_metric_with_scope_layer_and_unit():
     assert code == 0 and err == ""
     assert len(lines) == len(pack().metrics) + 1
     assert lines[0].split() == ["aws_dynamodb_account_max_reads", "service", "AWS_DYNAMODB", "units"]
-    assert lines[-1] == f"{len(pack().metrics)} metrics from 3 files in {default_rules_dir()}"
+    files = len(pack().files)
+    assert files == 7  # rules/aws-dynamodb/*.yaml
+    assert lines[-1] == f"{len(pack().metrics)} metrics from {files} files in {default_rules_dir()}"
 
 
 def test_it_prints_the_first_error_and_fails(tmp_path):

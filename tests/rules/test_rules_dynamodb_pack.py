@@ -26,26 +26,47 @@ def service_value(derived, metric, minute=0):
 
 # ---- the metric list ----
 
+# The operation keys of <op>_successful_request_latency, _throttled_requests, _system_errors.
+OPERATIONS = (
+    "get",
+    "put",
+    "query",
+    "scan",
+    "update",
+    "delete",
+    "batch_get",
+    "batch_write",
+    "transact_get",
+    "transact_write",
+    "execute_statement",
+    "batch_execute_statement",
+    "execute_transaction",
+    "get_records",
+)
+THROTTLE_CAUSES = ("provisioned_throughput", "account_limit", "key_range_throughput", "max_on_demand_throughput")
+
 ENDPOINT_AND_SERVICE = [
     "consumed_read_capacity_units",
     "consumed_write_capacity_units",
     "provisioned_read_capacity_units",
     "provisioned_write_capacity_units",
-    "get_successful_request_latency",
-    "put_successful_request_latency",
-    "query_successful_request_latency",
-    "scan_successful_request_latency",
+    *(f"{op}_successful_request_latency" for op in OPERATIONS),
+    *(f"{op}_throttled_requests" for op in OPERATIONS),
+    *(f"{op}_system_errors" for op in OPERATIONS),
     "query_returned_item_count",
     "scan_returned_item_count",
+    "execute_statement_returned_item_count",
     "time_to_live_deleted_item_count",
     "read_throttled_requests",
     "write_throttled_requests",
     "read_throttle_events",
     "write_throttle_events",
+    *(f"{kind}_{cause}_throttle_events" for kind in ("read", "write") for cause in THROTTLE_CAUSES),
     "read_system_errors",
     "write_system_errors",
     "conditional_check_failed_requests",
     "transaction_conflict",
+    "replication_latency",
 ]
 SERVICE_ONLY = [
     "account_max_reads",
@@ -58,10 +79,21 @@ SERVICE_ONLY = [
     "max_provisioned_write_capacity_utilization",
     "user_errors",
 ]
-ENDPOINT_ONLY = ["read_capacity_utilization", "write_capacity_utilization"] + [
-    f"{op}_successful_request_latency_{p}"
-    for op in ("get", "put", "query", "scan")
-    for p in ("p50", "p90", "p95", "p99", "p99_9")
+ENDPOINT_ONLY = [
+    "read_capacity_utilization",
+    "write_capacity_utilization",
+    *(f"{op}_successful_request_latency_{p}" for op in OPERATIONS for p in ("p50", "p90", "p95", "p99", "p99_9")),
+    "replication_latency_by_region",
+    "pending_replication_count",
+    "pending_replication_count_by_region",
+    "stream_returned_records_count",
+    "stream_returned_bytes",
+    "kinesis_age_of_oldest_unreplicated_record",
+    "kinesis_failed_to_replicate_record_count",
+    "kinesis_throttled_put_record_count",
+    "online_index_percentage_progress",
+    "online_index_consumed_write_capacity",
+    "online_index_throttle_events",
 ]
 
 
@@ -69,6 +101,7 @@ def test_the_pack_defines_exactly_the_issue_metrics_with_their_scopes():
     expected = {f"aws_dynamodb_{m}": "service" for m in ENDPOINT_AND_SERVICE + SERVICE_ONLY}
     expected |= {f"aws_dynamodb_endpoint_{m}": "endpoint" for m in ENDPOINT_AND_SERVICE + ENDPOINT_ONLY}
     assert {m.name: m.scope for m in pack().metrics} == expected
+    assert len(expected) == 226
 
 
 def test_every_metric_has_a_unit_a_description_and_the_dynamodb_layer():
@@ -205,8 +238,8 @@ COUNTS = [
     ("query_returned_item_count", "ReturnedItemCount", ("Query",)),
     ("scan_returned_item_count", "ReturnedItemCount", ("Scan",)),
     ("time_to_live_deleted_item_count", "TimeToLiveDeletedItemCount", None),
-    ("read_throttled_requests", "ThrottledRequests", READ_OPS),
-    ("write_throttled_requests", "ThrottledRequests", WRITE_OPS),
+    ("read_throttled_requests", "ThrottledRequests", (*READ_OPS, "TransactGetItems")),
+    ("write_throttled_requests", "ThrottledRequests", (*WRITE_OPS, "TransactWriteItems")),
     ("read_system_errors", "SystemErrors", (*READ_OPS, "TransactGetItems")),
     ("write_system_errors", "SystemErrors", (*WRITE_OPS, "TransactWriteItems")),
     ("conditional_check_failed_requests", "ConditionalCheckFailedRequests", None),

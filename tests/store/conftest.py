@@ -92,8 +92,11 @@ def dynalite_factory(dynalite_endpoint, clock, monkeypatch) -> Callable[..., Dyn
 
 # -- every backend ------------------------------------------------------------------------
 
+AWS = pytest.mark.aws
+"""The DynamoDB backends (moto, dynalite): in make test, left out of make test-fast."""
 
-@pytest.fixture(params=["memory", "sqlite", "dynamodb", "dynalite"])
+
+@pytest.fixture(params=["memory", "sqlite", pytest.param("dynamodb", marks=AWS), pytest.param("dynalite", marks=AWS)])
 async def store(request, clock, sqlite_factory) -> AsyncIterator[Store]:
     """An open store of each backend, sharing the fake clock (dynamodb: on moto; dynalite: the same store)."""
     if request.param in ("dynamodb", "dynalite"):
@@ -126,7 +129,7 @@ async def sqlite_store(sqlite_factory) -> AsyncIterator[SQLiteStore]:
 MakeStore = Callable[..., Awaitable[DynamoDBStore]]
 
 
-@pytest.fixture(params=["moto", "dynalite"])
+@pytest.fixture(params=[pytest.param("moto", marks=AWS), pytest.param("dynalite", marks=AWS)])
 async def make_store(request) -> AsyncIterator[MakeStore]:
     """Opens DynamoDB stores on moto or dynalite (several may share one table), closing them after."""
     factory = request.getfixturevalue("dynamodb_factory" if request.param == "moto" else "dynalite_factory")

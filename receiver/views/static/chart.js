@@ -8,7 +8,9 @@ import {
 } from "./format.js";
 
 export const EMPTY_MESSAGE = "no data yet — is the metric stream delivering?";
-export const COLORS = ["#2563eb", "#dc2626", "#16a34a", "#d97706", "#7c3aed", "#0891b2"];
+export const COLORS = [
+  "#2563eb", "#dc2626", "#16a34a", "#d97706", "#7c3aed", "#0891b2", "#db2777", "#65a30d", "#475569", "#9a3412",
+];
 
 const SVG_NS = "http://www.w3.org/2000/svg";
 const HEIGHT = 200;
@@ -37,7 +39,8 @@ function swatch(index) {
   return mark;
 }
 
-// spec: { id, title, window, series: [{ metric, label, unit, points, error }] }.
+// spec: { id, title, window, series: [{ metric, label, unit, points, error, endpoint? }] };
+// a series of another entity than the page's names it in data-endpoint.
 // The figure is drawn by drawCharts once it is in the page and has a width.
 export function chartFigure(spec) {
   const figure = html("figure", "chart");
@@ -62,6 +65,7 @@ function drawChart(figure) {
     ...spec.series.map((series, index) => {
       const item = html("li", series.points.length > 0 ? "" : "no-data");
       item.dataset.metric = series.metric;
+      if (series.endpoint) item.dataset.endpoint = series.endpoint;
       const unit = units.length > 1 ? ` (${series.unit})` : "";
       item.append(swatch(index), `${series.label}${unit}`);
       return item;
@@ -117,10 +121,12 @@ function drawSvg(spec, axisUnit, width, tip) {
       `time (${timeZoneLabel(end)})`),
   );
   spec.series.forEach((series, index) => {
-    root.append(svg("path", {
+    const path = svg("path", {
       class: "line", "data-metric": series.metric,
       stroke: COLORS[index % COLORS.length], d: linePath(series.points, x, y, stepS),
-    }));
+    });
+    if (series.endpoint) path.dataset.endpoint = series.endpoint;
+    root.append(path);
   });
   addHover(root, tip, spec, { left, right, top, bottom, x });
   return root;

@@ -6,11 +6,24 @@
 export const SERVICE_PREFIX = "aws_dynamodb_";
 export const ENDPOINT_PREFIX = "aws_dynamodb_endpoint_";
 
-const OPERATIONS = [
-  ["get", "Get latency", "GetItem, BatchGetItem"],
-  ["put", "Put latency", "PutItem, BatchWriteItem"],
-  ["query", "Query latency", "Query"],
-  ["scan", "Scan latency", "Scan"],
+// Every operation key of the rules (`<op>`) and the CloudWatch operations it covers. The four
+// `fixed` ones (SkyWalking's) have a latency chart on every page; operations.js shows the
+// others where they report.
+export const OPERATIONS = [
+  { key: "get", label: "Get", covers: "GetItem, BatchGetItem", fixed: true },
+  { key: "put", label: "Put", covers: "PutItem, BatchWriteItem", fixed: true },
+  { key: "query", label: "Query", covers: "Query", fixed: true },
+  { key: "scan", label: "Scan", covers: "Scan", fixed: true },
+  { key: "update", label: "Update", covers: "UpdateItem" },
+  { key: "delete", label: "Delete", covers: "DeleteItem" },
+  { key: "batch_get", label: "Batch get", covers: "BatchGetItem" },
+  { key: "batch_write", label: "Batch write", covers: "BatchWriteItem" },
+  { key: "transact_get", label: "Transactional get", covers: "TransactGetItems" },
+  { key: "transact_write", label: "Transactional write", covers: "TransactWriteItems" },
+  { key: "execute_statement", label: "PartiQL statement", covers: "ExecuteStatement" },
+  { key: "batch_execute_statement", label: "PartiQL batch", covers: "BatchExecuteStatement" },
+  { key: "execute_transaction", label: "PartiQL transaction", covers: "ExecuteTransaction" },
+  { key: "get_records", label: "Stream read", covers: "GetRecords" },
 ];
 const PERCENTILES = [["p50", "p50"], ["p90", "p90"], ["p95", "p95"], ["p99", "p99"], ["p99_9", "p99.9"]];
 
@@ -25,24 +38,32 @@ function capacity(direction) {
   };
 }
 
-function latency(withPercentiles) {
-  return OPERATIONS.map(([operation, title, operations]) => ({
-    id: `${operation}-latency`,
-    title: `${title} (${operations})`,
+// The latency of one operation's successful requests: the mean, and the percentiles on a table.
+export function latencyChart({ key, label, covers }, withPercentiles) {
+  return {
+    id: `${key}-latency`,
+    title: `${label} latency (${covers})`,
     series: [
-      [`${operation}_successful_request_latency`, "average"],
+      [`${key}_successful_request_latency`, "average"],
       ...(withPercentiles
-        ? PERCENTILES.map(([suffix, label]) => [`${operation}_successful_request_latency_${suffix}`, label])
+        ? PERCENTILES.map(([suffix, name]) => [`${key}_successful_request_latency_${suffix}`, name])
         : []),
     ],
-  }));
+  };
+}
+
+function latency(withPercentiles) {
+  return OPERATIONS.filter((operation) => operation.fixed).map((operation) => latencyChart(operation, withPercentiles));
 }
 
 const ITEMS = {
   title: "Items",
   charts: [
     { id: "returned-items", title: "Returned items", counts: true,
-      series: [["query_returned_item_count", "query"], ["scan_returned_item_count", "scan"]] },
+      series: [
+        ["query_returned_item_count", "query"], ["scan_returned_item_count", "scan"],
+        ["execute_statement_returned_item_count", "PartiQL select"],
+      ] },
     { id: "ttl-deleted-items", title: "Items deleted by TTL", counts: true,
       series: [["time_to_live_deleted_item_count", "deleted"]] },
   ],

@@ -4,8 +4,17 @@
 
 import { fetchPoints } from "./api.js";
 
-export async function loadSeries(ctx, metric, service, endpoint) {
-  if (!ctx.catalog.has(metric)) return { metric, points: [], undefinedMetric: true };
+// Panels that chart the same series share one request: the load keeps each series' promise
+// (ctx.loads), so the view still loads everything once, then draws.
+export function loadSeries(ctx, metric, service, endpoint) {
+  if (!ctx.catalog.has(metric)) return Promise.resolve({ metric, points: [], undefinedMetric: true });
+  ctx.loads ??= new Map();
+  const key = JSON.stringify([metric, service, endpoint ?? null]);
+  if (!ctx.loads.has(key)) ctx.loads.set(key, fetchSeries(ctx, metric, service, endpoint));
+  return ctx.loads.get(key);
+}
+
+async function fetchSeries(ctx, metric, service, endpoint) {
   try {
     const points = await fetchPoints(metric, service, endpoint, ctx.window, ctx.signal);
     return { metric, points };
@@ -20,10 +29,16 @@ const REDUCERS = {
   mean: (values) => values.reduce((total, value) => total + value, 0) / values.length,
   sum: (values) => values.reduce((total, value) => total + value, 0),
   last: (values) => values[values.length - 1],
+  max: (values) => values.reduce((most, value) => Math.max(most, value), -Infinity),
 };
 
-// One number for the range: each series reduced on its own (its mean, total or latest
-// value), then added up (read + write ...); null when no series has a point.
+// Whether a series has something to show: points, or a failure to say so.
+export function reports(result) {
+  return result.points.length > 0 || Boolean(result.error);
+}
+
+// One number for the range: each series reduced on its own (its mean, total, largest or
+// latest value), then added up (read + write ...); null when no series has a point.
 export function summarize(results, reduce) {
   const parts = results
     .filter((result) => result.points.length > 0)

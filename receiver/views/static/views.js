@@ -2,13 +2,17 @@
 // (draw), so a refresh swaps the page in one step instead of flickering.
 
 import { fetchEntities } from "./api.js";
-import { drawCharts, EMPTY_MESSAGE } from "./chart.js";
+import { drawCharts } from "./chart.js";
+import { element, emptyState, scrolling } from "./dom.js";
+import { loadAccountFeatures, loadTableFeatures, tablesAndIndexes } from "./features.js";
 import { groupSections, loadGroups } from "./groups.js";
 import { loadCells, sortableTable } from "./grid.js";
 import {
   ACCOUNT_COLUMNS, ACCOUNT_GROUPS, ENDPOINT_PREFIX, SERVICE_PREFIX, TABLE_COLUMNS, TABLE_GROUPS,
 } from "./layout.js";
+import { loadOperations, operationsSection } from "./operations.js";
 import { hrefFor } from "./routes.js";
+import { loadThrottling, throttlingSection } from "./throttling.js";
 
 const SERVICE_PREFIX_NAME = "aws-dynamodb::";
 // Other rule packs (S3, API Gateway ...) add services of their own layers: not ours to chart.
@@ -23,24 +27,21 @@ export function accountName(service) {
   return service.startsWith(SERVICE_PREFIX_NAME) ? service.slice(SERVICE_PREFIX_NAME.length) : service;
 }
 
-function element(tag, className, text) {
-  const node = document.createElement(tag);
-  if (className) node.className = className;
-  if (text !== undefined) node.textContent = text;
-  return node;
+// What a page shows beyond its fixed groups, in page order after them: every operation, why
+// throttled, and the panels of what only some tables use. Each part is null or an empty
+// list when it has nothing to show.
+async function loadInDepth(ctx, scope, operationOptions, features) {
+  const [operations, throttling, featureGroups] = await Promise.all([
+    loadOperations(ctx, scope, operationOptions),
+    loadThrottling(ctx, scope),
+    features,
+  ]);
+  return { operations, throttling, featureGroups };
 }
 
-// Wide tables scroll sideways on a narrow screen instead of widening the page.
-function scrolling(table) {
-  const box = element("div", "scroll");
-  box.append(table);
-  return box;
-}
-
-function emptyState(what) {
-  const note = element("p", "empty", EMPTY_MESSAGE);
-  note.dataset.empty = what;
-  return note;
+function inDepthSections({ operations, throttling, featureGroups }) {
+  return [operationsSection(operations), throttlingSection(throttling), ...groupSections(featureGroups)]
+    .filter((section) => section !== null);
 }
 
 export const accountsView = {
@@ -67,7 +68,8 @@ export const accountsView = {
       ...ACCOUNT_COLUMNS.map((column) => ({ ...column, numeric: true })),
     ];
     const rows = accounts.map(({ service, cells }) => {
-      const indexes = service.endpoints.filter((name) => name.includes("/")).length;
+      const endpoints = tablesAndIndexes(service.endpoints);
+      const indexes = endpoints.filter((name) => name.includes("/")).length;
       return {
         id: service.name,
         cells: {
@@ -76,7 +78,7 @@ export const accountsView = {
             text: accountName(service.name),
             href: hrefFor({ page: "account", service: service.name, range: ctx.route.range }),
           },
-          tables: { value: service.endpoints.length - indexes },
+          tables: { value: endpoints.length - indexes },
           indexes: { value: indexes },
           ...cells,
         },
@@ -94,20 +96,22 @@ export const accountView = {
 
   async load(ctx) {
     const { service } = ctx.route;
-    const [services, groups] = await Promise.all([
+    const scope = { prefix: SERVICE_PREFIX, service };
+    const [services, groups, inDepth] = await Promise.all([
       dynamodbServices(ctx.signal),
       loadGroups(ctx, ACCOUNT_GROUPS, SERVICE_PREFIX, service),
+      loadInDepth(ctx, scope, { withPercentiles: false }, loadAccountFeatures(ctx, SERVICE_PREFIX, service)),
     ]);
     const entry = services.find((candidate) => candidate.name === service);
-    const endpoints = entry ? entry.endpoints : [];
+    const endpoints = entry ? tablesAndIndexes(entry.endpoints) : [];
     const tables = await Promise.all(endpoints.map(async (endpoint) => ({
       endpoint,
       cells: await loadCells(ctx, TABLE_COLUMNS, ENDPOINT_PREFIX, service, endpoint),
     })));
-    return { groups, tables };
+    return { groups, tables, inDepth };
   },
 
-  draw(main, { groups, tables }, ctx) {
+  draw(main, { groups, tables, inDepth }, ctx) {
     const { service, range } = ctx.route;
     main.append(element("h1", "", `Account ${accountName(service)}`));
     const sections = groupSections(groups);
@@ -133,7 +137,7 @@ export const accountView = {
       })));
     }
     // The table first: it is where one goes from here.
-    main.append(list, ...sections);
+    main.append(list, ...sections, ...inDepthSections(inDepth));
     drawCharts(main);
   },
 };
@@ -143,14 +147,23 @@ export const tableView = {
 
   async load(ctx) {
     const { service, endpoint } = ctx.route;
-    return loadGroups(ctx, TABLE_GROUPS, ENDPOINT_PREFIX, service, endpoint);
+    const scope = { prefix: ENDPOINT_PREFIX, service, endpoint };
+    const [groups, inDepth] = await Promise.all([
+      loadGroups(ctx, TABLE_GROUPS, ENDPOINT_PREFIX, service, endpoint),
+      // GetRecords' latency is in the stream panel.
+      loadInDepth(
+        ctx, scope, { withPercentiles: true, skip: ["get_records"] },
+        loadTableFeatures(ctx, ENDPOINT_PREFIX, service, endpoint),
+      ),
+    ]);
+    return { groups, inDepth };
   },
 
-  draw(main, groups, ctx) {
+  draw(main, { groups, inDepth }, ctx) {
     const { service } = ctx.route;
     const heading = element("h1", "", endpointTitle(ctx.route.endpoint));
     heading.append(element("span", "subtitle", `account ${accountName(service)}`));
-    main.append(heading, ...groupSections(groups));
+    main.append(heading, ...groupSections(groups), ...inDepthSections(inDepth));
     drawCharts(main);
   },
 };
