@@ -112,6 +112,15 @@ class DerivedValue:
     value: float
     instance: str | None = None
     """The instance's name for instance scope, else None."""
+    region: str = ""
+    """The cloud region the value describes: the region of the samples it was computed from,
+    or '' when they came from several regions (and for account values, which always span
+    the account's regions)."""
+    merged: bool = True
+    """Whether this is the entity's value over every region, the value SkyWalking's metric
+    names stand for. An entity reporting from one region has one value, merged and of that
+    region; one reporting from several has a merged value (region '') and one value per
+    region (merged False)."""
 
 
 MINUTE_MS = 60_000

@@ -26,6 +26,7 @@ stays marked.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import itertools
 import logging
 import math
@@ -36,6 +37,7 @@ from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from receiver.backoff import Backoff
+from receiver.derive.regions import evaluate_by_region
 from receiver.derive.worker import Evaluator, ThreadEvaluator
 from receiver.model import DAY_MS, HOUR_MS, MINUTE_MS, DerivedValue, Sample, SeriesKey, Stats
 from receiver.rules import Evaluation, RuleHolder, RuleSet
@@ -148,7 +150,7 @@ def _by_series(samples: Iterable[Sample]) -> list[list[Sample]]:
 
 def derive_hour_values(rules: RuleSet, samples: Sequence[Sample], hour_ms: int) -> list[DerivedValue]:
     """The hour's derived values from its minute samples (see the module docstring)."""
-    return hour_totals(rules, rules.evaluation(rollup_hour(samples, hour_ms))).values
+    return hour_totals(rules, evaluate_by_region(rules, rollup_hour(samples, hour_ms))).values
 
 
 def hour_totals(rules: RuleSet, evaluation: Evaluation) -> Evaluation:
@@ -165,7 +167,7 @@ def hour_totals(rules: RuleSet, evaluation: Evaluation) -> Evaluation:
             if not math.isfinite(total):
                 not_computed[v.metric] += 1
                 continue
-            v = DerivedValue(v.metric, v.scope, v.service, v.endpoint, v.layer, v.time_ms, total, v.instance)
+            v = dataclasses.replace(v, value=total)
         values.append(v)
     return Evaluation(values, dict(not_computed))
 

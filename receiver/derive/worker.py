@@ -30,6 +30,7 @@ from concurrent.futures.process import BrokenProcessPool
 from itertools import chain, repeat, starmap
 from typing import Any, Protocol
 
+from receiver.derive.regions import evaluate_by_region
 from receiver.model import SAMPLE_FIELDS, DerivedValue, Sample, Series
 from receiver.rules import Evaluation, RuleSet
 
@@ -40,7 +41,7 @@ _new_tuple = tuple.__new__
 
 class Evaluator(Protocol):
     async def evaluate(self, rules: RuleSet, samples: Sequence[Sample]) -> Evaluation:
-        """``rules.evaluation(samples)``, wherever it runs."""
+        """``evaluate_by_region(rules, samples)``, wherever it runs."""
         ...
 
     def close(self) -> None:
@@ -52,7 +53,7 @@ class ThreadEvaluator:
     """Evaluates in a thread of this process: for tests and for embedding the receiver."""
 
     async def evaluate(self, rules: RuleSet, samples: Sequence[Sample]) -> Evaluation:
-        return await asyncio.to_thread(rules.evaluation, samples)
+        return await asyncio.to_thread(evaluate_by_region, rules, samples)
 
     def close(self) -> None:
         pass
@@ -76,7 +77,7 @@ class ProcessEvaluator:
         for attempt in (1, 2):
             pool = self._pool or self._start()
             if pool is None:
-                return await asyncio.to_thread(rules.evaluation, samples)
+                return await asyncio.to_thread(evaluate_by_region, rules, samples)
             try:
                 rows, not_computed = await asyncio.wrap_future(
                     pool.submit(evaluate_packed, self._rules_version, self._rules_blob, packed)
@@ -89,7 +90,7 @@ class ProcessEvaluator:
             else:
                 return Evaluation(await asyncio.to_thread(unpack_values, rows), not_computed)
         log.error("the rule evaluation worker died twice; this pass evaluates in a thread")
-        return await asyncio.to_thread(rules.evaluation, samples)
+        return await asyncio.to_thread(evaluate_by_region, rules, samples)
 
     def _start(self) -> ProcessPoolExecutor | None:
         """The worker pool, or None (and evaluation in threads from now on) if there can be none."""
@@ -161,7 +162,10 @@ def unpack_samples(packed: Packed) -> list[Sample]:
 
 
 def pack_values(values: Sequence[DerivedValue]) -> list[tuple[Any, ...]]:
-    return [(v.metric, v.scope, v.service, v.endpoint, v.layer, v.time_ms, v.value, v.instance) for v in values]
+    return [
+        (v.metric, v.scope, v.service, v.endpoint, v.layer, v.time_ms, v.value, v.instance, v.region, v.merged)
+        for v in values
+    ]
 
 
 def unpack_values(rows: Sequence[tuple[Any, ...]]) -> list[DerivedValue]:
@@ -178,5 +182,5 @@ def evaluate_packed(version: int, rules_blob: bytes, packed: Packed) -> tuple[li
     global _worker_rules
     if _worker_rules is None or _worker_rules[0] != version:
         _worker_rules = (version, pickle.loads(rules_blob))
-    evaluation = _worker_rules[1].evaluation(unpack_samples(packed))
+    evaluation = evaluate_by_region(_worker_rules[1], unpack_samples(packed))
     return pack_values(evaluation.values), evaluation.not_computed

@@ -8,7 +8,9 @@ The mapping (opentelemetry-proto 1.x):
 - in it one ``ScopeMetrics`` naming this receiver, and one ``Gauge`` metric per derived
   metric, named as the rules name it, with the rule's description and its unit in UCUM;
 - one ``NumberDataPoint`` per entity: a ``double`` value, an ``endpoint`` attribute for an
-  endpoint metric (the table), an ``instance`` attribute for an instance metric, and
+  endpoint metric (the table), an ``instance`` attribute for an instance metric, a
+  ``cloud.region`` attribute for a value of one region (a table reporting from several
+  regions is one point per region: derive/regions.py ``by_region``), and
   ``time_unix_nano`` the minute's *start*. The start is the time CloudWatch gives the
   period, the ``t`` of ``/api/v1/query`` and the minute SkyWalking files the value under,
   so a point means the same minute everywhere. ``start_time_unix_nano`` stays unset: a
@@ -31,6 +33,7 @@ from opentelemetry.proto.common.v1.common_pb2 import AnyValue, InstrumentationSc
 from opentelemetry.proto.metrics.v1.metrics_pb2 import Gauge, Metric, NumberDataPoint, ResourceMetrics, ScopeMetrics
 from opentelemetry.proto.resource.v1.resource_pb2 import Resource
 
+from receiver.derive.regions import by_region
 from receiver.formats.errors import DecodeError
 from receiver.formats.framing import length_delimited_fields
 from receiver.model import DerivedValue
@@ -40,6 +43,7 @@ SERVICE_NAME = "service.name"
 SERVICE_LAYER = "service.layer"
 ENDPOINT = "endpoint"
 INSTANCE = "instance"
+REGION = "cloud.region"
 
 SCOPE_NAME = "dynamodb-metric-stream-receiver"
 MAX_POINTS_PER_REQUEST = 20_000
@@ -91,8 +95,8 @@ def _text(key: str, value: str) -> KeyValue:
     return KeyValue(key=key, value=AnyValue(string_value=value))
 
 
-def _order(value: DerivedValue) -> tuple[str, str, str, str, str]:
-    return (value.service, value.layer, value.metric, value.endpoint or "", value.instance or "")
+def _order(value: DerivedValue) -> tuple[str, str, str, str, str, str]:
+    return (value.service, value.layer, value.metric, value.endpoint or "", value.instance or "", value.region)
 
 
 def encode_minute(
@@ -105,7 +109,7 @@ def encode_minute(
     a metric it does not know (rules reloaded since) gets neither."""
     if max_points < 1:
         raise ValueError("max_points must be at least 1")
-    ordered = sorted(values, key=_order)
+    ordered = sorted(by_region(values), key=_order)
     return [_request(ordered[start : start + max_points], describe) for start in range(0, len(ordered), max_points)]
 
 
@@ -138,6 +142,8 @@ def _point(value: DerivedValue) -> NumberDataPoint:
         attributes.append(_text(ENDPOINT, value.endpoint))
     if value.instance is not None:
         attributes.append(_text(INSTANCE, value.instance))
+    if value.region:
+        attributes.append(_text(REGION, value.region))
     return NumberDataPoint(
         attributes=attributes,
         time_unix_nano=value.time_ms * 1_000_000,

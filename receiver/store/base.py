@@ -9,7 +9,7 @@ can implement the same interface with the identity as its key.
 from __future__ import annotations
 
 import math
-from collections.abc import AsyncIterator, Collection, Sequence
+from collections.abc import AsyncIterator, Collection, Iterable, Sequence
 from typing import Protocol, runtime_checkable
 
 from receiver.model import DAY_MS, HOUR_MS, MINUTE_MS, AlarmEvent, DerivedValue, QuarantinedRecord, Sample
@@ -25,6 +25,12 @@ DEFAULT_HOUR_RETENTION_DAYS = 90.0
 
 PRUNE_INTERVAL_S = 60.0
 """Forgotten request ids are deleted at most once per this interval, by the next commit."""
+
+
+Entity = tuple[str, str, str | None, tuple[str, ...]]
+"""(service, layer, endpoint or None, the regions its values come from, sorted): what
+``Store.entities`` lists. The regions are empty for account values and for values stored
+before values had regions."""
 
 
 class StoreError(Exception):
@@ -147,12 +153,14 @@ class Store(Protocol):
         *,
         service: str | None = None,
         endpoint: str | None = None,
+        region: str | None = None,
     ) -> list[DerivedValue]:
         """Values of ``metric`` with ``start_ms <= time_ms <= end_ms``, ascending by time.
 
         ``service`` and ``endpoint`` narrow to one entity; without ``endpoint`` a service
         scope metric gives the service's values and an endpoint scope metric all its
-        endpoints'.
+        endpoints'. Without ``region`` the merged values (over every region); with it, the
+        values of that region only (receiver/derive/regions.py).
         """
 
     async def bucket_values(self, step_ms: int, bucket_ms: int) -> list[DerivedValue]:
@@ -161,9 +169,8 @@ class Store(Protocol):
     async def latest_bucket(self, step_ms: int, before_ms: int) -> int | None:
         """The newest bucket starting before ``before_ms`` that has derived values."""
 
-    async def entities(self, since_ms: int) -> list[tuple[str, str, str | None]]:
-        """(service, layer, endpoint or None) of every entity with a minute value since
-        ``since_ms``, sorted."""
+    async def entities(self, since_ms: int) -> list[Entity]:
+        """Every entity with a minute value since ``since_ms``, with its regions, sorted."""
 
     async def prune(self, now_ms: int) -> None:
         """Drop minute samples and values past the minute retention, hour values past the
@@ -186,6 +193,20 @@ class Store(Protocol):
 
     async def alarm_heads(self) -> list[AlarmEvent]:
         """The latest event (highest seq) of every (rule, service, endpoint), sorted by it."""
+
+
+def entities_of(rows: Iterable[tuple[str, str, str | None, str]]) -> list[Entity]:
+    """(service, layer, endpoint, region) of stored values -> the sorted Entities; an empty
+    endpoint is None, and the region '' (a value over several regions) names no region."""
+    regions: dict[tuple[str, str, str | None], set[str]] = {}
+    for service, layer, endpoint, region in rows:
+        found = regions.setdefault((service, layer, endpoint or None), set())
+        if region:
+            found.add(region)
+    return sorted(
+        ((service, layer, endpoint, tuple(sorted(found))) for (service, layer, endpoint), found in regions.items()),
+        key=lambda e: (e[0], e[1], e[2] or ""),
+    )
 
 
 def check_metric_names(metrics: Collection[str] | None) -> None:

@@ -15,9 +15,11 @@ from receiver.store.base import (
     DEFAULT_MINUTE_RETENTION_DAYS,
     DEFAULT_REQUEST_TTL_S,
     PRUNE_INTERVAL_S,
+    Entity,
     StoreError,
     check_finite,
     check_metric_names,
+    entities_of,
     quarantine_order,
     retention_cutoffs,
     touched_buckets,
@@ -174,6 +176,7 @@ class MemoryStore:
         *,
         service: str | None = None,
         endpoint: str | None = None,
+        region: str | None = None,
     ) -> list[DerivedValue]:
         self._check_open()
         found = [
@@ -184,6 +187,7 @@ class MemoryStore:
             if value.metric == metric
             and (service is None or value.service == service)
             and (endpoint is None or value.endpoint == endpoint)
+            and (value.merged if region is None else value.region == region)
         ]
         found.sort(key=lambda v: (v.time_ms, v.service, v.endpoint or ""))
         return found
@@ -197,15 +201,14 @@ class MemoryStore:
         buckets = [b for (s, b), v in self._derived.items() if s == step_ms and b < before_ms and v]
         return max(buckets, default=None)
 
-    async def entities(self, since_ms: int) -> list[tuple[str, str, str | None]]:
+    async def entities(self, since_ms: int) -> list[Entity]:
         self._check_open()
-        found = {
-            (value.service, value.layer, value.endpoint)
+        return entities_of(
+            (value.service, value.layer, value.endpoint, value.region)
             for (step, bucket), values in self._derived.items()
             if step == MINUTE_MS and bucket >= since_ms
             for value in values
-        }
-        return sorted(found, key=lambda e: (e[0], e[1], e[2] or ""))
+        )
 
     async def prune(self, now_ms: int) -> None:
         self._check_open()

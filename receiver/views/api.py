@@ -34,18 +34,24 @@ def add_routes(app: web.Application) -> None:
 
 
 async def entities(request: web.Request) -> web.Response:
-    """The services and endpoints with samples within the minute retention."""
+    """The services and endpoints with values within the minute retention, and the regions
+    each endpoint reports from."""
     window_ms = int(request.app[CONFIG].minute_retention_days * DAY_MS)
     since = int(time.time() * 1000) - window_ms
-    services: dict[tuple[str, str], list[str]] = {}
-    for service, layer, endpoint in await request.app[STORE].entities(since):
-        endpoints = services.setdefault((service, layer), [])
+    services: dict[tuple[str, str], dict[str, list[str]]] = {}
+    for service, layer, endpoint, regions in await request.app[STORE].entities(since):
+        endpoints = services.setdefault((service, layer), {})
         if endpoint is not None:
-            endpoints.append(endpoint)
+            endpoints[endpoint] = list(regions)
     return web.json_response(
         {
             "services": [
-                {"name": name, "layer": layer, "endpoints": sorted(endpoints)}
+                {
+                    "name": name,
+                    "layer": layer,
+                    "endpoints": sorted(endpoints),
+                    "regions": dict(sorted(endpoints.items())),
+                }
                 for (name, layer), endpoints in sorted(services.items())
             ]
         }
@@ -61,15 +67,17 @@ async def metrics(request: web.Request) -> web.Response:
 
 
 async def query(request: web.Request) -> web.Response:
-    metric, service, endpoint, start_ms, end_ms, step_ms = _query_parameters(request, request.app[RULES])
+    metric, service, endpoint, region, start_ms, end_ms, step_ms = _query_parameters(request, request.app[RULES])
     values = await request.app[STORE].derived(
-        metric.name, step_ms, start_ms, end_ms, service=service, endpoint=endpoint
+        metric.name, step_ms, start_ms, end_ms, service=service, endpoint=endpoint, region=region
     )
     points = [[v.time_ms // 1000, v.value] for v in values]
     return web.json_response({"metric": metric.name, "unit": metric.unit, "points": points})
 
 
-def _query_parameters(request: web.Request, rules: RuleHolder) -> tuple[MetricInfo, str, str | None, int, int, int]:
+def _query_parameters(
+    request: web.Request, rules: RuleHolder
+) -> tuple[MetricInfo, str, str | None, str | None, int, int, int]:
     params = request.query
     name = _required(params, "metric")
     metric = rules.current.metric(name)
@@ -81,6 +89,9 @@ def _query_parameters(request: web.Request, rules: RuleHolder) -> tuple[MetricIn
         raise HttpError(Kind.BAD_QUERY, f"endpoint is required: {name} is an endpoint metric")
     if metric.scope == "service" and endpoint is not None:
         raise HttpError(Kind.BAD_QUERY, f"endpoint must not be given: {name} is a service metric")
+    region = params.get("region") or None
+    if region is not None and metric.scope != "endpoint":
+        raise HttpError(Kind.BAD_QUERY, f"region must not be given: {name} is an account-wide {metric.scope} metric")
     start = _seconds(params, "start")
     end = _seconds(params, "end")
     if start > end:
@@ -94,7 +105,7 @@ def _query_parameters(request: web.Request, rules: RuleHolder) -> tuple[MetricIn
             Kind.BAD_QUERY,
             f"the range from start to end holds more than {MAX_POINTS} steps; use step=1h or a shorter range",
         )
-    return metric, service, endpoint, start * 1000, end * 1000, step_ms
+    return metric, service, endpoint, region, start * 1000, end * 1000, step_ms
 
 
 def _required(params: MultiMapping[str], name: str) -> str:

@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING
 from aiohttp import web
 
 from receiver.derive.deriver import STEP_NAMES
+from receiver.derive.regions import by_region
 from receiver.keys import ALARMS, DERIVER, INGEST, RULES, SCRAPE, STORE, TELEMETRY
 from receiver.model import DEFAULT_SETTLE_S, MINUTE_MS, DerivedValue
 from receiver.store.base import StoreError
@@ -209,10 +210,11 @@ def derived_families(values: Iterable[DerivedValue], metrics: Sequence[MetricInf
     """One gauge family per metric with values, in the rules' order.
 
     Values of a metric the current rules no longer define (a reload removed it) are left
-    out: there is nothing to describe them with.
+    out: there is nothing to describe them with. A table reporting from several regions is
+    one series per region, labelled ``region`` (derive/regions.py ``by_region``).
     """
     by_metric: dict[str, dict[Labels, float]] = {}
-    for value in values:
+    for value in by_region(values):
         by_metric.setdefault(value.metric, {})[entity_labels(value)] = value.value
     families = []
     for info in metrics:
@@ -230,7 +232,8 @@ def derived_families(values: Iterable[DerivedValue], metrics: Sequence[MetricInf
 
 
 def entity_labels(value: DerivedValue) -> Labels:
-    """``service``, then ``endpoint`` or ``service_instance`` by scope, then ``layer``.
+    """``service``, then ``endpoint`` or ``service_instance`` by scope, then ``region`` where
+    the value has one, then ``layer``.
 
     ``service_instance`` rather than ``instance``, which Prometheus sets to the target.
     """
@@ -239,6 +242,8 @@ def entity_labels(value: DerivedValue) -> Labels:
         labels.append(("endpoint", value.endpoint))
     if value.instance is not None:
         labels.append(("service_instance", value.instance))
+    if value.region:
+        labels.append(("region", value.region))
     labels.append(("layer", value.layer))
     return tuple(labels)
 

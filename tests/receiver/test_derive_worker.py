@@ -12,6 +12,7 @@ import pytest
 
 from receiver.config import REPOSITORY_RULES
 from receiver.derive import worker
+from receiver.derive.regions import evaluate_by_region
 from receiver.derive.worker import ProcessEvaluator, ThreadEvaluator, pack_samples, unpack_samples
 from receiver.model import Sample, Series
 from receiver.rules import load_rules
@@ -68,8 +69,9 @@ def test_samples_cross_as_tuples_and_come_back_equal(minute):
 
 
 async def test_the_worker_gives_the_values_of_this_process(evaluator, rules, minute):
-    expected = rules.evaluate(minute)
+    expected = evaluate_by_region(rules, minute).values
     assert len(expected) > 50
+    assert any(not value.merged for value in expected)  # "Orders" reports from two regions
     assert (await evaluator.evaluate(rules, minute)).values == expected
     assert (await ThreadEvaluator().evaluate(rules, minute)).values == expected
     assert (await evaluator.evaluate(rules, [])).values == rules.evaluate([]) == []
@@ -86,7 +88,7 @@ async def test_reloaded_rules_reach_the_worker(evaluator, rules, minute, tmp_pat
 
 
 async def test_a_killed_worker_is_replaced(evaluator, rules, minute):
-    expected = rules.evaluation(minute)
+    expected = evaluate_by_region(rules, minute)
     assert await evaluator.evaluate(rules, minute) == expected
     workers = multiprocessing.active_children()
     assert len(workers) == 1
@@ -103,8 +105,8 @@ async def test_without_a_worker_the_rules_run_in_a_thread(monkeypatch, rules, ca
     monkeypatch.setattr(worker, "ProcessPoolExecutor", no_semaphores)
     samples = [make_sample("GameScores", "ConsumedReadCapacityUnits", 0, value=120.0, count=4)]
     evaluator = ProcessEvaluator()
-    assert await evaluator.evaluate(rules, samples) == rules.evaluation(samples)
-    assert await evaluator.evaluate(rules, samples) == rules.evaluation(samples)
+    assert await evaluator.evaluate(rules, samples) == evaluate_by_region(rules, samples)
+    assert await evaluator.evaluate(rules, samples) == evaluate_by_region(rules, samples)
     assert [r.message for r in caplog.records].count(
         "no worker process for rule evaluation, evaluating in a thread"
     ) == 1
@@ -129,11 +131,11 @@ async def test_the_worker_survives_a_value_that_cannot_be_computed(evaluator, ru
         for region in ("us-east-1", "eu-west-1")
     ]
     evaluation = await evaluator.evaluate(rules, [*minute, *poisoned])
-    assert evaluation == rules.evaluation([*minute, *poisoned])
+    assert evaluation == evaluate_by_region(rules, [*minute, *poisoned])
     assert evaluation.not_computed == {"aws_dynamodb_user_errors": 1}
     assert "aws-dynamodb::111111111111" not in {value.service for value in evaluation.values}
-    assert evaluation.values == rules.evaluate(minute)  # everyone else's values, all of them
-    assert (await evaluator.evaluate(rules, minute)).values == rules.evaluate(minute)
+    assert evaluation.values == evaluate_by_region(rules, minute).values  # everyone else's values, all of them
+    assert (await evaluator.evaluate(rules, minute)).values == evaluate_by_region(rules, minute).values
 
 
 async def test_close_stops_the_worker(rules, minute):

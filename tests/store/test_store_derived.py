@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 from receiver.model import DAY_MS, HOUR_MS, MINUTE_MS, DerivedValue
 from tests.builders import T0, make_sample, make_series
 
@@ -78,11 +80,49 @@ async def test_latest_bucket_and_entities(store):
     assert await store.latest_bucket(MINUTE_MS, T0 + MINUTE_MS) == T0
     assert await store.latest_bucket(MINUTE_MS, T0) is None
     assert await store.entities(T0) == [
-        (SERVICE, "AWS_DYNAMODB", None),
-        (SERVICE, "AWS_DYNAMODB", "A"),
-        (SERVICE, "AWS_DYNAMODB", "B"),
+        (SERVICE, "AWS_DYNAMODB", None, ()),
+        (SERVICE, "AWS_DYNAMODB", "A", ()),
+        (SERVICE, "AWS_DYNAMODB", "B", ()),
     ]
-    assert await store.entities(T0 + MINUTE_MS) == [(SERVICE, "AWS_DYNAMODB", "B")]
+    assert await store.entities(T0 + MINUTE_MS) == [(SERVICE, "AWS_DYNAMODB", "B", ())]
+
+
+def regional(endpoint, region, merged, v, time_ms=T0):
+    return dataclasses.replace(value(endpoint=endpoint, time_ms=time_ms, v=v), region=region, merged=merged)
+
+
+async def test_values_by_region_beside_the_merged_ones(store):
+    # "Global" reports from two regions: a merged value and one per region; "Local" from
+    # one region: one value, merged and of that region.
+    await store.put_derived(
+        MINUTE_MS,
+        T0,
+        1,
+        [
+            regional("Global", "", True, 30.0),
+            regional("Global", "eu-west-1", False, 10.0),
+            regional("Global", "us-east-1", False, 20.0),
+            regional("Local", "eu-west-1", True, 5.0),
+        ],
+    )
+    metric, end = "aws_dynamodb_endpoint_x", T0 + MINUTE_MS
+
+    async def read(endpoint, region=None):
+        found = await store.derived(metric, MINUTE_MS, T0, end, service=SERVICE, endpoint=endpoint, region=region)
+        return [(v.region, v.merged, v.value) for v in found]
+
+    assert await read("Global") == [("", True, 30.0)]
+    assert await read("Global", "us-east-1") == [("us-east-1", False, 20.0)]
+    assert await read("Local") == [("eu-west-1", True, 5.0)]
+    assert await read("Local", "eu-west-1") == [("eu-west-1", True, 5.0)]
+    assert await read("Local", "us-east-1") == []
+    merged = await store.derived(metric, MINUTE_MS, T0, end, service=SERVICE)
+    assert sorted((v.endpoint, v.value) for v in merged) == [("Global", 30.0), ("Local", 5.0)]
+    assert len(await store.bucket_values(MINUTE_MS, T0)) == 4
+    assert await store.entities(T0) == [
+        (SERVICE, "AWS_DYNAMODB", "Global", ("eu-west-1", "us-east-1")),
+        (SERVICE, "AWS_DYNAMODB", "Local", ("eu-west-1",)),
+    ]
 
 
 async def test_prune_keeps_minutes_for_their_retention_and_hours_for_theirs(pruning_store):

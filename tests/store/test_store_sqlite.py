@@ -104,6 +104,39 @@ async def test_a_store_from_a_newer_receiver_is_a_config_error(sqlite_factory):
     assert "newer" in str(caught.value)
 
 
+async def test_a_version_1_file_keeps_its_values_and_derives_its_buckets_again(sqlite_factory):
+    # Version 1 had no regions: its values stay, as merged values of no region, and every
+    # bucket is marked for deriving again so those within the retention gain their regions.
+    store = sqlite_factory()
+    await store.open()
+    await store.commit("r1", [make_sample(minute=0)])
+    await store.close()
+    with sqlite3.connect(store.path) as conn:
+        conn.executescript(
+            """
+            DROP TABLE derived;
+            CREATE TABLE derived (
+                step_ms INTEGER NOT NULL, metric TEXT NOT NULL, service TEXT NOT NULL, endpoint TEXT NOT NULL,
+                instance TEXT NOT NULL, time_ms INTEGER NOT NULL, scope TEXT NOT NULL, layer TEXT NOT NULL,
+                value REAL NOT NULL, PRIMARY KEY (step_ms, metric, service, endpoint, instance, time_ms)
+            ) WITHOUT ROWID;
+            UPDATE bucket_versions SET derived_version = version;
+            PRAGMA user_version = 1;
+            """
+        )
+        conn.execute(
+            "INSERT INTO derived VALUES (?, 'aws_dynamodb_endpoint_x', 's', 'GameScores', '', ?, 'endpoint', 'L', 7.0)",
+            (MINUTE_MS, T0),
+        )
+    again = sqlite_factory()
+    await again.open()
+    [kept] = await again.derived("aws_dynamodb_endpoint_x", MINUTE_MS, T0, T0)
+    assert (kept.endpoint, kept.value, kept.region, kept.merged) == ("GameScores", 7.0, "", True)
+    assert await again.stale_buckets(MINUTE_MS, 0) == [T0]
+    assert peek(again, "PRAGMA user_version") == [(2,)]
+    await again.close()
+
+
 def test_an_unknown_durability_level_is_a_config_error(tmp_path):
     with pytest.raises(StoreConfigError):
         SQLiteStore(tmp_path / "m.db", synchronous="sometimes")

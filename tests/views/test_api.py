@@ -48,7 +48,16 @@ async def get(client, path, **params):
 async def test_entities_list_the_account_and_its_tables(client):
     status, body = await get(client, "/api/v1/entities")
     assert status == 200
-    assert body == {"services": [{"name": SERVICE, "layer": "AWS_DYNAMODB", "endpoints": ["GameScores", "Orders"]}]}
+    assert body == {
+        "services": [
+            {
+                "name": SERVICE,
+                "layer": "AWS_DYNAMODB",
+                "endpoints": ["GameScores", "Orders"],
+                "regions": {"GameScores": ["us-east-1"], "Orders": ["us-east-1"]},
+            }
+        ]
+    }
 
 
 async def test_query_gives_each_minute_of_a_table(client):

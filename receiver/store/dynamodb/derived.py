@@ -11,7 +11,7 @@ values of one metric   ``D#<step ms>#<metric>``    ``<bucket>``        metric, v
                                                                        (zlib-compressed JSON)
 derived metric         ``DM``                      ``<metric>``        metric
 entity                 ``E``                       ``<service>#...``   service, layer, endpoint,
-                                                                       last_ms
+                                                   ``[@<region>]``     entity_region, last_ms
 =====================  ==========================  ==================  ===========================
 
 ``<bucket>`` is the bucket's start in 13 digits. Every item has ``expires_at``: the bucket's
@@ -56,7 +56,7 @@ from collections.abc import Callable, Collection, Sequence
 import orjson
 
 from receiver.model import HOUR_MS, MINUTE_MS, DerivedValue
-from receiver.store.base import StoreError
+from receiver.store.base import Entity, StoreError, entities_of
 from receiver.store.dynamodb.items import CATALOG_REFRESH_S, MAX_START_MS, Item, escape
 from receiver.store.dynamodb.runner import Runner
 from receiver.store.dynamodb.table import BATCH_GET_KEYS, DynamoDBTable
@@ -79,21 +79,24 @@ def rows_key(step_ms: int, metric: str, bucket_ms: int) -> Item:
     return {"pk": {"S": f"D#{step_ms}#{escape(metric)}"}, "sk": {"S": f"{bucket_ms:013d}"}}
 
 
-def entity_sk(service: str, layer: str, endpoint: str | None) -> str:
-    # "=" marks a named endpoint, so no endpoint and an empty name stay apart.
+def entity_sk(service: str, layer: str, endpoint: str | None, region: str = "") -> str:
+    # "=" marks a named endpoint, so no endpoint and an empty name stay apart; each region
+    # an entity reports from has an item of its own, so each has its own latest minute.
     tail = "" if endpoint is None else f"={escape(endpoint)}"
-    return f"{escape(service)}#{escape(layer)}#{tail}"
+    at = f"@{escape(region)}" if region else ""
+    return f"{escape(service)}#{escape(layer)}#{tail}{at}"
 
 
 def encode_rows(values: Sequence[DerivedValue]) -> bytes:
-    rows = [[v.scope, v.service, v.endpoint, v.layer, v.value, v.instance] for v in values]
+    rows = [[v.scope, v.service, v.endpoint, v.layer, v.value, v.instance, v.region, v.merged] for v in values]
     return zlib.compress(orjson.dumps(rows), 6)
 
 
 def decode_rows(metric: str, bucket_ms: int, data: bytes) -> list[DerivedValue]:
+    # Rows written before values had regions have six fields: merged values of no region.
     return [
-        DerivedValue(metric, scope, service, endpoint, layer, bucket_ms, float(value), instance)
-        for scope, service, endpoint, layer, value, instance in orjson.loads(zlib.decompress(data))
+        DerivedValue(metric, scope, service, endpoint, layer, bucket_ms, float(value), instance, *regional)
+        for scope, service, endpoint, layer, value, instance, *regional in orjson.loads(zlib.decompress(data))
     ]
 
 
@@ -117,7 +120,7 @@ class DerivedValues:
         self._retention_s = retention_s
         self._clock = clock
         self._metrics_written: dict[str, float] = {}  # derived metric -> when its catalog item was written
-        self._entities_seen: dict[tuple[str, str, str | None], int] = {}  # entity -> latest minute written
+        self._entities_seen: dict[tuple[str, str, str | None, str], int] = {}  # (entity, region) -> latest minute
 
     def _expires_at(self, step_ms: int, bucket_ms: int) -> int:
         return bucket_ms // 1000 + self._retention_s[step_ms]
@@ -248,17 +251,20 @@ class DerivedValues:
     async def _touch_entities(self, values: Sequence[DerivedValue], bucket_ms: int) -> None:
         """Move each entity's latest minute forward (conditionally: never backwards)."""
         seen = self._entities_seen
-        fresh = {(v.service, v.layer, v.endpoint) for v in values}
+        fresh = {(v.service, v.layer, v.endpoint, v.region) for v in values}
         fresh = {entity for entity in fresh if seen.get(entity, -1) < bucket_ms}
         jobs = []
-        for service, layer, endpoint in fresh:
+        for service, layer, endpoint, region in fresh:
             attributes = {":s": {"S": service}, ":l": {"S": layer}, ":t": {"N": str(bucket_ms)},
                           ":e": {"N": str(self._expires_at(MINUTE_MS, bucket_ms))}}  # fmt: skip
             expression = "SET service = :s, layer = :l, last_ms = :t, expires_at = :e"
             if endpoint is not None:
                 attributes[":p"] = {"S": endpoint}
                 expression += ", endpoint = :p"
-            key = {"pk": {"S": ENTITY_PK}, "sk": {"S": entity_sk(service, layer, endpoint)}}
+            if region:
+                attributes[":r"] = {"S": region}
+                expression += ", entity_region = :r"  # REGION is a reserved word
+            key = {"pk": {"S": ENTITY_PK}, "sk": {"S": entity_sk(service, layer, endpoint, region)}}
             jobs.append(
                 functools.partial(
                     self._table.update, key, expression, attributes, "attribute_not_exists(last_ms) OR last_ms < :t"
@@ -278,6 +284,7 @@ class DerivedValues:
         end_ms: int,
         service: str | None,
         endpoint: str | None,
+        region: str | None = None,
     ) -> list[DerivedValue]:
         low, high = max(start_ms, 0), min(end_ms, MAX_START_MS - 1)
         if low > high:
@@ -300,7 +307,11 @@ class DerivedValues:
         current = {int(item["sk"]["S"]): _derived_version(item) for item in pointers}
 
         def wanted(value: DerivedValue) -> bool:
-            return (service is None or value.service == service) and (endpoint is None or value.endpoint == endpoint)
+            return (
+                (service is None or value.service == service)
+                and (endpoint is None or value.endpoint == endpoint)
+                and (value.merged if region is None else value.region == region)
+            )
 
         return await self._runner.work(_decode_current, items, current, wanted)
 
@@ -340,18 +351,22 @@ class DerivedValues:
                 return int(page["Items"][0]["sk"]["S"])
         return None
 
-    async def entities(self, since_ms: int) -> list[tuple[str, str, str | None]]:
+    async def entities(self, since_ms: int) -> list[Entity]:
         query = functools.partial(
             self._table.query,
             KeyConditionExpression="pk = :pk",
             FilterExpression="last_ms >= :since AND expires_at > :now",
             ExpressionAttributeValues={":pk": {"S": ENTITY_PK}, ":since": {"N": str(since_ms)}, ":now": self._now()},
         )
-        found = [
-            (item["service"]["S"], item["layer"]["S"], item["endpoint"]["S"] if "endpoint" in item else None)
+        return entities_of(
+            (
+                item["service"]["S"],
+                item["layer"]["S"],
+                item["endpoint"]["S"] if "endpoint" in item else None,
+                item["entity_region"]["S"] if "entity_region" in item else "",
+            )
             for item in await self._runner.control(query)
-        ]
-        return sorted(found, key=lambda e: (e[0], e[1], e[2] or ""))
+        )
 
 
 def _derived_version(item: Item) -> int:

@@ -48,6 +48,7 @@ from receiver.store.base import (
     DEFAULT_HOUR_RETENTION_DAYS,
     DEFAULT_MINUTE_RETENTION_DAYS,
     DEFAULT_REQUEST_TTL_S,
+    Entity,
     StoreConfigError,
     check_metric_names,
 )
@@ -233,9 +234,10 @@ class DynamoDBStore:
         *,
         service: str | None = None,
         endpoint: str | None = None,
+        region: str | None = None,
     ) -> list[DerivedValue]:
         async with self._runner.operation():
-            return await self._derived.derived(metric, step_ms, start_ms, end_ms, service, endpoint)
+            return await self._derived.derived(metric, step_ms, start_ms, end_ms, service, endpoint, region)
 
     async def bucket_values(self, step_ms: int, bucket_ms: int) -> list[DerivedValue]:
         async with self._runner.operation():
@@ -245,7 +247,7 @@ class DynamoDBStore:
         async with self._runner.operation():
             return await self._derived.latest_bucket(step_ms, before_ms)
 
-    async def entities(self, since_ms: int) -> list[tuple[str, str, str | None]]:
+    async def entities(self, since_ms: int) -> list[Entity]:
         async with self._runner.operation():
             return await self._derived.entities(since_ms)
 

@@ -39,6 +39,7 @@ from receiver.store.sqlite.schema import (
     INSERT_DERIVED,
     LABELS_CACHE_MAX,
     QUARANTINE_SCHEMA,
+    REGION_UPGRADE,
     SAME_UNIT,
     SAMPLE_CHUNKS,
     SAMPLE_WIDTH,
@@ -186,11 +187,15 @@ class SQLiteDB(SQLiteReads):
         conn.execute("BEGIN IMMEDIATE")
         try:
             # Checked again under the lock: another process may have created the schema.
-            if self._check_ours(conn) == 0:
+            version = self._check_ours(conn)
+            if version == 0:
                 # Not executescript(): it would commit the open transaction first.
                 for statement in SCHEMA.split(";"):
                     if statement.strip():
                         conn.execute(statement)
+            elif version == 1:
+                for statement in REGION_UPGRADE:
+                    conn.execute(statement)
             conn.execute(ALARM_SCHEMA)
             for statement in QUARANTINE_SCHEMA:
                 conn.execute(statement)
@@ -435,10 +440,12 @@ class SQLiteDB(SQLiteReads):
                         v.service,
                         v.endpoint or "",
                         v.instance or "",
+                        v.region,
                         bucket_ms,
                         v.scope,
                         v.layer,
                         v.value,
+                        v.merged,
                     )
                     for v in values
                 ],

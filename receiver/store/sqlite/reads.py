@@ -17,7 +17,7 @@ from typing import Any
 import orjson
 
 from receiver.model import MINUTE_MS, AlarmEvent, DerivedValue, Pairs, QuarantinedRecord, Sample, Series, latest_per_key
-from receiver.store.base import StoreError
+from receiver.store.base import Entity, StoreError, entities_of
 from receiver.store.sqlite.schema import (
     ALARM_COLUMNS,
     DERIVED_COLUMNS,
@@ -120,10 +120,22 @@ class SQLiteReads:
         return [row[0] for row in rows]
 
     def derived(
-        self, metric: str, step_ms: int, start_ms: int, end_ms: int, service: str | None, endpoint: str | None
+        self,
+        metric: str,
+        step_ms: int,
+        start_ms: int,
+        end_ms: int,
+        service: str | None,
+        endpoint: str | None,
+        region: str | None = None,
     ) -> list[DerivedValue]:
         conditions = ["step_ms = ?", "metric = ?", "time_ms >= ?", "time_ms <= ?"]
         params: list[object] = [step_ms, metric, start_ms, end_ms]
+        if region is None:
+            conditions.append("merged")
+        else:
+            conditions.append("region = ?")
+            params.append(region)
         if service is not None:
             conditions.append("service = ?")
             params.append(service)
@@ -152,13 +164,12 @@ class SQLiteReads:
         latest: int | None = row[0]
         return latest
 
-    def entities(self, since_ms: int) -> list[tuple[str, str, str | None]]:
+    def entities(self, since_ms: int) -> list[Entity]:
         rows = self.conn.execute(
-            "SELECT DISTINCT service, layer, endpoint FROM derived WHERE step_ms = ? AND time_ms >= ? "
-            "ORDER BY service, layer, endpoint",
+            "SELECT DISTINCT service, layer, endpoint, region FROM derived WHERE step_ms = ? AND time_ms >= ?",
             (MINUTE_MS, since_ms),
         ).fetchall()
-        return [(service, layer, endpoint or None) for service, layer, endpoint in rows]
+        return entities_of(rows)
 
     def alarm_events(self, since_ms: int) -> list[AlarmEvent]:
         rows = self.conn.execute(
@@ -248,8 +259,10 @@ def _alarm_event(row: Row) -> AlarmEvent:
 
 
 def _derived_value(row: Row) -> DerivedValue:
-    metric, scope, service, endpoint, layer, time_ms, value, instance = row
-    return DerivedValue(metric, scope, service, endpoint or None, layer, time_ms, value, instance or None)
+    metric, scope, service, endpoint, layer, time_ms, value, instance, region, merged = row
+    return DerivedValue(
+        metric, scope, service, endpoint or None, layer, time_ms, value, instance or None, region, bool(merged)
+    )
 
 
 def _select_by_ids(conn: sqlite3.Connection, query: str, ids: set[int]) -> list[Row]:

@@ -12,7 +12,9 @@ import orjson
 
 from receiver.model import Pairs, Series
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+"""2: derived values carry their region (see receiver/derive/regions.py); a version 1 file is
+upgraded in place when it is opened (``REGION_UPGRADE``)."""
 
 # Each sample row is small: what repeats lives in its own table and the row carries an
 # integer id. A metric (namespace, name) has a few hundred series per account, a series
@@ -87,11 +89,13 @@ CREATE TABLE derived (
     service TEXT NOT NULL,
     endpoint TEXT NOT NULL,
     instance TEXT NOT NULL,
+    region TEXT NOT NULL,
     time_ms INTEGER NOT NULL,
     scope TEXT NOT NULL,
     layer TEXT NOT NULL,
     value REAL NOT NULL,
-    PRIMARY KEY (step_ms, metric, service, endpoint, instance, time_ms)
+    merged INTEGER NOT NULL,
+    PRIMARY KEY (step_ms, metric, service, endpoint, instance, region, time_ms)
 ) WITHOUT ROWID;
 CREATE INDEX derived_by_time ON derived (step_ms, time_ms);
 PRAGMA user_version = {SCHEMA_VERSION};
@@ -179,13 +183,27 @@ ON CONFLICT (step_ms, bucket_ms) DO UPDATE SET version = version + 1
 """
 
 INSERT_DERIVED = """
-INSERT INTO derived (step_ms, metric, service, endpoint, instance, time_ms, scope, layer, value)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
-ON CONFLICT (step_ms, metric, service, endpoint, instance, time_ms) DO UPDATE SET
-    scope = excluded.scope, layer = excluded.layer, value = excluded.value
+INSERT INTO derived (step_ms, metric, service, endpoint, instance, region, time_ms, scope, layer, value, merged)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+ON CONFLICT (step_ms, metric, service, endpoint, instance, region, time_ms) DO UPDATE SET
+    scope = excluded.scope, layer = excluded.layer, value = excluded.value, merged = excluded.merged
 """
 
-DERIVED_COLUMNS = "metric, scope, service, endpoint, layer, time_ms, value, instance"
+DERIVED_COLUMNS = "metric, scope, service, endpoint, layer, time_ms, value, instance, region, merged"
+
+# A version 1 file's derived values predate regions: they are kept as merged values of no
+# region, and every bucket is marked for deriving again, so the buckets still within the
+# minute retention regain their regions at the next pass (older hours keep what they had).
+REGION_UPGRADE = (
+    "ALTER TABLE derived RENAME TO derived_v1",
+    SCHEMA[SCHEMA.index("CREATE TABLE derived (") : SCHEMA.index("CREATE INDEX derived_by_time")].strip().rstrip(";"),
+    "INSERT INTO derived (step_ms, metric, service, endpoint, instance, region, time_ms, scope, layer, value, merged) "
+    "SELECT step_ms, metric, service, endpoint, instance, '', time_ms, scope, layer, value, 1 FROM derived_v1",
+    "DROP TABLE derived_v1",
+    "CREATE INDEX IF NOT EXISTS derived_by_time ON derived (step_ms, time_ms)",
+    "UPDATE bucket_versions SET derived_version = 0",
+    "PRAGMA user_version = 2",
+)
 
 UPSERT_REQUEST = """
 INSERT INTO requests (request_id, committed_ms) VALUES (?, ?)

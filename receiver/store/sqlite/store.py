@@ -32,6 +32,7 @@ from receiver.store.base import (
     DEFAULT_MINUTE_RETENTION_DAYS,
     DEFAULT_REQUEST_TTL_S,
     PRUNE_INTERVAL_S,
+    Entity,
     StoreConfigError,
     StoreError,
     check_metric_names,
@@ -208,8 +209,9 @@ class SQLiteStore:
         *,
         service: str | None = None,
         endpoint: str | None = None,
+        region: str | None = None,
     ) -> list[DerivedValue]:
-        return await self._read(self._reader_db.derived, metric, step_ms, start_ms, end_ms, service, endpoint)
+        return await self._read(self._reader_db.derived, metric, step_ms, start_ms, end_ms, service, endpoint, region)
 
     async def bucket_values(self, step_ms: int, bucket_ms: int) -> list[DerivedValue]:
         return await self._read(self._reader_db.bucket_values, step_ms, bucket_ms)
@@ -217,7 +219,7 @@ class SQLiteStore:
     async def latest_bucket(self, step_ms: int, before_ms: int) -> int | None:
         return await self._read(self._reader_db.latest_bucket, step_ms, before_ms)
 
-    async def entities(self, since_ms: int) -> list[tuple[str, str, str | None]]:
+    async def entities(self, since_ms: int) -> list[Entity]:
         return await self._read(self._reader_db.entities, since_ms)
 
     async def prune(self, now_ms: int) -> None:
