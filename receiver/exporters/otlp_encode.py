@@ -59,6 +59,7 @@ UCUM_UNITS = {
     "requests": "{request}",
     "events": "{event}",
     "items": "{item}",
+    "records": "{record}",
     "count": "{count}",
 }
 """The rules' units in UCUM; a count of things is a UCUM annotation in braces, as in

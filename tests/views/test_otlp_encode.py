@@ -119,6 +119,7 @@ def test_the_same_values_in_another_order_give_the_same_bytes():
         ("units/s", "{unit}/s"),
         ("requests", "{request}"),
         ("items", "{item}"),
+        ("records", "{record}"),
         ("events", "{event}"),
         ("bytes", "By"),
         ("", ""),
