@@ -3,10 +3,12 @@
 Every minute of every table gives the datapoints CloudWatch publishes for it in the
 ``AWS/DynamoDB`` namespace: consumed and provisioned capacity (tables and global secondary
 indexes), successful request latency by operation (with percentiles), returned items,
-throttled requests and throttle events (in bursts), system errors, conditional check
-failures, transaction conflicts and TTL deletions; per account and region: user errors,
-the account's capacity quotas and their utilization. Together they cover every metric the
-rules in ``rules/aws-dynamodb`` read.
+throttled requests and throttle events (in bursts, and by cause), system errors, conditional
+check failures, transaction conflicts and TTL deletions; per account and region: user errors,
+the account's capacity quotas and their utilization. Tables that use them also report
+TransactGetItems and PartiQL, global table replication, a DynamoDB stream, Kinesis change data
+capture and an online index build (``workload_features.py``). Together they cover every metric
+the rules in ``rules/aws-dynamodb`` read.
 
 Each minute is generated from (seed, minute) alone, so any minute can be produced again in
 any order (backfill, then stream) and gives the same samples. Statistics are consistent
@@ -22,12 +24,26 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 from receiver.model import PERIOD_MS, Sample, Series
+from receiver_tools.workload_features import (
+    EXTRA_READ_OPERATIONS,
+    GLOBAL_TABLE_VERSIONS,
+    ON_DEMAND_CAUSES,
+    PROVISIONED_CAUSES,
+    TableExtras,
+    episode_causes,
+    gauge,
+    latency_statistics,
+    ones,
+    operation_dimensions,
+    returned_items,
+    whole,
+)
+from receiver_tools.workload_features import PERCENTILES as PERCENTILES
 
 NAMESPACE = "AWS/DynamoDB"
 DEFAULT_ACCOUNT = "123456789012"
 READ_OPERATIONS = ("GetItem", "BatchGetItem", "Query", "Scan")
 WRITE_OPERATIONS = ("PutItem", "UpdateItem", "DeleteItem", "BatchWriteItem")
-PERCENTILES = (("p50", 0.5), ("p90", 0.9), ("p95", 0.95), ("p99", 0.99), ("p99.9", 0.999))
 
 # Share of a table's reads / writes per operation.
 _READ_MIX = {"GetItem": 0.55, "BatchGetItem": 0.10, "Query": 0.30, "Scan": 0.05}
@@ -53,8 +69,6 @@ _UNITS_PER_REQUEST = {
     "DeleteItem": 1.0,
     "BatchWriteItem": 6.0,
 }
-_LATENCY_DRAWS = 60
-"""Latency statistics come from at most this many simulated requests, scaled to the count."""
 _BURST_WINDOW_MS = 15 * PERIOD_MS
 
 
@@ -73,7 +87,25 @@ class TableSpec:
     reads_per_s: float = 50.0
     writes_per_s: float = 10.0
     transactions: bool = False
-    """Whether the table sees TransactWriteItems (and so transaction conflicts)."""
+    """Whether the table sees TransactWriteItems (and so transaction conflicts) and TransactGetItems."""
+    partiql: bool = False
+    """Whether the table is also used through PartiQL: ExecuteStatement (by Verb),
+    BatchExecuteStatement and ExecuteTransaction (by OperationType)."""
+    stream: bool = False
+    """A DynamoDB stream read by a consumer: GetRecords latency, records and bytes by StreamLabel."""
+    kinesis: bool = False
+    """Change data capture into a Kinesis data stream (with an hourly backlog episode)."""
+    new_index: str | None = None
+    """A global secondary index built online, again every hour (progress 0 to 100 %)."""
+    global_version: str = "2019.11.21"
+    """With more than one region: "2017.11.29" (legacy) also reports PendingReplicationCount."""
+    throttle_causes: tuple[str, ...] = ()
+    """Throttling causes that hit the table for 2 or 3 minutes every hour, each (reads and
+    writes): ProvisionedThroughput or KeyRangeThroughput if provisioned; AccountLimit,
+    KeyRangeThroughput or MaxOnDemandThroughput if on demand."""
+    independent: bool = False
+    """Draw the table's values from a random stream of its own instead of the minute's shared
+    one, so that adding (or removing) it leaves every other table's values as they were."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,6 +125,7 @@ DEFAULT_TABLES: tuple[TableSpec, ...] = (
         provisioned=(900.0, 300.0),
         reads_per_s=180.0,
         writes_per_s=60.0,
+        new_index="PlayerLevelIndex",
     ),
     TableSpec(
         "Orders",
@@ -101,13 +134,44 @@ DEFAULT_TABLES: tuple[TableSpec, ...] = (
         reads_per_s=90.0,
         writes_per_s=40.0,
         transactions=True,
+        partiql=True,
+        stream=True,
     ),
-    TableSpec("Sessions", regions=("us-east-1", "eu-west-1"), ttl=True, reads_per_s=120.0, writes_per_s=80.0),
-    TableSpec("AuditLog", ttl=True, reads_per_s=5.0, writes_per_s=70.0),
+    TableSpec(
+        "Sessions",
+        regions=("us-east-1", "eu-west-1"),
+        ttl=True,
+        reads_per_s=120.0,
+        writes_per_s=80.0,
+        global_version="2017.11.29",
+    ),
+    TableSpec("AuditLog", ttl=True, reads_per_s=5.0, writes_per_s=70.0, kinesis=True),
+    # Tables added later draw from streams of their own, so the four above keep their values.
+    TableSpec(
+        "Carts",
+        ttl=True,
+        reads_per_s=40.0,
+        writes_per_s=25.0,
+        partiql=True,
+        throttle_causes=ON_DEMAND_CAUSES,
+        independent=True,
+    ),
+    TableSpec(
+        # In a region of its own: the account's provisioned capacity elsewhere stays as it was.
+        "Inventory",
+        regions=("us-west-2",),
+        indexes=("BySku",),
+        provisioned=(300.0, 150.0),
+        reads_per_s=70.0,
+        writes_per_s=30.0,
+        throttle_causes=PROVISIONED_CAUSES,
+        independent=True,
+    ),
 )
 DEFAULT_QUOTAS: dict[str, RegionQuotas] = {
     "us-east-1": RegionQuotas(),
     "eu-west-1": RegionQuotas(max_reads=40_000.0, max_writes=40_000.0),
+    "us-west-2": RegionQuotas(),
 }
 
 
@@ -126,6 +190,8 @@ class Workload:
         names = [table.name for table in tables]
         if len(set(names)) != len(names):
             raise ValueError("table names of a workload must be unique")
+        for table in tables:
+            _check(table)
         self.seed = seed
         self.account = account
         self.tables = tuple(tables)
@@ -135,8 +201,8 @@ class Workload:
 
     def endpoints(self) -> list[str]:
         """Every endpoint the workload's samples make: tables and ``table/index``."""
-        names = [t.name for t in self.tables] + [f"{t.name}/{i}" for t in self.tables for i in t.indexes]
-        return sorted(names)
+        indexes = [(t.name, i) for t in self.tables for i in (*t.indexes, *filter(None, (t.new_index,)))]
+        return sorted([t.name for t in self.tables] + [f"{table}/{index}" for table, index in indexes])
 
     def minute(self, start_ms: int) -> list[Sample]:
         """Every datapoint of the minute starting at ``start_ms`` (a minute boundary)."""
@@ -146,7 +212,8 @@ class Workload:
         out: list[Sample] = []
         for table in self.tables:
             for region in table.regions:
-                _TableMinute(self, table, region, start_ms, rng, out).generate()
+                own = random.Random(f"{self.seed}:{start_ms}:{table.name}:{region}") if table.independent else rng
+                _TableMinute(self, table, region, start_ms, own, out).generate()
         for region in self.regions:
             self._account_minute(region, start_ms, rng, out)
         return out
@@ -181,11 +248,11 @@ class Workload:
             ("MaxProvisionedTableWriteCapacityUtilization", 100.0 * top_writes / quotas.max_table_writes, "Percent"),
         )
         for metric, value, unit in gauges:
-            out.append(self.sample(region, metric, (), unit, start_ms, *_gauge(value)))
+            out.append(self.sample(region, metric, (), unit, start_ms, *gauge(value)))
         # Client errors (HTTP 400) are counted per account and region, not per table.
-        user_errors = _whole(rng.expovariate(1 / 3.0))
+        user_errors = whole(rng.expovariate(1 / 3.0))
         if user_errors:
-            out.append(self.sample(region, "UserErrors", (), "Count", start_ms, *_ones(user_errors)))
+            out.append(self.sample(region, "UserErrors", (), "Count", start_ms, *ones(user_errors)))
 
     def sample(
         self,
@@ -222,6 +289,12 @@ class _TableMinute:
         self.out = out
         self.burst = _burst(workload.seed, table.name, region, start_ms)
         self.table_dims = (("TableName", table.name),)
+        self.episode = (
+            episode_causes(workload.seed, table.name, region, start_ms, table.throttle_causes)
+            if table.throttle_causes
+            else ()
+        )
+        self.extras = TableExtras(workload.seed, table, region, start_ms, self.burst, self._emit)
 
     def generate(self) -> None:
         load = _daily_load(self.start_ms) * self.rng.uniform(0.9, 1.1)
@@ -229,6 +302,9 @@ class _TableMinute:
         writes = {op: self._requests(self.table.writes_per_s * share * load) for op, share in _WRITE_MIX.items()}
         if self.table.transactions:
             writes["TransactWriteItems"] = self._requests(self.table.writes_per_s * 0.05 * load)
+        # The later operations (workload_features.py) add nothing to the consumed capacity,
+        # which stays as it was: read it as covering them too.
+        more_reads, more_writes = self.extras.operations(load)
         for op, n in (reads | writes).items():
             self._latency(op, n)
         self._capacity("ConsumedReadCapacityUnits", reads, self.table_dims)
@@ -239,13 +315,14 @@ class _TableMinute:
             self._index(index, reads, writes)
         self._returned_items("Query", reads["Query"], 12.0)
         self._returned_items("Scan", reads["Scan"], 200.0)
-        self._throttling(reads, writes)
+        self._throttling(reads, writes, more_reads | more_writes)
         self._errors(reads, writes)
         if self.table.ttl:
             self._ttl_deletions()
+        self.extras.generate(more_reads, more_writes, sum(writes.values()) + sum(more_writes.values()))
 
     def _requests(self, per_s: float) -> int:
-        return _whole(max(0.0, self.rng.gauss(per_s * 60, math.sqrt(max(per_s * 60, 1.0)))))
+        return whole(max(0.0, self.rng.gauss(per_s * 60, math.sqrt(max(per_s * 60, 1.0)))))
 
     def _emit(
         self,
@@ -266,11 +343,8 @@ class _TableMinute:
         if n == 0:
             return  # CloudWatch publishes no datapoint for a minute without requests
         median = _MEDIAN_MS.get(op, 10.0) * (1.6 if self.burst else 1.0)
-        draws = sorted(round(self.rng.lognormvariate(math.log(median), 0.45), 3) for _ in range(min(n, _LATENCY_DRAWS)))
-        total = math.fsum(draws) if n == len(draws) else round(math.fsum(draws) / len(draws) * n, 3)
-        stats = tuple((name, draws[max(0, math.ceil(q * len(draws)) - 1)]) for name, q in PERCENTILES)
         dims = tuple(sorted((("Operation", op), *self.table_dims)))
-        self._emit("SuccessfulRequestLatency", dims, "Milliseconds", n, total, draws[0], draws[-1], stats)
+        self._emit("SuccessfulRequestLatency", dims, "Milliseconds", *latency_statistics(self.rng, median, n))
 
     def _capacity(
         self, metric: str, requests: dict[str, int], dims: tuple[tuple[str, str], ...], share: float = 1.0
@@ -298,55 +372,68 @@ class _TableMinute:
 
     def _index(self, index: str, reads: dict[str, int], writes: dict[str, int]) -> None:
         dims = (("GlobalSecondaryIndexName", index), ("TableName", self.table.name))
-        queries = {"Query": _whole(reads["Query"] * self.rng.uniform(0.2, 0.5))}
+        queries = {"Query": whole(reads["Query"] * self.rng.uniform(0.2, 0.5))}
         self._capacity("ConsumedReadCapacityUnits", queries, dims)
         # Every table write that touches the index's keys is written to the index too.
         self._capacity("ConsumedWriteCapacityUnits", writes, dims, share=self.rng.uniform(0.3, 0.8))
         if self.table.provisioned:
             self._provisioned(dims, *self.table.provisioned)
         if self.burst and self.rng.random() < 0.5:
-            self._emit("WriteThrottleEvents", dims, "Count", *_ones(_whole(self.rng.uniform(1, 40))))
+            events = whole(self.rng.uniform(1, 40))
+            self._emit("WriteThrottleEvents", dims, "Count", *ones(events))
+            self.extras.throttle_events_by_cause("Write", events, self._causes(index=True), dims)
 
     def _returned_items(self, op: str, n: int, mean_items: float) -> None:
         if n == 0:
             return
-        total = _whole(n * mean_items * self.rng.uniform(0.8, 1.2))
-        high = _whole(max(total / n, mean_items) * self.rng.uniform(2.0, 5.0))
         dims = tuple(sorted((("Operation", op), *self.table_dims)))
-        self._emit("ReturnedItemCount", dims, "Count", n, total, 0.0, high)
+        self._emit("ReturnedItemCount", dims, "Count", *returned_items(self.rng, n, mean_items))
 
-    def _throttling(self, reads: dict[str, int], writes: dict[str, int]) -> None:
-        if not self.burst:
+    def _throttling(self, reads: dict[str, int], writes: dict[str, int], more: dict[str, int]) -> None:
+        if not self.burst and not self.episode:
             return
+        # The later operations (``more``) are throttled in the hourly episodes only, so that the
+        # bursts keep the values they had before those operations were added.
+        requests = reads | writes | (more if self.episode else {})
         throttled_reads = throttled_writes = 0
-        for op, n in (reads | writes).items():
-            throttled = _whole(n * self.rng.uniform(0.01, 0.08))
+        for op, n in requests.items():
+            throttled = whole(n * self.rng.uniform(0.01, 0.08))
             if not throttled:
                 continue
-            dims = tuple(sorted((("Operation", op), *self.table_dims)))
-            self._emit("ThrottledRequests", dims, "Count", *_ones(throttled))
-            if op in _READ_MIX:
+            dims = tuple(sorted((*operation_dimensions(op), *self.table_dims)))
+            self._emit("ThrottledRequests", dims, "Count", *ones(throttled))
+            if op in _READ_MIX or op in EXTRA_READ_OPERATIONS:
                 throttled_reads += throttled
             else:
                 throttled_writes += throttled
-        # A throttled request is one or more throttle events (a batch has several items).
-        for metric, requests in (("ReadThrottleEvents", throttled_reads), ("WriteThrottleEvents", throttled_writes)):
-            if requests:
-                self._emit(metric, self.table_dims, "Count", *_ones(_whole(requests * self.rng.uniform(1.0, 1.5))))
+        # A throttled request is one or more throttle events (a batch has several items),
+        # each counted again under the cause that throttled it.
+        causes = self._causes()
+        for kind, throttled in (("Read", throttled_reads), ("Write", throttled_writes)):
+            if throttled:
+                events = whole(throttled * self.rng.uniform(1.0, 1.5))
+                self._emit(f"{kind}ThrottleEvents", self.table_dims, "Count", *ones(events))
+                self.extras.throttle_events_by_cause(kind, events, causes, self.table_dims)
+
+    def _causes(self, index: bool = False) -> list[str]:
+        """What throttles the table (or, ``index``, its indexes) this minute: the burst's cause
+        and, for the table, the causes of its hourly episodes."""
+        causes = [_burst_cause(self.workload.seed, self.table, self.region, self.start_ms)] if self.burst else []
+        return causes if index else list(dict.fromkeys(causes + list(self.episode)))
 
     def _errors(self, reads: dict[str, int], writes: dict[str, int]) -> None:
         rng = self.rng
         if rng.random() < 0.05:  # a rare server-side error
             op = rng.choice((*READ_OPERATIONS, *WRITE_OPERATIONS, "TransactGetItems", "TransactWriteItems"))
             dims = tuple(sorted((("Operation", op), *self.table_dims)))
-            self._emit("SystemErrors", dims, "Count", *_ones(_whole(rng.uniform(1, 4))))
-        failed = _whole(sum(writes.values()) * rng.uniform(0.0, 0.02))
+            self._emit("SystemErrors", dims, "Count", *ones(whole(rng.uniform(1, 4))))
+        failed = whole(sum(writes.values()) * rng.uniform(0.0, 0.02))
         if failed:
-            self._emit("ConditionalCheckFailedRequests", self.table_dims, "Count", *_ones(failed))
+            self._emit("ConditionalCheckFailedRequests", self.table_dims, "Count", *ones(failed))
         if self.table.transactions:
-            conflicts = _whole(writes.get("TransactWriteItems", 0) * rng.uniform(0.0, 0.1))
+            conflicts = whole(writes.get("TransactWriteItems", 0) * rng.uniform(0.0, 0.1))
             if conflicts:
-                self._emit("TransactionConflict", self.table_dims, "Count", *_ones(conflicts))
+                self._emit("TransactionConflict", self.table_dims, "Count", *ones(conflicts))
 
     def _ttl_deletions(self) -> None:
         batches = self.rng.randint(0, 4)
@@ -364,18 +451,20 @@ class _TableMinute:
         )
 
 
-def _whole(value: float) -> int:
-    return round(value)
-
-
-def _ones(n: int) -> tuple[float, float, float, float]:
-    """count, sum, min, max of ``n`` events each reported as 1 (throttles, errors)."""
-    return float(n), float(n), 1.0, 1.0
-
-
-def _gauge(value: float) -> tuple[float, float, float, float]:
-    value = round(value, 6)
-    return 1.0, value, value, value
+def _check(table: TableSpec) -> None:
+    """One sentence naming what is wrong with ``table`` and the fix."""
+    causes = PROVISIONED_CAUSES if table.provisioned else ON_DEMAND_CAUSES
+    wrong = [cause for cause in table.throttle_causes if cause not in causes]
+    if wrong:
+        mode = "a provisioned" if table.provisioned else "an on-demand"
+        raise ValueError(
+            f"table {table.name!r}: throttle cause {wrong[0]!r} cannot throttle {mode} table; use {', '.join(causes)}"
+        )
+    if table.global_version not in GLOBAL_TABLE_VERSIONS:
+        raise ValueError(
+            f"table {table.name!r}: global_version {table.global_version!r} is not a global tables version; "
+            f"use {' or '.join(GLOBAL_TABLE_VERSIONS)}"
+        )
 
 
 def _daily_load(start_ms: int) -> float:
@@ -394,3 +483,12 @@ def _burst(seed: int, table: str, region: str, start_ms: int) -> bool:
     length = rng.randint(3, 5)
     minute = (start_ms - window * _BURST_WINDOW_MS) // PERIOD_MS
     return first <= minute < first + length
+
+
+def _burst_cause(seed: int, table: TableSpec, region: str, start_ms: int) -> str:
+    """What throttles a burst (one cause per burst): mostly the capacity provisioned, else a hot
+    partition; on demand, mostly a hot partition, else the account's per-table quota."""
+    rng = random.Random(f"{seed}:burst-cause:{table.name}:{region}:{start_ms // _BURST_WINDOW_MS}")
+    if table.provisioned:
+        return "ProvisionedThroughput" if rng.random() < 0.7 else "KeyRangeThroughput"
+    return "KeyRangeThroughput" if rng.random() < 0.6 else "AccountLimit"

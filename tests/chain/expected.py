@@ -18,8 +18,14 @@ import aiohttp
 
 from receiver.model import Sample
 
-READS = ("GetItem", "Scan", "Query", "BatchGetItem")
-WRITES = ("PutItem", "UpdateItem", "DeleteItem", "BatchWriteItem")
+READS = ("GetItem", "Scan", "Query", "BatchGetItem", "TransactGetItems")
+WRITES = ("PutItem", "UpdateItem", "DeleteItem", "BatchWriteItem", "TransactWriteItems")
+PARTIQL_READS = {"ExecuteStatement": "PartiQLSelect", "BatchExecuteStatement": "Read", "ExecuteTransaction": "Read"}
+PARTIQL_WRITES = {
+    "ExecuteStatement": ("PartiQLInsert", "PartiQLUpdate", "PartiQLDelete"),
+    "BatchExecuteStatement": ("Write",),
+    "ExecuteTransaction": ("Write",),
+}
 PERCENTILES = {"p50": "p50", "p90": "p90", "p95": "p95", "p99": "p99", "p99_9": "p99.9"}
 
 Values = dict[int, float]
@@ -35,16 +41,33 @@ class Spec:
     scopes: tuple[str, ...] = ("service", "endpoint")
 
 
-def _of(samples: Iterable[Sample], metric: str, operations: Sequence[str] | None = None) -> list[Sample]:
-    return [
-        s
-        for s in samples
-        if s.series.metric == metric
-        and (operations is None or dict(s.series.dimensions).get("Operation") in operations)
-    ]
+Operations = Sequence[str] | Callable[[dict[str, str]], bool]
+"""Operation names, or whether a series' dimensions are of the operations meant."""
 
 
-def sum_of(metric: str, operations: Sequence[str] | None = None, divide: float = 1.0):
+def _of(samples: Iterable[Sample], metric: str, operations: Operations | None = None) -> list[Sample]:
+    def chosen(dims: dict[str, str]) -> bool:
+        if operations is None:
+            return True
+        return operations(dims) if callable(operations) else dims.get("Operation") in operations
+
+    return [s for s in samples if s.series.metric == metric and chosen(dict(s.series.dimensions))]
+
+
+def reads(dims: dict[str, str]) -> bool:
+    """The read grouping: READS, and PartiQL's reads by Verb or OperationType."""
+    op = dims.get("Operation", "")
+    return op in READS or (op in PARTIQL_READS and PARTIQL_READS[op] in (dims.get("Verb"), dims.get("OperationType")))
+
+
+def writes(dims: dict[str, str]) -> bool:
+    """The write grouping: WRITES, and PartiQL's writes by Verb or OperationType."""
+    op = dims.get("Operation", "")
+    kind = dims.get("Verb") or dims.get("OperationType")
+    return op in WRITES or kind in PARTIQL_WRITES.get(op, ())
+
+
+def sum_of(metric: str, operations: Operations | None = None, divide: float = 1.0):
     def compute(samples: list[Sample]) -> float | None:
         chosen = _of(samples, metric, operations)
         return math.fsum(s.sum for s in chosen) / divide if chosen else None
@@ -134,12 +157,12 @@ SPECS: tuple[Spec, ...] = (
     Spec("query_returned_item_count", sum_of("ReturnedItemCount", ("Query",))),
     Spec("scan_returned_item_count", sum_of("ReturnedItemCount", ("Scan",))),
     Spec("time_to_live_deleted_item_count", sum_of("TimeToLiveDeletedItemCount")),
-    Spec("read_throttled_requests", sum_of("ThrottledRequests", READS)),
-    Spec("write_throttled_requests", sum_of("ThrottledRequests", WRITES)),
+    Spec("read_throttled_requests", sum_of("ThrottledRequests", reads)),
+    Spec("write_throttled_requests", sum_of("ThrottledRequests", writes)),
     Spec("read_throttle_events", sum_of("ReadThrottleEvents")),
     Spec("write_throttle_events", sum_of("WriteThrottleEvents")),
-    Spec("read_system_errors", sum_of("SystemErrors", (*READS, "TransactGetItems"))),
-    Spec("write_system_errors", sum_of("SystemErrors", (*WRITES, "TransactWriteItems"))),
+    Spec("read_system_errors", sum_of("SystemErrors", reads)),
+    Spec("write_system_errors", sum_of("SystemErrors", writes)),
     Spec("conditional_check_failed_requests", sum_of("ConditionalCheckFailedRequests")),
     Spec("transaction_conflict", sum_of("TransactionConflict")),
 )
