@@ -34,11 +34,12 @@ def evaluate_by_region(rules: RuleSet, samples: Sequence[Sample]) -> Evaluation:
     if len(by_region) <= 1:
         (region,) = by_region or ("",)
         return Evaluation([_of_region(value, region, True) for value in merged.values], merged.not_computed)
+    # Only the metrics that can have a value per region run again.
+    regional_metrics = [info.name for info in rules.metrics if info.scope != "service"]
     regional: dict[Key, dict[str, DerivedValue]] = {}
     for region, part in sorted(by_region.items()):
-        for value in rules.evaluation(part).values:
-            if value.scope != "service":
-                regional.setdefault(_key(value), {})[region] = value
+        for value in rules.evaluation(part, metrics=regional_metrics).values:
+            regional.setdefault(_key(value), {})[region] = value
     values: list[DerivedValue] = []
     for value in merged.values:
         parts = regional.get(_key(value), {}) if value.scope != "service" else {}
