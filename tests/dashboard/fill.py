@@ -209,3 +209,62 @@ def deep_account(minute_ms: int) -> list[Sample]:
         ]
         samples += [_sample(series(metric, **ledger), start, total, total) for metric, total in events.items()]
     return samples
+
+
+REGIONAL_ACCOUNT = "456789012345"
+REGIONAL_SERVICE = f"aws-dynamodb::{REGIONAL_ACCOUNT}"
+TABLE_REGIONS = ("eu-west-1", "us-east-1")
+"""The regions the global table "Players" of the regional account reports from."""
+
+
+def regional_account(minute_ms: int) -> list[Sample]:
+    """An account whose global table "Players" and its index "Players/ByScore" report from both
+    TABLE_REGIONS with values of their own, beside "Sessions" in eu-west-1 alone.
+
+    Players in us-east-1 reads every minute with GetItem taking about 10 ms; in eu-west-1 it reads
+    ten times more, only in the last six minutes, takes about 40 ms and throttles reads every
+    third minute. Each region replicates to the other.
+    """
+
+    def sample(
+        region: str, metric: str, start: int, total: float, count: float = 1.0, stats=(), **dimensions: str
+    ) -> Sample:
+        unit = "Milliseconds" if metric.endswith("Latency") else "Count"
+        series = Series(REGIONAL_ACCOUNT, region, "AWS/DynamoDB", metric, tuple(sorted(dimensions.items())), unit)
+        return make_sample(series=series, start_ms=start, value=total, count=count, stats=stats, labels=())
+
+    def get_latency(region: str, start: int, mean: float, p99: float) -> Sample:
+        stats = (("p50", mean - 2), ("p99", p99))
+        return sample(region, "SuccessfulRequestLatency", start, mean * 5, 5, stats, Operation="GetItem", **players)
+
+    players = {"TableName": "Players"}
+    index = {"TableName": "Players", "GlobalSecondaryIndexName": "ByScore"}
+    east, west = "us-east-1", "eu-west-1"
+    samples: list[Sample] = []
+    for i in range(MINUTES):
+        start = minute_ms - (MINUTES - i) * MINUTE_MS
+        samples += [
+            sample(east, "ConsumedReadCapacityUnits", start, 30.0 + 6 * i, 3, **players),
+            sample(east, "ConsumedWriteCapacityUnits", start, 12.0, 2, **players),
+            sample(east, "ProvisionedReadCapacityUnits", start, 100.0, **players),
+            get_latency(east, start, 10.0 + i, 20.0 + i),
+            sample(east, "ReplicationLatency", start, 300.0 * 4, 4, ReceivingRegion=west, **players),
+            sample(east, "ConsumedReadCapacityUnits", start, 6.0, 2, **index),
+            sample(west, "ProvisionedReadCapacityUnits", start, 400.0, **players),
+            sample(west, "ReplicationLatency", start, 500.0 * 4, 4, ReceivingRegion=east, **players),
+            sample(west, "ConsumedReadCapacityUnits", start, 60.0 + 12 * i, 4, **index),
+            sample(west, "ConsumedReadCapacityUnits", start, 24.0, 2, TableName="Sessions"),
+        ]
+        if i >= MINUTES - 6:
+            samples += [
+                sample(west, "ConsumedReadCapacityUnits", start, 300.0 + 60 * i, 6, **players),
+                sample(west, "ConsumedWriteCapacityUnits", start, 48.0, 4, **players),
+                get_latency(west, start, 40.0 + i, 80.0 + i),
+            ]
+        if i % 3 == 0:
+            samples += [
+                sample(west, "ThrottledRequests", start, 4.0, 4, Operation="GetItem", **players),
+                sample(west, "ReadThrottleEvents", start, 5.0, 5, **players),
+                sample(west, "ReadProvisionedThroughputThrottleEvents", start, 5.0, 5, **players),
+            ]
+    return samples

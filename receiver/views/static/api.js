@@ -53,11 +53,12 @@ export async function fetchAlarms(signal) {
   return body;
 }
 
-// The points [[epoch seconds, value], ...] of one metric of one entity in the window.
-export async function fetchPoints(metric, service, endpoint, window, signal) {
+// The points [[epoch seconds, value], ...] of one metric of one entity in the window; `region`
+// narrows an endpoint metric to the table in that region (without it: every region merged).
+export async function fetchPoints(metric, service, endpoint, region, window, signal) {
   const body = await getJson(
     "/api/v1/query",
-    { metric, service, endpoint, start: window.start, end: window.end, step: window.step },
+    { metric, service, endpoint, region, start: window.start, end: window.end, step: window.step },
     signal,
   );
   if (!Array.isArray(body.points)) throw new ApiError(`/api/v1/query answered without points for ${metric}`);

@@ -3,7 +3,6 @@
 // group (groups.js): a table that does not report it shows no such panel. Per-region series
 // read the entities "<table>→<region>", per-index series "<table>/<index>" (/api/v1/entities).
 
-import { fetchEntities } from "./api.js";
 import { loadGroups } from "./groups.js";
 import { latencyChart, OPERATIONS } from "./layout.js";
 
@@ -66,16 +65,10 @@ const ACCOUNT_GROUPS = [
   ] },
 ];
 
-export async function loadTableFeatures(ctx, prefix, service, endpoint) {
-  let endpoints = [];
-  try {
-    const entry = (await fetchEntities(ctx.signal)).find((candidate) => candidate.name === service);
-    endpoints = entry ? entry.endpoints : [];
-  } catch (error) {
-    if (error.name === "AbortError") throw error;
-    // The table's own series still load; the banner names what failed.
-    ctx.errors.push(error.message);
-  }
+// `account`: a promise of the account's entry of /api/v1/entities (null when it could not be
+// loaded: then only the table's own series load).
+export async function loadTableFeatures(ctx, prefix, service, endpoint, account) {
+  const endpoints = (await account)?.endpoints ?? [];
   return loadGroups(ctx, tableGroups(endpoint, endpoints), prefix, service, endpoint);
 }
 

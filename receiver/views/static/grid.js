@@ -6,12 +6,12 @@ import { firstError, loadSeries, summarize } from "./load.js";
 
 const sortChoices = new Map(); // table id → { key, descending }
 
-// Every column's number for one entity: { key: { value, error } }.
-export async function loadCells(ctx, columns, prefix, service, endpoint) {
+// Every column's number for one entity (in one region, when `region` is given): { key: { value, error } }.
+export async function loadCells(ctx, columns, prefix, service, endpoint, region) {
   const cells = {};
   await Promise.all(columns.map(async (column) => {
     const results = await Promise.all(
-      column.metrics.map((suffix) => loadSeries(ctx, prefix + suffix, service, endpoint)),
+      column.metrics.map((suffix) => loadSeries(ctx, prefix + suffix, service, endpoint, region)),
     );
     cells[column.key] = { value: summarize(results, column.reduce), error: firstError(results) };
   }));

@@ -5,18 +5,21 @@
 import { fetchPoints } from "./api.js";
 
 // Panels that chart the same series share one request: the load keeps each series' promise
-// (ctx.loads), so the view still loads everything once, then draws.
-export function loadSeries(ctx, metric, service, endpoint) {
+// (ctx.loads), so the view still loads everything once, then draws. `region` narrows an
+// endpoint's series to one region; by default it is the page's (a table page's region
+// switch), and without one the series merges every region. Account series are never narrowed.
+export function loadSeries(ctx, metric, service, endpoint, region = ctx.route.region) {
   if (!ctx.catalog.has(metric)) return Promise.resolve({ metric, points: [], undefinedMetric: true });
+  const narrowed = endpoint === undefined || endpoint === null ? null : region ?? null;
   ctx.loads ??= new Map();
-  const key = JSON.stringify([metric, service, endpoint ?? null]);
-  if (!ctx.loads.has(key)) ctx.loads.set(key, fetchSeries(ctx, metric, service, endpoint));
+  const key = JSON.stringify([metric, service, endpoint ?? null, narrowed]);
+  if (!ctx.loads.has(key)) ctx.loads.set(key, fetchSeries(ctx, metric, service, endpoint, narrowed));
   return ctx.loads.get(key);
 }
 
-async function fetchSeries(ctx, metric, service, endpoint) {
+async function fetchSeries(ctx, metric, service, endpoint, region) {
   try {
-    const points = await fetchPoints(metric, service, endpoint, ctx.window, ctx.signal);
+    const points = await fetchPoints(metric, service, endpoint, region, ctx.window, ctx.signal);
     return { metric, points };
   } catch (error) {
     if (error.name === "AbortError") throw error;

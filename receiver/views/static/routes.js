@@ -1,8 +1,10 @@
-// Where the dashboard is: the page and the time range live in the URL's hash, so every view
-// can be bookmarked and the server always answers with the same page.
+// Where the dashboard is: the page, the time range and a table page's region live in the
+// URL's hash, so every view can be bookmarked and the server always answers with the same page.
 //   #/                                  the accounts
 //   #/account/<service>?range=6h        one account (service)
-//   #/table/<service>/<endpoint>        one table or index (endpoint "<table>/<index>")
+//   #/table/<service>/<endpoint>        one table or index (endpoint "<table>/<index>"), every
+//                                       region it reports from merged
+//   #/table/<service>/<endpoint>?region=eu-west-1   the table or index in one region
 // Names are URL-encoded, so an index's "/" cannot be mistaken for a separator.
 
 export const RANGES = {
@@ -33,13 +35,18 @@ export function parseHash(hash) {
     return { page: "account", service: parts[1], range };
   }
   if (parts[0] === "table" && parts.length === 3) {
-    return { page: "table", service: parts[1], endpoint: parts[2], range };
+    const region = params.get("region");
+    return { page: "table", service: parts[1], endpoint: parts[2], range, ...(region ? { region } : {}) };
   }
   return { page: "unknown", range };
 }
 
-export function hrefFor({ page, service, endpoint, range }) {
-  const query = range && range !== DEFAULT_RANGE ? `?range=${range}` : "";
+// A region is kept on a table page only: account values always span the account's regions.
+export function hrefFor({ page, service, endpoint, range, region }) {
+  const params = new URLSearchParams();
+  if (range && range !== DEFAULT_RANGE) params.set("range", range);
+  if (page === "table" && region) params.set("region", region);
+  const query = params.toString() === "" ? "" : `?${params}`;
   const enc = encodeURIComponent;
   if (page === "account") return `#/account/${enc(service)}${query}`;
   if (page === "table") return `#/table/${enc(service)}/${enc(endpoint)}${query}`;

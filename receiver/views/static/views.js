@@ -17,6 +17,8 @@ import { loadThrottling, throttlingSection } from "./throttling.js";
 const SERVICE_PREFIX_NAME = "aws-dynamodb::";
 // Other rule packs (S3, API Gateway ...) add services of their own layers: not ours to chart.
 const LAYER = "AWS_DYNAMODB";
+// What the region column and switch call a table's regions merged.
+const ALL_REGIONS = "all regions";
 
 async function dynamodbServices(signal) {
   return (await fetchEntities(signal)).filter((service) => service.layer === LAYER);
@@ -103,11 +105,10 @@ export const accountView = {
       loadInDepth(ctx, scope, { withPercentiles: false }, loadAccountFeatures(ctx, SERVICE_PREFIX, service)),
     ]);
     const entry = services.find((candidate) => candidate.name === service);
-    const endpoints = entry ? tablesAndIndexes(entry.endpoints) : [];
-    const tables = await Promise.all(endpoints.map(async (endpoint) => ({
-      endpoint,
-      cells: await loadCells(ctx, TABLE_COLUMNS, ENDPOINT_PREFIX, service, endpoint),
-    })));
+    const tables = await Promise.all((entry ? tableRows(entry) : []).map(async (row) => {
+      const region = row.narrowed ? row.region : undefined;
+      return { ...row, cells: await loadCells(ctx, TABLE_COLUMNS, ENDPOINT_PREFIX, service, row.endpoint, region) };
+    }));
     return { groups, tables, inDepth };
   },
 
@@ -122,17 +123,24 @@ export const accountView = {
     } else {
       const columns = [
         { key: "endpoint", label: "Table / index" },
+        { key: "region", label: "Region" },
         ...TABLE_COLUMNS.map((column) => ({ ...column, numeric: true })),
       ];
-      const rows = tables.map(({ endpoint, cells }) => ({
-        id: endpoint,
+      // A row of one region of a multi-region table is "<endpoint>@<region>", so ids stay unique.
+      const rows = tables.map(({ endpoint, region, narrowed, single, cells }) => ({
+        id: narrowed ? `${endpoint}@${region}` : endpoint,
         cells: {
-          endpoint: { value: endpoint, href: hrefFor({ page: "table", service, endpoint, range }) },
+          endpoint: {
+            value: endpoint,
+            href: hrefFor({ page: "table", service, endpoint, range, region: narrowed ? region : undefined }),
+          },
+          // The merged row of a multi-region table sorts before its regions.
+          region: single || narrowed ? { value: region } : { value: "", text: ALL_REGIONS },
           ...cells,
         },
       }));
       list.append(scrolling(sortableTable({
-        id: "tables", caption: "Each table and global secondary index of the account", columns, rows,
+        id: "tables", caption: "Each table and global secondary index of the account, per region", columns, rows,
         initialSort: { key: "endpoint", descending: false },
       })));
     }
@@ -143,30 +151,81 @@ export const accountView = {
 };
 
 export const tableView = {
-  title: (route) => endpointTitle(route.endpoint),
+  title: (route) => `${endpointTitle(route.endpoint)}${route.region ? ` in ${route.region}` : ""}`,
 
+  // Every series is narrowed to the route's region, if it names one (loadSeries).
   async load(ctx) {
     const { service, endpoint } = ctx.route;
     const scope = { prefix: ENDPOINT_PREFIX, service, endpoint };
-    const [groups, inDepth] = await Promise.all([
+    const account = accountEntry(ctx, service);
+    const [groups, inDepth, entry] = await Promise.all([
       loadGroups(ctx, TABLE_GROUPS, ENDPOINT_PREFIX, service, endpoint),
       // GetRecords' latency is in the stream panel.
       loadInDepth(
         ctx, scope, { withPercentiles: true, skip: ["get_records"] },
-        loadTableFeatures(ctx, ENDPOINT_PREFIX, service, endpoint),
+        loadTableFeatures(ctx, ENDPOINT_PREFIX, service, endpoint, account),
       ),
+      account,
     ]);
-    return { groups, inDepth };
+    return { groups, inDepth, regions: entry?.regions?.[endpoint] ?? [] };
   },
 
-  draw(main, { groups, inDepth }, ctx) {
-    const { service } = ctx.route;
+  draw(main, { groups, inDepth, regions }, ctx) {
+    const { service, region } = ctx.route;
     const heading = element("h1", "", endpointTitle(ctx.route.endpoint));
-    heading.append(element("span", "subtitle", `account ${accountName(service)}`));
-    main.append(heading, ...groupSections(groups), ...inDepthSections(inDepth));
+    // Where the values come from: the chosen region, the table's only one, or all of them.
+    const from = region ?? (regions.length === 1 ? regions[0] : regions.length > 1 ? ALL_REGIONS : null);
+    heading.append(element("span", "subtitle", `account ${accountName(service)}${from ? ` · ${from}` : ""}`));
+    main.append(heading);
+    // A table that reports from one region has nothing to switch, unless the address names another.
+    if (regions.length > 1 || (region !== undefined && !regions.includes(region))) {
+      main.append(regionSwitch(ctx.route, regions));
+    }
+    main.append(...groupSections(groups), ...inDepthSections(inDepth));
     drawCharts(main);
   },
 };
+
+// The account's entry of /api/v1/entities, or null when there is none or it failed to load
+// (the banner names the failure; the table's own series still load).
+async function accountEntry(ctx, service) {
+  try {
+    return (await fetchEntities(ctx.signal)).find((candidate) => candidate.name === service) ?? null;
+  } catch (error) {
+    if (error.name === "AbortError") throw error;
+    ctx.errors.push(error.message);
+    return null;
+  }
+}
+
+// The rows of the account's table of tables: a table or index that reports from one region is
+// one row naming that region; one that reports from several is a row of all its regions
+// merged, then a row for each region (`narrowed`: its values are that region's alone).
+function tableRows(entry) {
+  return tablesAndIndexes(entry.endpoints).flatMap((endpoint) => {
+    const regions = entry.regions?.[endpoint] ?? [];
+    if (regions.length <= 1) return [{ endpoint, region: regions[0] ?? null, narrowed: false, single: true }];
+    return [
+      { endpoint, region: null, narrowed: false, single: false },
+      ...regions.map((region) => ({ endpoint, region, narrowed: true, single: false })),
+    ];
+  });
+}
+
+// Links to the table page for all regions merged and for each region; the chosen one is current.
+function regionSwitch(route, regions) {
+  const nav = element("nav", "regions");
+  nav.setAttribute("aria-label", "Region");
+  const choices = [...new Set([...regions, ...(route.region ? [route.region] : [])])].sort();
+  for (const region of [undefined, ...choices]) {
+    const link = element("a", "", region ?? ALL_REGIONS);
+    link.href = hrefFor({ ...route, region });
+    link.dataset.region = region ?? "";
+    if (region === route.region) link.setAttribute("aria-current", "true");
+    nav.append(link);
+  }
+  return nav;
+}
 
 // An index is the endpoint "<table>/<index>".
 function endpointTitle(endpoint) {
