@@ -37,6 +37,30 @@ ACCOUNT = "123456789012"
 SERVICE = f"aws-dynamodb::{ACCOUNT}"
 TABLES = ("GameScores", "Orders", 'odd"name\\with\nnewline')
 """The last one is no valid DynamoDB name: it checks label escaping through a real parser."""
+REPLICATED_TABLE = "Orders"
+"""A global table with replicas in us-east-1 and eu-west-1, a stream read by GetRecords,
+change data capture to Kinesis and an index being built: one series per region for its
+replication metrics, and the "<table>→<region>" and "<table>/<index>" entities."""
+INDEX = f"{REPLICATED_TABLE}/ByCustomer"
+OPERATIONS: dict[str, tuple[tuple[str, str], ...]] = {
+    "GetItem": (),
+    "PutItem": (),
+    "Query": (),
+    "Scan": (),
+    "UpdateItem": (),
+    "DeleteItem": (),
+    "BatchGetItem": (),
+    "BatchWriteItem": (),
+    "TransactGetItems": (),
+    "TransactWriteItems": (),
+    "ExecuteStatement": (("Verb", "PartiQLSelect"),),
+    "BatchExecuteStatement": (("OperationType", "Read"),),
+    "ExecuteTransaction": (("OperationType", "Write"),),
+    "GetRecords": (("StreamLabel", "2024-01-01T00:00:00.000"),),
+}
+"""Every operation the rules name, with the dimension CloudWatch adds to the PartiQL ones and
+to GetRecords."""
+THROTTLE_CAUSES = ("ProvisionedThroughput", "AccountLimit", "KeyRangeThroughput", "MaxOnDemandThroughput")
 
 
 # -- Prometheus ------------------------------------------------------------------------
@@ -200,8 +224,9 @@ def dynamodb_minute(minute_ms: int, tables: tuple[str, ...] = TABLES) -> list[Sa
         total: float,
         count: float,
         stats: tuple[tuple[str, float], ...] = (),
+        region: str = "us-east-1",
     ) -> Sample:
-        series = Series(ACCOUNT, "us-east-1", "AWS/DynamoDB", metric, tuple(sorted(dims)), "Count")
+        series = Series(ACCOUNT, region, "AWS/DynamoDB", metric, tuple(sorted(dims)), "Count")
         mean = total / count
         # The account rules read the Maximum: with one datapoint, min = max = the value.
         low, high = (mean / 2, mean * 3) if dims else (mean, mean)
@@ -224,14 +249,20 @@ def dynamodb_minute(minute_ms: int, tables: tuple[str, ...] = TABLES) -> list[Sa
             sample("ConditionalCheckFailedRequests", t, 4.0 * index, 4),
             sample("TransactionConflict", t, 1.0 * index, 1),
         ]
-        for operation in ("GetItem", "PutItem", "Query", "Scan"):
-            op = (*t, ("Operation", operation))
+        for operation, extra in OPERATIONS.items():
+            op = (*t, ("Operation", operation), *extra)
             scaled = tuple((name, v * index) for name, v in percentiles)  # within [min, max]
             samples.append(sample("SuccessfulRequestLatency", op, 55.0 * index, 10, scaled))
             samples.append(sample("ThrottledRequests", op, 1.0 * index, 1))
             samples.append(sample("SystemErrors", op, 1.0 * index, 1))
-        for operation in ("Query", "Scan"):
-            samples.append(sample("ReturnedItemCount", (*t, ("Operation", operation)), 25.0 * index, 5))
+        for operation in ("Query", "Scan", "ExecuteStatement"):
+            op = (*t, ("Operation", operation), *OPERATIONS[operation])
+            samples.append(sample("ReturnedItemCount", op, 25.0 * index, 5))
+        for side in ("Read", "Write"):
+            for cause in THROTTLE_CAUSES:
+                samples.append(sample(f"{side}{cause}ThrottleEvents", t, 1.0 * index, 1))
+        if table == REPLICATED_TABLE:
+            samples += _replicated_table_samples(sample, t)
     for metric, value in (
         ("AccountMaxReads", 80000.0),
         ("AccountMaxWrites", 80000.0),
@@ -244,6 +275,28 @@ def dynamodb_minute(minute_ms: int, tables: tuple[str, ...] = TABLES) -> list[Sa
     ):
         samples.append(sample(metric, (), value, 1))
     samples.append(sample("UserErrors", (), 7.0, 7))
+    return samples
+
+
+def _replicated_table_samples(sample: Callable[..., Sample], table: tuple[tuple[str, str], ...]) -> list[Sample]:
+    """REPLICATED_TABLE's replication (from each replica's region to the other), stream,
+    Kinesis change data capture and index build."""
+    samples = []
+    for source, receiving in (("us-east-1", "eu-west-1"), ("eu-west-1", "us-east-1")):
+        to = (*table, ("ReceivingRegion", receiving))
+        samples.append(sample("ReplicationLatency", to, 480.0, 4, region=source))
+        samples.append(sample("PendingReplicationCount", to, 3.0, 1, region=source))
+    stream = (*table, ("Operation", "GetRecords"), *OPERATIONS["GetRecords"])
+    samples.append(sample("ReturnedRecordsCount", stream, 40.0, 4))
+    samples.append(sample("ReturnedBytes", stream, 8192.0, 4))
+    cdc = (*table, ("DelegatedOperation", "KinesisDataStreamReplication"))
+    samples.append(sample("AgeOfOldestUnreplicatedRecord", cdc, 250.0, 1))
+    samples.append(sample("FailedToReplicateRecordCount", cdc, 2.0, 1))
+    samples.append(sample("ThrottledPutRecordCount", cdc, 6.0, 3))
+    index = (*table, ("GlobalSecondaryIndexName", INDEX.split("/", 1)[1]))
+    samples.append(sample("OnlineIndexPercentageProgress", index, 30.0, 1))  # Maximum 90
+    samples.append(sample("OnlineIndexConsumedWriteCapacity", index, 10.0, 2))
+    samples.append(sample("OnlineIndexThrottleEvents", index, 1.0, 1))
     return samples
 
 
