@@ -122,6 +122,12 @@ def _not_a_finite_double(number: Any) -> bool:
     return False
 
 
+def _key(item: dict[str, Any], dimensions: dict[str, Any], unit: Any) -> Hashable:
+    """The cache key of an object's series: its fields as given, dimensions in their order."""
+    return (NAME, item["account_id"], item["region"], item["namespace"], item["metric_name"], unit,
+            tuple(dimensions.items()))  # fmt: skip
+
+
 def _series(
     item: dict[str, Any], lookup: Callable[[Hashable], Series | None], remember: Callable[[Hashable, Series], Series]
 ) -> Series:
@@ -130,30 +136,14 @@ def _series(
     dimensions = item.get("dimensions", {})
     unit = item.get("unit", "None")
     try:
-        key = (
-            NAME,
-            item["account_id"],
-            item["region"],
-            item["namespace"],
-            item["metric_name"],
-            unit,
-            tuple(dimensions.items()),
-        )
+        key = _key(item, dimensions, unit)
         series = lookup(key)
     except (AttributeError, TypeError):
         key, series = None, None  # dimensions not an object or unhashable: _check says so
     if series is None:
         _check(item, dimensions, unit)
         if key is None:  # cannot happen once _check passed; keeps the cache key honest
-            key = (
-                NAME,
-                item["account_id"],
-                item["region"],
-                item["namespace"],
-                item["metric_name"],
-                unit,
-                tuple(dimensions.items()),
-            )
+            key = _key(item, dimensions, unit)
         series = remember(
             key,
             Series(

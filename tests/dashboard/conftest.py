@@ -7,6 +7,7 @@ browser and one receiver serve every test of a module.
 from __future__ import annotations
 
 import shutil
+import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -78,3 +79,55 @@ async def tab(browser: Browser) -> AsyncIterator[Tab]:
     opened = await open_tab(browser)
     yield opened
     await opened.context.close()
+
+
+# -- what the tests do with a tab ---------------------------------------------------------
+
+
+async def show(tab: Tab, receiver: AppClient, hash: str) -> None:
+    """Open the dashboard at ``hash`` and wait until that view is drawn."""
+    await tab.page.goto(f"{receiver.base}/{hash}")
+    await shown(tab)
+
+
+async def shown(tab: Tab) -> None:
+    await tab.page.wait_for_function("() => document.getElementById('view').dataset.shown === location.hash")
+
+
+async def screenshot_pages(tab: Tab, receiver: AppClient, pages: dict[str, str]) -> None:
+    """Show each page (name -> hash) and save its screenshot; no page may log an error."""
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    for name, hash in pages.items():
+        await show(tab, receiver, hash)
+        path = SCREENSHOTS / f"{name}.png"
+        await tab.page.screenshot(path=str(path), full_page=True)
+        assert path.stat().st_size > 0
+    assert tab.errors == []
+
+
+async def query_points(
+    receiver: AppClient,
+    metric: str,
+    service: str,
+    endpoint: str | None = None,
+    *,
+    region: str | None = None,
+    seconds: int = 3600,
+    step_s: int = 60,
+) -> list[list[float]]:
+    """What /api/v1/query answers for the last ``seconds``, the dashboard's source of truth."""
+    now = int(time.time())
+    params = {
+        "metric": metric,
+        "service": service,
+        "start": (now - seconds) // step_s * step_s,
+        "end": now,
+        "step": "1m" if step_s == 60 else "1h",
+    }
+    if endpoint is not None:
+        params["endpoint"] = endpoint
+    if region is not None:
+        params["region"] = region
+    response = await receiver.get("/api/v1/query", params=params)
+    assert response.status == 200, await response.text()
+    return (await response.json())["points"]

@@ -8,7 +8,6 @@ answers, so the tests hold whatever the rules compute.
 
 from __future__ import annotations
 
-import time
 from collections.abc import AsyncIterator
 from urllib.parse import quote
 
@@ -17,7 +16,7 @@ import pytest_asyncio
 from playwright.async_api import expect
 
 from tests.apps import AppClient, receiver_app, serve_app
-from tests.dashboard.conftest import SCREENSHOTS, Tab
+from tests.dashboard.conftest import Tab, query_points, screenshot_pages, show
 from tests.dashboard.fill import (
     BUILDING_INDEX,
     DEEP_SERVICE,
@@ -80,19 +79,8 @@ async def receiver() -> AsyncIterator[AppClient]:
         yield client
 
 
-async def show(tab: Tab, receiver: AppClient, hash: str) -> None:
-    await tab.page.goto(f"{receiver.base}/{hash}")
-    await tab.page.wait_for_function("() => document.getElementById('view').dataset.shown === location.hash")
-
-
 async def api_points(receiver: AppClient, metric: str, service: str, endpoint: str | None) -> list[list[float]]:
-    now = int(time.time())
-    params = {"metric": metric, "service": service, "start": (now - 3600) // 60 * 60, "end": now, "step": "1m"}
-    if endpoint is not None:
-        params["endpoint"] = endpoint
-    response = await receiver.get("/api/v1/query", params=params)
-    assert response.status == 200, await response.text()
-    return (await response.json())["points"]
+    return await query_points(receiver, metric, service, endpoint)
 
 
 async def assert_every_line_is_the_api(tab: Tab, receiver: AppClient, service: str, endpoint: str, panel: str) -> list:
@@ -240,16 +228,10 @@ async def test_an_index_page_shows_its_own_build(tab, receiver):
 
 
 async def test_the_in_depth_pages_log_no_errors_and_are_screenshotted(tab, receiver):
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     pages = {
         "table-in-depth": LEDGER,
         "table-plain": PLAIN,
         "account-in-depth": f"#/account/{quote(DEEP_SERVICE, safe='')}",
         "table-in-depth-7d": LEDGER + "?range=7d",
     }
-    for name, hash in pages.items():
-        await show(tab, receiver, hash)
-        path = SCREENSHOTS / f"{name}.png"
-        await tab.page.screenshot(path=str(path), full_page=True)
-        assert path.stat().st_size > 0
-    assert tab.errors == []
+    await screenshot_pages(tab, receiver, pages)

@@ -7,14 +7,13 @@ tests hold whatever the rules compute.
 from __future__ import annotations
 
 import re
-import time
 from urllib.parse import parse_qs, quote, urlsplit
 
 import pytest
 from playwright.async_api import Route, expect
 
 from tests.apps import AppClient, receiver_app, serve_app
-from tests.dashboard.conftest import SCREENSHOTS, Tab
+from tests.dashboard.conftest import Tab, query_points, screenshot_pages, show, shown
 from tests.dashboard.fill import ACCOUNT, INDEX, OTHER_ACCOUNT, SERVICE, current_minute_ms, quiet_account
 
 pytestmark = [pytest.mark.slow, pytest.mark.asyncio(loop_scope="module")]
@@ -39,32 +38,10 @@ CHARTS = """() => [...document.querySelectorAll("figure.chart")].map((figure) =>
 }))"""
 
 
-async def show(tab: Tab, receiver: AppClient, hash: str) -> None:
-    """Open the dashboard at ``hash`` and wait until that view is drawn."""
-    await tab.page.goto(f"{receiver.base}/{hash}")
-    await shown(tab)
-
-
-async def shown(tab: Tab) -> None:
-    await tab.page.wait_for_function("() => document.getElementById('view').dataset.shown === location.hash")
-
-
 async def api_points(
     receiver: AppClient, metric: str, endpoint: str | None = None, seconds: int = HOUR, step_s: int = 60
 ) -> list[list[float]]:
-    now = int(time.time())
-    params = {
-        "metric": metric,
-        "service": SERVICE,
-        "start": (now - seconds) // step_s * step_s,
-        "end": now,
-        "step": "1m" if step_s == 60 else "1h",
-    }
-    if endpoint is not None:
-        params["endpoint"] = endpoint
-    response = await receiver.get("/api/v1/query", params=params)
-    assert response.status == 200, await response.text()
-    return (await response.json())["points"]
+    return await query_points(receiver, metric, SERVICE, endpoint, seconds=seconds, step_s=step_s)
 
 
 async def api_units(receiver: AppClient) -> dict[str, str]:
@@ -300,7 +277,6 @@ async def test_an_empty_receiver_says_so_until_the_minute_refresh_shows_data(tab
 
 
 async def test_the_pages_log_no_errors_and_are_screenshotted(tab, receiver):
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     pages = {
         "accounts": "",
         "account": ACCOUNT_HASH,
@@ -308,9 +284,4 @@ async def test_the_pages_log_no_errors_and_are_screenshotted(tab, receiver):
         "index": f"#/table/{quote(SERVICE, safe='')}/{quote(INDEX, safe='')}",
         "account-7d": ACCOUNT_HASH + "?range=7d",
     }
-    for name, hash in pages.items():
-        await show(tab, receiver, hash)
-        path = SCREENSHOTS / f"{name}.png"
-        await tab.page.screenshot(path=str(path), full_page=True)
-        assert path.stat().st_size > 0
-    assert tab.errors == []
+    await screenshot_pages(tab, receiver, pages)

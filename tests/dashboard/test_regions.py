@@ -10,7 +10,6 @@ the rules compute.
 from __future__ import annotations
 
 import re
-import time
 from collections.abc import AsyncIterator
 from urllib.parse import parse_qs, quote, urlsplit
 
@@ -19,7 +18,7 @@ import pytest_asyncio
 from playwright.async_api import expect
 
 from tests.apps import AppClient, receiver_app, serve_app
-from tests.dashboard.conftest import SCREENSHOTS, Tab
+from tests.dashboard.conftest import Tab, query_points, screenshot_pages, show, shown
 from tests.dashboard.fill import REGIONAL_ACCOUNT, REGIONAL_SERVICE, TABLE_REGIONS, current_minute_ms, regional_account
 
 pytestmark = [pytest.mark.slow, pytest.mark.asyncio(loop_scope="module")]
@@ -59,30 +58,8 @@ async def receiver() -> AsyncIterator[AppClient]:
         yield client
 
 
-async def show(tab: Tab, receiver: AppClient, hash: str) -> None:
-    await tab.page.goto(f"{receiver.base}/{hash}")
-    await shown(tab)
-
-
-async def shown(tab: Tab) -> None:
-    await tab.page.wait_for_function("() => document.getElementById('view').dataset.shown === location.hash")
-
-
 async def api_points(receiver: AppClient, metric: str, endpoint: str, region: str | None) -> list[list[float]]:
-    now = int(time.time())
-    params = {
-        "metric": metric,
-        "service": REGIONAL_SERVICE,
-        "endpoint": endpoint,
-        "start": (now - 3600) // 60 * 60,
-        "end": now,
-        "step": "1m",
-    }
-    if region is not None:
-        params["region"] = region
-    response = await receiver.get("/api/v1/query", params=params)
-    assert response.status == 200, await response.text()
-    return (await response.json())["points"]
+    return await query_points(receiver, metric, REGIONAL_SERVICE, endpoint, region=region)
 
 
 def region_switch(tab: Tab):
@@ -274,15 +251,9 @@ async def test_the_address_keeps_the_region(tab, receiver):
 
 
 async def test_the_region_pages_log_no_errors_and_are_screenshotted(tab, receiver):
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     pages = {
         "account-regions": ACCOUNT_HASH,
         "table-all-regions": table_hash("Players"),
         "table-one-region": table_hash("Players", f"?region={WEST}"),
     }
-    for name, hash in pages.items():
-        await show(tab, receiver, hash)
-        path = SCREENSHOTS / f"{name}.png"
-        await tab.page.screenshot(path=str(path), full_page=True)
-        assert path.stat().st_size > 0
-    assert tab.errors == []
+    await screenshot_pages(tab, receiver, pages)

@@ -60,6 +60,19 @@ def values(derived: Iterable[DerivedValue], metric: str) -> dict[tuple[str, str 
     return {(d.service, d.endpoint, (d.time_ms - T0) // MINUTE): d.value for d in derived if d.metric == metric}
 
 
+def evaluate(*samples: Sample) -> list[DerivedValue]:
+    """The DynamoDB pack's values over ``samples``."""
+    return pack().evaluate(samples)
+
+
+def endpoint_value(derived: Iterable[DerivedValue], metric: str, endpoint: str = "GameScores", minute: int = 0):
+    return values(derived, metric).get((SERVICE, endpoint, minute))
+
+
+def service_value(derived: Iterable[DerivedValue], metric: str, minute: int = 0):
+    return values(derived, metric).get((SERVICE, None, minute))
+
+
 def write(directory: Path, name: str, text: str) -> Path:
     path = directory / name
     path.write_text(text, encoding="utf-8")

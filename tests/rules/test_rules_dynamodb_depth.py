@@ -6,23 +6,11 @@ from __future__ import annotations
 
 import pytest
 
-from tests.rules.rulekit import SERVICE, pack, sample, values
+from tests.rules.rulekit import SERVICE, endpoint_value, evaluate, sample, service_value, values
 
 GSI = "TopScores"
 ARROW = "\u2192"  # between a table and a receiving region: "<table>→<region>"
 VERBS = ("PartiQLSelect", "PartiQLInsert", "PartiQLUpdate", "PartiQLDelete")
-
-
-def evaluate(*samples):
-    return pack().evaluate(samples)
-
-
-def endpoint_value(derived, metric, endpoint="GameScores", minute=0):
-    return values(derived, metric).get((SERVICE, endpoint, minute))
-
-
-def service_value(derived, metric, minute=0):
-    return values(derived, metric).get((SERVICE, None, minute))
 
 
 # ---- every operation ----

@@ -5,23 +5,11 @@ from __future__ import annotations
 
 import pytest
 
-from tests.rules.rulekit import SERVICE, pack, sample, values
+from tests.rules.rulekit import SERVICE, endpoint_value, evaluate, pack, sample, service_value, values
 
 GSI = "TopScores"
 READ_OPS = ("GetItem", "Scan", "Query", "BatchGetItem")
 WRITE_OPS = ("PutItem", "UpdateItem", "DeleteItem", "BatchWriteItem")
-
-
-def evaluate(*samples):
-    return pack().evaluate(samples)
-
-
-def endpoint_value(derived, metric, endpoint="GameScores", minute=0):
-    return values(derived, metric).get((SERVICE, endpoint, minute))
-
-
-def service_value(derived, metric, minute=0):
-    return values(derived, metric).get((SERVICE, None, minute))
 
 
 # ---- the metric list ----
