@@ -6,14 +6,12 @@ from __future__ import annotations
 
 import pytest
 
-from receiver.config import ServeConfig
 from receiver.exporters.otlp_encode import encode_minute
 from receiver.keys import RULES, STORE
 from receiver.model import MINUTE_MS
-from receiver.server.app import create_app
 from receiver.store import open_store_from_url
 from receiver.views.prometheus import derived_families, render
-from tests.apps import serve_app
+from tests.apps import receiver_app, serve_app
 from tests.builders import T0, make_sample
 
 SERVICE = "aws-dynamodb::123456789012"
@@ -24,10 +22,9 @@ LATENCY = "aws_dynamodb_endpoint_get_successful_request_latency"
 
 @pytest.fixture
 async def client():
-    config = ServeConfig(
-        allow_unauthenticated=True, derive_interval_s=0.01, minute_retention_days=3650, hour_retention_days=3650
-    )
-    app = create_app(config, open_store_from_url("memory://", minute_retention_days=3650, hour_retention_days=3650))
+    # Retention long enough that the builders' 2023 samples are current.
+    store = open_store_from_url("memory://", minute_retention_days=3650, hour_retention_days=3650)
+    app = receiver_app(store, derive_interval_s=0.01, minute_retention_days=3650, hour_retention_days=3650)
     async with serve_app(app) as client:
         await client.deliver(
             [
