@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import ssl
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
@@ -16,20 +17,31 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
-from receiver.config import ServeConfig
+from receiver.config import REPOSITORY_RULES, ServeConfig
 from receiver.keys import DERIVER
 from receiver.model import Sample
+from receiver.rules import RuleHolder, RuleSet, load_rules
 from receiver.server.app import INGEST_PATH, RUNNER_OPTIONS, create_app
 from receiver.server.site import ReceiverSite
 from receiver.store import Store, open_store_from_url
 from tests.builders import Delivery
 
 
+@functools.cache
+def repository_rules() -> RuleSet:
+    """The repository's rule pack, loaded once for the whole run: parsing its few hundred
+    rules takes a quarter of a second, and a RuleSet is immutable."""
+    return load_rules(REPOSITORY_RULES)
+
+
 def receiver_app(store: Store | None = None, **settings: Any) -> web.Application:
     """The receiver's app over ``store`` (a fresh memory store by default) with ``settings`` as
     ServeConfig fields; without access keys it accepts every delivery."""
     settings.setdefault("allow_unauthenticated", not settings.get("access_keys"))
-    return create_app(ServeConfig(**settings), store if store is not None else open_store_from_url("memory://"))
+    config = ServeConfig(**settings)
+    # The repository's rules come from the one loaded copy; another rules_dir is loaded as given.
+    rules = RuleHolder(config.rules_dir, repository_rules()) if config.rules_dir == REPOSITORY_RULES else None
+    return create_app(config, store if store is not None else open_store_from_url("memory://"), rules)
 
 
 class AppClient:

@@ -6,7 +6,8 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from receiver.model import MINUTE_MS, Sample, Series
-from receiver.rules import DerivedValue, RuleSet, default_rules_dir, load_rules
+from receiver.rules import DerivedValue, RuleSet, load_rules
+from tests.apps import repository_rules
 from tests.builders import T0, make_sample
 
 ACCOUNT = "123456789012"
@@ -15,15 +16,10 @@ SERVICE = f"aws-dynamodb::{ACCOUNT}"
 MINUTE = MINUTE_MS
 DATA = Path(__file__).parent / "data"
 
-_pack: RuleSet | None = None
-
 
 def pack() -> RuleSet:
-    """The repository's rules (loaded once)."""
-    global _pack
-    if _pack is None:
-        _pack = load_rules(default_rules_dir())
-    return _pack
+    """The repository's rules (loaded once for the run)."""
+    return repository_rules()
 
 
 def sample(
