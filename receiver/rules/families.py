@@ -101,6 +101,10 @@ class Memo:
         """Results of tag filters and aggregations by (operation, id(input), arguments)."""
         self.columns: dict[tuple[object, ...], tuple[Family, list[str | None]]] = {}
         """Label columns by ("column", id(family), label name)."""
+        self.partitions: dict[tuple[object, ...], tuple[Family, dict[str, Family]]] = {}
+        """A family's points by their value of a label ('' where absent), by (id(family), label)."""
+        self.relabelled: dict[tuple[Labels, int], tuple[Answer, Labels]] = {}
+        """Labels after a ``tag`` closure, by (labels before, id(the closure's answer))."""
 
     def closure_answers(self, closure: n.Closure) -> dict[tuple[str | None, ...], Answer]:
         found = self.answers.get(closure)
@@ -152,11 +156,28 @@ def match_tags(family: Family, method: str, pairs: tuple[tuple[str, str], ...], 
 
 
 def _match_one(family: Family, method: str, name: str, wanted: str, memo: Memo | None = None) -> Family:
+    if method == "tagEqual" and memo is not None:
+        # Rules pick one operation, quantile, ... after another from the same family: one
+        # pass splits it by the label's value, and each pick is then a lookup.
+        return partition(family, name, memo).get(wanted, ())
     # A test depends on the label's value only: decide each distinct value once.
     test = _TESTS[method]
     values = column(family, name, memo)
     answers = {v: test("" if v is None else v, wanted) for v in set(values)}
     return tuple([p for p, v in zip(family, values) if answers[v]])
+
+
+def partition(family: Family, name: str, memo: Memo) -> dict[str, Family]:
+    """The family's points by their value of the label ``name`` ('' where absent, which is
+    what ``tagEqual`` takes a missing label for), each part in the family's order."""
+    key = (id(family), name)
+    entry = memo.partitions.get(key)
+    if entry is None:
+        parts: dict[str, list[Point]] = {}
+        for point, value in zip(family, column(family, name, memo)):
+            parts.setdefault(value or "", []).append(point)
+        entry = memo.partitions[key] = (family, {value: tuple(points) for value, points in parts.items()})
+    return entry[1]
 
 
 def column(family: Family, name: str, memo: Memo | None = None) -> list[str | None]:
@@ -234,15 +255,22 @@ def retag(family: Family, closure: n.Closure, memo: Memo | None = None) -> Famil
     if memo is None:
         return tuple(Point(tuple(sorted(closures.retag(closure, dict(p.labels)).items())), p.value) for p in family)
     assigned = _assigned(closure)
+    # Rules of one file retag families of the same few label sets: each set and answer
+    # is worked out once (the entry holds the answer, so its id stays its own).
+    relabelled = memo.relabelled
     retagged = []
-    for point, (after, _) in zip(family, _closure_results(closure, family, memo)):
-        tags = dict(point.labels)
-        for name in assigned:  # labels the closure set or removed; the rest stay
-            if name in after:
-                tags[name] = after[name]
-            else:
-                tags.pop(name, None)
-        retagged.append(Point(tuple(sorted(tags.items())), point.value))
+    for point, answer in zip(family, _closure_results(closure, family, memo)):
+        key = (point.labels, id(answer))
+        entry = relabelled.get(key)
+        if entry is None:
+            after, tags = answer[0], dict(point.labels)
+            for name in assigned:  # labels the closure set or removed; the rest stay
+                if name in after:
+                    tags[name] = after[name]
+                else:
+                    tags.pop(name, None)
+            entry = relabelled[key] = (answer, tuple(sorted(tags.items())))
+        retagged.append(Point(entry[1], point.value))
     return tuple(retagged)
 
 
@@ -350,6 +378,8 @@ def total(values: list[float]) -> float:
 def mean(values: list[float]) -> float:
     """The mean, or ``NOT_COMPUTED`` when a part is. The mean of finite values is always
     within range, even where their sum is not: then it is the sum of each value's share."""
+    if len(values) == 1 and math.isfinite(values[0]):
+        return values[0]  # what the sum over one would give, at a fraction of the cost
     whole = total(values)
     if math.isfinite(whole):
         return whole / len(values)

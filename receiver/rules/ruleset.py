@@ -133,7 +133,9 @@ class RuleSet:
         for identity in sorted(unique):
             sample = unique[identity]
             minutes.setdefault(sample.start_ms, []).append(sample)
-        found: dict[tuple[str, str, str, str | None, str | None, str, int], list[float]] = {}
+        # Keyed in output order; '' stands for no endpoint or instance (no entity has an
+        # empty name), so the keys sort as they are.
+        found: dict[tuple[str, str, str, str, str, str, int], list[float]] = {}
         not_computed: Counter[str] = Counter()
         for minute, group in sorted(minutes.items()):
             data = f.build(group, wanted)
@@ -143,25 +145,18 @@ class RuleSet:
                 named, lost = self._run(rule, data, filtered, memo)
                 if lost:
                     not_computed[rule.metric] += lost
+                metric, scope, layer = rule.metric, rule.shape.scope.kind, rule.shape.scope.layer
                 for service, endpoint, instance, value in named:
-                    key = (
-                        rule.metric,
-                        rule.shape.scope.kind,
-                        service,
-                        endpoint,
-                        instance,
-                        rule.shape.scope.layer,
-                        minute,
-                    )
+                    key = (metric, scope, service, endpoint or "", instance or "", layer, minute)
                     found.setdefault(key, []).append(value)
         values = []
-        for (metric, scope, service, endpoint, instance, layer, minute), parts in sorted(
-            found.items(), key=lambda item: _order(item[0])
-        ):
+        for (metric, scope, service, endpoint, instance, layer, minute), parts in sorted(found.items()):
             # Rules of one metric naming one entity: their mean (finite, as the parts are).
             value = f.mean(parts)
             if math.isfinite(value):
-                values.append(DerivedValue(metric, scope, service, endpoint, layer, minute, value, instance))
+                values.append(
+                    DerivedValue(metric, scope, service, endpoint or None, layer, minute, value, instance or None)
+                )
             else:
                 not_computed[metric] += 1
         return Evaluation(values, dict(not_computed))
@@ -218,11 +213,6 @@ class RuleSet:
             return [], 1
         assert isinstance(result, tuple), "the checker guarantees a family"
         return entities(result, rule.shape.scope, memo)
-
-
-def _order(key: tuple[str, str, str, str | None, str | None, str, int]) -> tuple[object, ...]:
-    metric, scope, service, endpoint, instance, layer, minute = key
-    return (metric, scope, service, endpoint or "", instance or "", layer, minute)
 
 
 def _dim(values: tuple[str, ...], delimiter: str) -> str:
