@@ -13,6 +13,12 @@ from receiver.exporters.otlp import OtlpExportSettings, export_url_problem
 from receiver.firehose.body import DEFAULT_STALL_TIMEOUT_S
 from receiver.firehose.envelope import MAX_BODY_BYTES
 from receiver.formats import FORMATS
+from receiver.inventory.settings import (
+    InventoryConfigError,
+    InventorySettings,
+    add_inventory_arguments,
+    inventory_settings,
+)
 from receiver.model import DEFAULT_SETTLE_S
 from receiver.store.base import DEFAULT_HOUR_RETENTION_DAYS, DEFAULT_MINUTE_RETENTION_DAYS
 
@@ -73,6 +79,8 @@ class ServeConfig:
     """Alarm rules and where notifications go (receiver/alarms), evaluated on the minutes
     complete by ``metrics_settle_s``; None: no alarms. ``serve`` always sets it (by default
     to the repository's alarms/)."""
+    inventory: InventorySettings | None = None
+    """The table inventory poller (receiver/inventory); None: off."""
 
 
 def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
@@ -156,6 +164,7 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
         "e.g. http://collector:4318/v1/metrics (RECEIVER_EXPORT_OTLP, default: no export)",
     )
     add_alarm_arguments(parser)
+    add_inventory_arguments(parser)
 
 
 def serve_config(args: argparse.Namespace, env: Mapping[str, str] = os.environ) -> ServeConfig:
@@ -271,11 +280,16 @@ def serve_config(args: argparse.Namespace, env: Mapping[str, str] = os.environ) 
     if not 0 <= settle_s <= 3600:
         raise ConfigError("--metrics-settle-seconds (RECEIVER_METRICS_SETTLE_SECONDS) must be seconds from 0 to 3600")
 
+    def env_list(name: str) -> tuple[str, ...]:
+        return tuple(v.strip() for v in env.get(name, "").split(",") if v.strip())
+
     try:
-        alarms = alarm_settings(
-            args, pick, lambda name: tuple(v.strip() for v in env.get(name, "").split(",") if v.strip())
-        )
+        alarms = alarm_settings(args, pick, env_list)
     except AlarmConfigError as exc:
+        raise ConfigError(str(exc)) from None
+    try:
+        inventory = inventory_settings(args, pick, env_list)
+    except InventoryConfigError as exc:
         raise ConfigError(str(exc)) from None
 
     return ServeConfig(
@@ -301,6 +315,7 @@ def serve_config(args: argparse.Namespace, env: Mapping[str, str] = os.environ) 
         # A minute is complete for the export when it is for /metrics: one setting for both.
         otlp_export=OtlpExportSettings(export_url, settle_s=settle_s) if export_url is not None else None,
         alarms=alarms,
+        inventory=inventory,
     )
 
 

@@ -203,3 +203,40 @@ def latest_per_key(events: list[AlarmEvent]) -> list[AlarmEvent]:
         if head is None or event.seq > head.seq:
             heads[event.key] = event
     return [heads[key] for key in sorted(heads)]
+
+
+# -- the table inventory ----------------------------------------------------------------
+# What the inventory poller (receiver/inventory) learns from the DynamoDB and CloudWatch
+# APIs, kept by every store so that replicas share one inventory. The store sees a JSON
+# body and a key, nothing of what the body means; receiver/inventory/documents.py does.
+
+TABLE = "table"
+"""A table's description: DescribeTable, its tags, backups and Contributor Insights."""
+LIMITS = "limits"
+"""An account's DynamoDB limits in a region (DescribeLimits); its name is ''."""
+TOP_KEYS = "top_keys"
+"""A table's most throttled keys (Contributor Insights' GetInsightRuleReport)."""
+INVENTORY_KINDS = (TABLE, LIMITS, TOP_KEYS)
+
+
+@dataclass(frozen=True, slots=True)
+class InventoryItem:
+    """One thing the inventory knows, as the store keeps it: upserted by ``key``."""
+
+    kind: str
+    account: str
+    region: str
+    name: str
+    """The table's name; '' for an account's limits."""
+    updated_ms: int
+    """When the poller learned it (epoch milliseconds)."""
+    body: str
+    """A JSON object (receiver/inventory/documents.py gives its fields)."""
+
+    @property
+    def key(self) -> tuple[str, str, str, str]:
+        return (self.kind, self.account, self.region, self.name)
+
+    def __post_init__(self) -> None:
+        if self.kind not in INVENTORY_KINDS:
+            raise ValueError(f"an inventory item's kind is one of {INVENTORY_KINDS}, not {self.kind!r}")

@@ -12,7 +12,16 @@ import math
 from collections.abc import AsyncIterator, Collection, Iterable, Sequence
 from typing import Protocol, runtime_checkable
 
-from receiver.model import DAY_MS, HOUR_MS, MINUTE_MS, AlarmEvent, DerivedValue, QuarantinedRecord, Sample
+from receiver.model import (
+    DAY_MS,
+    HOUR_MS,
+    MINUTE_MS,
+    AlarmEvent,
+    DerivedValue,
+    InventoryItem,
+    QuarantinedRecord,
+    Sample,
+)
 
 DEFAULT_REQUEST_TTL_S = 24 * 3600.0
 """How long a committed request id is remembered (Firehose retries for at most a few hours)."""
@@ -193,6 +202,28 @@ class Store(Protocol):
 
     async def alarm_heads(self) -> list[AlarmEvent]:
         """The latest event (highest seq) of every (rule, service, endpoint), sorted by it."""
+
+    # -- the table inventory (receiver/model.py) -------------------------------------------
+    # Items upserted by (kind, account, region, name); the poller marks a table that
+    # disappeared in its body and never deletes it, and ``prune`` drops items not updated
+    # within the hour retention.
+
+    async def put_inventory(self, items: Sequence[InventoryItem]) -> None:
+        """Upsert ``items`` by key (each write stands alone; a failure raises StoreError)."""
+
+    async def inventory(self, kind: str | None = None) -> list[InventoryItem]:
+        """Every item, or those of ``kind``, sorted by key."""
+
+    # -- leases ------------------------------------------------------------------------------
+    # Work that one replica does for all (polling the inventory) goes to whoever holds its
+    # lease. Taking one is a conditional write, so of two replicas racing one wins.
+
+    async def take_lease(self, name: str, holder: str, now_ms: int, duration_ms: int) -> bool:
+        """Hold lease ``name`` until ``now_ms + duration_ms`` if it is free, expired (its end
+        is at or before ``now_ms``) or ``holder``'s already; True when ``holder`` holds it."""
+
+    async def release_lease(self, name: str, holder: str) -> None:
+        """End ``holder``'s lease ``name`` now (nothing when another holds it)."""
 
 
 def entities_of(rows: Iterable[tuple[str, str, str | None, str]]) -> list[Entity]:

@@ -9,7 +9,16 @@ from __future__ import annotations
 import time
 from collections.abc import AsyncIterator, Callable, Collection, Sequence
 
-from receiver.model import HOUR_MS, MINUTE_MS, AlarmEvent, DerivedValue, QuarantinedRecord, Sample, latest_per_key
+from receiver.model import (
+    HOUR_MS,
+    MINUTE_MS,
+    AlarmEvent,
+    DerivedValue,
+    InventoryItem,
+    QuarantinedRecord,
+    Sample,
+    latest_per_key,
+)
 from receiver.store.base import (
     DEFAULT_HOUR_RETENTION_DAYS,
     DEFAULT_MINUTE_RETENTION_DAYS,
@@ -55,6 +64,9 @@ class MemoryStore:
         self._derived: dict[tuple[int, int], list[DerivedValue]] = {}
         self._alarm_events: dict[tuple[str, str, str, int], AlarmEvent] = {}
         self._quarantined: dict[tuple[str, int], QuarantinedRecord] = {}
+        self._inventory: dict[tuple[str, str, str, str], InventoryItem] = {}
+        self._leases: dict[str, tuple[str, int]] = {}
+        """Lease name -> (holder, end in epoch milliseconds)."""
 
     def __repr__(self) -> str:
         return "MemoryStore()"
@@ -224,6 +236,8 @@ class MemoryStore:
         # Alarm events go with the hour retention, as DynamoDB's expire by TTL.
         for event_key in [k for k, e in self._alarm_events.items() if e.minute_ms < cutoffs[HOUR_MS]]:
             del self._alarm_events[event_key]
+        for item_key in [k for k, i in self._inventory.items() if i.updated_ms < cutoffs[HOUR_MS]]:
+            del self._inventory[item_key]
 
     async def put_alarm_event(self, event: AlarmEvent) -> bool:
         self._check_open()
@@ -242,6 +256,28 @@ class MemoryStore:
     async def alarm_heads(self) -> list[AlarmEvent]:
         self._check_open()
         return latest_per_key(list(self._alarm_events.values()))
+
+    async def put_inventory(self, items: Sequence[InventoryItem]) -> None:
+        self._check_open()
+        self._inventory.update((item.key, item) for item in items)
+
+    async def inventory(self, kind: str | None = None) -> list[InventoryItem]:
+        self._check_open()
+        return [self._inventory[k] for k in sorted(self._inventory) if kind is None or k[0] == kind]
+
+    async def take_lease(self, name: str, holder: str, now_ms: int, duration_ms: int) -> bool:
+        self._check_open()
+        current = self._leases.get(name)
+        if current is not None and current[0] != holder and current[1] > now_ms:
+            return False
+        self._leases[name] = (holder, now_ms + duration_ms)
+        return True
+
+    async def release_lease(self, name: str, holder: str) -> None:
+        self._check_open()
+        current = self._leases.get(name)
+        if current is not None and current[0] == holder:
+            del self._leases[name]
 
     def _check_open(self) -> None:
         if not self._open:
