@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from receiver.exporters.otlp import OtlpExporter
     from receiver.firehose.handler import IngestSettings
     from receiver.firehose.telemetry import Telemetry
+    from receiver.inventory.poller import InventoryPoller
     from receiver.rules import RuleHolder
     from receiver.server.app import InFlight
     from receiver.store import Store
@@ -35,6 +36,8 @@ TELEMETRY: web.AppKey[Telemetry] = web.AppKey("telemetry")
 OTLP_EXPORTER: web.AppKey[OtlpExporter] = web.AppKey("otlp_exporter")
 ALARMS: web.AppKey[Alarms] = web.AppKey("alarms")
 """Present only with alarm rules configured (``ALARMS in app``)."""
+INVENTORY: web.AppKey[InventoryPoller] = web.AppKey("inventory")
+"""Present only with the inventory on (``INVENTORY in app``): the poller and its counters."""
 SCRAPE: web.AppKey[ScrapeSettings] = web.AppKey("scrape")
 """Which minute ``/metrics`` exposes, and the clock it reads."""
 DASHBOARD_FILES: web.AppKey[Mapping[str, Path]] = web.AppKey("dashboard_files")

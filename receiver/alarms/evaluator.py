@@ -26,9 +26,11 @@ from collections.abc import Callable, Sequence
 
 from receiver.alarms.counters import AlarmCounters
 from receiver.alarms.decide import decide, read
+from receiver.alarms.explain import top_key_phrase
 from receiver.alarms.notifier import Notifier
 from receiver.alarms.rules import AlarmRule
-from receiver.model import FIRING, MINUTE_MS, AlarmEvent
+from receiver.inventory.documents import SERVICE_PREFIX, TopKeysDocument, top_keys_of
+from receiver.model import FIRING, MINUTE_MS, TOP_KEYS, AlarmEvent
 from receiver.store.base import Store, StoreError
 
 log = logging.getLogger("receiver.alarms")
@@ -162,7 +164,18 @@ class AlarmEvaluator:
                 metric, MINUTE_MS, min(minutes), max(minutes), service=service, endpoint=endpoint
             )
             values[metric] = {v.time_ms: v.value for v in found if (v.service, v.endpoint) == (service, endpoint)}
-        return rule.explain.explain(rule.scope, values, minutes)
+        text = rule.explain.explain(rule.scope, values, minutes)
+        if rule.explain.names_top_key and endpoint is not None:
+            text += top_key_phrase(await self._top_keys(service, endpoint), minutes)
+        return text
+
+    async def _top_keys(self, service: str, endpoint: str) -> list[TopKeysDocument]:
+        """The most throttled keys the inventory holds for the table or index, in each region."""
+        account = service.removeprefix(SERVICE_PREFIX)
+        return [
+            top_keys_of(item) for item in await self._store.inventory(TOP_KEYS)
+            if item.account == account and item.name == endpoint
+        ]  # fmt: skip
 
     async def _values(self, rule: AlarmRule, start_ms: int, end_ms: int) -> dict[Entity, dict[str, dict[int, float]]]:
         """entity -> metric -> minute -> value, for the entities the rule applies to."""

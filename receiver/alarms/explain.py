@@ -16,7 +16,9 @@ minutes of the period, for a resolved one the minute evaluated.
 The throttle-cause explanations read DynamoDB's throttle events by cause (the
 ``<Read|Write><Cause>ThrottleEvents`` metrics) and name the cause with the most events in
 those minutes, with the count and a one-line remedy; "cause not reported" when the stream
-carries none of them.
+carries none of them. Where the table inventory holds the table's most throttled keys
+(Contributor Insights, receiver/inventory) for a window that overlaps those minutes, the
+phrase ends with the top key and its count.
 """
 
 from __future__ import annotations
@@ -24,6 +26,9 @@ from __future__ import annotations
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
+
+from receiver.inventory.documents import TopKeysDocument
+from receiver.model import MINUTE_MS
 
 NOT_REPORTED = "cause not reported"
 
@@ -40,6 +45,11 @@ class Explanation(Protocol):
 
     def explain(self, scope: str, values: Mapping[str, Mapping[int, float]], minutes: Collection[int]) -> str:
         """The phrase for ``{cause}`` from ``values`` (metric -> minute start -> the entity's value)."""
+        ...
+
+    @property
+    def names_top_key(self) -> bool:
+        """Whether the phrase ends with the entity's most throttled key, where it is known."""
         ...
 
 
@@ -119,6 +129,7 @@ class ThrottleCause:
 
     name: str
     directions: tuple[str, ...]
+    names_top_key: bool = True
 
     def candidates(self, scope: str) -> tuple[Candidate, ...]:
         prefix = "aws_dynamodb_endpoint_" if scope == "endpoint" else "aws_dynamodb_"
@@ -135,6 +146,25 @@ class ThrottleCause:
         totals = {metric: sum(by_minute.get(minute, 0.0) for minute in minutes) for metric, by_minute in values.items()}
         finding = dominant(self.candidates(scope), totals)
         return NOT_REPORTED if finding is None else finding.text()
+
+
+def top_key_phrase(documents: Sequence[TopKeysDocument], minutes: Collection[int]) -> str:
+    """'; most throttled key: <key> (<n> throttled requests, Contributor Insights)' from the
+    documents whose window overlaps ``minutes`` (the one with the larger count wins); ''
+    when none does or none names a key."""
+    first_s, last_s = min(minutes) / 1000, (max(minutes) + MINUTE_MS) / 1000
+    best: tuple[float, list[str]] | None = None
+    for document in documents:
+        if document["end"] < first_s or document["start"] > last_s or not document["keys"]:
+            continue
+        top = document["keys"][0]
+        if best is None or top["value"] > best[0]:
+            best = (top["value"], top["key"])
+    if best is None:
+        return ""
+    value, key = best
+    noun = "request" if value == 1 else "requests"
+    return f"; most throttled key: {' | '.join(key)} ({value:.6g} throttled {noun}, Contributor Insights)"
 
 
 EXPLANATIONS: dict[str, Explanation] = {

@@ -37,6 +37,7 @@ from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from receiver.backoff import Backoff
+from receiver.derive.ceilings import InventoryCeilings
 from receiver.derive.regions import evaluate_by_region
 from receiver.derive.worker import Evaluator, ThreadEvaluator
 from receiver.model import DAY_MS, HOUR_MS, MINUTE_MS, DerivedValue, Sample, SeriesKey, Stats
@@ -271,6 +272,7 @@ class Deriver:
         # after a pass already under way has stored its values too.
         self._pass = asyncio.Lock()
         self._listeners: list[Callable[[int, int], None]] = []
+        self.ceilings = InventoryCeilings(store, monotonic)
 
     def on_derived(self, listener: Callable[[int, int], None]) -> None:
         """Call ``listener(step_ms, bucket_ms)`` after a bucket's values were stored."""
@@ -438,10 +440,12 @@ class Deriver:
         rules = self.rules.current
         if step_ms == MINUTE_MS:
             samples = await self.store.samples(bucket_ms, bucket_ms + step_ms)
+            samples = await self.ceilings.with_ceilings(samples, bucket_ms, step_ms)
             evaluation = await self.evaluator.evaluate(rules, samples)
         else:
             # Rolled up here, evaluated by the evaluator: only one sample per series crosses.
             rolled = await self._rolled_up_hour(bucket_ms)
+            rolled = await self.ceilings.with_ceilings(rolled, bucket_ms, step_ms)
             evaluation = hour_totals(rules, await self.evaluator.evaluate(rules, rolled))
         stored = await self.store.put_derived(step_ms, bucket_ms, version, evaluation.values)
         if stored:

@@ -14,6 +14,8 @@ from typing import Literal, TypedDict
 
 from receiver.model import LIMITS, TABLE, TOP_KEYS, InventoryItem
 
+SERVICE_PREFIX = "aws-dynamodb::"
+"""An account's service name is this and its id (CONTRACT.md, Names)."""
 PROVISIONED = "PROVISIONED"
 ON_DEMAND = "PAY_PER_REQUEST"
 

@@ -37,7 +37,7 @@ from receiver.keys import (
 from receiver.rules import RuleHolder
 from receiver.store import Store, StoreError
 from receiver.views import alarms as alarms_view
-from receiver.views import api, dashboard, prometheus, quarantine
+from receiver.views import api, dashboard, prometheus, quarantine, tables
 
 log = logging.getLogger("receiver.server")
 
@@ -137,6 +137,7 @@ def create_app(
     app.router.add_get("/healthz", _healthz)
     app.router.add_get("/readyz", _readyz)
     api.add_routes(app)
+    tables.add_routes(app)
     prometheus.add_routes(app)
     alarms_view.add_routes(app)
     quarantine.add_routes(app)

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
+
 from receiver.alarms.loader import default_alarms_dir, load_alarms
 from receiver.model import FIRING, RESOLVED
 from receiver.store import SQLiteStore
@@ -183,4 +185,24 @@ async def test_the_shipped_replication_lag_rule_fires_after_ten_minutes_behind_a
     assert fired.message == (
         f"Orders ({SERVICE}): global table replication 75000 ms behind (mean over receiving regions), "
         "above 60000 ms for 10 minutes in a row"
+    )
+
+
+@pytest.mark.parametrize("side", ["read", "write"])
+async def test_the_shipped_near_ceiling_rules_fire_after_five_minutes_past_ninety_percent(store, side):
+    (near,) = [r for r in load_alarms(default_alarms_dir()) if r.name == f"table_{side}_near_ceiling"]
+    metric = f"aws_dynamodb_endpoint_{side}_ceiling_utilization"
+    clock = Clock()
+    ev = evaluator(store, [near], clock)
+    # An on-demand table at 95 % of its maximum: one dip to 85 % restarts the count.
+    series = [{"Orders": 95.0}] * 4 + [{"Orders": 85.0}] + [{"Orders": 95.0}] * 5
+    seen = []
+    for i, tables in enumerate(series):
+        await put_minute(store, i, tables, metric)
+        clock.at(i)
+        seen += [((e.minute_ms - minute(0)) // 60_000, e.kind) for e in await ev.tick()]
+    assert seen == [(9, FIRING)]
+    (fired,) = await store.alarm_events(0)
+    assert fired.message == (
+        f"Orders ({SERVICE}): {side} capacity 95 % of the most the table can take (alarm above 90 %)"
     )

@@ -9,11 +9,14 @@ import pytest
 from receiver.alarms.channels import headline, notification_body
 from receiver.alarms.counters import AlarmCounters
 from receiver.alarms.evaluator import AlarmEvaluator
-from receiver.alarms.explain import CAUSES, EXPLANATIONS, NOT_REPORTED, dominant
+from receiver.alarms.explain import CAUSES, EXPLANATIONS, NOT_REPORTED, dominant, top_key_phrase
 from receiver.alarms.notifier import Notifier
 from receiver.alarms.rules import AlarmRule
-from receiver.model import FIRING, RESOLVED, AlarmEvent
+from receiver.inventory.documents import item_of
+from receiver.model import FIRING, RESOLVED, TOP_KEYS, AlarmEvent
 from tests.alarms.kit import SERVICE, Clock, minute, put_metrics, rule
+
+ACCOUNT = SERVICE.removeprefix("aws-dynamodb::")
 
 WRITE = EXPLANATIONS["write_throttle_cause"]
 BOTH = EXPLANATIONS["throttle_cause"]
@@ -176,3 +179,52 @@ async def test_an_explanation_reads_only_its_own_entity(store, tmp_path):
     ((event, _),) = await evaluate(store, [rule(tmp_path, EXPLAINED)], minutes)
     assert event.endpoint == "GameScores" and event.service == SERVICE
     assert "provisioned throughput exceeded, 3 write throttle events" in event.message
+
+
+# ---- the most throttled key, from the inventory's Contributor Insights report ----
+
+
+def top_keys(start_minute: int, end_minute: int, *keys: tuple[list[str], float]) -> dict:
+    return {
+        "start": minute(start_minute) / 1000,
+        "end": minute(end_minute) / 1000,
+        "keys": [{"key": key, "value": value} for key, value in keys],
+        "rules": ["DynamoDBContributorInsights-PKT-GameScores-1"],
+    }
+
+
+def test_the_top_key_of_a_window_overlapping_the_minutes_is_named_with_its_count():
+    documents = [top_keys(0, 5, (["player#7"], 120.0), (["player#9"], 3.0))]
+    phrase = top_key_phrase(documents, (minute(3), minute(4)))
+    assert phrase == "; most throttled key: player#7 (120 throttled requests, Contributor Insights)"
+    # Partition and sort key both shown; one request is singular.
+    assert top_key_phrase([top_keys(0, 5, (["player#7", "2024-01-01"], 1.0))], (minute(4),)) == (
+        "; most throttled key: player#7 | 2024-01-01 (1 throttled request, Contributor Insights)"
+    )
+
+
+def test_a_window_apart_from_the_minutes_or_without_keys_names_no_key():
+    assert top_key_phrase([top_keys(0, 2, (["player#7"], 5.0))], (minute(10),)) == ""
+    assert top_key_phrase([top_keys(0, 5)], (minute(3),)) == ""
+    assert top_key_phrase([], (minute(3),)) == ""
+
+
+def test_of_two_regions_the_larger_top_key_is_named():
+    documents = [top_keys(0, 5, (["a"], 4.0)), top_keys(0, 5, (["b"], 40.0))]
+    assert "most throttled key: b (40 throttled" in top_key_phrase(documents, (minute(3),))
+
+
+async def test_a_throttle_notification_names_the_top_key_the_inventory_holds_for_its_table(store, tmp_path):
+    await store.put_inventory(
+        [
+            item_of(TOP_KEYS, ACCOUNT, "us-east-1", "GameScores", minute(2), top_keys(0, 3, (["player#7"], 77.0))),
+            item_of(TOP_KEYS, ACCOUNT, "us-east-1", "Orders", minute(2), top_keys(0, 3, (["order#1"], 999.0))),
+        ]
+    )
+    sent = await evaluate(
+        store, [rule(tmp_path, EXPLAINED)], {i: throttled(2, key_range_throughput=2) for i in range(3)}
+    )
+    ((event, _),) = sent
+    assert event.message.endswith(
+        f"{CAUSES[2].remedy}; most throttled key: player#7 (77 throttled requests, Contributor Insights)"
+    )

@@ -35,6 +35,8 @@ def test_the_shipped_rules_load_and_read_defined_metrics_of_their_scope():
         "account_user_errors",
         "table_transaction_conflicts",
         "table_read_capacity_high",
+        "table_read_near_ceiling",
+        "table_write_near_ceiling",
         "table_get_latency_high",
     } <= names
 

@@ -70,6 +70,8 @@ SERVICE_ONLY = [
 ENDPOINT_ONLY = [
     "read_capacity_utilization",
     "write_capacity_utilization",
+    *(f"{side}_{m}" for side in ("read", "write") for m in ("ceiling", "ceiling_utilization")),
+    *(f"{side}_{m}" for side in ("read", "write") for m in ("warm_throughput", "warm_utilization")),
     *(f"{op}_successful_request_latency_{p}" for op in OPERATIONS for p in ("p50", "p90", "p95", "p99", "p99_9")),
     "replication_latency_by_region",
     "pending_replication_count",
@@ -89,7 +91,7 @@ def test_the_pack_defines_exactly_the_issue_metrics_with_their_scopes():
     expected = {f"aws_dynamodb_{m}": "service" for m in ENDPOINT_AND_SERVICE + SERVICE_ONLY}
     expected |= {f"aws_dynamodb_endpoint_{m}": "endpoint" for m in ENDPOINT_AND_SERVICE + ENDPOINT_ONLY}
     assert {m.name: m.scope for m in pack().metrics} == expected
-    assert len(expected) == 226
+    assert len(expected) == 234
 
 
 def test_every_metric_has_a_unit_a_description_and_the_dynamodb_layer():
