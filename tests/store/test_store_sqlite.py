@@ -133,7 +133,7 @@ async def test_a_version_1_file_keeps_its_values_and_derives_its_buckets_again(s
     [kept] = await again.derived("aws_dynamodb_endpoint_x", MINUTE_MS, T0, T0)
     assert (kept.endpoint, kept.value, kept.region, kept.merged) == ("GameScores", 7.0, "", True)
     assert await again.stale_buckets(MINUTE_MS, 0) == [T0]
-    assert peek(again, "PRAGMA user_version") == [(2,)]
+    assert peek(again, "PRAGMA user_version") == [(3,)]
     await again.close()
 
 

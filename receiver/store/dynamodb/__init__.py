@@ -10,7 +10,8 @@
 - samples.py: writing a request's samples, reading time ranges;
 - derived.py: bucket versions and derived values (how replicas stay consistent);
 - quarantine.py: quarantined records, compressed and split over several items;
-- alarms.py: alarm events.
+- alarms.py: alarm events;
+- inventory.py: the table inventory and leases.
 
 ``DynamoDBStore`` is imported from store.py on first use, not here: importing
 ``receiver.store.dynamodb.url`` (as ``open_store_from_url`` does for every URL) must not

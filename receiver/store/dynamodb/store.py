@@ -31,7 +31,8 @@ transaction holds at most 100):
 - Two concurrent commits holding the same identity with different values end with one of
   them (last writer wins), as concurrent writers of one row do anywhere.
 - Samples expire ``minute_retention_days`` after their period start, quarantined records
-  ``hour_retention_days`` after they were received: DynamoDB's TTL deletes them (within
+  ``hour_retention_days`` after they were received, inventory items
+  ``hour_retention_days`` after they were last updated: DynamoDB's TTL deletes them (within
   days after that, at no cost), and reads skip expired items at once, so every replica
   answers the same. ``prune`` has nothing to do.
 """
@@ -43,7 +44,7 @@ import time
 from collections.abc import AsyncIterator, Callable, Collection, Sequence
 from typing import Any
 
-from receiver.model import HOUR_MS, MINUTE_MS, AlarmEvent, DerivedValue, QuarantinedRecord, Sample
+from receiver.model import HOUR_MS, MINUTE_MS, AlarmEvent, DerivedValue, InventoryItem, QuarantinedRecord, Sample
 from receiver.store.base import (
     DEFAULT_HOUR_RETENTION_DAYS,
     DEFAULT_MINUTE_RETENTION_DAYS,
@@ -54,6 +55,7 @@ from receiver.store.base import (
 )
 from receiver.store.dynamodb.alarms import AlarmEvents
 from receiver.store.dynamodb.derived import DerivedValues
+from receiver.store.dynamodb.inventory import Inventory
 from receiver.store.dynamodb.quarantine import QuarantinedRecords
 from receiver.store.dynamodb.retry import RetryPolicy
 from receiver.store.dynamodb.runner import CONTROL_THREADS, PROBE_THREADS, Runner
@@ -111,6 +113,7 @@ class DynamoDBStore:
         hour_s = int(hour_retention_days * _DAY_S)
         self._alarms = AlarmEvents(self._table, self._runner, retention_s=hour_s, clock=clock)
         self._quarantine = QuarantinedRecords(self._table, self._runner, retention_s=hour_s, clock=clock)
+        self._inventory = Inventory(self._table, self._runner, retention_s=hour_s, clock=clock)
 
     def __repr__(self) -> str:
         return f"DynamoDBStore({self._table.name!r}, region={self._table.region!r})"
@@ -269,3 +272,21 @@ class DynamoDBStore:
     async def alarm_heads(self) -> list[AlarmEvent]:
         async with self._runner.operation():
             return await self._alarms.heads()
+
+    # -- the table inventory and leases ----------------------------------------------
+
+    async def put_inventory(self, items: Sequence[InventoryItem]) -> None:
+        async with self._runner.operation():
+            await self._inventory.put(items, self._deadline())
+
+    async def inventory(self, kind: str | None = None) -> list[InventoryItem]:
+        async with self._runner.operation():
+            return await self._inventory.items(kind)
+
+    async def take_lease(self, name: str, holder: str, now_ms: int, duration_ms: int) -> bool:
+        async with self._runner.operation():
+            return await self._inventory.take_lease(name, holder, now_ms, duration_ms)
+
+    async def release_lease(self, name: str, holder: str) -> None:
+        async with self._runner.operation():
+            await self._inventory.release_lease(name, holder)

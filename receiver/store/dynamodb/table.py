@@ -305,6 +305,19 @@ class DynamoDBTable:
             raise
         return True
 
+    def delete_if(self, key: Item, condition: str, values: Item, deadline: float | None = None) -> bool:
+        """DeleteItem under ``condition``; False when the condition did not hold (nothing deleted)."""
+        try:
+            call(
+                self._attempts("deleting from", deadline), self.client.delete_item,
+                TableName=self.name, Key=key, ConditionExpression=condition, ExpressionAttributeValues=values,
+            )  # fmt: skip
+        except ClientError as exc:
+            if error_code(exc) == "ConditionalCheckFailedException":
+                return False
+            raise
+        return True
+
     def update(
         self, key: Item, expression: str, values: Item, condition: str | None = None, deadline: float | None = None
     ) -> bool:

@@ -1,4 +1,5 @@
-"""The ``sqlite:///`` store: samples, derived values, alarm events and quarantined records in one file.
+"""The ``sqlite:///`` store: samples, derived values, alarm events, quarantined records, the table
+inventory and leases in one file.
 
 - store.py: SQLiteStore, the Store protocol over the database, with its three worker threads;
 - db.py: SQLiteDB, one connection: opening and setting up the file, health checks, writes;

@@ -23,6 +23,7 @@ from receiver.model import (
     SAMPLE_FIELDS,
     AlarmEvent,
     DerivedValue,
+    InventoryItem,
     Pairs,
     QuarantinedRecord,
     Sample,
@@ -37,6 +38,7 @@ from receiver.store.sqlite.schema import (
     BUMP_VERSION,
     CONFIG_ERRORS,
     INSERT_DERIVED,
+    INVENTORY_SCHEMA,
     LABELS_CACHE_MAX,
     QUARANTINE_SCHEMA,
     REGION_UPGRADE,
@@ -46,6 +48,8 @@ from receiver.store.sqlite.schema import (
     SCHEMA,
     SCHEMA_VERSION,
     SERIES_CACHE_MAX,
+    TAKE_LEASE,
+    UPSERT_INVENTORY,
     UPSERT_LABELS,
     UPSERT_METRIC,
     UPSERT_QUARANTINE,
@@ -197,8 +201,11 @@ class SQLiteDB(SQLiteReads):
                 for statement in REGION_UPGRADE:
                     conn.execute(statement)
             conn.execute(ALARM_SCHEMA)
-            for statement in QUARANTINE_SCHEMA:
+            for statement in (*QUARANTINE_SCHEMA, *INVENTORY_SCHEMA):
                 conn.execute(statement)
+            if version < SCHEMA_VERSION:
+                # A new file's SCHEMA set it already; an older file has just been upgraded.
+                conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
             conn.execute("COMMIT")
         except BaseException:
             self._rollback(conn)
@@ -506,6 +513,39 @@ class SQLiteDB(SQLiteReads):
         """Forget alarm events of minutes before ``cutoff_ms`` (the hour retention), heads
         included, as DynamoDB's expire by TTL: a chain that old starts again at seq 1."""
         self._write(["DELETE FROM alarm_events WHERE minute_ms < ?"], (cutoff_ms,))
+
+    # -- the table inventory and leases ----------------------------------------------
+
+    def put_inventory(self, items: Sequence[InventoryItem]) -> None:
+        conn = self.conn
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            conn.executemany(
+                UPSERT_INVENTORY,
+                [(i.kind, i.account, i.region, i.name, i.updated_ms, i.body) for i in items],
+            )
+            conn.execute("COMMIT")
+        except BaseException:
+            self._rollback(conn)
+            raise
+
+    def prune_inventory(self, cutoff_ms: int) -> None:
+        """Forget inventory items not updated since ``cutoff_ms`` (the hour retention)."""
+        self._write(["DELETE FROM inventory WHERE updated_ms < ?"], (cutoff_ms,))
+
+    def take_lease(self, name: str, holder: str, now_ms: int, duration_ms: int) -> bool:
+        conn = self.conn
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            cursor = conn.execute(TAKE_LEASE, (name, holder, now_ms + duration_ms, now_ms))
+            conn.execute("COMMIT")
+        except BaseException:
+            self._rollback(conn)
+            raise
+        return cursor.rowcount == 1
+
+    def release_lease(self, name: str, holder: str) -> None:
+        self._write(["DELETE FROM leases WHERE name = ? AND holder = ?"], (name, holder))
 
     # -- quarantine ----------------------------------------------------------------
 

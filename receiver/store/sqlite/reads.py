@@ -1,4 +1,5 @@
-"""Reads of the SQLite database: samples, derived values, alarm events, quarantined records.
+"""Reads of the SQLite database: samples, derived values, alarm events, quarantined records,
+the table inventory.
 
 SQLiteReads is a mixin of SQLiteDB (db.py), which owns the connection and the caches the
 reads fill; like the rest of SQLiteDB, every method runs on the thread that owns the
@@ -16,13 +17,24 @@ from typing import Any
 
 import orjson
 
-from receiver.model import MINUTE_MS, AlarmEvent, DerivedValue, Pairs, QuarantinedRecord, Sample, Series, latest_per_key
+from receiver.model import (
+    MINUTE_MS,
+    AlarmEvent,
+    DerivedValue,
+    InventoryItem,
+    Pairs,
+    QuarantinedRecord,
+    Sample,
+    Series,
+    latest_per_key,
+)
 from receiver.store.base import Entity, StoreError, entities_of
 from receiver.store.sqlite.schema import (
     ALARM_COLUMNS,
     DERIVED_COLUMNS,
     EMPTY_PAIRS,
     ID_CHUNK,
+    INVENTORY_COLUMNS,
     LABELS_CACHE_MAX,
     QUARANTINE_COLUMNS,
     SELECT_SAMPLES,
@@ -186,6 +198,16 @@ class SQLiteReads:
             "AND b.endpoint = a.endpoint)"
         ).fetchall()
         return latest_per_key([_alarm_event(row) for row in rows])
+
+    def inventory(self, kind: str | None) -> list[InventoryItem]:
+        order = "ORDER BY kind, account, region, name"
+        if kind is None:
+            rows = self.conn.execute(f"SELECT {INVENTORY_COLUMNS} FROM inventory {order}").fetchall()
+        else:
+            rows = self.conn.execute(
+                f"SELECT {INVENTORY_COLUMNS} FROM inventory WHERE kind = ? {order}", (kind,)
+            ).fetchall()
+        return [InventoryItem(*row) for row in rows]
 
     def quarantined(self, limit: int) -> list[QuarantinedRecord]:
         rows = self.conn.execute(

@@ -12,9 +12,10 @@ import orjson
 
 from receiver.model import Pairs, Series
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 """2: derived values carry their region (see receiver/derive/regions.py); a version 1 file is
-upgraded in place when it is opened (``REGION_UPGRADE``)."""
+upgraded in place when it is opened (``REGION_UPGRADE``). 3: the table inventory and leases
+(``INVENTORY_SCHEMA``), which an older file gains when it is opened."""
 
 # Each sample row is small: what repeats lives in its own table and the row carries an
 # integer id. A metric (namespace, name) has a few hundred series per account, a series
@@ -139,6 +140,45 @@ QUARANTINE_COLUMNS = "request_id, record_index, received_ms, reason, detail, lab
 UPSERT_QUARANTINE = f"INSERT OR REPLACE INTO quarantine ({QUARANTINE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)"
 
 ALARM_COLUMNS = "rule, service, endpoint, seq, kind, minute_ms, value, threshold, message, created_ms"
+
+# The table inventory and leases came with schema version 3. Like the tables above they are
+# created if missing in any store file; the version then moves to 3 so that an older
+# receiver, which would not keep them, refuses the file. The inventory holds a few
+# thousand items per account (one per table, and each account's limits per region), so
+# ``prune`` finds those not updated within the hour retention without an index.
+INVENTORY_SCHEMA = (
+    """
+CREATE TABLE IF NOT EXISTS inventory (
+    kind TEXT NOT NULL,
+    account TEXT NOT NULL,
+    region TEXT NOT NULL,
+    name TEXT NOT NULL,
+    updated_ms INTEGER NOT NULL,
+    body TEXT NOT NULL,
+    PRIMARY KEY (kind, account, region, name)
+) WITHOUT ROWID
+""",
+    """
+CREATE TABLE IF NOT EXISTS leases (
+    name TEXT PRIMARY KEY,
+    holder TEXT NOT NULL,
+    until_ms INTEGER NOT NULL
+) WITHOUT ROWID
+""",
+)
+INVENTORY_COLUMNS = "kind, account, region, name, updated_ms, body"
+UPSERT_INVENTORY = f"""
+INSERT INTO inventory ({INVENTORY_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?)
+ON CONFLICT (kind, account, region, name) DO UPDATE SET updated_ms = excluded.updated_ms, body = excluded.body
+"""
+# One statement, so taking a lease is atomic: a new lease is inserted; a held one changes
+# hands (or is renewed) only where the WHERE holds, and otherwise nothing changes (the
+# statement's change count is then 0).
+TAKE_LEASE = """
+INSERT INTO leases (name, holder, until_ms) VALUES (?, ?, ?)
+ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, until_ms = excluded.until_ms
+WHERE leases.holder = excluded.holder OR leases.until_ms <= ?
+"""
 
 # The no-op DO UPDATEs (rather than DO NOTHING) make RETURNING yield an existing row too.
 UPSERT_METRIC = """

@@ -26,7 +26,7 @@ from os import PathLike
 from pathlib import Path
 from typing import Any, TypeVar
 
-from receiver.model import HOUR_MS, MINUTE_MS, AlarmEvent, DerivedValue, QuarantinedRecord, Sample
+from receiver.model import HOUR_MS, MINUTE_MS, AlarmEvent, DerivedValue, InventoryItem, QuarantinedRecord, Sample
 from receiver.store.base import (
     DEFAULT_HOUR_RETENTION_DAYS,
     DEFAULT_MINUTE_RETENTION_DAYS,
@@ -232,6 +232,7 @@ class SQLiteStore:
             await self._call(self._db.prune_buckets, step_ms, cutoff_ms)
         await self._call(self._db.prune_quarantined, cutoffs[HOUR_MS])
         await self._call(self._db.prune_alarm_events, cutoffs[HOUR_MS])
+        await self._call(self._db.prune_inventory, cutoffs[HOUR_MS])
 
     async def put_alarm_event(self, event: AlarmEvent) -> bool:
         return await self._call(self._db.put_alarm_event, event)
@@ -241,6 +242,18 @@ class SQLiteStore:
 
     async def alarm_heads(self) -> list[AlarmEvent]:
         return await self._read(self._reader_db.alarm_heads)
+
+    async def put_inventory(self, items: Sequence[InventoryItem]) -> None:
+        await self._call(self._db.put_inventory, list(items))
+
+    async def inventory(self, kind: str | None = None) -> list[InventoryItem]:
+        return await self._read(self._reader_db.inventory, kind)
+
+    async def take_lease(self, name: str, holder: str, now_ms: int, duration_ms: int) -> bool:
+        return await self._call(self._db.take_lease, name, holder, now_ms, duration_ms)
+
+    async def release_lease(self, name: str, holder: str) -> None:
+        await self._call(self._db.release_lease, name, holder)
 
     async def _call(self, fn: Callable[..., T], *args: Any) -> T:
         """``fn(*args)`` on the writer's thread."""
