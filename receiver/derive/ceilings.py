@@ -59,7 +59,7 @@ class InventoryCeilings:
             self._read_at = self.clock()
         return self._ceilings
 
-    async def with_ceilings(self, samples: Sequence[Sample], bucket_ms: int, step_ms: int) -> Sequence[Sample]:
+    async def with_ceilings(self, samples: list[Sample], bucket_ms: int, step_ms: int) -> list[Sample]:
         """``samples`` and the ceiling samples of the tables and indexes they have DynamoDB samples of."""
         known = await self.current()
         if not known:
@@ -91,10 +91,10 @@ def ceiling_samples(
         series = sample.series
         if series.namespace != DYNAMODB:
             continue
-        dimensions = dict(series.dimensions)
-        table = dimensions.get("TableName")
+        named = dict(series.dimensions)
+        table = named.get("TableName")
         if table:
-            present.add((series.account, series.region, table, dimensions.get("GlobalSecondaryIndexName", "")))
+            present.add((series.account, series.region, table, named.get("GlobalSecondaryIndexName", "")))
     added = []
     for endpoint in sorted(present):
         ceiling = known.get(endpoint)

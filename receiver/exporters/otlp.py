@@ -49,6 +49,7 @@ from receiver.exporters.otlp_encode import (
     failure_message,
     partial_success,
 )
+from receiver.inventory.tags import Labeller, TagLabels, no_tags
 from receiver.model import DEFAULT_SETTLE_S, MINUTE_MS, DerivedValue
 from receiver.rules import MetricInfo, RuleHolder
 from receiver.store import Store, StoreError
@@ -191,10 +192,13 @@ class OtlpExporter:
         *,
         clock: Callable[[], float] = time.time,
         rng: random.Random | None = None,
+        tags: TagLabels | None = None,
     ) -> None:
+        """``tags``: the table tags to add to each data point (``--inventory-tag-labels``)."""
         self.settings = settings
         self.store = store
         self.rules = rules
+        self.tags = tags
         self.clock = clock
         self.counters = ExportCounters()
         self._rng = rng or random.Random()
@@ -346,7 +350,8 @@ class OtlpExporter:
         if not values:
             # Past retention, or every entity of the minute lost its data: nothing to say.
             return _Answer(_Result.SENT)
-        prepared = await asyncio.to_thread(self._prepare, values, self.rules.current.metric)
+        tags = await self.tags.labeller() if self.tags is not None else no_tags
+        prepared = await asyncio.to_thread(self._prepare, values, self.rules.current.metric, tags)
         if self._sent.get(minute) == prepared.digest:
             self.counters.unchanged_minutes += 1
             return _Answer(_Result.SENT)
@@ -366,9 +371,11 @@ class OtlpExporter:
         self._remember(minute, prepared.digest)
         return _Answer(_Result.SENT)
 
-    def _prepare(self, values: Sequence[DerivedValue], describe: Callable[[str], MetricInfo | None]) -> _Prepared:
+    def _prepare(
+        self, values: Sequence[DerivedValue], describe: Callable[[str], MetricInfo | None], tags: Labeller
+    ) -> _Prepared:
         """Encode, serialize, digest and compress (on a worker thread: a minute can be large)."""
-        requests = encode_minute(values, describe, self.settings.max_points_per_request)
+        requests = encode_minute(values, describe, self.settings.max_points_per_request, tags)
         raw = [request.SerializeToString(deterministic=True) for request in requests]
         digest = hashlib.blake2b(digest_size=16)
         for body in raw:

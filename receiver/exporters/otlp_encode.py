@@ -36,6 +36,7 @@ from opentelemetry.proto.resource.v1.resource_pb2 import Resource
 from receiver.derive.regions import by_region
 from receiver.formats.errors import DecodeError
 from receiver.formats.framing import length_delimited_fields
+from receiver.inventory.tags import Labeller, no_tags, otlp_attribute
 from receiver.model import DerivedValue
 from receiver.rules import MetricInfo
 
@@ -104,18 +105,22 @@ def encode_minute(
     values: Sequence[DerivedValue],
     describe: Callable[[str], MetricInfo | None],
     max_points: int = MAX_POINTS_PER_REQUEST,
+    tags: Labeller = no_tags,
 ) -> list[ExportMetricsServiceRequest]:
     """The values as requests of at most ``max_points`` data points each, in a fixed order
     (so equal values give equal bytes). ``describe`` gives a metric's unit and description;
-    a metric it does not know (rules reloaded since) gets neither."""
+    a metric it does not know (rules reloaded since) gets neither. ``tags`` gives a value's
+    table tags, each the data point attribute ``tag.<key>`` (receiver/inventory/tags.py)."""
     if max_points < 1:
         raise ValueError("max_points must be at least 1")
     ordered = sorted(by_region(values), key=_order)
-    return [_request(ordered[start : start + max_points], describe) for start in range(0, len(ordered), max_points)]
+    return [
+        _request(ordered[start : start + max_points], describe, tags) for start in range(0, len(ordered), max_points)
+    ]
 
 
 def _request(
-    values: Sequence[DerivedValue], describe: Callable[[str], MetricInfo | None]
+    values: Sequence[DerivedValue], describe: Callable[[str], MetricInfo | None], tags: Labeller
 ) -> ExportMetricsServiceRequest:
     request = ExportMetricsServiceRequest()
     for (service, layer), of_service in groupby(values, key=lambda v: (v.service, v.layer)):
@@ -129,7 +134,7 @@ def _request(
                 name=name,
                 unit=ucum_unit(info.unit) if info else "",
                 description=info.description if info else "",
-                gauge=Gauge(data_points=[_point(value) for value in of_metric]),
+                gauge=Gauge(data_points=[_point(value, tags) for value in of_metric]),
             )
             scope_metrics.metrics.append(metric)
         resource_metrics.scope_metrics.append(scope_metrics)
@@ -137,7 +142,7 @@ def _request(
     return request
 
 
-def _point(value: DerivedValue) -> NumberDataPoint:
+def _point(value: DerivedValue, tags: Labeller) -> NumberDataPoint:
     attributes = []
     if value.endpoint is not None:
         attributes.append(_text(ENDPOINT, value.endpoint))
@@ -145,6 +150,7 @@ def _point(value: DerivedValue) -> NumberDataPoint:
         attributes.append(_text(INSTANCE, value.instance))
     if value.region:
         attributes.append(_text(REGION, value.region))
+    attributes += [_text(otlp_attribute(key), tag) for key, tag in tags(value)]
     return NumberDataPoint(
         attributes=attributes,
         time_unix_nano=value.time_ms * 1_000_000,

@@ -7,6 +7,8 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from receiver.inventory.tags import label_name
+
 DEFAULT_INTERVAL_S = 300.0
 """Five minutes: DescribeTable's counts change every six hours, capacity settings rarely."""
 
@@ -104,5 +106,13 @@ def inventory_settings(
             raise InventoryConfigError(
                 f"--inventory-tag-labels (RECEIVER_INVENTORY_TAG_LABELS) {tags!r} has an empty or invalid tag key; "
                 "give tag keys separated by single commas"
+            )
+    labels: dict[str, str] = {}
+    for tag in tag_labels:
+        name = label_name(tag)
+        if labels.setdefault(name, tag) != tag:
+            raise InventoryConfigError(
+                f"--inventory-tag-labels (RECEIVER_INVENTORY_TAG_LABELS) {labels[name]!r} and {tag!r} "
+                f"would both be the label {name}; list only one of them"
             )
     return InventorySettings(tuple(dict.fromkeys(regions)), tuple(r.strip() for r in roles), interval_s, tag_labels)

@@ -21,6 +21,7 @@ from receiver.firehose.body import InflightBudget
 from receiver.firehose.handler import AccessKeys, IngestSettings, handle_delivery
 from receiver.firehose.telemetry import Telemetry
 from receiver.formats import SeriesCache
+from receiver.inventory.tags import TagLabels
 from receiver.keys import (
     ALARMS,
     CONFIG,
@@ -32,6 +33,7 @@ from receiver.keys import (
     RULES,
     SCRAPE,
     STORE,
+    TAG_LABELS,
     TELEMETRY,
 )
 from receiver.rules import RuleHolder
@@ -118,8 +120,10 @@ def create_app(
     app[TELEMETRY] = Telemetry()
     app[SCRAPE] = prometheus.ScrapeSettings(prometheus.MinuteWindow(settle_s=config.metrics_settle_s))
     app[DASHBOARD_FILES] = dashboard.static_files()
+    if config.inventory is not None and config.inventory.tag_labels:
+        app[TAG_LABELS] = TagLabels(store, config.inventory.tag_labels)
     if config.otlp_export is not None:
-        app[OTLP_EXPORTER] = OtlpExporter(config.otlp_export, store, app[RULES])
+        app[OTLP_EXPORTER] = OtlpExporter(config.otlp_export, store, app[RULES], tags=app.get(TAG_LABELS))
         app[DERIVER].on_derived(app[OTLP_EXPORTER].on_derived)
     if config.alarms is not None:
         # RuleError (file, line, reason) for a broken alarm file.

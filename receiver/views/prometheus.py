@@ -34,7 +34,8 @@ from aiohttp import web
 
 from receiver.derive.deriver import STEP_NAMES
 from receiver.derive.regions import by_region
-from receiver.keys import ALARMS, DERIVER, INGEST, RULES, SCRAPE, STORE, TELEMETRY
+from receiver.inventory.tags import Labeller, label_name, no_tags
+from receiver.keys import ALARMS, DERIVER, INGEST, RULES, SCRAPE, STORE, TAG_LABELS, TELEMETRY
 from receiver.model import DEFAULT_SETTLE_S, MINUTE_MS, DerivedValue
 from receiver.store.base import StoreError
 
@@ -206,16 +207,20 @@ class MinuteWindow:
 # -- the families ----------------------------------------------------------------------
 
 
-def derived_families(values: Iterable[DerivedValue], metrics: Sequence[MetricInfo]) -> list[Family]:
+def derived_families(
+    values: Iterable[DerivedValue], metrics: Sequence[MetricInfo], tags: Labeller = no_tags
+) -> list[Family]:
     """One gauge family per metric with values, in the rules' order.
 
     Values of a metric the current rules no longer define (a reload removed it) are left
     out: there is nothing to describe them with. A table reporting from several regions is
-    one series per region, labelled ``region`` (derive/regions.py ``by_region``).
+    one series per region, labelled ``region`` (derive/regions.py ``by_region``). ``tags``
+    gives a value's table tags, labelled ``tag_<key>`` (receiver/inventory/tags.py).
     """
     by_metric: dict[str, dict[Labels, float]] = {}
     for value in by_region(values):
-        by_metric.setdefault(value.metric, {})[entity_labels(value)] = value.value
+        labels = entity_labels(value) + tuple((label_name(k), v) for k, v in tags(value))
+        by_metric.setdefault(value.metric, {})[labels] = value.value
     families = []
     for info in metrics:
         points = by_metric.get(info.name)
@@ -399,7 +404,11 @@ def alarm_families(counts: AlarmCountsSnapshot) -> list[Family]:
 
 
 def exposition(
-    derived: list[DerivedValue], metrics: Sequence[MetricInfo], state: ReceiverState, extra: Sequence[Family] = ()
+    derived: list[DerivedValue],
+    metrics: Sequence[MetricInfo],
+    state: ReceiverState,
+    extra: Sequence[Family] = (),
+    tags: Labeller = no_tags,
 ) -> bytes:
     """The whole ``/metrics`` body; a derived family that collides with ours is dropped.
 
@@ -407,7 +416,7 @@ def exposition(
     """
     own = [*receiver_families(state), *extra]
     own_names = {family.name for family in own}
-    families = [f for f in derived_families(derived, metrics) if f.name not in own_names]
+    families = [f for f in derived_families(derived, metrics, tags) if f.name not in own_names]
     return render([*families, *own]).encode("utf-8")
 
 
@@ -438,8 +447,9 @@ async def metrics(request: web.Request) -> web.Response:
     more = deriver_families(app[DERIVER].counts())
     if ALARMS in app:
         more += alarm_families(app[ALARMS].counters.snapshot())
+    tags = await app[TAG_LABELS].labeller() if TAG_LABELS in app else no_tags
     # Thousands of tables make tens of thousands of lines: format them off the loop.
-    body = await asyncio.to_thread(exposition, values, app[RULES].current.metrics, state, more)
+    body = await asyncio.to_thread(exposition, values, app[RULES].current.metrics, state, more, tags)
     response = web.Response(body=body, headers={"Content-Type": CONTENT_TYPE})
     response.enable_compression()  # gzip when the scraper accepts it (Prometheus does)
     return response
