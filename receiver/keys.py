@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from receiver.firehose.handler import IngestSettings
     from receiver.firehose.telemetry import Telemetry
     from receiver.inventory.poller import InventoryPoller
+    from receiver.inventory.tags import TagLabels
     from receiver.rules import RuleHolder
     from receiver.server.app import InFlight
     from receiver.store import Store
@@ -38,6 +39,8 @@ ALARMS: web.AppKey[Alarms] = web.AppKey("alarms")
 """Present only with alarm rules configured (``ALARMS in app``)."""
 INVENTORY: web.AppKey[InventoryPoller] = web.AppKey("inventory")
 """Present only with the inventory on (``INVENTORY in app``): the poller and its counters."""
+TAG_LABELS: web.AppKey[TagLabels] = web.AppKey("tag_labels")
+"""Present only with ``--inventory-tag-labels``: table tags as labels on /metrics and OTLP."""
 SCRAPE: web.AppKey[ScrapeSettings] = web.AppKey("scrape")
 """Which minute ``/metrics`` exposes, and the clock it reads."""
 DASHBOARD_FILES: web.AppKey[Mapping[str, Path]] = web.AppKey("dashboard_files")
