@@ -13,6 +13,8 @@ from aws_cdk import aws_s3 as s3
 from cdk_nag import AwsSolutionsChecks
 from constructs import IConstruct
 
+from stacks.inventory import ACCOUNT_ACTIONS, INSIGHT_RULE_ACTIONS, INSIGHT_RULE_PREFIX, TABLE_ACTIONS
+
 if TYPE_CHECKING:
     from stacks.build import Stacks
 
@@ -21,6 +23,7 @@ def check(app: cdk.App, stacks: Stacks) -> None:
     # Acknowledgements are also written into the templates (Metadata.cdk_nag): an audit trail per resource.
     cdk.Validations.of(app).add_plugins(AwsSolutionsChecks(app, write_suppressions_to_cloud_formation=True))
     _receiver(stacks)
+    _inventory(stacks)
     _metric_stream(stacks)
 
 
@@ -43,7 +46,8 @@ def _receiver(stacks: Stacks) -> None:
         receiver.receiver.container.task_definition,
         "AwsSolutions-ECS2",
         "The environment holds only non-secret configuration (port, store table name and region, log format, "
-        "timeouts); the one secret, the access key, is injected from Secrets Manager.",
+        "timeouts, the inventory's regions, role ARNs and tag keys); the one secret, the access key, is injected "
+        "from Secrets Manager.",
     )
     _acknowledge(
         receiver.receiver.container.task_definition.obtain_execution_role(),
@@ -66,6 +70,60 @@ def _receiver(stacks: Stacks) -> None:
             "the free AWS/ECS service CPU and memory metrics drive the autoscaling. "
             "Set containerInsights=true to turn it on.",
         )
+
+
+def _inventory(stacks: Stacks) -> None:
+    """The table inventory's wildcards, each finding by its resource as cdk-nag renders it."""
+    policy = stacks.receiver.receiver.inventory_policy
+    if policy is None:
+        return
+    document = cdk.Stack.of(policy).resolve(policy.document)
+    for statement in document["Statement"]:
+        actions = _as_list(statement["Action"])
+        for resource in (_nag_form(r) for r in _as_list(statement["Resource"])):
+            if "*" in resource:
+                _acknowledge(policy, f"AwsSolutions-IAM5[Resource::{resource}]", _inventory_reason(actions, resource))
+
+
+def _inventory_reason(actions: list[str], resource: str) -> str:
+    """Why each wildcard of the inventory's grant is as narrow as IAM allows; any other wildcard
+    has no reason here and stops synthesis."""
+    if resource == "*" and sorted(actions) == sorted(ACCOUNT_ACTIONS):
+        return (
+            f"{' and '.join(actions)}, which the table inventory calls in every polled region, support no "
+            "resource-level permissions, so IAM grants them only on all resources; both are reads that return "
+            "table names and the account's capacity limits, no item data."
+        )
+    region = resource.split(":")[3] if resource.startswith("arn:") else resource
+    if sorted(actions) == sorted(INSIGHT_RULE_ACTIONS) and resource.endswith(f":insight-rule/{INSIGHT_RULE_PREFIX}*"):
+        return (
+            f"The table inventory reads the Contributor Insights report (most throttled keys) of each table in "
+            f"{region} that has it on; DynamoDB names the rules it creates for that DynamoDBContributorInsights-..., "
+            "the rest known only at run time, so cloudwatch:GetInsightRuleReport is granted on that prefix alone."
+        )
+    if sorted(actions) == sorted(TABLE_ACTIONS) and resource.endswith(":table/*"):
+        return (
+            f"The table inventory describes every table of this account in {region}, whose names it learns from "
+            f"ListTables at run time, so {', '.join(actions)} are granted on table/* of that region only; each "
+            "reads a table's settings, none its items."
+        )
+    raise ValueError(f"no reason to accept {resource} for {', '.join(actions)}")
+
+
+def _as_list(value: str | list[str]) -> list[str]:
+    return value if isinstance(value, list) else [value]
+
+
+def _nag_form(value: object) -> str:
+    """A resolved ARN as cdk-nag names it in a finding: pseudo parameters as <AWS::AccountId>."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, dict) and "Ref" in value:
+        return f"<{value['Ref']}>"
+    if isinstance(value, dict) and "Fn::Join" in value:
+        separator, parts = value["Fn::Join"]
+        return str(separator).join(_nag_form(part) for part in parts)
+    raise ValueError(f"no cdk-nag form for {value!r}")
 
 
 def _metric_stream(stacks: Stacks) -> None:

@@ -62,6 +62,7 @@ class ReceiverStack(Stack):
             log_retention=retention(settings.log_retention_days),
             container_insights=settings.container_insights,
             alarm_topic=self.alarm_topic,
+            inventory=settings.inventory,
         )
 
         zone = None
@@ -97,6 +98,12 @@ class ReceiverStack(Stack):
             "AlarmTopicArn",
             value=self.alarm_topic.topic_arn,
             description="Alarm notifications are published here: subscribe e-mail, chat or a queue",
+        )
+        CfnOutput(
+            self,
+            "ReceiverTaskRoleArn",
+            value=self.receiver.task_role.role_arn,
+            description="The receiver's task role: the principal that roles in inventoryRoles must trust",
         )
         CfnOutput(
             self,

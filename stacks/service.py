@@ -16,7 +16,9 @@ from aws_cdk import aws_secretsmanager as secretsmanager
 from aws_cdk import aws_sns as sns
 from constructs import Construct
 
+from stacks.inventory import inventory_environment, inventory_policy
 from stacks.metrics_store import MetricsStore
+from stacks.settings import InventoryConfig
 
 REPOSITORY = Path(__file__).resolve().parent.parent
 CONTAINER_NAME = "receiver"
@@ -61,6 +63,7 @@ class ReceiverService(Construct):
         log_retention: logs.RetentionDays,
         container_insights: bool,
         alarm_topic: sns.ITopic | None = None,
+        inventory: InventoryConfig | None = None,
     ) -> None:
         super().__init__(scope, construct_id)
 
@@ -93,6 +96,11 @@ class ReceiverService(Construct):
                 iam.PolicyStatement(actions=["sns:Publish"], resources=[alarm_topic.topic_arn])
             )
         alarm_environment = {"RECEIVER_ALARM_SNS_TOPIC_ARN": alarm_topic.topic_arn} if alarm_topic is not None else {}
+        self.task_role = task.task_role
+        # The table inventory's read-only grant, a policy of its own; None when the inventory is off.
+        self.inventory_policy = (
+            inventory_policy(self, "InventoryPolicy", task.task_role, inventory) if inventory is not None else None
+        )
 
         log_group = logs.LogGroup(self, "Logs", retention=log_retention, removal_policy=RemovalPolicy.DESTROY)
         self.container = task.add_container(
@@ -113,6 +121,7 @@ class ReceiverService(Construct):
                 # Bodies in flight within a quarter of the task's memory, so decoding never runs it out.
                 "RECEIVER_MAX_INFLIGHT_MIB": str(size.memory_mib // 4),
                 **alarm_environment,
+                **inventory_environment(self, inventory),
             },
             secrets={"RECEIVER_ACCESS_KEYS": ecs.Secret.from_secrets_manager(access_key, "api_key")},
             logging=ecs.LogDrivers.aws_logs(
@@ -164,6 +173,9 @@ class ReceiverService(Construct):
             propagate_tags=ecs.PropagatedTagSource.SERVICE,
             enable_ecs_managed_tags=True,
         )
+        if self.inventory_policy is not None:
+            # Tasks start with the inventory's permissions in place, not seconds before them.
+            self.service.node.add_dependency(self.inventory_policy)
 
         self._scaling = self.service.auto_scale_task_count(min_capacity=min_tasks, max_capacity=max_tasks)
         self._scaling.scale_on_cpu_utilization(

@@ -54,6 +54,8 @@ FARGATE_MEMORY = {
     16384: tuple(range(32768, 122880 + 1, 8192)),
 }
 MAX_DASHBOARD_CIDRS = 20
+# The receiver's table inventory (receiver/inventory): how often it polls, in seconds.
+INVENTORY_INTERVAL_SECONDS = (60, 86400)
 
 # Every setting's context key and its default, spelled as in cdk.json (a test keeps the two equal).
 DEFAULTS: dict[str, Any] = {
@@ -84,6 +86,11 @@ DEFAULTS: dict[str, Any] = {
     "natGateways": 0,
     "containerInsights": False,
     "shutdownTimeoutSeconds": 60,
+    "inventory": True,
+    "inventoryRegions": [],
+    "inventoryRoles": [],
+    "inventoryIntervalSeconds": 300,
+    "inventoryTagLabels": [],
     "nag": False,
 }
 
@@ -91,6 +98,10 @@ _HOSTNAME_LABEL = re.compile(r"(?!-)[a-z0-9-]{1,63}(?<!-)")
 _ZONE_ID = re.compile(r"Z[A-Z0-9]{1,31}")
 _REGION = re.compile(r"[a-z]{2}(-[a-z]+)+-\d+")
 _CERTIFICATE_ARN = re.compile(r"arn:aws[a-z-]*:acm:(?P<region>[a-z]{2}(-[a-z]+)+-\d+):\d{12}:certificate/[0-9a-f-]{36}")
+# As the receiver checks them (receiver/inventory/settings.py), less the comma: the receiver
+# reads roles and tag keys from comma-separated environment variables.
+_ROLE_ARN = re.compile(r"arn:(?P<partition>aws[a-z-]*):iam::\d{12}:role/[\w+=.@/-]{1,512}")
+_TAG_KEY = re.compile(r"[^\x00-\x1f,]{1,128}")
 _PERCENTILE = re.compile(r"p(\d{1,2}(\.\d{1,10})?|100)")
 # The JSON-only statistics: trimmed/winsorized mean, trimmed count/sum, percentile rank, IQM.
 _JSON_ONLY_STATISTIC = re.compile(r"(tm|wm|tc|ts)\d{1,2}(\.\d{1,10})?|(TM|WM|TC|TS)\([^()]*\)|PR\([^()]*\)|IQM")
@@ -107,6 +118,19 @@ class StatisticsConfig:
     namespace: str
     metric_name: str
     statistics: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class InventoryConfig:
+    """The receiver's table inventory: it always polls the deployment region of its own account."""
+
+    extra_regions: tuple[str, ...]
+    """Regions polled besides the deployment region, in every account."""
+    roles: tuple[str, ...]
+    """IAM roles the receiver assumes to poll other accounts."""
+    interval_seconds: int
+    tag_labels: tuple[str, ...]
+    """Table tag keys the receiver turns into labels."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,6 +160,8 @@ class Settings:
     nat_gateways: int
     container_insights: bool
     shutdown_timeout_seconds: int
+    inventory: InventoryConfig | None
+    """None: the inventory is off and the receiver gets no inventory permissions."""
     nag: bool
 
     @property
@@ -203,6 +229,7 @@ def settings_from_context(context: Callable[[str], Any], default_region: str | N
         nat_gateways=read.integer("natGateways", 0, 2),
         container_insights=read.flag("containerInsights"),
         shutdown_timeout_seconds=shutdown,
+        inventory=_inventory(read, region),
         nag=read.flag("nag"),
     )
 
@@ -433,6 +460,79 @@ def _common_attributes(value: Any) -> tuple[tuple[str, str], ...]:
                 f"commonAttributes entry {name!r} is too long; names are 1 to 256 characters and values at most 1024"
             )
     return tuple(sorted(value.items()))
+
+
+def _inventory(read: _Reader, region: str) -> InventoryConfig | None:
+    regions = read.string_list("inventoryRegions")
+    roles = read.string_list("inventoryRoles")
+    interval = read.integer("inventoryIntervalSeconds", *INVENTORY_INTERVAL_SECONDS)
+    tag_labels = read.string_list("inventoryTagLabels")
+    if not read.flag("inventory"):
+        given = {
+            "inventoryRegions": bool(regions),
+            "inventoryRoles": bool(roles),
+            "inventoryIntervalSeconds": interval != DEFAULTS["inventoryIntervalSeconds"],
+            "inventoryTagLabels": bool(tag_labels),
+        }
+        for key, is_set in given.items():
+            if is_set:
+                raise SettingsError(f"{key} is set but inventory is false; remove {key} or set inventory=true")
+        return None
+    partition = _partition(region)
+    for value in regions:
+        if not _REGION.fullmatch(value):
+            raise SettingsError(
+                f"inventoryRegions entry {value!r} is not an AWS region name; put regions such as eu-west-1,us-west-2"
+            )
+        if _partition(value) != partition:
+            raise SettingsError(
+                f"inventoryRegions entry {value!r} is in partition {_partition(value)}, not in {partition} like "
+                f"{region}; the receiver's credentials reach only their own partition, so list regions of {partition}"
+            )
+        if value == region:
+            raise SettingsError(
+                f"inventoryRegions lists {value!r}, the region the stacks deploy to, which the inventory always "
+                "polls; list only the other regions"
+            )
+    for value in roles:
+        match = _ROLE_ARN.fullmatch(value)
+        if match is None:
+            raise SettingsError(
+                f"inventoryRoles entry {value!r} is not an IAM role ARN (without commas); put one such as "
+                "arn:aws:iam::123456789012:role/DynamoDbInventoryReader"
+            )
+        if match["partition"] != partition:
+            raise SettingsError(
+                f"inventoryRoles entry {value!r} is in partition {match['partition']} but the stacks deploy to "
+                f"{partition} ({region}); a role can be assumed only from its own partition, "
+                f"so list roles of {partition}"
+            )
+    for value in tag_labels:
+        if not _TAG_KEY.fullmatch(value):
+            raise SettingsError(
+                f"inventoryTagLabels entry {value!r} is not a tag key; put keys of 1 to 128 characters "
+                "without commas, e.g. team,env"
+            )
+    for key, values in (("inventoryRegions", regions), ("inventoryRoles", roles), ("inventoryTagLabels", tag_labels)):
+        twice = next((value for index, value in enumerate(values) if value in values[:index]), None)
+        if twice is not None:
+            raise SettingsError(f"{key} lists {twice!r} twice; list each once")
+    return InventoryConfig(regions, roles, interval, tag_labels)
+
+
+# Region name prefixes of the partitions other than aws (the commercial regions).
+_PARTITION_PREFIXES = (
+    ("cn-", "aws-cn"),
+    ("us-gov-", "aws-us-gov"),
+    ("us-iso-", "aws-iso"),
+    ("us-isob-", "aws-iso-b"),
+    ("eu-isoe-", "aws-iso-e"),
+    ("us-isof-", "aws-iso-f"),
+)
+
+
+def _partition(region: str) -> str:
+    return next((partition for prefix, partition in _PARTITION_PREFIXES if region.startswith(prefix)), "aws")
 
 
 def _task_cpu(cpu: int) -> int:

@@ -3,7 +3,8 @@
 - ``cli_run``: the default settings through the pinned CDK CLI (``-c`` strings, cdk.json's
   feature flags, CloudFormation validation), which the template tests also read;
 - ``alternative``: every non-default setting at once, in this process, with cdk-nag on;
-- ``default_nag``: the default settings, in this process, with cdk-nag on.
+- ``default_nag``: the default settings, in this process, with cdk-nag on;
+- ``inventory_off``: the default settings but ``inventory=false``, in this process, with cdk-nag on.
 """
 
 from __future__ import annotations
@@ -50,3 +51,15 @@ def alternative(alternative_run: InProcessRun) -> Assembly:
 @pytest.fixture(scope="session")
 def default_nag_run(tmp_path_factory: pytest.TempPathFactory) -> InProcessRun:
     return in_process_synth(tmp_path_factory.mktemp("nag"), {**BASE_CONTEXT, "nag": True})
+
+
+@pytest.fixture(scope="session")
+def inventory_off_run(tmp_path_factory: pytest.TempPathFactory) -> InProcessRun:
+    return in_process_synth(tmp_path_factory.mktemp("inventory-off"), {**BASE_CONTEXT, "inventory": False, "nag": True})
+
+
+@pytest.fixture(scope="session")
+def inventory_off(inventory_off_run: InProcessRun) -> Assembly:
+    if inventory_off_run.error is not None and not inventory_off_run.error.startswith("ValidationFailed"):
+        pytest.fail(f"synthesis with inventory=false failed: {inventory_off_run.error}")
+    return inventory_off_run.assembly

@@ -27,6 +27,12 @@ DOMAIN = "metrics.example.com"
 ZONE_ID = "Z0123456789ABCDEFGHIJ"
 CERTIFICATE_ARN = "arn:aws:acm:us-east-1:123456789012:certificate/0a1b2c3d-4e5f-6a7b-8c9d-0e1f2a3b4c5d"
 DASHBOARD_CIDRS = ["203.0.113.0/24", "198.51.100.7/32"]
+INVENTORY_REGIONS = ["eu-west-1", "ap-southeast-2"]
+INVENTORY_ROLES = [
+    "arn:aws:iam::111122223333:role/DynamoDbInventoryReader",
+    "arn:aws:iam::444455556666:role/ops/Reader",
+]
+INVENTORY_TAG_LABELS = ["team", "env"]
 
 # What a user must add to cdk.json's defaults; everything else stays at its default.
 BASE_CONTEXT: dict[str, Any] = {
@@ -63,6 +69,11 @@ ALTERNATIVE_CONTEXT: dict[str, Any] = {
     "backupRetentionDays": 7,
     "logRetentionDays": 90,
     "commonAttributes": {"deployment": "staging", "team": "data"},
+    # The inventory with everything it takes (inventory=false is its own synthesis: conftest.py).
+    "inventoryRegions": INVENTORY_REGIONS,
+    "inventoryRoles": INVENTORY_ROLES,
+    "inventoryIntervalSeconds": 900,
+    "inventoryTagLabels": INVENTORY_TAG_LABELS,
 }
 
 

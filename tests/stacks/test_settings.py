@@ -6,7 +6,14 @@ from typing import Any
 
 import pytest
 
-from stacks.settings import DEFAULTS, Settings, SettingsError, StatisticsConfig, settings_from_context
+from stacks.settings import (
+    DEFAULTS,
+    InventoryConfig,
+    Settings,
+    SettingsError,
+    StatisticsConfig,
+    settings_from_context,
+)
 from tests.stacks.synth import BASE_CONTEXT, CERTIFICATE_ARN, REPO, cdk_json_context
 
 
@@ -53,6 +60,7 @@ def test_defaults_are_the_documented_ones() -> None:
         nat_gateways=0,
         container_insights=False,
         shutdown_timeout_seconds=60,
+        inventory=InventoryConfig(extra_regions=(), roles=(), interval_seconds=300, tag_labels=()),
         nag=False,
     )
 
