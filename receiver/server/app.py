@@ -21,6 +21,7 @@ from receiver.firehose.body import InflightBudget
 from receiver.firehose.handler import AccessKeys, IngestSettings, handle_delivery
 from receiver.firehose.telemetry import Telemetry
 from receiver.formats import SeriesCache
+from receiver.inventory.poller import InventoryPoller
 from receiver.inventory.tags import TagLabels
 from receiver.keys import (
     ALARMS,
@@ -29,6 +30,7 @@ from receiver.keys import (
     DERIVER,
     IN_FLIGHT,
     INGEST,
+    INVENTORY,
     OTLP_EXPORTER,
     RULES,
     SCRAPE,
@@ -120,6 +122,8 @@ def create_app(
     app[TELEMETRY] = Telemetry()
     app[SCRAPE] = prometheus.ScrapeSettings(prometheus.MinuteWindow(settle_s=config.metrics_settle_s))
     app[DASHBOARD_FILES] = dashboard.static_files()
+    if config.inventory is not None:
+        app[INVENTORY] = InventoryPoller(store, config.inventory)
     if config.inventory is not None and config.inventory.tag_labels:
         app[TAG_LABELS] = TagLabels(store, config.inventory.tag_labels)
     if config.otlp_export is not None:
@@ -170,6 +174,8 @@ async def _background_work(app: web.Application) -> AsyncIterator[None]:
     exporter = app.get(OTLP_EXPORTER)
     if exporter is not None:
         tasks.append(asyncio.create_task(exporter.run(), name="otlp-export"))
+    if INVENTORY in app:
+        tasks.append(asyncio.create_task(app[INVENTORY].run(), name="inventory"))
     yield
     for task in tasks:
         task.cancel()

@@ -35,7 +35,7 @@ from aiohttp import web
 from receiver.derive.deriver import STEP_NAMES
 from receiver.derive.regions import by_region
 from receiver.inventory.tags import Labeller, label_name, no_tags
-from receiver.keys import ALARMS, DERIVER, INGEST, RULES, SCRAPE, STORE, TAG_LABELS, TELEMETRY
+from receiver.keys import ALARMS, DERIVER, INGEST, INVENTORY, RULES, SCRAPE, STORE, TAG_LABELS, TELEMETRY
 from receiver.model import DEFAULT_SETTLE_S, MINUTE_MS, DerivedValue
 from receiver.store.base import StoreError
 
@@ -43,6 +43,7 @@ if TYPE_CHECKING:
     from receiver.alarms.counters import AlarmCountsSnapshot
     from receiver.derive.deriver import DeriveCountsSnapshot
     from receiver.firehose.telemetry import HistogramSnapshot, TelemetrySnapshot
+    from receiver.inventory.counters import InventoryCountsSnapshot
     from receiver.rules.ruleset import MetricInfo
     from receiver.store.base import Store
 
@@ -403,6 +404,41 @@ def alarm_families(counts: AlarmCountsSnapshot) -> list[Family]:
     ]
 
 
+def inventory_families(counts: InventoryCountsSnapshot) -> list[Family]:
+    """The inventory poller's counters (receiver/inventory/counters.py), with the inventory on."""
+    families = [
+        Family(
+            PREFIX + "inventory_calls_total",
+            "counter",
+            "AWS API calls of the table inventory by API and outcome (ok, throttled, denied, failed); "
+            "only the replica holding the inventory lease makes them.",
+            tuple(Point((("api", api), ("outcome", outcome)), n) for api, outcome, n in counts.calls),
+        ),
+        Family(
+            PREFIX + "inventory_tables",
+            "gauge",
+            "Tables the inventory knows (deleted tables left out), in every account and region.",
+            (Point((), counts.tables),),
+        ),
+        Family(
+            PREFIX + "inventory_lease_held",
+            "gauge",
+            "1 while this replica holds the inventory lease and so is the one polling, else 0.",
+            (Point((), 1 if counts.holding_lease else 0),),
+        ),
+    ]
+    if counts.last_poll_ms is not None:
+        families.append(
+            Family(
+                PREFIX + "inventory_last_poll_timestamp_seconds",
+                "gauge",
+                "When this replica's last complete poll of the inventory ended (epoch seconds).",
+                (Point((), counts.last_poll_ms / 1000),),
+            )
+        )
+    return families
+
+
 def exposition(
     derived: list[DerivedValue],
     metrics: Sequence[MetricInfo],
@@ -447,6 +483,8 @@ async def metrics(request: web.Request) -> web.Response:
     more = deriver_families(app[DERIVER].counts())
     if ALARMS in app:
         more += alarm_families(app[ALARMS].counters.snapshot())
+    if INVENTORY in app:
+        more += inventory_families(app[INVENTORY].counters.snapshot())
     tags = await app[TAG_LABELS].labeller() if TAG_LABELS in app else no_tags
     # Thousands of tables make tens of thousands of lines: format them off the loop.
     body = await asyncio.to_thread(exposition, values, app[RULES].current.metrics, state, more, tags)

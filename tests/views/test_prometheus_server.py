@@ -8,6 +8,7 @@ the Grafana dashboard test.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import math
@@ -25,8 +26,10 @@ from typing import Any
 
 import pytest
 
-from receiver.model import DEFAULT_SETTLE_S, MINUTE_MS, Sample, Series
+from receiver.inventory.documents import item_of
+from receiver.model import DEFAULT_SETTLE_S, LIMITS, MINUTE_MS, TABLE, Sample, Series
 from receiver.server.app import INGEST_PATH
+from receiver.store import SQLiteStore
 from tests.builders import Delivery, make_sample
 from tests.processes import ReceiverProcess, free_port
 
@@ -339,13 +342,58 @@ class Stack:
             return answer.read().decode()
 
 
+INVENTORY: dict[str, dict[str, Any]] = {
+    "GameScores": {"billing_mode": "PROVISIONED", "provisioned": {"read": 400.0, "write": 100.0}, "indexes": [],
+                   "tags": {"team": "games"}},
+    REPLICATED_TABLE: {
+        "billing_mode": "PAY_PER_REQUEST", "on_demand_max": {"read": 2_000.0, "write": 1_000.0},
+        "warm_throughput": {"read": 12_000.0, "write": 4_000.0, "status": "ACTIVE"}, "tags": {"team": "shop"},
+        "indexes": [{"name": INDEX.split("/", 1)[1], "kind": "global", "provisioned": None, "on_demand_max": None,
+                     "warm_throughput": {"read": 12_000.0, "write": 4_000.0, "status": "ACTIVE"}}],
+    },
+}  # fmt: skip
+"""What the table inventory knows of two of the tables (in the store before the receiver
+starts): a provisioned table and an on-demand one with an index, for the ceiling metrics."""
+
+
+def _put_inventory(store_path: Path) -> None:
+    async def put() -> None:
+        store = SQLiteStore(store_path)
+        await store.open()
+        try:
+            await store.put_inventory(
+                [
+                    item_of(TABLE, ACCOUNT, "us-east-1", name, int(time.time() * 1000),
+                            {"name": name, "account": ACCOUNT, "region": "us-east-1", "provisioned": None,
+                             "on_demand_max": None, "warm_throughput": None, "deleted": None, **fields})
+                    for name, fields in INVENTORY.items()
+                ]
+                + [item_of(LIMITS, ACCOUNT, "us-east-1", "", int(time.time() * 1000), {"table_max_read": 40_000.0, "table_max_write": 40_000.0,
+                                                                "account_max_read": 80_000.0, "account_max_write": 80_000.0})]
+            )  # fmt: skip
+        finally:
+            await store.close()
+
+    asyncio.run(put())
+
+
 @contextlib.contextmanager
 def running_stack(workdir: Path) -> Iterator[Stack]:
-    """A fed receiver and a Prometheus that scraped it twice since its values were derived;
-    both stopped after."""
+    """A fed receiver (with an inventory in its store, and the tag ``team`` as a label) and a
+    Prometheus that scraped it twice since its values were derived; both stopped after."""
     minute_ms = exposed_minute_ms(time.time())
     samples = dynamodb_minute(minute_ms)
-    with ReceiverProcess("--store", "memory://", "--allow-unauthenticated") as receiver:
+    store_path = workdir / "receiver" / "metrics.db"
+    store_path.parent.mkdir()
+    _put_inventory(store_path)
+    # --inventory-tag-labels needs --inventory on; its poller finds no AWS here (an endpoint
+    # that refuses connections) and leaves the store's inventory as it is.
+    no_aws = {"AWS_ENDPOINT_URL": f"http://127.0.0.1:{free_port()}", "AWS_ACCESS_KEY_ID": "x",
+              "AWS_SECRET_ACCESS_KEY": "x", "AWS_MAX_ATTEMPTS": "1"}  # fmt: skip
+    with ReceiverProcess(
+        "--store", f"sqlite:///{store_path}", "--allow-unauthenticated",
+        "--inventory", "us-east-1", "--inventory-tag-labels", "team", env=no_aws,
+    ) as receiver:  # fmt: skip
         receiver.wait_listening()
         prometheus = PrometheusServer(workdir, f"127.0.0.1:{receiver.port}")
         try:
@@ -364,15 +412,34 @@ def running_stack(workdir: Path) -> Iterator[Stack]:
             assert deliveries == {200: 3}, receiver.log  # the bad record quarantined
             stack = Stack(receiver.url, prometheus, minute_ms, len(samples), deliveries)
             _wait_for_derived(stack)
-            # The minute's timestamp appears with its values: two scrapes of it mean two
-            # scrapes of everything fed (and two points for rate() over the counters).
-            prometheus.wait_for(
-                "count_over_time(metric_stream_receiver_latest_complete_minute_timestamp_seconds[1m]) >= 2",
-                lambda result: len(result) == 1,
-            )
+            # The minute's values may be derived in more than one pass (a delivery each): wait
+            # until the exposition stops changing, then for two scrapes of all of it (two
+            # points for rate() over the counters, too).
+            lines = _settled_exposition_lines(stack)
+            complete = f"scrape_samples_scraped == {lines}"
+            (first,) = prometheus.wait_for(f"timestamp({complete})", lambda result: len(result) == 1)
+            prometheus.wait_for(f"timestamp({complete}) > {first['value'][1]}", lambda result: len(result) == 1)
             yield stack
         finally:
             prometheus.stop()
+
+
+def _settled_exposition_lines(stack: Stack, timeout: float = 30) -> int:
+    """The number of samples /metrics exposes once it stayed the same for three deriver
+    intervals (2 s each) with values for the fed minute; the series, not their values, are
+    compared (the receiver's own counters move with every scrape)."""
+    deadline = time.monotonic() + timeout
+    last: list[str] = []
+    since = time.monotonic()
+    while True:
+        series = [line.rsplit(" ", 1)[0] for line in stack.exposition().splitlines() if line and line[0] != "#"]
+        if series != last:
+            last, since = series, time.monotonic()
+        elif time.monotonic() - since >= 6:
+            return len(series)
+        if time.monotonic() > deadline:
+            raise AssertionError("the receiver's /metrics kept changing")
+        time.sleep(0.5)
 
 
 def _wait_for_derived(stack: Stack, timeout: float = 30) -> None:
@@ -450,3 +517,23 @@ def test_the_receivers_counters_reach_prometheus(stack: Stack) -> None:
     assert float(quarantined[0]["value"][1]) == 1
     deliveries = query("metric_stream_receiver_firehose_request_duration_seconds_count")
     assert float(deliveries[0]["value"][1]) == sum(stack.deliveries.values())
+
+
+def test_ceilings_reach_prometheus_with_the_tables_tags_as_labels(stack: Stack) -> None:
+    query = stack.prometheus.query
+    by_team = {
+        (r["metric"]["endpoint"], r["metric"]["region"]): float(r["value"][1])
+        for r in query('aws_dynamodb_endpoint_read_ceiling{tag_team=~"games|shop"}')
+    }
+    # The index of the on-demand table has no maximum of its own: the account's per-table
+    # one; it carries its table's tag.
+    assert by_team == {
+        ("GameScores", "us-east-1"): 400.0,
+        (REPLICATED_TABLE, "us-east-1"): 2_000.0,
+        (INDEX, "us-east-1"): 40_000.0,
+    }
+    (utilization,) = query('aws_dynamodb_endpoint_read_ceiling_utilization{endpoint="GameScores"}')
+    (points,) = stack.api_points("aws_dynamodb_endpoint_read_ceiling_utilization", "GameScores")
+    assert float(utilization["value"][1]) == points[1]
+    inventory_calls = query("metric_stream_receiver_inventory_lease_held")
+    assert float(inventory_calls[0]["value"][1]) == 1
