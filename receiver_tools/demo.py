@@ -25,14 +25,15 @@ import sys
 import threading
 import time
 import urllib.request
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from receiver import logs
 from receiver.model import PERIOD_MS
+from receiver_tools.demo_aws import TAG_LABELS, demo_dynamodb, inventory_regions
 from receiver_tools.emulator import EmulatorConfig, FirehoseEmulator, RetryPolicy
-from receiver_tools.workload import Workload
+from receiver_tools.workload import DEFAULT_TABLES, Workload
 
 DEFAULT_PORT = 12801
 DEFAULT_STORE = "sqlite:///./data/demo.db"
@@ -106,7 +107,9 @@ def _settings(args: argparse.Namespace) -> tuple[int, str, int, float, int]:
 class ReceiverChild:
     """The receiver subprocess; its log is kept in memory and shown if it fails."""
 
-    def __init__(self, port: int, store: str, access_key: str) -> None:
+    def __init__(
+        self, port: int, store: str, access_key: str, args: Sequence[str] = (), env: Mapping[str, str] | None = None
+    ) -> None:
         self.port = port
         self.tail: collections.deque[str] = collections.deque(maxlen=40)
         self.proc = subprocess.Popen(
@@ -123,6 +126,7 @@ class ReceiverChild:
                 store,
                 "--log-level",
                 "WARNING",
+                *args,
             ],
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
@@ -130,7 +134,7 @@ class ReceiverChild:
             text=True,
             # The key goes by the environment: it stays out of the process list, and a key
             # token_urlsafe starts with "-" (one in 64) is not taken for an option.
-            env={**os.environ, "PYTHONUNBUFFERED": "1", "RECEIVER_ACCESS_KEYS": access_key},
+            env={**os.environ, **(env or {}), "PYTHONUNBUFFERED": "1", "RECEIVER_ACCESS_KEYS": access_key},
         )
         threading.Thread(target=self._collect, daemon=True).start()
 
@@ -204,8 +208,16 @@ class EmulatedClock:
 async def _run(port: int, store: str, backfill_minutes: int, speed: float, seed: int) -> int:
     _prepare_store_folder(store)
     access_key = secrets.token_urlsafe(16)
+    with demo_dynamodb(DEFAULT_TABLES, pick_port(0)) as aws:
+        return await _run_with(port, store, backfill_minutes, speed, seed, access_key, aws)
+
+
+async def _run_with(
+    port: int, store: str, backfill_minutes: int, speed: float, seed: int, access_key: str, aws: Mapping[str, str]
+) -> int:
     print(f"Starting the receiver ({_store_label(store)}) ...", flush=True)
-    child = ReceiverChild(pick_port(port), store, access_key)
+    inventory = ("--inventory", inventory_regions(DEFAULT_TABLES), "--inventory-tag-labels", TAG_LABELS)
+    child = ReceiverChild(pick_port(port), store, access_key, inventory, aws)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
@@ -235,6 +247,7 @@ async def _serve_demo(
 ) -> None:
     await child.wait_ready()
     base = f"http://127.0.0.1:{child.port}"
+    await _inventory_polled(base)
     workload = Workload(seed=seed)
     clock = EmulatedClock(speed)
     config = EmulatorConfig(
@@ -297,20 +310,34 @@ def _duration(minutes: int) -> str:
 
 async def _values_shown(base: str, timeout: float = 30.0) -> None:
     """Wait until the receiver has derived values from the backfill, so the dashboard shows them."""
+    await _until(f"{base}/api/v1/entities", lambda answer: bool(answer.get("services")), timeout)
+
+
+async def _inventory_polled(base: str, timeout: float = 30.0) -> None:
+    """Wait until the receiver's inventory has polled the demo's tables once, so the minutes
+    sent next are derived with their ceilings; past ``timeout`` the demo goes on without."""
+    await _until(
+        f"{base}/api/v1/tables", lambda answer: bool((answer.get("inventory") or {}).get("last_poll")), timeout
+    )
+
+
+async def _until(url: str, done: Callable[[dict[str, Any]], bool], timeout: float) -> None:
     loop = asyncio.get_running_loop()
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if await loop.run_in_executor(None, _has_entities, f"{base}/api/v1/entities"):
+        answer = await loop.run_in_executor(None, _get_json, url)
+        if answer is not None and done(answer):
             return
         await asyncio.sleep(0.2)
 
 
-def _has_entities(url: str) -> bool:
+def _get_json(url: str) -> dict[str, Any] | None:
     try:
         with urllib.request.urlopen(url, timeout=5) as response:
-            return bool(json.loads(response.read()).get("services"))
+            answer = json.loads(response.read())
     except (OSError, ValueError):
-        return False
+        return None
+    return answer if isinstance(answer, dict) else None
 
 
 def _check_alive(child: ReceiverChild) -> None:
