@@ -64,3 +64,13 @@ export async function fetchPoints(metric, service, endpoint, region, window, sig
   if (!Array.isArray(body.points)) throw new ApiError(`/api/v1/query answered without points for ${metric}`);
   return body.points;
 }
+
+// What the table inventory knows of the account's tables (GET /api/v1/tables): { tables:
+// [entry of a table in a region ...], inventory: { enabled, last_poll } }.
+export async function fetchTables(service, signal) {
+  const body = await getJson("/api/v1/tables", { service }, signal);
+  if (!Array.isArray(body.tables) || typeof body.inventory !== "object" || body.inventory === null) {
+    throw new ApiError("/api/v1/tables answered without tables and inventory");
+  }
+  return body;
+}

@@ -44,3 +44,32 @@ export function timeZoneLabel(seconds) {
   const mm = String(Math.abs(minutes) % 60).padStart(2, "0");
   return `UTC${sign}${hh}:${mm}`;
 }
+
+const BYTE_UNITS = ["bytes", "KB", "MB", "GB", "TB", "PB"];
+
+// 1536 → "1.5 KB": powers of 1,000, as the AWS console counts a table's size.
+export function formatBytes(bytes) {
+  if (bytes === null || bytes === undefined || !Number.isFinite(bytes)) return NO_VALUE;
+  let size = bytes;
+  let unit = 0;
+  while (Math.abs(size) >= 1000 && unit < BYTE_UNITS.length - 1) {
+    size /= 1000;
+    unit += 1;
+  }
+  return `${formatNumber(unit === 0 ? size : Number(size.toPrecision(3)))} ${BYTE_UNITS[unit]}`;
+}
+
+// How long ago an epoch second was, from `nowMs`: "just now", "4 min ago", "3 h ago", "2 days ago".
+export function formatAgo(seconds, nowMs = Date.now()) {
+  const minutes = Math.floor((nowMs / 1000 - seconds) / 60);
+  if (minutes < 1) return "just now";
+  if (minutes < 90) return `${minutes} min ago`;
+  const hours = Math.round(minutes / 60);
+  if (hours < 48) return `${hours} h ago`;
+  return `${Math.round(hours / 24)} days ago`;
+}
+
+const date = new Intl.DateTimeFormat("en-GB", { day: "numeric", month: "short", year: "numeric" });
+
+// "3 Mar 2025": a day long past, such as when a table was created.
+export const formatDate = (seconds) => date.format(new Date(seconds * 1000));

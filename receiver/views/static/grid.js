@@ -18,8 +18,10 @@ export async function loadCells(ctx, columns, prefix, service, endpoint, region)
   return cells;
 }
 
-// columns: [{ key, label, note?, numeric? }]; rows: [{ id, cells: { key: { value, text?, href?, error? } } }].
-export function sortableTable({ id, caption, columns, rows, initialSort }) {
+// columns: [{ key, label, note?, numeric? }]; rows: [{ id, group?, cells: { key: { value, text?, href?, error? } } }].
+// groups (optional): [{ id, label }] in order; each row names its group's id, and the rows
+// sort within their group, under a heading row of it (a group without rows is left out).
+export function sortableTable({ id, caption, columns, rows, initialSort, groups }) {
   const choice = sortChoices.get(id) ?? initialSort;
   const table = document.createElement("table");
   table.className = "numbers";
@@ -48,19 +50,43 @@ export function sortableTable({ id, caption, columns, rows, initialSort }) {
       // Numbers sort largest first on the first click: the busiest table is what one looks for.
       const descending = choice.key === column.key ? !choice.descending : Boolean(column.numeric);
       sortChoices.set(id, { key: column.key, descending });
-      table.replaceWith(sortableTable({ id, caption, columns, rows, initialSort }));
+      table.replaceWith(sortableTable({ id, caption, columns, rows, initialSort, groups }));
     });
     th.append(button);
     head.append(th);
   }
 
-  const body = table.createTBody();
-  for (const row of [...rows].sort(comparing(choice))) {
-    const tr = body.insertRow();
-    tr.dataset.row = row.id;
-    for (const column of columns) tr.append(cell(column, row.cells[column.key]));
+  const sorted = [...rows].sort(comparing(choice));
+  for (const group of groups ?? [null]) {
+    const members = group === null ? sorted : sorted.filter((row) => row.group === group.id);
+    if (group !== null && members.length === 0) continue;
+    const body = table.createTBody();
+    if (group !== null) groupHeading(body, group, members.length, columns.length);
+    for (const row of members) {
+      const tr = body.insertRow();
+      tr.dataset.row = row.id;
+      for (const column of columns) tr.append(cell(column, row.cells[column.key]));
+    }
   }
   return table;
+}
+
+// A group's first row: its label across every column, and how many rows it holds. The
+// group's id is on its body (data-group; data-ungrouped for the rows of no group).
+function groupHeading(body, group, count, span) {
+  if (group.id === null) body.dataset.ungrouped = "";
+  else body.dataset.group = group.id;
+  const tr = body.insertRow();
+  tr.className = "group-heading";
+  const th = document.createElement("th");
+  th.scope = "rowgroup";
+  th.colSpan = span;
+  th.append(group.label);
+  const note = document.createElement("span");
+  note.className = "note";
+  note.textContent = `${count} ${count === 1 ? "row" : "rows"}`;
+  th.append(note);
+  tr.append(th);
 }
 
 function cell(column, { value, text, href, error }) {

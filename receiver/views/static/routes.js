@@ -2,6 +2,9 @@
 // URL's hash, so every view can be bookmarked and the server always answers with the same page.
 //   #/                                  the accounts
 //   #/account/<service>?range=6h        one account (service)
+//   #/account/<service>?tag=team&tag-value=payments&group-by=env
+//                                       its tables with one tag (tag-value left out: any
+//                                       value of it), grouped by the values of another
 //   #/table/<service>/<endpoint>        one table or index (endpoint "<table>/<index>"), every
 //                                       region it reports from merged
 //   #/table/<service>/<endpoint>?region=eu-west-1   the table or index in one region
@@ -16,6 +19,8 @@ export const RANGES = {
 };
 export const DEFAULT_RANGE = "1h";
 const STEP_SECONDS = { "1m": 60, "1h": 3600 };
+// The account page's tag controls: route field → hash parameter.
+const TAG_PARAMS = { tag: "tag", tagValue: "tag-value", groupBy: "group-by" };
 
 export function parseHash(hash) {
   const text = hash.replace(/^#/, "");
@@ -32,7 +37,14 @@ export function parseHash(hash) {
   }
   if (parts.length === 0) return { page: "accounts", range };
   if (parts[0] === "account" && parts.length === 2) {
-    return { page: "account", service: parts[1], range };
+    const tags = {};
+    for (const [field, name] of Object.entries(TAG_PARAMS)) {
+      const value = params.get(name);
+      if (value) tags[field] = value;
+    }
+    // A tag's value means nothing without its key.
+    if (tags.tag === undefined) delete tags.tagValue;
+    return { page: "account", service: parts[1], range, ...tags };
   }
   if (parts[0] === "table" && parts.length === 3) {
     const region = params.get("region");
@@ -42,10 +54,14 @@ export function parseHash(hash) {
 }
 
 // A region is kept on a table page only: account values always span the account's regions.
-export function hrefFor({ page, service, endpoint, range, region }) {
+// The tag filter and grouping are the account page's.
+export function hrefFor({ page, service, endpoint, range, region, ...tags }) {
   const params = new URLSearchParams();
   if (range && range !== DEFAULT_RANGE) params.set("range", range);
   if (page === "table" && region) params.set("region", region);
+  if (page === "account") {
+    for (const [field, name] of Object.entries(TAG_PARAMS)) if (tags[field]) params.set(name, tags[field]);
+  }
   const query = params.toString() === "" ? "" : `?${params}`;
   const enc = encodeURIComponent;
   if (page === "account") return `#/account/${enc(service)}${query}`;

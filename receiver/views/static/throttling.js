@@ -1,9 +1,12 @@
 // Why throttled: the throttle events of each cause (read and write) beside the throttled
 // requests of each operation, and every throttled minute (or hour) of the range with the
-// cause that dominates it. Shown where a cause or an operation reported throttling.
+// cause that dominates it. Shown where a cause or an operation reported throttling. With the
+// table inventory, a table page adds the table's ceilings beside the causes and, where
+// Contributor Insights reports them, its most throttled keys (which show the panel as well).
 
+import { ceilingWords, warmWords } from "./ceiling.js";
 import { element, panelSection, scrolling } from "./dom.js";
-import { formatMoment, formatNumber } from "./format.js";
+import { formatClock, formatMoment, formatNumber } from "./format.js";
 import { sortableTable } from "./grid.js";
 import { chartGrid, chartSeries } from "./groups.js";
 import { OPERATIONS } from "./layout.js";
@@ -98,8 +101,10 @@ function dominant(bucket) {
   };
 }
 
-export function throttlingSection(loaded) {
-  if (loaded === null) return null;
+// `inventory` (a table page's): { ceiling, topKeys } from the table inventory, each null when unknown.
+export function throttlingSection(loaded, inventory = {}) {
+  const { ceiling = null, topKeys = null } = inventory;
+  if (loaded === null && topKeys === null) return null;
   const explained = element("ul", "causes");
   explained.append(...CAUSES.map((cause) => {
     const item = element("li");
@@ -107,10 +112,77 @@ export function throttlingSection(loaded) {
     item.append(element("strong", "", capitalized(cause.label)), `: ${cause.means}. Fix: ${cause.fix}.`);
     return item;
   }));
-  const parts = [explained];
-  if (loaded.charts.length > 0) parts.push(chartGrid(loaded.charts));
-  if (loaded.buckets.length > 0) parts.push(scrolling(bucketTable(loaded)));
+  const parts = [];
+  if (ceiling === null) {
+    parts.push(explained);
+  } else {
+    const beside = element("div", "beside");
+    beside.append(explained, ceilingBox(ceiling));
+    parts.push(beside);
+  }
+  if (loaded !== null && loaded.charts.length > 0) parts.push(chartGrid(loaded.charts));
+  if (topKeys !== null) parts.push(scrolling(topKeyTable(topKeys)));
+  if (loaded !== null && loaded.buckets.length > 0) parts.push(scrolling(bucketTable(loaded)));
   return panelSection("why-throttled", "Why throttled", ...parts);
+}
+
+// What the table or index can take, to read the causes against.
+function ceilingBox(ceiling) {
+  const box = element("aside", "ceiling");
+  box.setAttribute("aria-label", "Ceiling");
+  box.append(element("strong", "", "Ceiling"));
+  const list = element("dl", "");
+  for (const side of ["read", "write"]) {
+    const { value, source } = ceilingWords(ceiling, side);
+    const item = element("div", "");
+    item.dataset.side = side;
+    const shown = element("dd", "", value);
+    shown.append(element("span", "detail", source));
+    item.append(element("dt", "", capitalized(side)), shown);
+    list.append(item);
+  }
+  const warm = warmWords(ceiling);
+  if (warm !== null) {
+    const item = element("div", "");
+    item.dataset.side = "warm";
+    item.append(element("dt", "", "Warm"), element("dd", "", warm));
+    list.append(item);
+  }
+  box.append(list);
+  return box;
+}
+
+// The table's most throttled keys in Contributor Insights' window, most throttled first.
+function topKeyTable({ start, end, keys, rules }) {
+  const parts = Math.max(1, ...keys.map((item) => item.key.length));
+  const columns = [
+    { key: "rank", label: "#", numeric: true },
+    { key: "partition", label: "Partition key" },
+    ...(parts > 1 ? [{ key: "sort", label: "Sort key" }] : []),
+    { key: "throttled", label: "Throttled", note: "requests", numeric: true },
+  ];
+  const rows = keys.map((item, rank) => ({
+    id: JSON.stringify(item.key),
+    cells: {
+      rank: { value: rank + 1 },
+      partition: { value: item.key[0] ?? null },
+      sort: { value: item.key[1] ?? null },
+      throttled: { value: item.value },
+    },
+  }));
+  const window = sameDay(start, end) ? `${formatMoment(start)}–${formatClock(end)}` : `${formatMoment(start)} – ${formatMoment(end)}`;
+  const from = rules.length > 0 ? ` (rules ${rules.join(", ")})` : "";
+  const table = sortableTable({
+    id: "top-keys", caption: `The most throttled keys, ${window}, from Contributor Insights${from}`, columns, rows,
+    initialSort: { key: "rank", descending: false },
+  });
+  table.dataset.start = String(start);
+  table.dataset.end = String(end);
+  return table;
+}
+
+function sameDay(start, end) {
+  return new Date(start * 1000).toDateString() === new Date(end * 1000).toDateString();
 }
 
 function bucketTable({ buckets, stepS }) {

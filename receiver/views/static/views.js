@@ -2,16 +2,19 @@
 // (draw), so a refresh swaps the page in one step instead of flickering.
 
 import { fetchEntities } from "./api.js";
+import { headroomSection, loadHeadroom } from "./ceiling.js";
 import { drawCharts } from "./chart.js";
 import { element, emptyState, scrolling } from "./dom.js";
 import { loadAccountFeatures, loadTableFeatures, tablesAndIndexes } from "./features.js";
 import { groupSections, loadGroups } from "./groups.js";
 import { loadCells, sortableTable } from "./grid.js";
+import { describe, inventoryFacts, inventorySection, loadInventory } from "./inventory.js";
 import {
   ACCOUNT_COLUMNS, ACCOUNT_GROUPS, ENDPOINT_PREFIX, SERVICE_PREFIX, TABLE_COLUMNS, TABLE_GROUPS,
 } from "./layout.js";
 import { loadOperations, operationsSection } from "./operations.js";
 import { hrefFor } from "./routes.js";
+import { groupOf, passes, rowTags, tagControls, tagGroups, tagIndex } from "./tags.js";
 import { loadThrottling, throttlingSection } from "./throttling.js";
 
 const SERVICE_PREFIX_NAME = "aws-dynamodb::";
@@ -41,8 +44,9 @@ async function loadInDepth(ctx, scope, operationOptions, features) {
   return { operations, throttling, featureGroups };
 }
 
-function inDepthSections({ operations, throttling, featureGroups }) {
-  return [operationsSection(operations), throttlingSection(throttling), ...groupSections(featureGroups)]
+// `inventory`: what the table inventory adds to a table page's panels (inventory.js inventoryFacts).
+function inDepthSections({ operations, throttling, featureGroups }, inventory = {}) {
+  return [operationsSection(operations), throttlingSection(throttling, inventory), ...groupSections(featureGroups)]
     .filter((section) => section !== null);
 }
 
@@ -99,26 +103,41 @@ export const accountView = {
   async load(ctx) {
     const { service } = ctx.route;
     const scope = { prefix: SERVICE_PREFIX, service };
-    const [services, groups, inDepth] = await Promise.all([
+    const [services, groups, inDepth, inventory] = await Promise.all([
       dynamodbServices(ctx.signal),
       loadGroups(ctx, ACCOUNT_GROUPS, SERVICE_PREFIX, service),
       loadInDepth(ctx, scope, { withPercentiles: false }, loadAccountFeatures(ctx, SERVICE_PREFIX, service)),
+      loadInventory(ctx, service),
     ]);
     const entry = services.find((candidate) => candidate.name === service);
-    const tables = await Promise.all((entry ? tableRows(entry) : []).map(async (row) => {
+    // With tags known, each row has its table's and the address's tag filter applies
+    // (before the cells load: only the rows listed are queried).
+    const tags = tagIndex(inventory);
+    const rows = (entry ? tableRows(entry) : []).map((row) => ({
+      ...row, tags: tags === null ? {} : rowTags(tags, row.endpoint, row.single || row.narrowed ? row.region : null),
+    }));
+    const listed = tags === null ? rows : rows.filter((row) => passes(row.tags, ctx.route));
+    const tables = await Promise.all(listed.map(async (row) => {
       const region = row.narrowed ? row.region : undefined;
       return { ...row, cells: await loadCells(ctx, TABLE_COLUMNS, ENDPOINT_PREFIX, service, row.endpoint, region) };
     }));
-    return { groups, tables, inDepth };
+    return { groups, tables, inDepth, tags, total: rows.length };
   },
 
-  draw(main, { groups, tables, inDepth }, ctx) {
-    const { service, range } = ctx.route;
+  draw(main, { groups, tables, inDepth, tags, total }, ctx) {
+    const { service, range, tag, tagValue, groupBy } = ctx.route;
     main.append(element("h1", "", `Account ${accountName(service)}`));
     const sections = groupSections(groups);
     const list = element("section", "group");
     list.append(element("h2", "", "Tables and indexes"));
-    if (tables.length === 0) {
+    const filtered = tags !== null && tag !== undefined;
+    const chosen = tagValue === undefined ? `the tag ${tag}` : `the tag ${tag} = ${tagValue}`;
+    if (tags !== null) list.append(tagControls(tags, ctx.route));
+    if (tables.length === 0 && filtered && total > 0) {
+      const none = element("p", "empty", `No table or index of the account has ${chosen}.`);
+      none.dataset.empty = "tagged";
+      list.append(none);
+    } else if (tables.length === 0) {
       list.append(emptyState("tables"));
     } else {
       const columns = [
@@ -127,8 +146,10 @@ export const accountView = {
         ...TABLE_COLUMNS.map((column) => ({ ...column, numeric: true })),
       ];
       // A row of one region of a multi-region table is "<endpoint>@<region>", so ids stay unique.
-      const rows = tables.map(({ endpoint, region, narrowed, single, cells }) => ({
+      const grouping = tags === null ? null : tagGroups(tags, groupBy);
+      const rows = tables.map(({ endpoint, region, narrowed, single, cells, tags: tagged }) => ({
         id: narrowed ? `${endpoint}@${region}` : endpoint,
+        group: grouping === null ? undefined : groupOf(tagged, groupBy),
         cells: {
           endpoint: {
             value: endpoint,
@@ -139,9 +160,12 @@ export const accountView = {
           ...cells,
         },
       }));
+      const caption = filtered
+        ? `The tables and global secondary indexes of the account with ${chosen}, per region (${tables.length} of ${total} rows)`
+        : "Each table and global secondary index of the account, per region";
       list.append(scrolling(sortableTable({
-        id: "tables", caption: "Each table and global secondary index of the account, per region", columns, rows,
-        initialSort: { key: "endpoint", descending: false },
+        id: "tables", caption, columns, rows, initialSort: { key: "endpoint", descending: false },
+        ...(grouping === null ? {} : { groups: grouping }),
       })));
     }
     // The table first: it is where one goes from here.
@@ -158,7 +182,7 @@ export const tableView = {
     const { service, endpoint } = ctx.route;
     const scope = { prefix: ENDPOINT_PREFIX, service, endpoint };
     const account = accountEntry(ctx, service);
-    const [groups, inDepth, entry] = await Promise.all([
+    const [groups, inDepth, entry, inventory, headroom] = await Promise.all([
       loadGroups(ctx, TABLE_GROUPS, ENDPOINT_PREFIX, service, endpoint),
       // GetRecords' latency is in the stream panel.
       loadInDepth(
@@ -166,11 +190,13 @@ export const tableView = {
         loadTableFeatures(ctx, ENDPOINT_PREFIX, service, endpoint, account),
       ),
       account,
+      loadInventory(ctx, service),
+      loadHeadroom(ctx, ENDPOINT_PREFIX, service, endpoint),
     ]);
-    return { groups, inDepth, regions: entry?.regions?.[endpoint] ?? [] };
+    return { groups, inDepth, regions: entry?.regions?.[endpoint] ?? [], inventory, headroom };
   },
 
-  draw(main, { groups, inDepth, regions }, ctx) {
+  draw(main, { groups, inDepth, regions, inventory, headroom }, ctx) {
     const { service, region } = ctx.route;
     const heading = element("h1", "", endpointTitle(ctx.route.endpoint));
     // Where the values come from: the chosen region, the table's only one, or all of them.
@@ -181,7 +207,17 @@ export const tableView = {
     if (regions.length > 1 || (region !== undefined && !regions.includes(region))) {
       main.append(regionSwitch(ctx.route, regions));
     }
-    main.append(...groupSections(groups), ...inDepthSections(inDepth));
+    // What the table is, then its capacity and the headroom left under its ceilings.
+    const described = describe(inventory, ctx.route.endpoint, region, regions);
+    const facts = inventoryFacts(described, ctx.route.endpoint);
+    const [capacity, ...others] = groups;
+    main.append(
+      ...[inventorySection(described, ctx.route)].filter((section) => section !== null),
+      ...groupSections([capacity]),
+      ...[headroomSection(headroom, facts)].filter((section) => section !== null),
+      ...groupSections(others),
+      ...inDepthSections(inDepth, facts),
+    );
     drawCharts(main);
   },
 };
