@@ -111,6 +111,19 @@ def test_the_demo_streams_into_the_receiver_and_stops_everything(tmp_path, stop_
             time.sleep(0.2)
         port = int(base.rsplit(":", 1)[1])
 
+        # The demo's own DynamoDB API (moto) holds the workload's tables: the inventory
+        # polled them before the backfill, so those minutes have their ceilings.
+        inventory = get_json(f"{base}/api/v1/tables?service=aws-dynamodb::123456789012")
+        described = {(t["name"], t["region"]): t for t in inventory["tables"]}
+        assert {("GameScores", "us-east-1"), ("Sessions", "eu-west-1"), ("Inventory", "us-west-2")} <= set(described)
+        games = described[("GameScores", "us-east-1")]
+        assert (games["billing_mode"], games["provisioned"], games["tags"]["team"]) == (
+            "PROVISIONED", {"read": 900, "write": 300}, "games"
+        )  # fmt: skip
+        ceiling = get_json(query.replace("aws_dynamodb_consumed_read_capacity_units", "aws_dynamodb_endpoint_read_ceiling")
+                           + "&endpoint=GameScores")  # fmt: skip
+        assert ceiling["points"] and {value for _, value in ceiling["points"]} == {900.0}
+
         demo.proc.send_signal(stop_signal)
         assert demo.proc.wait(30) == 0, demo.output
     finally:
