@@ -130,6 +130,11 @@ RULES = {
         ("receiver.store",), ("receiver.views", "receiver.alarms", *FIREHOSE)
     ),
     "alarms_and_exporters_never_import_views": Rule(("receiver.alarms", "receiver.exporters"), ("receiver.views",)),
+    "inventory_knows_no_http_views_deriver_alarms_or_exporters": Rule(
+        ("receiver.inventory",),
+        ("aiohttp", "receiver.views", "receiver.derive", "receiver.alarms", "receiver.exporters", *FIREHOSE),
+    ),
+    "store_knows_no_inventory": Rule(("receiver.store",), ("receiver.inventory",)),
     "views_never_import_the_endpoint_server_or_formats_at_import_time": Rule(
         ("receiver.views",), ("receiver.firehose", "receiver.server", "receiver.formats"), at_import_time_only=True
     ),
@@ -141,7 +146,8 @@ RULES = {
     ),
 }
 """Each rule of ARCHITECTURE.md's import rules that the code keeps today (alarm events are
-plain records in receiver/model.py, so the store knows no alarms/; views/ reads what the app
+plain records in receiver/model.py, so the store knows no alarms/, and so are inventory items,
+so it knows no inventory/ either; views/ reads what the app
 holds through receiver/keys.py, whose types are imported for type checking only)."""
 
 
@@ -217,6 +223,17 @@ VIOLATING = {
             "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from receiver.views import api\n",
             True,
         ),
+    ],
+    "inventory_knows_no_http_views_deriver_alarms_or_exporters": [
+        ("receiver.inventory.poller", "from receiver.derive.deriver import MINUTE_MS\n"),
+        ("receiver.inventory.tags", "from receiver.views.prometheus import label_name\n"),
+        ("receiver.inventory.poller", "from aiohttp import web\n"),
+        ("receiver.inventory.insights", "def notify():\n    from receiver.alarms import explain\n"),
+        ("receiver.inventory", "from ..server.app import create_app\n", True),
+    ],
+    "store_knows_no_inventory": [
+        ("receiver.store.dynamodb.inventory", "from receiver.inventory.documents import table_of\n"),
+        ("receiver.store.memory", "from ..inventory import poller\n"),
     ],
     "views_never_import_the_endpoint_server_or_formats_at_import_time": [
         ("receiver.views.prometheus", "from receiver.firehose.body import InflightBudget\n"),
