@@ -265,18 +265,13 @@ class InventoryPoller:
 
     def _failed(self, target: Target, exc: CallError, *, log_it: bool = True, account: str = "") -> None:
         self._complete[target] = False
+        where = {"account": account, "source": _source_name(target[0]), "region": target[1]}
         if not exc.transient:
             self._retries.pop(target, None)
             if log_it:
                 log.warning(
                     "inventory: the account and region were skipped for this poll",
-                    extra={
-                        "account": account,
-                        "source": _source_name(target[0]),
-                        "region": target[1],
-                        "api": exc.api,
-                        "error": exc.message,
-                    },
+                    extra={**where, "api": exc.api, "error": exc.message},
                 )
             return
         failures = self._retries.get(target, (0, 0.0))[0] + 1
@@ -285,14 +280,7 @@ class InventoryPoller:
         if log_it:
             log.warning(
                 "inventory: the poll of an account and region was cut off, polled again later",
-                extra={
-                    "account": account,
-                    "source": _source_name(target[0]),
-                    "region": target[1],
-                    "api": exc.api,
-                    "error": exc.message,
-                    "retry_in_s": round(delay, 1),
-                },
+                extra={**where, "api": exc.api, "error": exc.message, "retry_in_s": round(delay, 1)},
             )
 
     async def _poll_target(self, access: AccountAccess, region: str, tally: _Round, limit: asyncio.Semaphore) -> None:

@@ -162,8 +162,9 @@ def test_default_turns_the_inventory_on_for_the_deployment_region(default: Assem
     assert inventory_environment(default) == {"RECEIVER_INVENTORY": REGION, "RECEIVER_INVENTORY_INTERVAL": "300"}
 
 
-def test_default_grant_is_exactly_the_read_only_inventory_actions(default: Assembly) -> None:
-    assert inventory_statements(default) == [
+def read_only_statements(tables: object, insight_rules: object) -> list[dict[str, Any]]:
+    """The inventory's three statements, with the given Resource of its table and rule statements."""
+    return [
         {"Action": ["dynamodb:DescribeLimits", "dynamodb:ListTables"], "Effect": "Allow", "Resource": "*"},
         {
             "Action": [
@@ -174,10 +175,14 @@ def test_default_grant_is_exactly_the_read_only_inventory_actions(default: Assem
                 "dynamodb:ListTagsOfResource",
             ],
             "Effect": "Allow",
-            "Resource": table_arn(REGION),
+            "Resource": tables,
         },
-        {"Action": "cloudwatch:GetInsightRuleReport", "Effect": "Allow", "Resource": insight_rule_arn(REGION)},
+        {"Action": "cloudwatch:GetInsightRuleReport", "Effect": "Allow", "Resource": insight_rules},
     ]
+
+
+def test_default_grant_is_exactly_the_read_only_inventory_actions(default: Assembly) -> None:
+    assert inventory_statements(default) == read_only_statements(table_arn(REGION), insight_rule_arn(REGION))
 
 
 def test_default_inventory_policy_belongs_to_the_task_role_alone(default: Assembly) -> None:
@@ -219,23 +224,7 @@ def test_every_inventory_setting_reaches_the_environment(alternative: Assembly) 
 def test_extra_regions_add_one_resource_each_and_roles_are_assumable(alternative: Assembly) -> None:
     regions = sorted([REGION, *INVENTORY_REGIONS])
     assert inventory_statements(alternative) == [
-        {"Action": ["dynamodb:DescribeLimits", "dynamodb:ListTables"], "Effect": "Allow", "Resource": "*"},
-        {
-            "Action": [
-                "dynamodb:DescribeContinuousBackups",
-                "dynamodb:DescribeContributorInsights",
-                "dynamodb:DescribeTable",
-                "dynamodb:DescribeTimeToLive",
-                "dynamodb:ListTagsOfResource",
-            ],
-            "Effect": "Allow",
-            "Resource": [table_arn(region) for region in regions],
-        },
-        {
-            "Action": "cloudwatch:GetInsightRuleReport",
-            "Effect": "Allow",
-            "Resource": [insight_rule_arn(region) for region in regions],
-        },
+        *read_only_statements([table_arn(r) for r in regions], [insight_rule_arn(r) for r in regions]),
         {"Action": "sts:AssumeRole", "Effect": "Allow", "Resource": sorted(INVENTORY_ROLES)},
     ]
 

@@ -144,3 +144,18 @@ async def make_store(request) -> AsyncIterator[MakeStore]:
     yield make
     for store in opened:
         await store.close()
+
+
+@pytest.fixture(params=["memory", "sqlite", pytest.param("dynalite", marks=AWS)])
+async def atomic_store(request, clock, sqlite_factory) -> AsyncIterator[Store]:
+    """Every backend but DynamoDB on moto: moto checks a condition and then writes, with no
+    lock between, so two of the store's threads can both pass the same conditional write.
+    DynamoDB makes the check and the write one step, and so does dynalite."""
+    opened: Store
+    if request.param == "dynalite":
+        opened = request.getfixturevalue("dynalite_factory")()
+    else:
+        opened = MemoryStore(clock=clock) if request.param == "memory" else sqlite_factory()
+    await opened.open()
+    yield opened
+    await opened.close()

@@ -4,11 +4,8 @@ from __future__ import annotations
 
 import asyncio
 
-import pytest
-
 from receiver.model import FIRING, MINUTE_MS, RESOLVED, AlarmEvent
 from receiver.store.base import DEFAULT_HOUR_RETENTION_DAYS
-from receiver.store.memory import MemoryStore
 from tests.builders import T0
 
 SERVICE = "aws-dynamodb::123456789012"
@@ -22,20 +19,6 @@ async def test_an_event_is_stored_once_and_a_second_writer_of_its_seq_loses(stor
     assert await store.put_alarm_event(event())
     assert not await store.put_alarm_event(event(value=99.0))
     assert await store.alarm_events(T0) == [event()]
-
-
-@pytest.fixture(params=["memory", "sqlite", "dynalite"])
-async def atomic_store(request, clock, sqlite_factory):
-    """Every backend but DynamoDB on moto: moto checks a condition and then writes, with no
-    lock between, so two of the store's threads can both pass the same put-if-absent.
-    DynamoDB makes the check and the write one step, and so does dynalite."""
-    if request.param == "dynalite":
-        opened = request.getfixturevalue("dynalite_factory")()
-    else:
-        opened = MemoryStore(clock=clock) if request.param == "memory" else sqlite_factory()
-    await opened.open()
-    yield opened
-    await opened.close()
 
 
 async def test_concurrent_writers_of_one_seq_have_exactly_one_winner(atomic_store):

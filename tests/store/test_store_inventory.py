@@ -197,21 +197,6 @@ async def test_release_frees_the_lease_and_only_its_holder_can_release(store):
     await store.release_lease("never-taken", "a")  # no lease: nothing to do
 
 
-@pytest.fixture(params=["memory", "sqlite", pytest.param("dynalite", marks=AWS)])
-async def atomic_store(request, clock, sqlite_factory) -> AsyncIterator[Store]:
-    """Every backend but DynamoDB on moto: moto checks a condition and then writes, with no
-    lock between, so two of the store's threads can both pass it. DynamoDB makes the check
-    and the write one step, and so does dynalite."""
-    opened: Store
-    if request.param == "dynalite":
-        opened = request.getfixturevalue("dynalite_factory")()
-    else:
-        opened = MemoryStore(clock=clock) if request.param == "memory" else sqlite_factory()
-    await opened.open()
-    yield opened
-    await opened.close()
-
-
 async def test_concurrent_takers_of_a_free_lease_have_exactly_one_winner(atomic_store):
     results = await asyncio.gather(atomic_store.take_lease(LEASE, "a", T0, LEASE_MS),
                                    atomic_store.take_lease(LEASE, "b", T0, LEASE_MS))  # fmt: skip

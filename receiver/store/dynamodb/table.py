@@ -294,23 +294,19 @@ class DynamoDBTable:
 
     def put_if(self, item: Item, condition: str, values: Item, deadline: float | None = None) -> bool:
         """PutItem under ``condition``; False when the condition did not hold (nothing written)."""
-        try:
-            call(
-                self._attempts("writing to", deadline), self.client.put_item,
-                TableName=self.name, Item=item, ConditionExpression=condition, ExpressionAttributeValues=values,
-            )  # fmt: skip
-        except ClientError as exc:
-            if error_code(exc) == "ConditionalCheckFailedException":
-                return False
-            raise
-        return True
+        return self._if_holds("writing to", self.client.put_item, condition, values, deadline, Item=item)
 
     def delete_if(self, key: Item, condition: str, values: Item, deadline: float | None = None) -> bool:
         """DeleteItem under ``condition``; False when the condition did not hold (nothing deleted)."""
+        return self._if_holds("deleting from", self.client.delete_item, condition, values, deadline, Key=key)
+
+    def _if_holds(
+        self, doing: str, method: Any, condition: str, values: Item, deadline: float | None, **request: Any
+    ) -> bool:
         try:
             call(
-                self._attempts("deleting from", deadline), self.client.delete_item,
-                TableName=self.name, Key=key, ConditionExpression=condition, ExpressionAttributeValues=values,
+                self._attempts(doing, deadline), method,
+                TableName=self.name, ConditionExpression=condition, ExpressionAttributeValues=values, **request,
             )  # fmt: skip
         except ClientError as exc:
             if error_code(exc) == "ConditionalCheckFailedException":
