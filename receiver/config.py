@@ -33,6 +33,11 @@ below the usual limit of 1,024 open files, which the store, the rules worker and
 connections (DynamoDB, OTLP, alarm webhooks) share."""
 
 
+DEFAULT_METRIC_UPDATE_PRICE = 0.003
+"""USD per 1,000 metric updates of a CloudWatch metric stream in US East (N. Virginia), as
+Amazon CloudWatch pricing lists it; prices vary by region."""
+
+
 class ConfigError(ValueError):
     """A wrong option value; ``str(e)`` is one sentence naming it and what to put."""
 
@@ -81,6 +86,8 @@ class ServeConfig:
     to the repository's alarms/)."""
     inventory: InventorySettings | None = None
     """The table inventory poller (receiver/inventory); None: off."""
+    metric_update_price: float = DEFAULT_METRIC_UPDATE_PRICE
+    """What the metric stream costs per 1,000 metric updates, in USD (the Pipeline page's estimate)."""
 
 
 def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
@@ -162,6 +169,12 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="URL",
         help="push each completed minute's metrics to this OTLP/HTTP metrics URL, "
         "e.g. http://collector:4318/v1/metrics (RECEIVER_EXPORT_OTLP, default: no export)",
+    )
+    parser.add_argument(
+        "--metric-update-price",
+        metavar="USD",
+        help="what the metric stream costs per 1,000 metric updates, for the Pipeline page's estimate "
+        "(RECEIVER_METRIC_UPDATE_PRICE, default 0.003: US East (N. Virginia))",
     )
     add_alarm_arguments(parser)
     add_inventory_arguments(parser)
@@ -280,6 +293,17 @@ def serve_config(args: argparse.Namespace, env: Mapping[str, str] = os.environ) 
     if not 0 <= settle_s <= 3600:
         raise ConfigError("--metrics-settle-seconds (RECEIVER_METRICS_SETTLE_SECONDS) must be seconds from 0 to 3600")
 
+    price = pick(args.metric_update_price, "RECEIVER_METRIC_UPDATE_PRICE")
+    try:
+        update_price = float(price) if price is not None else defaults.metric_update_price
+    except ValueError:
+        update_price = -1.0
+    if not 0 <= update_price <= 1:
+        raise ConfigError(
+            f"--metric-update-price (RECEIVER_METRIC_UPDATE_PRICE) {price!r} must be US dollars per 1,000 "
+            "metric updates, from 0 to 1 (0.003 in US East)"
+        )
+
     def env_list(name: str) -> tuple[str, ...]:
         return tuple(v.strip() for v in env.get(name, "").split(",") if v.strip())
 
@@ -316,6 +340,7 @@ def serve_config(args: argparse.Namespace, env: Mapping[str, str] = os.environ) 
         otlp_export=OtlpExportSettings(export_url, settle_s=settle_s) if export_url is not None else None,
         alarms=alarms,
         inventory=inventory,
+        metric_update_price=update_price,
     )
 
 

@@ -16,6 +16,7 @@ from aiohttp import web
 if TYPE_CHECKING:
     from receiver.alarms.runtime import Alarms
     from receiver.config import ServeConfig
+    from receiver.derive.completeness import Completeness
     from receiver.derive.deriver import Deriver
     from receiver.exporters.otlp import OtlpExporter
     from receiver.firehose.handler import IngestSettings
@@ -31,6 +32,8 @@ CONFIG: web.AppKey[ServeConfig] = web.AppKey("config")
 IN_FLIGHT: web.AppKey[InFlight] = web.AppKey("in_flight")
 RULES: web.AppKey[RuleHolder] = web.AppKey("rules")
 DERIVER: web.AppKey[Deriver] = web.AppKey("deriver")
+COMPLETENESS: web.AppKey[Completeness] = web.AppKey("completeness")
+"""Which minutes are complete: for alarms, /metrics, the OTLP export and /api/v1/pipeline."""
 STORE: web.AppKey[Store] = web.AppKey("store")
 INGEST: web.AppKey[IngestSettings] = web.AppKey("ingest")
 TELEMETRY: web.AppKey[Telemetry] = web.AppKey("telemetry")

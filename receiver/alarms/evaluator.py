@@ -1,7 +1,8 @@
 """Evaluates the alarm rules on every complete minute, from the store, once per replica tick.
 
-A minute is complete once it ended ``settle_s`` ago (the notion /metrics uses, see
-receiver/views/prometheus.py ``MinuteWindow``). Each tick evaluates the complete minutes
+A minute is complete once all its expected series arrived, or at the latest once it ended
+``settle_s`` ago (receiver/derive/completeness.py; /metrics and the OTLP export use the same
+notion); a minute found complete wakes the evaluator at once. Each tick evaluates the complete minutes
 since the last tick in order (at start, the last ``catch_up_minutes``), skipping minutes
 for which the store holds no values at all (the stream or the receiver stopped: alarms
 stay as they are rather than resolving).
@@ -19,6 +20,7 @@ written, over the minutes the reading speaks of, and the text fills the message'
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections import defaultdict
@@ -29,6 +31,7 @@ from receiver.alarms.decide import decide, read
 from receiver.alarms.explain import top_key_phrase
 from receiver.alarms.notifier import Notifier
 from receiver.alarms.rules import AlarmRule
+from receiver.derive.completeness import Completeness
 from receiver.inventory.documents import SERVICE_PREFIX, TopKeysDocument, top_keys_of
 from receiver.model import FIRING, MINUTE_MS, TOP_KEYS, AlarmEvent
 from receiver.store.base import Store, StoreError
@@ -37,12 +40,6 @@ log = logging.getLogger("receiver.alarms")
 
 DEFAULT_CATCH_UP_MINUTES = 10
 Entity = tuple[str, str | None]
-
-
-def latest_complete_minute(now_ms: int, settle_s: float) -> int:
-    """The newest minute M (its start) with ``M + 60 s + settle_s <= now``."""
-    edge = now_ms - MINUTE_MS - round(settle_s * 1000)
-    return edge - edge % MINUTE_MS
 
 
 class AlarmEvaluator:
@@ -57,7 +54,10 @@ class AlarmEvaluator:
         interval_s: float = 60.0,
         catch_up_minutes: int = DEFAULT_CATCH_UP_MINUTES,
         clock: Callable[[], float] = time.time,
+        completeness: Completeness | None = None,
     ) -> None:
+        """``completeness`` says which minutes are complete (receiver/derive/completeness.py);
+        without it, those that ended ``settle_s`` ago."""
         self.rules = list(rules)
         self._store = store
         self._notifier = notifier
@@ -67,21 +67,29 @@ class AlarmEvaluator:
         self._catch_up = catch_up_minutes
         self._clock = clock
         self._evaluated: int | None = None  # the last minute evaluated by this process
+        self._completeness = completeness if completeness is not None else Completeness(settle_s, clock)
+        self._wake = asyncio.Event()
+        # A minute complete before its settle time is evaluated at once, not at the next tick.
+        self._completeness.on_complete(self._wake.set)
 
     async def run(self) -> None:
         while True:
+            self._wake.clear()
             try:
                 await self.tick()
             except StoreError as exc:
                 log.warning("alarm evaluation failed, will retry", extra={"error": str(exc)})
-            await asyncio.sleep(self._interval_s)
+            # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancel (gh-86296).
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self._interval_s):
+                    await self._wake.wait()
 
     async def tick(self) -> list[AlarmEvent]:
         """Evaluate every complete minute not evaluated yet; the events this replica wrote."""
         rules = self.rules  # one set of rules for the whole tick, though a reload swaps them
         if not rules:
             return []
-        last = latest_complete_minute(int(self._clock() * 1000), self._settle_s)
+        last = self._completeness.latest_complete_minute(int(self._clock() * 1000))
         first = last - self._catch_up * MINUTE_MS if self._evaluated is None else self._evaluated + MINUTE_MS
         minutes = [m for m in range(first, last + 1, MINUTE_MS) if await self._has_values(m)]
         written: list[AlarmEvent] = []

@@ -22,6 +22,7 @@ from receiver.alarms.loader import check_metrics, load_alarms
 from receiver.alarms.notifier import Notifier, RetryPolicy
 from receiver.alarms.rules import AlarmRule
 from receiver.alarms.settings import AlarmSettings
+from receiver.derive.completeness import Completeness
 from receiver.rules.errors import RuleError
 from receiver.store.base import Store
 
@@ -43,6 +44,7 @@ class Alarms:
         retry: RetryPolicy = RetryPolicy(),
         clock: Callable[[], float] = time.time,
         sns_client: Any = None,
+        completeness: Completeness | None = None,
     ) -> None:
         """Load the rules (RuleError with file and line when one is broken)."""
         self.settings = settings
@@ -51,8 +53,9 @@ class Alarms:
         self.counters = AlarmCounters()
         self.notifier = Notifier([], self.counters, retry)
         self.evaluator = AlarmEvaluator(
-            store, self.rules, self.notifier, self.counters, settle_s=settle_s, interval_s=interval_s, clock=clock
-        )
+            store, self.rules, self.notifier, self.counters, settle_s=settle_s, interval_s=interval_s, clock=clock,
+            completeness=completeness,
+        )  # fmt: skip
         self._sns_client = sns_client
         self._session: aiohttp.ClientSession | None = None
         self._tasks: list[asyncio.Task[None]] = []

@@ -38,9 +38,10 @@ from dataclasses import dataclass
 
 from receiver.backoff import Backoff
 from receiver.derive.ceilings import InventoryCeilings
+from receiver.derive.completeness import Completeness
 from receiver.derive.regions import evaluate_by_region
 from receiver.derive.worker import Evaluator, ThreadEvaluator
-from receiver.model import DAY_MS, HOUR_MS, MINUTE_MS, DerivedValue, Sample, SeriesKey, Stats
+from receiver.model import DAY_MS, DEFAULT_SETTLE_S, HOUR_MS, MINUTE_MS, DerivedValue, Sample, SeriesKey, Stats
 from receiver.rules import Evaluation, RuleHolder, RuleSet
 from receiver.store import Store, StoreError
 
@@ -249,9 +250,12 @@ class Deriver:
         clock: Callable[[], float] = time.time,
         evaluator: Evaluator | None = None,
         monotonic: Callable[[], float] = time.monotonic,
+        completeness: Completeness | None = None,
     ) -> None:
         """``evaluator`` runs the rules: in a thread of this process unless given.
-        ``monotonic`` times the backoff of failing buckets."""
+        ``monotonic`` times the backoff of failing buckets. ``completeness`` learns which
+        series each derived minute holds (receiver/derive/completeness.py); by default one
+        that only waits the default settle time."""
         self.store = store
         self.rules = rules
         self.evaluator = evaluator if evaluator is not None else ThreadEvaluator()
@@ -273,6 +277,7 @@ class Deriver:
         self._pass = asyncio.Lock()
         self._listeners: list[Callable[[int, int], None]] = []
         self.ceilings = InventoryCeilings(store, monotonic)
+        self.completeness = completeness if completeness is not None else Completeness(DEFAULT_SETTLE_S, clock)
 
     def on_derived(self, listener: Callable[[int, int], None]) -> None:
         """Call ``listener(step_ms, bucket_ms)`` after a bucket's values were stored."""
@@ -438,9 +443,10 @@ class Deriver:
         version = (await self.store.versions(step_ms, [bucket_ms]))[bucket_ms]
         # Read after the version: every commit counted in it is in what we read.
         rules = self.rules.current
+        stored_samples: list[Sample] = []
         if step_ms == MINUTE_MS:
-            samples = await self.store.samples(bucket_ms, bucket_ms + step_ms)
-            samples = await self.ceilings.with_ceilings(samples, bucket_ms, step_ms)
+            stored_samples = await self.store.samples(bucket_ms, bucket_ms + step_ms)
+            samples = await self.ceilings.with_ceilings(stored_samples, bucket_ms, step_ms)
             evaluation = await self.evaluator.evaluate(rules, samples)
         else:
             # Rolled up here, evaluated by the evaluator: only one sample per series crosses.
@@ -448,6 +454,9 @@ class Deriver:
             rolled = await self.ceilings.with_ceilings(rolled, bucket_ms, step_ms)
             evaluation = hour_totals(rules, await self.evaluator.evaluate(rules, rolled))
         stored = await self.store.put_derived(step_ms, bucket_ms, version, evaluation.values)
+        if step_ms == MINUTE_MS:
+            # After the values are stored: a minute found complete is acted on at once.
+            self.completeness.observe(bucket_ms, stored_samples)
         if stored:
             if evaluation.not_computed:
                 self.not_computed.record(step_ms, bucket_ms, evaluation.not_computed)

@@ -7,7 +7,8 @@ sends the pending minutes, oldest first, one minute per request (split past
 ``max_points_per_request``), reading the values from the store at send time, so a send
 carries the newest values of its minute.
 
-- **Complete.** A minute is exported once it ended at least ``settle_s`` ago; a minute that
+- **Complete.** A minute is exported once it is complete: all its expected series arrived,
+  or it ended at least ``settle_s`` ago (receiver/derive/completeness.py); a minute that
   changes before that is sent once, when complete. A minute that changes after it was sent
   (late data) is pending again and sent again; a recomputation that gives the same values
   (a Firehose retry, a duplicate) is not sent again.
@@ -43,6 +44,7 @@ from urllib.parse import urlsplit
 import aiohttp
 
 from receiver.backoff import Backoff
+from receiver.derive.completeness import Completeness
 from receiver.exporters.otlp_encode import (
     MAX_POINTS_PER_REQUEST,
     encode_minute,
@@ -193,8 +195,11 @@ class OtlpExporter:
         clock: Callable[[], float] = time.time,
         rng: random.Random | None = None,
         tags: TagLabels | None = None,
+        completeness: Completeness | None = None,
     ) -> None:
-        """``tags``: the table tags to add to each data point (``--inventory-tag-labels``)."""
+        """``tags``: the table tags to add to each data point (``--inventory-tag-labels``).
+        ``completeness``: which minutes are complete (receiver/derive/completeness.py); without
+        it, those that ended ``settings.settle_s`` ago."""
         self.settings = settings
         self.store = store
         self.rules = rules
@@ -209,6 +214,8 @@ class OtlpExporter:
         self._wake = asyncio.Event()
         self._session: aiohttp.ClientSession | None = None
         self._failures = 0
+        self.completeness = completeness if completeness is not None else Completeness(settings.settle_s, clock)
+        self.completeness.on_complete(self._wake.set)
 
     @property
     def pending(self) -> list[int]:
@@ -240,8 +247,9 @@ class OtlpExporter:
             )
 
     def is_complete(self, minute_ms: int) -> bool:
-        """Whether the minute starting at ``minute_ms`` ended at least ``settle_s`` ago."""
-        return minute_ms + MINUTE_MS + self.settings.settle_s * 1000 <= self.clock() * 1000
+        """Whether the minute starting at ``minute_ms`` is complete: its expected series are
+        in, or it ended at least ``settle_s`` ago."""
+        return self.completeness.is_complete(minute_ms, int(self.clock() * 1000))
 
     # -- the sender --------------------------------------------------------------------
 

@@ -13,6 +13,7 @@ from aiohttp import web
 
 from receiver.alarms.runtime import Alarms
 from receiver.config import ConfigError, ServeConfig, access_problem
+from receiver.derive.completeness import Completeness
 from receiver.derive.deriver import Deriver
 from receiver.derive.worker import Evaluator
 from receiver.errors import HttpError, Kind, http_error
@@ -25,6 +26,7 @@ from receiver.inventory.poller import InventoryPoller
 from receiver.inventory.tags import TagLabels
 from receiver.keys import (
     ALARMS,
+    COMPLETENESS,
     CONFIG,
     DASHBOARD_FILES,
     DERIVER,
@@ -41,7 +43,7 @@ from receiver.keys import (
 from receiver.rules import RuleHolder
 from receiver.store import Store, StoreError
 from receiver.views import alarms as alarms_view
-from receiver.views import api, dashboard, prometheus, quarantine, tables
+from receiver.views import api, dashboard, pipeline, prometheus, quarantine, tables
 
 log = logging.getLogger("receiver.server")
 
@@ -88,12 +90,17 @@ class InFlight:
 
 
 def create_app(
-    config: ServeConfig, store: Store, rules: RuleHolder | None = None, evaluator: Evaluator | None = None
+    config: ServeConfig,
+    store: Store,
+    rules: RuleHolder | None = None,
+    evaluator: Evaluator | None = None,
+    clock: Callable[[], float] = time.time,
 ) -> web.Application:
     """The receiver's application; the store is opened on startup and closed on cleanup.
 
     ``rules`` defaults to the rules loaded from ``config.rules_dir`` (RuleError if broken);
-    ``evaluator`` to evaluating them in a thread (``serve`` uses a worker process).
+    ``evaluator`` to evaluating them in a thread (``serve`` uses a worker process). ``clock``
+    is what says when minutes settle and alarms are evaluated (tests move it by hand).
     Authentication fails closed: ConfigError without an access key unless
     ``config.allow_unauthenticated``.
     """
@@ -104,6 +111,8 @@ def create_app(
     app[CONFIG] = config
     app[STORE] = store
     app[RULES] = rules if rules is not None else RuleHolder(config.rules_dir)
+    # One notion of a complete minute for alarms, /metrics and the OTLP export.
+    app[COMPLETENESS] = completeness = Completeness(config.metrics_settle_s, clock)
     app[DERIVER] = Deriver(
         store,
         app[RULES],
@@ -111,6 +120,7 @@ def create_app(
         interval_s=config.derive_interval_s,
         hour_interval_s=config.hour_interval_s,
         evaluator=evaluator,
+        completeness=completeness,
     )
     app[INGEST] = IngestSettings(
         keys=AccessKeys(config.access_keys),
@@ -120,20 +130,24 @@ def create_app(
         read_timeout_s=config.read_timeout_s,
     )
     app[TELEMETRY] = Telemetry()
-    app[SCRAPE] = prometheus.ScrapeSettings(prometheus.MinuteWindow(settle_s=config.metrics_settle_s))
+    app[SCRAPE] = prometheus.ScrapeSettings(
+        prometheus.MinuteWindow(settle_s=config.metrics_settle_s, completeness=completeness), clock=clock
+    )
     app[DASHBOARD_FILES] = dashboard.static_files()
     if config.inventory is not None:
         app[INVENTORY] = InventoryPoller(store, config.inventory)
     if config.inventory is not None and config.inventory.tag_labels:
         app[TAG_LABELS] = TagLabels(store, config.inventory.tag_labels)
     if config.otlp_export is not None:
-        app[OTLP_EXPORTER] = OtlpExporter(config.otlp_export, store, app[RULES], tags=app.get(TAG_LABELS))
+        app[OTLP_EXPORTER] = OtlpExporter(
+            config.otlp_export, store, app[RULES], tags=app.get(TAG_LABELS), completeness=completeness
+        )
         app[DERIVER].on_derived(app[OTLP_EXPORTER].on_derived)
     if config.alarms is not None:
         # RuleError (file, line, reason) for a broken alarm file.
         app[ALARMS] = Alarms(
             config.alarms, store, {m.name: m.scope for m in app[RULES].current.metrics},
-            settle_s=config.metrics_settle_s,
+            settle_s=config.metrics_settle_s, completeness=completeness, clock=clock,
         )  # fmt: skip
     app.cleanup_ctx.append(_store_lifecycle)
     app.on_cleanup.append(_stop_decoding)
@@ -146,6 +160,7 @@ def create_app(
     app.router.add_get("/readyz", _readyz)
     api.add_routes(app)
     tables.add_routes(app)
+    pipeline.add_routes(app)
     prometheus.add_routes(app)
     alarms_view.add_routes(app)
     quarantine.add_routes(app)

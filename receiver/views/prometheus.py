@@ -27,7 +27,7 @@ import math
 import re
 import time
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from aiohttp import web
@@ -35,12 +35,13 @@ from aiohttp import web
 from receiver.derive.deriver import STEP_NAMES
 from receiver.derive.regions import by_region
 from receiver.inventory.tags import Labeller, label_name, no_tags
-from receiver.keys import ALARMS, DERIVER, INGEST, INVENTORY, RULES, SCRAPE, STORE, TAG_LABELS, TELEMETRY
+from receiver.keys import ALARMS, COMPLETENESS, DERIVER, INGEST, INVENTORY, RULES, SCRAPE, STORE, TAG_LABELS, TELEMETRY
 from receiver.model import DEFAULT_SETTLE_S, MINUTE_MS, DerivedValue
 from receiver.store.base import StoreError
 
 if TYPE_CHECKING:
     from receiver.alarms.counters import AlarmCountsSnapshot
+    from receiver.derive.completeness import Completeness
     from receiver.derive.deriver import DeriveCountsSnapshot
     from receiver.firehose.telemetry import HistogramSnapshot, TelemetrySnapshot
     from receiver.inventory.counters import InventoryCountsSnapshot
@@ -181,13 +182,15 @@ class MinuteWindow:
     """Which stored minute ``/metrics`` exposes.
 
     At time ``now`` the latest complete minute is the newest minute M (its start) with
-    derived values such that ``M + 60 s + settle_s <= now``. Its values are exposed while
-    ``now < M + 60 s + settle_s + stale_after_s``; after that, none (see the defaults;
-    DEFAULT_SETTLE_S is receiver/model.py's).
+    derived values that ``completeness`` says is complete (all its expected series in, see
+    receiver/derive/completeness.py), or, without it, such that ``M + 60 s + settle_s <= now``.
+    Its values are exposed while ``now < M + 60 s + settle_s + stale_after_s``; after that,
+    none (see the defaults; DEFAULT_SETTLE_S is receiver/model.py's).
     """
 
     settle_s: float = DEFAULT_SETTLE_S
     stale_after_s: float = DEFAULT_STALE_AFTER_S
+    completeness: Completeness | None = field(default=None, compare=False)
 
     def __post_init__(self) -> None:
         if not (math.isfinite(self.settle_s) and self.settle_s >= 0):
@@ -197,6 +200,8 @@ class MinuteWindow:
 
     def before_ms(self, now_ms: int) -> int:
         """The bound for ``Store.latest_bucket``: minutes starting before it are complete."""
+        if self.completeness is not None:
+            return self.completeness.latest_complete_minute(now_ms) + 1
         return now_ms - MINUTE_MS - round(self.settle_s * 1000) + 1
 
     def is_current(self, minute_ms: int, now_ms: int) -> bool:
@@ -439,6 +444,40 @@ def inventory_families(counts: InventoryCountsSnapshot) -> list[Family]:
     return families
 
 
+def completeness_families(completeness: Completeness) -> list[Family]:
+    """How minutes became complete, and the minute awaited now: the series each account and
+    region is expected to send in it, and those in (receiver/derive/completeness.py)."""
+    now_ms = int(completeness.clock() * 1000)
+    latest = completeness.latest_complete_minute(now_ms)
+    awaited = completeness.status(latest + MINUTE_MS, now_ms)
+    families = [
+        Family(
+            PREFIX + "minutes_completed_total",
+            "counter",
+            "Minutes this replica derived that became complete, by how: all their expected series "
+            "arrived (all_arrived) or their settle time passed (settled).",
+            tuple(Point((("by", by),), n) for by, n in sorted(completeness.completed_by.items())),
+        )
+    ]
+    if awaited.sources:
+        where = [(("account", s.account), ("region", s.region)) for s in awaited.sources]
+        families += [
+            Family(
+                PREFIX + "awaited_minute_expected_series",
+                "gauge",
+                "Series each account and region normally sends, expected in the minute after the latest complete one.",
+                tuple(Point(at, s.expected) for at, s in zip(where, awaited.sources, strict=True)),
+            ),
+            Family(
+                PREFIX + "awaited_minute_arrived_series",
+                "gauge",
+                "Of the expected series, those the minute after the latest complete one holds so far.",
+                tuple(Point(at, s.arrived) for at, s in zip(where, awaited.sources, strict=True)),
+            ),
+        ]
+    return families
+
+
 def exposition(
     derived: list[DerivedValue],
     metrics: Sequence[MetricInfo],
@@ -485,6 +524,8 @@ async def metrics(request: web.Request) -> web.Response:
         more += alarm_families(app[ALARMS].counters.snapshot())
     if INVENTORY in app:
         more += inventory_families(app[INVENTORY].counters.snapshot())
+    if COMPLETENESS in app:
+        more += completeness_families(app[COMPLETENESS])
     tags = await app[TAG_LABELS].labeller() if TAG_LABELS in app else no_tags
     # Thousands of tables make tens of thousands of lines: format them off the loop.
     body = await asyncio.to_thread(exposition, values, app[RULES].current.metrics, state, more, tags)

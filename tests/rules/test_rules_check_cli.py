@@ -25,7 +25,7 @@ def test_it_lists_every_metric_with_scope_layer_and_unit():
     assert len(lines) == len(pack().metrics) + 1
     assert lines[0].split() == ["aws_dynamodb_account_max_reads", "service", "AWS_DYNAMODB", "units"]
     files = len(pack().files)
-    assert files == 8  # rules/aws-dynamodb/*.yaml
+    assert files == 12  # rules/aws-dynamodb/*.yaml (8) and rules/aws-pipeline/*.yaml (4)
     assert lines[-1] == f"{len(pack().metrics)} metrics from {files} files in {default_rules_dir()}"
 
 

@@ -13,7 +13,7 @@ PERCENTILE = re.compile(r"(.*)(_p\d+(?:_\d+)?)$")
 
 def row_of(name: str) -> str:
     """The docs/metrics.md table row of a pack metric (percentile rows list their suffixes)."""
-    base = name.removeprefix("aws_dynamodb_").removeprefix("endpoint_")
+    base = name.removeprefix("aws_dynamodb_").removeprefix("aws_metric_stream_").removeprefix("endpoint_")
     percentile = PERCENTILE.fullmatch(base)
     first = f"`{percentile.group(1)}_p50`" if percentile else f"`{base}`"
     rows = [line for line in METRICS_DOC.splitlines() if line.startswith(f"| {first}")]

@@ -171,6 +171,7 @@ async def receiver(url: str, **tuning: float) -> AsyncIterator[AppClient]:
         minute_retention_days=3650,
         hour_retention_days=3650,
         otlp_export=settings,
+        metrics_settle_s=settings.settle_s,  # one notion of a complete minute, as serve has it
     )
     store = open_store_from_url("memory://", minute_retention_days=3650, hour_retention_days=3650)
     async with serve_app(create_app(config, store)) as client:

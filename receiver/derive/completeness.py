@@ -1,0 +1,196 @@
+"""When a minute is complete: all its expected series are in, or the settle time has passed.
+
+CloudWatch sends a minute's datapoints over a few minutes, in pieces (Firehose buffers, and
+each delivery carries what arrived by then). Alarms, ``/metrics`` and the OTLP export act on
+complete minutes only. Waiting a fixed ``settle_s`` after each minute (300 s by default) is
+always safe but slow; most minutes are whole long before that. So the deriver tells this
+tracker, each time it derived a minute, which series that minute holds in the store, per
+account and region, and the tracker decides:
+
+- **Expected series.** For an account and region, the series it reported in each of the
+  ``HISTORY_MINUTES`` newest minutes that are settled (ended ``settle_s`` ago, so they hold
+  all they will hold) before the minute. A series that comes and goes (throttling, errors)
+  is not expected; neither is a new one, until it has reported that long.
+- **Complete by arrival.** A minute after the settled edge is complete once every account
+  and region that had expected series has all of them, and the minutes before it are
+  complete too (completeness moves forward in order). An account and region whose history
+  this replica has not seen (it has just started, or it derived none of those minutes)
+  expects nothing and holds no minute up; a minute with no expected series at all waits
+  for the settle time.
+- **Complete by settling.** Every minute that ended ``settle_s`` ago is complete, whatever
+  arrived.
+
+A value that arrives after its minute was complete is derived as ever, and the minute's
+values change: completeness says when a minute may be acted on, not that it is final.
+Several replicas each decide from the minutes they derived (each reads what every replica
+stored); the one that derives a minute after its last delivery sees it whole.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+from receiver.model import MINUTE_MS, Sample
+
+HISTORY_MINUTES = 3
+"""Settled minutes a series must have reported in, each, to be expected in the next minute."""
+KEPT_MINUTES = 20
+"""Minutes of observed series kept beyond the settle time (enough history, bounded memory)."""
+
+Source = tuple[str, str]
+"""(account, region): one metric stream's worth of series."""
+ALL_ARRIVED = "all_arrived"
+SETTLED = "settled"
+
+
+@dataclass(frozen=True, slots=True)
+class MinuteCompleteness:
+    """One account and region's state of one minute."""
+
+    account: str
+    region: str
+    minute_ms: int
+    expected: int
+    """Series expected (0: none, its history unknown or empty)."""
+    arrived: int
+    """Of them, those in the store when the minute was last derived."""
+    present: int
+    """Every series in the store when the minute was last derived, expected or not."""
+
+
+@dataclass(frozen=True, slots=True)
+class MinuteStatus:
+    """Whether a minute is complete, since when and why."""
+
+    minute_ms: int
+    complete: bool
+    completed_ms: int | None
+    """When this replica first found it complete (by arrival), or when it settled."""
+    by: str | None
+    """ALL_ARRIVED, SETTLED, or None while it is not complete."""
+    sources: tuple[MinuteCompleteness, ...]
+
+
+class Completeness:
+    """Which minutes are complete (see the module docstring)."""
+
+    def __init__(
+        self, settle_s: float, clock: Callable[[], float] = time.time, history_minutes: int = HISTORY_MINUTES
+    ) -> None:
+        self.settle_ms = round(settle_s * 1000)
+        self.clock = clock
+        self.history_minutes = history_minutes
+        self._present: dict[int, dict[Source, frozenset[int]]] = {}
+        """Minute -> account and region -> hashes of the series the store held when derived."""
+        self._arrived_at: dict[int, int] = {}
+        """Minute -> when it was first found complete by arrival (epoch milliseconds)."""
+        self._listeners: list[Callable[[], None]] = []
+        self.completed_by: dict[str, int] = {ALL_ARRIVED: 0, SETTLED: 0}
+        """Minutes this replica found complete, by how (counted once each)."""
+        self._counted: set[int] = set()
+
+    def on_complete(self, listener: Callable[[], None]) -> None:
+        """Call ``listener()`` whenever a minute became complete by arrival."""
+        self._listeners.append(listener)
+
+    # -- what the deriver tells -------------------------------------------------------------
+
+    def observe(self, minute_ms: int, samples: Iterable[Sample]) -> None:
+        """The series the store holds for ``minute_ms`` (everything read to derive it)."""
+        by_source: dict[Source, set[int]] = {}
+        for sample in samples:
+            series = sample.series
+            by_source.setdefault((series.account, series.region), set()).add(hash(series))
+        self._present[minute_ms] = {source: frozenset(found) for source, found in by_source.items()}
+        now_ms = self._now_ms()
+        self._forget(now_ms)
+        if minute_ms not in self._arrived_at and minute_ms > self.settled_edge(now_ms) and self._all_in(minute_ms):
+            self._arrived_at[minute_ms] = now_ms
+            for listener in self._listeners:
+                listener()
+
+    # -- what alarms, /metrics and the export ask -------------------------------------------
+
+    def settled_edge(self, now_ms: int) -> int:
+        """The newest minute (its start) that ended ``settle_s`` before ``now_ms``."""
+        edge = now_ms - MINUTE_MS - self.settle_ms
+        return edge - edge % MINUTE_MS
+
+    def latest_complete_minute(self, now_ms: int | None = None) -> int:
+        """The newest minute such that it and every minute before it are complete."""
+        now_ms = self._now_ms() if now_ms is None else now_ms
+        latest = self.settled_edge(now_ms)
+        while latest + MINUTE_MS in self._arrived_at:
+            latest += MINUTE_MS
+        self._count(latest)
+        return latest
+
+    def is_complete(self, minute_ms: int, now_ms: int | None = None) -> bool:
+        return minute_ms <= self.latest_complete_minute(now_ms)
+
+    def status(self, minute_ms: int, now_ms: int | None = None) -> MinuteStatus:
+        now_ms = self._now_ms() if now_ms is None else now_ms
+        arrived_at = self._arrived_at.get(minute_ms)
+        complete = minute_ms <= self.latest_complete_minute(now_ms)
+        if not complete:
+            completed, by = None, None
+        elif arrived_at is not None:
+            completed, by = arrived_at, ALL_ARRIVED
+        else:
+            completed, by = minute_ms + MINUTE_MS + self.settle_ms, SETTLED
+        expected_of = self._sources(minute_ms)
+        present_of = self._present.get(minute_ms, {})
+        sources = []
+        for account, region in sorted(set(expected_of) | set(present_of)):
+            expected, present = expected_of.get((account, region), (frozenset(), frozenset()))
+            stored = len(present_of.get((account, region), ()))
+            sources.append(
+                MinuteCompleteness(account, region, minute_ms, len(expected), len(expected & present), stored)
+            )
+        return MinuteStatus(minute_ms, complete, completed, by, tuple(sources))
+
+    def statuses(self, start_ms: int, end_ms: int, now_ms: int | None = None) -> list[MinuteStatus]:
+        """``status`` of every minute from ``start_ms`` to ``end_ms`` this replica knows of."""
+        return [self.status(m, now_ms) for m in sorted(self._present) if start_ms <= m <= end_ms]
+
+    # -- the rules above ------------------------------------------------------------------
+
+    def _history(self, minute_ms: int) -> list[int]:
+        """The settled minutes before ``minute_ms`` whose series this replica observed, newest first."""
+        edge = min(minute_ms - MINUTE_MS, self.settled_edge(self._now_ms()))
+        return [m for m in sorted(self._present, reverse=True) if m <= edge][: self.history_minutes]
+
+    def _sources(self, minute_ms: int) -> dict[Source, tuple[frozenset[int], frozenset[int]]]:
+        """Each account and region expected in the minute: (expected series, present series)."""
+        history = self._history(minute_ms)
+        if len(history) < self.history_minutes or history[-1] != history[0] - (len(history) - 1) * MINUTE_MS:
+            return {}  # too little history, or with a gap: nothing is known to be expected
+        present = self._present.get(minute_ms, {})
+        found: dict[Source, tuple[frozenset[int], frozenset[int]]] = {}
+        for source in set.intersection(*(set(self._present[m]) for m in history)):
+            expected = frozenset.intersection(*(self._present[m][source] for m in history))
+            if expected:
+                found[source] = (expected, present.get(source, frozenset()))
+        return found
+
+    def _all_in(self, minute_ms: int) -> bool:
+        sources = self._sources(minute_ms)
+        return bool(sources) and all(expected <= present for expected, present in sources.values())
+
+    def _count(self, latest: int) -> None:
+        # Each minute is counted once, by how it became complete, as the edge passes it.
+        for minute_ms in [m for m in self._present if m <= latest and m not in self._counted]:
+            self._counted.add(minute_ms)
+            self.completed_by[ALL_ARRIVED if minute_ms in self._arrived_at else SETTLED] += 1
+
+    def _forget(self, now_ms: int) -> None:
+        oldest = self.settled_edge(now_ms) - (KEPT_MINUTES + self.history_minutes) * MINUTE_MS
+        for minute_ms in [m for m in self._present if m < oldest]:
+            del self._present[minute_ms]
+            self._arrived_at.pop(minute_ms, None)
+            self._counted.discard(minute_ms)
+
+    def _now_ms(self) -> int:
+        return int(self.clock() * 1000)
