@@ -1,10 +1,15 @@
-"""The monitored table of the reference setup: something for the metric stream to report on."""
+"""The monitored table of the reference setup: something for the metric stream to report on.
+
+The stack stays in the app with ``createDemoTable=false``, holding only a placeholder (a stack
+needs one resource), so that `cdk deploy --all` deletes a table an earlier deployment made and
+`cdk destroy --all` still removes the stack: leaving it out of the app would orphan both.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
-from aws_cdk import CfnOutput, RemovalPolicy, Stack
+from aws_cdk import CfnOutput, CfnResource, RemovalPolicy, Stack
 from aws_cdk import aws_dynamodb as dynamodb
 from constructs import Construct
 
@@ -13,11 +18,16 @@ INDEX_NAME = "GameTitleIndex"
 
 
 class DemoTableStack(Stack):
-    """GameScores, as in the DynamoDB developer guide, with its GameTitleIndex."""
+    """GameScores, as in the DynamoDB developer guide, with its GameTitleIndex; or nothing."""
 
-    def __init__(self, scope: Construct, construct_id: str, **kwargs: Any) -> None:
+    def __init__(self, scope: Construct, construct_id: str, *, create_table: bool, **kwargs: Any) -> None:
         super().__init__(scope, construct_id, **kwargs)
 
+        self.table: dynamodb.Table | None = None
+        if not create_table:
+            # Creates nothing and costs nothing; CloudFormation's usual stand-in for an empty template.
+            CfnResource(self, "NoTable", type="AWS::CloudFormation::WaitConditionHandle")
+            return
         self.table = dynamodb.Table(
             self,
             "GameScores",

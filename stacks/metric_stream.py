@@ -7,7 +7,7 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kinesisfirehose as firehose
 from constructs import Construct
 
-from stacks.settings import StatisticsConfig
+from stacks.stream_plan import StreamPlan
 
 
 class MetricStream(Construct):
@@ -17,9 +17,9 @@ class MetricStream(Construct):
         construct_id: str,
         *,
         delivery_stream: firehose.IDeliveryStream,
-        namespaces: tuple[str, ...],
+        plan: StreamPlan,
         output_format: str,
-        additional_statistics: tuple[StatisticsConfig, ...],
+        include_linked_accounts_metrics: bool,
     ) -> None:
         super().__init__(scope, construct_id)
 
@@ -38,7 +38,16 @@ class MetricStream(Construct):
             firehose_arn=delivery_stream.delivery_stream_arn,
             role_arn=role.role_arn,
             output_format=output_format,
-            include_filters=[cloudwatch.CfnMetricStream.MetricStreamFilterProperty(namespace=n) for n in namespaces],
+            # Each namespace narrowed to the metric names the rules read, or whole (stacks/stream_plan.py).
+            include_filters=[
+                cloudwatch.CfnMetricStream.MetricStreamFilterProperty(
+                    namespace=entry.namespace,
+                    metric_names=list(entry.metric_names) if entry.metric_names is not None else None,
+                )
+                for entry in plan.include_filters
+            ],
+            # In a cross-account monitoring account: the linked source accounts' metrics too.
+            include_linked_accounts_metrics=include_linked_accounts_metrics or None,
             statistics_configurations=[
                 cloudwatch.CfnMetricStream.MetricStreamStatisticsConfigurationProperty(
                     additional_statistics=list(config.statistics),
@@ -48,7 +57,7 @@ class MetricStream(Construct):
                         )
                     ],
                 )
-                for config in additional_statistics
+                for config in plan.statistics
             ]
             or None,
         )

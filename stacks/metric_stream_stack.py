@@ -1,4 +1,4 @@
-"""Everything that sends: the metric stream, its Firehose stream and the S3 backup of failures."""
+"""Everything that sends: the metric stream, its Firehose stream, the S3 backup of failures, the alarms."""
 
 from __future__ import annotations
 
@@ -8,11 +8,14 @@ from aws_cdk import CfnOutput, Duration, Size, Stack
 from aws_cdk import aws_secretsmanager as secretsmanager
 from constructs import Construct
 
+from stacks.alarm_topic import AlarmTopic
+from stacks.alarms import pipeline_alarms
 from stacks.buckets import private_bucket
 from stacks.delivery import Delivery
 from stacks.log_retention import retention
 from stacks.metric_stream import MetricStream
 from stacks.settings import Settings
+from stacks.stream_plan import StreamPlan
 
 
 class MetricStreamStack(Stack):
@@ -22,10 +25,23 @@ class MetricStreamStack(Stack):
         construct_id: str,
         *,
         settings: Settings,
-        access_key: secretsmanager.ISecret,
+        plan: StreamPlan,
+        access_key: secretsmanager.ISecret | None,
+        alarm_topic: AlarmTopic | None,
         **kwargs: Any,
     ) -> None:
+        """``access_key`` and ``alarm_topic`` are the receiver stack's; without a receiver stack
+        (receiverEndpointUrl) the secret is the one given and the stack makes its own topic."""
         super().__init__(scope, construct_id, **kwargs)
+
+        if access_key is None:
+            if settings.access_key_secret_arn is None:
+                raise ValueError("the metric stream needs the receiver's access key secret or accessKeySecretArn")
+            access_key = secretsmanager.Secret.from_secret_complete_arn(
+                self, "AccessKey", settings.access_key_secret_arn
+            )
+        self.own_alarm_topic = alarm_topic is None
+        self.alarm_topic = alarm_topic if alarm_topic is not None else AlarmTopic(self, "AlarmTopic")
 
         # Server access logs of the backup bucket: who read or wrote the failed batches.
         access_logs = private_bucket(self, "AccessLogsBucket", expiration_days=settings.log_retention_days)
@@ -55,13 +71,31 @@ class MetricStreamStack(Stack):
             self,
             "MetricStream",
             delivery_stream=self.delivery.stream,
-            namespaces=settings.namespaces,
+            plan=plan,
             output_format=settings.output_format,
-            additional_statistics=settings.additional_statistics,
+            include_linked_accounts_metrics=settings.include_linked_accounts_metrics,
+        )
+
+        self.alarms = pipeline_alarms(
+            self,
+            topic=self.alarm_topic.topic,
+            settings=settings.alarms,
+            delivery_stream_name=self.delivery.stream.delivery_stream_name,
+            metric_stream_name=self.metric_stream.resource.ref,
+            endpoint_url=settings.endpoint_url,
+            backup_bucket_name=self.backup_bucket.bucket_name,
+            error_log_group_name=self.delivery.log_group.log_group_name,
+            retry_duration_seconds=settings.retry_duration_seconds,
         )
 
         CfnOutput(self, "MetricStreamName", value=self.metric_stream.resource.ref)
         CfnOutput(self, "DeliveryStreamName", value=self.delivery.stream.delivery_stream_name)
+        CfnOutput(
+            self,
+            "DeliveryRoleArn",
+            value=self.delivery.role.role_arn,
+            description="Firehose's role: the principal a secret's resource policy or a key policy must admit",
+        )
         CfnOutput(
             self,
             "BackupBucketName",
@@ -70,3 +104,10 @@ class MetricStreamStack(Stack):
                 "Failed deliveries; re-send them with python -m receiver replay s3://<bucket>/ --to <EndpointUrl>"
             ),
         )
+        if self.own_alarm_topic:
+            CfnOutput(
+                self,
+                "AlarmTopicArn",
+                value=self.alarm_topic.topic.topic_arn,
+                description="The pipeline's alarms notify here: subscribe e-mail, chat or a queue",
+            )

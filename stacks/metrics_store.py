@@ -7,19 +7,20 @@ from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_iam as iam
 from constructs import Construct
 
-# Exactly what the receiver's DynamoDB store calls (transactions are authorised per item as
-# PutItem/UpdateItem/DeleteItem/ConditionCheckItem). Not grant_read_write_data: that adds Scan
-# and the stream reads (GetRecords, GetShardIterator), which the receiver never needs.
+# Exactly what the receiver's DynamoDB store calls (receiver/store/dynamodb/table.py). Not
+# grant_read_write_data: that adds Scan, ConditionCheckItem and the stream reads (GetRecords,
+# GetShardIterator), which the receiver never calls; it makes no transactions either.
 RECEIVER_ACTIONS = (
     "dynamodb:GetItem",
     "dynamodb:PutItem",
     "dynamodb:UpdateItem",
+    # Kept because it is called: Table.delete_if releases the inventory's lease with a conditional
+    # DeleteItem (receiver/store/dynamodb/inventory.py).
     "dynamodb:DeleteItem",
     "dynamodb:BatchWriteItem",
     "dynamodb:BatchGetItem",
     "dynamodb:Query",
     "dynamodb:DescribeTable",
-    "dynamodb:ConditionCheckItem",
 )
 TTL_ATTRIBUTE = "expires_at"
 

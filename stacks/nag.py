@@ -29,6 +29,8 @@ def check(app: cdk.App, stacks: Stacks) -> None:
 
 def _receiver(stacks: Stacks) -> None:
     receiver = stacks.receiver
+    if receiver is None:
+        return
     _acknowledge(
         receiver.logs_bucket,
         "AwsSolutions-S1",
@@ -62,7 +64,7 @@ def _receiver(stacks: Stacks) -> None:
         "stream, so port 443 (the only port open) must admit the internet. Deliveries are authenticated by the "
         "access key; every path but /aws/firehose/metrics (and the dashboard for dashboardAllowedCidrs) gets a 404.",
     )
-    if not stacks.receiver.receiver.container_insights:
+    if not receiver.receiver.container_insights:
         _acknowledge(
             receiver.receiver.cluster,
             "AwsSolutions-ECS4",
@@ -74,6 +76,8 @@ def _receiver(stacks: Stacks) -> None:
 
 def _inventory(stacks: Stacks) -> None:
     """The table inventory's wildcards, each finding by its resource as cdk-nag renders it."""
+    if stacks.receiver is None:
+        return
     policy = stacks.receiver.receiver.inventory_policy
     if policy is None:
         return

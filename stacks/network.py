@@ -6,7 +6,9 @@ through the internet gateway, and their security group admits nothing but the lo
 That costs one public IPv4 address per task (about $3.65 a month each) instead of a NAT gateway
 (about $33 a month each, plus $0.045/GB) or the four interface endpoints that would replace it
 (ECR API, ECR Docker, Logs, Secrets Manager: about $58 a month over two AZs). With 1 or 2 the tasks move to
-private subnets behind that many NAT gateways, for accounts whose policy forbids public addresses on workloads.
+private subnets behind that many NAT gateways, for accounts whose policy forbids public addresses on workloads;
+S3 and DynamoDB gateway endpoints (free) then carry the image layers (ECR keeps them in S3) and the
+store's traffic past the NAT gateways, which charge per GB.
 """
 
 from __future__ import annotations
@@ -41,6 +43,11 @@ class Network(Construct):
             destination=ec2.FlowLogDestination.to_s3(flow_logs, "vpc-flow-logs/"),
             traffic_type=ec2.FlowLogTrafficType.ALL,
         )
+
+        if nat_gateways:
+            # Gateway endpoints cost nothing; NAT gateways charge for every GB they carry.
+            self.vpc.add_gateway_endpoint("S3", service=ec2.GatewayVpcEndpointAwsService.S3)
+            self.vpc.add_gateway_endpoint("DynamoDb", service=ec2.GatewayVpcEndpointAwsService.DYNAMODB)
 
         self.load_balancer_subnets = ec2.SubnetSelection(subnet_type=ec2.SubnetType.PUBLIC)
         self.task_subnets = ec2.SubnetSelection(

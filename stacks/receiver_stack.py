@@ -9,7 +9,8 @@ from aws_cdk import aws_route53 as route53
 from aws_cdk import aws_secretsmanager as secretsmanager
 from constructs import Construct
 
-from stacks.alarm_topic import alarm_topic
+from stacks.alarm_topic import AlarmTopic
+from stacks.alarms import receiver_alarms
 from stacks.buckets import private_bucket
 from stacks.gateway import Gateway
 from stacks.log_retention import retention
@@ -44,7 +45,7 @@ class ReceiverStack(Stack):
         )
 
         self.store = MetricsStore(self, "MetricsStore", retain=settings.retain_metrics)
-        self.alarm_topic = alarm_topic(self, "AlarmTopic")
+        self.alarm_topic = AlarmTopic(self, "AlarmTopic")
 
         self.receiver = ReceiverService(
             self,
@@ -63,6 +64,7 @@ class ReceiverStack(Stack):
             container_insights=settings.container_insights,
             alarm_topic=self.alarm_topic,
             inventory=settings.inventory,
+            image=settings.receiver_image,
         )
 
         zone = None
@@ -85,6 +87,16 @@ class ReceiverStack(Stack):
             deregistration_delay_s=settings.shutdown_timeout_seconds,
         )
 
+        self.alarms = receiver_alarms(
+            self,
+            topic=self.alarm_topic.topic,
+            settings=settings.alarms,
+            target_group=self.gateway.target_group,
+            cluster_name=self.receiver.cluster.cluster_name,
+            service_name=self.receiver.service.service_name,
+            log_group_name=self.receiver.log_group.log_group_name,
+        )
+
         CfnOutput(self, "EndpointUrl", value=settings.endpoint_url, description="Firehose delivers here")
         CfnOutput(
             self,
@@ -96,8 +108,20 @@ class ReceiverStack(Stack):
         CfnOutput(
             self,
             "AlarmTopicArn",
-            value=self.alarm_topic.topic_arn,
+            value=self.alarm_topic.topic.topic_arn,
             description="Alarm notifications are published here: subscribe e-mail, chat or a queue",
+        )
+        CfnOutput(
+            self,
+            "ClusterName",
+            value=self.receiver.cluster.cluster_name,
+            description="The receiver's ECS cluster (aws ecs update-service --cluster ...)",
+        )
+        CfnOutput(
+            self,
+            "ServiceName",
+            value=self.receiver.service.service_name,
+            description="The receiver's ECS service (aws ecs update-service --service ... --force-new-deployment)",
         )
         CfnOutput(
             self,

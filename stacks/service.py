@@ -7,18 +7,18 @@ from pathlib import Path
 
 from aws_cdk import Duration, RemovalPolicy, Size
 from aws_cdk import aws_ec2 as ec2
+from aws_cdk import aws_ecr as ecr
 from aws_cdk import aws_ecr_assets as ecr_assets
 from aws_cdk import aws_ecs as ecs
 from aws_cdk import aws_elasticloadbalancingv2 as elbv2
-from aws_cdk import aws_iam as iam
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_secretsmanager as secretsmanager
-from aws_cdk import aws_sns as sns
 from constructs import Construct
 
+from stacks.alarm_topic import AlarmTopic
 from stacks.inventory import inventory_environment, inventory_policy
 from stacks.metrics_store import MetricsStore
-from stacks.settings import InventoryConfig
+from stacks.settings import InventoryConfig, ReceiverImage
 
 REPOSITORY = Path(__file__).resolve().parent.parent
 CONTAINER_NAME = "receiver"
@@ -62,8 +62,9 @@ class ReceiverService(Construct):
         shutdown_timeout_s: int,
         log_retention: logs.RetentionDays,
         container_insights: bool,
-        alarm_topic: sns.ITopic | None = None,
+        alarm_topic: AlarmTopic | None = None,
         inventory: InventoryConfig | None = None,
+        image: ReceiverImage | None = None,
     ) -> None:
         super().__init__(scope, construct_id)
 
@@ -90,27 +91,21 @@ class ReceiverService(Construct):
         )
         store.grant_receiver(task.task_role)
         if alarm_topic is not None:
-            # Publish only: the topic's AWS managed key lets every principal of the account use
-            # it through SNS by its key policy (grant_publish would add kms:* on key/*).
-            task.task_role.add_to_principal_policy(
-                iam.PolicyStatement(actions=["sns:Publish"], resources=[alarm_topic.topic_arn])
-            )
-        alarm_environment = {"RECEIVER_ALARM_SNS_TOPIC_ARN": alarm_topic.topic_arn} if alarm_topic is not None else {}
+            # Publish, and the topic key's data-key actions publishing needs: nothing wider.
+            alarm_topic.grant_publish(task.task_role)
+        alarm_environment = (
+            {"RECEIVER_ALARM_SNS_TOPIC_ARN": alarm_topic.topic.topic_arn} if alarm_topic is not None else {}
+        )
         self.task_role = task.task_role
         # The table inventory's read-only grant, a policy of its own; None when the inventory is off.
         self.inventory_policy = (
             inventory_policy(self, "InventoryPolicy", task.task_role, inventory) if inventory is not None else None
         )
 
-        log_group = logs.LogGroup(self, "Logs", retention=log_retention, removal_policy=RemovalPolicy.DESTROY)
+        self.log_group = logs.LogGroup(self, "Logs", retention=log_retention, removal_policy=RemovalPolicy.DESTROY)
         self.container = task.add_container(
             CONTAINER_NAME,
-            # The repository root is the build context; its .dockerignore admits only what the image needs.
-            image=ecs.ContainerImage.from_asset(
-                str(REPOSITORY),
-                file="receiver/Dockerfile",
-                platform=ecr_assets.Platform.LINUX_ARM64 if arm else ecr_assets.Platform.LINUX_AMD64,
-            ),
+            image=self._image(image, arm),
             port_mappings=[ecs.PortMapping(container_port=CONTAINER_PORT)],
             environment={
                 "RECEIVER_HOST": "0.0.0.0",
@@ -126,7 +121,7 @@ class ReceiverService(Construct):
             secrets={"RECEIVER_ACCESS_KEYS": ecs.Secret.from_secrets_manager(access_key, "api_key")},
             logging=ecs.LogDrivers.aws_logs(
                 stream_prefix=CONTAINER_NAME,
-                log_group=log_group,
+                log_group=self.log_group,
                 # Never block the receiver's stdout on CloudWatch Logs; buffer instead.
                 mode=ecs.AwsLogDriverMode.NON_BLOCKING,
                 max_buffer_size=Size.mebibytes(25),
@@ -184,6 +179,26 @@ class ReceiverService(Construct):
             scale_in_cooldown=Duration.minutes(5),
             scale_out_cooldown=Duration.minutes(1),
         )
+
+    def _image(self, image: ReceiverImage | None, arm: bool) -> ecs.ContainerImage:
+        if image is None:
+            # Built at deploy from the repository root; its .dockerignore admits only what the image needs.
+            return ecs.ContainerImage.from_asset(
+                str(REPOSITORY),
+                file="receiver/Dockerfile",
+                platform=ecr_assets.Platform.LINUX_ARM64 if arm else ecr_assets.Platform.LINUX_AMD64,
+            )
+        if image.ecr_repository_arn is not None and image.ecr_repository_name is not None:
+            # ECR: the execution role is granted the pull of this one repository.
+            repository = ecr.Repository.from_repository_attributes(
+                self,
+                "ImageRepository",
+                repository_arn=image.ecr_repository_arn,
+                repository_name=image.ecr_repository_name,
+            )
+            return ecs.ContainerImage.from_ecr_repository(repository, image.tag_or_digest)
+        # Any other registry: pulled anonymously, so it must be public.
+        return ecs.ContainerImage.from_registry(image.uri)
 
     def load_balancer_target(self) -> elbv2.IApplicationLoadBalancerTarget:
         return self.service.load_balancer_target(container_name=CONTAINER_NAME, container_port=CONTAINER_PORT)

@@ -15,6 +15,7 @@ import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 OUTPUT_FORMATS = ("opentelemetry0.7", "opentelemetry1.0", "json")
 CPU_ARCHITECTURES = ("X86_64", "ARM64")
@@ -56,6 +57,17 @@ FARGATE_MEMORY = {
 MAX_DASHBOARD_CIDRS = 20
 # The receiver's table inventory (receiver/inventory): how often it polls, in seconds.
 INVENTORY_INTERVAL_SECONDS = (60, 86400)
+# CloudFormation's limits (AWS::CloudWatch::MetricStream MetricStreamStatisticsConfiguration
+# AdditionalStatistics, and AWS::KinesisFirehose::DeliveryStream HttpEndpointRequestConfiguration
+# CommonAttributes): a template past them is rejected at deploy, so they are refused at synth.
+MAX_ADDITIONAL_STATISTICS = 20
+MAX_COMMON_ATTRIBUTES = 50
+# Firehose's HttpEndpointConfiguration Url: https only, at most 1,000 characters, port 443 only.
+MAX_ENDPOINT_URL_LENGTH = 1000
+# The out-of-band alarms (stacks/alarms.py): a DataFreshness threshold of a minute to a day, and
+# how many consecutive 5-minute periods a failure must last before they notify.
+ALARM_DATA_FRESHNESS_MINUTES = (1, 1440)
+ALARM_EVALUATION_PERIODS = (1, 24)
 
 # Every setting's context key and its default, spelled as in cdk.json (a test keeps the two equal).
 DEFAULTS: dict[str, Any] = {
@@ -67,11 +79,11 @@ DEFAULTS: dict[str, Any] = {
     "dashboardAllowedCidrs": [],
     "createDemoTable": True,
     "retainMetrics": False,
-    "namespaces": ["AWS/DynamoDB"],
+    "namespaces": ["AWS/DynamoDB", "AWS/Firehose", "AWS/CloudWatch/MetricStreams"],
+    "streamAllMetrics": False,
+    "includeLinkedAccountsMetrics": False,
     "outputFormat": "opentelemetry0.7",
-    "additionalStatistics": [
-        {"namespace": "AWS/DynamoDB", "metricName": "SuccessfulRequestLatency", "statistics": ["p99"]}
-    ],
+    "additionalStatistics": [],
     "commonAttributes": {"deployment": "dynamodb-monitoring"},
     "bufferingIntervalSeconds": 60,
     "bufferingSizeMiB": 1,
@@ -91,6 +103,12 @@ DEFAULTS: dict[str, Any] = {
     "inventoryRoles": [],
     "inventoryIntervalSeconds": 300,
     "inventoryTagLabels": [],
+    "receiverEndpointUrl": "",
+    "accessKeySecretArn": "",
+    "receiverImage": "",
+    "alarmDataFreshnessMinutes": 15,
+    "alarmEvaluationPeriods": 3,
+    "alarmTarget5xxThreshold": 0,
     "nag": False,
 }
 
@@ -102,6 +120,21 @@ _CERTIFICATE_ARN = re.compile(r"arn:aws[a-z-]*:acm:(?P<region>[a-z]{2}(-[a-z]+)+
 # reads roles and tag keys from comma-separated environment variables.
 _ROLE_ARN = re.compile(r"arn:(?P<partition>aws[a-z-]*):iam::\d{12}:role/[\w+=.@/-]{1,512}")
 _TAG_KEY = re.compile(r"[^\x00-\x1f,]{1,128}")
+# A Secrets Manager secret's complete ARN: its name and the six characters Secrets Manager appends.
+_SECRET_ARN = re.compile(
+    r"arn:(?P<partition>aws[a-z-]*):secretsmanager:(?P<region>[a-z]{2}(-[a-z]+)+-\d+):\d{12}:"
+    r"secret:[A-Za-z0-9/_+=.@-]+-[A-Za-z0-9]{6}"
+)
+# Container image references, always with a tag or a digest (no implicit :latest).
+_IMAGE_TAG = r"(:(?P<tag>[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})|@(?P<digest>sha256:[0-9a-f]{64}))"
+_REPOSITORY_PATH = r"[a-z0-9]+([._-]+[a-z0-9]+)*(/[a-z0-9]+([._-]+[a-z0-9]+)*)*"
+_ECR_IMAGE = re.compile(
+    r"(?P<account>\d{12})\.dkr\.ecr(-fips)?\.(?P<region>[a-z]{2}(-[a-z]+)+-\d+)\.amazonaws\.com(\.cn)?/"
+    rf"(?P<repository>{_REPOSITORY_PATH}){_IMAGE_TAG}"
+)
+_REGISTRY_IMAGE = re.compile(
+    rf"((?P<registry>[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)*(:\d{{1,5}})?)/)?(?P<repository>{_REPOSITORY_PATH}){_IMAGE_TAG}"
+)
 _PERCENTILE = re.compile(r"p(\d{1,2}(\.\d{1,10})?|100)")
 # The JSON-only statistics: trimmed/winsorized mean, trimmed count/sum, percentile rank, IQM.
 _JSON_ONLY_STATISTIC = re.compile(r"(tm|wm|tc|ts)\d{1,2}(\.\d{1,10})?|(TM|WM|TC|TS)\([^()]*\)|PR\([^()]*\)|IQM")
@@ -134,9 +167,33 @@ class InventoryConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class AlarmSettings:
+    """The out-of-band alarms on the pipeline itself (stacks/alarms.py)."""
+
+    data_freshness_minutes: int
+    """DeliveryToHttpEndpoint.DataFreshness above this many minutes notifies."""
+    evaluation_periods: int
+    """Consecutive 5-minute periods a failure lasts before delivery, health and 5xx alarms notify."""
+    target_5xx_threshold: int
+    """Receiver 5xx answers per 5 minutes above which a period counts as failing."""
+
+
+@dataclass(frozen=True, slots=True)
+class ReceiverImage:
+    """A prebuilt receiver image, instead of building receiver/Dockerfile at deploy."""
+
+    uri: str
+    ecr_repository_arn: str | None
+    """The ECR repository's ARN when the image is in ECR (its pull is granted), else None."""
+    ecr_repository_name: str | None
+    tag_or_digest: str
+
+
+@dataclass(frozen=True, slots=True)
 class Settings:
     region: str
     domain_name: str
+    """The receiver's DNS name; empty when only the metric stream is deployed."""
     hosted_zone_id: str | None
     hosted_zone_name: str | None
     certificate_arn: str | None
@@ -144,6 +201,8 @@ class Settings:
     create_demo_table: bool
     retain_metrics: bool
     namespaces: tuple[str, ...]
+    stream_all_metrics: bool
+    include_linked_accounts_metrics: bool
     output_format: str
     additional_statistics: tuple[StatisticsConfig, ...]
     common_attributes: tuple[tuple[str, str], ...]
@@ -162,11 +221,24 @@ class Settings:
     shutdown_timeout_seconds: int
     inventory: InventoryConfig | None
     """None: the inventory is off and the receiver gets no inventory permissions."""
+    receiver_endpoint_url: str | None
+    """A receiver run elsewhere: deploy only the metric stream, delivering here."""
+    access_key_secret_arn: str | None
+    """With receiver_endpoint_url: the secret holding that receiver's access key."""
+    receiver_image: ReceiverImage | None
+    alarms: AlarmSettings
     nag: bool
 
     @property
+    def stream_only(self) -> bool:
+        """Only the metric stream, Firehose, the backup bucket and the alarms: no VPC, ALB or tasks."""
+        return self.receiver_endpoint_url is not None
+
+    @property
     def endpoint_url(self) -> str:
-        """Where Firehose delivers: SkyWalking's path on the receiver's domain."""
+        """Where Firehose delivers: the given receiver, or SkyWalking's path on the receiver's domain."""
+        if self.receiver_endpoint_url is not None:
+            return self.receiver_endpoint_url
         return f"https://{self.domain_name}/aws/firehose/metrics"
 
     @property
@@ -177,8 +249,9 @@ class Settings:
 def settings_from_context(context: Callable[[str], Any], default_region: str | None = None) -> Settings:
     """Read and check every setting; ``context`` is ``app.node.try_get_context``.
 
-    ``default_region`` (the CLI's CDK_DEFAULT_REGION, from the AWS profile) is used when the
-    ``region`` key is empty.
+    ``default_region`` (the CLI's CDK_DEFAULT_REGION) is used when the ``region`` key is empty:
+    the CLI sets it from AWS_REGION or AWS_DEFAULT_REGION, else the profile's region, else the EC2
+    instance's, else us-east-1 (docs/deploying.md says so).
     """
     read = _Reader(context)
     region = read.text("region") or (default_region or "")
@@ -189,20 +262,26 @@ def settings_from_context(context: Callable[[str], Any], default_region: str | N
     if not _REGION.fullmatch(region):
         raise SettingsError(f"region {region!r} is not an AWS region name; put one such as eu-west-1")
 
-    domain_name = _domain_name(read.text("domainName"))
-    zone_id, zone_name = _hosted_zone(read.text("hostedZoneId"), read.text("hostedZoneName"), domain_name)
-    certificate_arn = _certificate_arn(read.text("certificateArn"), region)
-    if zone_id is None and certificate_arn is None:
-        raise SettingsError(
-            "hostedZoneId and hostedZoneName are not set and neither is certificateArn; put the Route 53 zone "
-            "that holds domainName (for a DNS-validated certificate) or the ARN of an issued ACM certificate"
-        )
+    endpoint_url, secret_arn = _stream_only(read, region)
+    if endpoint_url is not None:
+        _refuse_receiver_settings(read)
+        domain_name, zone_id, zone_name, certificate_arn = "", None, None, None
+    else:
+        domain_name = _domain_name(read.text("domainName"))
+        zone_id, zone_name = _hosted_zone(read.text("hostedZoneId"), read.text("hostedZoneName"), domain_name)
+        certificate_arn = _certificate_arn(read.text("certificateArn"), region)
+        if zone_id is None and certificate_arn is None:
+            raise SettingsError(
+                "hostedZoneId and hostedZoneName are not set and neither is certificateArn; put the Route 53 zone "
+                "that holds domainName (for a DNS-validated certificate) or the ARN of an issued ACM certificate"
+            )
 
     output_format = read.choice("outputFormat", OUTPUT_FORMATS)
     namespaces = _namespaces(read.string_list("namespaces"))
     min_tasks = read.integer("minTasks", 2, 100)
     task_cpu = read.integer("taskCpu", 256, 16384)
     shutdown = read.integer("shutdownTimeoutSeconds", 5, 90)
+    buffering_interval = read.integer("bufferingIntervalSeconds", 0, 900)
     return Settings(
         region=region,
         domain_name=domain_name,
@@ -213,10 +292,12 @@ def settings_from_context(context: Callable[[str], Any], default_region: str | N
         create_demo_table=read.flag("createDemoTable"),
         retain_metrics=read.flag("retainMetrics"),
         namespaces=namespaces,
+        stream_all_metrics=read.flag("streamAllMetrics"),
+        include_linked_accounts_metrics=read.flag("includeLinkedAccountsMetrics"),
         output_format=output_format,
         additional_statistics=_statistics(read.json("additionalStatistics"), namespaces, output_format),
         common_attributes=_common_attributes(read.json("commonAttributes")),
-        buffering_interval_seconds=read.integer("bufferingIntervalSeconds", 0, 900),
+        buffering_interval_seconds=buffering_interval,
         buffering_size_mib=read.integer("bufferingSizeMiB", 1, 64),
         retry_duration_seconds=read.integer("retryDurationSeconds", 0, 7200),
         backup_retention_days=read.integer("backupRetentionDays", 1, 3650),
@@ -230,6 +311,10 @@ def settings_from_context(context: Callable[[str], Any], default_region: str | N
         container_insights=read.flag("containerInsights"),
         shutdown_timeout_seconds=shutdown,
         inventory=_inventory(read, region),
+        receiver_endpoint_url=endpoint_url,
+        access_key_secret_arn=secret_arn,
+        receiver_image=_receiver_image(read.text("receiverImage"), region),
+        alarms=_alarms(read, buffering_interval),
         nag=read.flag("nag"),
     )
 
@@ -299,6 +384,118 @@ class _Reader:
         if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
             raise SettingsError(f"{key} must be a list of strings, e.g. {json.dumps(DEFAULTS[key] or ['a', 'b'])}")
         return tuple(item.strip() for item in value)
+
+
+def _stream_only(read: _Reader, region: str) -> tuple[str | None, str | None]:
+    """receiverEndpointUrl and accessKeySecretArn: both (only the metric stream) or neither."""
+    url = read.text("receiverEndpointUrl")
+    secret = read.text("accessKeySecretArn")
+    if not url and not secret:
+        return None, None
+    if not url or not secret:
+        given, missing = (
+            ("accessKeySecretArn", "receiverEndpointUrl") if secret else ("receiverEndpointUrl", "accessKeySecretArn")
+        )
+        raise SettingsError(
+            f"{given} is set but {missing} is not; the metric stream alone needs both, the receiver's URL and "
+            "the secret holding its access key, so give both or neither"
+        )
+    return _endpoint_url(url), _secret_arn(secret, region)
+
+
+def _endpoint_url(text: str) -> str:
+    shape = "put the receiver's full HTTPS URL, such as https://metrics.example.com/aws/firehose/metrics"
+    try:
+        parts = urlsplit(text)
+        port = parts.port
+    except ValueError:
+        raise SettingsError(f"receiverEndpointUrl {text!r} is not a URL; {shape}") from None
+    if parts.scheme != "https":
+        raise SettingsError(f"receiverEndpointUrl {text!r} is not https; Firehose delivers only over HTTPS, so {shape}")
+    host = (parts.hostname or "").rstrip(".")
+    labels = host.split(".")
+    if len(labels) < 2 or not all(_HOSTNAME_LABEL.fullmatch(label) for label in labels) or "@" in parts.netloc:
+        raise SettingsError(f"receiverEndpointUrl {text!r} names no DNS host; {shape}")
+    if port not in (None, 443):
+        raise SettingsError(
+            f"receiverEndpointUrl {text!r} uses port {port}, but Firehose delivers only to port 443; {shape}"
+        )
+    if parts.path in ("", "/") or parts.fragment:
+        raise SettingsError(f"receiverEndpointUrl {text!r} has no path (or has a #fragment); {shape}")
+    if len(text) > MAX_ENDPOINT_URL_LENGTH:
+        raise SettingsError(
+            f"receiverEndpointUrl is {len(text)} characters long, but Firehose takes at most "
+            f"{MAX_ENDPOINT_URL_LENGTH}; put a shorter URL"
+        )
+    return text
+
+
+def _secret_arn(text: str, region: str) -> str:
+    match = _SECRET_ARN.fullmatch(text)
+    if match is None:
+        raise SettingsError(
+            f"accessKeySecretArn {text!r} is not a Secrets Manager secret's complete ARN; put the ARN the console "
+            "shows, such as arn:aws:secretsmanager:eu-west-1:123456789012:secret:firehose-key-AbCdEf"
+        )
+    if match["region"] != region:
+        raise SettingsError(
+            f"accessKeySecretArn is in {match['region']} but the stacks deploy to {region}; Firehose reads only a "
+            f"secret of its own region, so put one from {region}"
+        )
+    return text
+
+
+# Settings that belong to the receiver stack; with receiverEndpointUrl they would do nothing.
+_RECEIVER_ONLY = (
+    "domainName",
+    "hostedZoneId",
+    "hostedZoneName",
+    "certificateArn",
+    "dashboardAllowedCidrs",
+    "receiverImage",
+)
+
+
+def _refuse_receiver_settings(read: _Reader) -> None:
+    for key in _RECEIVER_ONLY:
+        if read.string_list(key) if isinstance(DEFAULTS[key], list) else read.text(key):
+            raise SettingsError(
+                f"{key} is set but receiverEndpointUrl deploys only the metric stream, for a receiver run elsewhere; "
+                f"remove {key}, or remove receiverEndpointUrl and accessKeySecretArn to deploy the receiver too"
+            )
+
+
+def _receiver_image(text: str, region: str) -> ReceiverImage | None:
+    if not text:
+        return None
+    ecr = _ECR_IMAGE.fullmatch(text)
+    if ecr is not None:
+        partition = _partition(ecr["region"])
+        arn = f"arn:{partition}:ecr:{ecr['region']}:{ecr['account']}:repository/{ecr['repository']}"
+        return ReceiverImage(text, arn, ecr["repository"], ecr["tag"] or ecr["digest"])
+    other = _REGISTRY_IMAGE.fullmatch(text)
+    if other is None or ".dkr.ecr." in text:
+        raise SettingsError(
+            f"receiverImage {text!r} is not an image reference with a tag or digest; put one such as "
+            f"123456789012.dkr.ecr.{region}.amazonaws.com/dynamodb-metric-stream-receiver:1.4.0 or "
+            "ghcr.io/example/receiver@sha256:<64 hex digits>"
+        )
+    return ReceiverImage(text, None, None, other["tag"] or other["digest"])
+
+
+def _alarms(read: _Reader, buffering_interval_seconds: int) -> AlarmSettings:
+    freshness = read.integer("alarmDataFreshnessMinutes", *ALARM_DATA_FRESHNESS_MINUTES)
+    if freshness * 60 <= buffering_interval_seconds:
+        raise SettingsError(
+            f"alarmDataFreshnessMinutes ({freshness}) is not longer than bufferingIntervalSeconds "
+            f"({buffering_interval_seconds} s), so every full buffer would fire it; put at least "
+            f"{buffering_interval_seconds // 60 + 1}"
+        )
+    return AlarmSettings(
+        data_freshness_minutes=freshness,
+        evaluation_periods=read.integer("alarmEvaluationPeriods", *ALARM_EVALUATION_PERIODS),
+        target_5xx_threshold=read.integer("alarmTarget5xxThreshold", 0, 1_000_000),
+    )
 
 
 def _domain_name(text: str) -> str:
@@ -395,6 +592,11 @@ def _namespaces(values: tuple[str, ...]) -> tuple[str, ...]:
             raise SettingsError(
                 f"namespaces entry {value!r} is not a CloudWatch namespace; put one such as AWS/DynamoDB"
             )
+        if value.startswith("Receiver/"):
+            raise SettingsError(
+                f"namespaces entry {value!r} is made by the receiver itself, not by CloudWatch, so no stream "
+                "can carry it; remove it"
+            )
     if len(set(values)) != len(values):
         raise SettingsError("namespaces lists a namespace twice; list each once")
     return values
@@ -426,6 +628,11 @@ def _statistics(value: Any, namespaces: tuple[str, ...], output_format: str) -> 
             )
         for statistic in entry["statistics"]:
             _check_statistic(statistic, output_format)
+        if len(set(entry["statistics"])) > MAX_ADDITIONAL_STATISTICS:
+            raise SettingsError(
+                f"additionalStatistics lists {len(set(entry['statistics']))} statistics for {entry['metricName']}, "
+                f"but CloudFormation takes at most {MAX_ADDITIONAL_STATISTICS} per metric; list fewer"
+            )
         config = StatisticsConfig(entry["namespace"], entry["metricName"], tuple(entry["statistics"]))
         if any((c.namespace, c.metric_name) == (config.namespace, config.metric_name) for c in configs):
             raise SettingsError(
@@ -454,6 +661,11 @@ def _check_statistic(statistic: str, output_format: str) -> None:
 def _common_attributes(value: Any) -> tuple[tuple[str, str], ...]:
     if not isinstance(value, Mapping) or not all(isinstance(k, str) and isinstance(v, str) for k, v in value.items()):
         raise SettingsError('commonAttributes must be an object of strings, e.g. {"deployment": "production"}')
+    if len(value) > MAX_COMMON_ATTRIBUTES:
+        raise SettingsError(
+            f"commonAttributes has {len(value)} entries, but Firehose sends at most {MAX_COMMON_ATTRIBUTES}; "
+            "keep the ones the receiver needs"
+        )
     for name, text in value.items():
         if not 1 <= len(name) <= 256 or len(text) > 1024:
             raise SettingsError(

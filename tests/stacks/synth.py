@@ -33,6 +33,10 @@ INVENTORY_ROLES = [
     "arn:aws:iam::444455556666:role/ops/Reader",
 ]
 INVENTORY_TAG_LABELS = ["team", "env"]
+# A receiver run elsewhere (metric stream only) and a prebuilt image.
+OTHER_RECEIVER_URL = "https://receiver.example.org/aws/firehose/metrics"
+OTHER_RECEIVER_SECRET_ARN = "arn:aws:secretsmanager:us-east-1:123456789012:secret:firehose-access-key-AbCdEf"
+PREBUILT_IMAGE = "123456789012.dkr.ecr.us-east-1.amazonaws.com/dynamodb-metric-stream-receiver:1.4.0"
 
 # What a user must add to cdk.json's defaults; everything else stays at its default.
 BASE_CONTEXT: dict[str, Any] = {
@@ -74,7 +78,21 @@ ALTERNATIVE_CONTEXT: dict[str, Any] = {
     "inventoryRoles": INVENTORY_ROLES,
     "inventoryIntervalSeconds": 900,
     "inventoryTagLabels": INVENTORY_TAG_LABELS,
+    # The metric stream for a cross-account monitoring account, with every metric of each namespace.
+    "includeLinkedAccountsMetrics": True,
+    "streamAllMetrics": True,
+    "alarmDataFreshnessMinutes": 30,
+    "alarmEvaluationPeriods": 2,
+    "alarmTarget5xxThreshold": 25,
 }
+# Only the metric stream, Firehose, the backup bucket and the alarms, for a receiver run elsewhere.
+STREAM_ONLY_CONTEXT: dict[str, Any] = {
+    "region": "us-east-1",
+    "receiverEndpointUrl": OTHER_RECEIVER_URL,
+    "accessKeySecretArn": OTHER_RECEIVER_SECRET_ARN,
+}
+# The default deployment with a prebuilt image from ECR instead of one built at deploy.
+PREBUILT_IMAGE_CONTEXT: dict[str, Any] = {**BASE_CONTEXT, "receiverImage": PREBUILT_IMAGE}
 
 
 def cdk_json_context() -> dict[str, Any]:

@@ -1,13 +1,16 @@
-"""The alarm topic: encrypted, TLS only, publish granted to the receiver's task, ARN in env and outputs."""
+"""The alarm topic: encrypted under a key CloudWatch may use, TLS only, open to this account's alarms,
+publish granted to the receiver's task, ARN in the environment and the outputs."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from tests.stacks.synth import RECEIVER, Assembly
+from stacks.alarm_topic import PUBLISH_KEY_ACTIONS
+from tests.stacks.synth import METRIC_STREAM, RECEIVER, Assembly
 from tests.stacks.test_receiver import environment, resources
 
 TOPIC = "AWS::SNS::Topic"
+KEY = "AWS::KMS::Key"
 
 
 def topic_id(assembly: Assembly) -> str:
@@ -15,25 +18,59 @@ def topic_id(assembly: Assembly) -> str:
     return logical_id
 
 
-def test_the_topic_is_encrypted_and_refuses_plain_http(default: Assembly):
-    (topic,) = resources(default, TOPIC).values()
-    assert topic["Properties"]["KmsMasterKeyId"]
+def stack_resources(assembly: Assembly, stack: str, kind: str) -> dict[str, dict[str, Any]]:
+    return {k: v for k, v in assembly.template(stack)["Resources"].items() if v["Type"] == kind}
+
+
+def test_the_topic_is_encrypted_with_its_own_rotating_key(default: Assembly, stream_only: Assembly) -> None:
+    for assembly, stack in ((default, RECEIVER), (stream_only, METRIC_STREAM)):
+        ((key_id, key),) = stack_resources(assembly, stack, KEY).items()
+        (topic,) = stack_resources(assembly, stack, TOPIC).values()
+        assert topic["Properties"]["KmsMasterKeyId"] == {"Fn::GetAtt": [key_id, "Arn"]}
+        assert key["Properties"]["EnableKeyRotation"] is True
+
+
+def test_cloudwatch_alarms_may_use_the_key(default: Assembly) -> None:
+    # CloudWatch cannot publish to a topic under the AWS managed aws/sns key.
+    (key,) = resources(default, KEY).values()
+    statements = key["Properties"]["KeyPolicy"]["Statement"]
+    (cloudwatch,) = [s for s in statements if s.get("Principal") == {"Service": "cloudwatch.amazonaws.com"}]
+    assert (cloudwatch["Effect"], sorted(cloudwatch["Action"])) == ("Allow", sorted(PUBLISH_KEY_ACTIONS))
+
+
+def test_the_topic_refuses_plain_http_and_admits_only_this_accounts_alarms(default: Assembly) -> None:
     (policy,) = resources(default, "AWS::SNS::TopicPolicy").values()
     statements = policy["Properties"]["PolicyDocument"]["Statement"]
     assert any(
         s["Effect"] == "Deny" and s["Condition"] == {"Bool": {"aws:SecureTransport": "false"}} for s in statements
     )
+    (alarms,) = [s for s in statements if s.get("Principal") == {"Service": "cloudwatch.amazonaws.com"}]
+    assert (alarms["Effect"], alarms["Action"], alarms["Resource"]) == (
+        "Allow",
+        "sns:Publish",
+        {"Ref": topic_id(default)},
+    )
+    assert alarms["Condition"] == {
+        "StringEquals": {"aws:SourceAccount": {"Ref": "AWS::AccountId"}},
+        "ArnLike": {
+            "aws:SourceArn": {
+                "Fn::Join": ["", ["arn:aws:cloudwatch:us-east-1:", {"Ref": "AWS::AccountId"}, ":alarm:*"]]
+            }
+        },
+    }
 
 
-def test_the_task_role_may_publish_to_the_topic(default: Assembly):
+def test_the_task_role_may_publish_to_the_topic_under_its_key(default: Assembly):
     ref = {"Ref": topic_id(default)}
+    (key_id,) = resources(default, KEY)
+    key = {"Fn::GetAtt": [key_id, "Arn"]}
     grants = [
         statement
         for policy in resources(default, "AWS::IAM::Policy").values()
         for statement in policy["Properties"]["PolicyDocument"]["Statement"]
-        if statement.get("Resource") == ref
+        if statement.get("Resource") in (ref, key)
     ]
-    assert [g["Action"] for g in grants] == ["sns:Publish"]
+    assert [g["Action"] for g in grants] == ["sns:Publish", sorted(PUBLISH_KEY_ACTIONS)]
     (policy,) = [
         p
         for p in resources(default, "AWS::IAM::Policy").values()

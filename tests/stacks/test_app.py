@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.stacks.synth import REPO, cdk_json_context, child_env
+from tests.stacks.synth import REPO, CliRun, cdk_json_context, child_env
 
 
 def run_app(context: dict[str, object], outdir: Path) -> subprocess.CompletedProcess[str]:
@@ -26,3 +26,10 @@ def test_a_wrong_setting_stops_the_app_with_one_line(tmp_path: Path) -> None:
     (line,) = done.stderr.strip().splitlines()
     assert line.startswith("error: domainName is not set; put the DNS name")
     assert list(tmp_path.glob("*.template.json")) == []
+
+
+def test_synth_prints_the_region_and_what_the_metric_stream_sends(cli_run: CliRun) -> None:
+    # The app's stderr, as the pinned CLI passes it on.
+    assert "region: us-east-1" in cli_run.output.splitlines()
+    assert "metric stream: AWS/DynamoDB: " in cli_run.output
+    assert "metric stream: AWS/DynamoDB SuccessfulRequestLatency: p50, p90, p95, p99, p99.9" in cli_run.output

@@ -42,9 +42,12 @@ def test_cloudformation_validation_finds_nothing(default: Assembly) -> None:
 
 
 def test_cfn_lint_finds_nothing_in_any_template(
-    default: Assembly, alternative: Assembly, inventory_off: Assembly
+    default: Assembly, alternative: Assembly, inventory_off: Assembly, stream_only: Assembly, prebuilt_image: Assembly
 ) -> None:
-    templates = [str(path) for assembly in (default, alternative, inventory_off) for path in assembly.templates()]
+    assemblies = (default, alternative, inventory_off, stream_only, prebuilt_image)
+    # Each distinct template once (the DemoTable stack is the same in most variants).
+    distinct = {path.read_text(): path for assembly in assemblies for path in assembly.templates()}
+    templates = [str(path) for path in distinct.values()]
     done = subprocess.run(
         [str(CFN_LINT), "--format", "json", *templates], capture_output=True, text=True, timeout=300, check=False
     )
@@ -65,6 +68,23 @@ def test_cdk_nag_accepts_every_non_default_setting(alternative_run: InProcessRun
 def test_cdk_nag_accepts_the_deployment_without_inventory(inventory_off_run: InProcessRun) -> None:
     assert inventory_off_run.error is None, inventory_off_run.error
     assert violations(inventory_off_run.assembly.validation_report()) == []
+
+
+def test_cdk_nag_accepts_the_metric_stream_alone(stream_only_run: InProcessRun) -> None:
+    assert stream_only_run.error is None, stream_only_run.error
+    assert violations(stream_only_run.assembly.validation_report()) == []
+
+
+def test_cdk_nag_accepts_a_prebuilt_image(prebuilt_image_run: InProcessRun) -> None:
+    assert prebuilt_image_run.error is None, prebuilt_image_run.error
+    assert violations(prebuilt_image_run.assembly.validation_report()) == []
+
+
+def test_the_metric_stream_alone_has_the_stream_and_the_demo_table_stacks(stream_only: Assembly) -> None:
+    assert [p.name for p in stream_only.templates()] == [
+        f"{DEMO_TABLE}.template.json",
+        f"{METRIC_STREAM}.template.json",
+    ]
 
 
 def acknowledgements(assembly: Assembly) -> set[tuple[str, str]]:
@@ -99,9 +119,11 @@ def test_cdk_nag_ran_and_recorded_each_acknowledgement(default_nag_run: InProces
 
 
 def test_every_acknowledgement_gives_its_own_specific_reason(
-    default_nag_run: InProcessRun, alternative_run: InProcessRun
+    default_nag_run: InProcessRun, alternative_run: InProcessRun, stream_only_run: InProcessRun
 ) -> None:
-    given = acknowledgements(default_nag_run.assembly) | acknowledgements(alternative_run.assembly)
+    given = set().union(
+        *(acknowledgements(run.assembly) for run in (default_nag_run, alternative_run, stream_only_run))
+    )
     reasons = {reason for _, reason in given}
     assert [r for r in reasons if len(r.split()) < 20] == []
     # No reason is copied between acknowledgements. One finding may be acknowledged on two

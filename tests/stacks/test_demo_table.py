@@ -86,5 +86,13 @@ def test_table_is_removed_on_destroy(default: Assembly) -> None:
     default.assertions(DEMO_TABLE).has_resource(TABLE, {"DeletionPolicy": "Delete", "UpdateReplacePolicy": "Delete"})
 
 
-def test_no_demo_table_stack_when_create_demo_table_is_false(alternative: Assembly) -> None:
-    assert not alternative.has_stack(DEMO_TABLE)
+def test_create_demo_table_false_keeps_the_stack_empty(alternative: Assembly) -> None:
+    # Kept in the app, so deploying with createDemoTable=false deletes a table deployed before, and
+    # `cdk destroy --all` still removes the stack: nothing is orphaned.
+    resources = alternative.template(DEMO_TABLE)["Resources"]
+    assert [r["Type"] for r in resources.values()] == ["AWS::CloudFormation::WaitConditionHandle"]
+    assert "Outputs" not in alternative.template(DEMO_TABLE)
+
+
+def test_the_demo_table_stack_is_in_every_app(default: Assembly, alternative: Assembly, stream_only: Assembly) -> None:
+    assert [a.has_stack(DEMO_TABLE) for a in (default, alternative, stream_only)] == [True, True, True]

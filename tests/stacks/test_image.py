@@ -13,7 +13,7 @@ from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
 from stacks.service import CONTAINER_PORT, HEALTH_COMMAND
-from tests.stacks.synth import RECEIVER, REPO, Assembly
+from tests.stacks.synth import PREBUILT_IMAGE, RECEIVER, REPO, Assembly
 
 DOCKERFILE = (REPO / "receiver" / "Dockerfile").read_text()
 
@@ -129,3 +129,27 @@ def test_dockerignore_is_an_allow_list() -> None:
         "!pyproject.toml",
         "!requirements.lock",
     }
+
+
+def test_a_prebuilt_image_is_run_as_given_and_nothing_is_built(prebuilt_image: Assembly) -> None:
+    assert prebuilt_image.assets(RECEIVER).get("dockerImages", {}) == {}
+    resources = prebuilt_image.template(RECEIVER)["Resources"]
+    (task,) = [r for r in resources.values() if r["Type"] == "AWS::ECS::TaskDefinition"]
+    (container,) = task["Properties"]["ContainerDefinitions"]
+    registry, path = PREBUILT_IMAGE.removesuffix(".amazonaws.com").split(".amazonaws.com/")
+    assert container["Image"] == {"Fn::Join": ["", [f"{registry}.", {"Ref": "AWS::URLSuffix"}, f"/{path}"]]}
+
+
+def test_a_prebuilt_ecr_image_is_pulled_with_a_grant_on_its_repository_only(prebuilt_image: Assembly) -> None:
+    resources = prebuilt_image.template(RECEIVER)["Resources"]
+    (task,) = [r for r in resources.values() if r["Type"] == "AWS::ECS::TaskDefinition"]
+    role = {"Ref": task["Properties"]["ExecutionRoleArn"]["Fn::GetAtt"][0]}
+    pulls = [
+        statement["Resource"]
+        for r in resources.values()
+        if r["Type"] == "AWS::IAM::Policy" and role in r["Properties"]["Roles"]
+        for statement in r["Properties"]["PolicyDocument"]["Statement"]
+        if "ecr:BatchGetImage" in statement["Action"]
+    ]
+    repository = "arn:aws:ecr:us-east-1:123456789012:repository/dynamodb-metric-stream-receiver"
+    assert pulls == [repository]

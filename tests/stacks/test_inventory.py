@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from stacks.alarm_topic import PUBLISH_KEY_ACTIONS
 from stacks.inventory import ACCOUNT_ACTIONS, ASSUME_ROLE_ACTIONS, INSIGHT_RULE_ACTIONS, TABLE_ACTIONS
 from stacks.metrics_store import RECEIVER_ACTIONS
 from stacks.nag import _inventory_reason
@@ -192,7 +193,12 @@ def test_default_inventory_policy_belongs_to_the_task_role_alone(default: Assemb
 
 def test_task_role_gets_no_action_beyond_the_store_alarms_and_inventory(default: Assembly) -> None:
     # The store's and the alarm topic's grants (test_receiver.py) plus the inventory's; no assume-role without roles.
-    assert granted_actions(default) == {*RECEIVER_ACTIONS, "sns:Publish", *(CALLED - {"sts:AssumeRole"})}
+    assert granted_actions(default) == {
+        *RECEIVER_ACTIONS,
+        "sns:Publish",
+        *PUBLISH_KEY_ACTIONS,
+        *(CALLED - {"sts:AssumeRole"}),
+    }
     assert not NEVER & granted_actions(default)
     assert len(task_role_policies(default)) == 2
 
@@ -230,7 +236,7 @@ def test_extra_regions_add_one_resource_each_and_roles_are_assumable(alternative
 
 
 def test_roles_add_assume_role_and_nothing_else(alternative: Assembly) -> None:
-    assert granted_actions(alternative) == {*RECEIVER_ACTIONS, "sns:Publish", *CALLED}
+    assert granted_actions(alternative) == {*RECEIVER_ACTIONS, "sns:Publish", *PUBLISH_KEY_ACTIONS, *CALLED}
     assert not NEVER & granted_actions(alternative)
 
 
@@ -243,7 +249,7 @@ def test_inventory_off_sets_no_environment(inventory_off: Assembly) -> None:
 
 def test_inventory_off_grants_nothing_for_it(inventory_off: Assembly) -> None:
     assert inventory_policies(inventory_off) == {}
-    assert granted_actions(inventory_off) == {*RECEIVER_ACTIONS, "sns:Publish"}
+    assert granted_actions(inventory_off) == {*RECEIVER_ACTIONS, "sns:Publish", *PUBLISH_KEY_ACTIONS}
 
 
 # -- settings ---------------------------------------------------------------------

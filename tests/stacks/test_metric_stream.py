@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from aws_cdk.assertions import Match
 
 from stacks.delivery import S3_ACTIONS
-from tests.stacks.synth import DOMAIN, METRIC_STREAM, RECEIVER, Assembly
+from tests.stacks.synth import DOMAIN, METRIC_STREAM, OTHER_RECEIVER_SECRET_ARN, OTHER_RECEIVER_URL, RECEIVER, Assembly
 
 DELIVERY = "AWS::KinesisFirehose::DeliveryStream"
 STREAM = "AWS::CloudWatch::MetricStream"
@@ -25,6 +26,11 @@ def only(assembly: Assembly, kind: str) -> tuple[str, dict[str, Any]]:
 
 def http(assembly: Assembly) -> dict[str, Any]:
     return only(assembly, DELIVERY)[1]["Properties"]["HttpEndpointDestinationConfiguration"]
+
+
+def error_log_group(assembly: Assembly) -> str:
+    """The log group Firehose logs delivery errors to (the stack also has one for a CDK provider)."""
+    return str(http(assembly)["CloudWatchLoggingOptions"]["LogGroupName"]["Ref"])
 
 
 def backup_bucket(assembly: Assembly) -> str:
@@ -159,7 +165,7 @@ def test_only_failed_data_is_backed_up_to_the_bucket(default: Assembly) -> None:
 
 
 def test_delivery_errors_are_logged_to_cloudwatch(default: Assembly) -> None:
-    group, _ = only(default, "AWS::Logs::LogGroup")
+    group = error_log_group(default)
     for options in (
         http(default)["CloudWatchLoggingOptions"],
         http(default)["S3Configuration"]["CloudWatchLoggingOptions"],
@@ -186,7 +192,7 @@ def test_firehose_role_is_assumable_only_by_this_accounts_firehose(default: Asse
 def test_firehose_role_may_only_write_the_bucket_read_the_secret_and_write_its_log_streams(default: Assembly) -> None:
     role = http(default)["RoleARN"]["Fn::GetAtt"][0]
     bucket = backup_bucket(default)
-    group, _ = only(default, "AWS::Logs::LogGroup")
+    group = error_log_group(default)
     streams = sorted(resources(default, "AWS::Logs::LogStream"))
     (policy,) = policies_of(default, role)
 
@@ -233,7 +239,7 @@ def test_firehose_role_may_only_write_the_bucket_read_the_secret_and_write_its_l
 
 
 def test_firehose_error_logs_are_its_two_streams(default: Assembly) -> None:
-    group, _ = only(default, "AWS::Logs::LogGroup")
+    group = error_log_group(default)
     streams = resources(default, "AWS::Logs::LogStream").values()
     assert [s["Properties"]["LogGroupName"] for s in streams] == [{"Ref": group}, {"Ref": group}]
     log_streams = {
@@ -259,34 +265,13 @@ def test_metric_stream_feeds_the_delivery_stream(default: Assembly) -> None:
     assert only(default, STREAM)[1]["Properties"]["FirehoseArn"] == {"Fn::GetAtt": [delivery, "Arn"]}
 
 
-def test_metric_stream_includes_the_dynamodb_namespace_in_otel_07(default: Assembly) -> None:
-    properties = only(default, STREAM)[1]["Properties"]
-    assert (properties["IncludeFilters"], properties["OutputFormat"]) == (
-        [{"Namespace": "AWS/DynamoDB"}],
-        "opentelemetry0.7",
-    )
+def test_metric_stream_sends_otel_07(default: Assembly) -> None:
+    # What it includes and which statistics it adds: test_stream_plan.py.
+    assert only(default, STREAM)[1]["Properties"]["OutputFormat"] == "opentelemetry0.7"
 
 
-def test_metric_stream_adds_p99_to_successful_request_latency(default: Assembly) -> None:
-    assert only(default, STREAM)[1]["Properties"]["StatisticsConfigurations"] == [
-        {
-            "AdditionalStatistics": ["p99"],
-            "IncludeMetrics": [{"Namespace": "AWS/DynamoDB", "MetricName": "SuccessfulRequestLatency"}],
-        }
-    ]
-
-
-def test_namespaces_format_and_statistics_follow_the_settings(alternative: Assembly) -> None:
-    properties = only(alternative, STREAM)[1]["Properties"]
-    assert properties["IncludeFilters"] == [{"Namespace": "AWS/DynamoDB"}, {"Namespace": "AWS/Lambda"}]
-    assert properties["OutputFormat"] == "json"
-    assert properties["StatisticsConfigurations"] == [
-        {
-            "AdditionalStatistics": ["p50", "p99", "tm90"],
-            "IncludeMetrics": [{"Namespace": "AWS/DynamoDB", "MetricName": "SuccessfulRequestLatency"}],
-        },
-        {"AdditionalStatistics": ["IQM"], "IncludeMetrics": [{"Namespace": "AWS/Lambda", "MetricName": "Duration"}]},
-    ]
+def test_format_follows_the_setting(alternative: Assembly) -> None:
+    assert only(alternative, STREAM)[1]["Properties"]["OutputFormat"] == "json"
 
 
 def test_metric_stream_role_is_trusted_by_cloudwatch_metric_streams(default: Assembly) -> None:
@@ -327,6 +312,61 @@ def test_metric_stream_stack_deploys_after_the_receiver(default: Assembly) -> No
 
 
 def test_outputs_name_the_streams_and_the_backup_bucket(default: Assembly) -> None:
-    assert {"MetricStreamName", "DeliveryStreamName", "BackupBucketName"} <= set(
+    assert {"MetricStreamName", "DeliveryStreamName", "DeliveryRoleArn", "BackupBucketName"} <= set(
         default.template(METRIC_STREAM)["Outputs"]
     )
+
+
+# -- the metric stream alone, for a receiver run elsewhere -------------------------------------------
+
+# What only the receiver stack has; none of it may appear in the metric stream alone.
+RECEIVER_KINDS = (
+    "AWS::EC2::VPC",
+    "AWS::EC2::Subnet",
+    "AWS::EC2::SecurityGroup",
+    "AWS::ElasticLoadBalancingV2::LoadBalancer",
+    "AWS::ElasticLoadBalancingV2::TargetGroup",
+    "AWS::ECS::Cluster",
+    "AWS::ECS::Service",
+    "AWS::ECS::TaskDefinition",
+    "AWS::CertificateManager::Certificate",
+    "AWS::Route53::RecordSet",
+    "AWS::SecretsManager::Secret",
+)
+
+
+def test_the_metric_stream_alone_deploys_no_vpc_load_balancer_or_fargate_service(stream_only: Assembly) -> None:
+    kinds = {r["Type"] for path in stream_only.templates() for r in json.loads(path.read_text())["Resources"].values()}
+    assert sorted(kinds & set(RECEIVER_KINDS)) == []
+    assert {STREAM, DELIVERY, "AWS::S3::Bucket", "AWS::IAM::Role", "AWS::CloudWatch::Alarm"} <= kinds
+
+
+def test_the_metric_stream_alone_delivers_to_the_given_url_with_the_given_secret(stream_only: Assembly) -> None:
+    config = http(stream_only)
+    assert config["EndpointConfiguration"]["Url"] == OTHER_RECEIVER_URL
+    assert config["SecretsManagerConfiguration"] == {
+        "Enabled": True,
+        "SecretARN": OTHER_RECEIVER_SECRET_ARN,
+        "RoleARN": config["RoleARN"],
+    }
+
+
+def test_firehose_may_read_only_the_given_secret(stream_only: Assembly) -> None:
+    role = http(stream_only)["RoleARN"]["Fn::GetAtt"][0]
+    (policy,) = policies_of(stream_only, role)
+    (read,) = [s for s in policy["PolicyDocument"]["Statement"] if s["Sid"] == "ReadAccessKey"]
+    assert (read["Action"], read["Resource"]) == ("secretsmanager:GetSecretValue", OTHER_RECEIVER_SECRET_ARN)
+
+
+def test_the_metric_stream_alone_has_its_own_alarm_topic(stream_only: Assembly) -> None:
+    (topic,) = resources(stream_only, "AWS::SNS::Topic")
+    assert stream_only.template(METRIC_STREAM)["Outputs"]["AlarmTopicArn"]["Value"] == {"Ref": topic}
+
+
+def test_with_the_receiver_the_alarms_notify_the_receivers_topic(default: Assembly) -> None:
+    assert resources(default, "AWS::SNS::Topic") == {}
+    assert "AlarmTopicArn" not in default.template(METRIC_STREAM)["Outputs"]
+
+
+def test_the_metric_stream_alone_depends_on_no_other_stack(stream_only: Assembly) -> None:
+    assert stream_only.manifest()["artifacts"][METRIC_STREAM].get("dependencies", []) == [f"{METRIC_STREAM}.assets"]

@@ -10,7 +10,7 @@ from aws_cdk.assertions import Capture, Match
 
 from stacks.gateway import DASHBOARD_PATHS
 from stacks.metrics_store import RECEIVER_ACTIONS
-from tests.stacks.synth import CERTIFICATE_ARN, DASHBOARD_CIDRS, DOMAIN, RECEIVER, ZONE_ID, Assembly
+from tests.stacks.synth import CERTIFICATE_ARN, DASHBOARD_CIDRS, DOMAIN, RECEIVER, REPO, ZONE_ID, Assembly
 
 SERVICE = "AWS::ECS::Service"
 TASK = "AWS::ECS::TaskDefinition"
@@ -71,6 +71,15 @@ def test_nat_gateways_move_tasks_to_private_subnets_without_public_ips(alternati
     alternative.assertions(RECEIVER).resource_count_is("AWS::EC2::NatGateway", 1)
     assert network["AssignPublicIp"] == "DISABLED"
     assert sorted(subnet["Ref"] for subnet in network["Subnets"]) == private
+
+
+def test_nat_gateways_come_with_s3_and_dynamodb_gateway_endpoints(default: Assembly, alternative: Assembly) -> None:
+    def gateways(assembly: Assembly) -> list[str]:
+        endpoints = resources(assembly, "AWS::EC2::VPCEndpoint").values()
+        assert all(e["Properties"]["VpcEndpointType"] == "Gateway" for e in endpoints)
+        return sorted(e["Properties"]["ServiceName"]["Fn::Join"][1][-1] for e in endpoints)
+
+    assert (gateways(default), gateways(alternative)) == ([], [".dynamodb", ".s3"])
 
 
 def test_vpc_flow_logs_go_to_s3(default: Assembly) -> None:
@@ -150,29 +159,44 @@ def test_task_role_may_only_call_the_store_actions_on_the_store_table(default: A
         if {"Ref": task_role} in p["Properties"]["Roles"] and not name.startswith("ReceiverInventoryPolicy")
     ]
     assert len(policies) == 1
-    # The store's actions on its table, and publishing alarm notifications (receiver/alarms).
+    key = logical_id(default, "AWS::KMS::Key")
+    # The store's actions on its table, and publishing alarm notifications (receiver/alarms) to the
+    # topic under its key.
     assert policies[0]["Properties"]["PolicyDocument"]["Statement"] == [
         {"Action": sorted(RECEIVER_ACTIONS), "Effect": "Allow", "Resource": {"Fn::GetAtt": [table, "Arn"]}},
         {"Action": "sns:Publish", "Effect": "Allow", "Resource": {"Ref": topic}},
+        {"Action": ["kms:Decrypt", "kms:GenerateDataKey"], "Effect": "Allow", "Resource": {"Fn::GetAtt": [key, "Arn"]}},
     ]
     assert "ManagedPolicyArns" not in template["Resources"][task_role]["Properties"]
 
 
+# The boto3 client methods of each granted action.
+CLIENT_CALLS = {
+    "GetItem": "get_item",
+    "PutItem": "put_item",
+    "UpdateItem": "update_item",
+    "DeleteItem": "delete_item",
+    "BatchWriteItem": "batch_write_item",
+    "BatchGetItem": "batch_get_item",
+    "Query": "query",
+    "DescribeTable": "describe_table",
+}
+
+
+def store_source() -> str:
+    return "\n".join(path.read_text() for path in sorted((REPO / "receiver" / "store" / "dynamodb").glob("*.py")))
+
+
 def test_store_actions_are_exactly_what_the_receiver_calls() -> None:
-    assert sorted(RECEIVER_ACTIONS) == sorted(
-        f"dynamodb:{a}"
-        for a in [
-            "GetItem",
-            "PutItem",
-            "UpdateItem",
-            "DeleteItem",
-            "BatchWriteItem",
-            "BatchGetItem",
-            "Query",
-            "DescribeTable",
-            "ConditionCheckItem",
-        ]
-    )
+    assert sorted(RECEIVER_ACTIONS) == sorted(f"dynamodb:{a}" for a in CLIENT_CALLS)
+    source = store_source()
+    assert [a for a, call in CLIENT_CALLS.items() if f"client.{call}" not in source] == []
+
+
+def test_the_store_makes_no_transactions_so_it_needs_no_condition_check() -> None:
+    source = store_source()
+    assert "transact_write_items" not in source and "ConditionCheck" not in source
+    assert "dynamodb:ConditionCheckItem" not in RECEIVER_ACTIONS
 
 
 # -- service -------------------------------------------------------------------
@@ -485,10 +509,26 @@ def test_no_dns_record_without_a_hosted_zone(alternative: Assembly) -> None:
 
 
 @pytest.mark.parametrize(
-    "name", ["EndpointUrl", "AccessKeySecretName", "MetricsTableName", "LoadBalancerDnsName", "DashboardUrl"]
+    "name",
+    [
+        "EndpointUrl",
+        "AccessKeySecretName",
+        "MetricsTableName",
+        "LoadBalancerDnsName",
+        "DashboardUrl",
+        "ClusterName",
+        "ServiceName",
+    ],
 )
 def test_stack_outputs(default: Assembly, name: str) -> None:
     assert name in default.template(RECEIVER)["Outputs"]
+
+
+def test_cluster_and_service_names_are_outputs_for_the_rotation_steps(default: Assembly) -> None:
+    outputs = default.template(RECEIVER)["Outputs"]
+    service = logical_id(default, SERVICE)
+    assert outputs["ClusterName"]["Value"] == {"Ref": logical_id(default, "AWS::ECS::Cluster")}
+    assert outputs["ServiceName"]["Value"] == {"Fn::GetAtt": [service, "Name"]}
 
 
 def test_endpoint_url_output_is_the_firehose_url(default: Assembly) -> None:

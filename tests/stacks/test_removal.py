@@ -67,3 +67,23 @@ def test_no_table_has_deletion_protection(default: Assembly, alternative: Assemb
         if r["Type"] == "AWS::DynamoDB::Table"
     ]
     assert [t["Properties"].get("DeletionProtectionEnabled", False) for t in tables] == [False] * len(tables)
+
+
+def test_every_lambda_function_logs_to_a_log_group_with_retention_gone_on_destroy(
+    default: Assembly, alternative: Assembly, stream_only: Assembly
+) -> None:
+    # aws-cdk-lib's own providers (bucket emptying, default security group) included.
+    for assembly, days in ((default, 30), (alternative, 90), (stream_only, 30)):
+        resources = all_resources(assembly)
+        functions = {key: r for key, r in resources.items() if r["Type"] == "AWS::Lambda::Function"}
+        assert functions
+        for (stack, _), function in functions.items():
+            group = resources[(stack, function["Properties"]["LoggingConfig"]["LogGroup"]["Ref"])]
+            assert group["Type"] == "AWS::Logs::LogGroup"
+            assert group["Properties"]["RetentionInDays"] == days
+            assert not kept(group)
+
+
+def test_the_alarm_topic_key_is_deleted_on_destroy(default: Assembly) -> None:
+    keys = [r for r in all_resources(default).values() if r["Type"] == "AWS::KMS::Key"]
+    assert [(k["DeletionPolicy"], k["Properties"]["PendingWindowInDays"]) for k in keys] == [("Delete", 7)]

@@ -8,10 +8,11 @@ import pytest
 
 from stacks.settings import (
     DEFAULTS,
+    AlarmSettings,
     InventoryConfig,
+    ReceiverImage,
     Settings,
     SettingsError,
-    StatisticsConfig,
     settings_from_context,
 )
 from tests.stacks.synth import BASE_CONTEXT, CERTIFICATE_ARN, REPO, cdk_json_context
@@ -43,9 +44,11 @@ def test_defaults_are_the_documented_ones() -> None:
         dashboard_allowed_cidrs=(),
         create_demo_table=True,
         retain_metrics=False,
-        namespaces=("AWS/DynamoDB",),
+        namespaces=("AWS/DynamoDB", "AWS/Firehose", "AWS/CloudWatch/MetricStreams"),
+        stream_all_metrics=False,
+        include_linked_accounts_metrics=False,
         output_format="opentelemetry0.7",
-        additional_statistics=(StatisticsConfig("AWS/DynamoDB", "SuccessfulRequestLatency", ("p99",)),),
+        additional_statistics=(),
         common_attributes=(("deployment", "dynamodb-monitoring"),),
         buffering_interval_seconds=60,
         buffering_size_mib=1,
@@ -61,6 +64,10 @@ def test_defaults_are_the_documented_ones() -> None:
         container_insights=False,
         shutdown_timeout_seconds=60,
         inventory=InventoryConfig(extra_regions=(), roles=(), interval_seconds=300, tag_labels=()),
+        receiver_endpoint_url=None,
+        access_key_secret_arn=None,
+        receiver_image=None,
+        alarms=AlarmSettings(data_freshness_minutes=15, evaluation_periods=3, target_5xx_threshold=0),
         nag=False,
     )
 
@@ -128,6 +135,65 @@ def test_json_only_statistics_are_allowed_with_json_output() -> None:
 
 def test_empty_additional_statistics_stream_none() -> None:
     assert read({"additionalStatistics": []}).additional_statistics == ()
+
+
+OTHER_URL = "https://receiver.example.org/aws/firehose/metrics"
+SECRET_ARN = "arn:aws:secretsmanager:us-east-1:123456789012:secret:firehose-key-AbCdEf"
+STREAM_ONLY = {
+    "domainName": "",
+    "hostedZoneId": "",
+    "hostedZoneName": "",
+    "receiverEndpointUrl": OTHER_URL,
+    "accessKeySecretArn": SECRET_ARN,
+}
+
+
+def test_a_receiver_url_and_secret_deploy_the_metric_stream_alone() -> None:
+    settings = read(STREAM_ONLY)
+    assert (settings.stream_only, settings.endpoint_url, settings.access_key_secret_arn) == (
+        True,
+        OTHER_URL,
+        SECRET_ARN,
+    )
+    assert (settings.domain_name, settings.hosted_zone_id, settings.certificate_arn) == ("", None, None)
+
+
+def test_the_receiver_url_may_carry_a_query_and_the_default_port() -> None:
+    url = "https://receiver.example.org:443/ingest?tenant=a"
+    assert read({**STREAM_ONLY, "receiverEndpointUrl": url}).endpoint_url == url
+
+
+def test_the_receiver_is_deployed_without_a_receiver_url() -> None:
+    assert read().stream_only is False
+
+
+@pytest.mark.parametrize(
+    ("image", "repository_arn", "tag"),
+    [
+        (
+            "123456789012.dkr.ecr.us-east-1.amazonaws.com/team/receiver:1.4.0",
+            "arn:aws:ecr:us-east-1:123456789012:repository/team/receiver",
+            "1.4.0",
+        ),
+        ("public.ecr.aws/example/receiver:2026-01-05", None, "2026-01-05"),
+        ("ghcr.io/example/receiver@sha256:" + "0" * 64, None, "sha256:" + "0" * 64),
+        ("localhost:5000/receiver:dev", None, "dev"),
+    ],
+)
+def test_a_prebuilt_image_is_read_with_its_tag_or_digest(image: str, repository_arn: str | None, tag: str) -> None:
+    found = read({"receiverImage": image}).receiver_image
+    assert isinstance(found, ReceiverImage)
+    assert (found.uri, found.ecr_repository_arn, found.tag_or_digest) == (image, repository_arn, tag)
+
+
+def test_alarm_settings_are_read() -> None:
+    values = {"alarmDataFreshnessMinutes": "30", "alarmEvaluationPeriods": 2, "alarmTarget5xxThreshold": "25"}
+    assert read(values).alarms == AlarmSettings(30, 2, 25)
+
+
+def test_flags_for_the_stream_are_read() -> None:
+    settings = read({"streamAllMetrics": "true", "includeLinkedAccountsMetrics": True})
+    assert (settings.stream_all_metrics, settings.include_linked_accounts_metrics) == (True, True)
 
 
 NO_ZONE = {"hostedZoneId": "", "hostedZoneName": ""}
@@ -265,6 +331,108 @@ ERRORS = {
     "too many nat gateways": ("natGateways", {"natGateways": 3}, "from 0 to 2"),
     "shutdown too short": ("shutdownTimeoutSeconds", {"shutdownTimeoutSeconds": 4}, "from 5 to 90"),
     "shutdown too long for fargate": ("shutdownTimeoutSeconds", {"shutdownTimeoutSeconds": 91}, "from 5 to 90"),
+    # CloudFormation's limits, refused at synth instead of at deploy.
+    "more than 20 statistics": (
+        "additionalStatistics",
+        {"additionalStatistics": [{**STAT, "statistics": [f"p{n}" for n in range(1, 22)]}]},
+        "CloudFormation takes at most 20 per metric",
+    ),
+    "more than 50 common attributes": (
+        "commonAttributes",
+        {"commonAttributes": {f"k{n}": "v" for n in range(51)}},
+        "Firehose sends at most 50",
+    ),
+    "receiver namespace": (
+        "namespaces",
+        {"namespaces": ["AWS/DynamoDB", "Receiver/DynamoDBInventory"]},
+        "made by the receiver itself",
+    ),
+    # The metric stream alone.
+    "url without secret": ("accessKeySecretArn", {"receiverEndpointUrl": OTHER_URL}, "give both or neither"),
+    "secret without url": ("receiverEndpointUrl", {"accessKeySecretArn": SECRET_ARN}, "give both or neither"),
+    "url not https": (
+        "receiverEndpointUrl",
+        {**STREAM_ONLY, "receiverEndpointUrl": "http://receiver.example.org/aws/firehose/metrics"},
+        "Firehose delivers only over HTTPS",
+    ),
+    "url without host": (
+        "receiverEndpointUrl",
+        {**STREAM_ONLY, "receiverEndpointUrl": "https:///aws/firehose/metrics"},
+        "names no DNS host",
+    ),
+    "url without path": (
+        "receiverEndpointUrl",
+        {**STREAM_ONLY, "receiverEndpointUrl": "https://receiver.example.org/"},
+        "has no path",
+    ),
+    "url on another port": (
+        "receiverEndpointUrl",
+        {**STREAM_ONLY, "receiverEndpointUrl": "https://receiver.example.org:8443/ingest"},
+        "only to port 443",
+    ),
+    "url too long": (
+        "receiverEndpointUrl",
+        {**STREAM_ONLY, "receiverEndpointUrl": "https://receiver.example.org/" + "a" * 1000},
+        "at most 1000",
+    ),
+    "url not a url": (
+        "receiverEndpointUrl",
+        {**STREAM_ONLY, "receiverEndpointUrl": "https://receiver.example.org:port/x"},
+        "is not a URL",
+    ),
+    "secret not an arn": (
+        "accessKeySecretArn",
+        {**STREAM_ONLY, "accessKeySecretArn": "firehose-key"},
+        "not a Secrets Manager secret's complete ARN",
+    ),
+    "secret without its suffix": (
+        "accessKeySecretArn",
+        {**STREAM_ONLY, "accessKeySecretArn": SECRET_ARN.removesuffix("-AbCdEf")},
+        "complete ARN",
+    ),
+    "secret in another region": (
+        "accessKeySecretArn",
+        {**STREAM_ONLY, "accessKeySecretArn": SECRET_ARN.replace("us-east-1", "eu-west-1")},
+        "Firehose reads only a secret of its own region",
+    ),
+    "domain with the stream alone": (
+        "domainName",
+        {**STREAM_ONLY, "domainName": "metrics.example.com"},
+        "remove domainName, or remove receiverEndpointUrl",
+    ),
+    "cidrs with the stream alone": (
+        "dashboardAllowedCidrs",
+        {**STREAM_ONLY, "dashboardAllowedCidrs": "203.0.113.0/24"},
+        "deploys only the metric stream",
+    ),
+    "image with the stream alone": (
+        "receiverImage",
+        {**STREAM_ONLY, "receiverImage": "public.ecr.aws/example/receiver:1"},
+        "deploys only the metric stream",
+    ),
+    "flag not a flag": ("streamAllMetrics", {"streamAllMetrics": "all"}, "must be true or false"),
+    "linked not a flag": ("includeLinkedAccountsMetrics", {"includeLinkedAccountsMetrics": 1}, "must be true or false"),
+    # A prebuilt image.
+    "image without tag": (
+        "receiverImage",
+        {"receiverImage": "public.ecr.aws/example/receiver"},
+        "with a tag or digest",
+    ),
+    "image malformed": ("receiverImage", {"receiverImage": "not an image:1"}, "put one such as"),
+    "ecr image malformed": (
+        "receiverImage",
+        {"receiverImage": "123.dkr.ecr.us-east-1.amazonaws.com/receiver:1"},
+        "is not an image reference",
+    ),
+    # The alarms.
+    "freshness zero": ("alarmDataFreshnessMinutes", {"alarmDataFreshnessMinutes": 0}, "from 1 to 1440"),
+    "freshness within the buffer": (
+        "alarmDataFreshnessMinutes",
+        {"alarmDataFreshnessMinutes": 15, "bufferingIntervalSeconds": 900},
+        "put at least 16",
+    ),
+    "evaluation periods too many": ("alarmEvaluationPeriods", {"alarmEvaluationPeriods": 25}, "from 1 to 24"),
+    "5xx threshold negative": ("alarmTarget5xxThreshold", {"alarmTarget5xxThreshold": -1}, "whole number"),
 }
 
 
