@@ -8,7 +8,8 @@ check failures, transaction conflicts and TTL deletions; per account and region:
 the account's capacity quotas and their utilization. Tables that use them also report
 TransactGetItems and PartiQL, global table replication, a DynamoDB stream, Kinesis change data
 capture and an online index build (``workload_features.py``). Together they cover every metric
-the rules in ``rules/aws-dynamodb`` read.
+the rules in ``rules/aws-dynamodb`` read. Each minute also holds what the metric stream and its
+Firehose stream report about themselves (``workload_pipeline.py``), unless ``pipeline=False``.
 
 Each minute is generated from (seed, minute) alone, so any minute can be produced again in
 any order (backfill, then stream) and gives the same samples. Statistics are consistent
@@ -39,6 +40,7 @@ from receiver_tools.workload_features import (
     whole,
 )
 from receiver_tools.workload_features import PERCENTILES as PERCENTILES
+from receiver_tools.workload_pipeline import pipeline_minute
 
 NAMESPACE = "AWS/DynamoDB"
 DEFAULT_ACCOUNT = "123456789012"
@@ -184,6 +186,7 @@ class Workload:
         account: str = DEFAULT_ACCOUNT,
         tables: Sequence[TableSpec] = DEFAULT_TABLES,
         quotas: dict[str, RegionQuotas] | None = None,
+        pipeline: bool = True,
     ) -> None:
         if not tables:
             raise ValueError("a workload needs at least one table")
@@ -197,7 +200,9 @@ class Workload:
         self.tables = tuple(tables)
         self.quotas = dict(quotas if quotas is not None else DEFAULT_QUOTAS)
         self.regions = tuple(sorted({region for table in tables for region in table.regions}))
-        self._series: dict[tuple, Series] = {}
+        self.pipeline = pipeline
+        """Whether minutes also hold the metric stream's and Firehose's own datapoints (workload_pipeline.py)."""
+        self._series: dict[tuple[str, str, tuple[tuple[str, str], ...], str], Series] = {}
 
     def endpoints(self) -> list[str]:
         """Every endpoint the workload's samples make: tables and ``table/index``."""
@@ -216,6 +221,8 @@ class Workload:
                 _TableMinute(self, table, region, start_ms, own, out).generate()
         for region in self.regions:
             self._account_minute(region, start_ms, rng, out)
+        if self.pipeline:
+            out += pipeline_minute(self.seed, self.account, start_ms, out)
         return out
 
     def minutes(self, first_ms: int, count: int) -> Iterator[list[Sample]]:

@@ -65,6 +65,15 @@ export async function fetchPoints(metric, service, endpoint, region, window, sig
   return body.points;
 }
 
+// The price of metric updates and the completeness of the window's minutes (GET /api/v1/pipeline):
+// { metric_update_price_per_1000, settle_seconds, minutes: [{ account, region, minute, expected,
+// arrived, complete, completed, by } ...] }.
+export async function fetchPipeline(window, signal) {
+  const body = await getJson("/api/v1/pipeline", { start: window.start, end: window.end }, signal);
+  if (!Array.isArray(body.minutes)) throw new ApiError("/api/v1/pipeline answered without minutes");
+  return body;
+}
+
 // What the table inventory knows of the account's tables (GET /api/v1/tables): { tables:
 // [entry of a table in a region ...], inventory: { enabled, last_poll } }.
 export async function fetchTables(service, signal) {

@@ -5,11 +5,14 @@ import { showAlarms } from "./alarms.js";
 import { fetchCatalog } from "./api.js";
 import { drawCharts } from "./chart.js";
 import { formatClock } from "./format.js";
+import { pipelineView } from "./pipeline.js";
 import { hrefFor, parseHash, RANGES, timeWindow } from "./routes.js";
 import { accountName, accountsView, accountView, tableView, unknownView } from "./views.js";
 
 const REFRESH_MS = 60_000;
-const VIEWS = { accounts: accountsView, account: accountView, table: tableView, unknown: unknownView };
+const VIEWS = {
+  accounts: accountsView, account: accountView, table: tableView, pipeline: pipelineView, unknown: unknownView,
+};
 
 const main = document.getElementById("view");
 const crumbs = document.getElementById("crumbs");
@@ -17,6 +20,7 @@ const ranges = document.getElementById("ranges");
 const updated = document.getElementById("updated");
 const alert = document.getElementById("alert");
 const alarms = document.getElementById("alarms");
+const pipeline = document.getElementById("pipeline-link");
 
 let loading = null; // the AbortController of the load in progress
 let shownHash = null; // the hash whose view is on the page
@@ -38,7 +42,11 @@ function drawChrome(route) {
   if (route.endpoint !== undefined) {
     trail.push(link(route.endpoint, hrefFor({ ...route, page: "table" })));
   }
+  if (route.page === "pipeline") trail.push(link("Pipeline", hrefFor(route)));
   trail.at(-1).setAttribute("aria-current", "page");
+  pipeline.href = hrefFor({ page: "pipeline", range: route.range });
+  if (route.page === "pipeline") pipeline.setAttribute("aria-current", "page");
+  else pipeline.removeAttribute("aria-current");
   crumbs.replaceChildren(...trail.flatMap((item, index) => (index === 0 ? [item] : [" › ", item])));
   ranges.replaceChildren(...Object.keys(RANGES).map((range) =>
     link(range, hrefFor({ ...route, range }), range === route.range ? "true" : null)));

@@ -8,6 +8,7 @@
 //   #/table/<service>/<endpoint>        one table or index (endpoint "<table>/<index>"), every
 //                                       region it reports from merged
 //   #/table/<service>/<endpoint>?region=eu-west-1   the table or index in one region
+//   #/pipeline                          the metric streams and Firehose streams of every account
 // Names are URL-encoded, so an index's "/" cannot be mistaken for a separator.
 
 export const RANGES = {
@@ -36,6 +37,7 @@ export function parseHash(hash) {
     return { page: "unknown", range };
   }
   if (parts.length === 0) return { page: "accounts", range };
+  if (parts[0] === "pipeline" && parts.length === 1) return { page: "pipeline", range };
   if (parts[0] === "account" && parts.length === 2) {
     const tags = {};
     for (const [field, name] of Object.entries(TAG_PARAMS)) {
@@ -66,6 +68,7 @@ export function hrefFor({ page, service, endpoint, range, region, ...tags }) {
   const enc = encodeURIComponent;
   if (page === "account") return `#/account/${enc(service)}${query}`;
   if (page === "table") return `#/table/${enc(service)}/${enc(endpoint)}${query}`;
+  if (page === "pipeline") return `#/pipeline${query}`;
   return `#/${query}`;
 }
 

@@ -13,6 +13,7 @@ import {
   ACCOUNT_COLUMNS, ACCOUNT_GROUPS, ENDPOINT_PREFIX, SERVICE_PREFIX, TABLE_COLUMNS, TABLE_GROUPS,
 } from "./layout.js";
 import { loadOperations, operationsSection } from "./operations.js";
+import { PIPELINE_LAYER } from "./pipeline.js";
 import { hrefFor } from "./routes.js";
 import { groupOf, passes, rowTags, tagControls, tagGroups, tagIndex } from "./tags.js";
 import { loadThrottling, throttlingSection } from "./throttling.js";
@@ -54,17 +55,20 @@ export const accountsView = {
   title: () => "Accounts",
 
   async load(ctx) {
-    const services = await dynamodbServices(ctx.signal);
-    return Promise.all(services.map(async (service) => ({
+    const all = await fetchEntities(ctx.signal);
+    // The pipeline's services (the metric streams' own metrics) are not accounts: the Pipeline page shows them.
+    const pipelines = all.filter((service) => service.layer === PIPELINE_LAYER).length;
+    const accounts = await Promise.all(all.filter((service) => service.layer === LAYER).map(async (service) => ({
       service,
       cells: await loadCells(ctx, ACCOUNT_COLUMNS, SERVICE_PREFIX, service.name),
     })));
+    return { accounts, pipelines };
   },
 
-  draw(main, accounts, ctx) {
+  draw(main, { accounts, pipelines }, ctx) {
     main.append(element("h1", "", "Accounts"));
     if (accounts.length === 0) {
-      main.append(emptyState("accounts"));
+      main.append(emptyState("accounts"), pipelineNote(pipelines, ctx.route.range));
       return;
     }
     const columns = [
@@ -93,9 +97,20 @@ export const accountsView = {
     main.append(scrolling(sortableTable({
       id: "accounts", caption: "Every account that sent metrics in the retention window", columns, rows,
       initialSort: { key: "account", descending: false },
-    })));
+    })), pipelineNote(pipelines, ctx.route.range));
   },
 };
+
+// Where the metric stream itself is: how it delivers, what it costs, which minutes are complete.
+function pipelineNote(count, range) {
+  const note = element("p", "pipeline-note");
+  note.dataset.pipelines = String(count);
+  const link = element("a", "", "the Pipeline page");
+  link.href = hrefFor({ page: "pipeline", range });
+  const whose = count === 0 ? "" : ` (${count} ${count === 1 ? "account reports it" : "accounts report it"})`;
+  note.append(`How the metric stream delivers${whose}, what it costs and which minutes are complete: `, link, ".");
+  return note;
+}
 
 export const accountView = {
   title: (route) => `Account ${accountName(route.service)}`,
