@@ -47,7 +47,7 @@ class SampleSource:
     """An endless stream of distinct datapoints, minute after minute."""
 
     def __init__(self, tables: int, first_minute_ms: int = RECENT_MS, seed: int = 7) -> None:
-        workload = Workload(seed=seed, tables=bench_tables(tables))
+        workload = Workload(seed=seed, tables=bench_tables(tables), pipeline=False)  # DynamoDB only, as before
         self._templates = [workload.minute(first_minute_ms + i * PERIOD_MS) for i in range(_REAL_MINUTES)]
         self._stream = itertools.chain.from_iterable(self._minute(i) for i in itertools.count())
 

@@ -74,3 +74,18 @@ async def test_a_failing_alarms_api_is_said_in_the_strip(tab):
             "Alarms could not be loaded: /api/v1/alarms answered 503: the store failed"
             == await tab.page.text_content(STRIP)
         )
+
+
+async def test_an_alarm_on_the_metric_pipeline_links_to_the_pipeline_page(tab):
+    async with serve_app(receiver_app()) as client:
+        minute_ms = (int(time.time()) // 60 - 2) * 60_000
+        pipeline = AlarmEvent(
+            "delivery_failing", "aws-metric-stream::123456789012", "firehose:demo-firehose", 1, FIRING,
+            minute_ms, 50.0, 99.0, "demo-firehose: 50 % of deliveries succeeded", minute_ms + 60_000,
+        )  # fmt: skip
+        assert await client.app[STORE].put_alarm_event(pipeline)
+        await open_at(tab, client, "#/")
+        await tab.page.click(f"{STRIP} li.alarm a")
+        await tab.page.wait_for_function("() => document.getElementById('view').dataset.shown === location.hash")
+        assert tab.page.url.endswith("#/pipeline")
+    assert tab.errors == []

@@ -1,16 +1,24 @@
 // The alarms strip above every page: the alarms that are on (GET /api/v1/alarms), each
-// linking to its table or account, or a quiet line when none is.
+// linking to its table or account (or the Pipeline page), or a quiet line when none is.
 
 import { fetchAlarms } from "./api.js";
 import { formatClock } from "./format.js";
 import { hrefFor } from "./routes.js";
 
+// Alarms on the metric pipeline (rules/aws-pipeline) belong to the Pipeline page.
+const PIPELINE_SERVICE = "aws-metric-stream::";
+
+function targetOf(alarm, range) {
+  if (alarm.service.startsWith(PIPELINE_SERVICE)) return hrefFor({ page: "pipeline", range });
+  return alarm.endpoint
+    ? hrefFor({ page: "table", service: alarm.service, endpoint: alarm.endpoint, range })
+    : hrefFor({ page: "account", service: alarm.service, range });
+}
+
 function item(alarm, range) {
   const entry = document.createElement("li");
   entry.className = "alarm";
-  const target = alarm.endpoint
-    ? hrefFor({ page: "table", service: alarm.service, endpoint: alarm.endpoint, range })
-    : hrefFor({ page: "account", service: alarm.service, range });
+  const target = targetOf(alarm, range);
   const anchor = Object.assign(document.createElement("a"), { href: target, textContent: alarm.message });
   const since = Object.assign(document.createElement("time"), {
     className: "since",
