@@ -116,7 +116,11 @@ def _required(params: MultiMapping[str], name: str) -> str:
 
 
 def _seconds(params: MultiMapping[str], name: str) -> int:
-    text = _required(params, name)
+    return epoch_seconds(_required(params, name), name)
+
+
+def epoch_seconds(text: str, name: str) -> int:
+    """The query parameter ``name``'s ``text`` as whole epoch seconds; a bad query otherwise."""
     try:
         value = int(text)
     except ValueError:

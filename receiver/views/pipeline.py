@@ -15,6 +15,7 @@ from aiohttp import web
 from receiver.errors import HttpError, Kind
 from receiver.keys import COMPLETENESS, CONFIG
 from receiver.model import HOUR_MS, MINUTE_MS
+from receiver.views.api import epoch_seconds
 
 if TYPE_CHECKING:
     from receiver.derive.completeness import MinuteCompleteness, MinuteStatus
@@ -68,12 +69,4 @@ def _minute(status: MinuteStatus, source: MinuteCompleteness) -> dict[str, Any]:
 
 def _seconds(request: web.Request, name: str, default: int) -> int:
     text = request.query.get(name)
-    if not text:
-        return default
-    try:
-        value = int(text)
-    except ValueError:
-        raise HttpError(Kind.BAD_QUERY, f"{name} must be whole epoch seconds, not {text!r}") from None
-    if not 0 <= value < 2**41:
-        raise HttpError(Kind.BAD_QUERY, f"{name} is out of range: give epoch seconds")
-    return value
+    return epoch_seconds(text, name) if text else default
