@@ -35,8 +35,10 @@ lint: $(PY_READY)
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
 
+# Test files run on every core (at most 4), each file on one worker: a file's module-scoped
+# servers and browsers stay shared, and tests within it run in order.
 test: setup debian-packages lint
-	$(PY) -m pytest
+	$(PY) -m pytest --numprocesses=auto --maxprocesses=4 --dist=loadfile
 
 # The edit-test loop: the stages' unit tests, under a minute on 2 cores. Left out: end-to-end
 # tests (slow), the CDK, browser, image and fault folders, DynamoDB (moto, dynalite), the
@@ -47,7 +49,8 @@ FAST_LEFT_OUT := --ignore=tests/formats/test_formats_roundtrip.py --ignore=tests
 	--ignore=tests/store/test_store_dynamodb_retry.py --ignore=tests/store/test_store_dynamodb_quarantine.py \
 	--ignore=tests/inventory/test_inventory_moto.py --ignore=tests/inventory/test_inventory_endpoint.py
 test-fast: $(PY_READY)
-	$(PY) -m pytest -q -m "not slow and not aws" $(FAST_LEFT_OUT) $(FAST_TESTS)
+	$(PY) -m pytest -q --numprocesses=auto --maxprocesses=4 --dist=loadfile -m "not slow and not aws" \
+		$(FAST_LEFT_OUT) $(FAST_TESTS)
 
 demo: $(PY_READY)
 	$(PY) -m receiver demo
