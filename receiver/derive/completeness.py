@@ -9,14 +9,16 @@ account and region, and the tracker decides:
 
 - **Expected series.** For an account and region, the series it reported in each of the
   ``HISTORY_MINUTES`` newest minutes that are settled (ended ``settle_s`` ago, so they hold
-  all they will hold) before the minute. A series that comes and goes (throttling, errors)
-  is not expected; neither is a new one, until it has reported that long.
+  all they will hold). A series that comes and goes (throttling, errors) is not expected;
+  neither is a new one, until it has reported that long. Each settled minute is folded into
+  a count per series of the settled minutes in a row it reported in, and only the unsettled
+  minutes keep their series: memory stays near one set of series per minute of settle time.
 - **Complete by arrival.** A minute after the settled edge is complete once every account
   and region that had expected series has all of them, and the minutes before it are
   complete too (completeness moves forward in order). An account and region whose history
-  this replica has not seen (it has just started, or it derived none of those minutes)
-  expects nothing and holds no minute up; a minute with no expected series at all waits
-  for the settle time.
+  this replica has not seen (it has just started, or missed one of those minutes) expects
+  nothing and holds no minute up; a minute with no expected series at all waits for the
+  settle time.
 - **Complete by settling.** Every minute that ended ``settle_s`` ago is complete, whatever
   arrived.
 
@@ -34,10 +36,11 @@ from dataclasses import dataclass
 
 from receiver.model import MINUTE_MS, Sample
 
-HISTORY_MINUTES = 3
-"""Settled minutes a series must have reported in, each, to be expected in the next minute."""
+HISTORY_MINUTES = 10
+"""Settled minutes in a row a series must have reported in to be expected: longer than most
+bursts of throttling or errors, whose series stop when they end."""
 KEPT_MINUTES = 20
-"""Minutes of observed series kept beyond the settle time (enough history, bounded memory)."""
+"""Settled minutes whose counts are kept for ``statuses`` (the Pipeline page shows the last 10)."""
 
 Source = tuple[str, str]
 """(account, region): one metric stream's worth of series."""
@@ -83,7 +86,14 @@ class Completeness:
         self.clock = clock
         self.history_minutes = history_minutes
         self._present: dict[int, dict[Source, frozenset[int]]] = {}
-        """Minute -> account and region -> hashes of the series the store held when derived."""
+        """Minutes not folded into the streaks yet -> account and region -> hashes of the
+        series the store held when the minute was last derived."""
+        self._streaks: dict[Source, dict[int, int]] = {}
+        """Account and region -> series hash -> settled minutes in a row it reported in."""
+        self._folded: int | None = None
+        """The newest settled minute folded into the streaks."""
+        self._summaries: dict[int, tuple[MinuteCompleteness, ...]] = {}
+        """Minute -> its accounts and regions as last observed (counts only: bounded memory)."""
         self._arrived_at: dict[int, int] = {}
         """Minute -> when it was first found complete by arrival (epoch milliseconds)."""
         self._listeners: list[Callable[[], None]] = []
@@ -103,10 +113,14 @@ class Completeness:
         for sample in samples:
             series = sample.series
             by_source.setdefault((series.account, series.region), set()).add(hash(series))
-        self._present[minute_ms] = {source: frozenset(found) for source, found in by_source.items()}
         now_ms = self._now_ms()
+        self._fold(now_ms)
+        present = {source: frozenset(found) for source, found in by_source.items()}
+        if self._folded is None or minute_ms > self._folded:
+            self._present[minute_ms] = present  # folded into the streaks once it settles
+        self._summaries[minute_ms] = self._summary(minute_ms, present)
         self._forget(now_ms)
-        if minute_ms not in self._arrived_at and minute_ms > self.settled_edge(now_ms) and self._all_in(minute_ms):
+        if minute_ms not in self._arrived_at and minute_ms > self.settled_edge(now_ms) and self._all_in(present):
             self._arrived_at[minute_ms] = now_ms
             for listener in self._listeners:
                 listener()
@@ -140,57 +154,80 @@ class Completeness:
             completed, by = arrived_at, ALL_ARRIVED
         else:
             completed, by = minute_ms + MINUTE_MS + self.settle_ms, SETTLED
-        expected_of = self._sources(minute_ms)
-        present_of = self._present.get(minute_ms, {})
-        sources = []
-        for account, region in sorted(set(expected_of) | set(present_of)):
-            expected, present = expected_of.get((account, region), (frozenset(), frozenset()))
-            stored = len(present_of.get((account, region), ()))
-            sources.append(
-                MinuteCompleteness(account, region, minute_ms, len(expected), len(expected & present), stored)
-            )
-        return MinuteStatus(minute_ms, complete, completed, by, tuple(sources))
+        sources = self._summaries.get(minute_ms)
+        if sources is None:  # not observed: what is expected of it, nothing arrived
+            sources = self._summary(minute_ms, {})
+        return MinuteStatus(minute_ms, complete, completed, by, sources)
 
     def statuses(self, start_ms: int, end_ms: int, now_ms: int | None = None) -> list[MinuteStatus]:
-        """``status`` of every minute from ``start_ms`` to ``end_ms`` this replica knows of."""
-        return [self.status(m, now_ms) for m in sorted(self._present) if start_ms <= m <= end_ms]
+        """``status`` of every minute from ``start_ms`` to ``end_ms`` this replica observed."""
+        return [self.status(m, now_ms) for m in sorted(self._summaries) if start_ms <= m <= end_ms]
 
     # -- the rules above ------------------------------------------------------------------
 
-    def _history(self, minute_ms: int) -> list[int]:
-        """The settled minutes before ``minute_ms`` whose series this replica observed, newest first."""
-        edge = min(minute_ms - MINUTE_MS, self.settled_edge(self._now_ms()))
-        return [m for m in sorted(self._present, reverse=True) if m <= edge][: self.history_minutes]
+    def _fold(self, now_ms: int) -> None:
+        """Fold the minutes that have settled into the streaks, oldest first. A minute that
+        does not follow the last one folded (this replica did not observe the one between)
+        starts every streak afresh: nothing is known of the minute missed."""
+        edge = self.settled_edge(now_ms)
+        for minute_ms in sorted(m for m in self._present if m <= edge):
+            present = self._present.pop(minute_ms)
+            if self._folded is not None and minute_ms <= self._folded:
+                continue  # derived again after it was folded: its streaks are counted already
+            if self._folded is None or minute_ms != self._folded + MINUTE_MS:
+                self._streaks.clear()
+            self._streaks = {
+                source: {h: self._streaks.get(source, {}).get(h, 0) + 1 for h in series}
+                for source, series in present.items()
+            }
+            self._folded = minute_ms
 
-    def _sources(self, minute_ms: int) -> dict[Source, tuple[frozenset[int], frozenset[int]]]:
-        """Each account and region expected in the minute: (expected series, present series)."""
-        history = self._history(minute_ms)
-        if len(history) < self.history_minutes or history[-1] != history[0] - (len(history) - 1) * MINUTE_MS:
-            return {}  # too little history, or with a gap: nothing is known to be expected
-        present = self._present.get(minute_ms, {})
-        found: dict[Source, tuple[frozenset[int], frozenset[int]]] = {}
-        for source in set.intersection(*(set(self._present[m]) for m in history)):
-            expected = frozenset.intersection(*(self._present[m][source] for m in history))
-            if expected:
-                found[source] = (expected, present.get(source, frozenset()))
-        return found
+    def _expected(self) -> dict[Source, frozenset[int]]:
+        """Each account and region's series that reported in each of the last
+        ``history_minutes`` settled minutes, the newest of them the settled edge or the minute
+        before (streaks that stopped earlier say nothing of now)."""
+        now_ms = self._now_ms()
+        self._fold(now_ms)
+        edge = self.settled_edge(now_ms)
+        if self._folded is None or self._folded < edge - MINUTE_MS:
+            return {}
+        wanted = self.history_minutes
+        found = {
+            source: frozenset(h for h, n in streak.items() if n >= wanted) for source, streak in self._streaks.items()
+        }
+        return {source: series for source, series in found.items() if series}
 
-    def _all_in(self, minute_ms: int) -> bool:
-        sources = self._sources(minute_ms)
-        return bool(sources) and all(expected <= present for expected, present in sources.values())
+    def _summary(self, minute_ms: int, present: dict[Source, frozenset[int]]) -> tuple[MinuteCompleteness, ...]:
+        expected_of = self._expected()
+        summary = []
+        for account, region in sorted(set(expected_of) | set(present)):
+            expected = expected_of.get((account, region), frozenset())
+            stored = present.get((account, region), frozenset())
+            summary.append(
+                MinuteCompleteness(account, region, minute_ms, len(expected), len(expected & stored), len(stored))
+            )
+        return tuple(summary)
+
+    def _all_in(self, present: dict[Source, frozenset[int]]) -> bool:
+        expected_of = self._expected()
+        return bool(expected_of) and all(
+            expected <= present.get(source, frozenset()) for source, expected in expected_of.items()
+        )
 
     def _count(self, latest: int) -> None:
         # Each minute is counted once, by how it became complete, as the edge passes it.
-        for minute_ms in [m for m in self._present if m <= latest and m not in self._counted]:
+        for minute_ms in [m for m in self._summaries if m <= latest and m not in self._counted]:
             self._counted.add(minute_ms)
             self.completed_by[ALL_ARRIVED if minute_ms in self._arrived_at else SETTLED] += 1
 
     def _forget(self, now_ms: int) -> None:
-        oldest = self.settled_edge(now_ms) - (KEPT_MINUTES + self.history_minutes) * MINUTE_MS
-        for minute_ms in [m for m in self._present if m < oldest]:
-            del self._present[minute_ms]
+        oldest = self.settled_edge(now_ms) - KEPT_MINUTES * MINUTE_MS
+        for minute_ms in [m for m in self._summaries if m < oldest]:
+            del self._summaries[minute_ms]
             self._arrived_at.pop(minute_ms, None)
             self._counted.discard(minute_ms)
+        for minute_ms in [m for m in self._present if m < oldest]:
+            del self._present[minute_ms]
 
     def _now_ms(self) -> int:
         return int(self.clock() * 1000)

@@ -8,6 +8,8 @@ from receiver.model import MINUTE_MS
 from tests.builders import T0, make_sample
 
 SETTLE_S = 300.0
+HISTORY = 3
+"""Settled minutes in a row a series must report in to be expected (the default is longer)."""
 EDGE = T0 + 10 * MINUTE_MS
 """The settled edge of the tests' clock: minutes up to this one have settled."""
 NOW_S = (EDGE + MINUTE_MS) / 1000 + SETTLE_S + 5
@@ -31,7 +33,7 @@ def samples(at: int, tables=("A", "B"), metrics=("ConsumedReadCapacityUnits", "T
 
 def tracker(history=(-2, -1, 0), clock: Clock | None = None, **series) -> Completeness:
     """A tracker that observed the same series in each of the settled minutes ``history``."""
-    completeness = Completeness(SETTLE_S, clock or Clock())
+    completeness = Completeness(SETTLE_S, clock or Clock(), history_minutes=HISTORY)
     for offset in history:
         completeness.observe(minute(offset), samples(minute(offset), **series))
     return completeness
@@ -63,7 +65,7 @@ def test_a_series_that_does_not_report_every_minute_is_not_expected():
 
 def test_every_account_and_region_must_be_in():
     clock = Clock()
-    completeness = Completeness(SETTLE_S, clock)
+    completeness = Completeness(SETTLE_S, clock, history_minutes=HISTORY)
     for offset in (-2, -1, 0):
         at = minute(offset)
         completeness.observe(at, samples(at) + samples(at, region="eu-west-1"))
@@ -84,7 +86,7 @@ def test_completeness_moves_forward_in_order():
 
 def test_without_history_or_with_a_gap_a_minute_waits_for_its_settle_time():
     clock = Clock()
-    no_history = Completeness(SETTLE_S, clock)
+    no_history = Completeness(SETTLE_S, clock, history_minutes=HISTORY)
     no_history.observe(minute(1), samples(minute(1)))
     gap = tracker(history=(-3, -1, 0), clock=clock)
     gap.observe(minute(1), samples(minute(1)))
