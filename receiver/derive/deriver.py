@@ -38,7 +38,7 @@ from dataclasses import dataclass
 
 from receiver.backoff import Backoff
 from receiver.derive.ceilings import InventoryCeilings
-from receiver.derive.completeness import Completeness
+from receiver.derive.completeness import Completeness, series_by_source
 from receiver.derive.regions import evaluate_by_region
 from receiver.derive.worker import Evaluator, ThreadEvaluator
 from receiver.model import DAY_MS, DEFAULT_SETTLE_S, HOUR_MS, MINUTE_MS, DerivedValue, Sample, SeriesKey, Stats
@@ -456,7 +456,8 @@ class Deriver:
         stored = await self.store.put_derived(step_ms, bucket_ms, version, evaluation.values)
         if step_ms == MINUTE_MS:
             # After the values are stored: a minute found complete is acted on at once.
-            self.completeness.observe(bucket_ms, stored_samples)
+            present = await asyncio.to_thread(series_by_source, stored_samples)
+            self.completeness.observe_series(bucket_ms, present)
         if stored:
             if evaluation.not_computed:
                 self.not_computed.record(step_ms, bucket_ms, evaluation.not_computed)
