@@ -47,7 +47,8 @@ class SeriesCache:
     keys per series allowed, the series and their keys start over; the other tables have
     bounds of their own. Own labels outlive that reset: they are a function of their key
     alone, so a stale entry is never wrong, and a thread that found a series just before
-    the reset still finds its labels.
+    the reset still finds its labels. When the own labels reach their bound, the keys start
+    over with them, so that no key is found without its labels.
     """
 
     __slots__ = (
@@ -99,10 +100,14 @@ class SeriesCache:
             self._start_over()
         series = self.intern(series)
         if own_labels:
-            own = self._own
-            if len(own) >= self.limit * KEYS_PER_SERIES:
-                own.clear()
-            own[key] = own_labels  # first: a thread that finds the series finds these too
+            if len(self._own) >= self.limit * KEYS_PER_SERIES:
+                # The keys go with their labels: a key found afterwards always has its own
+                # labels. A new table, not a cleared one: a decode under way keeps reading
+                # the labels of the keys it found before.
+                self._start_over()
+                self._own = {}
+                self.own_labels = self._own.get
+            self._own[key] = own_labels  # first: a thread that finds the series finds these too
         self._by_key[key] = series
         return series
 

@@ -119,6 +119,20 @@ def test_keys_are_bounded_too_however_few_the_series() -> None:
     assert cache.lookup(0) is None and cache.lookup("one key too many") is not None
 
 
+def test_when_own_labels_reach_their_bound_no_key_is_found_without_its_labels() -> None:
+    cache = SeriesCache(limit=2)  # four keys' own labels at most
+    series = [Series("a", "r", "n", "m", (("TableName", f"T{i}"),), "Count") for i in range(5)]
+    for i in range(4):
+        cache.remember(("own", i), series[i % 2], (("team", f"t{i}"),))
+    reading = cache.own_labels  # what a decode under way has bound
+    cache.remember(("own", 4), series[0], (("team", "t4"),))  # one more: the labels start over
+    for i in range(4):
+        # Gone together: a key is looked up afresh and remembered with its labels again.
+        assert cache.lookup(("own", i)) is None and cache.own_labels(("own", i)) is None
+        assert reading(("own", i)) == (("team", f"t{i}"),)  # the decode under way still reads them
+    assert cache.lookup(("own", 4)) == series[0] and cache.own_labels(("own", 4)) == (("team", "t4"),)
+
+
 def test_decoding_without_a_cache_is_refused() -> None:
     with pytest.raises(TypeError):
         decode_record(table_record(0))  # type: ignore[call-arg]
