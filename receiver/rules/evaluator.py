@@ -11,26 +11,32 @@ from receiver.rules.checker import AGGREGATIONS, ARITHMETIC, TAG_FILTERS
 Value = f.Family | float
 
 
-def evaluate(expr: n.Expr, data: dict[str, f.Family], memo: f.Memo | None = None) -> Value:
+def evaluate(
+    expr: n.Expr, data: dict[str, f.Family], memo: f.Memo | None = None, given: dict[int, f.Family] | None = None
+) -> Value:
     """The family (or, for a constant part, the number) ``expr`` gives over ``data``.
 
     A family that ``data`` lacks is EMPTY, as in SkyWalking. ``memo``: what the rules of
     one minute share, and closure answers kept for later minutes (see ``families.Memo``).
+    ``given``: the results of some nodes of ``expr``, by ``id(node)``, worked out already
+    (the parts evaluated per partition: receiver/rules/partitions.py).
     """
+    if given is not None and id(expr) in given:
+        return given[id(expr)]
     match expr:
         case n.Number(value=value):
             return value
         case n.Family(name=name):
             return data.get(name, f.EMPTY)
         case n.Negate(operand=operand):
-            inner = evaluate(operand, data, memo)
+            inner = evaluate(operand, data, memo, given)
             return -inner if isinstance(inner, float) else f.negate(inner)
         case n.Binary(op=op, left=left, right=right):
-            return _arithmetic(evaluate(left, data, memo), op, evaluate(right, data, memo))
+            return _arithmetic(evaluate(left, data, memo, given), op, evaluate(right, data, memo, given))
         case n.Call(receiver=receiver, method=method, args=args):
-            family = evaluate(receiver, data, memo)
+            family = evaluate(receiver, data, memo, given)
             assert isinstance(family, tuple), "the checker lets methods apply to families only"
-            return _call(family, method, args, data, memo)
+            return _call(family, method, args, data, memo, given)
     raise AssertionError(f"not an expression: {expr!r}")
 
 
@@ -48,7 +54,12 @@ def _arithmetic(left: Value, op: str, right: Value) -> Value:
 
 
 def _call(
-    family: f.Family, method: str, args: tuple[n.Arg, ...], data: dict[str, f.Family], memo: f.Memo | None
+    family: f.Family,
+    method: str,
+    args: tuple[n.Arg, ...],
+    data: dict[str, f.Family],
+    memo: f.Memo | None,
+    given: dict[int, f.Family] | None,
 ) -> f.Family:
     if method in TAG_FILTERS:
         values = [a.value for a in args if isinstance(a, n.String)]
@@ -68,7 +79,7 @@ def _call(
     if method in ARITHMETIC:
         operand = args[0]
         assert not isinstance(operand, (n.String, n.StringList, n.Closure))
-        result = _arithmetic(family, ARITHMETIC[method], evaluate(operand, data, memo))
+        result = _arithmetic(family, ARITHMETIC[method], evaluate(operand, data, memo, given))
         assert isinstance(result, tuple)
         return result
     # downsampling(...) tells the rollup how to merge minutes; service(...), instance(...)

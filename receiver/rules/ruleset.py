@@ -81,7 +81,7 @@ class RuleSet:
                 )
         self._infos = infos
         # Closures' answers per label values, shared by every later evaluation.
-        self._answers: f.Answers = {}
+        self.answers: f.Answers = {}
 
     @property
     def metrics(self) -> list[MetricInfo]:
@@ -93,9 +93,9 @@ class RuleSet:
 
     def families(self, metrics: Collection[str] | None = None) -> frozenset[str]:
         """The sample families the rules (of ``metrics``, or all) read."""
-        return frozenset().union(*(r.shape.families for r in self._select(metrics)))
+        return frozenset().union(*(r.shape.families for r in self.select(metrics)))
 
-    def _select(self, metrics: Collection[str] | None) -> list[Rule]:
+    def select(self, metrics: Collection[str] | None) -> list[Rule]:
         if metrics is None:
             return list(self.rules)
         return [r for r in self.rules if r.metric in metrics]
@@ -114,7 +114,7 @@ class RuleSet:
         A value that cannot be computed (a sum past the largest float) is absent for its
         entity only: every other entity's value is computed as ever.
         """
-        rules = self._select(metrics)
+        rules = self.select(metrics)
         if not rules:
             return Evaluation([], {})
         wanted = self.families(metrics)
@@ -140,7 +140,7 @@ class RuleSet:
         for minute, group in sorted(minutes.items()):
             data = f.build(group, wanted)
             filtered: dict[tuple[int, str], f.Family] = {}
-            memo = f.Memo(self._answers)
+            memo = f.Memo(self.answers)
             for rule in rules:
                 named, lost = self._run(rule, data, filtered, memo)
                 if lost:
@@ -166,53 +166,77 @@ class RuleSet:
         rule: Rule, data: dict[str, f.Family], filtered: dict[tuple[int, str], f.Family], memo: f.Memo
     ) -> tuple[list[tuple[str, str | None, str | None, float]], int]:
         """The entities the rule names with their values, and how many it could not compute."""
-        inputs: dict[str, f.Family] = {}
-        for name in rule.shape.families:
-            family = data.get(name)
-            if not family:
-                continue
-            if rule.filter is not None:
-                # One file's rules share its filter: filter each family once per minute.
-                key = (id(rule.filter), name)
-                if key not in filtered:
-                    filtered[key] = f.keep(family, rule.filter, memo)
-                family = filtered[key]
-            if family:
-                inputs[name] = family
+        inputs = rule_inputs(rule, data, filtered, memo)
         if not inputs:  # as SkyWalking: a rule whose families are all absent says nothing
             return [], 0
-        try:
-            result = evaluator.evaluate(rule.expression, inputs, memo)
-        except closures.ClosureFailure as failure:
-            # Once per rule and reason: evaluation runs per query, the data repeats.
-            reason = (rule.file, rule.pos, str(failure))
-            if reason not in _warned:
-                _warned.add(reason)
-                log.warning(
-                    "rule %s (%s:%s) gives no value where its closure fails: %s",
-                    rule.metric,
-                    rule.file,
-                    rule.pos,
-                    failure,
-                )
-            return [], 0
-        except ArithmeticError as error:
-            # Families keep values not computed as NOT_COMPUTED rather than raise; should an
-            # arithmetic error get through anyway, it costs this rule's values this minute,
-            # counted as one, never the other rules' (and so never the other accounts').
-            reason = (rule.file, rule.pos, f"{type(error).__name__}: {error}")
-            if reason not in _warned:
-                _warned.add(reason)
-                log.warning(
-                    "rule %s (%s:%s) gives no value where its arithmetic fails: %s",
-                    rule.metric,
-                    rule.file,
-                    rule.pos,
-                    reason[2],
-                )
-            return [], 1
-        assert isinstance(result, tuple), "the checker guarantees a family"
+        result, lost = run_rule(rule, rule.expression, inputs, memo)
+        if result is None:
+            return [], lost
         return entities(result, rule.shape.scope, memo)
+
+
+def rule_inputs(
+    rule: Rule, data: dict[str, f.Family], filtered: dict[tuple[int, str], f.Family], memo: f.Memo
+) -> dict[str, f.Family]:
+    """The non-empty families ``rule`` reads from ``data``, through its file's filter."""
+    inputs: dict[str, f.Family] = {}
+    for name in rule.shape.families:
+        family = data.get(name)
+        if not family:
+            continue
+        if rule.filter is not None:
+            # One file's rules share its filter: filter each family once per minute.
+            key = (id(rule.filter), name)
+            if key not in filtered:
+                filtered[key] = f.keep(family, rule.filter, memo)
+            family = filtered[key]
+        if family:
+            inputs[name] = family
+    return inputs
+
+
+def run_rule(
+    rule: Rule,
+    expr: n.Expr,
+    inputs: dict[str, f.Family],
+    memo: f.Memo,
+    given: dict[int, f.Family] | None = None,
+) -> tuple[f.Family | None, int]:
+    """The family ``expr`` (the rule's expression or a part of it) gives over ``inputs``
+    (and ``given``, see evaluator.evaluate); None where a closure or the arithmetic fails,
+    with 1 value not computed for an arithmetic failure and 0 for a closure's."""
+    try:
+        result = evaluator.evaluate(expr, inputs, memo, given)
+    except closures.ClosureFailure as failure:
+        # Once per rule and reason: evaluation runs per query, the data repeats.
+        reason = (rule.file, rule.pos, str(failure))
+        if reason not in _warned:
+            _warned.add(reason)
+            log.warning(
+                "rule %s (%s:%s) gives no value where its closure fails: %s",
+                rule.metric,
+                rule.file,
+                rule.pos,
+                failure,
+            )
+        return None, 0
+    except ArithmeticError as error:
+        # Families keep values not computed as NOT_COMPUTED rather than raise; should an
+        # arithmetic error get through anyway, it costs this rule's values this minute,
+        # counted as one, never the other rules' (and so never the other accounts').
+        reason = (rule.file, rule.pos, f"{type(error).__name__}: {error}")
+        if reason not in _warned:
+            _warned.add(reason)
+            log.warning(
+                "rule %s (%s:%s) gives no value where its arithmetic fails: %s",
+                rule.metric,
+                rule.file,
+                rule.pos,
+                reason[2],
+            )
+        return None, 1
+    assert isinstance(result, tuple), "the checker guarantees a family"
+    return result, 0
 
 
 def _dim(values: tuple[str, ...], delimiter: str) -> str:

@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from pathlib import Path
 
+from hypothesis import strategies as st
+
 from receiver.model import MINUTE_MS, Sample, Series
 from receiver.rules import DerivedValue, RuleSet, load_rules
 from tests.apps import repository_rules
@@ -79,3 +81,49 @@ def rules_from(tmp_path: Path, text: str, name: str = "rules.yaml") -> RuleSet:
     """A RuleSet from one rule file's text."""
     write(tmp_path, name, text)
     return load_rules(tmp_path)
+
+
+# (CloudWatch metric, operations it comes with or None, whether indexes have it)
+METRICS = [
+    ("ConsumedReadCapacityUnits", None, True),
+    ("ConsumedWriteCapacityUnits", None, True),
+    ("ProvisionedReadCapacityUnits", None, True),
+    ("ProvisionedWriteCapacityUnits", None, True),
+    ("SuccessfulRequestLatency", ("GetItem", "BatchGetItem", "PutItem", "Query", "Scan"), False),
+    ("ReturnedItemCount", ("Query", "Scan"), False),
+    ("ThrottledRequests", ("GetItem", "PutItem", "UpdateItem"), False),
+    ("SystemErrors", ("Query", "TransactWriteItems"), False),
+    ("ReadThrottleEvents", None, True),
+    ("TimeToLiveDeletedItemCount", None, False),
+    ("UserErrors", None, False),
+    ("AccountMaxReads", None, False),
+]
+
+
+@st.composite
+def sample_sets(draw):
+    """A set of samples with distinct identities, spread over tables, indexes and minutes."""
+    found = {}
+    for _ in range(draw(st.integers(1, 25))):
+        metric, ops, indexed = draw(st.sampled_from(METRICS))
+        dims = {}
+        if metric not in ("UserErrors", "AccountMaxReads"):
+            dims["TableName"] = draw(st.sampled_from(["A", "B"]))
+            if indexed and draw(st.booleans()):
+                dims["GlobalSecondaryIndexName"] = "G"
+            if ops:
+                dims["Operation"] = draw(st.sampled_from(ops))
+        count = float(draw(st.integers(1, 500)))
+        total = draw(st.floats(0, 1e6, allow_nan=False, allow_infinity=False))
+        stats = (("p99", draw(st.floats(0, 1e4))),) if draw(st.booleans()) else ()
+        s = sample(
+            metric,
+            total,
+            count,
+            minute=draw(st.integers(0, 2)),
+            stats=stats,
+            region=draw(st.sampled_from(["us-east-1", "eu-west-1"])),
+            **dims,
+        )
+        found[s.identity] = s
+    return list(found.values())
