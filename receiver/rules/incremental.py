@@ -65,6 +65,10 @@ class _Period:
     """Rules whose values must be worked out again before they are read."""
     stale_keys: set[tuple[int, Key]] = field(default_factory=set)
     """(local rule index, key) whose value must be worked out again."""
+    dirty: set[Key] = field(default_factory=set)
+    """Keys whose parts changed since ``changes`` last looked."""
+    infinite: set[Key] = field(default_factory=set)
+    """Keys whose mean of parts ``changes`` last found not computed."""
 
 
 class PartitionedEvaluation:
@@ -77,6 +81,8 @@ class PartitionedEvaluation:
         self.splits: list[Split] = [split(rule.expression) for rule in self.selected]
         self.supported = not any(s.whole for s in self.splits)
         self._periods: dict[int, _Period] = {}
+        self._gone: dict[int, set[Key]] = {}
+        """Keys of periods that lost every sample, until ``changes`` reports them."""
 
     @staticmethod
     def by_partition(samples: Iterable[Sample]) -> dict[Partition, list[Sample]]:
@@ -208,22 +214,9 @@ class PartitionedEvaluation:
 
     def evaluation(self) -> Evaluation:
         """The values of every rule over every sample held (as ``RuleSet.evaluation``)."""
-        for start in [start for start, period in self._periods.items() if not period.helds]:
-            del self._periods[start]
         found: list[tuple[str, str, str, str, str, str, int, dict[int, float]]] = []
-        not_computed: Counter[str] = Counter()
+        not_computed = self._refresh_all()
         for start, period in self._periods.items():
-            failing = self._failing(period)
-            self._refresh(period, failing)
-            for index, lost in failing.items():
-                if lost:
-                    not_computed[self.selected[index].metric] += lost
-            for index, lost in period.upper_lost.items():
-                not_computed[self.selected[index].metric] += lost
-            for held in period.helds.values():
-                for index, lost in held.lost.items():
-                    if lost and index not in failing:
-                        not_computed[self.selected[index].metric] += lost
             found.extend((*key, start, by_rule) for key, by_rule in period.parts.items())
         values = []
         # Sorted as RuleSet.evaluation sorts: by metric, scope, service, entity, layer, time.
@@ -237,6 +230,50 @@ class PartitionedEvaluation:
             else:
                 not_computed[metric] += 1
         return Evaluation(values, dict(not_computed))
+
+    def changes(self) -> tuple[dict[tuple[int, Key], float | None], dict[str, int]]:
+        """What changed since the last call (since the start at the first): the new value of
+        each (period start, key) whose value changed, None where it has none now (or one not
+        computed); and every value not computed now, per metric, as ``evaluation`` counts."""
+        not_computed = self._refresh_all()
+        changed: dict[tuple[int, Key], float | None] = {}
+        for start, keys in self._gone.items():
+            changed.update(((start, key), None) for key in keys)
+        self._gone.clear()
+        for start, period in self._periods.items():
+            for key in period.dirty:
+                by_rule = period.parts.get(key)
+                value = f.mean(list(by_rule.values())) if by_rule else None
+                if value is not None and not math.isfinite(value):
+                    period.infinite.add(key)
+                    value = None
+                else:
+                    period.infinite.discard(key)
+                changed[(start, key)] = value
+            period.dirty.clear()
+            for key in period.infinite:
+                not_computed[key[0]] += 1
+        return changed, dict(not_computed)
+
+    def _refresh_all(self) -> Counter[str]:
+        """Work out every stale value; the values not computed by rule (failures, entities)."""
+        for start in [start for start, period in self._periods.items() if not period.helds]:
+            # A period with no samples left: every value it had is gone.
+            self._gone[start] = set(self._periods.pop(start).parts)
+        not_computed: Counter[str] = Counter()
+        for period in self._periods.values():
+            failing = self._failing(period)
+            self._refresh(period, failing)
+            for index, lost in failing.items():
+                if lost:
+                    not_computed[self.selected[index].metric] += lost
+            for index, lost in period.upper_lost.items():
+                not_computed[self.selected[index].metric] += lost
+            for held in period.helds.values():
+                for index, lost in held.lost.items():
+                    if lost and index not in failing:
+                        not_computed[self.selected[index].metric] += lost
+        return not_computed
 
     @staticmethod
     def _failing(period: _Period) -> dict[int, int]:
@@ -309,6 +346,7 @@ class PartitionedEvaluation:
 
     @staticmethod
     def _set(period: _Period, key: Key, index: int, value: float | None) -> None:
+        period.dirty.add(key)
         if value is None:
             by_rule = period.parts.get(key)
             if by_rule is not None:

@@ -250,3 +250,61 @@ metricsRules:
     assert not incremental.supported
     with pytest.raises(ValueError, match="cannot be evaluated a partition at a time"):
         incremental.update({})
+
+
+class Mirror:
+    """What a store holds when it applies each ``changes`` of a PartitionedEvaluation."""
+
+    def __init__(self) -> None:
+        self.values: dict[tuple[int, tuple[str, ...]], float] = {}
+
+    def apply(self, incremental: PartitionedEvaluation) -> dict[str, int]:
+        changed, not_computed = incremental.changes()
+        for key, value in changed.items():
+            if value is None:
+                self.values.pop(key, None)
+            else:
+                self.values[key] = value
+        return not_computed
+
+    @staticmethod
+    def of(evaluation) -> dict[tuple[int, tuple[str, ...]], float]:
+        return {
+            (v.time_ms, (v.metric, v.scope, v.service, v.endpoint or "", v.instance or "", v.layer)): v.value
+            for v in evaluation.values
+        }
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.data())
+def test_the_changes_applied_one_after_another_give_the_values(data):
+    samples = data.draw(sample_sets())
+    incremental = PartitionedEvaluation(pack())
+    mirror = Mirror()
+    groups = incremental.by_partition(samples)
+    current = {key: [] for key in groups}
+    for _ in range(data.draw(st.integers(1, 5))):
+        update = {}
+        for key in data.draw(st.lists(st.sampled_from(sorted(groups)), min_size=1, unique=True)):
+            kept = [s._replace(sum=s.sum + data.draw(st.sampled_from([0.0, 2.0]))) for s in groups[key]]
+            update[key] = [s for s in kept if data.draw(st.booleans())]
+        incremental.update(update)
+        current.update(update)
+        not_computed = mirror.apply(incremental)
+        whole = pack().evaluation([s for group in current.values() for s in group])
+        assert mirror.values == Mirror.of(whole)
+        assert not_computed == whole.not_computed
+
+
+def test_a_minute_whose_samples_all_go_reports_each_of_its_values_gone():
+    samples = [sample("ConsumedReadCapacityUnits", 5.0, TableName=t, minute=m) for t in "AB" for m in (0, 1)]
+    incremental = PartitionedEvaluation(pack())
+    mirror = Mirror()
+    groups = incremental.by_partition(samples)
+    incremental.update(groups)
+    mirror.apply(incremental)
+    assert {start for start, _ in mirror.values} == {T0, T0 + 60_000}
+    incremental.update({key: [s for s in group if s.start_ms == T0] for key, group in groups.items()})
+    mirror.apply(incremental)
+    assert mirror.values == Mirror.of(pack().evaluation([s for s in samples if s.start_ms == T0]))
+    assert {start for start, _ in mirror.values} == {T0}
