@@ -70,7 +70,8 @@ class ServeConfig:
     minute_retention_days: float = DEFAULT_MINUTE_RETENTION_DAYS
     hour_retention_days: float = DEFAULT_HOUR_RETENTION_DAYS
     derive_interval_s: float = 2.0
-    """Least time between two recomputations of the changed minutes."""
+    """How long the deriver waits before trying again when the store failed, and the first
+    wait of a bucket whose derivation failed (it doubles)."""
     hour_interval_s: float = 60.0
     """Time between two recomputations of the changed hours."""
     prune_interval_s: float = 600.0

@@ -123,6 +123,15 @@ class DerivedValue:
     region (merged False)."""
 
 
+DerivedKey = tuple[str, str, str | None, str | None, str, int]
+"""(metric, service, endpoint, instance, region, time): a derived value's place in its bucket;
+a bucket holds one value per place."""
+
+
+def derived_key(value: DerivedValue) -> DerivedKey:
+    return (value.metric, value.service, value.endpoint, value.instance, value.region, value.time_ms)
+
+
 MINUTE_MS = 60_000
 HOUR_MS = 3_600_000
 DAY_MS = 86_400_000

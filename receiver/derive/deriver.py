@@ -43,6 +43,8 @@ from receiver.derive.regions import evaluate_by_region
 from receiver.derive.worker import Evaluator, ThreadEvaluator
 from receiver.model import DAY_MS, DEFAULT_SETTLE_S, HOUR_MS, MINUTE_MS, DerivedValue, Sample, SeriesKey, Stats
 from receiver.rules import Evaluation, RuleHolder, RuleSet
+from receiver.rules.incremental import PartitionedEvaluation
+from receiver.rules.partitions import Partition
 from receiver.store import Store, StoreError
 
 log = logging.getLogger("receiver.derive")
@@ -219,6 +221,24 @@ class NotComputedValues:
                 self._counted.popitem(last=False)
 
 
+TRACKED_MINUTES = 30
+"""Minutes whose partitions are kept for the next pass; one derived again after that starts
+over from all of its partitions (a late correction to an old minute)."""
+
+
+@dataclass(slots=True)
+class _Tracked:
+    """A minute derived a partition at a time: its samples by partition at its last pass, and
+    the version its values in the store were derived at by this deriver (None: unknown)."""
+
+    seen: dict[Partition, tuple[Sample, ...]]
+    synced: int | None
+
+
+def _by_partition(samples: Sequence[Sample]) -> dict[Partition, tuple[Sample, ...]]:
+    return {partition: tuple(group) for partition, group in PartitionedEvaluation.by_partition(samples).items()}
+
+
 @dataclass(slots=True)
 class _Failing:
     """A bucket whose derivation failed (not for a store error), waiting for its next try."""
@@ -229,13 +249,14 @@ class _Failing:
 
 
 class Deriver:
-    """Recomputes changed minutes promptly and changed hours every ``hour_interval_s``.
+    """Recomputes changed minutes as soon as they change and changed hours every
+    ``hour_interval_s``.
 
-    Under load a pass is long (a busy minute has tens of thousands of samples) and the
-    same minutes are touched again while it runs; so after a pass of D seconds the loop
-    rests ``rest_factor`` × D (at least ``interval_s``) before the next. Deriving then
-    takes at most 1 / (1 + rest_factor) of the time, and a quiet receiver, whose passes
-    are short, still derives within ``interval_s``.
+    A pass starts as soon as a commit marks work, and the next as soon as it ends if more
+    was marked meanwhile: commits that land during a pass wait for the next one together.
+    A minute is derived a partition at a time (receiver/derive/partitioned.py), so a pass
+    costs what changed since the last, not the whole minute. Only when the store fails does
+    the loop wait ``interval_s`` before trying again.
     """
 
     def __init__(
@@ -246,7 +267,6 @@ class Deriver:
         minute_retention_days: float,
         interval_s: float = 2.0,
         hour_interval_s: float = 60.0,
-        rest_factor: float = 4.0,
         clock: Callable[[], float] = time.time,
         evaluator: Evaluator | None = None,
         monotonic: Callable[[], float] = time.monotonic,
@@ -261,7 +281,6 @@ class Deriver:
         self.evaluator = evaluator if evaluator is not None else ThreadEvaluator()
         self.interval_s = interval_s
         self.hour_interval_s = hour_interval_s
-        self.rest_factor = rest_factor
         self.minute_retention_ms = int(minute_retention_days * DAY_MS)
         self.clock = clock
         self.monotonic = monotonic
@@ -277,6 +296,9 @@ class Deriver:
         self._pass = asyncio.Lock()
         self._listeners: list[Callable[[int, int], None]] = []
         self.ceilings = InventoryCeilings(store, monotonic)
+        self._tracked: OrderedDict[int, _Tracked] = OrderedDict()
+        """The minutes derived a partition at a time, least recently derived first."""
+        self._partitioned_rules: tuple[RuleSet, bool] | None = None
         self.completeness = completeness if completeness is not None else Completeness(DEFAULT_SETTLE_S, clock)
 
     def on_derived(self, listener: Callable[[int, int], None]) -> None:
@@ -334,23 +356,19 @@ class Deriver:
             except TimeoutError:
                 pass
             self._wake.clear()
-            started = time.monotonic()
-            await self.derive_pending(hours=started >= next_hours)
+            answered = await self.derive_pending(hours=time.monotonic() >= next_hours)
             if time.monotonic() >= next_hours:
                 next_hours = time.monotonic() + self.hour_interval_s
-            await asyncio.sleep(self.rest_s(time.monotonic() - started))
+            if not answered:
+                await asyncio.sleep(self.interval_s)  # the store failed: give it a moment
 
-    def rest_s(self, busy_s: float) -> float:
-        """The pause after a pass of ``busy_s``: it lets more commits of the same minutes
-        gather, and bounds the deriver's share of the CPU (see the class docstring)."""
-        return max(self.interval_s, self.rest_factor * busy_s)
-
-    async def derive_pending(self, hours: bool = True) -> None:
-        """Recompute every marked minute, and every marked hour when ``hours``."""
+    async def derive_pending(self, hours: bool = True) -> bool:
+        """Recompute every marked minute, and every marked hour when ``hours``; False when
+        the store failed (what it failed for stays marked)."""
         async with self._pass:
-            await self._derive_marked(hours)
+            return await self._derive_marked(hours)
 
-    async def _derive_marked(self, hours: bool) -> None:
+    async def _derive_marked(self, hours: bool) -> bool:
         self._forget_past_retention()
         minutes, self._minutes = sorted(self._minutes), set()
         store_answered = await self._derive_each(MINUTE_MS, minutes, self._minutes)
@@ -358,9 +376,9 @@ class Deriver:
         if any(self._due(MINUTE_MS, minute, now) for minute in self._minutes):
             self._wake.set()  # minutes the store failed are retried at the next pass
         if not (store_answered and hours):
-            return
+            return store_answered
         pending, self._hours = sorted(self._hours), set()
-        await self._derive_each(HOUR_MS, pending, self._hours)
+        return await self._derive_each(HOUR_MS, pending, self._hours)
 
     async def _derive_each(self, step_ms: int, buckets: list[int], marked: set[int]) -> bool:
         """Derive ``buckets`` in order, putting a failed one back into ``marked``.
@@ -443,27 +461,77 @@ class Deriver:
         version = (await self.store.versions(step_ms, [bucket_ms]))[bucket_ms]
         # Read after the version: every commit counted in it is in what we read.
         rules = self.rules.current
-        stored_samples: list[Sample] = []
         if step_ms == MINUTE_MS:
             stored_samples = await self.store.samples(bucket_ms, bucket_ms + step_ms)
             samples = await self.ceilings.with_ceilings(stored_samples, bucket_ms, step_ms)
-            evaluation = await self.evaluator.evaluate(rules, samples)
+            if self._partitioned(rules):
+                stored, not_computed = await self._derive_minute_changes(rules, bucket_ms, version, samples)
+            else:
+                evaluation = await self.evaluator.evaluate(rules, samples)
+                stored = await self.store.put_derived(step_ms, bucket_ms, version, evaluation.values)
+                not_computed = evaluation.not_computed
+            # After the values are stored: a minute found complete is acted on at once.
+            present = await asyncio.to_thread(series_by_source, stored_samples)
+            self.completeness.observe_series(bucket_ms, present)
         else:
             # Rolled up here, evaluated by the evaluator: only one sample per series crosses.
             rolled = await self._rolled_up_hour(bucket_ms)
             rolled = await self.ceilings.with_ceilings(rolled, bucket_ms, step_ms)
             evaluation = hour_totals(rules, await self.evaluator.evaluate(rules, rolled))
-        stored = await self.store.put_derived(step_ms, bucket_ms, version, evaluation.values)
-        if step_ms == MINUTE_MS:
-            # After the values are stored: a minute found complete is acted on at once.
-            present = await asyncio.to_thread(series_by_source, stored_samples)
-            self.completeness.observe_series(bucket_ms, present)
+            stored = await self.store.put_derived(step_ms, bucket_ms, version, evaluation.values)
+            not_computed = evaluation.not_computed
         if stored:
-            if evaluation.not_computed:
-                self.not_computed.record(step_ms, bucket_ms, evaluation.not_computed)
+            if not_computed:
+                self.not_computed.record(step_ms, bucket_ms, not_computed)
             for listener in self._listeners:
                 listener(step_ms, bucket_ms)
         return stored
+
+    def _track(self, minute_ms: int, tracked: _Tracked) -> None:
+        self._tracked[minute_ms] = tracked
+        while len(self._tracked) > TRACKED_MINUTES:
+            self._tracked.popitem(last=False)
+
+    def _partitioned(self, rules: RuleSet) -> bool:
+        """Whether minutes of ``rules`` are derived a partition at a time (a rule that cannot
+        be taken apart, receiver/rules/partitions.py, makes them be evaluated whole)."""
+        if self._partitioned_rules is None or self._partitioned_rules[0] is not rules:
+            self._partitioned_rules = (rules, PartitionedEvaluation(rules).supported)
+            self._tracked.clear()  # every minute starts over with new rules
+        return self._partitioned_rules[1]
+
+    async def _derive_minute_changes(
+        self, rules: RuleSet, minute_ms: int, version: int, samples: list[Sample]
+    ) -> tuple[bool, dict[str, int]]:
+        """Derive a minute from the partitions whose samples changed since its last pass and
+        store the values that changed; (stored, values not computed).
+
+        A minute seen for the first time (or forgotten where the rules run: a new worker)
+        is evaluated and stored whole; so is one another replica stored values of since.
+        """
+        groups = await asyncio.to_thread(_by_partition, samples)
+        tracked = self._tracked.pop(minute_ms, None)
+        live = [*self._tracked, minute_ms]
+        if tracked is not None and tracked.synced is not None:
+            changed: dict[Partition, tuple[Sample, ...]] = {
+                partition: group for partition, group in groups.items() if tracked.seen.get(partition) != group
+            }
+            changed.update((partition, ()) for partition in tracked.seen if partition not in groups)
+            changes = await self.evaluator.update_minute(rules, minute_ms, changed, False, live)
+            if changes is not None and await self.store.put_derived_changes(
+                MINUTE_MS, minute_ms, tracked.synced, version, changes.upserts, changes.removals, changes.total
+            ):
+                self._track(minute_ms, _Tracked(groups, version))
+                return True, changes.not_computed
+        changes = await self.evaluator.update_minute(rules, minute_ms, groups, True, live)
+        if changes is None:  # no worker kept it even now: evaluated whole, as without partitions
+            evaluation = await self.evaluator.evaluate(rules, samples)
+            stored = await self.store.put_derived(MINUTE_MS, minute_ms, version, evaluation.values)
+            return stored, evaluation.not_computed
+        stored = await self.store.put_derived(MINUTE_MS, minute_ms, version, changes.upserts)
+        # Not stored: values at least as new are, so the next pass stores this minute whole.
+        self._track(minute_ms, _Tracked(groups, version if stored else None))
+        return stored, changes.not_computed
 
     async def _rolled_up_hour(self, hour_ms: int) -> list[Sample]:
         """``rollup_hour`` of the hour's stored samples, read a few series at a time: an

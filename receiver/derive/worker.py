@@ -24,15 +24,17 @@ import os
 import pickle
 import signal
 import threading
-from collections.abc import Sequence
+from collections.abc import Collection, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from itertools import chain, repeat, starmap
 from typing import Any, Protocol
 
+from receiver.derive.partitioned import Changes, MinuteStates
 from receiver.derive.regions import evaluate_by_region
 from receiver.model import SAMPLE_FIELDS, DerivedValue, Sample, Series
 from receiver.rules import Evaluation, RuleSet
+from receiver.rules.partitions import Partition
 
 log = logging.getLogger("receiver.derive")
 
@@ -44,6 +46,17 @@ class Evaluator(Protocol):
         """``evaluate_by_region(rules, samples)``, wherever it runs."""
         ...
 
+    async def update_minute(
+        self,
+        rules: RuleSet,
+        minute_ms: int,
+        changed: Mapping[Partition, Sequence[Sample]],
+        fresh: bool,
+        live: Collection[int],
+    ) -> Changes | None:
+        """``MinuteStates.update`` of the minutes kept wherever the rules run."""
+        ...
+
     def close(self) -> None:
         """Stop any worker; evaluate may still be called and starts a new one."""
         ...
@@ -52,8 +65,21 @@ class Evaluator(Protocol):
 class ThreadEvaluator:
     """Evaluates in a thread of this process: for tests and for embedding the receiver."""
 
+    def __init__(self) -> None:
+        self._minutes = MinuteStates()
+
     async def evaluate(self, rules: RuleSet, samples: Sequence[Sample]) -> Evaluation:
         return await asyncio.to_thread(evaluate_by_region, rules, samples)
+
+    async def update_minute(
+        self,
+        rules: RuleSet,
+        minute_ms: int,
+        changed: Mapping[Partition, Sequence[Sample]],
+        fresh: bool,
+        live: Collection[int],
+    ) -> Changes | None:
+        return await asyncio.to_thread(self._minutes.update, rules, minute_ms, changed, fresh, live)
 
     def close(self) -> None:
         pass
@@ -68,16 +94,58 @@ class ProcessEvaluator:
         self._rules_blob = b""
         self._rules_version = 0
         self._no_worker = False
+        self._in_thread = ThreadEvaluator()
+        """Where the rules run when there can be no worker (and for its minutes)."""
 
-    async def evaluate(self, rules: RuleSet, samples: Sequence[Sample]) -> Evaluation:
+    def _rules_for_worker(self, rules: RuleSet) -> None:
         if rules is not self._rules:  # a reload: the worker gets the new rules once
             self._rules_blob = pickle.dumps(rules, pickle.HIGHEST_PROTOCOL)
             self._rules, self._rules_version = rules, self._rules_version + 1
+
+    async def update_minute(
+        self,
+        rules: RuleSet,
+        minute_ms: int,
+        changed: Mapping[Partition, Sequence[Sample]],
+        fresh: bool,
+        live: Collection[int],
+    ) -> Changes | None:
+        self._rules_for_worker(rules)
+        partitions = list(changed)
+        packed = await asyncio.to_thread(pack_samples, list(chain.from_iterable(changed.values())))
+        counts = [len(changed[partition]) for partition in partitions]
+        pool = self._pool or self._start()
+        if pool is None:
+            return await self._in_thread.update_minute(rules, minute_ms, changed, fresh, live)
+        try:
+            answer = await asyncio.wrap_future(
+                pool.submit(
+                    update_minute_packed,
+                    self._rules_version,
+                    self._rules_blob,
+                    minute_ms,
+                    (partitions, counts, packed),
+                    fresh,
+                    frozenset(live),
+                )
+            )
+        except BrokenProcessPool:
+            # The worker died with every minute it kept: the caller starts the minute over.
+            log.warning("the rule evaluation worker died")
+            self._drop_pool(wait=False)
+            return None
+        if answer is None:
+            return None
+        rows, removals, not_computed, total = answer
+        return Changes(await asyncio.to_thread(unpack_values, rows), removals, not_computed, total)
+
+    async def evaluate(self, rules: RuleSet, samples: Sequence[Sample]) -> Evaluation:
+        self._rules_for_worker(rules)
         packed = await asyncio.to_thread(pack_samples, samples)
         for attempt in (1, 2):
             pool = self._pool or self._start()
             if pool is None:
-                return await asyncio.to_thread(evaluate_by_region, rules, samples)
+                return await self._in_thread.evaluate(rules, samples)
             try:
                 rows, not_computed = await asyncio.wrap_future(
                     pool.submit(evaluate_packed, self._rules_version, self._rules_blob, packed)
@@ -90,7 +158,7 @@ class ProcessEvaluator:
             else:
                 return Evaluation(await asyncio.to_thread(unpack_values, rows), not_computed)
         log.error("the rule evaluation worker died twice; this pass evaluates in a thread")
-        return await asyncio.to_thread(evaluate_by_region, rules, samples)
+        return await self._in_thread.evaluate(rules, samples)
 
     def _start(self) -> ProcessPoolExecutor | None:
         """The worker pool, or None (and evaluation in threads from now on) if there can be none."""
@@ -176,11 +244,41 @@ _worker_rules: tuple[int, RuleSet] | None = None
 """In the worker: the rules it was last sent, with their version."""
 
 
-def evaluate_packed(version: int, rules_blob: bytes, packed: Packed) -> tuple[list[tuple[Any, ...]], dict[str, int]]:
-    """In the worker: the packed values of the rules over the packed samples, and the
-    count of values not computed per metric."""
+_worker_minutes = MinuteStates()
+"""In the worker: the minutes it keeps in step (receiver/derive/partitioned.py)."""
+
+
+def _rules_in_worker(version: int, rules_blob: bytes) -> RuleSet:
     global _worker_rules
     if _worker_rules is None or _worker_rules[0] != version:
         _worker_rules = (version, pickle.loads(rules_blob))
-    evaluation = evaluate_by_region(_worker_rules[1], unpack_samples(packed))
+    return _worker_rules[1]
+
+
+def evaluate_packed(version: int, rules_blob: bytes, packed: Packed) -> tuple[list[tuple[Any, ...]], dict[str, int]]:
+    """In the worker: the packed values of the rules over the packed samples, and the
+    count of values not computed per metric."""
+    evaluation = evaluate_by_region(_rules_in_worker(version, rules_blob), unpack_samples(packed))
     return pack_values(evaluation.values), evaluation.not_computed
+
+
+def update_minute_packed(
+    version: int,
+    rules_blob: bytes,
+    minute_ms: int,
+    changed: tuple[list[Partition], list[int], Packed],
+    fresh: bool,
+    live: frozenset[int],
+) -> tuple[list[tuple[Any, ...]], list[Any], dict[str, int], int] | None:
+    """In the worker: ``MinuteStates.update`` of packed partitions, the changes packed."""
+    partitions, counts, packed = changed
+    samples = unpack_samples(packed)
+    by_partition: dict[Partition, list[Sample]] = {}
+    offset = 0
+    for partition, count in zip(partitions, counts):
+        by_partition[partition] = samples[offset : offset + count]
+        offset += count
+    changes = _worker_minutes.update(_rules_in_worker(version, rules_blob), minute_ms, by_partition, fresh, live)
+    if changes is None:
+        return None
+    return pack_values(changes.upserts), changes.removals, changes.not_computed, changes.total

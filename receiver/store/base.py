@@ -17,6 +17,7 @@ from receiver.model import (
     HOUR_MS,
     MINUTE_MS,
     AlarmEvent,
+    DerivedKey,
     DerivedValue,
     InventoryItem,
     QuarantinedRecord,
@@ -151,6 +152,26 @@ class Store(Protocol):
         Values of this bucket that are not in ``values`` are removed (an entity that no
         longer has data). Returns False, changing nothing, when values computed at a
         version at least as new are already stored.
+        """
+
+    async def put_derived_changes(
+        self,
+        step_ms: int,
+        bucket_ms: int,
+        base_version: int,
+        version: int,
+        upserts: Sequence[DerivedValue],
+        removals: Collection[DerivedKey],
+        total: int,
+    ) -> bool:
+        """Turn the values of one bucket computed at ``base_version`` into those computed at
+        ``version`` (at least as new): store ``upserts`` in their places (``derived_key``)
+        and remove the values at ``removals``; ``total`` is how many values the bucket then has.
+
+        Only while the stored values are still those put at ``base_version``: if another
+        computation stored values since, nothing changes and this returns False (the caller
+        then puts the whole bucket). A deriver that keeps a bucket in step this way writes
+        what changed instead of every value of the bucket.
         """
 
     async def derived(

@@ -13,10 +13,12 @@ from receiver.model import (
     HOUR_MS,
     MINUTE_MS,
     AlarmEvent,
+    DerivedKey,
     DerivedValue,
     InventoryItem,
     QuarantinedRecord,
     Sample,
+    derived_key,
     latest_per_key,
 )
 from receiver.store.base import (
@@ -177,6 +179,28 @@ class MemoryStore:
             return False
         self._derived_versions[key] = version
         self._derived[key] = list(values)
+        return True
+
+    async def put_derived_changes(
+        self,
+        step_ms: int,
+        bucket_ms: int,
+        base_version: int,
+        version: int,
+        upserts: Sequence[DerivedValue],
+        removals: Collection[DerivedKey],
+        total: int,
+    ) -> bool:
+        self._check_open()
+        key = (step_ms, bucket_ms)
+        if self._derived_versions.get(key) != base_version or version < base_version:
+            return False
+        values = {derived_key(value): value for value in self._derived.get(key, [])}
+        for place in removals:
+            values.pop(place, None)
+        values.update((derived_key(value), value) for value in upserts)
+        self._derived[key] = list(values.values())
+        self._derived_versions[key] = version
         return True
 
     async def derived(

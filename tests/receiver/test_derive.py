@@ -11,7 +11,8 @@ import random
 import pytest
 
 from receiver.derive.deriver import Deriver, derive_hour_values, rollup_hour
-from receiver.model import HOUR_MS, MINUTE_MS
+from receiver.derive.worker import ThreadEvaluator
+from receiver.model import HOUR_MS, MINUTE_MS, derived_key
 from receiver.store import open_store_from_url
 from receiver.store.sqlite import store as sqlite_store_module
 from tests.builders import T0, make_sample
@@ -225,10 +226,22 @@ def test_hour_rollup_equals_the_sample_by_sample_definition_bit_for_bit():
             assert math.copysign(1.0, a) == math.copysign(1.0, b), name  # 0.0 vs -0.0
 
 
-def test_the_loop_rests_in_proportion_to_its_last_pass(store, rules):
-    deriver = deriver_for(store, rules, interval_s=2.0, rest_factor=4.0)
-    assert deriver.rest_s(0.05) == 2.0  # a quiet receiver: the usual interval
-    assert deriver.rest_s(3.0) == 12.0  # a long pass: at most a fifth of the time deriving
+async def test_the_loop_derives_again_as_soon_as_more_is_committed(store, rules):
+    # An hour-long interval: a loop that rested after a pass would not derive the second
+    # commit before the (generous) deadline below.
+    deriver = deriver_for(store, rules, interval_s=3600.0, hour_interval_s=3600.0)
+    passes = asyncio.Queue()
+    deriver.on_derived(lambda step_ms, bucket_ms: passes.put_nowait(bucket_ms) if step_ms == MINUTE_MS else None)
+    task = asyncio.create_task(deriver.run())
+    try:
+        for minute in range(3):
+            samples = [make_sample("GameScores", "ConsumedReadCapacityUnits", minute)]
+            await store.commit(f"r{minute}", samples)
+            deriver.touch(samples)
+            assert await asyncio.wait_for(passes.get(), 60) == T0 + minute * MINUTE_MS
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
 
 
 async def test_a_running_deriver_derives_touched_minutes_by_itself(store, rules):
@@ -296,21 +309,24 @@ async def test_an_hour_read_a_few_series_at_a_time_gives_the_values_of_the_whole
         await sqlite.close()
 
 
-class FailingFor:
-    """Evaluates in this process, except that it raises for samples starting at ``start_ms``
-    until ``fixed``."""
+class FailingFor(ThreadEvaluator):
+    """Evaluates in this process, except that it raises for the minute starting at
+    ``start_ms`` until ``fixed``."""
 
     def __init__(self, start_ms: int) -> None:
+        super().__init__()
         self.start_ms = start_ms
         self.fixed = False
 
     async def evaluate(self, rules, samples):
         if not self.fixed and any(s.start_ms == self.start_ms for s in samples):
             raise RuntimeError("a bug in evaluation")
-        return rules.evaluation(samples)
+        return await super().evaluate(rules, samples)
 
-    def close(self) -> None:
-        pass
+    async def update_minute(self, rules, minute_ms, changed, fresh, live):
+        if not self.fixed and minute_ms == self.start_ms:
+            raise RuntimeError("a bug in evaluation")
+        return await super().update_minute(rules, minute_ms, changed, fresh, live)
 
 
 async def test_a_minute_that_fails_unexpectedly_is_retried_and_the_others_are_derived(store, rules, caplog):
@@ -329,3 +345,96 @@ async def test_a_minute_that_fails_unexpectedly_is_retried_and_the_others_are_de
     assert await derived_map(store) == {
         (v.metric, v.service, v.endpoint, v.time_ms): v.value for v in rules.current.evaluate(samples)
     }
+
+
+class Writes:
+    """Counts the derived values a store is asked to write, whole buckets and changes."""
+
+    def __init__(self, store) -> None:
+        self.whole: list[int] = []
+        self.changes: list[tuple[int, int]] = []
+        put, put_changes = store.put_derived, store.put_derived_changes
+
+        async def put_derived(step_ms, bucket_ms, version, values):
+            self.whole.append(len(values))
+            return await put(step_ms, bucket_ms, version, values)
+
+        async def put_derived_changes(step_ms, bucket_ms, base, version, upserts, removals, total):
+            self.changes.append((len(upserts), len(removals)))
+            return await put_changes(step_ms, bucket_ms, base, version, upserts, removals, total)
+
+        store.put_derived, store.put_derived_changes = put_derived, put_derived_changes
+
+
+async def whole_minute_values(rules, samples):
+    """The values of one minute as deriving it whole gives them."""
+    from receiver.derive.regions import evaluate_by_region
+
+    return sorted(evaluate_by_region(rules.current, samples).values, key=derived_key)
+
+
+async def test_a_commit_to_one_table_writes_only_what_it_changed(store, rules):
+    writes = Writes(store)
+    deriver = deriver_for(store, rules)
+    samples = [make_sample(f"T{index}", "ConsumedReadCapacityUnits", 0, value=10.0 * index) for index in range(5)]
+    await store.commit("a", samples)
+    deriver.touch(samples)
+    await deriver.derive_pending(hours=False)
+    assert writes.whole and not writes.changes  # a minute seen first is stored whole
+    correction = make_sample("T2", "ConsumedReadCapacityUnits", 0, value=99.0)
+    await store.commit("b", [correction])
+    deriver.touch([correction])
+    await deriver.derive_pending(hours=False)
+    ((upserts, removals),) = writes.changes
+    stored = sorted(await store.bucket_values(MINUTE_MS, T0), key=derived_key)
+    current = [s for s in samples if s.series.dimensions != correction.series.dimensions] + [correction]
+    assert stored == await whole_minute_values(rules, current)
+    # Table T2's own values and the account's totals: a few of the minute's values.
+    assert 0 < upserts < len(stored) / 2 and removals == 0
+    # Firehose sends the same request again: the minute's version moves, no value changes.
+    await store.commit("b-again", [correction])
+    deriver.touch([correction])
+    await deriver.derive_pending(hours=False)
+    assert writes.changes[1] == (0, 0)
+    assert sorted(await store.bucket_values(MINUTE_MS, T0), key=derived_key) == stored
+
+
+async def test_two_derivers_on_one_store_keep_every_value_whole(store, rules):
+    first, second = deriver_for(store, rules), deriver_for(store, rules)
+    rng = random.Random(5)
+    stored = {}
+    for step in range(8):
+        batch = [
+            make_sample(f"T{rng.randint(0, 4)}", "ConsumedReadCapacityUnits", 0, value=float(rng.randint(1, 50)))
+            for _ in range(rng.randint(1, 3))
+        ]
+        await store.commit(f"r{step}", batch)
+        stored.update((s.identity, s) for s in batch)
+        deriver = first if rng.random() < 0.5 else second
+        deriver.touch(batch)
+        await deriver.derive_pending(hours=False)
+        values = sorted(await store.bucket_values(MINUTE_MS, T0), key=derived_key)
+        assert values == await whole_minute_values(rules, list(stored.values())), step
+
+
+async def test_rules_that_cannot_be_taken_apart_derive_whole_minutes(store, tmp_path):
+    from receiver.rules import RuleHolder
+
+    (tmp_path / "mixed.yaml").write_text(
+        "metricPrefix: t\n"
+        "metricsRules:\n"
+        "  - name: mixed\n"
+        "    exp: >-\n"
+        "      (amazonaws_com_AWS_DynamoDB_ConsumedReadCapacityUnits_sum\n"
+        "      + amazonaws_com_AWS_Firehose_IncomingRecords_sum).sum(['cloud_account_id'])\n"
+        "      .service(['cloud_account_id'], Layer.AWS_DYNAMODB)\n"
+    )
+    holder = RuleHolder(tmp_path)
+    writes = Writes(store)
+    deriver = deriver_for(store, holder)
+    samples = workload(1)
+    for request in ("a", "b"):
+        await store.commit(request, samples)
+        deriver.touch(samples)
+        await deriver.derive_pending(hours=False)
+    assert len(writes.whole) == 2 and not writes.changes

@@ -15,6 +15,7 @@ import pytest
 
 from receiver.config import ServeConfig
 from receiver.derive.deriver import Deriver
+from receiver.derive.worker import ThreadEvaluator
 from receiver.keys import DERIVER
 from receiver.model import HOUR_MS, MINUTE_MS, Series
 from receiver.server.app import create_app
@@ -124,10 +125,11 @@ def test_the_families_render():
     assert 'metric_stream_receiver_derive_buckets_set_aside_total{step="hour"} 0' in text
 
 
-class AlwaysFailingFor:
-    """Evaluates in this process, but raises for samples starting at ``start_ms``."""
+class AlwaysFailingFor(ThreadEvaluator):
+    """Evaluates in this process, but raises for the minute starting at ``start_ms``."""
 
     def __init__(self, start_ms: int) -> None:
+        super().__init__()
         self.start_ms = start_ms
         self.calls = 0
 
@@ -135,10 +137,13 @@ class AlwaysFailingFor:
         if any(s.start_ms == self.start_ms for s in samples):
             self.calls += 1
             raise RuntimeError("a bug in evaluation")
-        return rules.evaluation(samples)
+        return await super().evaluate(rules, samples)
 
-    def close(self) -> None:
-        pass
+    async def update_minute(self, rules, minute_ms, changed, fresh, live):
+        if minute_ms == self.start_ms:
+            self.calls += 1
+            raise RuntimeError("a bug in evaluation")
+        return await super().update_minute(rules, minute_ms, changed, fresh, live)
 
 
 async def test_a_bucket_that_keeps_failing_backs_off_and_is_set_aside_until_new_samples(store, rules, caplog):

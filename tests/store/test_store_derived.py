@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from receiver.model import DAY_MS, HOUR_MS, MINUTE_MS, DerivedValue
+from receiver.model import DAY_MS, HOUR_MS, MINUTE_MS, DerivedValue, derived_key
 from tests.builders import T0, make_sample, make_series
 
 SERVICE = "aws-dynamodb::123456789012"
@@ -48,6 +48,53 @@ async def test_put_derived_replaces_the_whole_bucket(store):
     await store.put_derived(MINUTE_MS, T0, 1, [value(endpoint="A"), value(endpoint="B")])
     await store.put_derived(MINUTE_MS, T0, 2, [value(endpoint="A", v=5.0)])
     assert await store.bucket_values(MINUTE_MS, T0) == [value(endpoint="A", v=5.0)]
+
+
+def ordered(values):
+    return sorted(values, key=lambda v: (v.metric, v.endpoint or "", v.region))
+
+
+async def test_changes_upsert_and_remove_values_in_place(store):
+    a, b = value(endpoint="A"), value(endpoint="B")
+    other = value(metric="aws_dynamodb_endpoint_y", endpoint="A")
+    assert await store.put_derived(MINUTE_MS, T0, 1, [a, b, other])
+    moved = value(endpoint="A", v=7.0)
+    regional = dataclasses.replace(value(endpoint="C"), region="eu-west-1", merged=False)
+    assert await store.put_derived_changes(MINUTE_MS, T0, 1, 2, [moved, regional], [derived_key(b)], total=3)
+    assert ordered(await store.bucket_values(MINUTE_MS, T0)) == ordered([moved, regional, other])
+    # Reads see them: a metric's values over a range, and the merged ones only without a region.
+    assert [v.value for v in await store.derived("aws_dynamodb_endpoint_x", MINUTE_MS, T0, T0)] == [7.0]
+    found = await store.derived("aws_dynamodb_endpoint_x", MINUTE_MS, T0, T0, region="eu-west-1")
+    assert found == [regional]
+    assert await store.stale_buckets(MINUTE_MS, T0) == []
+
+
+async def test_changes_apply_only_over_the_values_they_were_computed_from(store):
+    assert await store.put_derived(MINUTE_MS, T0, 3, [value(v=3.0)])
+    # Based on version 2, but version 3's values are stored: nothing changes.
+    assert not await store.put_derived_changes(MINUTE_MS, T0, 2, 4, [value(v=4.0)], [], total=1)
+    assert [v.value for v in await store.bucket_values(MINUTE_MS, T0)] == [3.0]
+    # A bucket no one stored values of has no base to change.
+    assert not await store.put_derived_changes(MINUTE_MS, T0 + MINUTE_MS, 0, 1, [value()], [], total=1)
+    # Never back to an older version.
+    assert not await store.put_derived_changes(MINUTE_MS, T0, 3, 2, [value(v=2.0)], [], total=1)
+    # The same version may change (a ceiling changed, not a sample), and later ones build on it.
+    assert await store.put_derived_changes(MINUTE_MS, T0, 3, 3, [value(v=3.5)], [], total=1)
+    assert await store.put_derived_changes(MINUTE_MS, T0, 3, 5, [value(v=5.0)], [], total=1)
+    assert not await store.put_derived_changes(MINUTE_MS, T0, 3, 6, [value(v=6.0)], [], total=1)
+    assert [v.value for v in await store.bucket_values(MINUTE_MS, T0)] == [5.0]
+
+
+async def test_a_metric_whose_values_all_go_is_gone_and_a_whole_put_still_replaces_all(store):
+    kept, dropped = value(endpoint="A"), value(metric="aws_dynamodb_endpoint_y", endpoint="A")
+    assert await store.put_derived(MINUTE_MS, T0, 1, [kept, dropped])
+    assert await store.put_derived_changes(MINUTE_MS, T0, 1, 2, [], [derived_key(dropped)], total=1)
+    assert await store.bucket_values(MINUTE_MS, T0) == [kept]
+    assert await store.derived("aws_dynamodb_endpoint_y", MINUTE_MS, T0, T0) == []
+    assert await store.put_derived_changes(MINUTE_MS, T0, 2, 3, [value(endpoint="B")], [], total=2)
+    assert await store.put_derived(MINUTE_MS, T0, 4, [value(endpoint="C")])
+    assert await store.bucket_values(MINUTE_MS, T0) == [value(endpoint="C")]
+    assert await store.latest_bucket(MINUTE_MS, T0 + MINUTE_MS) == T0
 
 
 async def test_derived_reads_one_metric_and_entity_over_an_inclusive_range(store):

@@ -55,7 +55,7 @@ from collections.abc import Callable, Collection, Sequence
 
 import orjson
 
-from receiver.model import HOUR_MS, MINUTE_MS, DerivedValue
+from receiver.model import HOUR_MS, MINUTE_MS, DerivedKey, DerivedValue, derived_key
 from receiver.store.base import Entity, StoreError, entities_of
 from receiver.store.dynamodb.items import CATALOG_REFRESH_S, MAX_START_MS, Item, escape
 from receiver.store.dynamodb.runner import Runner
@@ -67,6 +67,8 @@ MAX_ROWS_BYTES = 380_000
 """DynamoDB items hold 400 KB; the rest is room for the keys and other attributes."""
 
 _NEWER = "attribute_not_exists(version) OR version < :v"
+_NOT_OLDER = "attribute_not_exists(version) OR version <= :v"
+"""What a change rewrites: values at the same version may change (a ceiling, not a sample)."""
 _POINTER_NEWER = "attribute_not_exists(derived_version) OR derived_version < :v"
 _ENTITY_CACHE_MAX = 100_000
 
@@ -175,12 +177,7 @@ class DerivedValues:
     # -- values ----------------------------------------------------------------------
 
     async def put(self, step_ms: int, bucket_ms: int, version: int, values: Sequence[DerivedValue]) -> bool:
-        for value in values:
-            if not math.isfinite(value.value):
-                raise StoreError(
-                    f"derived value {value.metric} of {value.service} {value.endpoint or ''} at {bucket_ms} "
-                    f"is {value.value}; the store keeps finite numbers only"
-                )
+        _check_finite(values, bucket_ms)
         key = pointer_key(step_ms, bucket_ms)
         pointer = await self._runner.control(self._table.get, key, "derived_version")
         if pointer is not None and "derived_version" in pointer and int(pointer["derived_version"]["N"]) >= version:
@@ -190,7 +187,7 @@ class DerivedValues:
             by_metric.setdefault(value.metric, []).append(value)
         await self._write_catalog(by_metric)
         jobs = [
-            functools.partial(self._put_rows, step_ms, bucket_ms, metric, version, metric_values)
+            functools.partial(self._put_rows, step_ms, bucket_ms, metric, version, metric_values, _NEWER)
             for metric, metric_values in by_metric.items()
         ]
         # A False is a metric a newer version already holds: left as it is.
@@ -198,7 +195,7 @@ class DerivedValues:
         moved = await self._runner.control(
             self._table.update,
             key,
-            "SET derived_version = :v, value_count = :n, expires_at = :e",
+            "SET derived_version = :v, full_version = :v, value_count = :n, expires_at = :e",
             {
                 ":v": {"N": str(version)},
                 ":n": {"N": str(len(values))},
@@ -210,8 +207,59 @@ class DerivedValues:
             await self._touch_entities(values, bucket_ms)
         return moved
 
+    async def put_changes(
+        self,
+        step_ms: int,
+        bucket_ms: int,
+        base_version: int,
+        version: int,
+        upserts: Sequence[DerivedValue],
+        removals: Collection[DerivedKey],
+        total: int,
+    ) -> bool:
+        """Rewrite the items of the metrics that changed, then move the pointer from
+        ``base_version`` to ``version`` (see the module docstring)."""
+        _check_finite(upserts, bucket_ms)
+        key = pointer_key(step_ms, bucket_ms)
+        pointer = await self._runner.control(self._table.get, key, "derived_version, full_version")
+        if pointer is None or _derived_version(pointer) != base_version or version < base_version:
+            return False
+        kept_from = _kept_from(pointer)
+        metrics = sorted({value.metric for value in upserts} | {place[0] for place in removals})
+        items = await self._get_many([rows_key(step_ms, metric, bucket_ms) for metric in metrics])
+        by_metric: dict[str, dict[DerivedKey, DerivedValue]] = {metric: {} for metric in metrics}
+        for item in items:
+            if int(item["version"]["N"]) >= kept_from:  # an older item is no value of this bucket
+                values = decode_rows(item["metric"]["S"], bucket_ms, item["rows"]["B"])
+                by_metric[item["metric"]["S"]] = {derived_key(value): value for value in values}
+        for place in removals:
+            by_metric[place[0]].pop(place, None)
+        for value in upserts:
+            by_metric[value.metric][derived_key(value)] = value
+        await self._write_catalog({value.metric: [] for value in upserts})
+        jobs = [
+            functools.partial(self._put_rows, step_ms, bucket_ms, metric, version, list(values.values()), _NOT_OLDER)
+            for metric, values in by_metric.items()
+        ]
+        await self._runner.gather(jobs)
+        moved = await self._runner.control(
+            self._table.update,
+            key,
+            "SET derived_version = :v, value_count = :n, expires_at = :e",
+            {
+                ":v": {"N": str(version)},
+                ":n": {"N": str(total)},
+                ":e": {"N": str(self._expires_at(step_ms, bucket_ms))},
+                ":base": {"N": str(base_version)},
+            },
+            "derived_version = :base",
+        )
+        if moved and step_ms == MINUTE_MS:
+            await self._touch_entities(upserts, bucket_ms)
+        return moved
+
     def _put_rows(
-        self, step_ms: int, bucket_ms: int, metric: str, version: int, values: Sequence[DerivedValue]
+        self, step_ms: int, bucket_ms: int, metric: str, version: int, values: Sequence[DerivedValue], condition: str
     ) -> bool:
         """Encode (on a worker thread) and write one metric's values unless a newer version holds them."""
         data = encode_rows(values)
@@ -227,7 +275,7 @@ class DerivedValues:
             "rows": {"B": data},
             "expires_at": {"N": str(self._expires_at(step_ms, bucket_ms))},
         }
-        return self._table.put_if(item, _NEWER, {":v": {"N": str(version)}})
+        return self._table.put_if(item, condition, {":v": {"N": str(version)}})
 
     async def _write_catalog(self, by_metric: dict[str, list[DerivedValue]]) -> None:
         """Catalog the metrics not catalogued lately, before their values: bucket_values lists them."""
@@ -301,10 +349,10 @@ class DerivedValues:
             KeyConditionExpression="pk = :pk AND sk BETWEEN :lo AND :hi",
             FilterExpression="expires_at > :now",
             ExpressionAttributeValues={**between, ":pk": pointer_key(step_ms, 0)["pk"]},
-            ProjectionExpression="sk, derived_version",
+            ProjectionExpression="sk, derived_version, full_version",
         )
         items, pointers = await self._runner.gather([rows_query, pointers_query])
-        current = {int(item["sk"]["S"]): _derived_version(item) for item in pointers}
+        current = {int(item["sk"]["S"]): _kept_from(item) for item in pointers}
 
         def wanted(value: DerivedValue) -> bool:
             return (
@@ -328,7 +376,7 @@ class DerivedValues:
         if pointer is None or int(pointer["expires_at"]["N"]) <= int(self._clock()):
             return []
         items = await self._get_many([rows_key(step_ms, metric, bucket_ms) for metric in metrics])
-        return await self._runner.work(_decode_current, items, {bucket_ms: _derived_version(pointer)}, None)
+        return await self._runner.work(_decode_current, items, {bucket_ms: _kept_from(pointer)}, None)
 
     async def latest_bucket(self, step_ms: int, before_ms: int) -> int | None:
         if before_ms <= 0:
@@ -372,6 +420,23 @@ class DerivedValues:
 def _derived_version(item: Item) -> int:
     attribute = item.get("derived_version")
     return int(attribute["N"]) if attribute else 0
+
+
+def _kept_from(pointer: Item) -> int:
+    """The oldest version of a metric's item that still holds values of the bucket: that of
+    its last whole ``put`` (changes since rewrite only their metrics' items, at newer
+    versions). Pointers written before changes existed have only ``derived_version``."""
+    attribute = pointer.get("full_version")
+    return int(attribute["N"]) if attribute else _derived_version(pointer)
+
+
+def _check_finite(values: Sequence[DerivedValue], bucket_ms: int) -> None:
+    for value in values:
+        if not math.isfinite(value.value):
+            raise StoreError(
+                f"derived value {value.metric} of {value.service} {value.endpoint or ''} at {bucket_ms} "
+                f"is {value.value}; the store keeps finite numbers only"
+            )
 
 
 def _decode_current(

@@ -44,7 +44,16 @@ import time
 from collections.abc import AsyncIterator, Callable, Collection, Sequence
 from typing import Any
 
-from receiver.model import HOUR_MS, MINUTE_MS, AlarmEvent, DerivedValue, InventoryItem, QuarantinedRecord, Sample
+from receiver.model import (
+    HOUR_MS,
+    MINUTE_MS,
+    AlarmEvent,
+    DerivedKey,
+    DerivedValue,
+    InventoryItem,
+    QuarantinedRecord,
+    Sample,
+)
 from receiver.store.base import (
     DEFAULT_HOUR_RETENTION_DAYS,
     DEFAULT_MINUTE_RETENTION_DAYS,
@@ -227,6 +236,19 @@ class DynamoDBStore:
     async def put_derived(self, step_ms: int, bucket_ms: int, version: int, values: Sequence[DerivedValue]) -> bool:
         async with self._runner.operation():
             return await self._derived.put(step_ms, bucket_ms, version, values)
+
+    async def put_derived_changes(
+        self,
+        step_ms: int,
+        bucket_ms: int,
+        base_version: int,
+        version: int,
+        upserts: Sequence[DerivedValue],
+        removals: Collection[DerivedKey],
+        total: int,
+    ) -> bool:
+        async with self._runner.operation():
+            return await self._derived.put_changes(step_ms, bucket_ms, base_version, version, upserts, removals, total)
 
     async def derived(
         self,

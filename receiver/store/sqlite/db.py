@@ -22,6 +22,7 @@ import orjson
 from receiver.model import (
     SAMPLE_FIELDS,
     AlarmEvent,
+    DerivedKey,
     DerivedValue,
     InventoryItem,
     Pairs,
@@ -37,6 +38,7 @@ from receiver.store.sqlite.schema import (
     ALARM_SCHEMA,
     BUMP_VERSION,
     CONFIG_ERRORS,
+    DELETE_DERIVED,
     INSERT_DERIVED,
     INVENTORY_SCHEMA,
     LABELS_CACHE_MAX,
@@ -438,29 +440,48 @@ class SQLiteDB(SQLiteReads):
                 conn.execute("ROLLBACK")
                 return False
             conn.execute("DELETE FROM derived WHERE step_ms = ? AND time_ms = ?", (step_ms, bucket_ms))
-            conn.executemany(
-                INSERT_DERIVED,
-                [
-                    (
-                        step_ms,
-                        v.metric,
-                        v.service,
-                        v.endpoint or "",
-                        v.instance or "",
-                        v.region,
-                        bucket_ms,
-                        v.scope,
-                        v.layer,
-                        v.value,
-                        v.merged,
-                    )
-                    for v in values
-                ],
-            )
+            conn.executemany(INSERT_DERIVED, [_derived_row(step_ms, bucket_ms, v) for v in values])
             conn.execute(
                 "INSERT INTO bucket_versions (step_ms, bucket_ms, version, derived_version) VALUES (?, ?, ?, ?) "
                 "ON CONFLICT (step_ms, bucket_ms) DO UPDATE SET derived_version = excluded.derived_version",
                 (step_ms, bucket_ms, version, version),
+            )
+            conn.execute("COMMIT")
+        except BaseException:
+            self._rollback(conn)
+            raise
+        return True
+
+    def put_derived_changes(
+        self,
+        step_ms: int,
+        bucket_ms: int,
+        base_version: int,
+        version: int,
+        upserts: Sequence[DerivedValue],
+        removals: Collection[DerivedKey],
+    ) -> bool:
+        conn = self.conn
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            row = conn.execute(
+                "SELECT derived_version FROM bucket_versions WHERE step_ms = ? AND bucket_ms = ?",
+                (step_ms, bucket_ms),
+            ).fetchone()
+            if row is None or row[0] != base_version or version < base_version:
+                conn.execute("ROLLBACK")
+                return False
+            conn.executemany(
+                DELETE_DERIVED,
+                [
+                    (step_ms, metric, service, endpoint or "", instance or "", region, time_ms)
+                    for metric, service, endpoint, instance, region, time_ms in removals
+                ],
+            )
+            conn.executemany(INSERT_DERIVED, [_derived_row(step_ms, bucket_ms, v) for v in upserts])
+            conn.execute(
+                "UPDATE bucket_versions SET derived_version = ? WHERE step_ms = ? AND bucket_ms = ?",
+                (version, step_ms, bucket_ms),
             )
             conn.execute("COMMIT")
         except BaseException:
@@ -643,3 +664,20 @@ def _upsert_samples(conn: sqlite3.Connection, rows: list[object], chunks: tuple[
             # A generator: each chunk is copied just before its turn and freed after it.
             conn.executemany(UPSERT_SAMPLES_OF[per], (rows[i : i + step] for i in range(done, end, step)))
             done = end
+
+
+def _derived_row(step_ms: int, bucket_ms: int, v: DerivedValue) -> tuple[object, ...]:
+    """The derived table's columns of one value (an empty endpoint or instance is '')."""
+    return (
+        step_ms,
+        v.metric,
+        v.service,
+        v.endpoint or "",
+        v.instance or "",
+        v.region,
+        bucket_ms,
+        v.scope,
+        v.layer,
+        v.value,
+        v.merged,
+    )

@@ -222,6 +222,11 @@ INSERT INTO bucket_versions (step_ms, bucket_ms, version) VALUES (?, ?, 1)
 ON CONFLICT (step_ms, bucket_ms) DO UPDATE SET version = version + 1
 """
 
+DELETE_DERIVED = """
+DELETE FROM derived
+WHERE step_ms = ? AND metric = ? AND service = ? AND endpoint = ? AND instance = ? AND region = ? AND time_ms = ?
+"""
+
 INSERT_DERIVED = """
 INSERT INTO derived (step_ms, metric, service, endpoint, instance, region, time_ms, scope, layer, value, merged)
 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)

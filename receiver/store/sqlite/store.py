@@ -26,7 +26,16 @@ from os import PathLike
 from pathlib import Path
 from typing import Any, TypeVar
 
-from receiver.model import HOUR_MS, MINUTE_MS, AlarmEvent, DerivedValue, InventoryItem, QuarantinedRecord, Sample
+from receiver.model import (
+    HOUR_MS,
+    MINUTE_MS,
+    AlarmEvent,
+    DerivedKey,
+    DerivedValue,
+    InventoryItem,
+    QuarantinedRecord,
+    Sample,
+)
 from receiver.store.base import (
     DEFAULT_HOUR_RETENTION_DAYS,
     DEFAULT_MINUTE_RETENTION_DAYS,
@@ -199,6 +208,20 @@ class SQLiteStore:
 
     async def put_derived(self, step_ms: int, bucket_ms: int, version: int, values: Sequence[DerivedValue]) -> bool:
         return await self._call(self._db.put_derived, step_ms, bucket_ms, version, values)
+
+    async def put_derived_changes(
+        self,
+        step_ms: int,
+        bucket_ms: int,
+        base_version: int,
+        version: int,
+        upserts: Sequence[DerivedValue],
+        removals: Collection[DerivedKey],
+        total: int,
+    ) -> bool:
+        return await self._call(
+            self._db.put_derived_changes, step_ms, bucket_ms, base_version, version, upserts, removals
+        )
 
     async def derived(
         self,
