@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 from receiver.model import DerivedKey, DerivedValue, Sample, derived_key
 from receiver.rules import RuleSet
-from receiver.rules.incremental import Key, PartitionedEvaluation
+from receiver.rules.incremental import Key, PartitionedEvaluation, changed_families
 from receiver.rules.partitions import Partition
 
 ValueKey = tuple[int, Key]
@@ -61,6 +61,7 @@ class MinuteValues:
         """Make each partition of ``changed`` hold exactly its samples there, and say what changed."""
         was_several = len(self._regions) > 1
         before = {partition: self.samples.get(partition, ()) for partition in changed}
+        families = {partition: changed_families(before[partition], samples) for partition, samples in changed.items()}
         for partition, samples in changed.items():
             self._regions.subtract(_regions(before[partition]))
             self._regions.update(_regions(samples))
@@ -69,13 +70,13 @@ class MinuteValues:
             else:
                 self.samples.pop(partition, None)
         self._regions = +self._regions  # drop regions no partition has any more
-        self.merged.update(changed)
+        self.merged.update(changed, families)
         merged_changes, not_computed = self.merged.changes()
         _apply(self._merged_values, merged_changes)
         dirty = set(merged_changes)
         several = len(self._regions) > 1
         if several:
-            dirty |= self._update_regional(changed, before, fresh=not was_several)
+            dirty |= self._update_regional(changed, before, families, fresh=not was_several)
         else:
             self._regional = None
             self._regional_values.clear()
@@ -88,14 +89,18 @@ class MinuteValues:
         return Changes(upserts, removals, not_computed, sum(map(len, self._rows.values())))
 
     def _update_regional(
-        self, changed: Mapping[Partition, Sequence[Sample]], before: Mapping[Partition, Sequence[Sample]], fresh: bool
+        self,
+        changed: Mapping[Partition, Sequence[Sample]],
+        before: Mapping[Partition, Sequence[Sample]],
+        families: Mapping[Partition, Collection[str]] | None,
+        fresh: bool,
     ) -> set[ValueKey]:
         """Bring the per-region evaluations up to date; the keys whose regional values changed."""
         if fresh or self._regional is None:
             # The minute has just come to span regions: every partition is evaluated per region.
             self._regional = {}
             self._regional_values = {}
-            changed, before = self.samples, {}
+            changed, before, families = self.samples, {}, None
         by_region: dict[str, dict[Partition, list[Sample]]] = {}
         for partition in changed:
             for region in _regions(before.get(partition, ())):
@@ -107,7 +112,7 @@ class MinuteValues:
             evaluation = self._regional.get(region)
             if evaluation is None:
                 evaluation = self._regional[region] = PartitionedEvaluation(self.rules, self.regional_metrics)
-            evaluation.update(samples)
+            evaluation.update(samples, None if families is None else {p: families[p] for p in samples})
             region_changes, _ = evaluation.changes()
             _apply(self._regional_values.setdefault(region, {}), region_changes)
             dirty |= set(region_changes)

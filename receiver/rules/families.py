@@ -450,7 +450,7 @@ def family_name(namespace: str, metric: str) -> str:
 
 
 @lru_cache(maxsize=4096)
-def _names(namespace: str, metric: str) -> tuple[str, str, str]:
+def family_names(namespace: str, metric: str) -> tuple[str, str, str]:
     """The sum, count and quantile family names of a CloudWatch metric."""
     base = family_name(namespace, metric)
     return base + "_sum", base + "_count", base
@@ -520,7 +520,7 @@ def build(samples: Iterable[Sample], wanted: frozenset[str] | None = None) -> di
     """
     points: dict[str, list[Point]] = {}
     for sample in samples:
-        total, count, base = _names(sample.series.namespace, sample.series.metric)
+        total, count, base = family_names(sample.series.namespace, sample.series.metric)
         want = [wanted is None or name in wanted for name in (total, count, base)]
         if not any(want):
             continue

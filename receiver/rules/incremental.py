@@ -22,8 +22,17 @@ from dataclasses import dataclass, field
 
 from receiver.model import DerivedValue, Pairs, Sample
 from receiver.rules import families as f
-from receiver.rules.partitions import Partition, Split, partition_of, point_partition, split
-from receiver.rules.ruleset import Evaluation, Rule, RuleSet, entities, rule_inputs, run_rule
+from receiver.rules.partitions import ACCOUNT_LABEL, Partition, Split, partition_of, split
+from receiver.rules.ruleset import (
+    Evaluation,
+    Rule,
+    RuleSet,
+    entities,
+    entity_groups,
+    named_groups,
+    rule_inputs,
+    run_rule,
+)
 
 Identity = tuple[str, str, str, str, Pairs, int, int]
 
@@ -92,16 +101,32 @@ class PartitionedEvaluation:
             grouped.setdefault(partition_of(sample), []).append(sample)
         return grouped
 
-    def update(self, samples: Mapping[Partition, Iterable[Sample]]) -> None:
+    def update(
+        self,
+        samples: Mapping[Partition, Iterable[Sample]],
+        families: Mapping[Partition, Collection[str]] | None = None,
+    ) -> None:
         """Make each partition of ``samples`` hold exactly its samples there (none: forget it).
 
         Every sample must belong to the partition it is listed under (``by_partition``).
+        ``families``: for each partition, the families whose samples changed since its last
+        update (``changed_families``), so that only the rules reading them run again; None
+        runs every rule.
         """
         if not self.supported:
             raise ValueError("these rules cannot be evaluated a partition at a time")
+        if families is None:
+            indices = list(range(len(self.selected)))
+        else:
+            changed = set().union(*families.values())
+            indices = [i for i, rule in enumerate(self.selected) if not changed.isdisjoint(rule.shape.families)]
+        if not indices:
+            return  # no rule reads what changed
+        chosen = frozenset(indices)
+        wanted = frozenset().union(*(self.selected[i].shape.families for i in indices))
         for period in self._periods.values():
             for partition in samples:
-                self._forget(period, partition)
+                self._forget(period, partition, chosen)
         # As RuleSet.evaluation: the samples some rule reads, the last of each identity,
         # sorted, grouped by period start.
         reads: dict[object, bool] = {}
@@ -111,7 +136,7 @@ class PartitionedEvaluation:
                 read = reads.get(sample.series)
                 if read is None:
                     base = f.family_name(sample.series.namespace, sample.series.metric)
-                    read = reads[sample.series] = not self.wanted.isdisjoint((base, base + "_sum", base + "_count"))
+                    read = reads[sample.series] = not wanted.isdisjoint((base, base + "_sum", base + "_count"))
                 if read:
                     unique[sample.identity] = sample
         starts: dict[int, list[Sample]] = {}
@@ -120,16 +145,20 @@ class PartitionedEvaluation:
             starts.setdefault(sample.start_ms, []).append(sample)
         for start, group in starts.items():
             period = self._periods.setdefault(start, _Period())
-            for partition, held in self._evaluate_units(group).items():
+            for partition, held in self._evaluate_units(group, indices, wanted).items():
                 self._keep(period, partition, held)
 
-    def _evaluate_units(self, samples: list[Sample]) -> dict[Partition, _Held]:
-        """Each rule's units over ``samples`` (of one period), by the partition of their points."""
+    def _evaluate_units(
+        self, samples: list[Sample], indices: list[int], wanted: frozenset[str]
+    ) -> dict[Partition, _Held]:
+        """The units of rules ``indices`` over ``samples`` (of one period), by the partition
+        of their points."""
         helds: dict[Partition, _Held] = {}
-        data = f.build(samples, self.wanted)
+        data = f.build(samples, wanted)
         filtered: dict[tuple[int, str], f.Family] = {}
         memo = f.Memo(self.rules.answers)
-        for index, (rule, parts) in enumerate(zip(self.selected, self.splits)):
+        for index in indices:
+            rule, parts = self.selected[index], self.splits[index]
             inputs = rule_inputs(rule, data, filtered, memo)
             if not inputs:
                 continue
@@ -143,11 +172,16 @@ class PartitionedEvaluation:
                 results.append(result)
             else:
                 for unit_index, (unit, result) in enumerate(zip(parts.units, results)):
-                    for partition, points in _attributed(result, unit.label).items():
+                    for partition, points in _attributed(result, unit.label, memo).items():
                         helds.setdefault(partition, _Held()).points[(index, unit_index)] = points
+                if parts.local:
+                    for partition, (named, lost) in self._named_apart(index, results[0], memo).items():
+                        held = helds[partition]
+                        held.named[index], held.lost[index] = named, lost
         for held in helds.values():
+            # Points kept from a failure (_evaluate_alone) are named here, a partition at a time.
             for (index, _), points in held.points.items():
-                if self.splits[index].local:
+                if self.splits[index].local and index not in held.named:
                     held.named[index], held.lost[index] = self._named(index, points, memo)
         return helds
 
@@ -170,6 +204,31 @@ class PartitionedEvaluation:
                 if result:
                     helds.setdefault(partition, _Held()).points[(index, unit_index)] = result
 
+    def _named_apart(self, index: int, points: f.Family, memo: f.Memo) -> dict[Partition, tuple[dict[Key, float], int]]:
+        """``_named`` of a local rule's points of several partitions, each partition's
+        entities apart (a collision of two partitions on one entity is _local_value's)."""
+        rule, (unit,) = self.selected[index], self.splits[index].units
+        scope = rule.shape.scope
+        apart = (ACCOUNT_LABEL,) if unit.label is None else (ACCOUNT_LABEL, unit.label)
+        by_partition: dict[Partition, dict[tuple[str, ...], list[float]]] = {}
+        width = len(scope.service_keys) + len(scope.entity_keys)
+        for group, values in entity_groups(points, scope, memo, apart).items():
+            tail = group[width:]
+            partition = (tail[0], unit.label or "", tail[1] if unit.label is not None else "")
+            by_partition.setdefault(partition, {})[group] = values
+        found = {}
+        kind, layer = scope.kind, scope.layer
+        for partition, groups in by_partition.items():
+            named, lost = named_groups(groups, scope)
+            found[partition] = (
+                {
+                    (rule.metric, kind, service, endpoint or "", instance or "", layer): value
+                    for service, endpoint, instance, value in named
+                },
+                lost,
+            )
+        return found
+
     def _named(self, index: int, points: f.Family, memo: f.Memo) -> tuple[dict[Key, float], int]:
         """A local rule's values from ``points`` by key, and the entities it could not compute."""
         rule = self.selected[index]
@@ -182,33 +241,45 @@ class PartitionedEvaluation:
 
     # -- what each partition holds, and what a change marks stale --------------------------
 
-    def _forget(self, period: _Period, partition: Partition) -> None:
-        held = period.helds.pop(partition, None)
+    def _forget(self, period: _Period, partition: Partition, indices: frozenset[int]) -> None:
+        """Drop what rules ``indices`` hold of ``partition``, marking what it took part in."""
+        held = period.helds.get(partition)
         if held is None:
             return
-        self._mark(period, held)
-        for index, named in held.named.items():
-            for key in named:
+        for unit in [unit for unit in held.points if unit[0] in indices]:
+            if not self.splits[unit[0]].local:
+                period.stale_rules.add(unit[0])
+            del held.points[unit]
+        for index in [index for index in held.named if index in indices]:
+            for key in held.named.pop(index):
+                period.stale_keys.add((index, key))
                 owners = period.owners[(index, key)]
                 owners.discard(partition)
                 if not owners:
                     del period.owners[(index, key)]
+        for index in [index for index in held.lost if index in indices]:
+            del held.lost[index]
+        for index in [index for index in held.failed if index in indices]:
+            period.stale_rules.add(index)
+            del held.failed[index]
+        if not (held.points or held.failed):
+            del period.helds[partition]
 
-    def _keep(self, period: _Period, partition: Partition, held: _Held) -> None:
-        period.helds[partition] = held
-        self._mark(period, held)
-        for index, named in held.named.items():
+    def _keep(self, period: _Period, partition: Partition, new: _Held) -> None:
+        """Add what rules give from ``partition`` (their earlier part forgotten first)."""
+        held = period.helds.setdefault(partition, _Held())
+        for unit, points in new.points.items():
+            if not self.splits[unit[0]].local:
+                period.stale_rules.add(unit[0])
+            held.points[unit] = points
+        for index, named in new.named.items():
+            held.named[index] = named
             for key in named:
+                period.stale_keys.add((index, key))
                 period.owners.setdefault((index, key), set()).add(partition)
-
-    def _mark(self, period: _Period, held: _Held) -> None:
-        """Mark what ``held`` takes part in as to be worked out again."""
-        for index, _ in held.points:
-            if not self.splits[index].local:
-                period.stale_rules.add(index)
-        for index, named in held.named.items():
-            period.stale_keys.update((index, key) for key in named)
-        period.stale_rules.update(held.failed)
+        held.lost.update(new.lost)
+        held.failed.update(new.failed)
+        period.stale_rules.update(new.failed)
 
     # -- the values --------------------------------------------------------------------------
 
@@ -346,20 +417,52 @@ class PartitionedEvaluation:
 
     @staticmethod
     def _set(period: _Period, key: Key, index: int, value: float | None) -> None:
-        period.dirty.add(key)
+        """Set rule ``index``'s part in ``key`` (None: it has none); a change marks the key."""
+        by_rule = period.parts.get(key)
+        old = None if by_rule is None else by_rule.get(index)
         if value is None:
-            by_rule = period.parts.get(key)
-            if by_rule is not None:
-                by_rule.pop(index, None)
+            if old is not None:
+                assert by_rule is not None
+                del by_rule[index]
                 if not by_rule:
                     del period.parts[key]
-        else:
+                period.dirty.add(key)
+        elif old is None or not _same(old, value):
             period.parts.setdefault(key, {})[index] = value
+            period.dirty.add(key)
 
 
-def _attributed(points: f.Family, label: str | None) -> dict[Partition, f.Family]:
-    """A unit's points by the partition they come from."""
-    grouped: dict[Partition, list[f.Point]] = {}
-    for point in points:
-        grouped.setdefault(point_partition(point.labels, label), []).append(point)
-    return {partition: tuple(group) for partition, group in grouped.items()}
+def _same(a: float, b: float) -> bool:
+    """Equal to the last bit: 0.0 and -0.0 differ (values are never NaN)."""
+    return a == b and math.copysign(1.0, a) == math.copysign(1.0, b)
+
+
+def changed_families(before: Iterable[Sample], after: Iterable[Sample]) -> set[str]:
+    """The families whose samples differ between two sample sets of one partition."""
+    metrics: set[tuple[str, str]] = set()
+    old = _by_metric(before)
+    new = _by_metric(after)
+    for metric in old.keys() | new.keys():
+        if old.get(metric) != new.get(metric):
+            metrics.add(metric)
+    return {name for namespace, metric in metrics for name in f.family_names(namespace, metric)}
+
+
+def _by_metric(samples: Iterable[Sample]) -> dict[tuple[str, str], dict[Identity, Sample]]:
+    found: dict[tuple[str, str], dict[Identity, Sample]] = {}
+    for sample in samples:
+        found.setdefault((sample.series.namespace, sample.series.metric), {})[sample.identity] = sample
+    return found
+
+
+def _attributed(points: f.Family, label: str | None, memo: f.Memo) -> dict[Partition, f.Family]:
+    """A unit's points by the partition they come from: read from their account and resource
+    labels, which a local point still carries (receiver/rules/partitions.py)."""
+    accounts = f.column(points, ACCOUNT_LABEL, memo)
+    resources = f.column(points, label, memo) if label is not None else [None] * len(points)
+    grouped: dict[tuple[str | None, str | None], list[f.Point]] = {}
+    for point, account, resource in zip(points, accounts, resources):
+        grouped.setdefault((account, resource), []).append(point)
+    return {
+        (account or "", label or "", resource or ""): tuple(group) for (account, resource), group in grouped.items()
+    }

@@ -31,7 +31,7 @@ from functools import lru_cache
 from receiver.model import Sample
 from receiver.rules import nodes as n
 from receiver.rules.checker import AGGREGATIONS, ARITHMETIC
-from receiver.rules.families import Labels, family_name, lookup
+from receiver.rules.families import family_name
 
 ACCOUNT_LABEL = "cloud_account_id"
 """The label holding a sample's account (``families.sample_labels``)."""
@@ -68,14 +68,6 @@ def partition_of(sample: Sample) -> Partition:
     return (account, label or "", resource)
 
 
-def point_partition(labels: Labels, label: str | None) -> Partition:
-    """The partition a local point comes from: its labels still say it (module docstring)."""
-    account = lookup(labels, ACCOUNT_LABEL) or ""
-    if label is None:
-        return (account, "", "")
-    return (account, label, lookup(labels, label) or "")
-
-
 @lru_cache(maxsize=4096)
 def resource_label(family: str) -> str | None:
     """The resource label a family's samples are partitioned by, None for none."""
@@ -102,7 +94,8 @@ class Unit:
 
     expr: n.Expr
     label: str | None
-    """The resource label its points are attributed by (``point_partition``)."""
+    """The resource label its points are attributed by: a local point still carries its
+    partition's account and resource labels."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import math
 from collections import Counter
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from receiver.model import DerivedValue, Pairs, Sample, Series
@@ -257,18 +257,35 @@ def entities(
     depend on order and equals that point when they agree. An entity whose name would be
     empty is left out; so is one with a point not computed (families.NOT_COMPUTED).
     """
-    keys = scope.service_keys + scope.entity_keys
-    split = len(scope.service_keys)
+    return named_groups(entity_groups(family, scope, memo), scope)
+
+
+def entity_groups(
+    family: f.Family, scope: Scope, memo: f.Memo | None = None, apart: tuple[str, ...] = ()
+) -> dict[tuple[str, ...], list[float]]:
+    """The values of the family's points by the scope's label values ('' where absent),
+    followed by those of the ``apart`` labels, which keep points apart that would otherwise
+    name one entity together."""
+    keys = scope.service_keys + scope.entity_keys + apart
     # An absent label reads as '', as f.label has it.
     columns = [["" if v is None else v for v in f.column(family, k, memo)] for k in keys]
     groups: dict[tuple[str, ...], list[float]] = {}
     for point, group in zip(family, zip(*columns) if keys else ((),) * len(family)):
         groups.setdefault(group, []).append(point.value)
+    return groups
+
+
+def named_groups(
+    groups: Mapping[tuple[str, ...], list[float]], scope: Scope
+) -> tuple[list[tuple[str, str | None, str | None, float]], int]:
+    """``entities`` of groups from ``entity_groups`` (any ``apart`` values past the scope's are ignored)."""
+    split = len(scope.service_keys)
+    end = split + len(scope.entity_keys)
     result: list[tuple[str, str | None, str | None, float]] = []
     lost = 0
     for group, values in groups.items():
         service = _dim(group[:split], scope.delimiter)
-        entity = _dim(group[split:], scope.delimiter) if scope.entity_keys else None
+        entity = _dim(group[split:end], scope.delimiter) if scope.entity_keys else None
         if not service or (scope.entity_keys and not entity):
             continue
         value = f.mean(values)

@@ -308,3 +308,30 @@ def test_a_minute_whose_samples_all_go_reports_each_of_its_values_gone():
     mirror.apply(incremental)
     assert mirror.values == Mirror.of(pack().evaluation([s for s in samples if s.start_ms == T0]))
     assert {start for start, _ in mirror.values} == {T0}
+
+
+def test_only_the_rules_reading_a_changed_family_run_again(monkeypatch):
+    from receiver.rules import incremental
+    from receiver.rules.incremental import changed_families
+
+    samples = workload_minute(6)
+    evaluation = PartitionedEvaluation(pack())
+    groups = evaluation.by_partition(samples)
+    evaluation.update(groups)
+    evaluation.changes()
+    ran = []
+    real = incremental.run_rule
+    monkeypatch.setattr(incremental, "run_rule", lambda rule, *a, **k: ran.append(rule) or real(rule, *a, **k))
+    table = next(key for key in groups if key[2] == "t001")
+    after = [s._replace(sum=s.sum + 1) if s.series.metric == "ConsumedReadCapacityUnits" else s for s in groups[table]]
+    families = {table: changed_families(groups[table], after)}
+    assert families[table] == {
+        "amazonaws_com_AWS_DynamoDB_ConsumedReadCapacityUnits",
+        "amazonaws_com_AWS_DynamoDB_ConsumedReadCapacityUnits_sum",
+        "amazonaws_com_AWS_DynamoDB_ConsumedReadCapacityUnits_count",
+    }
+    evaluation.update({table: after}, families)
+    assert ran and all(families[table] & rule.shape.families for rule in ran)
+    assert len({rule.metric for rule in ran}) < len(pack().rules) / 4
+    current = [s for key, group in groups.items() if key != table for s in group] + after
+    assert same(evaluation.evaluation(), pack().evaluation(current))
