@@ -31,10 +31,13 @@ import itertools
 import logging
 import math
 import operator
+import os
+import socket
 import time
 from collections import Counter, OrderedDict
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from uuid import uuid4
 
 from receiver.backoff import Backoff
 from receiver.derive.ceilings import InventoryCeilings
@@ -221,6 +224,15 @@ class NotComputedValues:
                 self._counted.popitem(last=False)
 
 
+BUCKET_LEASE_S = 30.0
+"""How long a bucket's lease lasts unless its holder renews it (at each pass it derives it)."""
+STALE_SCAN_S = 2.0
+"""How often a deriver looks for buckets committed to since they were derived (by another
+replica, which left them to this one's lease), so those values trail by about this much."""
+STALE_SCAN_MINUTES = 60
+"""How far back that look goes; later corrections are found by the deriver that commits them."""
+LEASES_KEPT = 1_000
+
 TRACKED_MINUTES = 30
 """Minutes whose partitions are kept for the next pass; one derived again after that starts
 over from all of its partitions (a late correction to an old minute)."""
@@ -271,11 +283,16 @@ class Deriver:
         evaluator: Evaluator | None = None,
         monotonic: Callable[[], float] = time.monotonic,
         completeness: Completeness | None = None,
+        holder: str | None = None,
+        lease_s: float = BUCKET_LEASE_S,
+        stale_scan_s: float = STALE_SCAN_S,
     ) -> None:
         """``evaluator`` runs the rules: in a thread of this process unless given.
         ``monotonic`` times the backoff of failing buckets. ``completeness`` learns which
         series each derived minute holds (receiver/derive/completeness.py); by default one
-        that only waits the default settle time."""
+        that only waits the default settle time. ``holder`` names this deriver in the
+        buckets' leases (``_hold``), each lasting ``lease_s`` unless renewed; every
+        ``stale_scan_s`` it looks for buckets other replicas committed to (``mark_stale``)."""
         self.store = store
         self.rules = rules
         self.evaluator = evaluator if evaluator is not None else ThreadEvaluator()
@@ -296,6 +313,12 @@ class Deriver:
         self._pass = asyncio.Lock()
         self._listeners: list[Callable[[int, int], None]] = []
         self.ceilings = InventoryCeilings(store, monotonic)
+        self.holder = holder if holder is not None else f"{socket.gethostname()}:{os.getpid()}:{uuid4().hex[:8]}"
+        """Who this deriver is in the buckets' leases."""
+        self.lease_s = lease_s
+        self.stale_scan_s = stale_scan_s
+        self._leases: dict[tuple[int, int], float] = {}
+        """(step, bucket) -> until when (clock time) this deriver holds its lease."""
         self._tracked: OrderedDict[int, _Tracked] = OrderedDict()
         """The minutes derived a partition at a time, least recently derived first."""
         self._partitioned_rules: tuple[RuleSet, bool] | None = None
@@ -342,11 +365,11 @@ class Deriver:
     async def run(self) -> None:
         """Derive until cancelled; failures are logged and retried on the next pass."""
         await self._recover()
-        next_hours = 0.0
+        next_hours = next_scan = 0.0
         while True:
             # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancellation that
             # arrives as the event is set (CPython gh-86296), and shutdown would then hang.
-            timeout = self.hour_interval_s
+            timeout = min(self.hour_interval_s, self.stale_scan_s)
             retry = self.retry_in_s()  # a failed minute's backoff may end before the next hour pass
             if retry is not None:
                 timeout = min(timeout, retry)
@@ -356,11 +379,30 @@ class Deriver:
             except TimeoutError:
                 pass
             self._wake.clear()
+            if time.monotonic() >= next_scan:
+                next_scan = time.monotonic() + self.stale_scan_s
+                await self.mark_stale(time.monotonic() >= next_hours)
             answered = await self.derive_pending(hours=time.monotonic() >= next_hours)
             if time.monotonic() >= next_hours:
                 next_hours = time.monotonic() + self.hour_interval_s
             if not answered:
                 await asyncio.sleep(self.interval_s)  # the store failed: give it a moment
+
+    async def mark_stale(self, hours: bool = True) -> None:
+        """Mark the recent buckets committed to since they were derived: by another replica,
+        whose deriver could not take their lease (this one holds it), or one that stopped."""
+        since = int(self.clock() * 1000) - STALE_SCAN_MINUTES * MINUTE_MS
+        try:
+            minutes = await self.store.stale_buckets(MINUTE_MS, since)
+            found = [(MINUTE_MS, minute) for minute in minutes]
+            if hours:
+                found += [(HOUR_MS, hour) for hour in await self.store.stale_buckets(HOUR_MS, since - since % HOUR_MS)]
+        except StoreError as exc:
+            log.warning("could not look for stale buckets", extra={"error": str(exc)})
+            return
+        found = [key for key in found if key not in self._set_aside]  # failing: only new samples retry them
+        self._minutes.update(bucket for step, bucket in found if step == MINUTE_MS)
+        self._hours.update(bucket for step, bucket in found if step == HOUR_MS)
 
     async def derive_pending(self, hours: bool = True) -> bool:
         """Recompute every marked minute, and every marked hour when ``hours``; False when
@@ -458,6 +500,8 @@ class Deriver:
         """
         if bucket_ms < int(self.clock() * 1000) - self.minute_retention_ms:
             return False
+        if not await self._hold(step_ms, bucket_ms):
+            return False  # another replica derives it: its scan finds what this one committed
         version = (await self.store.versions(step_ms, [bucket_ms]))[bucket_ms]
         # Read after the version: every commit counted in it is in what we read.
         rules = self.rules.current
@@ -486,6 +530,31 @@ class Deriver:
             for listener in self._listeners:
                 listener(step_ms, bucket_ms)
         return stored
+
+    async def _hold(self, step_ms: int, bucket_ms: int) -> bool:
+        """Whether this deriver holds the bucket's lease, taken or renewed now if need be.
+
+        Replicas sharing a store derive each bucket once: whoever takes its lease (a
+        conditional write) derives it while renewing the lease at each pass, and the others
+        leave it alone. A replica that stops loses its leases ``lease_s`` later.
+        """
+        key = (step_ms, bucket_ms)
+        now = self.clock()
+        if self._leases.get(key, 0.0) - now > self.lease_s / 2:
+            return True  # renewed at most once per half lease
+        held = await self.store.take_lease(
+            f"derive/{step_ms}/{bucket_ms}", self.holder, int(now * 1000), int(self.lease_s * 1000)
+        )
+        if held:
+            self._leases[key] = now + self.lease_s
+        else:
+            self._leases.pop(key, None)
+            if step_ms == MINUTE_MS:
+                self._tracked.pop(bucket_ms, None)  # the other replica changes its values now
+        if len(self._leases) > LEASES_KEPT:
+            for old in [k for k, until in self._leases.items() if until <= now]:
+                del self._leases[old]
+        return held
 
     def _track(self, minute_ms: int, tracked: _Tracked) -> None:
         self._tracked[minute_ms] = tracked

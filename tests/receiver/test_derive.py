@@ -400,21 +400,67 @@ async def test_a_commit_to_one_table_writes_only_what_it_changed(store, rules):
 
 
 async def test_two_derivers_on_one_store_keep_every_value_whole(store, rules):
-    first, second = deriver_for(store, rules), deriver_for(store, rules)
+    now = [T0 / 1000 + 10.0]
+    first, second = (deriver_for(store, rules, clock=lambda: now[0], holder=name) for name in ("a", "b"))
     rng = random.Random(5)
     stored = {}
-    for step in range(8):
+    for step in range(12):
+        minute = rng.randint(0, 1)
         batch = [
-            make_sample(f"T{rng.randint(0, 4)}", "ConsumedReadCapacityUnits", 0, value=float(rng.randint(1, 50)))
+            make_sample(f"T{rng.randint(0, 4)}", "ConsumedReadCapacityUnits", minute, value=float(rng.randint(1, 50)))
             for _ in range(rng.randint(1, 3))
         ]
         await store.commit(f"r{step}", batch)
         stored.update((s.identity, s) for s in batch)
-        deriver = first if rng.random() < 0.5 else second
-        deriver.touch(batch)
-        await deriver.derive_pending(hours=False)
-        values = sorted(await store.bucket_values(MINUTE_MS, T0), key=derived_key)
-        assert values == await whole_minute_values(rules, list(stored.values())), step
+        committer = first if rng.random() < 0.5 else second
+        committer.touch(batch)
+        await committer.derive_pending(hours=False)
+        # Whoever holds a minute's lease derives what the other committed to it.
+        for deriver in (first, second):
+            await deriver.mark_stale(hours=False)
+            await deriver.derive_pending(hours=False)
+        for start in (T0, T0 + MINUTE_MS):
+            values = sorted(await store.bucket_values(MINUTE_MS, start), key=derived_key)
+            assert values == await whole_minute_values(rules, [s for s in stored.values() if s.start_ms == start])
+        now[0] += rng.choice([1.0, 40.0])  # now and then a lease runs out between passes
+
+
+async def test_each_bucket_is_derived_by_one_replica_until_it_stops(store, rules):
+    now = [T0 / 1000 + 10.0]
+    first, second = (deriver_for(store, rules, clock=lambda: now[0], holder=name) for name in ("a", "b"))
+    derived = []
+    first.on_derived(lambda step, bucket: derived.append(("a", bucket)))
+    second.on_derived(lambda step, bucket: derived.append(("b", bucket)))
+    one, other = make_sample("A", minute=0), make_sample("A", minute=1)
+    await store.commit("1", [one])
+    first.touch([one])
+    await first.derive_pending(hours=False)
+    await store.commit("2", [other])
+    second.touch([other])
+    await second.derive_pending(hours=False)
+    assert derived == [("a", T0), ("b", T0 + MINUTE_MS)]
+    # The second replica commits to the first one's minute: it leaves it to the first.
+    later = make_sample("A", minute=0, value=99.0)
+    await store.commit("3", [later])
+    second.touch([later])
+    await second.derive_pending(hours=False)
+    assert derived[-1] == ("b", T0 + MINUTE_MS)
+    await first.mark_stale(hours=False)
+    await first.derive_pending(hours=False)
+    assert derived[-1] == ("a", T0)
+    # The first replica stops: once its lease has run out, the second takes the minute over.
+    again = make_sample("A", minute=0, value=7.0)
+    await store.commit("4", [again])
+    await second.mark_stale(hours=False)
+    await second.derive_pending(hours=False)
+    assert derived[-1] == ("a", T0)  # still the first one's
+    now[0] += first.lease_s + 1
+    await second.mark_stale(hours=False)
+    await second.derive_pending(hours=False)
+    assert derived[-1] == ("b", T0)
+    assert sorted(await store.bucket_values(MINUTE_MS, T0), key=derived_key) == await whole_minute_values(
+        rules, [again]
+    )
 
 
 async def test_rules_that_cannot_be_taken_apart_derive_whole_minutes(store, tmp_path):
