@@ -12,16 +12,14 @@ does.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Collection, Iterable, Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 
 from receiver.model import DerivedKey, DerivedValue, Sample, derived_key
 from receiver.rules import RuleSet
-from receiver.rules.incremental import Key, PartitionedEvaluation, changed_families
+from receiver.rules.families import LabelsCache
+from receiver.rules.incremental import Key, PartitionedEvaluation
 from receiver.rules.partitions import Partition
-
-ValueKey = tuple[int, Key]
-"""(period start, the rule set's key of a value): one merged value of the minute."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,102 +37,126 @@ class Changes:
 class MinuteValues:
     """The values of one minute (see the module docstring)."""
 
-    def __init__(self, rules: RuleSet) -> None:
+    def __init__(self, rules: RuleSet, labels_cache: LabelsCache | None = None) -> None:
         self.rules = rules
         self.regional_metrics = [info.name for info in rules.metrics if info.scope != "service"]
-        self.merged = PartitionedEvaluation(rules)
+        self._labels = labels_cache if labels_cache is not None else {}
+        self.merged = PartitionedEvaluation(rules, labels_cache=self._labels)
         self.supported = self.merged.supported
-        self.samples: dict[Partition, tuple[Sample, ...]] = {}
+        self._regions_of: dict[Partition, frozenset[str]] = {}
+        """The regions each partition has samples from."""
         self._regions: Counter[str] = Counter()
         """region -> how many partitions have samples from it."""
         self._regional: dict[str, PartitionedEvaluation] | None = None
-        self._merged_values: dict[ValueKey, float] = {}
-        self._regional_values: dict[str, dict[ValueKey, float]] = {}
-        self._rows: dict[ValueKey, dict[str, DerivedValue]] = {}
-        """The values stored for each merged value, by region ('' for the merged one)."""
+        self._rows: dict[int, dict[Key, DerivedValue | dict[str, DerivedValue]]] = {}
+        """The values stored for each merged value (by period start and key): one, or one per
+        region ('' for the merged one)."""
 
     def values(self) -> list[DerivedValue]:
         """Every value of the minute now."""
-        return [row for rows in self._rows.values() for row in rows.values()]
+        found: list[DerivedValue] = []
+        for rows in self._rows.values():
+            for row in rows.values():
+                found.extend(row.values() if isinstance(row, dict) else (row,))
+        return found
 
-    def update(self, changed: Mapping[Partition, Sequence[Sample]]) -> Changes:
-        """Make each partition of ``changed`` hold exactly its samples there, and say what changed."""
+    def update(
+        self,
+        changed: Mapping[Partition, Sequence[Sample]],
+        families: Mapping[Partition, Collection[str]] | None = None,
+    ) -> Changes:
+        """Make each partition of ``changed`` hold exactly its samples there, and say what
+        changed. ``families``: the families whose samples changed in each partition
+        (``changed_families``; None: any). Raises NeedsEverything when the minute comes to
+        span regions after its first update: the per-region evaluations need every
+        partition, so the state is of no use, and a new one must be given them all at once."""
         was_several = len(self._regions) > 1
-        before = {partition: self.samples.get(partition, ()) for partition in changed}
-        families = {partition: changed_families(before[partition], samples) for partition, samples in changed.items()}
+        first = not self._regions_of
+        regions_before = {partition: self._regions_of.get(partition, frozenset()) for partition in changed}
         for partition, samples in changed.items():
-            self._regions.subtract(_regions(before[partition]))
-            self._regions.update(_regions(samples))
-            if samples:
-                self.samples[partition] = tuple(samples)
+            regions = frozenset(sample.series.region for sample in samples)
+            self._regions.subtract(regions_before[partition])
+            self._regions.update(regions)
+            if regions:
+                self._regions_of[partition] = regions
             else:
-                self.samples.pop(partition, None)
+                self._regions_of.pop(partition, None)
         self._regions = +self._regions  # drop regions no partition has any more
-        self.merged.update(changed, families)
-        merged_changes, not_computed = self.merged.changes()
-        _apply(self._merged_values, merged_changes)
-        dirty = set(merged_changes)
         several = len(self._regions) > 1
+        if several and not was_several and not first:
+            raise NeedsEverything()
+        self.merged.update(changed, families)
+        dirty, not_computed = self.merged.changes()
         if several:
-            dirty |= self._update_regional(changed, before, families, fresh=not was_several)
+            dirty |= self._update_regional(changed, regions_before, families)
         else:
             self._regional = None
-            self._regional_values.clear()
-        if several != was_several:
-            dirty |= set(self._rows) | set(self._merged_values)  # every value's region changes
+        if several != was_several:  # every value's region changes
+            dirty |= {(start, key) for start, rows in self._rows.items() for key in rows}
+            dirty |= set(self._merged_keys())
         upserts: list[DerivedValue] = []
         removals: list[DerivedKey] = []
-        for key in dirty:
-            self._restate(key, upserts, removals)
-        return Changes(upserts, removals, not_computed, sum(map(len, self._rows.values())))
+        for start, key in dirty:
+            self._restate(start, key, upserts, removals)
+        total = sum(len(row) if isinstance(row, dict) else 1 for rows in self._rows.values() for row in rows.values())
+        return Changes(upserts, removals, not_computed, total)
+
+    def _merged_keys(self) -> list[tuple[int, Key]]:
+        evaluation = self.merged.evaluation()
+        return [
+            (v.time_ms, (v.metric, v.scope, v.service, v.endpoint or "", v.instance or "", v.layer))
+            for v in evaluation.values
+        ]
 
     def _update_regional(
         self,
         changed: Mapping[Partition, Sequence[Sample]],
-        before: Mapping[Partition, Sequence[Sample]],
+        regions_before: Mapping[Partition, frozenset[str]],
         families: Mapping[Partition, Collection[str]] | None,
-        fresh: bool,
-    ) -> set[ValueKey]:
-        """Bring the per-region evaluations up to date; the keys whose regional values changed."""
-        if fresh or self._regional is None:
-            # The minute has just come to span regions: every partition is evaluated per region.
+    ) -> set[tuple[int, Key]]:
+        """Bring the per-region evaluations up to date; the values whose regional parts changed."""
+        if self._regional is None:
             self._regional = {}
-            self._regional_values = {}
-            changed, before, families = self.samples, {}, None
         by_region: dict[str, dict[Partition, list[Sample]]] = {}
         for partition in changed:
-            for region in _regions(before.get(partition, ())):
-                by_region.setdefault(region, {})[partition] = []
+            for region in regions_before[partition]:
+                by_region.setdefault(region, {})[partition] = []  # forgotten unless it still has some
             for sample in changed[partition]:
                 by_region.setdefault(sample.series.region, {}).setdefault(partition, []).append(sample)
-        dirty: set[ValueKey] = set()
+        dirty: set[tuple[int, Key]] = set()
         for region, samples in by_region.items():
             evaluation = self._regional.get(region)
             if evaluation is None:
-                evaluation = self._regional[region] = PartitionedEvaluation(self.rules, self.regional_metrics)
+                evaluation = PartitionedEvaluation(self.rules, self.regional_metrics, self._labels)
+                self._regional[region] = evaluation
             evaluation.update(samples, None if families is None else {p: families[p] for p in samples})
             region_changes, _ = evaluation.changes()
-            _apply(self._regional_values.setdefault(region, {}), region_changes)
-            dirty |= set(region_changes)
+            dirty |= region_changes
         return dirty
 
-    def _restate(self, key: ValueKey, upserts: list[DerivedValue], removals: list[DerivedKey]) -> None:
+    def _restate(self, start: int, key: Key, upserts: list[DerivedValue], removals: list[DerivedKey]) -> None:
         """Work out the stored values of one merged value again, and record what differs."""
-        old = self._rows.pop(key, {})
-        new = self._stored(key)
-        if new:
-            self._rows[key] = new
+        rows = self._rows.setdefault(start, {})
+        found = rows.pop(key, None)
+        old = found if isinstance(found, dict) else {} if found is None else {found.region: found}
+        new = self._stored(start, key)
+        if len(new) == 1:
+            rows[key] = next(iter(new.values()))
+        elif new:
+            rows[key] = new
+        if not rows:
+            del self._rows[start]
         for region, row in new.items():
             if old.get(region) != row:
                 upserts.append(row)
         removals.extend(derived_key(row) for region, row in old.items() if region not in new)
 
-    def _stored(self, key: ValueKey) -> dict[str, DerivedValue]:
+    def _stored(self, start: int, key: Key) -> dict[str, DerivedValue]:
         """The values stored for one merged value, as evaluate_by_region states them."""
-        merged = self._merged_values.get(key)
+        merged = self.merged.value(start, key)
         if merged is None:
             return {}
-        start, (metric, scope, service, endpoint, instance, layer) = key
+        metric, scope, service, endpoint, instance, layer = key
 
         def value(number: float, region: str, is_merged: bool) -> DerivedValue:
             return DerivedValue(
@@ -146,7 +168,11 @@ class MinuteValues:
         if len(self._regions) <= 1:
             (region,) = self._regions or ("",)
             return {region: value(merged, region, True)}
-        parts = {region: values[key] for region, values in sorted(self._regional_values.items()) if key in values}
+        parts: dict[str, float] = {}
+        for region, evaluation in sorted((self._regional or {}).items()):
+            number = evaluation.value(start, key)
+            if number is not None:
+                parts[region] = number
         if len(parts) == 1:
             # Only one region's samples reach it: the merged value is that region's.
             (region,) = parts
@@ -156,16 +182,8 @@ class MinuteValues:
         return rows
 
 
-def _regions(samples: Iterable[Sample]) -> set[str]:
-    return {sample.series.region for sample in samples}
-
-
-def _apply(values: dict[ValueKey, float], changes: Mapping[ValueKey, float | None]) -> None:
-    for key, number in changes.items():
-        if number is None:
-            values.pop(key, None)
-        else:
-            values[key] = number
+class NeedsEverything(Exception):
+    """A minute's state cannot take this update: start it over with every partition."""
 
 
 class MinuteStates:
@@ -175,27 +193,34 @@ class MinuteStates:
     def __init__(self) -> None:
         self._rules: RuleSet | None = None
         self._minutes: dict[int, MinuteValues] = {}
+        self._labels: LabelsCache = {}
+        """Labels of the series, shared by every minute (families.build)."""
 
     def update(
         self,
         rules: RuleSet,
         minute_ms: int,
         changed: Mapping[Partition, Sequence[Sample]],
-        fresh: bool,
+        families: Mapping[Partition, Collection[str]] | None,
         live: Collection[int],
     ) -> Changes | None:
-        """``MinuteValues.update`` of one minute; ``fresh`` starts the minute over. None,
-        changing nothing, when the minute is not held and not ``fresh`` (this worker started
-        after it was, or the rules changed): the caller sends every partition again, fresh.
-        Minutes not in ``live`` are forgotten."""
+        """``MinuteValues.update`` of one minute; ``families`` None starts the minute over
+        with ``changed``, every partition of it. None when the minute is not held and this
+        is no fresh start (this worker started after it was, the rules changed, or it came
+        to span regions): the caller sends every partition again, fresh. Minutes not in
+        ``live`` are forgotten."""
         if rules is not self._rules:
             self._rules = rules
             self._minutes.clear()
         for minute in [minute for minute in self._minutes if minute not in live]:
             del self._minutes[minute]
         state = self._minutes.get(minute_ms)
-        if fresh or state is None:
-            if not fresh:
-                return None
-            state = self._minutes[minute_ms] = MinuteValues(rules)
-        return state.update(changed)
+        if families is None:
+            state = self._minutes[minute_ms] = MinuteValues(rules, self._labels)
+        elif state is None:
+            return None
+        try:
+            return state.update(changed, families)
+        except NeedsEverything:
+            del self._minutes[minute_ms]
+            return None

@@ -51,7 +51,7 @@ class Evaluator(Protocol):
         rules: RuleSet,
         minute_ms: int,
         changed: Mapping[Partition, Sequence[Sample]],
-        fresh: bool,
+        families: Mapping[Partition, Collection[str]] | None,
         live: Collection[int],
     ) -> Changes | None:
         """``MinuteStates.update`` of the minutes kept wherever the rules run."""
@@ -76,10 +76,10 @@ class ThreadEvaluator:
         rules: RuleSet,
         minute_ms: int,
         changed: Mapping[Partition, Sequence[Sample]],
-        fresh: bool,
+        families: Mapping[Partition, Collection[str]] | None,
         live: Collection[int],
     ) -> Changes | None:
-        return await asyncio.to_thread(self._minutes.update, rules, minute_ms, changed, fresh, live)
+        return await asyncio.to_thread(self._minutes.update, rules, minute_ms, changed, families, live)
 
     def close(self) -> None:
         pass
@@ -107,7 +107,7 @@ class ProcessEvaluator:
         rules: RuleSet,
         minute_ms: int,
         changed: Mapping[Partition, Sequence[Sample]],
-        fresh: bool,
+        families: Mapping[Partition, Collection[str]] | None,
         live: Collection[int],
     ) -> Changes | None:
         self._rules_for_worker(rules)
@@ -116,7 +116,7 @@ class ProcessEvaluator:
         counts = [len(changed[partition]) for partition in partitions]
         pool = self._pool or self._start()
         if pool is None:
-            return await self._in_thread.update_minute(rules, minute_ms, changed, fresh, live)
+            return await self._in_thread.update_minute(rules, minute_ms, changed, families, live)
         try:
             answer = await asyncio.wrap_future(
                 pool.submit(
@@ -125,7 +125,9 @@ class ProcessEvaluator:
                     self._rules_blob,
                     minute_ms,
                     (partitions, counts, packed),
-                    fresh,
+                    None
+                    if families is None
+                    else {partition: frozenset(found) for partition, found in families.items()},
                     frozenset(live),
                 )
             )
@@ -267,7 +269,7 @@ def update_minute_packed(
     rules_blob: bytes,
     minute_ms: int,
     changed: tuple[list[Partition], list[int], Packed],
-    fresh: bool,
+    families: dict[Partition, frozenset[str]] | None,
     live: frozenset[int],
 ) -> tuple[list[tuple[Any, ...]], list[Any], dict[str, int], int] | None:
     """In the worker: ``MinuteStates.update`` of packed partitions, the changes packed."""
@@ -278,7 +280,7 @@ def update_minute_packed(
     for partition, count in zip(partitions, counts):
         by_partition[partition] = samples[offset : offset + count]
         offset += count
-    changes = _worker_minutes.update(_rules_in_worker(version, rules_blob), minute_ms, by_partition, fresh, live)
+    changes = _worker_minutes.update(_rules_in_worker(version, rules_blob), minute_ms, by_partition, families, live)
     if changes is None:
         return None
     return pack_values(changes.upserts), changes.removals, changes.not_computed, changes.total

@@ -27,7 +27,7 @@ from decimal import Decimal
 from functools import lru_cache
 from typing import NamedTuple
 
-from receiver.model import Sample, Series
+from receiver.model import Pairs, Sample, Series
 from receiver.rules import closures
 from receiver.rules import nodes as n
 
@@ -512,11 +512,21 @@ def _with_quantile(labels: Labels, pair: tuple[str, str]) -> Labels:
     return (*labels[:index], pair, *labels[index:])
 
 
-def build(samples: Iterable[Sample], wanted: frozenset[str] | None = None) -> dict[str, Family]:
+LabelsCache = dict[tuple[Series, Pairs], Labels]
+"""``sample_labels`` by (series, stream labels): what a series' samples are labelled with
+from minute to minute."""
+LABELS_CACHE_MAX = 200_000
+
+
+def build(
+    samples: Iterable[Sample], wanted: frozenset[str] | None = None, labels_cache: LabelsCache | None = None
+) -> dict[str, Family]:
     """The families of some samples, as SkyWalking builds them from a summary metric:
     ``X_sum`` (the sum), ``X_count`` (the sample count) and ``X`` (one point per quantile).
 
     ``wanted``: family names to build (others are skipped, to save time); None for all.
+    ``labels_cache``: labels kept from earlier calls, so that the points of one series
+    share one labels tuple across minutes (who keeps points of many minutes saves memory).
     """
     points: dict[str, list[Point]] = {}
     for sample in samples:
@@ -524,8 +534,16 @@ def build(samples: Iterable[Sample], wanted: frozenset[str] | None = None) -> di
         want = [wanted is None or name in wanted for name in (total, count, base)]
         if not any(want):
             continue
-        # Each series comes once a minute, so its labels are worth no cache here.
-        labels = sample_labels(sample)
+        if labels_cache is None:
+            labels = sample_labels(sample)
+        else:
+            key = (sample.series, sample.labels)
+            found = labels_cache.get(key)
+            if found is None:
+                if len(labels_cache) >= LABELS_CACHE_MAX:
+                    labels_cache.clear()
+                found = labels_cache[key] = sample_labels(sample)
+            labels = found
         if want[0]:
             points.setdefault(total, []).append(Point(labels, float(sample.sum)))
         if want[1]:

@@ -2,11 +2,18 @@
 touched are evaluated again (receiver/rules/partitions.py says how a rule is taken apart).
 
 ``PartitionedEvaluation.update`` takes every sample of some partitions and evaluates the
-units of each rule (the rule, or its cuts) over them, keeping each partition's points;
-``evaluation`` puts the points of all partitions together and runs what is left of each
-rule once. The values are those ``RuleSet.evaluation`` gives over all the samples at once:
-a unit's points are the same whichever partitions run together, the rest of a rule runs
-over the same points, and nothing depends on their order.
+units of each rule (the rule, or its cuts) over them. Of a local rule it keeps, per
+partition, the values of each entity's group of points; of a cut, the cut's points.
+``changes`` then works out again what the update touched: an entity's value from its
+groups (several partitions' groups where their points name one entity together), and what
+is left of a cut rule over the union of every partition's cut points. The values are those
+``RuleSet.evaluation`` gives over all the samples at once: a unit's points are the same
+whichever partitions run together, the rest of a rule runs over the same points, and
+nothing depends on their order.
+
+A minute of 2,000 tables keeps about a quarter of a million values, so the state is lean:
+a group's values are a float (one point, the usual case) or a tuple; a metric defined by
+one rule keeps its value as a float; labels come from a cache shared across minutes.
 
 A rule that cannot be taken apart (``Split.whole``) makes the whole set unsplittable:
 ``PartitionedEvaluation.supported`` says so, and the caller evaluates whole minutes.
@@ -29,32 +36,45 @@ from receiver.rules.ruleset import (
     RuleSet,
     entities,
     entity_groups,
-    named_groups,
+    group_names,
     rule_inputs,
     run_rule,
 )
 
 Identity = tuple[str, str, str, str, Pairs, int, int]
 
-
 Key = tuple[str, str, str, str, str, str]
 """(metric, scope, service, endpoint or '', instance or '', layer): one entity's value of a
 metric in one period, as ``RuleSet.evaluation`` keys them."""
-Named = tuple[str, str | None, str | None, float]
+
+Values = float | tuple[float, ...]
+"""The values of a group's points: one, or several (the entity's value is their mean)."""
+
+Group = tuple[Partition, Values] | dict[Partition, Values]
+"""Who names a local rule's key: one partition (the usual case) or several."""
+
+
+@dataclass(slots=True)
+class _Found:
+    """What evaluating some rules over one partition's samples (of one period) gave."""
+
+    points: dict[tuple[int, int], f.Family] = field(default_factory=dict)
+    """(cut rule index, unit index) -> the cut's points from this partition (none: absent)."""
+    named: dict[int, dict[Key, Values]] = field(default_factory=dict)
+    """local rule index -> the groups its points form here, by the key they name."""
+    failed: dict[int, int] = field(default_factory=dict)
+    """rule index -> values lost (0 or 1, as ``run_rule``) where a unit failed here."""
 
 
 @dataclass(slots=True)
 class _Held:
-    """What the samples of one partition, of one period start, give."""
+    """What one partition holds in one period: a ``_Found`` whose groups went into the
+    period's (``_Period.groups``), so only their keys stay here."""
 
     points: dict[tuple[int, int], f.Family] = field(default_factory=dict)
-    """(rule index, unit index) -> the unit's points from this partition (none: absent)."""
-    named: dict[int, dict[Key, float]] = field(default_factory=dict)
-    """rule index -> the values a local rule names from these points alone."""
-    lost: dict[int, int] = field(default_factory=dict)
-    """rule index -> the entities a local rule could not compute from these points."""
+    keys: dict[int, tuple[Key, ...]] = field(default_factory=dict)
+    """local rule index -> the keys its groups here name."""
     failed: dict[int, int] = field(default_factory=dict)
-    """rule index -> values lost (0 or 1, as ``run_rule``) where a unit failed here."""
 
 
 @dataclass(slots=True)
@@ -62,20 +82,20 @@ class _Period:
     """Every partition's part in the values of one period start."""
 
     helds: dict[Partition, _Held] = field(default_factory=dict)
-    parts: dict[Key, dict[int, float]] = field(default_factory=dict)
-    """key -> rule index -> that rule's value for the key (a key's value is their mean)."""
-    owners: dict[tuple[int, Key], set[Partition]] = field(default_factory=dict)
-    """(local rule index, key) -> the partitions whose points name the key."""
-    upper_keys: dict[int, set[Key]] = field(default_factory=dict)
-    """cut rule index -> the keys its last run named."""
-    upper_lost: dict[int, int] = field(default_factory=dict)
-    """cut rule index -> the values its last run could not compute."""
+    groups: dict[int, dict[Key, Group]] = field(default_factory=dict)
+    """local rule index -> key -> the groups naming it."""
+    lost: dict[int, set[Key]] = field(default_factory=dict)
+    """local rule index -> the keys whose value it could not compute."""
+    upper: dict[int, tuple[list[Key], int]] = field(default_factory=dict)
+    """cut rule index -> (the keys its last run named, the values it could not compute)."""
+    parts: dict[Key, float | dict[int, float]] = field(default_factory=dict)
+    """key -> its rule's value (a metric of one rule) or each rule's (the value is their mean)."""
     stale_rules: set[int] = field(default_factory=set)
     """Rules whose values must be worked out again before they are read."""
     stale_keys: set[tuple[int, Key]] = field(default_factory=set)
     """(local rule index, key) whose value must be worked out again."""
     dirty: set[Key] = field(default_factory=set)
-    """Keys whose parts changed since ``changes`` last looked."""
+    """Keys whose value may have changed since ``changes`` last looked."""
     infinite: set[Key] = field(default_factory=set)
     """Keys whose mean of parts ``changes`` last found not computed."""
 
@@ -83,12 +103,18 @@ class _Period:
 class PartitionedEvaluation:
     """The rules (or ``metrics``' rules) over a changing set of samples, a partition at a time."""
 
-    def __init__(self, rules: RuleSet, metrics: Collection[str] | None = None) -> None:
+    def __init__(
+        self, rules: RuleSet, metrics: Collection[str] | None = None, labels_cache: f.LabelsCache | None = None
+    ) -> None:
         self.rules = rules
         self.selected: list[Rule] = rules.select(metrics)
         self.wanted = rules.families(metrics)
         self.splits: list[Split] = [split(rule.expression) for rule in self.selected]
         self.supported = not any(s.whole for s in self.splits)
+        per_metric = Counter(rule.metric for rule in self.selected)
+        self._sole = [per_metric[rule.metric] == 1 for rule in self.selected]
+        """Whether each rule is the only one of its metric (its value is the key's)."""
+        self._labels = labels_cache if labels_cache is not None else {}
         self._periods: dict[int, _Period] = {}
         self._gone: dict[int, set[Key]] = {}
         """Keys of periods that lost every sample, until ``changes`` reports them."""
@@ -148,13 +174,14 @@ class PartitionedEvaluation:
             for partition, held in self._evaluate_units(group, indices, wanted).items():
                 self._keep(period, partition, held)
 
+    # -- evaluating units ------------------------------------------------------------------
+
     def _evaluate_units(
         self, samples: list[Sample], indices: list[int], wanted: frozenset[str]
-    ) -> dict[Partition, _Held]:
-        """The units of rules ``indices`` over ``samples`` (of one period), by the partition
-        of their points."""
-        helds: dict[Partition, _Held] = {}
-        data = f.build(samples, wanted)
+    ) -> dict[Partition, _Found]:
+        """The units of rules ``indices`` over ``samples`` (of one period), by partition."""
+        helds: dict[Partition, _Found] = {}
+        data = f.build(samples, wanted, self._labels)
         filtered: dict[tuple[int, str], f.Family] = {}
         memo = f.Memo(self.rules.answers)
         for index in indices:
@@ -171,73 +198,59 @@ class PartitionedEvaluation:
                     break
                 results.append(result)
             else:
-                for unit_index, (unit, result) in enumerate(zip(parts.units, results)):
-                    for partition, points in _attributed(result, unit.label, memo).items():
-                        helds.setdefault(partition, _Held()).points[(index, unit_index)] = points
-                if parts.local:
-                    for partition, (named, lost) in self._named_apart(index, results[0], memo).items():
-                        held = helds[partition]
-                        held.named[index], held.lost[index] = named, lost
-        for held in helds.values():
-            # Points kept from a failure (_evaluate_alone) are named here, a partition at a time.
-            for (index, _), points in held.points.items():
-                if self.splits[index].local and index not in held.named:
-                    held.named[index], held.lost[index] = self._named(index, points, memo)
+                self._hold_results(index, results, memo, helds)
         return helds
 
-    def _evaluate_alone(self, samples: list[Sample], index: int, helds: dict[Partition, _Held]) -> None:
+    def _hold_results(self, index: int, results: list[f.Family], memo: f.Memo, helds: dict[Partition, _Found]) -> None:
+        """Keep rule ``index``'s unit results by partition: a local rule's groups, a cut's points."""
+        parts = self.splits[index]
+        if parts.local:
+            for partition, named in self._groups_apart(index, results[0], memo).items():
+                helds.setdefault(partition, _Found()).named[index] = named
+            return
+        for unit_index, (unit, result) in enumerate(zip(parts.units, results)):
+            for partition, points in _attributed(result, unit.label, memo).items():
+                helds.setdefault(partition, _Found()).points[(index, unit_index)] = points
+
+    def _evaluate_alone(self, samples: list[Sample], index: int, helds: dict[Partition, _Found]) -> None:
         """Rule ``index``'s units over each partition's samples on its own (after a failure)."""
         rule, parts = self.selected[index], self.splits[index]
         for partition, group in self.by_partition(samples).items():
             memo = f.Memo(self.rules.answers)
-            inputs = rule_inputs(rule, f.build(group, self.wanted), {}, memo)
+            inputs = rule_inputs(rule, f.build(group, self.wanted, self._labels), {}, memo)
             if not inputs:
                 continue
-            for unit_index, unit in enumerate(parts.units):
+            results = []
+            for unit in parts.units:
                 result, lost = run_rule(rule, unit.expr, inputs, memo)
                 if result is None:
-                    held = helds.setdefault(partition, _Held())
-                    held.failed[index] = lost
-                    for unit_before in range(unit_index):
-                        held.points.pop((index, unit_before), None)
+                    helds.setdefault(partition, _Found()).failed[index] = lost
                     break
-                if result:
-                    helds.setdefault(partition, _Held()).points[(index, unit_index)] = result
+                results.append(result)
+            else:
+                self._hold_results(index, results, memo, helds)
 
-    def _named_apart(self, index: int, points: f.Family, memo: f.Memo) -> dict[Partition, tuple[dict[Key, float], int]]:
-        """``_named`` of a local rule's points of several partitions, each partition's
-        entities apart (a collision of two partitions on one entity is _local_value's)."""
+    def _groups_apart(self, index: int, points: f.Family, memo: f.Memo) -> dict[Partition, dict[Key, Values]]:
+        """A local rule's groups of points by the key they name, each partition's apart."""
         rule, (unit,) = self.selected[index], self.splits[index].units
         scope = rule.shape.scope
         apart = (ACCOUNT_LABEL,) if unit.label is None else (ACCOUNT_LABEL, unit.label)
-        by_partition: dict[Partition, dict[tuple[str, ...], list[float]]] = {}
         width = len(scope.service_keys) + len(scope.entity_keys)
+        by_partition: dict[Partition, dict[tuple[str, ...], list[float]]] = {}
         for group, values in entity_groups(points, scope, memo, apart).items():
             tail = group[width:]
             partition = (tail[0], unit.label or "", tail[1] if unit.label is not None else "")
             by_partition.setdefault(partition, {})[group] = values
-        found = {}
-        kind, layer = scope.kind, scope.layer
-        for partition, groups in by_partition.items():
-            named, lost = named_groups(groups, scope)
-            found[partition] = (
-                {
-                    (rule.metric, kind, service, endpoint or "", instance or "", layer): value
-                    for service, endpoint, instance, value in named
-                },
-                lost,
-            )
-        return found
-
-    def _named(self, index: int, points: f.Family, memo: f.Memo) -> tuple[dict[Key, float], int]:
-        """A local rule's values from ``points`` by key, and the entities it could not compute."""
-        rule = self.selected[index]
-        named, lost = entities(points, rule.shape.scope, memo)
-        scope, layer = rule.shape.scope.kind, rule.shape.scope.layer
+        metric, kind, layer = rule.metric, scope.kind, scope.layer
         return {
-            (rule.metric, scope, service, endpoint or "", instance or "", layer): value
-            for service, endpoint, instance, value in named
-        }, lost
+            partition: {
+                (metric, kind, service, endpoint or "", instance or "", layer): values[0]
+                if len(values) == 1
+                else tuple(values)
+                for service, endpoint, instance, values in group_names(groups, scope)
+            }
+            for partition, groups in by_partition.items()
+        }
 
     # -- what each partition holds, and what a change marks stale --------------------------
 
@@ -247,37 +260,43 @@ class PartitionedEvaluation:
         if held is None:
             return
         for unit in [unit for unit in held.points if unit[0] in indices]:
-            if not self.splits[unit[0]].local:
-                period.stale_rules.add(unit[0])
+            period.stale_rules.add(unit[0])
             del held.points[unit]
-        for index in [index for index in held.named if index in indices]:
-            for key in held.named.pop(index):
+        for index in [index for index in held.keys if index in indices]:
+            groups = period.groups[index]
+            for key in held.keys.pop(index):
                 period.stale_keys.add((index, key))
-                owners = period.owners[(index, key)]
-                owners.discard(partition)
-                if not owners:
-                    del period.owners[(index, key)]
-        for index in [index for index in held.lost if index in indices]:
-            del held.lost[index]
+                found = groups[key]
+                if isinstance(found, tuple):
+                    del groups[key]
+                else:
+                    del found[partition]
+                    if len(found) == 1:
+                        groups[key] = next(iter(found.items()))
         for index in [index for index in held.failed if index in indices]:
             period.stale_rules.add(index)
             del held.failed[index]
-        if not (held.points or held.failed):
+        if not (held.points or held.keys or held.failed):
             del period.helds[partition]
 
-    def _keep(self, period: _Period, partition: Partition, new: _Held) -> None:
+    def _keep(self, period: _Period, partition: Partition, new: _Found) -> None:
         """Add what rules give from ``partition`` (their earlier part forgotten first)."""
         held = period.helds.setdefault(partition, _Held())
         for unit, points in new.points.items():
-            if not self.splits[unit[0]].local:
-                period.stale_rules.add(unit[0])
+            period.stale_rules.add(unit[0])
             held.points[unit] = points
         for index, named in new.named.items():
-            held.named[index] = named
-            for key in named:
+            held.keys[index] = tuple(named)
+            groups = period.groups.setdefault(index, {})
+            for key, values in named.items():
                 period.stale_keys.add((index, key))
-                period.owners.setdefault((index, key), set()).add(partition)
-        held.lost.update(new.lost)
+                found = groups.get(key)
+                if found is None:
+                    groups[key] = (partition, values)
+                elif isinstance(found, tuple):
+                    groups[key] = {found[0]: found[1], partition: values}
+                else:
+                    found[partition] = values
         held.failed.update(new.failed)
         period.stale_rules.update(new.failed)
 
@@ -285,15 +304,14 @@ class PartitionedEvaluation:
 
     def evaluation(self) -> Evaluation:
         """The values of every rule over every sample held (as ``RuleSet.evaluation``)."""
-        found: list[tuple[str, str, str, str, str, str, int, dict[int, float]]] = []
+        found: list[tuple[str, str, str, str, str, str, int, float]] = []
         not_computed = self._refresh_all()
         for start, period in self._periods.items():
-            found.extend((*key, start, by_rule) for key, by_rule in period.parts.items())
+            found.extend((*key, start, _mean(part)) for key, part in period.parts.items())
         values = []
         # Sorted as RuleSet.evaluation sorts: by metric, scope, service, entity, layer, time.
         found.sort(key=lambda entry: entry[:7])
-        for metric, scope, service, endpoint, instance, layer, start, by_rule in found:
-            value = f.mean(list(by_rule.values()))
+        for metric, scope, service, endpoint, instance, layer, start, value in found:
             if math.isfinite(value):
                 values.append(
                     DerivedValue(metric, scope, service, endpoint or None, layer, start, value, instance or None)
@@ -302,25 +320,33 @@ class PartitionedEvaluation:
                 not_computed[metric] += 1
         return Evaluation(values, dict(not_computed))
 
-    def changes(self) -> tuple[dict[tuple[int, Key], float | None], dict[str, int]]:
-        """What changed since the last call (since the start at the first): the new value of
-        each (period start, key) whose value changed, None where it has none now (or one not
-        computed); and every value not computed now, per metric, as ``evaluation`` counts."""
+    def value(self, start: int, key: Key) -> float | None:
+        """The value of ``key`` in the period starting at ``start`` as ``changes`` last found
+        it; None for none (or one not computed)."""
+        period = self._periods.get(start)
+        part = None if period is None else period.parts.get(key)
+        if part is None:
+            return None
+        value = _mean(part)
+        return value if math.isfinite(value) else None
+
+    def changes(self) -> tuple[set[tuple[int, Key]], dict[str, int]]:
+        """What changed since the last call (since the start at the first): each (period
+        start, key) whose value may have changed (``value`` says what it is now); and every
+        value not computed now, per metric, as ``evaluation`` counts."""
         not_computed = self._refresh_all()
-        changed: dict[tuple[int, Key], float | None] = {}
+        changed: set[tuple[int, Key]] = set()
         for start, keys in self._gone.items():
-            changed.update(((start, key), None) for key in keys)
+            changed.update((start, key) for key in keys)
         self._gone.clear()
         for start, period in self._periods.items():
             for key in period.dirty:
-                by_rule = period.parts.get(key)
-                value = f.mean(list(by_rule.values())) if by_rule else None
-                if value is not None and not math.isfinite(value):
+                part = period.parts.get(key)
+                if part is not None and not math.isfinite(_mean(part)):
                     period.infinite.add(key)
-                    value = None
                 else:
                     period.infinite.discard(key)
-                changed[(start, key)] = value
+                changed.add((start, key))
             period.dirty.clear()
             for key in period.infinite:
                 not_computed[key[0]] += 1
@@ -338,12 +364,12 @@ class PartitionedEvaluation:
             for index, lost in failing.items():
                 if lost:
                     not_computed[self.selected[index].metric] += lost
-            for index, lost in period.upper_lost.items():
-                not_computed[self.selected[index].metric] += lost
-            for held in period.helds.values():
-                for index, lost in held.lost.items():
-                    if lost and index not in failing:
-                        not_computed[self.selected[index].metric] += lost
+            for index, (_, lost) in period.upper.items():
+                if lost:
+                    not_computed[self.selected[index].metric] += lost
+            for index, keys in period.lost.items():
+                if keys:
+                    not_computed[self.selected[index].metric] += len(keys)
         return not_computed
 
     @staticmethod
@@ -362,26 +388,36 @@ class PartitionedEvaluation:
             if index in failing:
                 continue  # as over the whole minute: a failure anywhere costs the rule its values
             if self.splits[index].local:
-                period.stale_keys.update(key for key in period.owners if key[0] == index)
+                period.stale_keys.update((index, key) for key in period.groups.get(index, ()))
             else:
                 self._run_upper(period, index)
         for index, key in period.stale_keys:
-            self._set(period, key, index, None if index in failing else self._local_value(period, index, key))
+            if index in failing:
+                self._set(period, key, index, None)
+                continue
+            value = self._local_value(period, index, key)
+            lost = period.lost.setdefault(index, set())
+            if value is not None and not math.isfinite(value):
+                lost.add(key)
+                value = None
+            else:
+                lost.discard(key)
+            self._set(period, key, index, value)
         period.stale_rules.clear()
         period.stale_keys.clear()
 
-    def _local_value(self, period: _Period, index: int, key: Key) -> float | None:
-        """A local rule's value for ``key``: its one owner's, or, where the points of several
-        partitions name it, the value over all of them (as over the whole minute)."""
-        owners = period.owners.get((index, key))
-        if not owners:
+    @staticmethod
+    def _local_value(period: _Period, index: int, key: Key) -> float | None:
+        """A local rule's value for ``key``: the mean of its group's values, over every
+        partition whose points name it (as over the whole minute); None for no group."""
+        found = period.groups.get(index, {}).get(key)
+        if found is None:
             return None
-        if len(owners) == 1:
-            (owner,) = owners
-            return period.helds[owner].named[index][key]
-        points = tuple(itertools.chain.from_iterable(period.helds[p].points[(index, 0)] for p in sorted(owners)))
-        named, _ = self._named(index, points, f.Memo(self.rules.answers))
-        return named.get(key)
+        if isinstance(found, tuple):
+            values = found[1]
+            return f.mean(list(values)) if isinstance(values, tuple) else f.mean([values])
+        together = [v for values in found.values() for v in (values if isinstance(values, tuple) else (values,))]
+        return f.mean(together)
 
     def _run_upper(self, period: _Period, index: int) -> None:
         """A cut rule's remaining part over the union of every partition's cut points."""
@@ -395,41 +431,55 @@ class PartitionedEvaluation:
         memo = f.Memo(self.rules.answers)
         given = {id(unit.expr): union for unit, union in zip(parts.units, unions)}
         result, lost = run_rule(rule, rule.expression, {}, memo, given)
+        keys: list[Key] = []
         if result is not None:
             named, lost = entities(result, rule.shape.scope, memo)
-            keys = period.upper_keys[index] = set()
             scope, layer = rule.shape.scope.kind, rule.shape.scope.layer
             for service, endpoint, instance, value in named:
                 key = (rule.metric, scope, service, endpoint or "", instance or "", layer)
-                keys.add(key)
+                keys.append(key)
                 self._set(period, key, index, value)
-        if lost:
-            period.upper_lost[index] = lost
+        period.upper[index] = (keys, lost)
 
     def _drop(self, period: _Period, index: int) -> None:
         """Remove rule ``index``'s values (before they are worked out again)."""
-        period.upper_lost.pop(index, None)
-        for key in period.upper_keys.pop(index, ()):
+        keys, _ = period.upper.pop(index, ((), 0))
+        for key in keys:
             self._set(period, key, index, None)
-        if self.splits[index].local:
-            for _, key in [owned for owned in period.owners if owned[0] == index]:
-                self._set(period, key, index, None)
+        for key in period.groups.get(index, ()):
+            self._set(period, key, index, None)
+        period.lost.pop(index, None)
 
-    @staticmethod
-    def _set(period: _Period, key: Key, index: int, value: float | None) -> None:
+    def _set(self, period: _Period, key: Key, index: int, value: float | None) -> None:
         """Set rule ``index``'s part in ``key`` (None: it has none); a change marks the key."""
-        by_rule = period.parts.get(key)
-        old = None if by_rule is None else by_rule.get(index)
+        part = period.parts.get(key)
+        if self._sole[index]:
+            assert not isinstance(part, dict)
+            if value is None:
+                if part is not None:
+                    del period.parts[key]
+                    period.dirty.add(key)
+            elif part is None or not _same(part, value):
+                period.parts[key] = value
+                period.dirty.add(key)
+            return
+        by_rule = part if isinstance(part, dict) else {}
+        old = by_rule.get(index)
         if value is None:
             if old is not None:
-                assert by_rule is not None
                 del by_rule[index]
                 if not by_rule:
                     del period.parts[key]
                 period.dirty.add(key)
         elif old is None or not _same(old, value):
-            period.parts.setdefault(key, {})[index] = value
+            by_rule[index] = value
+            period.parts[key] = by_rule
             period.dirty.add(key)
+
+
+def _mean(part: float | dict[int, float]) -> float:
+    """A key's value from its parts: the one rule's, or the mean of several rules'."""
+    return f.mean(list(part.values())) if isinstance(part, dict) else part
 
 
 def _same(a: float, b: float) -> bool:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import math
 from collections import Counter
-from collections.abc import Collection, Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
 from receiver.model import DerivedValue, Pairs, Sample, Series
@@ -278,24 +278,33 @@ def entity_groups(
 def named_groups(
     groups: Mapping[tuple[str, ...], list[float]], scope: Scope
 ) -> tuple[list[tuple[str, str | None, str | None, float]], int]:
-    """``entities`` of groups from ``entity_groups`` (any ``apart`` values past the scope's are ignored)."""
-    split = len(scope.service_keys)
-    end = split + len(scope.entity_keys)
+    """``entities`` of groups from ``entity_groups``."""
     result: list[tuple[str, str | None, str | None, float]] = []
     lost = 0
+    for service, endpoint, instance, values in group_names(groups, scope):
+        value = f.mean(values)
+        if math.isfinite(value):
+            result.append((service, endpoint, instance, value))
+        else:
+            lost += 1
+    return result, lost
+
+
+def group_names(
+    groups: Mapping[tuple[str, ...], list[float]], scope: Scope
+) -> Iterator[tuple[str, str | None, str | None, list[float]]]:
+    """(service, endpoint, instance, values) of each group from ``entity_groups`` whose
+    names are not empty (any ``apart`` values past the scope's are not part of them)."""
+    split = len(scope.service_keys)
+    end = split + len(scope.entity_keys)
     for group, values in groups.items():
         service = _dim(group[:split], scope.delimiter)
         entity = _dim(group[split:end], scope.delimiter) if scope.entity_keys else None
         if not service or (scope.entity_keys and not entity):
             continue
-        value = f.mean(values)
-        if not math.isfinite(value):
-            lost += 1
-            continue
         if scope.kind == "endpoint":
-            result.append((service, entity, None, value))
+            yield service, entity, None, values
         elif scope.kind == "instance":
-            result.append((service, None, entity, value))
+            yield service, None, entity, values
         else:
-            result.append((service, None, None, value))
-    return result, lost
+            yield service, None, None, values

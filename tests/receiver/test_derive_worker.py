@@ -176,6 +176,12 @@ def by_partition(samples):
     return PartitionedEvaluation.by_partition(samples)
 
 
+def changed_families(before, after):
+    from receiver.rules.incremental import changed_families
+
+    return changed_families(before, after)
+
+
 def same_changes(left, right) -> bool:
     """Equal changes, whatever the order of their values (sets iterate in another order in
     another process)."""
@@ -193,28 +199,29 @@ async def test_a_minute_kept_in_the_worker_changes_as_one_kept_in_this_process(e
 
     groups = by_partition(minute)
     in_thread = ThreadEvaluator()
-    first = await evaluator.update_minute(rules, T0, groups, True, [T0])
-    assert same_changes(first, await in_thread.update_minute(rules, T0, groups, True, [T0]))
+    first = await evaluator.update_minute(rules, T0, groups, None, [T0])
+    assert same_changes(first, await in_thread.update_minute(rules, T0, groups, None, [T0]))
     assert {derived_key(v): v for v in first.upserts} == {
         derived_key(v): v for v in evaluate_by_region(rules, minute).values
     }
     # One table changes: the same few changes come back from both.
     table = next(key for key in groups if key[2] == "Orders")
     changed = {table: [s._replace(sum=s.sum + 1.0) for s in groups[table]]}
-    second = await evaluator.update_minute(rules, T0, changed, False, [T0])
-    assert same_changes(second, await in_thread.update_minute(rules, T0, changed, False, [T0]))
+    families = {table: changed_families(groups[table], changed[table])}
+    second = await evaluator.update_minute(rules, T0, changed, families, [T0])
+    assert same_changes(second, await in_thread.update_minute(rules, T0, changed, families, [T0]))
     assert 0 < len(second.upserts) < len(first.upserts)
     # A minute not kept (never sent, or forgotten: not live) is asked for whole.
-    assert await evaluator.update_minute(rules, T0 + 60_000, changed, False, [T0, T0 + 60_000]) is None
-    assert await evaluator.update_minute(rules, T0, changed, False, [T0 + 60_000]) is None
+    assert await evaluator.update_minute(rules, T0 + 60_000, changed, families, [T0, T0 + 60_000]) is None
+    assert await evaluator.update_minute(rules, T0, changed, families, [T0 + 60_000]) is None
 
 
 async def test_a_worker_killed_with_its_minutes_asks_for_them_whole(evaluator, rules, minute):
     groups = by_partition(minute)
-    assert await evaluator.update_minute(rules, T0, groups, True, [T0]) is not None
+    assert await evaluator.update_minute(rules, T0, groups, None, [T0]) is not None
     (worker_process,) = multiprocessing.active_children()
     os.kill(worker_process.pid, signal.SIGKILL)
     worker_process.join(10)
-    assert await evaluator.update_minute(rules, T0, groups, False, [T0]) is None
-    again = await evaluator.update_minute(rules, T0, groups, True, [T0])
+    assert await evaluator.update_minute(rules, T0, groups, {key: {"any"} for key in groups}, [T0]) is None
+    again = await evaluator.update_minute(rules, T0, groups, None, [T0])
     assert len(again.upserts) == len(evaluate_by_region(rules, minute).values)

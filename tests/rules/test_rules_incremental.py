@@ -260,11 +260,12 @@ class Mirror:
 
     def apply(self, incremental: PartitionedEvaluation) -> dict[str, int]:
         changed, not_computed = incremental.changes()
-        for key, value in changed.items():
+        for start, key in changed:
+            value = incremental.value(start, key)
             if value is None:
-                self.values.pop(key, None)
+                self.values.pop((start, key), None)
             else:
-                self.values[key] = value
+                self.values[(start, key)] = value
         return not_computed
 
     @staticmethod
