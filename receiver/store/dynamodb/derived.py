@@ -6,7 +6,7 @@ Items (beside those of items.py):
 item                   pk                          sk                  attributes
 =====================  ==========================  ==================  ===========================
 bucket pointer         ``V#<step ms>``             ``<bucket>``        version, derived_version,
-                                                                       value_count
+                                                                       full_version, value_count
 values of one metric   ``D#<step ms>#<metric>``    ``<bucket>``        metric, version, rows
                                                                        (zlib-compressed JSON)
 derived metric         ``DM``                      ``<metric>``        metric
@@ -27,10 +27,16 @@ account has thousands of values, a transaction takes 100 items):
   replica computing an older version never overwrites a newer one. Then it moves the
   bucket pointer's ``derived_version`` forward, again only if that is older; if not, it
   answers False.
+- ``put_changes`` (a deriver keeping a bucket in step, receiver/derive/partitioned.py)
+  rewrites only the items of the metrics that changed, read, changed and written at the
+  new version, then moves ``derived_version`` from the version it was computed over to
+  the new one, under that very condition: if another computation stored values since, it
+  answers False and the deriver puts the whole bucket. ``full_version`` is the version of
+  the last whole ``put``: the items of metrics that did not change stay at older versions.
 - Readers keep a metric's item only if its version is at least the pointer's
-  ``derived_version``. So a metric the newest values no longer have is dropped without
-  being deleted, and an item an older replica wrote after a newer one finished is never
-  shown. (An entity gone from a metric goes with the rewrite of that metric's item.)
+  ``full_version`` (``derived_version`` on pointers older than changes). So a metric the
+  newest values no longer have is dropped without being deleted, and an item an older
+  replica wrote after a newer whole put finished is never shown. (An entity gone from a metric goes with the rewrite of that metric's item.)
   While a ``put_derived`` is under way a reader may see some metrics of the new version
   and others of the previous one; each metric's values are always those of one version.
 - One item per metric and bucket keeps the cost of a recomputation to a few writes
