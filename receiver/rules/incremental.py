@@ -34,6 +34,7 @@ from receiver.rules.ruleset import (
     Evaluation,
     Rule,
     RuleSet,
+    by_start,
     entities,
     entity_groups,
     group_names,
@@ -153,22 +154,7 @@ class PartitionedEvaluation:
         for period in self._periods.values():
             for partition in samples:
                 self._forget(period, partition, chosen)
-        # As RuleSet.evaluation: the samples some rule reads, the last of each identity,
-        # sorted, grouped by period start.
-        reads: dict[object, bool] = {}
-        unique: dict[Identity, Sample] = {}
-        for group in samples.values():
-            for sample in group:
-                read = reads.get(sample.series)
-                if read is None:
-                    base = f.family_name(sample.series.namespace, sample.series.metric)
-                    read = reads[sample.series] = not wanted.isdisjoint((base, base + "_sum", base + "_count"))
-                if read:
-                    unique[sample.identity] = sample
-        starts: dict[int, list[Sample]] = {}
-        for identity in sorted(unique):
-            sample = unique[identity]
-            starts.setdefault(sample.start_ms, []).append(sample)
+        starts = by_start(itertools.chain.from_iterable(samples.values()), wanted)  # as RuleSet.evaluation
         for start, group in starts.items():
             period = self._periods.setdefault(start, _Period())
             for partition, held in self._evaluate_units(group, indices, wanted).items():

@@ -118,21 +118,7 @@ class RuleSet:
         if not rules:
             return Evaluation([], {})
         wanted = self.families(metrics)
-        # Keep only samples some selected rule reads (decided once per series), the last
-        # of each identity; then sort, so what follows sees the set, not the arrival order.
-        reads: dict[Series, bool] = {}
-        unique: dict[tuple[str, str, str, str, Pairs, int, int], Sample] = {}
-        for sample in samples:
-            read = reads.get(sample.series)
-            if read is None:
-                base = f.family_name(sample.series.namespace, sample.series.metric)
-                read = reads[sample.series] = not wanted.isdisjoint((base, base + "_sum", base + "_count"))
-            if read:
-                unique[sample.identity] = sample
-        minutes: dict[int, list[Sample]] = {}
-        for identity in sorted(unique):
-            sample = unique[identity]
-            minutes.setdefault(sample.start_ms, []).append(sample)
+        minutes = by_start(samples, wanted)
         # Keyed in output order; '' stands for no endpoint or instance (no entity has an
         # empty name), so the keys sort as they are.
         found: dict[tuple[str, str, str, str, str, str, int], list[float]] = {}
@@ -173,6 +159,26 @@ class RuleSet:
         if result is None:
             return [], lost
         return entities(result, rule.shape.scope, memo)
+
+
+def by_start(samples: Iterable[Sample], wanted: frozenset[str]) -> dict[int, list[Sample]]:
+    """The samples some rule reads (of the ``wanted`` families, decided once per series),
+    the last of each identity, sorted by identity and grouped by period start: so what
+    follows sees the set, not the arrival order."""
+    reads: dict[Series, bool] = {}
+    unique: dict[tuple[str, str, str, str, Pairs, int, int], Sample] = {}
+    for sample in samples:
+        read = reads.get(sample.series)
+        if read is None:
+            base = f.family_name(sample.series.namespace, sample.series.metric)
+            read = reads[sample.series] = not wanted.isdisjoint((base, base + "_sum", base + "_count"))
+        if read:
+            unique[sample.identity] = sample
+    starts: dict[int, list[Sample]] = {}
+    for identity in sorted(unique):
+        sample = unique[identity]
+        starts.setdefault(sample.start_ms, []).append(sample)
+    return starts
 
 
 def rule_inputs(
