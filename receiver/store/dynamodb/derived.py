@@ -36,9 +36,10 @@ account has thousands of values, a transaction takes 100 items):
 - Readers keep a metric's item only if its version is at least the pointer's
   ``full_version`` (``derived_version`` on pointers older than changes). So a metric the
   newest values no longer have is dropped without being deleted, and an item an older
-  replica wrote after a newer whole put finished is never shown. (An entity gone from a metric goes with the rewrite of that metric's item.)
-  While a ``put_derived`` is under way a reader may see some metrics of the new version
-  and others of the previous one; each metric's values are always those of one version.
+  replica wrote after a newer whole put finished is never shown. (An entity gone from a
+  metric goes with the rewrite of that metric's item.) While a ``put_derived`` is under
+  way a reader may see some metrics of the new version and others of the previous one;
+  each metric's values are always those of one version.
 - One item per metric and bucket keeps the cost of a recomputation to a few writes
   instead of one per value (a bucket is recomputed after every commit that touches it).
   The items of one metric over a time range are one Query, which is what the query API
