@@ -196,7 +196,7 @@ def pack(
             group = group.reordered(order_in_group)
         step = limit or group.n
         for first in range(0, group.n, step):
-            part = group if step >= group.n else group.range(first, first + step)  # splits are rare
+            part = group if step >= group.n else group.range(first, min(first + step, group.n))
             found.append(Packed(metric, start, part.series, part.labels_column(), part.origin, part.encode(start)))
         lo = hi
     return found

@@ -35,6 +35,7 @@ sample block   ``S#<namespace>#<metric>#<hour>``   ``<start_ms>#p<seq><writer>``
 from __future__ import annotations
 
 import secrets
+import threading
 import time
 import zlib
 from collections.abc import Callable, Sequence
@@ -54,16 +55,22 @@ _SEQ_DIGITS = 16
 
 
 class Sequencer:
-    """The (seq, writer) of one store's blocks: seq from the clock, never repeating."""
+    """The (seq, writer) of one store's blocks: seq from the clock, never repeating.
+
+    Slices are encoded on several worker threads at once, and two blocks of one start with
+    the same seq would have the same key (the later put would replace the earlier block):
+    hence the lock.
+    """
 
     def __init__(self, clock_ns: Callable[[], int] = time.time_ns) -> None:
         self.writer = secrets.token_hex(4)
         self._clock_ns = clock_ns
         self._last = 0
+        self._lock = threading.Lock()
 
     def next(self) -> int:
-        seq = max(self._last + 1, self._clock_ns() // 1000)
-        self._last = seq
+        with self._lock:
+            seq = self._last = max(self._last + 1, self._clock_ns() // 1000)
         return seq
 
 
