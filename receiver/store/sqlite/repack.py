@@ -7,9 +7,9 @@ blocks of ``sample_blocks`` and drops the old table, inside the transaction that
 file: a crash half-way leaves the file as it was, and the next start repacks it again.
 Derived values stay valid, since the samples are the same ones.
 
-It runs once per file, when a receiver of version 5 or later first opens it; at about
-a million rows in ten seconds (the bench machine), a week of 2,000 tables takes about an
-hour, so the receiver logs how far it got.
+It runs once per file, when a receiver of schema 5 or later first opens it. A million rows
+took 13.7 s (6.9 s of CPU) on the shared bench machine, so a week of 2,000 tables (some 360
+million rows) takes an hour or two: the receiver logs how far it got every 30 seconds.
 """
 
 from __future__ import annotations
