@@ -99,7 +99,7 @@ def _bytes(code: str, values: Iterable[Any]) -> bytes:
 
 def _doubles(*columns: Sequence[float]) -> bytes:
     """The columns one after the other as float64 (``fromlist`` is the fastest way in)."""
-    values = array(_FLOAT)
+    values: array[float] = array("d")
     for column in columns:
         values.fromlist(column if isinstance(column, list) else list(column))
     if not _LITTLE:  # pragma: no cover - big-endian hosts
