@@ -466,7 +466,8 @@ class SQLiteDB(SQLiteReads):
         return True
 
     def prune_metric(self, metric_id: int, cutoff_ms: int) -> None:
-        """Delete one metric's samples before ``cutoff_ms``: one range scan of its key."""
+        """Delete one metric's blocks of starts before ``cutoff_ms``, every copy of their
+        datapoints with them: one range scan of its index."""
         self._write(["DELETE FROM sample_blocks WHERE metric_id = ? AND start_ms < ?"], (metric_id, cutoff_ms))
 
     def prune_buckets(self, step_ms: int, cutoff_ms: int) -> None:
