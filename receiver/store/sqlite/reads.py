@@ -153,11 +153,12 @@ class SQLiteReads:
     def _block_samples(self, conn: sqlite3.Connection, block: Block, lo: int, hi: int) -> list[Sample]:
         series_by_id = self._series_by_id
         labels_by_id = self._labels_by_id
-        missing_series = set(block.series[lo:hi]) - series_by_id.keys()
+        # difference() with a dict looks each id up: "- keys()" would walk the whole cache.
+        missing_series = set(block.series[lo:hi]).difference(series_by_id)
         if missing_series:
             self._load_series(conn, missing_series)
         needed_labels = block.labels(lo, hi)
-        missing_labels = needed_labels - labels_by_id.keys()
+        missing_labels = needed_labels.difference(labels_by_id)
         if missing_labels:
             if len(labels_by_id) + len(missing_labels) > LABELS_CACHE_MAX:
                 labels_by_id.clear()
