@@ -3,7 +3,7 @@
 Both the SQLite and the DynamoDB store keep samples as blocks, one row (one item) per
 metric, start and write: a few hundred datapoints per row instead of one row each. This
 module turns columns into a block and back; it knows nothing of the backends, which say
-what the block's integers mean (SQLite: series and labels ids; DynamoDB: positions in the
+what the block's integers mean (SQLite: series and labels ids; DynamoDB: numbers in the
 item's own series and labels tables).
 
 Layout of a block (version 1; every number little-endian):
@@ -33,13 +33,14 @@ n x labels width      the labels column, unless every datapoint has the header's
 - ``units`` lists ``[position, unit]`` for datapoints whose unit is not their series' (the
   backend says what a series' unit is); usually empty.
 - Datapoints are sorted by (series, end) and distinct in it: a block holds each identity
-  once. ``encode`` keeps the last of repeated identities, so a request that holds a
+  once. ``pack`` keeps the last of repeated identities, so a request that holds a
   datapoint twice keeps the later one, as the receiver always has.
 
-Why this shape: every column is one ``array`` conversion (C, no Python code per datapoint)
-and every row back is one ``map`` over zipped columns, so a block costs well under a
-microsecond per datapoint either way; float64 keeps every finite double exactly; the series
-column ascending lets a reader take one range of series (bisect) without decoding the rest.
+Why this shape: every column is one ``array`` conversion and every row back one ``map``
+over zipped columns, so no Python code runs per datapoint either way (what is left is the
+Python objects a ``Sample`` is made of); float64 keeps every finite double exactly; the
+series column ascending lets a reader take one range of series (bisect) without decoding
+the rest.
 """
 
 from __future__ import annotations
@@ -109,7 +110,10 @@ def _doubles(*columns: Sequence[float]) -> bytes:
 
 def _column(code: str, data: memoryview, offset: int, count: int) -> tuple[array[Any], int]:
     """``count`` values of typecode ``code`` at ``offset``; and the offset after them."""
-    column = array(code)
+    try:
+        column = array(code)
+    except (TypeError, ValueError):
+        raise PackError(f"a packed block names the column type {code!r}, which is not one") from None
     end = offset + count * column.itemsize
     if end > len(data):
         raise PackError(f"a packed block ends after {len(data)} bytes, inside a column that needs {end}")
@@ -536,29 +540,29 @@ Part = tuple[Block, int, int, list[Sample]]
 """A block, the positions ``lo`` to ``hi`` read from it, and their samples."""
 
 
-def latest(parts: Sequence[Part], series_key: Callable[[int], Any] | None = None) -> list[Sample]:
+def latest(parts: Sequence[Part]) -> list[Sample]:
     """The samples of several blocks of one metric and start, given in the order they were
     written, with each identity once: as its last write has it.
 
-    ``series_key`` turns a block's series integer into something equal for equal series
-    across blocks (None: the integers are that already, as SQLite's series ids are).
+    The blocks' series integers must be equal exactly when the series are, across blocks
+    (SQLite's series ids are).
     """
     if len(parts) == 1:
         return parts[0][3]
     merged: dict[Any, Sample] = {}
     by_end = _by_end(parts)
     for block, lo, hi, samples in parts:
-        merged.update(zip(_keys(block, lo, hi, series_key, by_end), samples))
+        merged.update(zip(_keys(block, lo, hi, by_end), samples))
     return list(merged.values())
 
 
-def distinct(parts: Sequence[Part], series_key: Callable[[int], Any] | None = None) -> int:
+def distinct(parts: Sequence[Part]) -> int:
     """How many identities the parts hold together (their samples are not looked at)."""
     if len(parts) == 1:
         _, lo, hi, _ = parts[0]
         return hi - lo
     by_end = _by_end(parts)
-    return len(set().union(*(_keys(block, lo, hi, series_key, by_end) for block, lo, hi, _ in parts)))
+    return len(set().union(*(_keys(block, lo, hi, by_end) for block, lo, hi, _ in parts)))
 
 
 def _by_end(parts: Sequence[Part]) -> bool:
@@ -567,8 +571,6 @@ def _by_end(parts: Sequence[Part]) -> bool:
     return len(ends) > 1 or None in ends
 
 
-def _keys(block: Block, lo: int, hi: int, series_key: Callable[[int], Any] | None, by_end: bool) -> Iterable[Any]:
-    keys: Iterable[Any] = block.series[lo:hi]
-    if series_key is not None:
-        keys = map(series_key, keys)
+def _keys(block: Block, lo: int, hi: int, by_end: bool) -> Iterable[Any]:
+    keys = block.series[lo:hi]
     return zip(keys, block.ends(lo, hi)) if by_end else keys
