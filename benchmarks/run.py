@@ -26,7 +26,7 @@ from receiver.formats import FORMATS
 from receiver.rules import load_rules
 from receiver.server import gctune
 
-from . import e2e, exposition, micro
+from . import e2e, exposition, layout, micro
 from .bodies import MIB, OUTSIDE_RETENTION_MS, Body, SampleSource, make_body, warmup_body, wire_request
 
 OTEL07 = "opentelemetry0.7"
@@ -55,6 +55,10 @@ class Plan:
     requests_per_sender_of_four: int
     memory_mib: int
     repeats: int
+    layout_slices: int
+    """Slices of 10,000 datapoints each sample layout takes in the SQLite A/B."""
+    layout_minutes: int
+    """Minutes of the workload the DynamoDB store commits on dynalite."""
 
 
 FULL = Plan(
@@ -66,6 +70,8 @@ FULL = Plan(
     requests_per_sender_of_four=2,
     memory_mib=64,
     repeats=3,
+    layout_slices=8,
+    layout_minutes=3,
 )
 QUICK = Plan(
     tables=300,
@@ -76,6 +82,8 @@ QUICK = Plan(
     requests_per_sender_of_four=1,
     memory_mib=5,
     repeats=2,
+    layout_slices=4,
+    layout_minutes=2,
 )
 
 
@@ -90,6 +98,7 @@ class Results:
     concurrent_memory: dict[str, Any] = field(default_factory=dict)
     derive: list[dict[str, Any]] = field(default_factory=list)
     exposition: list[dict[str, Any]] = field(default_factory=list)
+    layout: dict[str, Any] = field(default_factory=dict)
     targets: list[dict[str, Any]] = field(default_factory=list)
 
 
@@ -274,6 +283,22 @@ def measure_exposition(plan: Plan, results: Results) -> None:
     )
 
 
+def measure_layout(plan: Plan, work: Path, results: Results) -> None:
+    """The packed sample layout: SQLite blocks against a row per datapoint, and the DynamoDB
+    store's writes per datapoint on dynalite (benchmarks/layout.py)."""
+    sqlite = layout.sqlite_ab(plan.tables, plan.layout_slices, work / "layout")
+    log(
+        "  SQLite write_samples, µs per datapoint (best): "
+        + ", ".join(f"{name} {us:.2f}" for name, us in sqlite["write_us_best"].items())
+    )
+    dynamodb = layout.dynamodb_cost(plan.tables, plan.layout_minutes)
+    log(
+        f"  DynamoDB: {dynamodb['writes_per_datapoint']:.4f} writes per datapoint, "
+        f"${dynamodb['dollars_per_table_month']:.4f} per table-month"
+    )
+    results.layout = {"sqlite": sqlite, "dynamodb": dynamodb}
+
+
 def judge(plan: Plan, results: Results) -> None:
     targets = results.targets
 
@@ -313,6 +338,8 @@ def judge(plan: Plan, results: Results) -> None:
             f"{row['rss_peak_bytes'] / MIB:.0f} MiB (limit {limit / MIB:.0f} MiB)",
             row["rss_peak_bytes"] < limit if row["size_mib"] == 64 else None,
         )
+    if results.layout:
+        add(*layout.target(results.layout["dynamodb"]))
     concurrent = results.concurrent_memory
     if concurrent:
         add(
@@ -478,6 +505,8 @@ def report(results: Results) -> str:
                 ],
             )
         )
+    if results.layout:
+        parts += layout.report(results.layout["sqlite"], results.layout["dynamodb"], table)
     parts.append("\nTargets")
     parts.append(
         table(["target", "figure", "verdict"], [[t["target"], t["figure"], t["verdict"]] for t in results.targets])
@@ -512,6 +541,8 @@ def main(argv: list[str] | None = None) -> int:
     measure_derive(plan, source, work, results)
     log("/metrics exposition")
     measure_exposition(plan, results)
+    log("sample layout: SQLite A/B, DynamoDB writes per datapoint")
+    measure_layout(plan, work, results)
     judge(plan, results)
     results.plan["seconds"] = round(time.monotonic() - started, 1)
     print(report(results))

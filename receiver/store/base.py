@@ -130,7 +130,7 @@ class Store(Protocol):
         SQLite reads up to 2,000 series of one metric, DynamoDB one metric."""
 
     async def count_samples(self) -> int:
-        """How many samples are stored."""
+        """How many samples are stored: distinct identities, however often each was written."""
 
     # -- derived values ----------------------------------------------------------
     # Every commit adds one to the *version* of the minute and of the hour of each sample it

@@ -200,20 +200,21 @@ async def test_the_receiver_calls_only_what_the_stack_grants(dynamodb_factory, m
 # -- keys and items ----------------------------------------------------------------
 
 
-async def test_a_sample_is_one_item_under_its_metric_hour_and_identity(make_store):
+async def test_a_slice_of_one_metric_and_start_is_one_block_item_under_its_metric_hour(make_store):
     store = await make_store(minute_retention_days=2)
-    sample = make_sample(minute=3)
-    await store.commit("r1", [sample])
-    hour = sample.start_ms - sample.start_ms % HOUR_MS
+    samples = [make_sample(table=f"T{i:02d}", minute=3) for i in range(50)]
+    await store.commit("r1", samples)
+    start = samples[0].start_ms
+    hour = start - start % HOUR_MS
     pk = f"S#AWS/DynamoDB#ConsumedReadCapacityUnits#{hour:013d}"
     items = store.client.query(
         TableName=store.table_name, KeyConditionExpression="pk = :pk", ExpressionAttributeValues={":pk": {"S": pk}}
     )["Items"]
     assert len(items) == 1
     item = items[0]
-    assert item["sk"]["S"].startswith(f"{sample.start_ms:013d}#{sample.end_ms}#")
-    assert item["account"]["S"] == "123456789012" and item["unit"]["S"] == "Count"
-    assert int(item["expires_at"]["N"]) == sample.start_ms // 1000 + 2 * DAY_S
+    assert item["sk"]["S"].startswith(f"{start:013d}#p")
+    assert set(item) == {"pk", "sk", "d", "expires_at"}
+    assert int(item["expires_at"]["N"]) == start // 1000 + 2 * DAY_S
 
 
 async def test_the_request_id_item_expires_after_the_request_ttl(make_store, clock):

@@ -101,7 +101,7 @@ def is_sample_batch(call: dict) -> bool:
 
 async def test_unprocessed_items_are_sent_again_until_all_are_written(open_store):
     store = await open_store()
-    samples = many_samples(60, tables=60)  # three batches of sample items
+    samples = many_samples(60, tables=1)  # 60 minutes: 60 blocks, three batches of sample items
 
     def half_unprocessed(number: int, kwargs: dict) -> object:
         ((table, requests),) = kwargs["RequestItems"].items()
@@ -158,7 +158,7 @@ async def test_an_error_that_cannot_pass_fails_at_once_and_stops_the_other_batch
         lambda number, kwargs: client_error("ValidationException") if is_sample_batch(kwargs) else None,
     )  # fmt: skip
     with pytest.raises(StoreError, match="ValidationException"):
-        await store.commit("r1", many_samples(500, tables=500))  # 20 batches of samples
+        await store.commit("r1", many_samples(500, tables=1))  # 500 minutes: 20 batches of blocks
     sample_batches = [call for call in flaky.calls if is_sample_batch(call)]
     assert len(sample_batches) <= 4  # the ones already under way; the others never started
     assert not await store.is_committed("r1")
@@ -166,7 +166,7 @@ async def test_an_error_that_cannot_pass_fails_at_once_and_stops_the_other_batch
 
 async def test_a_failed_commit_leaves_at_most_genuine_samples_and_its_retry_completes_it(open_store):
     store = await open_store(SHORT, max_workers=1)
-    samples = many_samples(100, tables=100)
+    samples = many_samples(100, tables=1)  # 100 minutes: 100 blocks, four batches
     batches = iter(range(1, 1000))  # fail the second batch of samples, after the first was written
     Flaky(
         store, "batch_write_item",

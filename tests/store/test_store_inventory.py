@@ -235,7 +235,7 @@ async def test_a_version_2_sqlite_file_keeps_its_data_and_gains_the_inventory(sq
 
     again = sqlite_factory()
     await again.open()
-    assert peek(again.path, "PRAGMA user_version") == [(SCHEMA_VERSION,)] == [(3,)]
+    assert peek(again.path, "PRAGMA user_version") == [(SCHEMA_VERSION,)] == [(5,)]
     assert await again.samples(0, 2**62) == [make_sample()]
     assert await again.is_committed("r1")
     assert await again.alarm_events(0) == [event]

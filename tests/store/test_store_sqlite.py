@@ -133,7 +133,7 @@ async def test_a_version_1_file_keeps_its_values_and_derives_its_buckets_again(s
     [kept] = await again.derived("aws_dynamodb_endpoint_x", MINUTE_MS, T0, T0)
     assert (kept.endpoint, kept.value, kept.region, kept.merged) == ("GameScores", 7.0, "", True)
     assert await again.stale_buckets(MINUTE_MS, 0) == [T0]
-    assert peek(again, "PRAGMA user_version") == [(3,)]
+    assert peek(again, "PRAGMA user_version") == [(5,)]
     await again.close()
 
 
@@ -147,10 +147,10 @@ def test_an_unknown_durability_level_is_a_config_error(tmp_path):
 
 async def test_a_failure_inside_the_transaction_stores_nothing(sqlite_store):
     await sqlite_store.commit("r0", [make_sample(minute=0, value=1.0)])
-    # A trigger makes SQLite itself abort the upsert of one row in the middle of the batch.
+    # A trigger makes SQLite itself abort the insert of one block in the middle of the request.
     with sqlite3.connect(sqlite_store.path) as conn:
         conn.execute(
-            f"CREATE TRIGGER fail BEFORE INSERT ON samples WHEN NEW.start_ms = {T0 + 2 * MINUTE_MS} "
+            f"CREATE TRIGGER fail BEFORE INSERT ON sample_blocks WHEN NEW.start_ms = {T0 + 2 * MINUTE_MS} "
             "BEGIN SELECT RAISE(ABORT, 'injected failure'); END"
         )
     request = [make_sample(series=make_series(table=f"New{m}"), minute=m) for m in range(4)]
@@ -163,7 +163,7 @@ async def test_a_failure_inside_the_transaction_stores_nothing(sqlite_store):
 
 async def test_series_ids_from_a_rolled_back_request_are_not_reused(sqlite_store):
     with sqlite3.connect(sqlite_store.path) as conn:
-        conn.execute("CREATE TRIGGER fail BEFORE INSERT ON samples BEGIN SELECT RAISE(ABORT, 'injected'); END")
+        conn.execute("CREATE TRIGGER fail BEFORE INSERT ON sample_blocks BEGIN SELECT RAISE(ABORT, 'injected'); END")
     doomed = make_sample(series=make_series(table="Doomed"))
     with pytest.raises(StoreError):
         await sqlite_store.commit("r1", [doomed])
@@ -257,7 +257,7 @@ async def test_a_long_read_does_not_hold_up_commits(sqlite_store):
 async def test_the_reader_cannot_write(sqlite_store):
     await sqlite_store.commit("r1", [make_sample()])
     with pytest.raises(StoreError, match="readonly"):
-        await sqlite_store._read(lambda: sqlite_store._reader_db.conn.execute("DELETE FROM samples"))
+        await sqlite_store._read(lambda: sqlite_store._reader_db.conn.execute("DELETE FROM sample_blocks"))
     assert await sqlite_store.count_samples() == 1
 
 

@@ -1,4 +1,5 @@
-"""The DynamoDB store's table layout for samples and request ids, and decoding them back.
+"""The DynamoDB store's table layout for samples and request ids, item sizes, and reading
+the per-datapoint items of older receivers.
 
 Pure functions over the low-level (``{"S": ...}``/``{"N": ...}``) item format; no boto3 here.
 
@@ -7,35 +8,37 @@ One table, partition key ``pk`` (S), sort key ``sk`` (S), TTL attribute ``expire
 ========================  ==================================  =====================================
 item                      pk                                  sk
 ========================  ==================================  =====================================
-sample                    ``S#<namespace>#<metric>#<hour>``   ``<start_ms>#<end_ms>#<series digest>``
+sample block              ``S#<namespace>#<metric>#<hour>``   ``<start_ms>#p<seq><writer>``
 metric catalog            ``M``                               ``<namespace>#<metric>``
 hours of a metric         ``H#<namespace>#<metric>``          ``<hour>``
 committed request id      ``R#<request id>``                  ``R``
 ========================  ==================================  =====================================
 
-(Bucket versions and derived values have keys of their own: see derived.py.)
+(Sample blocks are described in blocks.py; bucket versions and derived values have keys of
+their own: see derived.py.)
 
 - ``<hour>`` and ``<start_ms>`` are epoch milliseconds in 13 digits (until the year 2286),
   so sort keys order by time and "metric M between t0 and t1" is one Query per hour with
   ``sk BETWEEN``.
 - Namespace and metric are escaped (``%`` -> ``%25``, ``#`` -> ``%23``): CloudWatch allows
   ``#`` in custom namespaces, and escaping keeps the keys injective.
-- The series digest is a 128-bit BLAKE2b of (account, region, dimensions). A readable sort
-  key could overflow DynamoDB's 1,024-byte limit (CloudWatch allows 30 dimensions with
-  values of 1,024 characters), and would need escaping; the item carries every field in
-  plain attributes anyway.
-- Statistics are DynamoDB Numbers written from ``repr(float)``, the shortest text that
-  parses back to the same double, so they round-trip exactly. DynamoDB Numbers span only
-  1e-130 to 1e126 in magnitude; a finite double outside that (1e-300, 1e308) is stored as
-  a String of the same text instead. Reads accept either.
-- Percentiles and labels are compact JSON arrays of pairs (orjson writes floats as the
-  shortest round-trip text too).
 
-Hot partitions: every sample of one metric in one hour lands in one partition, and a
-partition takes about 1,000 writes of 1 KB per second. A metric stream sends each series
-once a minute, so that is room for ~60,000 series per metric (all tables and operations
-of all accounts feeding this table); bursts above it are throttled and retried by the
-store. Past that scale, add a shard suffix to the sample partition key.
+Receivers before packed blocks wrote one item per datapoint in the same partitions, sort key
+``<start_ms>#<end_ms>#<series digest>`` (a 128-bit BLAKE2b of account, region and
+dimensions), the sample's fields as plain attributes (``account``, ``region``,
+``namespace``, ``metric``, ``unit``; ``dimensions``, ``stats`` and ``labels`` as JSON;
+``start_ms``, ``end_ms``, ``count``, ``sum``, ``min``, ``max`` as Numbers, or Strings
+outside DynamoDB's Number range). The same Query reads them beside the blocks, and
+``SampleDecoder`` turns them back into Samples; a block replaces such an item's datapoint.
+They expire with the minute retention like blocks, so a table holds none a week (the
+default retention) after its last older receiver stopped.
+
+Hot partitions: the blocks of one metric in one hour land in one partition, and a
+partition takes about 1,000 writes of 1 KB per second. A block holds a metric's datapoints
+of one delivery at about 20-30 bytes each compressed (the 2,000-table bench,
+docs/performance.md), so that is room for about two million series per metric sending once
+a minute; bursts above it are throttled and retried by the store. Past that scale, add a
+shard suffix to the sample partition key.
 """
 
 from __future__ import annotations
@@ -47,6 +50,11 @@ from typing import Any
 import orjson
 
 from receiver.model import HOUR_MS, Pairs, Sample, Series
+
+ITEM_BYTES = 409_600
+"""The largest item DynamoDB takes: 400 KB, attribute names included."""
+WRITE_UNIT_BYTES = 1024
+"""One write request unit writes up to 1 KB of item (on-demand; a write capacity unit alike)."""
 
 Item = dict[str, dict[str, Any]]
 """One item in the low-level attribute-value format of the boto3 client."""
@@ -87,16 +95,6 @@ def sample_pk(namespace: str, metric: str, hour_ms: int) -> str:
 
 def hours_pk(namespace: str, metric: str) -> str:
     return f"H#{metric_key(namespace, metric)}"
-
-
-def series_digest(series: Series) -> str:
-    """Identifies (account, region, dimensions) within one metric's partition."""
-    canonical = orjson.dumps([series.account, series.region, series.dimensions])
-    return hashlib.blake2b(canonical, digest_size=16).hexdigest()
-
-
-def sample_sk(start_ms: int, end_ms: int, digest: str) -> str:
-    return f"{start_ms:013d}#{end_ms}#{digest}"
 
 
 def start_range(start_ms: int, end_ms: int) -> tuple[str, str]:
@@ -160,53 +158,55 @@ def decode_number(attribute: dict[str, str]) -> float:
     return float(attribute["S"] if text is None else text)
 
 
-class SeriesAttributes:
-    """What every sample item of one Series shares: computed once per Series per request."""
+def item_size(item: Item) -> int:
+    """The item's size by DynamoDB's rules: each attribute's name and value in bytes.
 
-    __slots__ = ("attributes", "digest", "metric", "namespace")
-
-    def __init__(self, series: Series) -> None:
-        self.namespace = series.namespace
-        self.metric = series.metric
-        self.digest = series_digest(series)
-        self.attributes: Item = {
-            "account": {"S": series.account},
-            "region": {"S": series.region},
-            "namespace": {"S": series.namespace},
-            "metric": {"S": series.metric},
-            "dimensions": {"S": orjson.dumps(series.dimensions).decode()},
-            "unit": {"S": series.unit},
-        }
+    Strings and names count their UTF-8 bytes, binaries their raw bytes, a Number one byte
+    per two significant digits and one more, a Boolean or null one byte; lists and maps
+    3 bytes and one per element beside what they hold. (What DynamoDB bills and limits, as
+    its developer guide's "DynamoDB item sizes and formats" gives them.)
+    """
+    return sum(len(name.encode()) + _value_size(value) for name, value in item.items())
 
 
-def sample_item(sample: Sample, series: SeriesAttributes, labels: dict[str, str] | None, retention_s: int) -> Item:
-    """The item of one sample; ``labels`` is its pre-encoded labels attribute (None: no labels)."""
-    start_ms = sample.start_ms
-    item: Item = {
-        "pk": {"S": sample_pk(series.namespace, series.metric, hour_of(start_ms))},
-        "sk": {"S": sample_sk(start_ms, sample.end_ms, series.digest)},
-        **series.attributes,
-        "start_ms": {"N": str(start_ms)},
-        "end_ms": {"N": str(sample.end_ms)},
-        "count": encode_number(sample.count),
-        "sum": encode_number(sample.sum),
-        "min": encode_number(sample.min),
-        "max": encode_number(sample.max),
-        "expires_at": {"N": str(start_ms // 1000 + retention_s)},
-    }
-    if sample.stats:
-        item["stats"] = {"S": orjson.dumps(sample.stats).decode()}
-    if labels is not None:
-        item["labels"] = labels
-    return item
+def write_units(item: Item) -> int:
+    """Write request units of putting ``item``: one per started KB, at least one."""
+    return max(1, -(-item_size(item) // WRITE_UNIT_BYTES))
 
 
-def labels_attribute(labels: Pairs) -> dict[str, str] | None:
-    return {"S": orjson.dumps(labels).decode()} if labels else None
+def _value_size(value: dict[str, Any]) -> int:
+    ((kind, held),) = value.items()
+    if kind == "S":
+        return len(held.encode())
+    if kind == "B":
+        return len(held)
+    if kind == "N":
+        return _number_size(held)
+    if kind in ("BOOL", "NULL"):
+        return 1
+    if kind == "SS":
+        return sum(len(text.encode()) for text in held)
+    if kind == "NS":
+        return sum(_number_size(text) for text in held)
+    if kind == "BS":
+        return sum(len(data) for data in held)
+    if kind == "L":
+        return 3 + sum(1 + _value_size(element) for element in held)
+    if kind == "M":
+        return 3 + sum(1 + len(name.encode()) + _value_size(element) for name, element in held.items())
+    raise ValueError(f"unknown DynamoDB attribute type {kind!r}")
+
+
+def _number_size(text: str) -> int:
+    """1 byte per two significant digits, and 1 (leading and trailing zeros do not count)."""
+    digits = Decimal(text).normalize().as_tuple().digits
+    significant = len(digits) if any(digits) else 1
+    return 1 + -(-significant // 2)
 
 
 class SampleDecoder:
-    """Turns sample items back into Samples, sharing one Series / labels object per distinct value."""
+    """Turns the per-datapoint items of older receivers back into Samples, sharing one
+    Series / labels object per distinct value."""
 
     def __init__(self) -> None:
         self._series: dict[tuple[str, ...], Series] = {}

@@ -1,40 +1,42 @@
 """Samples and request ids in the DynamoDB table: writing a request's samples, reading time ranges.
 
-The key layout is in items.py. Writes go out as parallel BatchWriteItem calls of
-25 items; reads are one strongly consistent Query per (metric, hour) partition.
+The key layout is in items.py, sample blocks in blocks.py. Writes go out as parallel
+BatchWriteItem calls of 25 items; reads are one strongly consistent Query per (metric,
+hour) partition.
 """
 
 from __future__ import annotations
 
 import functools
 import math
+import operator
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from receiver.model import HOUR_MS, Pairs, Sample, Series
-from receiver.store.base import StoreError, check_finite, touched_buckets
+from receiver.model import HOUR_MS, Sample
+from receiver.store.base import StoreError, touched_buckets
+from receiver.store.dynamodb.blocks import PartitionDecoder, Sequencer, block_items
 from receiver.store.dynamodb.items import (
     CATALOG_PK,
     CATALOG_REFRESH_S,
     MAX_START_MS,
     Item,
-    SampleDecoder,
-    SeriesAttributes,
     catalog_item,
     escape,
     hour_item,
     hour_of,
     hours_pk,
-    labels_attribute,
     request_item,
     request_key,
-    sample_item,
     sample_pk,
     start_range,
 )
 from receiver.store.dynamodb.runner import Runner
 from receiver.store.dynamodb.table import BATCH_ITEMS, DynamoDBTable
+
+Partition = tuple[str, str, int]
+"""(namespace, metric, hour) of a sample partition."""
 
 _DIRECT_HOURS = 3
 """Reads spanning at most this many hours query each hour; longer ones first ask which hours exist."""
@@ -43,8 +45,8 @@ _HOURS_CACHE_MAX = 100_000
 
 @dataclass(slots=True)
 class Plan:
-    """A slice of samples, checked and encoded: its sample items (one per key), the catalog
-    items they need and the (step, bucket) versions to bump once they are written."""
+    """A slice of samples, checked and encoded: its block items, the catalog items they need
+    and the (step, bucket) versions to bump once they are written."""
 
     now: float
     buckets: list[tuple[int, int]] = field(default_factory=list)
@@ -76,6 +78,7 @@ class SampleRecords:
         # reader never misses a stored sample; cached so that is rare.
         self._metrics_written: dict[tuple[str, str], float] = {}
         self._hours_written: set[tuple[str, str, int]] = set()
+        self._sequencer = Sequencer()
 
     # -- writes --------------------------------------------------------------------
 
@@ -101,33 +104,21 @@ class SampleRecords:
         await self._runner.control(self._table.put, item, deadline)
 
     def _plan(self, samples: Sequence[Sample], now: float) -> Plan:
-        check_finite(samples)  # before any write: a request with NaN stores nothing
-        for sample in samples:
-            if not 0 <= sample.start_ms < MAX_START_MS:
-                series = sample.series
-                raise StoreError(
-                    f"sample {series.namespace}/{series.metric} starts at {sample.start_ms} ms, outside "
-                    f"the DynamoDB store's range 0 to {MAX_START_MS} ms; the request was not stored"
-                )
-        # Decoders share one Series per series and one labels tuple per record, so most
-        # samples cost a dict hit here; each value holds its object so no id is recycled.
-        by_series: dict[int, tuple[Series, SeriesAttributes]] = {}
-        by_labels: dict[int, tuple[Pairs, dict[str, str] | None]] = {}
-        items: dict[tuple[str, str], Item] = {}  # BatchWriteItem refuses repeated keys: last wins
-        hours: set[tuple[str, str, int]] = set()
+        starts = list(map(_start, samples))
+        if starts and not (min(starts) >= 0 and max(starts) < MAX_START_MS):
+            sample = next(one for one in samples if not 0 <= one.start_ms < MAX_START_MS)
+            series = sample.series
+            raise StoreError(
+                f"sample {series.namespace}/{series.metric} starts at {sample.start_ms} ms, outside "
+                f"the DynamoDB store's range 0 to {MAX_START_MS} ms; the request was not stored"
+            )
+        try:
+            # Checks every statistic is finite before it encodes: a request with NaN stores nothing.
+            items, hours = block_items(samples, self._sequencer, self._retention_s)
+        except ValueError as exc:
+            raise StoreError(f"{exc}; the request was not stored") from None
         retention_s = self._retention_s
-        for sample in samples:
-            cached = by_series.get(id(sample.series))
-            if cached is None:
-                cached = by_series[id(sample.series)] = (sample.series, SeriesAttributes(sample.series))
-            labels = by_labels.get(id(sample.labels))
-            if labels is None:
-                labels = by_labels[id(sample.labels)] = (sample.labels, labels_attribute(sample.labels))
-            attributes = cached[1]
-            item = sample_item(sample, attributes, labels[1], retention_s)
-            items[(item["pk"]["S"], item["sk"]["S"])] = item
-            hours.add((attributes.namespace, attributes.metric, hour_of(sample.start_ms)))
-        plan = Plan(now, touched_buckets(samples), list(items.values()))
+        plan = Plan(now, touched_buckets(samples), items)
         for namespace, metric in {(ns, m) for ns, m, _ in hours}:
             written = self._metrics_written.get((namespace, metric))
             if written is None or now - written >= CATALOG_REFRESH_S:
@@ -178,17 +169,20 @@ class SampleRecords:
             return []
         partitions = await self._partitions(catalog, low, high)
         now_s = int(self._clock())
-        jobs = [functools.partial(self._read, pk, low, high, now_s) for pk in partitions]
+        jobs = [functools.partial(self._read, partition, low, high, now_s) for partition in partitions]
         found = [sample for batch in await self._runner.gather(jobs) for sample in batch]
         found.sort(key=_start)
         return found
 
     async def count(self) -> int:
-        """Counted with Query (Select=COUNT) over the partitions the catalog names: no Scan."""
+        """Distinct identities, over the partitions the catalog names (Queries: no Scan).
+
+        Every item is read: blocks hold many datapoints, and a datapoint written again
+        counts once."""
         catalog = await self._catalog(None, None)
         partitions = await self._partitions(catalog, 0, MAX_START_MS)
         now_s = int(self._clock())
-        return sum(await self._runner.gather([functools.partial(self._count, pk, now_s) for pk in partitions]))
+        return sum(await self._runner.gather([functools.partial(self._count, p, now_s) for p in partitions]))
 
     async def _catalog(self, namespace: str | None, wanted: frozenset[str] | None) -> list[tuple[str, str]]:
         """(namespace, metric) of every stored metric, narrowed as asked."""
@@ -201,12 +195,12 @@ class SampleRecords:
         found = [(item["namespace"]["S"], item["metric"]["S"]) for item in await self._runner.control(query)]
         return [(ns, metric) for ns, metric in found if wanted is None or metric in wanted]
 
-    async def _partitions(self, catalog: list[tuple[str, str]], low: int, high: int) -> list[str]:
+    async def _partitions(self, catalog: list[tuple[str, str]], low: int, high: int) -> list[Partition]:
         """The sample partitions that may hold starts in ``[low, high)`` of the catalog's metrics."""
         first, last = hour_of(low), hour_of(high - 1)
         if (last - first) // HOUR_MS < _DIRECT_HOURS:
             hours = range(first, last + 1, HOUR_MS)
-            return [sample_pk(ns, metric, hour) for ns, metric in catalog for hour in hours]
+            return [(ns, metric, hour) for ns, metric in catalog for hour in hours]
         values = {":lo": {"S": f"{first:013d}"}, ":hi": {"S": f"{last:013d}"}}
         jobs = [
             functools.partial(
@@ -219,32 +213,31 @@ class SampleRecords:
         ]
         found = await self._runner.gather(jobs)
         return [
-            sample_pk(ns, metric, int(item["sk"]["S"]))
+            (ns, metric, int(item["sk"]["S"]))
             for (ns, metric), items in zip(catalog, found, strict=True)
             for item in items
         ]
 
-    def _read(self, pk: str, low: int, high: int, now_s: int) -> list[Sample]:
+    def _read(self, partition: Partition, low: int, high: int, now_s: int) -> list[Sample]:
         """One partition's samples in ``[low, high)``, decoded (on a worker thread)."""
+        namespace, metric, _ = partition
+        return PartitionDecoder().samples(self._items(partition, low, high, now_s), namespace, metric)
+
+    def _count(self, partition: Partition, now_s: int) -> int:
+        namespace, metric, _ = partition
+        return PartitionDecoder().count(self._items(partition, 0, MAX_START_MS, now_s), namespace, metric)
+
+    def _items(self, partition: Partition, low: int, high: int, now_s: int) -> list[Item]:
+        """The unexpired items of one partition with starts in ``[low, high)``, in sort-key order."""
         lo, hi = start_range(low, high)
-        items = self._table.query(
+        return self._table.query(
             KeyConditionExpression="pk = :pk AND sk BETWEEN :lo AND :hi",
             # Expired but not yet deleted by TTL: every replica answers the same.
             FilterExpression="expires_at > :now",
             ExpressionAttributeValues={
-                ":pk": {"S": pk}, ":lo": {"S": lo}, ":hi": {"S": hi}, ":now": {"N": str(now_s)},
+                ":pk": {"S": sample_pk(*partition)}, ":lo": {"S": lo}, ":hi": {"S": hi}, ":now": {"N": str(now_s)},
             },
         )  # fmt: skip
-        decode = SampleDecoder()
-        return [decode(item) for item in items]
-
-    def _count(self, pk: str, now_s: int) -> int:
-        return self._table.count(
-            KeyConditionExpression="pk = :pk",
-            FilterExpression="expires_at > :now",
-            ExpressionAttributeValues={":pk": {"S": pk}, ":now": {"N": str(now_s)}},
-        )
 
 
-def _start(sample: Sample) -> int:
-    return sample.start_ms
+_start = operator.attrgetter("start_ms")

@@ -1,9 +1,9 @@
 """``dynamodb://TABLE?region=R``: one DynamoDB table shared by several receiver replicas.
 
-Same semantics as the SQLite store where DynamoDB allows it: a sample is keyed by its
-identity (account, region, namespace, metric, dimensions, start, end), so a duplicate
-overwrites itself and Firehose's duplicates and retries change nothing; a committed request
-id is remembered for the request TTL. The other modules of the package do the work
+Same semantics as the SQLite store where DynamoDB allows it: samples are kept in blocks
+(blocks.py), and of several writes of one identity (account, region, namespace, metric,
+dimensions, start, end) the last is the one read, so Firehose's duplicates and retries
+change nothing; a committed request id is remembered for the request TTL. The other modules of the package do the work
 (see its docstring); this one ties them together.
 
 What a commit guarantees (DynamoDB cannot write 50,000 items in one transaction; a
@@ -19,9 +19,9 @@ transaction holds at most 100):
   checked before its first write.
 - A slice or commit that fails part-way (throttling or errors past the retry bound, a
   lost connection) raises StoreError, so the receiver answers 503 and Firehose retries;
-  some of its samples may already be stored. That is harmless: they are genuine
-  datapoints keyed by identity, readers may see them before the retry lands, and the
-  retry (or the ``replay`` of Firehose's S3 backup) rewrites exactly the same items. Its
+  some of its blocks may already be stored. That is harmless: they hold genuine
+  datapoints, readers may see them before the retry lands, and the retry (or the
+  ``replay`` of Firehose's S3 backup) writes the same datapoints again in newer blocks. Its
   request id is not recorded, so the retry is not mistaken for a duplicate. A quarantined
   record is read only once all of its parts are written (quarantine.py), and the
   retry keeps it again in place of any earlier copy.
@@ -29,7 +29,7 @@ transaction holds at most 100):
   and every read here is strongly consistent: once any replica has acked a request, every
   replica's ``samples()`` and ``is_committed()`` see it.
 - Two concurrent commits holding the same identity with different values end with one of
-  them (last writer wins), as concurrent writers of one row do anywhere.
+  them: the block with the later sequence (the writers' clocks, blocks.py) wins.
 - Samples expire ``minute_retention_days`` after their period start, quarantined records
   ``hour_retention_days`` after they were received, inventory items
   ``hour_retention_days`` after they were last updated: DynamoDB's TTL deletes them (within

@@ -8,19 +8,16 @@ reads.py (a mixin of SQLiteDB).
 
 from __future__ import annotations
 
-import math
 import os
 import sqlite3
 import stat
 from collections.abc import Collection, Sequence
 from itertools import chain
+from operator import itemgetter
 from pathlib import Path
 from typing import Any, TypeGuard, TypeVar
 
-import orjson
-
 from receiver.model import (
-    SAMPLE_FIELDS,
     AlarmEvent,
     DerivedKey,
     DerivedValue,
@@ -31,22 +28,24 @@ from receiver.model import (
     Series,
     SeriesKey,
 )
-from receiver.store.base import StoreConfigError, StoreError, check_finite, start_buckets
+from receiver.store.base import StoreConfigError, StoreError, start_buckets
+from receiver.store.packing import pack
 from receiver.store.sqlite.reads import SQLiteReads
+from receiver.store.sqlite.repack import repack_samples
 from receiver.store.sqlite.schema import (
     ALARM_COLUMNS,
     ALARM_SCHEMA,
     BUMP_VERSION,
     CONFIG_ERRORS,
     DELETE_DERIVED,
+    INSERT_BLOCK,
     INSERT_DERIVED,
     INVENTORY_SCHEMA,
     LABELS_CACHE_MAX,
+    PACKED_VERSION,
     QUARANTINE_SCHEMA,
     REGION_UPGRADE,
     SAME_UNIT,
-    SAMPLE_CHUNKS,
-    SAMPLE_WIDTH,
     SCHEMA,
     SCHEMA_VERSION,
     SERIES_CACHE_MAX,
@@ -56,7 +55,6 @@ from receiver.store.sqlite.schema import (
     UPSERT_METRIC,
     UPSERT_QUARANTINE,
     UPSERT_REQUEST,
-    UPSERT_SAMPLES_OF,
     UPSERT_SERIES,
     Row,
     SeriesRow,
@@ -64,6 +62,7 @@ from receiver.store.sqlite.schema import (
 )
 
 _T = TypeVar("_T")
+_SERIES, _LABELS = itemgetter(0), itemgetter(8)  # a Sample's series and labels
 
 
 def _complete(rows: list[_T | None]) -> TypeGuard[list[_T]]:
@@ -84,7 +83,6 @@ class SQLiteDB(SQLiteReads):
         self._file_id: tuple[int, int] | None = None
         """(device, inode) of the file when opened: a file deleted or replaced since is
         noticed before an ack (see check_file)."""
-        self._sample_chunks: tuple[int, ...] = SAMPLE_CHUNKS
         self._reset_caches()
 
     def _reset_caches(self) -> None:
@@ -133,9 +131,6 @@ class SQLiteDB(SQLiteReads):
         except BaseException:
             conn.close()
             raise
-        # A SQLite built with a low bound on parameters per statement gets smaller chunks.
-        limit = conn.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER)
-        self._sample_chunks = tuple(per for per in SAMPLE_CHUNKS if per * SAMPLE_WIDTH <= limit)
         self._synchronous_now = self._synchronous
         self._file_id = _file_id(os.stat(self.path))
         self._conn = conn
@@ -202,6 +197,8 @@ class SQLiteDB(SQLiteReads):
             elif version == 1:
                 for statement in REGION_UPGRADE:
                     conn.execute(statement)
+            if 0 < version < PACKED_VERSION:
+                repack_samples(conn, self.path)
             conn.execute(ALARM_SCHEMA)
             for statement in (*QUARANTINE_SCHEMA, *INVENTORY_SCHEMA):
                 conn.execute(statement)
@@ -313,24 +310,24 @@ class SQLiteDB(SQLiteReads):
         self._labels_ids.update(pending.labels)
 
     def _upsert_slice(self, conn: sqlite3.Connection, samples: Sequence[Sample], pending: _Pending) -> list[int]:
-        """Upsert one slice of samples in the open transaction; returns their period starts."""
-        # The per-sample work runs column by column in C (slices, map, sum): a Python loop
-        # over the samples cost as much as SQLite's own work for them. (Not zip(*samples):
-        # its one iterator per sample is a GC-tracked object, and 20,000 of them set off
-        # full collections that cost more than the whole commit.)
-        # Each Sample's fields, one after the other: a column's type is its field's.
-        fields: list[Any] = list(chain.from_iterable(samples))
-        width = SAMPLE_FIELDS
-        starts, ends = fields[1::width], fields[2::width]
-        # count, sum, min, max
-        numbers = (fields[3::width], fields[4::width], fields[5::width], fields[6::width])
-        stats_texts = list(map(bytes.decode, map(orjson.dumps, fields[7::width])))  # () -> "[]"
-        _check_finite(samples, numbers, stats_texts)
-        by_series = self._resolve_series(conn, fields[0::width], pending)
-        labels_ids = self._labels_ids_of(conn, fields[8::width], pending)
-        rows = _sample_rows(by_series, starts, ends, numbers, stats_texts, labels_ids)
-        _upsert_samples(conn, rows, self._sample_chunks)
-        return starts
+        """Write one slice of samples as blocks in the open transaction; returns their starts."""
+        # The per-sample work runs column by column in C (map, slices, array): a Python
+        # loop over the samples cost as much as SQLite's own work for them. (Not
+        # zip(*samples): its one iterator per sample is a GC-tracked object, and 20,000 of
+        # them set off full collections that cost more than the whole commit.)
+        by_series = self._resolve_series(conn, list(map(_SERIES, samples)), pending)
+        labels_ids = self._labels_ids_of(conn, list(map(_LABELS, samples)), pending)
+        series_rows: list[Any] = list(chain.from_iterable(by_series))  # 4 fields per sample
+        units = series_rows[3::4]
+        blocks = pack(
+            samples,
+            series_rows[1::4],
+            series_rows[2::4],
+            labels_ids[0] if labels_ids.count(labels_ids[0]) == len(labels_ids) else labels_ids,
+            None if units.count(SAME_UNIT) == len(units) else units,
+        )
+        conn.executemany(INSERT_BLOCK, [(b.metric, b.start_ms, len(b.series), b.data) for b in blocks])
+        return [b.start_ms for b in blocks]
 
     def _resolve_series(self, conn: sqlite3.Connection, series: Sequence[Series], pending: _Pending) -> list[SeriesRow]:
         """(series, metric id, series id, unit to store) of each Series, creating missing rows."""
@@ -490,8 +487,9 @@ class SQLiteDB(SQLiteReads):
         return True
 
     def prune_metric(self, metric_id: int, cutoff_ms: int) -> None:
-        """Delete one metric's samples before ``cutoff_ms``: one range scan of its key."""
-        self._write(["DELETE FROM samples WHERE metric_id = ? AND start_ms < ?"], (metric_id, cutoff_ms))
+        """Delete one metric's blocks of starts before ``cutoff_ms``, every copy of their
+        datapoints with them: one range scan of its index."""
+        self._write(["DELETE FROM sample_blocks WHERE metric_id = ? AND start_ms < ?"], (metric_id, cutoff_ms))
 
     def prune_buckets(self, step_ms: int, cutoff_ms: int) -> None:
         """Delete one step's derived values and versions before ``cutoff_ms``."""
@@ -623,47 +621,6 @@ class _Pending:
         self.series: dict[SeriesKey, tuple[int, int, str]] = {}
         self.labels: dict[str, int] = {}
         self.rows_by_series: dict[int, SeriesRow] = {}  # id(Series) -> row
-
-
-def _check_finite(samples: Sequence[Sample], numbers: tuple[Sequence[float], ...], stats_texts: list[str]) -> None:
-    """Raise StoreError naming the first sample with a NaN or infinite statistic.
-
-    One sum per column finds any: NaN and infinities survive a float sum. orjson writes
-    them as null, so a stats text holding "null" may hold one. Both checks can only err
-    towards a sample-by-sample look (a sum that overflows, a stat named "null").
-    """
-    if not math.isfinite(sum(map(sum, numbers))) or "null" in "".join(stats_texts):
-        check_finite(samples)
-
-
-def _sample_rows(
-    by_series: list[SeriesRow],
-    starts: Sequence[int],
-    ends: Sequence[int],
-    numbers: tuple[Sequence[float], ...],
-    stats_texts: list[str],
-    labels_ids: list[int],
-) -> list[object]:
-    """The samples' parameters for UPSERT_SAMPLES, row after row, in one flat list."""
-    width = SAMPLE_WIDTH
-    series_rows: list[object] = list(chain.from_iterable(by_series))  # 4 fields per sample
-    metric_ids, series_ids, units = series_rows[1::4], series_rows[2::4], series_rows[3::4]
-    rows: list[object] = [None] * (width * len(by_series))
-    for column, values in enumerate((metric_ids, starts, series_ids, ends, units, *numbers, stats_texts, labels_ids)):
-        rows[column::width] = values
-    return rows
-
-
-def _upsert_samples(conn: sqlite3.Connection, rows: list[object], chunks: tuple[int, ...]) -> None:
-    """Run UPSERT_SAMPLES over the flat ``rows`` in chunks of ``chunks`` rows, largest first."""
-    done = 0
-    for per in chunks:
-        step = per * SAMPLE_WIDTH
-        end = done + (len(rows) - done) // step * step
-        if end > done:
-            # A generator: each chunk is copied just before its turn and freed after it.
-            conn.executemany(UPSERT_SAMPLES_OF[per], (rows[i : i + step] for i in range(done, end, step)))
-            done = end
 
 
 def _derived_row(step_ms: int, bucket_ms: int, v: DerivedValue) -> tuple[object, ...]:

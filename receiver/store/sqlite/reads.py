@@ -9,11 +9,10 @@ connection.
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Collection
-from itertools import groupby
+from collections.abc import Collection, Iterable
+from itertools import chain, groupby
 from operator import itemgetter
 from pathlib import Path
-from typing import Any
 
 import orjson
 
@@ -29,15 +28,15 @@ from receiver.model import (
     latest_per_key,
 )
 from receiver.store.base import Entity, StoreError, entities_of
+from receiver.store.packing import Block, Part, distinct, latest
 from receiver.store.sqlite.schema import (
     ALARM_COLUMNS,
     DERIVED_COLUMNS,
-    EMPTY_PAIRS,
     ID_CHUNK,
     INVENTORY_COLUMNS,
     LABELS_CACHE_MAX,
     QUARANTINE_COLUMNS,
-    SELECT_SAMPLES,
+    SELECT_BLOCKS,
     Row,
     pairs_from_text,
 )
@@ -68,13 +67,31 @@ class SQLiteReads:
         return row is not None
 
     def count_samples(self) -> int:
-        count: int = self.conn.execute("SELECT count(*) FROM samples").fetchone()[0]
-        return count
+        """Distinct identities: a start written once counts its block's datapoints; one
+        written several times counts the identities of its blocks together."""
+        conn = self.conn
+        total = 0
+        groups = conn.execute(
+            "SELECT metric_id, start_ms, count(*), sum(n) FROM sample_blocks GROUP BY metric_id, start_ms"
+        ).fetchall()
+        for metric_id, start_ms, blocks, datapoints in groups:
+            if blocks == 1:
+                total += datapoints
+                continue
+            rows = conn.execute(
+                "SELECT data FROM sample_blocks WHERE metric_id = ? AND start_ms = ? ORDER BY seq",
+                (metric_id, start_ms),
+            )
+            parts: list[Part] = []
+            for (data,) in rows:
+                block = Block(data, start_ms)
+                parts.append((block, 0, block.n, []))
+            total += distinct(parts)
+        return total
 
     def samples(
         self, start_ms: int, end_ms: int, namespace: str | None, metrics: Collection[str] | None
     ) -> list[Sample]:
-        conn = self.conn
         conditions = ["1"]
         params: list[object] = [start_ms, end_ms]
         if namespace is not None:
@@ -87,8 +104,7 @@ class SQLiteReads:
             # One bound JSON array instead of one parameter per name: no parameter limit.
             conditions.append("m.metric IN (SELECT value FROM json_each(?))")
             params.append(orjson.dumps(names).decode())
-        rows = conn.execute(SELECT_SAMPLES.format(where=" AND ".join(conditions)), params).fetchall()
-        return self._to_samples(conn, rows)
+        return self._read_blocks(SELECT_BLOCKS.format(where=" AND ".join(conditions)), params, None)
 
     def series_groups(self, per_group: int) -> list[tuple[int, int, int]]:
         """(metric id, first series id, last series id) of groups of at most ``per_group``
@@ -104,14 +120,51 @@ class SQLiteReads:
 
     def samples_of_series(self, group: tuple[int, int, int], start_ms: int, end_ms: int) -> list[Sample]:
         """``samples`` of the series of one group of ``series_groups``: a range scan of
-        the metric's key, filtered in SQLite."""
+        the metric's blocks, of which only that range of series is decoded (a block's
+        series ids are ascending)."""
         metric_id, first, last = group
+        return self._read_blocks(SELECT_BLOCKS.format(where="m.id = ?"), (start_ms, end_ms, metric_id), (first, last))
+
+    def _read_blocks(self, query: str, params: Iterable[object], series_range: tuple[int, int] | None) -> list[Sample]:
+        """The samples of the blocks a SELECT_BLOCKS query finds, each identity once (the
+        last written), by ascending start; only series in ``series_range`` if given.
+
+        The blocks are decoded one at a time as the cursor meets them, so a read holds the
+        blocks of one metric and start at most, beside the samples it returns.
+        """
         conn = self.conn
-        rows = conn.execute(
-            SELECT_SAMPLES.format(where="m.id = ? AND sa.series_id BETWEEN ? AND ?"),
-            (start_ms, end_ms, metric_id, first, last),
-        ).fetchall()
-        return self._to_samples(conn, rows)
+        by_start: list[tuple[int, list[Sample]]] = []
+        parts: list[Part] = []
+        current: tuple[int, int] | None = None
+        for metric_id, start_ms, data in conn.execute(query, tuple(params)):
+            if (metric_id, start_ms) != current:
+                if parts:
+                    by_start.append((parts[0][0].start_ms, latest(parts)))
+                parts, current = [], (metric_id, start_ms)
+            block = Block(data, start_ms)
+            lo, hi = (0, block.n) if series_range is None else block.span(*series_range)
+            if lo < hi:
+                parts.append((block, lo, hi, self._block_samples(conn, block, lo, hi)))
+        if parts:
+            by_start.append((parts[0][0].start_ms, latest(parts)))
+        by_start.sort(key=itemgetter(0))  # stable: each metric's starts are in order already
+        return list(chain.from_iterable(samples for _, samples in by_start))
+
+    def _block_samples(self, conn: sqlite3.Connection, block: Block, lo: int, hi: int) -> list[Sample]:
+        series_by_id = self._series_by_id
+        labels_by_id = self._labels_by_id
+        # difference() with a dict looks each id up: "- keys()" would walk the whole cache.
+        missing_series = set(block.series[lo:hi]).difference(series_by_id)
+        if missing_series:
+            self._load_series(conn, missing_series)
+        needed_labels = block.labels(lo, hi)
+        missing_labels = needed_labels.difference(labels_by_id)
+        if missing_labels:
+            if len(labels_by_id) + len(missing_labels) > LABELS_CACHE_MAX:
+                labels_by_id.clear()
+                missing_labels = needed_labels
+            self._load_labels(conn, missing_labels)
+        return block.rows(series_by_id.__getitem__, labels_by_id.__getitem__, self._series_with_unit, lo, hi)
 
     def versions(self, step_ms: int, buckets: Collection[int]) -> dict[int, int]:
         found = dict.fromkeys(buckets, 0)
@@ -222,31 +275,6 @@ class SQLiteReads:
 
     def metric_ids(self) -> list[int]:
         return [row[0] for row in self.conn.execute("SELECT id FROM metrics ORDER BY id")]
-
-    def _to_samples(self, conn: sqlite3.Connection, rows: list[Row]) -> list[Sample]:
-        series_by_id = self._series_by_id
-        labels_by_id = self._labels_by_id
-        missing_series = {row[0] for row in rows} - series_by_id.keys()
-        if missing_series:
-            self._load_series(conn, missing_series)
-        needed_labels = {row[9] for row in rows}
-        missing_labels = needed_labels - labels_by_id.keys()
-        if missing_labels:
-            if len(labels_by_id) + len(missing_labels) > LABELS_CACHE_MAX:
-                labels_by_id.clear()
-                missing_labels = needed_labels
-            self._load_labels(conn, missing_labels)
-        # Most samples have no extra stats; decode each distinct text once per read.
-        stats_decoded: dict[str, tuple[tuple[Any, ...], ...]] = {EMPTY_PAIRS: ()}
-        found: list[Sample] = []
-        append = found.append
-        for series_id, start, end, unit, count, total, low, high, stats, labels_id in rows:
-            series = series_by_id[series_id] if unit is None else self._series_with_unit(series_id, unit)
-            stats_pairs = stats_decoded.get(stats)
-            if stats_pairs is None:
-                stats_pairs = stats_decoded[stats] = pairs_from_text(stats)
-            append(Sample(series, start, end, count, total, low, high, stats_pairs, labels_by_id[labels_id]))
-        return found
 
     def _load_series(self, conn: sqlite3.Connection, ids: set[int]) -> None:
         query = (

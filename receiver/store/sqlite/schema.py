@@ -12,32 +12,54 @@ import orjson
 
 from receiver.model import Pairs, Series
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 5
 """2: derived values carry their region (see receiver/derive/regions.py); a version 1 file is
 upgraded in place when it is opened (``REGION_UPGRADE``). 3: the table inventory and leases
-(``INVENTORY_SCHEMA``), which an older file gains when it is opened."""
+(``INVENTORY_SCHEMA``), which an older file gains when it is opened. 5: samples packed in
+blocks (``sample_blocks``, receiver/store/packing.py); the samples of an older file are
+repacked when it is opened (repack.py). (4 is the entity table's.)"""
 
-# Each sample row is small: what repeats lives in its own table and the row carries an
-# integer id. A metric (namespace, name) has a few hundred series per account, a series
-# repeats every minute, and a record's labels repeat on every sample of the record (with
-# ~200 bytes of stream labels, interning them made commits ~1.7x faster and the file ~5x
-# smaller in a test of 800k samples).
+PACKED_VERSION = 5
+"""The first schema version whose samples are packed: an older file is repacked."""
+
+# What repeats lives in its own table and the rows carry an integer id: a metric
+# (namespace, name) has a few hundred series per account, a series repeats every minute,
+# and a record's labels repeat on every sample of the record.
 #
-# The samples primary key is Sample.identity in id form, led by the metric and the start:
-# - a commit of recent minutes appends near the end of ~one key range per metric instead
-#   of scattering writes over the whole file (a (series, start) key slowed commits by half
-#   once the file held a few hundred thousand rows);
-# - "metric M between t0 and t1" is one range scan, and "everything between t0 and t1"
-#   one range scan per metric, so no secondary index has to be kept up to date.
-# WITHOUT ROWID stores each row inside that key's B-tree: one B-tree write per upsert.
-# metric_id is a function of series_id, so the key is unique exactly when the identity is.
+# Samples are packed: one row of sample_blocks holds the datapoints of one metric at one
+# period start from one write (a slice of a delivery), a few hundred of them, as a block
+# (receiver/store/packing.py) whose integers are series and labels ids. SQLite spends
+# about a microsecond on every row it inserts however the row is bound, so a row per
+# datapoint capped a commit near that; a block costs the same once for all of its
+# datapoints.
 #
-# series.unit is the unit the series was first seen with (the unit is not part of the
-# identity); samples.unit is NULL when the sample has that unit and holds the sample's own
-# unit otherwise, so every sample reads back exactly as committed.
+# - Identity decides: a block holds each identity once, and when several blocks of one
+#   metric and start hold the same identity, the one written last counts. ``seq`` (the
+#   rowid) orders the writes: SQLite gives a new row one more than the largest rowid in the
+#   table, so a later write always has a larger seq than every row still there.
+# - The index leads with the metric and the start, as Sample.identity does: "metric M
+#   between t0 and t1" is one range scan, "everything between t0 and t1" one per metric,
+#   and a commit of recent minutes appends near the end of each metric's range. Its third,
+#   implicit column is the rowid, so a scan meets a start's blocks in the order written.
+# - A datapoint written again (a Firehose retry, a CloudWatch correction) leaves its
+#   earlier copy in an older block, unread, until retention prunes that start: a delivery
+#   costs one more copy per time it is sent, which Firehose's retries bound.
+# - A block's series ids and numbers are binary; series.unit is the unit the series was
+#   first seen with (the unit is not part of the identity) and a block lists the datapoints
+#   whose own unit differs, so every sample reads back exactly as committed.
 #
-# Dimensions, stats and labels are JSON arrays of [name, value] pairs: they keep the
-# model's order exactly, and JSON TEXT stays readable with sqlite3's json functions.
+# Dimensions and labels are JSON arrays of [name, value] pairs: they keep the model's
+# order exactly, and JSON TEXT stays readable with sqlite3's json functions.
+SAMPLE_BLOCKS = """
+CREATE TABLE IF NOT EXISTS sample_blocks (
+    seq INTEGER PRIMARY KEY,
+    metric_id INTEGER NOT NULL,
+    start_ms INTEGER NOT NULL,
+    n INTEGER NOT NULL,
+    data BLOB NOT NULL
+)
+"""
+SAMPLE_BLOCKS_INDEX = "CREATE INDEX IF NOT EXISTS sample_blocks_by_metric ON sample_blocks (metric_id, start_ms)"
 SCHEMA = f"""
 CREATE TABLE metrics (
     id INTEGER PRIMARY KEY,
@@ -58,20 +80,8 @@ CREATE TABLE labels (
     id INTEGER PRIMARY KEY,
     pairs TEXT NOT NULL UNIQUE
 );
-CREATE TABLE samples (
-    metric_id INTEGER NOT NULL,
-    start_ms INTEGER NOT NULL,
-    series_id INTEGER NOT NULL,
-    end_ms INTEGER NOT NULL,
-    unit TEXT,
-    count REAL NOT NULL,
-    sum REAL NOT NULL,
-    min REAL NOT NULL,
-    max REAL NOT NULL,
-    stats TEXT NOT NULL,
-    labels_id INTEGER NOT NULL,
-    PRIMARY KEY (metric_id, start_ms, series_id, end_ms)
-) WITHOUT ROWID;
+{SAMPLE_BLOCKS};
+{SAMPLE_BLOCKS_INDEX};
 CREATE TABLE requests (
     request_id TEXT PRIMARY KEY,
     committed_ms INTEGER NOT NULL
@@ -199,23 +209,9 @@ ON CONFLICT (pairs) DO UPDATE SET pairs = pairs
 RETURNING id
 """
 
-# Samples go in as multi-row INSERTs of up to 256 rows: sqlite3 spends ~0.4 us on each
-# statement it executes, as much as SQLite spends inserting a row.
-# The unit is bound as 0 when the sample has its series' unit, and nullif() stores NULL for
-# it: binding None itself costs sqlite3 a failed adapter lookup (~0.5 us per row).
-SAMPLE_ROW = "(?, ?, ?, ?, nullif(?, 0), ?, ?, ?, ?, ?, ?)"
-SAMPLE_WIDTH = 11  # parameters per row
+INSERT_BLOCK = "INSERT INTO sample_blocks (metric_id, start_ms, n, data) VALUES (?, ?, ?, ?)"
 SAME_UNIT = 0
-SAMPLE_CHUNKS = (256, 16, 1)  # few distinct statements, all kept in sqlite3's statement cache
-
-UPSERT_SAMPLES = """
-INSERT INTO samples (metric_id, start_ms, series_id, end_ms, unit, count, sum, min, max, stats, labels_id)
-VALUES {rows}
-ON CONFLICT (metric_id, start_ms, series_id, end_ms) DO UPDATE SET
-    unit = excluded.unit, count = excluded.count, sum = excluded.sum, min = excluded.min,
-    max = excluded.max, stats = excluded.stats, labels_id = excluded.labels_id
-"""
-UPSERT_SAMPLES_OF = {per: UPSERT_SAMPLES.format(rows=", ".join([SAMPLE_ROW] * per)) for per in SAMPLE_CHUNKS}
+"""What a sample's unit is recorded as when it is its series' unit."""
 
 BUMP_VERSION = """
 INSERT INTO bucket_versions (step_ms, bucket_ms, version) VALUES (?, ?, 1)
@@ -255,12 +251,15 @@ INSERT INTO requests (request_id, committed_ms) VALUES (?, ?)
 ON CONFLICT (request_id) DO UPDATE SET committed_ms = excluded.committed_ms
 """
 
-# One range scan per selected metric; CROSS JOIN keeps SQLite from choosing another order.
-SELECT_SAMPLES = """
-SELECT sa.series_id, sa.start_ms, sa.end_ms, sa.unit, sa.count, sa.sum, sa.min, sa.max, sa.stats, sa.labels_id
-FROM metrics m CROSS JOIN samples sa ON sa.metric_id = m.id AND sa.start_ms >= ? AND sa.start_ms < ?
+# One range scan per selected metric, its blocks in the order written; CROSS JOIN keeps
+# SQLite from choosing another order. Ordered by the metrics' (namespace, metric) index, so
+# SQLite walks the indexes in that order whatever the filter and sorts nothing (ordering
+# by metric_id made it sort every block of the range in a temporary B-tree).
+SELECT_BLOCKS = """
+SELECT b.metric_id, b.start_ms, b.data
+FROM metrics m CROSS JOIN sample_blocks b ON b.metric_id = m.id AND b.start_ms >= ? AND b.start_ms < ?
 WHERE {where}
-ORDER BY sa.start_ms
+ORDER BY m.namespace, m.metric, b.start_ms, b.seq
 """
 
 # SQLite error names that mean "this path or file cannot work" rather than "try again".
