@@ -1,0 +1,146 @@
+"""``GET /api/v1/summary``: the account page's table of tables in one request.
+
+For every endpoint (table or index) of one service, the numbers the account page's table
+shows for the range: each of its metrics reduced to one figure, as the page reduced the
+points of ``/api/v1/query`` before (receiver/views/static/layout.js TABLE_COLUMNS): the mean
+of a rate or a share, the latest value of a setting, the total of a count. Figures are given
+for the endpoint's regions merged and for each region it reports from; a figure is null
+when the range holds no value of it.
+
+Each metric is read with one ``Store.derived`` call for every endpoint at once (the merged
+values), then one per region of the service; nothing is read per endpoint.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
+
+from aiohttp import web
+
+from receiver.errors import HttpError, Kind
+from receiver.keys import RULES, STORE
+from receiver.model import DerivedValue
+from receiver.views.api import MAX_POINTS, STEPS, epoch_seconds
+
+
+def _mean(values: Sequence[float]) -> float:
+    return _total(values) / len(values)
+
+
+def _total(values: Sequence[float]) -> float:
+    # Added in time order, one after the other, as the dashboard adds the points it was given.
+    total = 0.0
+    for value in values:
+        total += value
+    return total
+
+
+def _latest(values: Sequence[float]) -> float:
+    return values[-1]
+
+
+REDUCERS: dict[str, Callable[[Sequence[float]], float]] = {"mean": _mean, "sum": _total, "last": _latest}
+
+FIGURES: tuple[tuple[str, str], ...] = (
+    ("aws_dynamodb_endpoint_consumed_read_capacity_units", "mean"),
+    ("aws_dynamodb_endpoint_provisioned_read_capacity_units", "last"),
+    ("aws_dynamodb_endpoint_read_capacity_utilization", "mean"),
+    ("aws_dynamodb_endpoint_consumed_write_capacity_units", "mean"),
+    ("aws_dynamodb_endpoint_provisioned_write_capacity_units", "last"),
+    ("aws_dynamodb_endpoint_write_capacity_utilization", "mean"),
+    ("aws_dynamodb_endpoint_read_throttled_requests", "sum"),
+    ("aws_dynamodb_endpoint_write_throttled_requests", "sum"),
+    ("aws_dynamodb_endpoint_read_system_errors", "sum"),
+    ("aws_dynamodb_endpoint_write_system_errors", "sum"),
+)
+"""(metric, reduction) of every number of the account page's table (the columns that add
+read and write add the two figures)."""
+
+
+def add_routes(app: web.Application) -> None:
+    app.router.add_get("/api/v1/summary", summary)
+
+
+async def summary(request: web.Request) -> web.Response:
+    service, start_ms, end_ms, step_name = _parameters(request)
+    step_ms = STEPS[step_name]
+    store = request.app[STORE]
+    rules = request.app[RULES].current
+    figures = [
+        (name, reduce) for name, reduce in FIGURES if (m := rules.metric(name)) is not None and m.scope == "endpoint"
+    ]
+    # The regions the service's endpoints report from; a single-region endpoint's values are
+    # also its region's, so it is answered for its region too.
+    regions = sorted(
+        {
+            region
+            for entity_service, _, endpoint, entity_regions in await store.entities(start_ms)
+            if entity_service == service and endpoint is not None
+            for region in entity_regions
+        }
+    )
+    endpoints: dict[str, dict[str, Any]] = {}
+
+    def entry(endpoint: str) -> dict[str, Any]:
+        found = endpoints.get(endpoint)
+        if found is None:
+            found = endpoints[endpoint] = {"merged": dict.fromkeys(name for name, _ in figures), "regions": {}}
+        return found
+
+    for name, reduce in figures:
+        merged = await store.derived(name, step_ms, start_ms, end_ms, service=service)
+        for endpoint, value in _reduced(merged, REDUCERS[reduce]):
+            entry(endpoint)["merged"][name] = value
+        for region in regions:
+            values = await store.derived(name, step_ms, start_ms, end_ms, service=service, region=region)
+            for endpoint, value in _reduced(values, REDUCERS[reduce]):
+                by_region = entry(endpoint)["regions"]
+                if region not in by_region:
+                    by_region[region] = dict.fromkeys(n for n, _ in figures)
+                by_region[region][name] = value
+    for found in endpoints.values():
+        found["regions"] = dict(sorted(found["regions"].items()))
+    return web.json_response(
+        {
+            "service": service,
+            "start": start_ms // 1000,
+            "end": end_ms // 1000,
+            "step": step_name,
+            "figures": [{"metric": name, "reduce": reduce} for name, reduce in figures],
+            "endpoints": dict(sorted(endpoints.items())),
+        }
+    )
+
+
+def _reduced(values: Iterable[DerivedValue], reduce: Callable[[Sequence[float]], float]) -> list[tuple[str, float]]:
+    """(endpoint, its values reduced) for each endpoint among ``values`` (ascending by time)."""
+    by_endpoint: dict[str, list[float]] = {}
+    for value in values:
+        if value.endpoint is not None:
+            by_endpoint.setdefault(value.endpoint, []).append(value.value)
+    return [(endpoint, reduce(points)) for endpoint, points in by_endpoint.items()]
+
+
+def _parameters(request: web.Request) -> tuple[str, int, int, str]:
+    params = request.query
+    service = params.get("service")
+    if not service:
+        raise HttpError(Kind.BAD_QUERY, "service is required")
+    for name in ("start", "end"):
+        if not params.get(name):
+            raise HttpError(Kind.BAD_QUERY, f"{name} is required")
+    start = epoch_seconds(params["start"], "start")
+    end = epoch_seconds(params["end"], "end")
+    if start > end:
+        raise HttpError(Kind.BAD_QUERY, "start must not be after end")
+    step_name = params.get("step", "1m")
+    step_ms = STEPS.get(step_name)
+    if step_ms is None:
+        raise HttpError(Kind.BAD_QUERY, f"step {step_name!r} is not supported; use 1m or 1h")
+    if (end - start) * 1000 // step_ms > MAX_POINTS:
+        raise HttpError(
+            Kind.BAD_QUERY,
+            f"the range from start to end holds more than {MAX_POINTS} steps; use step=1h or a shorter range",
+        )
+    return service, start * 1000, end * 1000, step_name
