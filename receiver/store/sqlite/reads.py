@@ -141,7 +141,10 @@ class SQLiteReads:
         endpoint: str | None,
         region: str | None = None,
     ) -> list[DerivedValue]:
-        conditions = ["step_ms = ?", "metric = ?", "time_ms >= ?", "time_ms <= ?"]
+        # "+time_ms": the range must not pick derived_by_time, which reads every metric's
+        # values of the range (ANALYZE's statistics made the planner prefer it); the primary
+        # key's (step, metric, service) prefix reads just this metric's.
+        conditions = ["step_ms = ?", "metric = ?", "+time_ms >= ?", "+time_ms <= ?"]
         params: list[object] = [step_ms, metric, start_ms, end_ms]
         if region is None:
             conditions.append("merged")

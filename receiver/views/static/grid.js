@@ -18,6 +18,30 @@ export async function loadCells(ctx, columns, prefix, service, endpoint, region)
   return cells;
 }
 
+// Every column's number for one entity from the figures of /api/v1/summary (api.js fetchSummary):
+// `figures` maps each metric to its number for the range (null without points), as loadCells
+// would reduce its series, and `reduces` each metric to its reduction. `failed`: why the summary
+// could not be loaded (every cell says so), or null.
+export function summaryCells(columns, prefix, figures, reduces, failed) {
+  const cells = {};
+  for (const column of columns) {
+    if (failed) {
+      cells[column.key] = { value: null, error: failed };
+      continue;
+    }
+    const names = column.metrics.map((suffix) => prefix + suffix);
+    const other = names.find((name) => reduces.has(name) && reduces.get(name) !== column.reduce);
+    if (other !== undefined) {
+      const error = `/api/v1/summary reduces ${other} by ${reduces.get(other)}, the column by ${column.reduce}`;
+      cells[column.key] = { value: null, error };
+      continue;
+    }
+    const parts = names.map((name) => figures?.[name] ?? null).filter((part) => part !== null);
+    cells[column.key] = { value: parts.length === 0 ? null : parts.reduce((total, part) => total + part, 0), error: null };
+  }
+  return cells;
+}
+
 // columns: [{ key, label, note?, numeric? }]; rows: [{ id, group?, cells: { key: { value, text?, href?, error? } } }].
 // groups (optional): [{ id, label }] in order; each row names its group's id, and the rows
 // sort within their group, under a heading row of it (a group without rows is left out).
