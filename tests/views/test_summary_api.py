@@ -32,7 +32,9 @@ def _samples():
         ]
         if minute % 2 == 0:
             samples += [
-                make_sample("Global", "ThrottledRequests", minute, value=2.0 + minute, region=WEST, operation="GetItem"),
+                make_sample(
+                    "Global", "ThrottledRequests", minute, value=2.0 + minute, region=WEST, operation="GetItem"
+                ),
                 make_sample("Local", "SystemErrors", minute, value=1.0, region=WEST, operation="PutItem"),
             ]
     samples.append(
@@ -100,7 +102,9 @@ async def test_every_figure_equals_the_per_table_queries_merged_and_per_region(c
     merged = body["endpoints"]["Global"]["merged"]
     consumed = [(60.0 * (m + 1) + 6.0 * (m + 3)) / 60 for m in range(MINUTES)]
     assert merged["aws_dynamodb_endpoint_consumed_read_capacity_units"] == pytest.approx(sum(consumed) / MINUTES)
-    assert merged["aws_dynamodb_endpoint_provisioned_read_capacity_units"] == (100.0 + 5 + 40.0) / 2  # Sum / SampleCount
+    assert (
+        merged["aws_dynamodb_endpoint_provisioned_read_capacity_units"] == (100.0 + 5 + 40.0) / 2
+    )  # Sum / SampleCount
     assert merged["aws_dynamodb_endpoint_read_throttled_requests"] == 2.0 + 4.0 + 6.0
     assert body["endpoints"]["Global"]["regions"][EAST]["aws_dynamodb_endpoint_read_throttled_requests"] is None
     assert merged["aws_dynamodb_endpoint_write_throttled_requests"] is None
@@ -126,7 +130,9 @@ async def test_only_the_services_endpoints_and_only_the_range(client) -> None:
     status, body = await summary(client, service=OTHER)
     assert status == 200
     assert list(body["endpoints"]) == ["Local"]
-    assert body["endpoints"]["Local"]["merged"]["aws_dynamodb_endpoint_consumed_read_capacity_units"] == pytest.approx(7.0 / 60)
+    assert body["endpoints"]["Local"]["merged"]["aws_dynamodb_endpoint_consumed_read_capacity_units"] == pytest.approx(
+        7.0 / 60
+    )
     assert (await summary(client, service="aws-dynamodb::000000000000"))[1]["endpoints"] == {}
     # A range before the data holds nothing.
     assert (await summary(client, start=T0_S - 7200, end=T0_S - 3600))[1]["endpoints"] == {}
