@@ -8,7 +8,8 @@ for the endpoint's regions merged and for each region it reports from; a figure 
 when the range holds no value of it.
 
 Each metric is read with one ``Store.derived`` call for every endpoint at once (the merged
-values), then one per region of the service; nothing is read per endpoint.
+values), then one per region of the service's multi-region endpoints; nothing is read per
+endpoint. The regions are those ``Store.entities`` lists since the range's start.
 """
 
 from __future__ import annotations
@@ -70,22 +71,21 @@ async def summary(request: web.Request) -> web.Response:
     figures = [
         (name, reduce) for name, reduce in FIGURES if (m := rules.metric(name)) is not None and m.scope == "endpoint"
     ]
-    # The regions the service's endpoints report from; a single-region endpoint's values are
-    # also its region's, so it is answered for its region too.
-    regions = sorted(
-        {
-            region
-            for entity_service, _, endpoint, entity_regions in await store.entities(start_ms)
-            if entity_service == service and endpoint is not None
-            for region in entity_regions
-        }
-    )
+    # The regions each endpoint reports from. A single-region endpoint's values are its
+    # region's too (Store.derived), so only the regions of multi-region endpoints are read.
+    reported: dict[str, tuple[str, ...]] = {
+        endpoint: entity_regions
+        for entity_service, _, endpoint, entity_regions in await store.entities(start_ms)
+        if entity_service == service and endpoint is not None
+    }
+    regions = sorted({region for found in reported.values() if len(found) > 1 for region in found})
+    empty = dict.fromkeys(name for name, _ in figures)
     endpoints: dict[str, dict[str, Any]] = {}
 
     def entry(endpoint: str) -> dict[str, Any]:
         found = endpoints.get(endpoint)
         if found is None:
-            found = endpoints[endpoint] = {"merged": dict.fromkeys(name for name, _ in figures), "regions": {}}
+            found = endpoints[endpoint] = {"merged": dict(empty), "regions": {}}
         return found
 
     for name, reduce in figures:
@@ -95,12 +95,14 @@ async def summary(request: web.Request) -> web.Response:
         for region in regions:
             values = await store.derived(name, step_ms, start_ms, end_ms, service=service, region=region)
             for endpoint, value in _reduced(values, REDUCERS[reduce]):
-                by_region = entry(endpoint)["regions"]
-                if region not in by_region:
-                    by_region[region] = dict.fromkeys(n for n, _ in figures)
-                by_region[region][name] = value
-    for found in endpoints.values():
-        found["regions"] = dict(sorted(found["regions"].items()))
+                if len(reported.get(endpoint, ())) > 1:
+                    entry(endpoint)["regions"].setdefault(region, dict(empty))[name] = value
+    for endpoint, found in endpoints.items():
+        single = reported.get(endpoint, ())
+        if len(single) == 1:
+            found["regions"] = {single[0]: dict(found["merged"])}
+        else:
+            found["regions"] = dict(sorted(found["regions"].items()))
     return web.json_response(
         {
             "service": service,
