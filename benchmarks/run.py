@@ -26,7 +26,7 @@ from receiver.formats import FORMATS
 from receiver.rules import load_rules
 from receiver.server import gctune
 
-from . import e2e, exposition, micro
+from . import dashboard, e2e, exposition, micro
 from .bodies import MIB, OUTSIDE_RETENTION_MS, Body, SampleSource, make_body, warmup_body, wire_request
 
 OTEL07 = "opentelemetry0.7"
@@ -90,6 +90,7 @@ class Results:
     concurrent_memory: dict[str, Any] = field(default_factory=dict)
     derive: list[dict[str, Any]] = field(default_factory=list)
     exposition: list[dict[str, Any]] = field(default_factory=list)
+    dashboard: list[dict[str, Any]] = field(default_factory=list)
     targets: list[dict[str, Any]] = field(default_factory=list)
 
 
@@ -271,6 +272,16 @@ def measure_exposition(plan: Plan, results: Results) -> None:
     log(
         f"  /metrics of {figures.samples:,} samples: receiver {figures.ours_s * 1000:.0f} ms, "
         f"prometheus_client {figures.library_s * 1000:.0f} ms, same samples: {figures.same_samples}"
+    )
+
+
+def measure_dashboard(plan: Plan, work: Path, results: Results) -> None:
+    """The account page of ``plan.tables`` tables in headless Chromium: API requests, time to draw."""
+    figures = dashboard.measure(plan.tables, work / "dashboard")
+    results.dashboard.append(figures.as_dict())
+    log(
+        f"  account page of {figures.tables:,} tables: {figures.rows:,} rows in {figures.draw_s:.2f} s, "
+        f"{figures.requests} API requests (before /api/v1/summary: {figures.requests_before:,})"
     )
 
 
@@ -478,6 +489,26 @@ def report(results: Results) -> str:
                 ],
             )
         )
+    if results.dashboard:
+        parts.append(
+            "\nThe account page in headless Chromium, an hour of minute values (from navigation to the "
+            "table's rows drawn; requests before /api/v1/summary counted, not timed)"
+        )
+        parts.append(
+            table(
+                ["tables", "rows", "API requests", "draw s", "requests before"],
+                [
+                    [
+                        str(r["tables"]),
+                        str(r["rows"]),
+                        str(r["requests"]),
+                        f"{r['draw_s']:.2f}",
+                        f"{r['requests_before']:,}",
+                    ]
+                    for r in results.dashboard
+                ],
+            )
+        )
     parts.append("\nTargets")
     parts.append(
         table(["target", "figure", "verdict"], [[t["target"], t["figure"], t["verdict"]] for t in results.targets])
@@ -512,6 +543,8 @@ def main(argv: list[str] | None = None) -> int:
     measure_derive(plan, source, work, results)
     log("/metrics exposition")
     measure_exposition(plan, results)
+    log("the account page in Chromium")
+    measure_dashboard(plan, work, results)
     judge(plan, results)
     results.plan["seconds"] = round(time.monotonic() - started, 1)
     print(report(results))
