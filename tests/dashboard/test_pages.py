@@ -257,6 +257,27 @@ async def test_a_failing_query_api_shows_the_error_state(tab, receiver):
     assert tab.errors and only_failed_loads(tab.errors)
 
 
+async def test_the_table_of_tables_comes_from_one_summary_request(tab, receiver):
+    asked: list[str] = []
+    tab.page.on("request", lambda request: asked.append(request.url) if "/api/v1/" in request.url else None)
+    await show(tab, receiver, ACCOUNT_HASH)
+    assert len(await tab.page.locator('table[data-table="tables"] tbody tr').all()) == 3
+    assert sum("/api/v1/summary?" in url for url in asked) == 1
+    # The account's charts query its own series; no row queries a table's.
+    queries = [parse_qs(urlsplit(url).query) for url in asked if "/api/v1/query?" in url]
+    assert queries and not [query for query in queries if "endpoint" in query]
+
+
+async def test_a_failing_summary_marks_the_tables_cells_and_the_charts_still_draw(tab, receiver):
+    await tab.page.route(re.compile(r"/api/v1/summary\?"), _answer_503)
+    await show(tab, receiver, ACCOUNT_HASH)
+    await expect(tab.page.locator("#alert")).to_contain_text("/api/v1/summary answered 503: the store is down")
+    cells = tab.page.locator('table[data-table="tables"] tbody td[data-column="consumed_read"]')
+    assert set(await cells.all_inner_texts()) == {"failed"}
+    assert "error" not in {chart["state"] for chart in await tab.page.evaluate(CHARTS)}
+    assert only_failed_loads(tab.errors)
+
+
 async def test_a_failing_entities_api_shows_the_error_state(tab, receiver):
     await tab.page.route(re.compile(r"/api/v1/entities$"), _answer_503)
     await show(tab, receiver, "")
