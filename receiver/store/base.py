@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import AsyncIterator, Collection, Iterable, Sequence
-from typing import Protocol, runtime_checkable
+from typing import NamedTuple, Protocol, runtime_checkable
 
 from receiver.model import (
     DAY_MS,
@@ -40,6 +40,17 @@ Entity = tuple[str, str, str | None, tuple[str, ...]]
 """(service, layer, endpoint or None, the regions its values come from, sorted): what
 ``Store.entities`` lists. The regions are empty for account values and for values stored
 before values had regions."""
+
+
+class Reduction(NamedTuple):
+    """One endpoint's values of one metric over a range, reduced (``Store.endpoint_reductions``)."""
+
+    points: int
+    """How many values (buckets with a value) the range holds."""
+    total: float
+    """Their sum, added one after the other in time order from 0.0, as ``reductions_of`` adds."""
+    last: float
+    """The value of the latest bucket."""
 
 
 class StoreError(Exception):
@@ -172,6 +183,14 @@ class Store(Protocol):
         values of that region only (receiver/derive/regions.py).
         """
 
+    async def endpoint_reductions(
+        self, metric: str, step_ms: int, start_ms: int, end_ms: int, *, service: str, region: str | None = None
+    ) -> dict[str, Reduction]:
+        """For each endpoint of ``service`` with values of the endpoint metric ``metric`` in
+        ``start_ms <= time_ms <= end_ms``, those values reduced: exactly ``reductions_of``
+        what ``derived`` answers for the same arguments, without handing over every value.
+        ``region`` as in ``derived``: without it the merged values, with it that region's."""
+
     async def bucket_values(self, step_ms: int, bucket_ms: int) -> list[DerivedValue]:
         """Every derived value of one bucket."""
 
@@ -179,7 +198,12 @@ class Store(Protocol):
         """The newest bucket starting before ``before_ms`` that has derived values."""
 
     async def entities(self, since_ms: int) -> list[Entity]:
-        """Every entity with a minute value since ``since_ms``, with its regions, sorted."""
+        """Every entity with a minute value since ``since_ms``, with its regions, sorted.
+
+        SQLite and DynamoDB answer from a list of entities that ``put_derived`` keeps (each
+        with the latest bucket it had a value in), not from the values: an entity whose
+        values were later recomputed away stays listed until that bucket is older than
+        ``since_ms``."""
 
     async def prune(self, now_ms: int) -> None:
         """Drop minute samples and values past the minute retention, hour values past the
@@ -238,6 +262,21 @@ def entities_of(rows: Iterable[tuple[str, str, str | None, str]]) -> list[Entity
         ((service, layer, endpoint, tuple(sorted(found))) for (service, layer, endpoint), found in regions.items()),
         key=lambda e: (e[0], e[1], e[2] or ""),
     )
+
+
+def reductions_of(values: Iterable[DerivedValue]) -> dict[str, Reduction]:
+    """Each endpoint's ``values`` (ascending by time, at most one per endpoint and bucket)
+    reduced: how many, their total added in time order, the latest."""
+    counts: dict[str, int] = {}
+    totals: dict[str, float] = {}
+    lasts: dict[str, float] = {}
+    for value in values:
+        endpoint = value.endpoint
+        if endpoint is not None:
+            counts[endpoint] = counts.get(endpoint, 0) + 1
+            totals[endpoint] = totals.get(endpoint, 0.0) + value.value
+            lasts[endpoint] = value.value
+    return {endpoint: Reduction(points, totals[endpoint], lasts[endpoint]) for endpoint, points in counts.items()}
 
 
 def check_metric_names(metrics: Collection[str] | None) -> None:

@@ -25,11 +25,13 @@ from receiver.store.base import (
     DEFAULT_REQUEST_TTL_S,
     PRUNE_INTERVAL_S,
     Entity,
+    Reduction,
     StoreError,
     check_finite,
     check_metric_names,
     entities_of,
     quarantine_order,
+    reductions_of,
     retention_cutoffs,
     touched_buckets,
 )
@@ -203,6 +205,11 @@ class MemoryStore:
         ]
         found.sort(key=lambda v: (v.time_ms, v.service, v.endpoint or ""))
         return found
+
+    async def endpoint_reductions(
+        self, metric: str, step_ms: int, start_ms: int, end_ms: int, *, service: str, region: str | None = None
+    ) -> dict[str, Reduction]:
+        return reductions_of(await self.derived(metric, step_ms, start_ms, end_ms, service=service, region=region))
 
     async def bucket_values(self, step_ms: int, bucket_ms: int) -> list[DerivedValue]:
         self._check_open()

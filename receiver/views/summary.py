@@ -7,41 +7,33 @@ of a rate or a share, the latest value of a setting, the total of a count. Figur
 for the endpoint's regions merged and for each region it reports from; a figure is null
 when the range holds no value of it.
 
-Each metric is read with one ``Store.derived`` call for every endpoint at once (the merged
-values), then one per region of the service's multi-region endpoints; nothing is read per
-endpoint. The regions are those ``Store.entities`` lists since the range's start.
+Each metric is read with one ``Store.endpoint_reductions`` call for every endpoint at once
+(the merged values), then one per region of the service's multi-region endpoints; nothing is
+read per endpoint, and the store hands over each endpoint's values already reduced (count,
+total added in time order, latest), the very numbers the reductions below would make of
+the points of ``/api/v1/query``. The regions are those ``Store.entities`` lists since the
+range's start.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable
 from typing import Any
 
 from aiohttp import web
 
 from receiver.errors import HttpError, Kind
 from receiver.keys import RULES, STORE
-from receiver.model import DerivedValue
+from receiver.store.base import Reduction
 from receiver.views.api import MAX_POINTS, STEPS, epoch_seconds
 
-
-def _mean(values: Sequence[float]) -> float:
-    return _total(values) / len(values)
-
-
-def _total(values: Sequence[float]) -> float:
-    # Added in time order, one after the other, as the dashboard adds the points it was given.
-    total = 0.0
-    for value in values:
-        total += value
-    return total
-
-
-def _latest(values: Sequence[float]) -> float:
-    return values[-1]
-
-
-REDUCERS: dict[str, Callable[[Sequence[float]], float]] = {"mean": _mean, "sum": _total, "last": _latest}
+# The total is the points added in time order, one after the other, as the dashboard adds
+# the points it is given.
+REDUCERS: dict[str, Callable[[Reduction], float]] = {
+    "mean": lambda reduction: reduction.total / reduction.points,
+    "sum": lambda reduction: reduction.total,
+    "last": lambda reduction: reduction.last,
+}
 
 FIGURES: tuple[tuple[str, str], ...] = (
     ("aws_dynamodb_endpoint_consumed_read_capacity_units", "mean"),
@@ -89,14 +81,15 @@ async def summary(request: web.Request) -> web.Response:
         return found
 
     for name, reduce in figures:
-        merged = await store.derived(name, step_ms, start_ms, end_ms, service=service)
-        for endpoint, value in _reduced(merged, REDUCERS[reduce]):
-            entry(endpoint)["merged"][name] = value
+        figure = REDUCERS[reduce]
+        merged = await store.endpoint_reductions(name, step_ms, start_ms, end_ms, service=service)
+        for endpoint, reduction in merged.items():
+            entry(endpoint)["merged"][name] = figure(reduction)
         for region in regions:
-            values = await store.derived(name, step_ms, start_ms, end_ms, service=service, region=region)
-            for endpoint, value in _reduced(values, REDUCERS[reduce]):
+            in_region = await store.endpoint_reductions(name, step_ms, start_ms, end_ms, service=service, region=region)
+            for endpoint, reduction in in_region.items():
                 if len(reported.get(endpoint, ())) > 1:
-                    entry(endpoint)["regions"].setdefault(region, dict(empty))[name] = value
+                    entry(endpoint)["regions"].setdefault(region, dict(empty))[name] = figure(reduction)
     for endpoint, found in endpoints.items():
         single = reported.get(endpoint, ())
         if len(single) == 1:
@@ -113,15 +106,6 @@ async def summary(request: web.Request) -> web.Response:
             "endpoints": dict(sorted(endpoints.items())),
         }
     )
-
-
-def _reduced(values: Iterable[DerivedValue], reduce: Callable[[Sequence[float]], float]) -> list[tuple[str, float]]:
-    """(endpoint, its values reduced) for each endpoint among ``values`` (ascending by time)."""
-    by_endpoint: dict[str, list[float]] = {}
-    for value in values:
-        if value.endpoint is not None:
-            by_endpoint.setdefault(value.endpoint, []).append(value.value)
-    return [(endpoint, reduce(points)) for endpoint, points in by_endpoint.items()]
 
 
 def _parameters(request: web.Request) -> tuple[str, int, int, str]:

@@ -1,5 +1,6 @@
 """``GET /api/v1/summary``: every figure equals what the per-table queries of ``/api/v1/query``
-reduce to, merged and per region, for every endpoint of the service; bad parameters are 400."""
+reduce to, merged and per region, for every endpoint of the service, on the memory store and
+on SQLite (whose store reduces the values itself); bad parameters are 400."""
 
 from __future__ import annotations
 
@@ -30,6 +31,13 @@ def _samples():
             make_sample("Local", "ProvisionedWriteCapacityUnits", minute, value=10.0, region=WEST),
             make_sample("Local", "ConsumedReadCapacityUnits", minute, value=7.0, account="210987654321"),
         ]
+        # "Global" writes in one region, then in both: its merged values lie in two regions
+        # ('' once both report); "Local" misses a minute.
+        samples.append(make_sample("Global", "ConsumedWriteCapacityUnits", minute, value=0.7 * minute, region=WEST))
+        if minute >= 3:
+            samples.append(make_sample("Global", "ConsumedWriteCapacityUnits", minute, value=0.1, region=EAST))
+        if minute != 2:
+            samples.append(make_sample("Local", "ConsumedReadCapacityUnits", minute, value=0.3 * minute, region=WEST))
         if minute % 2 == 0:
             samples += [
                 make_sample(
@@ -40,12 +48,18 @@ def _samples():
     samples.append(
         make_sample(series=make_series("ThrottledRequests", "Local", region=WEST, operation="UpdateItem"), minute=1)
     )
+    # Minutes on both sides of the next hour's start (T0 is 14 minutes into its hour).
+    samples += [
+        make_sample("Local", "ConsumedWriteCapacityUnits", minute, value=1.0 + minute, region=WEST)
+        for minute in (44, 45, 46, 48)
+    ]
     return samples
 
 
-@pytest.fixture
-async def client():
-    store = open_store_from_url("memory://", minute_retention_days=3650, hour_retention_days=3650)
+@pytest.fixture(params=["memory", "sqlite"])
+async def client(request, tmp_path):
+    url = "memory://" if request.param == "memory" else f"sqlite:///{tmp_path}/metrics.db"
+    store = open_store_from_url(url, minute_retention_days=3650, hour_retention_days=3650)
     app = receiver_app(store, derive_interval_s=0.01, minute_retention_days=3650, hour_retention_days=3650)
     async with serve_app(app) as client:
         await client.deliver(_samples())
@@ -141,6 +155,42 @@ async def test_only_the_services_endpoints_and_only_the_range(client) -> None:
     figures = body["endpoints"]["Global"]["regions"][WEST]
     assert figures["aws_dynamodb_endpoint_provisioned_read_capacity_units"] == 101.0 / 2
     assert figures == await expected(client, "Global", WEST, end=T0_S + 60)
+
+
+async def test_ranges_across_an_hour_and_over_gaps_equal_the_per_table_queries(client) -> None:
+    ranges = [
+        (T0_S + 40 * 60, T0_S + 50 * 60),  # across the hour's end, a minute missing
+        (T0_S + 45 * 60, T0_S + 46 * 60),
+        (T0_S + 47 * 60, T0_S + 47 * 60),  # one minute without values
+        (T0_S, T0_S + 60 * 60),
+    ]
+    for start, end in ranges:
+        status, body = await summary(client, start=start, end=end)
+        assert status == 200, body
+        for endpoint, figures in body["endpoints"].items():
+            assert figures["merged"] == await expected(client, endpoint, start=start, end=end), (start, endpoint)
+            for region, by_region in figures["regions"].items():
+                assert by_region == await expected(client, endpoint, region, start=start, end=end), (start, region)
+    _, body = await summary(client, start=T0_S + 40 * 60, end=T0_S + 50 * 60)
+    local = body["endpoints"]["Local"]["merged"]
+    assert local["aws_dynamodb_endpoint_consumed_write_capacity_units"] == pytest.approx((45 + 46 + 47 + 49) / 4 / 60)
+    assert (await summary(client, start=T0_S + 47 * 60, end=T0_S + 47 * 60))[1]["endpoints"] == {}
+
+
+async def test_an_endpoint_whose_merged_values_lie_in_two_regions(client) -> None:
+    # Global's writes: eu-west-1 alone for three minutes (merged values of that region), then
+    # both regions (merged values of no region).
+    status, body = await summary(client)
+    assert status == 200, body
+    figures = body["endpoints"]["Global"]
+    name = "aws_dynamodb_endpoint_consumed_write_capacity_units"
+    merged = [0.7 * m / 60 for m in range(3)] + [(0.7 * m + 0.1) / 60 for m in range(3, MINUTES)]
+    assert figures["merged"][name] == pytest.approx(sum(merged) / MINUTES)
+    assert figures["merged"] == await expected(client, "Global")
+    assert figures["regions"][WEST][name] == pytest.approx(sum(0.7 * m / 60 for m in range(MINUTES)) / MINUTES)
+    assert figures["regions"][EAST][name] == pytest.approx(0.1 / 60)
+    for region in (WEST, EAST):
+        assert figures["regions"][region] == await expected(client, "Global", region)
 
 
 @pytest.mark.parametrize(

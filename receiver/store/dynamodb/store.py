@@ -50,6 +50,7 @@ from receiver.store.base import (
     DEFAULT_MINUTE_RETENTION_DAYS,
     DEFAULT_REQUEST_TTL_S,
     Entity,
+    Reduction,
     StoreConfigError,
     check_metric_names,
 )
@@ -241,6 +242,12 @@ class DynamoDBStore:
     ) -> list[DerivedValue]:
         async with self._runner.operation():
             return await self._derived.derived(metric, step_ms, start_ms, end_ms, service, endpoint, region)
+
+    async def endpoint_reductions(
+        self, metric: str, step_ms: int, start_ms: int, end_ms: int, *, service: str, region: str | None = None
+    ) -> dict[str, Reduction]:
+        async with self._runner.operation():
+            return await self._derived.endpoint_reductions(metric, step_ms, start_ms, end_ms, service, region)
 
     async def bucket_values(self, step_ms: int, bucket_ms: int) -> list[DerivedValue]:
         async with self._runner.operation():

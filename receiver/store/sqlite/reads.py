@@ -18,7 +18,6 @@ from typing import Any
 import orjson
 
 from receiver.model import (
-    MINUTE_MS,
     AlarmEvent,
     DerivedValue,
     InventoryItem,
@@ -28,7 +27,9 @@ from receiver.model import (
     Series,
     latest_per_key,
 )
-from receiver.store.base import Entity, StoreError, entities_of
+from receiver.store.base import Entity, Reduction, StoreError, entities_of
+from receiver.store.sqlite.entities import entity_rows
+from receiver.store.sqlite.reductions import endpoint_reductions, summing_function
 from receiver.store.sqlite.schema import (
     ALARM_COLUMNS,
     DERIVED_COLUMNS,
@@ -53,6 +54,8 @@ class SQLiteReads:
     _series_by_id: dict[int, Series]
     _series_by_id_unit: dict[tuple[int, str], Series]
     _labels_by_id: dict[int, Pairs]
+    _sum_function: str | None
+    """The aggregate that adds values in order on this connection (reductions.py), once asked."""
 
     @property
     def conn(self) -> sqlite3.Connection:
@@ -164,6 +167,14 @@ class SQLiteReads:
         ).fetchall()
         return [_derived_value(row) for row in rows]
 
+    def endpoint_reductions(
+        self, metric: str, step_ms: int, start_ms: int, end_ms: int, service: str, region: str | None
+    ) -> dict[str, Reduction]:
+        conn = self.conn
+        if self._sum_function is None:
+            self._sum_function = summing_function(conn)
+        return endpoint_reductions(conn, self._sum_function, metric, step_ms, start_ms, end_ms, service, region)
+
     def bucket_values(self, step_ms: int, bucket_ms: int) -> list[DerivedValue]:
         rows = self.conn.execute(
             f"SELECT {DERIVED_COLUMNS} FROM derived WHERE step_ms = ? AND time_ms = ? "
@@ -180,11 +191,7 @@ class SQLiteReads:
         return latest
 
     def entities(self, since_ms: int) -> list[Entity]:
-        rows = self.conn.execute(
-            "SELECT DISTINCT service, layer, endpoint, region FROM derived WHERE step_ms = ? AND time_ms >= ?",
-            (MINUTE_MS, since_ms),
-        ).fetchall()
-        return entities_of(rows)
+        return entities_of(entity_rows(self.conn, since_ms))
 
     def alarm_events(self, since_ms: int) -> list[AlarmEvent]:
         rows = self.conn.execute(

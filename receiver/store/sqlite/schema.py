@@ -12,10 +12,11 @@ import orjson
 
 from receiver.model import Pairs, Series
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 """2: derived values carry their region (see receiver/derive/regions.py); a version 1 file is
 upgraded in place when it is opened (``REGION_UPGRADE``). 3: the table inventory and leases
-(``INVENTORY_SCHEMA``), which an older file gains when it is opened."""
+(``INVENTORY_SCHEMA``), which an older file gains when it is opened. 4: the list of entities
+(entities.py), which an older file gains, filled from its values, when it is opened."""
 
 # Each sample row is small: what repeats lives in its own table and the row carries an
 # integer id. A metric (namespace, name) has a few hundred series per account, a series
