@@ -184,6 +184,24 @@ async def test_a_tables_total_equals_the_api_sum_of_read_and_write(tab, receiver
     assert float(await cell.inner_text()) == pytest.approx(expected, rel=5e-3)
 
 
+FORMATTED = """async (values) => {
+  const { formatNumber } = await import("/static/format.js");
+  return values.map((value) => [formatNumber(value), value.toLocaleString("en-US", Number.isInteger(value) ? {}
+    : Math.abs(value) >= 100 ? { maximumFractionDigits: 1 } : Math.abs(value) >= 1 ? { maximumFractionDigits: 2 }
+    : { maximumSignificantDigits: 3 })]);
+}"""
+
+
+async def test_numbers_read_as_toLocaleString_writes_them(tab, receiver):
+    # The formatters are made once; each number reads as toLocaleString("en-US") with the
+    # digits of its size would write it.
+    await show(tab, receiver, "")
+    values = [0, 7, -3, 1234567, 0.5, 0.012345, 1.005, 12.3456, 99.999, 100.04, 1234.56, -0.333333, 1e-7, 123456.789]
+    pairs = await tab.page.evaluate(FORMATTED, values)
+    assert [shown for shown, _ in pairs] == [expected for _, expected in pairs]
+    assert [shown for shown, _ in pairs][:4] == ["0", "7", "-3", "1,234,567"]
+
+
 async def test_the_tables_sort_by_a_clicked_column(tab, receiver):
     await show(tab, receiver, ACCOUNT_HASH)
     table = tab.page.locator('table[data-table="tables"]')
