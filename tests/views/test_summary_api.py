@@ -67,9 +67,17 @@ async def client(request, tmp_path):
 
 
 async def summary(client, **params):
+    """The status and answer, each endpoint's lists of figures made {metric: figure}."""
     args = {"service": SERVICE, "start": T0_S, "end": T0_S + MINUTES * 60, **params}
     response = await client.get("/api/v1/summary", params=args)
-    return response.status, await response.json()
+    body = await response.json()
+    if response.status == 200:
+        names = [figure["metric"] for figure in body["figures"]]
+        for figures in body["endpoints"].values():
+            assert all(len(values) == len(names) for values in [figures["merged"], *figures["regions"].values()])
+            figures["merged"] = dict(zip(names, figures["merged"], strict=True))
+            figures["regions"] = {r: dict(zip(names, values, strict=True)) for r, values in figures["regions"].items()}
+    return response.status, body
 
 
 async def expected(client, endpoint, region=None, step="1m", start=T0_S, end=T0_S + MINUTES * 60):

@@ -66,8 +66,9 @@ export async function fetchPoints(metric, service, endpoint, region, window, sig
 }
 
 // The account page's table of tables in one request (GET /api/v1/summary): { figures: [{ metric,
-// reduce } ...], endpoints: { endpoint: { merged: { metric: figure or null }, regions: { region:
-// { metric: figure or null } } } } }, each figure the metric's points in the window reduced to one number.
+// reduce } ...], endpoints: { endpoint: { merged: [figure or null ...], regions: { region: [figure
+// or null ...] } } } }, each figure the metric's points in the window reduced to one number, the
+// lists in the order of `figures`.
 export async function fetchSummary(service, window, signal) {
   const body = await getJson(
     "/api/v1/summary", { service, start: window.start, end: window.end, step: window.step }, signal,

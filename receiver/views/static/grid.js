@@ -19,10 +19,11 @@ export async function loadCells(ctx, columns, prefix, service, endpoint, region)
 }
 
 // Every column's number for one entity from the figures of /api/v1/summary (api.js fetchSummary):
-// `figures` maps each metric to its number for the range (null without points), as loadCells
-// would reduce its series, and `reduces` each metric to its reduction. `failed`: why the summary
-// could not be loaded (every cell says so), or null.
-export function summaryCells(columns, prefix, figures, reduces, failed) {
+// `figures` is the entity's list of numbers for the range (null without points), as loadCells
+// would reduce its series, and `named` maps each metric to { index, reduce }: where its number
+// is in the list and how it was reduced. `failed`: why the summary could not be loaded (every
+// cell says so), or null.
+export function summaryCells(columns, prefix, figures, named, failed) {
   const cells = {};
   for (const column of columns) {
     if (failed) {
@@ -30,13 +31,14 @@ export function summaryCells(columns, prefix, figures, reduces, failed) {
       continue;
     }
     const names = column.metrics.map((suffix) => prefix + suffix);
-    const other = names.find((name) => reduces.has(name) && reduces.get(name) !== column.reduce);
+    const other = names.find((name) => named.has(name) && named.get(name).reduce !== column.reduce);
     if (other !== undefined) {
-      const error = `/api/v1/summary reduces ${other} by ${reduces.get(other)}, the column by ${column.reduce}`;
+      const error = `/api/v1/summary reduces ${other} by ${named.get(other).reduce}, the column by ${column.reduce}`;
       cells[column.key] = { value: null, error };
       continue;
     }
-    const parts = names.map((name) => figures?.[name] ?? null).filter((part) => part !== null);
+    const parts = names.map((name) => (named.has(name) ? figures?.[named.get(name).index] ?? null : null))
+      .filter((part) => part !== null);
     cells[column.key] = { value: parts.length === 0 ? null : parts.reduce((total, part) => total + part, 0), error: null };
   }
   return cells;

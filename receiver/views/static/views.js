@@ -133,11 +133,13 @@ export const accountView = {
     }));
     const listed = tags === null ? rows : rows.filter((row) => passes(row.tags, ctx.route));
     // Every row's numbers come from the one summary of the account's endpoints.
-    const reduces = new Map((summary.body?.figures ?? []).map(({ metric, reduce }) => [metric, reduce]));
+    const named = new Map(
+      (summary.body?.figures ?? []).map(({ metric, reduce }, index) => [metric, { index, reduce }]),
+    );
     const tables = listed.map((row) => {
       const figures = summary.body?.endpoints?.[row.endpoint];
       const chosen = row.narrowed ? figures?.regions?.[row.region] : figures?.merged;
-      return { ...row, cells: summaryCells(TABLE_COLUMNS, ENDPOINT_PREFIX, chosen, reduces, summary.error) };
+      return { ...row, cells: summaryCells(TABLE_COLUMNS, ENDPOINT_PREFIX, chosen, named, summary.error) };
     });
     return { groups, tables, inDepth, tags, total: rows.length };
   },
