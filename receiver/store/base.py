@@ -42,15 +42,13 @@ Entity = tuple[str, str, str | None, tuple[str, ...]]
 before values had regions."""
 
 
-class Reduction(NamedTuple):
-    """One endpoint's values of one metric over a range, reduced (``Store.endpoint_reductions``)."""
+class Totals(NamedTuple):
+    """One endpoint's values of one metric over a range, added up (``Store.endpoint_totals``)."""
 
     points: int
     """How many values (buckets with a value) the range holds."""
     total: float
-    """Their sum, added one after the other in time order from 0.0, as ``reductions_of`` adds."""
-    last: float
-    """The value of the latest bucket."""
+    """Their sum, added one after the other in time order from 0.0, as ``totals_of`` adds."""
 
 
 class StoreError(Exception):
@@ -183,13 +181,20 @@ class Store(Protocol):
         values of that region only (receiver/derive/regions.py).
         """
 
-    async def endpoint_reductions(
+    # The two reductions of the dashboard's summary: each is exactly what totals_of or
+    # latest_of make of what ``derived`` answers for the same arguments (every endpoint of
+    # ``service`` with values of the endpoint metric ``metric`` in ``start_ms <= time_ms <=
+    # end_ms``; ``region`` as there), without handing over every value.
+
+    async def endpoint_totals(
         self, metric: str, step_ms: int, start_ms: int, end_ms: int, *, service: str, region: str | None = None
-    ) -> dict[str, Reduction]:
-        """For each endpoint of ``service`` with values of the endpoint metric ``metric`` in
-        ``start_ms <= time_ms <= end_ms``, those values reduced: exactly ``reductions_of``
-        what ``derived`` answers for the same arguments, without handing over every value.
-        ``region`` as in ``derived``: without it the merged values, with it that region's."""
+    ) -> dict[str, Totals]:
+        """Each endpoint's count and total of its values in the range (``totals_of``)."""
+
+    async def endpoint_latest(
+        self, metric: str, step_ms: int, start_ms: int, end_ms: int, *, service: str, region: str | None = None
+    ) -> dict[str, float]:
+        """Each endpoint's value of the latest bucket in the range that has one (``latest_of``)."""
 
     async def bucket_values(self, step_ms: int, bucket_ms: int) -> list[DerivedValue]:
         """Every derived value of one bucket."""
@@ -264,19 +269,22 @@ def entities_of(rows: Iterable[tuple[str, str, str | None, str]]) -> list[Entity
     )
 
 
-def reductions_of(values: Iterable[DerivedValue]) -> dict[str, Reduction]:
-    """Each endpoint's ``values`` (ascending by time, at most one per endpoint and bucket)
-    reduced: how many, their total added in time order, the latest."""
+def totals_of(values: Iterable[DerivedValue]) -> dict[str, Totals]:
+    """Each endpoint's ``values`` (ascending by time, at most one per endpoint and bucket):
+    how many, and their total added in time order."""
     counts: dict[str, int] = {}
     totals: dict[str, float] = {}
-    lasts: dict[str, float] = {}
     for value in values:
         endpoint = value.endpoint
         if endpoint is not None:
             counts[endpoint] = counts.get(endpoint, 0) + 1
             totals[endpoint] = totals.get(endpoint, 0.0) + value.value
-            lasts[endpoint] = value.value
-    return {endpoint: Reduction(points, totals[endpoint], lasts[endpoint]) for endpoint, points in counts.items()}
+    return {endpoint: Totals(points, totals[endpoint]) for endpoint, points in counts.items()}
+
+
+def latest_of(values: Iterable[DerivedValue]) -> dict[str, float]:
+    """Each endpoint's last value among ``values`` (ascending by time)."""
+    return {value.endpoint: value.value for value in values if value.endpoint is not None}
 
 
 def check_metric_names(metrics: Collection[str] | None) -> None:

@@ -25,14 +25,15 @@ from receiver.store.base import (
     DEFAULT_REQUEST_TTL_S,
     PRUNE_INTERVAL_S,
     Entity,
-    Reduction,
     StoreError,
+    Totals,
     check_finite,
     check_metric_names,
     entities_of,
+    latest_of,
     quarantine_order,
-    reductions_of,
     retention_cutoffs,
+    totals_of,
     touched_buckets,
 )
 
@@ -206,10 +207,15 @@ class MemoryStore:
         found.sort(key=lambda v: (v.time_ms, v.service, v.endpoint or ""))
         return found
 
-    async def endpoint_reductions(
+    async def endpoint_totals(
         self, metric: str, step_ms: int, start_ms: int, end_ms: int, *, service: str, region: str | None = None
-    ) -> dict[str, Reduction]:
-        return reductions_of(await self.derived(metric, step_ms, start_ms, end_ms, service=service, region=region))
+    ) -> dict[str, Totals]:
+        return totals_of(await self.derived(metric, step_ms, start_ms, end_ms, service=service, region=region))
+
+    async def endpoint_latest(
+        self, metric: str, step_ms: int, start_ms: int, end_ms: int, *, service: str, region: str | None = None
+    ) -> dict[str, float]:
+        return latest_of(await self.derived(metric, step_ms, start_ms, end_ms, service=service, region=region))
 
     async def bucket_values(self, step_ms: int, bucket_ms: int) -> list[DerivedValue]:
         self._check_open()

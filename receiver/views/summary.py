@@ -8,18 +8,19 @@ given as a list in the order the answer's ``figures`` names them, for the endpoi
 merged and for each region it reports from; a figure is null when the range holds no value
 of it.
 
-Each metric is read with one ``Store.endpoint_reductions`` call for every endpoint at once
-(the merged values), then one per region of the service's multi-region endpoints; the calls
-are made together (the SQLite store reduces two at a time). Nothing is read per endpoint,
-and the store hands over each endpoint's values already reduced (count, total added in time
-order, latest): the very numbers the reductions below would make of the points of
-``/api/v1/query``. The regions are those ``Store.entities`` lists since the range's start.
+Each metric is read with one ``Store.endpoint_totals`` call (a mean or a total) or one
+``Store.endpoint_latest`` call (the latest value) for every endpoint at once (the merged
+values), then one per region of the service's multi-region endpoints; the calls are made
+together (the SQLite store reduces two at a time). Nothing is read per endpoint, and the
+store hands over each endpoint's values already reduced: the very numbers the page's
+reductions made of the points of ``/api/v1/query``. The regions are those
+``Store.entities`` lists since the range's start.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Awaitable
 from typing import Any
 
 import orjson
@@ -27,16 +28,8 @@ from aiohttp import web
 
 from receiver.errors import HttpError, Kind
 from receiver.keys import RULES, STORE
-from receiver.store.base import Reduction
+from receiver.store.base import Store
 from receiver.views.api import MAX_POINTS, STEPS, epoch_seconds
-
-# The total is the points added in time order, one after the other, as the dashboard adds
-# the points it is given.
-REDUCERS: dict[str, Callable[[Reduction], float]] = {
-    "mean": lambda reduction: reduction.total / reduction.points,
-    "sum": lambda reduction: reduction.total,
-    "last": lambda reduction: reduction.last,
-}
 
 FIGURES: tuple[tuple[str, str], ...] = (
     ("aws_dynamodb_endpoint_consumed_read_capacity_units", "mean"),
@@ -66,12 +59,13 @@ async def summary(request: web.Request) -> web.Response:
     figures = [
         (name, reduce) for name, reduce in FIGURES if (m := rules.metric(name)) is not None and m.scope == "endpoint"
     ]
+
+    def figures_of(name: str, reduce: str, region: str | None = None) -> Awaitable[dict[str, float]]:
+        return _figures(store, name, reduce, step_ms, start_ms, end_ms, service, region)
+
     # Every metric's merged figures and the entities at once: the store reads side by side.
     merged, entities = await asyncio.gather(
-        asyncio.gather(
-            *(store.endpoint_reductions(name, step_ms, start_ms, end_ms, service=service) for name, _ in figures)
-        ),
-        store.entities(start_ms),
+        asyncio.gather(*(figures_of(name, reduce) for name, reduce in figures)), store.entities(start_ms)
     )
     # The regions each endpoint reports from. A single-region endpoint's values are its
     # region's too (Store.derived), so only the regions of multi-region endpoints are read.
@@ -82,11 +76,7 @@ async def summary(request: web.Request) -> web.Response:
     }
     regions = sorted({region for found in reported.values() if len(found) > 1 for region in found})
     by_region = await asyncio.gather(
-        *(
-            store.endpoint_reductions(name, step_ms, start_ms, end_ms, service=service, region=region)
-            for name, _ in figures
-            for region in regions
-        )
+        *(figures_of(name, reduce, region) for name, reduce in figures for region in regions)
     )
     # Each endpoint's figures as lists in the order of "figures": 2,000 tables answer in
     # under a megabyte, where objects naming every metric took three.
@@ -99,14 +89,13 @@ async def summary(request: web.Request) -> web.Response:
             found = endpoints[endpoint] = {"merged": list(empty), "regions": {}}
         return found
 
-    for index, (_, reduce) in enumerate(figures):
-        figure = REDUCERS[reduce]
-        for endpoint, reduction in merged[index].items():
-            entry(endpoint)["merged"][index] = figure(reduction)
+    for index in range(len(figures)):
+        for endpoint, figure in merged[index].items():
+            entry(endpoint)["merged"][index] = figure
         for offset, region in enumerate(regions):
-            for endpoint, reduction in by_region[index * len(regions) + offset].items():
+            for endpoint, figure in by_region[index * len(regions) + offset].items():
                 if len(reported.get(endpoint, ())) > 1:
-                    entry(endpoint)["regions"].setdefault(region, list(empty))[index] = figure(reduction)
+                    entry(endpoint)["regions"].setdefault(region, list(empty))[index] = figure
     for endpoint, found in endpoints.items():
         single = reported.get(endpoint, ())
         if len(single) == 1:
@@ -122,6 +111,19 @@ async def summary(request: web.Request) -> web.Response:
         "endpoints": dict(sorted(endpoints.items())),
     }
     return web.Response(body=orjson.dumps(document), content_type="application/json")
+
+
+async def _figures(
+    store: Store, name: str, reduce: str, step_ms: int, start_ms: int, end_ms: int, service: str, region: str | None
+) -> dict[str, float]:
+    """Each endpoint's figure of one metric: its points reduced as the page reduced them (the
+    total added in time order, one point after the other, as the dashboard adds them)."""
+    if reduce == "last":
+        return await store.endpoint_latest(name, step_ms, start_ms, end_ms, service=service, region=region)
+    totals = await store.endpoint_totals(name, step_ms, start_ms, end_ms, service=service, region=region)
+    if reduce == "mean":
+        return {endpoint: found.total / found.points for endpoint, found in totals.items()}
+    return {endpoint: found.total for endpoint, found in totals.items()}
 
 
 def _parameters(request: web.Request) -> tuple[str, int, int, str]:

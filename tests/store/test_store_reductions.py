@@ -1,6 +1,7 @@
-"""``Store.endpoint_reductions`` in every store: exactly ``reductions_of`` what ``Store.derived``
-answers for the same range, merged and per region, to the bit, over gaps, partial ranges,
-hours, and endpoints whose merged values lie in several regions."""
+"""``Store.endpoint_totals`` and ``Store.endpoint_latest`` in every store: exactly ``totals_of``
+and ``latest_of`` what ``Store.derived`` answers for the same range, merged and per region, to
+the bit, over gaps, partial ranges, hours, and endpoints whose merged values lie in several
+regions."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import dataclasses
 import pytest
 
 from receiver.model import HOUR_MS, MINUTE_MS, DerivedValue
-from receiver.store.base import Reduction, reductions_of
+from receiver.store.base import Totals, latest_of, totals_of
 from tests.builders import T0
 
 SERVICE = "aws-dynamodb::123456789012"
@@ -64,10 +65,18 @@ async def filled(store):
 
 
 async def both(store, step_ms, start_ms, end_ms, region=None, service=SERVICE):
-    """(endpoint_reductions, reductions_of derived) for the same arguments."""
-    reduced = await store.endpoint_reductions(METRIC, step_ms, start_ms, end_ms, service=service, region=region)
-    values = await store.derived(METRIC, step_ms, start_ms, end_ms, service=service, region=region)
-    return reduced, reductions_of(values)
+    """({endpoint: (totals, latest)} of the store's reductions, and of the derived values) for
+    the same arguments."""
+    args = (METRIC, step_ms, start_ms, end_ms)
+    totals = await store.endpoint_totals(*args, service=service, region=region)
+    latest = await store.endpoint_latest(*args, service=service, region=region)
+    values = await store.derived(*args, service=service, region=region)
+    assert set(totals) == set(latest)
+    expected_totals, expected_latest = totals_of(values), latest_of(values)
+    return (
+        {endpoint: (totals[endpoint], latest[endpoint]) for endpoint in totals},
+        {endpoint: (expected_totals[endpoint], expected_latest[endpoint]) for endpoint in expected_totals},
+    )
 
 
 def minute(n: int) -> int:
@@ -83,32 +92,35 @@ def minute(n: int) -> int:
 async def test_reductions_equal_those_of_the_derived_values(filled, start, end, region) -> None:
     reduced, expected = await both(filled, MINUTE_MS, minute(start), minute(end), region)
     assert reduced == expected
-    assert {type(r.total) for r in reduced.values()} <= {float}
+    assert {(type(totals.total), type(last)) for totals, last in reduced.values()} <= {(float, float)}
 
 
 async def test_the_figures_worked_out_by_hand(filled) -> None:
     reduced, _ = await both(filled, MINUTE_MS, minute(0), minute(5))
     local = [0.1 * (m + 1) for m in (0, 1, 2, 4, 5)]
-    assert reduced["Local"] == Reduction(5, pytest.approx(sum(local)), local[-1])
-    assert reduced["Global"] == Reduction(6, pytest.approx(0.7 * 15 + 0.8), 0.7 * 5 + 0.2)
+    assert reduced["Local"] == (Totals(5, pytest.approx(sum(local))), local[-1])
+    assert reduced["Global"] == (Totals(6, pytest.approx(0.7 * 15 + 0.8)), 0.7 * 5 + 0.2)
     # In time order: ((0.0 + 1e16) + 1.0) + -1e16.
-    assert reduced["Odd"] == Reduction(3, 0.0, -1e16)
+    assert reduced["Odd"] == (Totals(3, 0.0), -1e16)
     assert set(reduced) == {"Local", "Global", "Odd"}
     west, _ = await both(filled, MINUTE_MS, minute(0), minute(5), WEST)
-    assert west["Global"] == Reduction(6, pytest.approx(0.7 * 15), 0.7 * 5)
-    assert west["Odd"] == Reduction(2, 0.0, -1e16)
+    assert west["Global"] == (Totals(6, pytest.approx(0.7 * 15)), 0.7 * 5)
+    assert west["Odd"] == (Totals(2, 0.0), -1e16)
     east, _ = await both(filled, MINUTE_MS, minute(0), minute(5), EAST)
-    assert east["Global"] == Reduction(4, pytest.approx(0.8), 0.2)
+    assert east["Global"] == (Totals(4, pytest.approx(0.8)), 0.2)
     assert set(east) == {"Global", "Odd"}
+    # The latest of an endpoint whose merged values lie in two regions is the latest minute's.
+    early, _ = await both(filled, MINUTE_MS, minute(0), minute(1))
+    assert early["Odd"] == (Totals(2, 1e16 + 1.0), 1.0)
 
 
 async def test_hours_and_other_services(filled) -> None:
     hour = T0 - T0 % HOUR_MS
     reduced, expected = await both(filled, HOUR_MS, hour, hour)
-    assert reduced == expected == {"Local": Reduction(1, 3.5, 3.5), "Global": Reduction(1, 1.25, 1.25)}
-    assert await filled.endpoint_reductions(METRIC, HOUR_MS, hour + HOUR_MS, hour + 2 * HOUR_MS, service=SERVICE) == {}
+    assert reduced == expected == {"Local": (Totals(1, 3.5), 3.5), "Global": (Totals(1, 1.25), 1.25)}
+    assert await both(filled, HOUR_MS, hour + HOUR_MS, hour + 2 * HOUR_MS) == ({}, {})
     other, expected = await both(filled, MINUTE_MS, minute(0), minute(5), service=OTHER)
-    assert other == expected == {"Local": Reduction(6, 54.0, 9.0)}
+    assert other == expected == {"Local": (Totals(6, 54.0), 9.0)}
 
 
 async def test_recomputed_buckets_are_reduced_as_they_are_now(filled) -> None:
@@ -117,5 +129,5 @@ async def test_recomputed_buckets_are_reduced_as_they_are_now(filled) -> None:
     assert await filled.put_derived(MINUTE_MS, minute(1), 2, values)
     reduced, expected = await both(filled, MINUTE_MS, minute(0), minute(5))
     assert reduced == expected
-    assert reduced["Local"].points == 4
-    assert "Odd" in reduced and reduced["Odd"].points == 2
+    assert reduced["Local"][0].points == 4
+    assert "Odd" in reduced and reduced["Odd"][0].points == 2

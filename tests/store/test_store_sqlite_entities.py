@@ -10,7 +10,15 @@ import pytest
 
 from receiver.model import DAY_MS, HOUR_MS, MINUTE_MS, DerivedValue
 from receiver.store.base import entities_of
-from receiver.store.sqlite.reductions import REDUCE, SEQUENTIAL_SUM, VALUES_OF, SequentialSum, endpoint_reductions
+from receiver.store.sqlite.reductions import (
+    LATEST,
+    LATEST_OF,
+    SEQUENTIAL_SUM,
+    TOTALS,
+    VALUES_OF,
+    SequentialSum,
+    endpoint_totals,
+)
 from receiver.store.sqlite.schema import SCHEMA_VERSION
 from tests.builders import T0
 
@@ -139,14 +147,18 @@ async def test_the_list_goes_with_the_hour_retention(sqlite_store) -> None:
 
 
 @pytest.mark.parametrize("merged", [True, False])
-async def test_the_reductions_read_each_entitys_values_in_key_order(sqlite_store, merged) -> None:
+async def test_the_reductions_seek_each_entitys_values_in_key_order(sqlite_store, merged) -> None:
     # No temporary B-tree: each group's sum() sees its entity's values in time order.
     params = {"step": MINUTE_MS, "metric": "m", "service": SERVICE, "start": 0, "end": 1, "region": WEST}
     with sqlite3.connect(sqlite_store.path) as conn:
-        plan = conn.execute("EXPLAIN QUERY PLAN " + REDUCE.format(sum="sum", values=VALUES_OF[merged]), params)
-        details = [row[3] for row in plan]
-    assert not [detail for detail in details if "TEMP B-TREE" in detail], details
-    assert any("USING PRIMARY KEY" in detail and "time_ms>?" in detail for detail in details), details
+        totals = conn.execute("EXPLAIN QUERY PLAN " + TOTALS.format(sum="sum", values=VALUES_OF[merged]), params)
+        details = [row[3] for row in totals]
+        query = LATEST.format(values=VALUES_OF[merged], latest=LATEST_OF[merged])
+        latest = [row[3] for row in conn.execute("EXPLAIN QUERY PLAN " + query, params)]
+    assert not [detail for detail in details + latest if "TEMP B-TREE" in detail], (details, latest)
+    assert [detail for detail in details if "USING PRIMARY KEY" in detail and "time_ms>?" in detail], details
+    # The latest: one entity's values walked back from the range's end.
+    assert "CORRELATED SCALAR SUBQUERY" in " ".join(latest), latest
 
 
 async def test_the_sequential_sum_adds_in_time_order(sqlite_store) -> None:
@@ -158,8 +170,6 @@ async def test_the_sequential_sum_adds_in_time_order(sqlite_store) -> None:
     with sqlite3.connect(sqlite_store.path) as conn:
         conn.create_aggregate(SEQUENTIAL_SUM, 1, SequentialSum)
         args = (metric, MINUTE_MS, T0, T0 + 9 * MINUTE_MS, SERVICE, None)
-        sequential = endpoint_reductions(conn, SEQUENTIAL_SUM, *args)
+        sequential = endpoint_totals(conn, SEQUENTIAL_SUM, *args)
     assert sequential["A"].total == ((((0.0 + 1e16) + 1.0) + -1e16) + 0.1) + 0.2
-    assert sequential == await sqlite_store.endpoint_reductions(
-        metric, MINUTE_MS, T0, T0 + 9 * MINUTE_MS, service=SERVICE
-    )
+    assert sequential == await sqlite_store.endpoint_totals(metric, MINUTE_MS, T0, T0 + 9 * MINUTE_MS, service=SERVICE)

@@ -56,7 +56,7 @@ from collections.abc import Callable, Collection, Sequence
 import orjson
 
 from receiver.model import HOUR_MS, MINUTE_MS, DerivedValue
-from receiver.store.base import Entity, Reduction, StoreError, entities_of
+from receiver.store.base import Entity, StoreError, Totals, entities_of
 from receiver.store.dynamodb.items import CATALOG_REFRESH_S, MAX_START_MS, Item, escape
 from receiver.store.dynamodb.runner import Runner
 from receiver.store.dynamodb.table import BATCH_GET_KEYS, DynamoDBTable
@@ -299,8 +299,9 @@ class DerivedValues:
 
     async def endpoint_reductions(
         self, metric: str, step_ms: int, start_ms: int, end_ms: int, service: str, region: str | None
-    ) -> dict[str, Reduction]:
-        """``reductions_of(derived(...))`` from the same items, without a DerivedValue per value."""
+    ) -> tuple[dict[str, Totals], dict[str, float]]:
+        """``totals_of`` and ``latest_of`` of ``derived(...)``, from the same items without a
+        DerivedValue per value: both come of one Query, so both are made each time."""
         items, current = await self._items_of_range(metric, step_ms, start_ms, end_ms)
         return await self._runner.work(_reduce_current, items, current, service, region)
 
@@ -385,9 +386,10 @@ class DerivedValues:
 
 def _reduce_current(
     items: list[Item], current: dict[int, int], service: str, region: str | None
-) -> dict[str, Reduction]:
+) -> tuple[dict[str, Totals], dict[str, float]]:
     """Each endpoint's values in the current ``items`` (ascending by bucket, one per metric
-    and bucket) reduced as ``reductions_of`` does, straight from the rows (on a worker thread)."""
+    and bucket) reduced as ``totals_of`` and ``latest_of`` do, straight from the rows (on a
+    worker thread)."""
     counts: dict[str, int] = {}
     totals: dict[str, float] = {}
     lasts: dict[str, float] = {}
@@ -402,7 +404,7 @@ def _reduce_current(
             counts[endpoint] = counts.get(endpoint, 0) + 1
             totals[endpoint] = totals.get(endpoint, 0.0) + float(value)
             lasts[endpoint] = float(value)
-    return {endpoint: Reduction(points, totals[endpoint], lasts[endpoint]) for endpoint, points in counts.items()}
+    return {endpoint: Totals(points, totals[endpoint]) for endpoint, points in counts.items()}, lasts
 
 
 def _derived_version(item: Item) -> int:

@@ -27,9 +27,9 @@ from receiver.model import (
     Series,
     latest_per_key,
 )
-from receiver.store.base import Entity, Reduction, StoreError, entities_of
+from receiver.store.base import Entity, StoreError, Totals, entities_of
 from receiver.store.sqlite.entities import entity_rows
-from receiver.store.sqlite.reductions import endpoint_reductions, summing_function
+from receiver.store.sqlite.reductions import endpoint_latest, endpoint_totals, summing_function
 from receiver.store.sqlite.schema import (
     ALARM_COLUMNS,
     DERIVED_COLUMNS,
@@ -167,13 +167,18 @@ class SQLiteReads:
         ).fetchall()
         return [_derived_value(row) for row in rows]
 
-    def endpoint_reductions(
+    def endpoint_totals(
         self, metric: str, step_ms: int, start_ms: int, end_ms: int, service: str, region: str | None
-    ) -> dict[str, Reduction]:
+    ) -> dict[str, Totals]:
         conn = self.conn
         if self._sum_function is None:
             self._sum_function = summing_function(conn)
-        return endpoint_reductions(conn, self._sum_function, metric, step_ms, start_ms, end_ms, service, region)
+        return endpoint_totals(conn, self._sum_function, metric, step_ms, start_ms, end_ms, service, region)
+
+    def endpoint_latest(
+        self, metric: str, step_ms: int, start_ms: int, end_ms: int, service: str, region: str | None
+    ) -> dict[str, float]:
+        return endpoint_latest(self.conn, metric, step_ms, start_ms, end_ms, service, region)
 
     def bucket_values(self, step_ms: int, bucket_ms: int) -> list[DerivedValue]:
         rows = self.conn.execute(
