@@ -10,10 +10,10 @@ so every database call runs on a single-thread executor that owns its connection
   2,000 tables is seconds) and the queries of the API and views;
 - the lookup thread takes only quick point reads: a delivery's request id, and the
   readiness probe, so neither waits behind a commit or a long read;
-- the two reducers' threads take the summary's reductions (``endpoint_totals``: about
-  45 ms a metric at 2,000 tables, and ``endpoint_latest``), so the dashboard's other reads of the same page run beside
-  them instead of after them, and two metrics are reduced at once (SQLite lets go of the
-  GIL while it steps; the bench machine has two cores).
+- the two reducers' threads take the summary's reductions (``endpoint_totals``, about
+  45 ms a metric at 2,000 tables, and ``endpoint_latest``), so the dashboard's other reads
+  of the same page run beside them instead of after them, and two metrics are reduced at
+  once (SQLite lets go of the GIL while it steps; the bench machine has two cores).
 
 In WAL mode readers and the writer never wait for each other. A read starts after the
 call that precedes it returned, so it sees every commit made by then.
