@@ -43,7 +43,7 @@ from receiver.keys import (
 from receiver.rules import RuleHolder
 from receiver.store import Store, StoreError
 from receiver.views import alarms as alarms_view
-from receiver.views import api, dashboard, pipeline, prometheus, quarantine, tables
+from receiver.views import api, dashboard, pipeline, prometheus, quarantine, summary, tables
 
 log = logging.getLogger("receiver.server")
 
@@ -159,6 +159,7 @@ def create_app(
     app.router.add_get("/healthz", _healthz)
     app.router.add_get("/readyz", _readyz)
     api.add_routes(app)
+    summary.add_routes(app)
     tables.add_routes(app)
     pipeline.add_routes(app)
     prometheus.add_routes(app)

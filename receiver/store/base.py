@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import AsyncIterator, Collection, Iterable, Sequence
-from typing import Protocol, runtime_checkable
+from typing import NamedTuple, Protocol, runtime_checkable
 
 from receiver.model import (
     DAY_MS,
@@ -41,6 +41,15 @@ Entity = tuple[str, str, str | None, tuple[str, ...]]
 """(service, layer, endpoint or None, the regions its values come from, sorted): what
 ``Store.entities`` lists. The regions are empty for account values and for values stored
 before values had regions."""
+
+
+class Totals(NamedTuple):
+    """One endpoint's values of one metric over a range, added up (``Store.endpoint_totals``)."""
+
+    points: int
+    """How many values (buckets with a value) the range holds."""
+    total: float
+    """Their sum, added one after the other in time order from 0.0, as ``totals_of`` adds."""
 
 
 class StoreError(Exception):
@@ -193,6 +202,21 @@ class Store(Protocol):
         values of that region only (receiver/derive/regions.py).
         """
 
+    # The two reductions of the dashboard's summary: each is exactly what totals_of or
+    # latest_of make of what ``derived`` answers for the same arguments (every endpoint of
+    # ``service`` with values of the endpoint metric ``metric`` in ``start_ms <= time_ms <=
+    # end_ms``; ``region`` as there), without handing over every value.
+
+    async def endpoint_totals(
+        self, metric: str, step_ms: int, start_ms: int, end_ms: int, *, service: str, region: str | None = None
+    ) -> dict[str, Totals]:
+        """Each endpoint's count and total of its values in the range (``totals_of``)."""
+
+    async def endpoint_latest(
+        self, metric: str, step_ms: int, start_ms: int, end_ms: int, *, service: str, region: str | None = None
+    ) -> dict[str, float]:
+        """Each endpoint's value of the latest bucket in the range that has one (``latest_of``)."""
+
     async def bucket_values(self, step_ms: int, bucket_ms: int) -> list[DerivedValue]:
         """Every derived value of one bucket."""
 
@@ -200,7 +224,12 @@ class Store(Protocol):
         """The newest bucket starting before ``before_ms`` that has derived values."""
 
     async def entities(self, since_ms: int) -> list[Entity]:
-        """Every entity with a minute value since ``since_ms``, with its regions, sorted."""
+        """Every entity with a minute value since ``since_ms``, with its regions, sorted.
+
+        SQLite and DynamoDB answer from a list of entities that ``put_derived`` keeps (each
+        with the latest bucket it had a value in), not from the values: an entity whose
+        values were later recomputed away stays listed until that bucket is older than
+        ``since_ms``."""
 
     async def prune(self, now_ms: int) -> None:
         """Drop minute samples and values past the minute retention, hour values past the
@@ -259,6 +288,24 @@ def entities_of(rows: Iterable[tuple[str, str, str | None, str]]) -> list[Entity
         ((service, layer, endpoint, tuple(sorted(found))) for (service, layer, endpoint), found in regions.items()),
         key=lambda e: (e[0], e[1], e[2] or ""),
     )
+
+
+def totals_of(values: Iterable[DerivedValue]) -> dict[str, Totals]:
+    """Each endpoint's ``values`` (ascending by time, at most one per endpoint and bucket):
+    how many, and their total added in time order."""
+    counts: dict[str, int] = {}
+    totals: dict[str, float] = {}
+    for value in values:
+        endpoint = value.endpoint
+        if endpoint is not None:
+            counts[endpoint] = counts.get(endpoint, 0) + 1
+            totals[endpoint] = totals.get(endpoint, 0.0) + value.value
+    return {endpoint: Totals(points, totals[endpoint]) for endpoint, points in counts.items()}
+
+
+def latest_of(values: Iterable[DerivedValue]) -> dict[str, float]:
+    """Each endpoint's last value among ``values`` (ascending by time)."""
+    return {value.endpoint: value.value for value in values if value.endpoint is not None}
 
 
 def check_metric_names(metrics: Collection[str] | None) -> None:

@@ -28,11 +28,14 @@ from receiver.store.base import (
     PRUNE_INTERVAL_S,
     Entity,
     StoreError,
+    Totals,
     check_finite,
     check_metric_names,
     entities_of,
+    latest_of,
     quarantine_order,
     retention_cutoffs,
+    totals_of,
     touched_buckets,
 )
 
@@ -227,6 +230,16 @@ class MemoryStore:
         ]
         found.sort(key=lambda v: (v.time_ms, v.service, v.endpoint or ""))
         return found
+
+    async def endpoint_totals(
+        self, metric: str, step_ms: int, start_ms: int, end_ms: int, *, service: str, region: str | None = None
+    ) -> dict[str, Totals]:
+        return totals_of(await self.derived(metric, step_ms, start_ms, end_ms, service=service, region=region))
+
+    async def endpoint_latest(
+        self, metric: str, step_ms: int, start_ms: int, end_ms: int, *, service: str, region: str | None = None
+    ) -> dict[str, float]:
+        return latest_of(await self.derived(metric, step_ms, start_ms, end_ms, service=service, region=region))
 
     async def bucket_values(self, step_ms: int, bucket_ms: int) -> list[DerivedValue]:
         self._check_open()

@@ -184,6 +184,24 @@ async def test_a_tables_total_equals_the_api_sum_of_read_and_write(tab, receiver
     assert float(await cell.inner_text()) == pytest.approx(expected, rel=5e-3)
 
 
+FORMATTED = """async (values) => {
+  const { formatNumber } = await import("/static/format.js");
+  return values.map((value) => [formatNumber(value), value.toLocaleString("en-US", Number.isInteger(value) ? {}
+    : Math.abs(value) >= 100 ? { maximumFractionDigits: 1 } : Math.abs(value) >= 1 ? { maximumFractionDigits: 2 }
+    : { maximumSignificantDigits: 3 })]);
+}"""
+
+
+async def test_numbers_read_as_toLocaleString_writes_them(tab, receiver):
+    # The formatters are made once; each number reads as toLocaleString("en-US") with the
+    # digits of its size would write it.
+    await show(tab, receiver, "")
+    values = [0, 7, -3, 1234567, 0.5, 0.012345, 1.005, 12.3456, 99.999, 100.04, 1234.56, -0.333333, 1e-7, 123456.789]
+    pairs = await tab.page.evaluate(FORMATTED, values)
+    assert [shown for shown, _ in pairs] == [expected for _, expected in pairs]
+    assert [shown for shown, _ in pairs][:4] == ["0", "7", "-3", "1,234,567"]
+
+
 async def test_the_tables_sort_by_a_clicked_column(tab, receiver):
     await show(tab, receiver, ACCOUNT_HASH)
     table = tab.page.locator('table[data-table="tables"]')
@@ -255,6 +273,27 @@ async def test_a_failing_query_api_shows_the_error_state(tab, receiver):
     await expect(tab.page.locator("#alert")).to_contain_text("the store is down")
     assert {chart["state"] for chart in await tab.page.evaluate(CHARTS)} == {"error"}
     assert tab.errors and only_failed_loads(tab.errors)
+
+
+async def test_the_table_of_tables_comes_from_one_summary_request(tab, receiver):
+    asked: list[str] = []
+    tab.page.on("request", lambda request: asked.append(request.url) if "/api/v1/" in request.url else None)
+    await show(tab, receiver, ACCOUNT_HASH)
+    assert len(await tab.page.locator('table[data-table="tables"] tbody tr').all()) == 3
+    assert sum("/api/v1/summary?" in url for url in asked) == 1
+    # The account's charts query its own series; no row queries a table's.
+    queries = [parse_qs(urlsplit(url).query) for url in asked if "/api/v1/query?" in url]
+    assert queries and not [query for query in queries if "endpoint" in query]
+
+
+async def test_a_failing_summary_marks_the_tables_cells_and_the_charts_still_draw(tab, receiver):
+    await tab.page.route(re.compile(r"/api/v1/summary\?"), _answer_503)
+    await show(tab, receiver, ACCOUNT_HASH)
+    await expect(tab.page.locator("#alert")).to_contain_text("/api/v1/summary answered 503: the store is down")
+    cells = tab.page.locator('table[data-table="tables"] tbody td[data-column="consumed_read"]')
+    assert set(await cells.all_inner_texts()) == {"failed"}
+    assert "error" not in {chart["state"] for chart in await tab.page.evaluate(CHARTS)}
+    assert only_failed_loads(tab.errors)
 
 
 async def test_a_failing_entities_api_shows_the_error_state(tab, receiver):

@@ -230,7 +230,7 @@ async def test_a_version_2_sqlite_file_keeps_its_data_and_gains_the_inventory(sq
     assert await store.put_alarm_event(event)
     await store.close()
     with sqlite3.connect(store.path) as conn:  # the file as schema version 2 left it
-        conn.executescript("DROP TABLE inventory; DROP TABLE leases; PRAGMA user_version = 2;")
+        conn.executescript("DROP TABLE inventory; DROP TABLE leases; DROP TABLE entities; PRAGMA user_version = 2;")
     assert ("inventory",) not in peek(store.path, "SELECT name FROM sqlite_master")
 
     again = sqlite_factory()

@@ -11,6 +11,7 @@ import pytest
 from receiver.model import MINUTE_MS
 from receiver.store import SQLiteStore, StoreConfigError, StoreError, open_store_from_url
 from receiver.store.base import DEFAULT_REQUEST_TTL_S, PRUNE_INTERVAL_S
+from receiver.store.sqlite.schema import SCHEMA_VERSION
 from tests.builders import T0, make_sample, make_series, many_samples
 
 
@@ -115,6 +116,7 @@ async def test_a_version_1_file_keeps_its_values_and_derives_its_buckets_again(s
         conn.executescript(
             """
             DROP TABLE derived;
+            DROP TABLE entities;
             CREATE TABLE derived (
                 step_ms INTEGER NOT NULL, metric TEXT NOT NULL, service TEXT NOT NULL, endpoint TEXT NOT NULL,
                 instance TEXT NOT NULL, time_ms INTEGER NOT NULL, scope TEXT NOT NULL, layer TEXT NOT NULL,
@@ -133,7 +135,8 @@ async def test_a_version_1_file_keeps_its_values_and_derives_its_buckets_again(s
     [kept] = await again.derived("aws_dynamodb_endpoint_x", MINUTE_MS, T0, T0)
     assert (kept.endpoint, kept.value, kept.region, kept.merged) == ("GameScores", 7.0, "", True)
     assert await again.stale_buckets(MINUTE_MS, 0) == [T0]
-    assert peek(again, "PRAGMA user_version") == [(5,)]
+    assert peek(again, "PRAGMA user_version") == [(SCHEMA_VERSION,)] == [(5,)]
+    assert await again.entities(T0) == [("s", "L", "GameScores", ())]
     await again.close()
 
 

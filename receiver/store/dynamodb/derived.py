@@ -63,7 +63,7 @@ from collections.abc import Callable, Collection, Sequence
 import orjson
 
 from receiver.model import HOUR_MS, MINUTE_MS, DerivedKey, DerivedValue, derived_key
-from receiver.store.base import Entity, StoreError, entities_of
+from receiver.store.base import Entity, StoreError, Totals, entities_of
 from receiver.store.dynamodb.items import CATALOG_REFRESH_S, MAX_START_MS, Item, escape
 from receiver.store.dynamodb.runner import Runner
 from receiver.store.dynamodb.table import BATCH_GET_KEYS, DynamoDBTable
@@ -341,9 +341,33 @@ class DerivedValues:
         endpoint: str | None,
         region: str | None = None,
     ) -> list[DerivedValue]:
+        items, current = await self._items_of_range(metric, step_ms, start_ms, end_ms)
+
+        def wanted(value: DerivedValue) -> bool:
+            return (
+                (service is None or value.service == service)
+                and (endpoint is None or value.endpoint == endpoint)
+                and (value.merged if region is None else value.region == region)
+            )
+
+        return await self._runner.work(_decode_current, items, current, wanted)
+
+    async def endpoint_reductions(
+        self, metric: str, step_ms: int, start_ms: int, end_ms: int, service: str, region: str | None
+    ) -> tuple[dict[str, Totals], dict[str, float]]:
+        """``totals_of`` and ``latest_of`` of ``derived(...)``, from the same items without a
+        DerivedValue per value: both come of one Query, so both are made each time."""
+        items, current = await self._items_of_range(metric, step_ms, start_ms, end_ms)
+        return await self._runner.work(_reduce_current, items, current, service, region)
+
+    async def _items_of_range(
+        self, metric: str, step_ms: int, start_ms: int, end_ms: int
+    ) -> tuple[list[Item], dict[int, int]]:
+        """The items of ``metric``'s values in the range, ascending by bucket, and the oldest
+        item version each bucket still reads (``_kept_from``; one Query each, together)."""
         low, high = max(start_ms, 0), min(end_ms, MAX_START_MS - 1)
         if low > high:
-            return []
+            return [], {}
         between = {":lo": {"S": f"{low:013d}"}, ":hi": {"S": f"{high:013d}"}, ":now": self._now()}
         rows_query = functools.partial(
             self._table.query,
@@ -359,16 +383,7 @@ class DerivedValues:
             ProjectionExpression="sk, derived_version, full_version",
         )
         items, pointers = await self._runner.gather([rows_query, pointers_query])
-        current = {int(item["sk"]["S"]): _kept_from(item) for item in pointers}
-
-        def wanted(value: DerivedValue) -> bool:
-            return (
-                (service is None or value.service == service)
-                and (endpoint is None or value.endpoint == endpoint)
-                and (value.merged if region is None else value.region == region)
-            )
-
-        return await self._runner.work(_decode_current, items, current, wanted)
+        return items, {int(item["sk"]["S"]): _kept_from(item) for item in pointers}
 
     async def bucket_values(self, step_ms: int, bucket_ms: int) -> list[DerivedValue]:
         if not 0 <= bucket_ms < MAX_START_MS:
@@ -422,6 +437,29 @@ class DerivedValues:
             )
             for item in await self._runner.control(query)
         )
+
+
+def _reduce_current(
+    items: list[Item], current: dict[int, int], service: str, region: str | None
+) -> tuple[dict[str, Totals], dict[str, float]]:
+    """Each endpoint's values in the current ``items`` (ascending by bucket, one per metric
+    and bucket) reduced as ``totals_of`` and ``latest_of`` do, straight from the rows (on a
+    worker thread)."""
+    counts: dict[str, int] = {}
+    totals: dict[str, float] = {}
+    lasts: dict[str, float] = {}
+    for item in items:
+        if int(item["version"]["N"]) < current.get(int(item["sk"]["S"]), 0):
+            continue
+        for _, row_service, endpoint, _, value, _, *regional in orjson.loads(zlib.decompress(item["rows"]["B"])):
+            # Rows written before values had regions have six fields: merged values of no region.
+            value_region, merged = regional or ("", True)
+            if row_service != service or endpoint is None or not (merged if region is None else value_region == region):
+                continue
+            counts[endpoint] = counts.get(endpoint, 0) + 1
+            totals[endpoint] = totals.get(endpoint, 0.0) + float(value)
+            lasts[endpoint] = float(value)
+    return {endpoint: Totals(points, totals[endpoint]) for endpoint, points in counts.items()}, lasts
 
 
 def _derived_version(item: Item) -> int:

@@ -60,6 +60,7 @@ from receiver.store.base import (
     DEFAULT_REQUEST_TTL_S,
     Entity,
     StoreConfigError,
+    Totals,
     check_metric_names,
 )
 from receiver.store.dynamodb.alarms import AlarmEvents
@@ -263,6 +264,20 @@ class DynamoDBStore:
     ) -> list[DerivedValue]:
         async with self._runner.operation():
             return await self._derived.derived(metric, step_ms, start_ms, end_ms, service, endpoint, region)
+
+    async def endpoint_totals(
+        self, metric: str, step_ms: int, start_ms: int, end_ms: int, *, service: str, region: str | None = None
+    ) -> dict[str, Totals]:
+        async with self._runner.operation():
+            totals, _ = await self._derived.endpoint_reductions(metric, step_ms, start_ms, end_ms, service, region)
+            return totals
+
+    async def endpoint_latest(
+        self, metric: str, step_ms: int, start_ms: int, end_ms: int, *, service: str, region: str | None = None
+    ) -> dict[str, float]:
+        async with self._runner.operation():
+            _, latest = await self._derived.endpoint_reductions(metric, step_ms, start_ms, end_ms, service, region)
+            return latest
 
     async def bucket_values(self, step_ms: int, bucket_ms: int) -> list[DerivedValue]:
         async with self._runner.operation():

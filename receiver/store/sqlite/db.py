@@ -30,6 +30,7 @@ from receiver.model import (
 )
 from receiver.store.base import StoreConfigError, StoreError, start_buckets
 from receiver.store.packing import pack
+from receiver.store.sqlite.entities import PRUNE_ENTITIES, add_entities, touch_entities
 from receiver.store.sqlite.reads import SQLiteReads
 from receiver.store.sqlite.repack import repack_samples
 from receiver.store.sqlite.schema import (
@@ -100,6 +101,7 @@ class SQLiteDB(SQLiteReads):
         self._series_by_id: dict[int, Series] = {}
         self._series_by_id_unit: dict[tuple[int, str], Series] = {}
         self._labels_by_id: dict[int, Pairs] = {}
+        self._sum_function: str | None = None  # asked of each new connection
 
     # -- lifecycle ---------------------------------------------------------------
 
@@ -202,6 +204,7 @@ class SQLiteDB(SQLiteReads):
             conn.execute(ALARM_SCHEMA)
             for statement in (*QUARANTINE_SCHEMA, *INVENTORY_SCHEMA):
                 conn.execute(statement)
+            add_entities(conn)
             if version < SCHEMA_VERSION:
                 # A new file's SCHEMA set it already; an older file has just been upgraded.
                 conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
@@ -438,6 +441,7 @@ class SQLiteDB(SQLiteReads):
                 return False
             conn.execute("DELETE FROM derived WHERE step_ms = ? AND time_ms = ?", (step_ms, bucket_ms))
             conn.executemany(INSERT_DERIVED, [_derived_row(step_ms, bucket_ms, v) for v in values])
+            touch_entities(conn, bucket_ms, values)
             conn.execute(
                 "INSERT INTO bucket_versions (step_ms, bucket_ms, version, derived_version) VALUES (?, ?, ?, ?) "
                 "ON CONFLICT (step_ms, bucket_ms) DO UPDATE SET derived_version = excluded.derived_version",
@@ -476,6 +480,7 @@ class SQLiteDB(SQLiteReads):
                 ],
             )
             conn.executemany(INSERT_DERIVED, [_derived_row(step_ms, bucket_ms, v) for v in upserts])
+            touch_entities(conn, bucket_ms, upserts)
             conn.execute(
                 "UPDATE bucket_versions SET derived_version = ? WHERE step_ms = ? AND bucket_ms = ?",
                 (version, step_ms, bucket_ms),
@@ -500,6 +505,10 @@ class SQLiteDB(SQLiteReads):
             ],
             (step_ms, cutoff_ms),
         )
+
+    def prune_entities(self, cutoff_ms: int) -> None:
+        """Forget the entities whose latest value is before ``cutoff_ms`` (the hour retention)."""
+        self._write([PRUNE_ENTITIES], (cutoff_ms,))
 
     # -- alarm events --------------------------------------------------------------
 

@@ -17,7 +17,6 @@ from pathlib import Path
 import orjson
 
 from receiver.model import (
-    MINUTE_MS,
     AlarmEvent,
     DerivedValue,
     InventoryItem,
@@ -27,8 +26,10 @@ from receiver.model import (
     Series,
     latest_per_key,
 )
-from receiver.store.base import Entity, StoreError, entities_of
+from receiver.store.base import Entity, StoreError, Totals, entities_of
 from receiver.store.packing import Block, Part, distinct, latest
+from receiver.store.sqlite.entities import entity_rows
+from receiver.store.sqlite.reductions import endpoint_latest, endpoint_totals, summing_function
 from receiver.store.sqlite.schema import (
     ALARM_COLUMNS,
     DERIVED_COLUMNS,
@@ -52,6 +53,8 @@ class SQLiteReads:
     _series_by_id: dict[int, Series]
     _series_by_id_unit: dict[tuple[int, str], Series]
     _labels_by_id: dict[int, Pairs]
+    _sum_function: str | None
+    """The aggregate that adds values in order on this connection (reductions.py), once asked."""
 
     @property
     def conn(self) -> sqlite3.Connection:
@@ -194,7 +197,10 @@ class SQLiteReads:
         endpoint: str | None,
         region: str | None = None,
     ) -> list[DerivedValue]:
-        conditions = ["step_ms = ?", "metric = ?", "time_ms >= ?", "time_ms <= ?"]
+        # "+time_ms": the range must not pick derived_by_time, which reads every metric's
+        # values of the range (ANALYZE's statistics made the planner prefer it); the primary
+        # key's (step, metric, service) prefix reads just this metric's.
+        conditions = ["step_ms = ?", "metric = ?", "+time_ms >= ?", "+time_ms <= ?"]
         params: list[object] = [step_ms, metric, start_ms, end_ms]
         if region is None:
             conditions.append("merged")
@@ -214,6 +220,19 @@ class SQLiteReads:
         ).fetchall()
         return [_derived_value(row) for row in rows]
 
+    def endpoint_totals(
+        self, metric: str, step_ms: int, start_ms: int, end_ms: int, service: str, region: str | None
+    ) -> dict[str, Totals]:
+        conn = self.conn
+        if self._sum_function is None:
+            self._sum_function = summing_function(conn)
+        return endpoint_totals(conn, self._sum_function, metric, step_ms, start_ms, end_ms, service, region)
+
+    def endpoint_latest(
+        self, metric: str, step_ms: int, start_ms: int, end_ms: int, service: str, region: str | None
+    ) -> dict[str, float]:
+        return endpoint_latest(self.conn, metric, step_ms, start_ms, end_ms, service, region)
+
     def bucket_values(self, step_ms: int, bucket_ms: int) -> list[DerivedValue]:
         rows = self.conn.execute(
             f"SELECT {DERIVED_COLUMNS} FROM derived WHERE step_ms = ? AND time_ms = ? "
@@ -230,11 +249,7 @@ class SQLiteReads:
         return latest
 
     def entities(self, since_ms: int) -> list[Entity]:
-        rows = self.conn.execute(
-            "SELECT DISTINCT service, layer, endpoint, region FROM derived WHERE step_ms = ? AND time_ms >= ?",
-            (MINUTE_MS, since_ms),
-        ).fetchall()
-        return entities_of(rows)
+        return entities_of(entity_rows(self.conn, since_ms))
 
     def alarm_events(self, since_ms: int) -> list[AlarmEvent]:
         rows = self.conn.execute(

@@ -15,9 +15,10 @@ from receiver.model import Pairs, Series
 SCHEMA_VERSION = 5
 """2: derived values carry their region (see receiver/derive/regions.py); a version 1 file is
 upgraded in place when it is opened (``REGION_UPGRADE``). 3: the table inventory and leases
-(``INVENTORY_SCHEMA``), which an older file gains when it is opened. 5: samples packed in
-blocks (``sample_blocks``, receiver/store/packing.py); the samples of an older file are
-repacked when it is opened (repack.py). (4 is the entity table's.)"""
+(``INVENTORY_SCHEMA``), which an older file gains when it is opened. 4: the list of entities
+(entities.py), which an older file gains, filled from its values, when it is opened. 5:
+samples packed in blocks (``sample_blocks``, receiver/store/packing.py); the samples of an
+older file are repacked when it is opened (repack.py)."""
 
 PACKED_VERSION = 5
 """The first schema version whose samples are packed: an older file is repacked."""

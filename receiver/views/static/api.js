@@ -65,6 +65,20 @@ export async function fetchPoints(metric, service, endpoint, region, window, sig
   return body.points;
 }
 
+// The account page's table of tables in one request (GET /api/v1/summary): { figures: [{ metric,
+// reduce } ...], endpoints: { endpoint: { merged: [figure or null ...], regions: { region: [figure
+// or null ...] } } } }, each figure the metric's points in the window reduced to one number, the
+// lists in the order of `figures`.
+export async function fetchSummary(service, window, signal) {
+  const body = await getJson(
+    "/api/v1/summary", { service, start: window.start, end: window.end, step: window.step }, signal,
+  );
+  if (!Array.isArray(body.figures) || typeof body.endpoints !== "object" || body.endpoints === null) {
+    throw new ApiError("/api/v1/summary answered without figures and endpoints");
+  }
+  return body;
+}
+
 // The price of metric updates and the completeness of the window's minutes (GET /api/v1/pipeline):
 // { metric_update_price_per_1000, settle_seconds, minutes: [{ account, region, minute, expected,
 // arrived, complete, completed, by } ...] }.

@@ -1,16 +1,17 @@
 // The three pages. Each view loads everything it shows (load), then draws it at once
 // (draw), so a refresh swaps the page in one step instead of flickering.
 
-import { fetchEntities } from "./api.js";
+import { fetchEntities, fetchSummary } from "./api.js";
 import { headroomSection, loadHeadroom } from "./ceiling.js";
 import { drawCharts } from "./chart.js";
 import { element, emptyState, scrolling } from "./dom.js";
 import { loadAccountFeatures, loadTableFeatures, tablesAndIndexes } from "./features.js";
 import { groupSections, loadGroups } from "./groups.js";
-import { loadCells, sortableTable } from "./grid.js";
+import { loadCells, sortableTable, summaryCells } from "./grid.js";
 import { describe, inventoryFacts, inventorySection, loadInventory } from "./inventory.js";
 import {
   ACCOUNT_COLUMNS, ACCOUNT_GROUPS, ENDPOINT_PREFIX, SERVICE_PREFIX, TABLE_COLUMNS, TABLE_GROUPS,
+  TABLE_ROWS_AT_FIRST,
 } from "./layout.js";
 import { loadOperations, operationsSection } from "./operations.js";
 import { PIPELINE_LAYER } from "./pipeline.js";
@@ -118,24 +119,30 @@ export const accountView = {
   async load(ctx) {
     const { service } = ctx.route;
     const scope = { prefix: SERVICE_PREFIX, service };
-    const [services, groups, inDepth, inventory] = await Promise.all([
+    // The summary is asked first: at 2,000 tables it is the longest of the page's requests.
+    const [summary, services, groups, inDepth, inventory] = await Promise.all([
+      loadSummary(ctx, service),
       dynamodbServices(ctx.signal),
       loadGroups(ctx, ACCOUNT_GROUPS, SERVICE_PREFIX, service),
       loadInDepth(ctx, scope, { withPercentiles: false }, loadAccountFeatures(ctx, SERVICE_PREFIX, service)),
       loadInventory(ctx, service),
     ]);
     const entry = services.find((candidate) => candidate.name === service);
-    // With tags known, each row has its table's and the address's tag filter applies
-    // (before the cells load: only the rows listed are queried).
+    // With tags known, each row has its table's and the address's tag filter applies.
     const tags = tagIndex(inventory);
     const rows = (entry ? tableRows(entry) : []).map((row) => ({
       ...row, tags: tags === null ? {} : rowTags(tags, row.endpoint, row.single || row.narrowed ? row.region : null),
     }));
     const listed = tags === null ? rows : rows.filter((row) => passes(row.tags, ctx.route));
-    const tables = await Promise.all(listed.map(async (row) => {
-      const region = row.narrowed ? row.region : undefined;
-      return { ...row, cells: await loadCells(ctx, TABLE_COLUMNS, ENDPOINT_PREFIX, service, row.endpoint, region) };
-    }));
+    // Every row's numbers come from the one summary of the account's endpoints.
+    const named = new Map(
+      (summary.body?.figures ?? []).map(({ metric, reduce }, index) => [metric, { index, reduce }]),
+    );
+    const tables = listed.map((row) => {
+      const figures = summary.body?.endpoints?.[row.endpoint];
+      const chosen = row.narrowed ? figures?.regions?.[row.region] : figures?.merged;
+      return { ...row, cells: summaryCells(TABLE_COLUMNS, ENDPOINT_PREFIX, chosen, named, summary.error) };
+    });
     return { groups, tables, inDepth, tags, total: rows.length };
   },
 
@@ -180,7 +187,7 @@ export const accountView = {
         : "Each table and global secondary index of the account, per region";
       list.append(scrolling(sortableTable({
         id: "tables", caption, columns, rows, initialSort: { key: "endpoint", descending: false },
-        ...(grouping === null ? {} : { groups: grouping }),
+        limit: TABLE_ROWS_AT_FIRST, ...(grouping === null ? {} : { groups: grouping }),
       })));
     }
     // The table first: it is where one goes from here.
@@ -246,6 +253,18 @@ async function accountEntry(ctx, service) {
     if (error.name === "AbortError") throw error;
     ctx.errors.push(error.message);
     return null;
+  }
+}
+
+// The account's /api/v1/summary as { body } or, when it failed, { error } (its cells say so and
+// the banner names it: the rest of the page still loads).
+async function loadSummary(ctx, service) {
+  try {
+    return { body: await fetchSummary(service, ctx.window, ctx.signal), error: null };
+  } catch (error) {
+    if (error.name === "AbortError") throw error;
+    ctx.errors.push(error.message);
+    return { body: null, error: error.message };
   }
 }
 
