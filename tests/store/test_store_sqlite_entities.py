@@ -117,7 +117,7 @@ async def test_a_version_3_file_gains_the_list_filled_from_its_values(sqlite_fac
 
     again = sqlite_factory()
     await again.open()
-    assert peek(again.path, "PRAGMA user_version") == [(SCHEMA_VERSION,)] == [(4,)]
+    assert peek(again.path, "PRAGMA user_version") == [(SCHEMA_VERSION,)] == [(5,)]
     assert {since: await again.entities(since) for since in SINCE} == before
     assert peek(again.path, "SELECT last_ms FROM entities WHERE endpoint = 'Local' AND service = ?", SERVICE) == [
         (T0 + 2 * MINUTE_MS,)
