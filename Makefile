@@ -10,9 +10,14 @@ CDK := JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION=20 node_modules/.bin/cdk
 # Debian packages the tests drive for real; installed by `make test` when missing.
 TEST_DEBIAN_PACKAGES := nginx prometheus chromium buildah debootstrap
 
-.PHONY: setup debian-packages lint test test-fast demo serve synth deploy destroy nag image image-test fuzz soak bench bench-quick proto lock clean
+.PHONY: setup extension debian-packages lint test test-fast demo serve synth deploy destroy nag image image-test fuzz soak bench bench-quick proto lock clean
 
-setup: $(PY_READY) $(NODE_READY)
+setup: $(PY_READY) $(NODE_READY) extension
+
+# The compiled decoder (receiver/formats/_decode.pyx), built in place; RECEIVER_NO_EXTENSIONS=1
+# skips it, and the receiver then runs the pure-Python decoders.
+extension: $(PY_READY)
+	$(PY) setup.py --quiet build_ext --inplace
 
 debian-packages:
 	scripts/debian-packages.sh $(TEST_DEBIAN_PACKAGES)
@@ -111,4 +116,4 @@ lock:
 	rm -rf .lock-venv
 
 clean:
-	rm -rf $(VENV) node_modules cdk.out .pytest_cache .hypothesis
+	rm -rf $(VENV) node_modules cdk.out .pytest_cache .hypothesis build receiver/formats/_decode.c receiver/formats/_decode.*.so

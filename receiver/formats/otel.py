@@ -23,7 +23,8 @@ is in errors.REASONS):
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Iterable
+import os
+from collections.abc import Callable, Hashable, Iterable
 from math import isfinite
 from typing import Any, Protocol
 
@@ -49,6 +50,26 @@ several metrics; this bound makes encoded records carry several messages, as Clo
 _NS_PER_MS = 1_000_000
 _MAX_FIXED64 = (1 << 64) - 1
 
+FastDecode = Callable[..., list[Sample] | None]
+"""fastpath.decode's signature: (data, extra_labels, flavor, latest_ms, *, cache) -> samples or None."""
+
+
+def _choose_fast_decode() -> tuple[FastDecode, str]:
+    """The compiled decoder (receiver/formats/_decode.pyx) when it is built and
+    RECEIVER_NO_EXTENSIONS is not 1; the pure-Python fast path otherwise."""
+    if os.environ.get("RECEIVER_NO_EXTENSIONS") == "1":
+        return fastpath.decode, "python (RECEIVER_NO_EXTENSIONS=1)"
+    try:
+        from . import _decode  # built by `make extension` (typed by _decode.pyi)
+    except ImportError:
+        return fastpath.decode, "python (the compiled decoder is not built)"
+    compiled: FastDecode = _decode.decode
+    return compiled, "compiled"
+
+
+fast_decode, DECODER = _choose_fast_decode()
+"""The fast decoder in use and how the receiver's start line names it."""
+
 
 def decode(
     data: bytes, extra_labels: Pairs, flavor: Flavor, now: int | None = None, *, cache: SeriesCache
@@ -56,12 +77,12 @@ def decode(
     """Decode one delimited record of ``flavor``'s format into samples.
 
     ``now`` (epoch ms, default the clock) sets the latest period end accepted; ``cache``
-    holds the series already met. The fast path (fastpath.py) takes nearly every record
-    CloudWatch sends; what it declines, from an unusual layout to a malformed message, is
-    walked point by point (walk.py).
+    holds the series already met. The fast path (``fast_decode``: the compiled decoder, or
+    fastpath.py without it) takes nearly every record CloudWatch sends; what it declines,
+    from an unusual layout to a malformed message, is walked point by point (walk.py).
     """
     latest_ms = latest_end_ms(now_ms() if now is None else now)
-    fast = fastpath.decode(data, extra_labels, flavor, latest_ms, cache=cache)
+    fast = fast_decode(data, extra_labels, flavor, latest_ms, cache=cache)
     return fast if fast is not None else walk(data, extra_labels, flavor, latest_ms, cache)
 
 

@@ -33,7 +33,7 @@ def fast(data: bytes, fmt: str) -> list[Sample] | None:
 
 def careful(data: bytes, fmt: str, monkeypatch: pytest.MonkeyPatch) -> list[Sample]:
     with monkeypatch.context() as patch:
-        patch.setattr(fastpath, "decode", lambda *args, **kwargs: None)
+        patch.setattr(otel, "fast_decode", lambda *args, **kwargs: None)
         return otel.decode(data, EXTRA, FLAVORS[fmt], NOW_MS, cache=CACHE)
 
 

@@ -9,7 +9,7 @@ import orjson
 import pytest
 
 import receiver.formats
-from receiver.formats import SeriesCache, decode_record, encode_records, fastpath
+from receiver.formats import SeriesCache, decode_record, encode_records, otel
 from receiver.formats.series import new_sample
 from receiver.model import Sample, Series
 
@@ -53,7 +53,7 @@ def test_the_careful_walk_the_fast_path_and_reordered_json_keys_find_one_object(
     [data] = encode_records([sample], "opentelemetry0.7")
     fast = decode_record(data, cache=cache, now_ms=NOW_MS)[0].series
     with monkeypatch.context() as patch:
-        patch.setattr(fastpath, "decode", lambda *args, **kwargs: None)
+        patch.setattr(otel, "fast_decode", lambda *args, **kwargs: None)
         careful = decode_record(data, cache=cache, now_ms=NOW_MS)[0].series
     [line] = encode_records([sample], "json")
     item = orjson.loads(line)
@@ -98,7 +98,7 @@ def test_past_its_bound_the_cache_starts_over() -> None:
 @pytest.mark.parametrize("fast", [True, False], ids=["fast path", "careful walk"])
 def test_a_datapoints_own_labels_are_kept_across_a_reset(fast: bool, monkeypatch: pytest.MonkeyPatch) -> None:
     if not fast:
-        monkeypatch.setattr(fastpath, "decode", lambda *args, **kwargs: None)
+        monkeypatch.setattr(otel, "fast_decode", lambda *args, **kwargs: None)
     cache = SeriesCache(limit=1)
     tagged = record(otel10_message(attributes=(*DYNAMODB, ("team", "storage"))))
     other = record(otel10_message(dimensions=(("TableName", "Other"),)))

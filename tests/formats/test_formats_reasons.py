@@ -15,7 +15,7 @@ from collections.abc import Iterator
 import orjson
 import pytest
 
-from receiver.formats import REASONS, DecodeError, decode_record, fastpath
+from receiver.formats import REASONS, DecodeError, decode_record, otel
 from receiver.formats.errors import MALFORMED
 from receiver.formats.framing import frame
 from receiver.formats.limits import (
@@ -44,7 +44,7 @@ JSON_ITEM = orjson.loads((DATA / "aws-json-example.jsonl").read_bytes())
 def path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
     """Each test runs as the receiver decodes, and with the careful walk alone."""
     if request.param == "careful":
-        monkeypatch.setattr(fastpath, "decode", lambda *args, **kwargs: None)
+        monkeypatch.setattr(otel, "fast_decode", lambda *args, **kwargs: None)
     return request.param
 
 
