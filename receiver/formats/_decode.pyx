@@ -50,6 +50,7 @@ from .walk import judge_point, resource_labels, series_of
 
 cdef extern from "Python.h":
     object PyType_GenericAlloc(PyTypeObject *type, Py_ssize_t nitems)
+    void PyObject_GC_UnTrack(void *op)
 
 cdef object _parse_resource = summary_view_pb2.Resource.FromString
 cdef object _Sample = Sample
@@ -563,6 +564,11 @@ cdef class _Record:
         _put(sample, 6, PyFloat_FromDouble(point.high))
         _put(sample, 7, stats)
         _put(sample, 8, labels)
+        # A Sample holds only immutable values made before it (the Series, numbers, tuples
+        # of strings and floats), so it can be in no reference cycle: like a tuple of atoms,
+        # which the collector untracks itself, it is left out of the collector's walks,
+        # which otherwise revisit every sample of a delivery.
+        PyObject_GC_UnTrack(<void*>sample)
         self.out.append(sample)
         return OK
 
