@@ -29,6 +29,7 @@ from cpython.tuple cimport PyTuple_New, PyTuple_SET_ITEM
 from cpython.bytes cimport PyBytes_FromStringAndSize, PyBytes_AS_STRING, PyBytes_GET_SIZE
 from cpython.unicode cimport PyUnicode_DecodeUTF8
 from cpython.float cimport PyFloat_FromDouble
+from cpython.dict cimport PyDict_GetItemWithError
 from cpython.long cimport PyLong_FromUnsignedLongLong
 
 from google.protobuf.message import DecodeError as ProtobufDecodeError
@@ -284,9 +285,10 @@ cdef class _Record:
     cdef object name
     cdef object extra_labels
     cdef object cache
-    cdef object lookup
-    cdef object own_labels
-    cdef object percentile
+    # The SeriesCache's tables, read directly (its lookup methods are their bound dict.get).
+    cdef dict by_key
+    cdef dict own
+    cdef dict percentiles
     cdef bint has_own
     cdef int label_tag
     cdef object latest_ms
@@ -515,7 +517,7 @@ cdef class _Record:
         else:
             run = b""
         key = (context, run)
-        series = self.lookup(key)
+        series = _get(self.by_key, key)
         if series is None:
             series = self.new_series(key, point.label_start, point.label_end)
             if series is None:
@@ -531,7 +533,7 @@ cdef class _Record:
             for i in range(point.others):
                 q = point.other_q[i]
                 v = point.other_v[i]
-                name = self.percentile(q)
+                name = _get(self.percentiles, q)
                 if name is None:
                     if not (0.0 < q < 1.0):
                         return self.fault(pos, end, context, labels)
@@ -547,7 +549,7 @@ cdef class _Record:
         else:
             stats = _EMPTY
         if self.has_own:
-            own = self.own_labels(key)
+            own = _get(self.own, key)
             if own:
                 merged_key = (own, labels)
                 known = self.merged.get(merged_key)
@@ -597,6 +599,22 @@ cdef class _Record:
         return OK
 
 
+cdef inline object _get(dict table, object key):
+    """``table.get(key)`` without the call."""
+    cdef PyObject* found = PyDict_GetItemWithError(table, key)
+    if found == NULL:
+        return None  # an error (a key that cannot hash or compare) propagates
+    return <object>found
+
+
+cdef dict _table(object getter):
+    """The dict behind one of SeriesCache's bound ``dict.get`` methods."""
+    table = getattr(getter, "__self__", None)
+    if type(table) is not dict:
+        raise TypeError("a SeriesCache's lookups are expected to be bound dict.get methods")
+    return table
+
+
 cdef inline void _put(object item_tuple, Py_ssize_t index, object value):
     Py_INCREF(value)
     PyTuple_SET_ITEM(item_tuple, index, value)
@@ -632,9 +650,9 @@ def decode(data, extra_labels, flavor, latest_ms, *, cache):
     record.label_tag = flavor.shape.label_tag
     record.extra_labels = extra_labels
     record.cache = cache
-    record.lookup = cache.lookup
-    record.own_labels = cache.own_labels
-    record.percentile = cache.percentile
+    record.by_key = _table(cache.lookup)
+    record.own = _table(cache.own_labels)
+    record.percentiles = _table(cache.percentile)
     record.has_own = cache.has_own_labels
     record.latest_ms = latest_ms
     record.limit_ns = limit
