@@ -18,7 +18,7 @@ import importlib
 import time
 from collections.abc import Callable
 
-from receiver.formats import SeriesCache, fastpath, otel07, otel10, walk
+from receiver.formats import SeriesCache, otel07, otel10, walk
 from receiver.formats.limits import latest_end_ms, now_ms
 
 from .bodies import MIB, Body, SampleSource, make_body, warmup_body
@@ -32,7 +32,6 @@ def decoders() -> dict[str, Callable[..., object]]:
         found["compiled"] = importlib.import_module("receiver.formats._decode").decode
     except ImportError:
         print("the compiled decoder is not built (make extension): left out")
-    found["fast path (Python)"] = fastpath.decode
     found["careful walk"] = lambda data, extra, flavor, latest, *, cache: walk.walk(data, extra, flavor, latest, cache)
     return found
 

@@ -45,22 +45,22 @@ def test_one_series_is_one_object_across_records_and_formats() -> None:
     assert all(other is decoded[0] for other in decoded)
 
 
-def test_the_careful_walk_the_fast_path_and_reordered_json_keys_find_one_object(
+def test_the_compiled_decoder_the_careful_walk_and_reordered_json_keys_find_one_object(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     cache = SeriesCache()
     sample = Sample(SERIES, START_MS, START_MS + 60_000, 1.0, 0.0, 0.0, 0.0)
     [data] = encode_records([sample], "opentelemetry0.7")
-    fast = decode_record(data, cache=cache, now_ms=NOW_MS)[0].series
+    compiled = decode_record(data, cache=cache, now_ms=NOW_MS)[0].series
     with monkeypatch.context() as patch:
-        patch.setattr(otel, "fast_decode", lambda *args, **kwargs: None)
+        patch.setattr(otel, "compiled_decode", None)
         careful = decode_record(data, cache=cache, now_ms=NOW_MS)[0].series
     [line] = encode_records([sample], "json")
     item = orjson.loads(line)
     item["dimensions"] = dict(reversed(item["dimensions"].items()))  # another key, the same series
     reordered = decode_record(orjson.dumps(item), cache=cache, now_ms=NOW_MS)[0].series
-    assert fast == SERIES
-    assert careful is fast and reordered is fast
+    assert compiled == SERIES
+    assert careful is compiled and reordered is compiled
     assert len(cache) == 1
 
 
@@ -95,10 +95,7 @@ def test_past_its_bound_the_cache_starts_over() -> None:
     assert len(cache) == 2
 
 
-@pytest.mark.parametrize("fast", [True, False], ids=["fast path", "careful walk"])
-def test_a_datapoints_own_labels_are_kept_across_a_reset(fast: bool, monkeypatch: pytest.MonkeyPatch) -> None:
-    if not fast:
-        monkeypatch.setattr(otel, "fast_decode", lambda *args, **kwargs: None)
+def test_a_datapoints_own_labels_are_kept_across_a_reset(decoder: str) -> None:
     cache = SeriesCache(limit=1)
     tagged = record(otel10_message(attributes=(*DYNAMODB, ("team", "storage"))))
     other = record(otel10_message(dimensions=(("TableName", "Other"),)))
@@ -107,6 +104,19 @@ def test_a_datapoints_own_labels_are_kept_across_a_reset(fast: bool, monkeypatch
     after = decode_record(tagged, cache=cache, now_ms=NOW_MS)[0]
     assert ("team", "storage") in before.labels
     assert after.labels == before.labels and after.series == before.series
+
+
+def test_the_compiled_decoders_keys_start_over_with_the_cache(decoder: str) -> None:
+    cache = SeriesCache(limit=2)
+    for table in range(2):
+        decode_record(table_record(table), cache=cache, now_ms=NOW_MS)
+    keys = len(cache.wire_keys) if cache.wire_keys is not None else 0
+    assert keys == (2 if decoder == "compiled" else 0)
+    decode_record(table_record(2), cache=cache, now_ms=NOW_MS)  # a third series: the cache starts over
+    assert len(cache) == 1
+    assert cache.wire_keys is None or len(cache.wire_keys) <= 1
+    cache.clear()
+    assert cache.wire_keys is None or len(cache.wire_keys) == 0
 
 
 def test_keys_are_bounded_too_however_few_the_series() -> None:
