@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import ast
+import os
+import pickle
+import subprocess
+import sys
 from pathlib import Path
 
 import orjson
@@ -264,3 +268,21 @@ def test_the_check_lets_constant_tables_be() -> None:
 @pytest.mark.parametrize("path", sorted(Path(receiver.formats.__file__).parent.glob("*.py")), ids=lambda p: p.name)
 def test_no_decoder_module_keeps_state(path: Path) -> None:
     assert module_state(path.read_text()) == []
+
+
+def test_a_series_hashes_by_its_value_and_is_made_afresh_when_unpickled() -> None:
+    series = Series("a", "r", "n", "m", (("d", "v"),), "Count")
+    fields = ("a", "r", "n", "m", (("d", "v"),), "Count")
+    assert hash(series) == hash(fields) and {series: 1}[Series(*fields)] == 1
+    assert hash(series) != hash(Series("a", "r", "n", "m", (("d", "v"),), "Percent"))
+    # Another process salts string hashes differently: the hash must not travel in the pickle.
+    script = (
+        "import pickle, sys; from receiver.model import Series; "
+        "s = pickle.loads(sys.stdin.buffer.read()); "
+        "assert hash(s) == hash((s.account, s.region, s.namespace, s.metric, s.dimensions, s.unit)); print(s.unit)"
+    )
+    env = {**os.environ, "PYTHONHASHSEED": "12345"}
+    done = subprocess.run(
+        [sys.executable, "-c", script], input=pickle.dumps(series), env=env, capture_output=True, check=True
+    )
+    assert done.stdout.strip() == b"Count"

@@ -109,22 +109,21 @@ class SampleRecords:
                     f"sample {series.namespace}/{series.metric} starts at {sample.start_ms} ms, outside "
                     f"the DynamoDB store's range 0 to {MAX_START_MS} ms; the request was not stored"
                 )
-        # Decoders share one Series per series and one labels tuple per record, so most
-        # samples cost a dict hit here; each value holds its object so no id is recycled.
-        by_series: dict[int, tuple[Series, SeriesAttributes]] = {}
-        by_labels: dict[int, tuple[Pairs, dict[str, str] | None]] = {}
+        # A Series hashes once, when it is made, and decoders share one labels tuple per
+        # record, so most samples cost dict hits here.
+        by_series: dict[Series, SeriesAttributes] = {}
+        by_labels: dict[Pairs, dict[str, str] | None] = {}
         items: dict[tuple[str, str], Item] = {}  # BatchWriteItem refuses repeated keys: last wins
         hours: set[tuple[str, str, int]] = set()
         retention_s = self._retention_s
         for sample in samples:
-            cached = by_series.get(id(sample.series))
-            if cached is None:
-                cached = by_series[id(sample.series)] = (sample.series, SeriesAttributes(sample.series))
-            labels = by_labels.get(id(sample.labels))
-            if labels is None:
-                labels = by_labels[id(sample.labels)] = (sample.labels, labels_attribute(sample.labels))
-            attributes = cached[1]
-            item = sample_item(sample, attributes, labels[1], retention_s)
+            attributes = by_series.get(sample.series)
+            if attributes is None:
+                attributes = by_series[sample.series] = SeriesAttributes(sample.series)
+            labels = by_labels.get(sample.labels)
+            if labels is None and sample.labels not in by_labels:
+                labels = by_labels[sample.labels] = labels_attribute(sample.labels)
+            item = sample_item(sample, attributes, labels, retention_s)
             items[(item["pk"]["S"], item["sk"]["S"])] = item
             hours.add((attributes.namespace, attributes.metric, hour_of(sample.start_ms)))
         plan = Plan(now, touched_buckets(samples), list(items.values()))
