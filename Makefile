@@ -14,20 +14,23 @@ TEST_DEBIAN_PACKAGES := nginx prometheus chromium buildah debootstrap
 
 setup: $(PY_READY) $(NODE_READY) extension
 
-# The compiled decoder (receiver/formats/_decode.pyx), built in place; RECEIVER_NO_EXTENSIONS=1
-# skips it, and the receiver then runs the pure-Python decoders.
+# The compiled decoder (receiver/formats/_decode.pyx), built in place with the venv's Cython (the
+# lock's). Without a C compiler, or with RECEIVER_NO_EXTENSIONS=1, it is skipped with a warning and
+# the receiver runs the careful pure-Python decoder (`serve` logs which one runs).
 extension: $(PY_READY)
 	$(PY) setup.py --quiet build_ext --inplace
 
 debian-packages:
 	scripts/debian-packages.sh $(TEST_DEBIAN_PACKAGES)
 
-# The venv is rebuilt from the lock whenever the dependencies change.
+# The venv is rebuilt from the lock whenever the dependencies change. The project installs
+# without build isolation, so what builds it (setuptools, and Cython for the compiled decoder)
+# is the venv's, at the lock's versions, not the newest a build environment would fetch.
 $(PY_READY): pyproject.toml requirements.lock
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install --quiet --disable-pip-version-check --upgrade pip
 	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r requirements.lock
-	$(VENV)/bin/pip install --quiet --disable-pip-version-check --no-deps -e .
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
 	touch $@
 
 $(NODE_READY): package.json package-lock.json
