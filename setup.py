@@ -17,7 +17,7 @@ SOURCE = "receiver/formats/_decode.pyx"
 
 
 class OptionalBuildExt(build_ext):
-    """build_ext that warns instead of failing when the extension cannot be compiled."""
+    """build_ext that warns, once, instead of failing when the extension cannot be compiled."""
 
     def run(self) -> None:
         try:
@@ -30,6 +30,12 @@ class OptionalBuildExt(build_ext):
             super().build_extension(ext)
         except Exception as exc:  # noqa: BLE001
             print(f"warning: {ext.name} was not built ({exc}); the pure-Python decoder runs", file=sys.stderr)
+            ext.failed = True  # type: ignore[attr-defined]
+
+    def copy_extensions_to_source(self) -> None:
+        # `--inplace` copies what was built next to the sources: not what failed, already told.
+        self.extensions = [ext for ext in self.extensions if not getattr(ext, "failed", False)]
+        super().copy_extensions_to_source()
 
 
 def extensions() -> list[Extension]:
