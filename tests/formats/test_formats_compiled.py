@@ -375,7 +375,7 @@ def test_records_with_any_fault(data: st.DataObject, fmt: str) -> None:
     agree(record(*data.draw(st.lists(faulty_messages(fmt), min_size=1, max_size=5))), fmt)
 
 
-@examples(600)
+@examples(150)
 @given(data=st.data(), fmt=st.sampled_from(sorted(FLAVORS)))
 def test_records_written_as_the_wire_format_allows(data: st.DataObject, fmt: str) -> None:
     """Fields in any order, unknown fields of every wire type, over-long varints, repeated
@@ -406,7 +406,7 @@ def mutated(data: st.DataObject, base: bytes) -> bytes:
     return bytes(encoded)
 
 
-@examples(500)
+@examples(200)
 @given(data=st.data(), fmt=st.sampled_from(sorted(FLAVORS)))
 def test_mutated_and_truncated_records(data: st.DataObject, fmt: str) -> None:
     base = _sound_record(fmt) if data.draw(st.booleans()) else data.draw(wire.records(fmt))
