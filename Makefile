@@ -10,19 +10,27 @@ CDK := JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION=20 node_modules/.bin/cdk
 # Debian packages the tests drive for real; installed by `make test` when missing.
 TEST_DEBIAN_PACKAGES := nginx prometheus chromium buildah debootstrap
 
-.PHONY: setup debian-packages lint test test-fast demo serve synth deploy destroy nag image image-test fuzz soak bench bench-quick proto lock clean
+.PHONY: setup extension debian-packages lint test test-fast demo serve synth deploy destroy nag image image-test fuzz soak bench bench-quick proto lock clean
 
-setup: $(PY_READY) $(NODE_READY)
+setup: $(PY_READY) $(NODE_READY) extension
+
+# The compiled decoder (receiver/formats/_decode.pyx), built in place with the venv's Cython (the
+# lock's). Without a C compiler, or with RECEIVER_NO_EXTENSIONS=1, it is skipped with a warning and
+# the receiver runs the careful pure-Python decoder (`serve` logs which one runs).
+extension: $(PY_READY)
+	$(PY) setup.py --quiet build_ext --inplace
 
 debian-packages:
 	scripts/debian-packages.sh $(TEST_DEBIAN_PACKAGES)
 
-# The venv is rebuilt from the lock whenever the dependencies change.
+# The venv is rebuilt from the lock whenever the dependencies change. The project installs
+# without build isolation, so what builds it (setuptools, and Cython for the compiled decoder)
+# is the venv's, at the lock's versions, not the newest a build environment would fetch.
 $(PY_READY): pyproject.toml requirements.lock
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install --quiet --disable-pip-version-check --upgrade pip
 	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r requirements.lock
-	$(VENV)/bin/pip install --quiet --disable-pip-version-check --no-deps -e .
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
 	touch $@
 
 $(NODE_READY): package.json package-lock.json
@@ -111,4 +119,4 @@ lock:
 	rm -rf .lock-venv
 
 clean:
-	rm -rf $(VENV) node_modules cdk.out .pytest_cache .hypothesis
+	rm -rf $(VENV) node_modules cdk.out .pytest_cache .hypothesis build receiver/formats/_decode.c receiver/formats/_decode.*.so

@@ -7,7 +7,7 @@ decoders intern it); a ``Sample`` is one period of one series.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import NamedTuple
 
 Pairs = tuple[tuple[str, str], ...]
@@ -22,7 +22,12 @@ SeriesKey = tuple[str, str, str, str, Pairs]
 
 @dataclass(frozen=True, slots=True)
 class Series:
-    """One CloudWatch metric series: what stays the same from minute to minute."""
+    """One CloudWatch metric series: what stays the same from minute to minute.
+
+    Every stage keys tables by Series (the stores' rows, the deriver's groups), so its hash
+    is worked out once, when it is made: a lookup then costs what one by ``id()`` would,
+    and equal series from any decoder find the same entry.
+    """
 
     account: str
     region: str
@@ -31,6 +36,18 @@ class Series:
     dimensions: Pairs
     unit: str
     """The CloudWatch unit name (``Count``, ``Milliseconds``, ``None`` ...)."""
+    _hash: int = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        fields = (self.account, self.region, self.namespace, self.metric, self.dimensions, self.unit)
+        object.__setattr__(self, "_hash", hash(fields))
+
+    def __hash__(self) -> int:
+        return self._hash
+
+    def __reduce__(self) -> tuple[type[Series], tuple[str, str, str, str, Pairs, str]]:
+        # Made afresh when unpickled: a string's hash differs from one process to the next.
+        return (Series, (self.account, self.region, self.namespace, self.metric, self.dimensions, self.unit))
 
     @property
     def key(self) -> SeriesKey:

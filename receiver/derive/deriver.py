@@ -44,7 +44,7 @@ from receiver.derive.ceilings import InventoryCeilings
 from receiver.derive.completeness import Completeness, series_by_source
 from receiver.derive.regions import evaluate_by_region
 from receiver.derive.worker import Evaluator, ThreadEvaluator
-from receiver.model import DAY_MS, DEFAULT_SETTLE_S, HOUR_MS, MINUTE_MS, DerivedValue, Sample, SeriesKey, Stats
+from receiver.model import DAY_MS, DEFAULT_SETTLE_S, HOUR_MS, MINUTE_MS, DerivedValue, Sample, Series, SeriesKey, Stats
 from receiver.rules import Evaluation, RuleHolder, RuleSet
 from receiver.rules.incremental import PartitionedEvaluation, changed_families
 from receiver.rules.partitions import Partition
@@ -130,13 +130,13 @@ def _fold_max(values: list[float]) -> float:
 def _by_series(samples: Iterable[Sample]) -> list[list[Sample]]:
     """The samples of each series key, in the order given.
 
-    Grouped by Series object first (stores and decoders intern them, and an object hashes
-    by id at no cost); objects that share a key are then regrouped in the given order.
+    Grouped by Series first (a Series hashes once, when it is made); series that share a
+    key (they differ in unit only) are then regrouped in the given order.
     """
     samples = list(samples)
-    by_object: dict[int, list[Sample]] = {}
+    by_object: dict[Series, list[Sample]] = {}
     for sample in samples:
-        by_object.setdefault(id(sample.series), []).append(sample)
+        by_object.setdefault(sample.series, []).append(sample)
     by_key: dict[SeriesKey, list[Sample]] = {}
     shared: set[SeriesKey] = set()
     for group in by_object.values():

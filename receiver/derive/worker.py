@@ -211,12 +211,9 @@ other with the Series replaced by its index in the first list)."""
 def pack_samples(samples: Sequence[Sample]) -> Packed:
     fields: list[Any] = list(chain.from_iterable(samples))  # a column's type is its field's
     series: list[Series] = fields[0::SAMPLE_FIELDS]
-    # Keyed by id(): stores and decoders share one Series object per series.
-    keys = list(map(id, series))
-    distinct = dict(zip(keys, series))
-    index = {key: position for position, key in enumerate(distinct)}
-    fields[0::SAMPLE_FIELDS] = map(index.__getitem__, keys)
-    return [_series_fields(one) for one in distinct.values()], fields
+    index = {one: position for position, one in enumerate(dict.fromkeys(series))}  # a Series hashes once
+    fields[0::SAMPLE_FIELDS] = map(index.__getitem__, series)
+    return [_series_fields(one) for one in index], fields
 
 
 def _series_fields(series: Series) -> tuple[Any, ...]:

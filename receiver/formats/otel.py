@@ -1,12 +1,14 @@
-"""What the two OpenTelemetry formats share: decoding (the fast path, else the careful walk),
-quantiles, and encoding.
+"""What the two OpenTelemetry formats share: decoding, quantiles, and encoding.
 
-Decoding parses each framed message with the lean summary view
-(``receiver/proto/summary_view.proto``), which reads 0.7 and 1.x alike and leaves a
-datapoint's labels as raw bytes. The raw label bytes, with the resource's account and
-region and the metric's unit and name, key the interned Series in the caller's SeriesCache,
-so a series' labels are parsed (by the format's own generated classes), and checked against
-the metric's name, only the first time they are seen.
+Two decoders exist, and give the same samples and the same errors: the compiled one
+(``_decode.pyx``, a Cython extension built by ``make setup``) and the careful walk
+(``walk.py``), the pure-Python reference. The compiled decoder runs unless it is not built
+or RECEIVER_NO_EXTENSIONS=1 (``DECODER`` says which, and ``serve`` logs it at start); it
+leaves to the careful walk whatever it declines, from an unusual layout to a malformed
+message. Both look a series up in the caller's SeriesCache by what the wire says of it (the
+resource's account and region, the metric's unit and name, the datapoint's raw labels), so
+a series' labels are parsed (by the format's own generated classes), and checked against the
+metric's name, only the first time they are seen.
 
 What a record must satisfy beyond the wire format (each fault is a DecodeError whose reason
 is in errors.REASONS):
@@ -23,7 +25,8 @@ is in errors.REASONS):
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Iterable
+import os
+from collections.abc import Callable, Hashable, Iterable
 from math import isfinite
 from typing import Any, Protocol
 
@@ -31,7 +34,6 @@ from google.protobuf.message import Message
 
 from receiver.model import Pairs, Sample, Series, percentile_name
 
-from . import fastpath
 from .framing import frame
 from .limits import latest_end_ms, now_ms
 from .packing import pack
@@ -49,6 +51,27 @@ several metrics; this bound makes encoded records carry several messages, as Clo
 _NS_PER_MS = 1_000_000
 _MAX_FIXED64 = (1 << 64) - 1
 
+CompiledDecode = Callable[..., list[Sample] | None]
+"""_decode.decode's signature: (data, extra_labels, flavor, latest_ms, *, cache) -> the
+samples, or None when it leaves the record to the careful walk."""
+
+
+def _load_compiled() -> tuple[CompiledDecode | None, str]:
+    """The compiled decoder when it is built and RECEIVER_NO_EXTENSIONS is not 1, and how
+    the start line names the decoder that runs."""
+    if os.environ.get("RECEIVER_NO_EXTENSIONS") == "1":
+        return None, "python (RECEIVER_NO_EXTENSIONS=1)"
+    try:
+        from . import _decode  # built by `make setup` (typed by _decode.pyi)
+    except ImportError:
+        return None, "python (the compiled decoder is not built)"
+    return _decode.decode, "compiled"
+
+
+compiled_decode, DECODER = _load_compiled()
+"""The compiled decoder (None: the careful walk decodes every record), and the decoder's
+name in the receiver's start line: ``compiled`` or ``python (<why>)``."""
+
 
 def decode(
     data: bytes, extra_labels: Pairs, flavor: Flavor, now: int | None = None, *, cache: SeriesCache
@@ -56,13 +79,16 @@ def decode(
     """Decode one delimited record of ``flavor``'s format into samples.
 
     ``now`` (epoch ms, default the clock) sets the latest period end accepted; ``cache``
-    holds the series already met. The fast path (fastpath.py) takes nearly every record
-    CloudWatch sends; what it declines, from an unusual layout to a malformed message, is
-    walked point by point (walk.py).
+    holds the series already met. The compiled decoder takes nearly every record CloudWatch
+    sends; what it declines, and every record when it is not there, is walked point by point
+    (walk.py).
     """
     latest_ms = latest_end_ms(now_ms() if now is None else now)
-    fast = fastpath.decode(data, extra_labels, flavor, latest_ms, cache=cache)
-    return fast if fast is not None else walk(data, extra_labels, flavor, latest_ms, cache)
+    if compiled_decode is not None:
+        samples = compiled_decode(data, extra_labels, flavor, latest_ms, cache=cache)
+        if samples is not None:
+            return samples
+    return walk(data, extra_labels, flavor, latest_ms, cache)
 
 
 def quantile_of(statistic: str) -> float:

@@ -15,7 +15,7 @@ from google.protobuf.message import Message
 from receiver.model import Pairs, Sample, Series
 from receiver.proto.otel07 import common_pb2, metrics_service_pb2
 
-from . import fastpath, otel, walk
+from . import otel, walk
 from .errors import TOO_MUCH_WORK, DecodeError
 from .limits import MAX_LABELS_PER_DATAPOINT
 from .series import SeriesCache
@@ -55,7 +55,7 @@ def parse_labels(raw: Sequence[bytes]) -> tuple[str, str, Pairs, Pairs]:
     return namespace, metric, tuple(sorted(dimensions.items())), ()
 
 
-FLAVOR = walk.Flavor(NAME, walk.raw_field("labels"), parse_labels, common_pb2.KeyValue, fastpath.OTEL07)
+FLAVOR = walk.Flavor(NAME, walk.raw_field("labels"), parse_labels, common_pb2.KeyValue, label_tag=0x0A)
 
 
 def decode(data: bytes, extra_labels: Pairs = (), now_ms: int | None = None, *, cache: SeriesCache) -> list[Sample]:

@@ -18,7 +18,7 @@ from opentelemetry.proto.common.v1 import common_pb2
 
 from receiver.model import Pairs, Sample, Series
 
-from . import fastpath, otel, walk
+from . import otel, walk
 from .errors import TOO_MUCH_WORK, DecodeError
 from .limits import MAX_LABELS_PER_DATAPOINT
 from .series import SeriesCache
@@ -83,7 +83,7 @@ def _string(value: Any, what: str) -> str:
     return text
 
 
-FLAVOR = walk.Flavor(NAME, walk.raw_field("attributes"), parse_attributes, common_pb2.KeyValue, fastpath.OTEL10)
+FLAVOR = walk.Flavor(NAME, walk.raw_field("attributes"), parse_attributes, common_pb2.KeyValue, label_tag=0x3A)
 
 
 def decode(data: bytes, extra_labels: Pairs = (), now_ms: int | None = None, *, cache: SeriesCache) -> list[Sample]:

@@ -1,7 +1,7 @@
 """What every decoder shares: the series cache, fast Sample construction, label merging.
 
 A CloudWatch series repeats every minute, so decoders look it up by a key they can make
-cheaply (raw label bytes, or the tuple they build anyway) and build it only on a miss.
+cheaply (its bytes on the wire, or the tuple they build anyway) and build it only on a miss.
 Equal series are the same object whichever key found them. What decoding remembers lives
 in a SeriesCache the application owns and passes to every decode, never in module globals:
 two applications in one process (tests, a replay beside a server) then share nothing, and
@@ -11,6 +11,7 @@ the cache's memory is the application's to bound.
 from __future__ import annotations
 
 from collections.abc import Callable, Hashable
+from typing import Any
 
 from receiver.model import Pairs, Sample, Series, Stats
 
@@ -39,16 +40,19 @@ class SeriesCache:
     and tables are emptied in place, so methods a decoder bound to locals stay valid across
     a reset.
 
-    The keyed table maps whatever key a decoder builds (keys name their format, and the
-    careful walk's differ in shape from the fast path's, so they never collide) to an
-    interned Series, and, for datapoints that carry labels of their own (1.0 attributes
-    besides CloudWatch's three), to those labels. The resource and percentile-name tables
-    serve the OpenTelemetry decoders. Past ``limit`` distinct series, or KEYS_PER_SERIES
-    keys per series allowed, the series and their keys start over; the other tables have
-    bounds of their own. Own labels outlive that reset: they are a function of their key
-    alone, so a stale entry is never wrong, and a thread that found a series just before
-    the reset still finds its labels. When the own labels reach their bound, the keys start
-    over with them, so that no key is found without its labels.
+    The keyed table maps whatever key a pure-Python decoder builds (keys name their format,
+    so they never collide) to an interned Series, and, for datapoints that carry labels of
+    their own (1.0 attributes besides CloudWatch's three), to those labels. The compiled
+    decoder keeps its keys, a series' bytes on the wire, in a table of its own,
+    ``wire_keys``, which it makes at first use and which starts over with the keyed table.
+    The resource and percentile-name tables serve the OpenTelemetry decoders. Past
+    ``limit`` distinct series, or KEYS_PER_SERIES keys per series allowed in either keyed
+    table, the series and their keys start over; the other tables have bounds of their own.
+    Own labels outlive that reset: they are a function of their key alone, so a stale entry
+    is never wrong, and a thread that found a series just before the reset still finds its
+    labels. When the own labels reach their bound, the keys start over with them, so that no
+    key is found without its labels. (The compiled decoder keeps a datapoint's own labels in
+    the entry of its key, so they come and go together.)
     """
 
     __slots__ = (
@@ -62,6 +66,7 @@ class SeriesCache:
         "own_labels",
         "percentile",
         "resource",
+        "wire_keys",
     )
 
     def __init__(self, limit: int = MAX_INTERNED) -> None:
@@ -73,6 +78,9 @@ class SeriesCache:
         self._own: dict[Hashable, Pairs] = {}
         self._resources: dict[Hashable, Resource] = {}
         self._percentiles: dict[float, str] = {}
+        self.wire_keys: Any = None
+        """The compiled decoder's table of series by their bytes on the wire (its WireKeys),
+        or None until it first decodes with this cache."""
         # Bound dict methods: decoders call these per datapoint or bind them to locals, and a
         # bound dict.get costs no Python frame.
         self.lookup: Callable[[Hashable], Series | None] = self._by_key.get
@@ -88,23 +96,18 @@ class SeriesCache:
         """How many distinct series are interned now."""
         return len(self._by_value)
 
-    @property
-    def has_own_labels(self) -> bool:
-        """Whether any key has labels of its own (when none has, decoders skip looking)."""
-        return bool(self._own)
-
     def remember(self, key: Hashable, series: Series, own_labels: Pairs = ()) -> Series:
         """Remember ``series`` (and the datapoint's ``own_labels``, if any) under ``key``;
         returns the interned object equal to ``series``."""
         if len(self._by_key) >= self.limit * KEYS_PER_SERIES:
-            self._start_over()
+            self.start_over()
         series = self.intern(series)
         if own_labels:
             if len(self._own) >= self.limit * KEYS_PER_SERIES:
                 # The keys go with their labels: a key found afterwards always has its own
                 # labels. A new table, not a cleared one: a decode under way keeps reading
                 # the labels of the keys it found before.
-                self._start_over()
+                self.start_over()
                 self._own = {}
                 self.own_labels = self._own.get
             self._own[key] = own_labels  # first: a thread that finds the series finds these too
@@ -117,7 +120,7 @@ class SeriesCache:
         if found is not None:
             return found
         if len(self._by_value) >= self.limit:
-            self._start_over()
+            self.start_over()
         return self._by_value.setdefault(series, series)  # atomic: two threads get one object
 
     def remember_resource(self, key: Hashable, resource: Resource) -> Resource:
@@ -133,10 +136,12 @@ class SeriesCache:
             self._percentiles[quantile] = name
         return name
 
-    def _start_over(self) -> None:
-        """Forget the series and their keys (the cache's bound was reached)."""
+    def start_over(self) -> None:
+        """Forget the series and their keys (a bound was reached)."""
         self._by_key.clear()
         self._by_value.clear()
+        if self.wire_keys is not None:
+            self.wire_keys.clear()
 
     def clear(self) -> None:
         """Forget everything: the next decode parses every series afresh."""
@@ -145,6 +150,8 @@ class SeriesCache:
         self._own.clear()
         self._resources.clear()
         self._percentiles.clear()
+        if self.wire_keys is not None:
+            self.wire_keys.clear()
 
 
 _new_tuple = tuple.__new__

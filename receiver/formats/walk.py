@@ -1,11 +1,13 @@
 """The careful walk of an OpenTelemetry record: one datapoint at a time, every fault named.
 
-Each framed message is parsed with the lean summary view (``receiver/proto/summary_view.proto``),
-which reads 0.7 and 1.x alike and leaves a datapoint's labels as raw bytes; the raw label bytes,
-with the resource's account and region and the metric's unit and name, key the Series in the
-caller's SeriesCache, so a series' labels are parsed and checked only the first time they are
-seen. The fast path (fastpath.py) reuses this module's readers of a resource and of a series'
-labels, and its check of one datapoint, so both paths refuse the same input in the same words.
+This is the reference decoder, and the one that runs when the compiled decoder
+(``_decode.pyx``) is not built or RECEIVER_NO_EXTENSIONS=1. Each framed message is parsed
+with the lean summary view (``receiver/proto/summary_view.proto``), which reads 0.7 and 1.x
+alike and leaves a datapoint's labels as raw bytes; the raw label bytes, with the resource's
+account and region and the metric's unit and name, key the Series in the caller's
+SeriesCache, so a series' labels are parsed and checked only the first time they are seen.
+The compiled decoder reuses this module's readers of a resource and of a series' labels, and
+its judgement of one datapoint, so both refuse the same input in the same words.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from itertools import pairwise
 from math import isfinite
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from google.protobuf.message import DecodeError as ProtobufDecodeError
 from google.protobuf.message import Message
@@ -43,9 +45,6 @@ from .limits import (
 from .series import SeriesCache, merge_labels
 from .units import from_ucum
 
-if TYPE_CHECKING:
-    from .fastpath import Shape
-
 ACCOUNT_ATTRIBUTE = "cloud.account.id"
 REGION_ATTRIBUTE = "cloud.region"
 METRIC_NAME_PREFIX = "amazonaws.com/"
@@ -68,8 +67,9 @@ class Flavor:
     writes) go into the samples' labels."""
     key_value: type[Message]
     """The format's KeyValue class, for resource attributes."""
-    shape: Shape
-    """Where the format keeps a datapoint's labels, for the fast path."""
+    label_tag: int
+    """The tag byte of a datapoint's label field, for the compiled decoder: 0x0A (0.7
+    ``labels`` = 1) or 0x3A (1.x ``attributes`` = 7)."""
 
 
 def raw_field(name: str) -> Callable[[Any], Sequence[bytes]]:
@@ -303,8 +303,8 @@ def judge_point(
     latest_ms: int,
     cache: SeriesCache,
 ) -> None:
-    """Raise the DecodeError the careful walk raises for one datapoint (the fast path found a
-    value it will not take there and lets this say what, in the same words)."""
+    """Raise the DecodeError the careful walk raises for one datapoint (the compiled decoder
+    found a fault there and lets this say what, in the same words)."""
     decode_points([_parse_point(point)], context, labels, flavor, latest_ms, [], cache)
 
 
@@ -313,7 +313,7 @@ def series_of(
 ) -> tuple[Series, Pairs]:
     """The interned Series and other labels of a datapoint's raw labels in a metric's
     context, parsed and checked against the metric's name. Remembering them under a key is
-    the caller's: the careful walk and the fast path key a series differently."""
+    the caller's: the careful walk and the compiled decoder key a series differently."""
     (_, account, region, unit, name), raw = key
     namespace, metric, dimensions, extras = flavor.parse_labels(raw)
     if name.startswith(METRIC_NAME_PREFIX) and name != f"{METRIC_NAME_PREFIX}{namespace}/{metric}":

@@ -15,6 +15,7 @@ from yarl import URL
 
 from receiver.config import ConfigError, ServeConfig
 from receiver.derive.worker import ProcessEvaluator
+from receiver.formats import otel
 from receiver.keys import IN_FLIGHT
 from receiver.rules import RuleError, RuleHolder
 from receiver.server.app import RUNNER_OPTIONS, alarm_reloader, create_app
@@ -162,7 +163,7 @@ async def serve(config: ServeConfig, store: Store, ready: Callable[[int], None] 
             raise ConfigError(f"cannot listen on {config.host}:{config.port}: {exc.strerror or exc}") from None
         port = site.port
         scheme = "https" if context else "http"
-        log.info("listening", extra={"url": f"{scheme}://{config.host}:{port}"})
+        log.info("listening", extra={"url": f"{scheme}://{config.host}:{port}", "decoder": otel.DECODER})
         if ready is not None:
             ready(port)
         await stop.wait()

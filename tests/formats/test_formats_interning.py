@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import ast
+import os
+import pickle
+import subprocess
+import sys
 from pathlib import Path
 
 import orjson
 import pytest
 
 import receiver.formats
-from receiver.formats import SeriesCache, decode_record, encode_records, fastpath
+from receiver.formats import SeriesCache, decode_record, encode_records, otel
 from receiver.formats.series import new_sample
 from receiver.model import Sample, Series
 
@@ -45,22 +49,22 @@ def test_one_series_is_one_object_across_records_and_formats() -> None:
     assert all(other is decoded[0] for other in decoded)
 
 
-def test_the_careful_walk_the_fast_path_and_reordered_json_keys_find_one_object(
+def test_the_compiled_decoder_the_careful_walk_and_reordered_json_keys_find_one_object(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     cache = SeriesCache()
     sample = Sample(SERIES, START_MS, START_MS + 60_000, 1.0, 0.0, 0.0, 0.0)
     [data] = encode_records([sample], "opentelemetry0.7")
-    fast = decode_record(data, cache=cache, now_ms=NOW_MS)[0].series
+    compiled = decode_record(data, cache=cache, now_ms=NOW_MS)[0].series
     with monkeypatch.context() as patch:
-        patch.setattr(fastpath, "decode", lambda *args, **kwargs: None)
+        patch.setattr(otel, "compiled_decode", None)
         careful = decode_record(data, cache=cache, now_ms=NOW_MS)[0].series
     [line] = encode_records([sample], "json")
     item = orjson.loads(line)
     item["dimensions"] = dict(reversed(item["dimensions"].items()))  # another key, the same series
     reordered = decode_record(orjson.dumps(item), cache=cache, now_ms=NOW_MS)[0].series
-    assert fast == SERIES
-    assert careful is fast and reordered is fast
+    assert compiled == SERIES
+    assert careful is compiled and reordered is compiled
     assert len(cache) == 1
 
 
@@ -95,10 +99,7 @@ def test_past_its_bound_the_cache_starts_over() -> None:
     assert len(cache) == 2
 
 
-@pytest.mark.parametrize("fast", [True, False], ids=["fast path", "careful walk"])
-def test_a_datapoints_own_labels_are_kept_across_a_reset(fast: bool, monkeypatch: pytest.MonkeyPatch) -> None:
-    if not fast:
-        monkeypatch.setattr(fastpath, "decode", lambda *args, **kwargs: None)
+def test_a_datapoints_own_labels_are_kept_across_a_reset(decoder: str) -> None:
     cache = SeriesCache(limit=1)
     tagged = record(otel10_message(attributes=(*DYNAMODB, ("team", "storage"))))
     other = record(otel10_message(dimensions=(("TableName", "Other"),)))
@@ -107,6 +108,19 @@ def test_a_datapoints_own_labels_are_kept_across_a_reset(fast: bool, monkeypatch
     after = decode_record(tagged, cache=cache, now_ms=NOW_MS)[0]
     assert ("team", "storage") in before.labels
     assert after.labels == before.labels and after.series == before.series
+
+
+def test_the_compiled_decoders_keys_start_over_with_the_cache(decoder: str) -> None:
+    cache = SeriesCache(limit=2)
+    for table in range(2):
+        decode_record(table_record(table), cache=cache, now_ms=NOW_MS)
+    keys = len(cache.wire_keys) if cache.wire_keys is not None else 0
+    assert keys == (2 if decoder == "compiled" else 0)
+    decode_record(table_record(2), cache=cache, now_ms=NOW_MS)  # a third series: the cache starts over
+    assert len(cache) == 1
+    assert cache.wire_keys is None or len(cache.wire_keys) <= 1
+    cache.clear()
+    assert cache.wire_keys is None or len(cache.wire_keys) == 0
 
 
 def test_keys_are_bounded_too_however_few_the_series() -> None:
@@ -254,3 +268,21 @@ def test_the_check_lets_constant_tables_be() -> None:
 @pytest.mark.parametrize("path", sorted(Path(receiver.formats.__file__).parent.glob("*.py")), ids=lambda p: p.name)
 def test_no_decoder_module_keeps_state(path: Path) -> None:
     assert module_state(path.read_text()) == []
+
+
+def test_a_series_hashes_by_its_value_and_is_made_afresh_when_unpickled() -> None:
+    series = Series("a", "r", "n", "m", (("d", "v"),), "Count")
+    fields = ("a", "r", "n", "m", (("d", "v"),), "Count")
+    assert hash(series) == hash(fields) and {series: 1}[Series(*fields)] == 1
+    assert hash(series) != hash(Series("a", "r", "n", "m", (("d", "v"),), "Percent"))
+    # Another process salts string hashes differently: the hash must not travel in the pickle.
+    script = (
+        "import pickle, sys; from receiver.model import Series; "
+        "s = pickle.loads(sys.stdin.buffer.read()); "
+        "assert hash(s) == hash((s.account, s.region, s.namespace, s.metric, s.dimensions, s.unit)); print(s.unit)"
+    )
+    env = {**os.environ, "PYTHONHASHSEED": "12345"}
+    done = subprocess.run(
+        [sys.executable, "-c", script], input=pickle.dumps(series), env=env, capture_output=True, check=True
+    )
+    assert done.stdout.strip() == b"Count"

@@ -1,5 +1,6 @@
 """Every payload of the real corpus (``../shared/realdata``) decodes to what its source
-project expects, on the fast path and the careful path, with the format given and detected.
+project expects, with the compiled decoder and the reference (the careful walk), with the format
+given and detected.
 
 Skipped when the folder is absent; CI has it. The cases and their expectations are built in
 realdata.py, which the HTTP-level tests share.
@@ -9,7 +10,7 @@ from __future__ import annotations
 
 import pytest
 
-from receiver.formats import DecodeError, decode_record, fastpath
+from receiver.formats import DecodeError, decode_record
 
 from .helpers import CACHE
 from .realdata import MISMATCHED_METRIC, OTEL07, OTEL10, CorpusCase, available, corpus_cases, corpus_files, covered
@@ -19,20 +20,13 @@ pytestmark = pytest.mark.skipif(not available(), reason="../shared/realdata is n
 CASES = list(corpus_cases())
 
 
-@pytest.fixture(params=["fast", "careful"])
-def path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
-    if request.param == "careful":
-        monkeypatch.setattr(fastpath, "decode", lambda *args, **kwargs: None)
-    return request.param
-
-
 def test_every_corpus_file_has_a_case() -> None:
     assert corpus_files() and set(corpus_files()) == covered(CASES)
 
 
 @pytest.mark.parametrize("case", CASES, ids=lambda case: case.name)
 @pytest.mark.parametrize("detect", [False, True], ids=["format given", "format detected"])
-def test_each_record_decodes_as_its_source_project_expects(case: CorpusCase, detect: bool, path: str) -> None:
+def test_each_record_decodes_as_its_source_project_expects(case: CorpusCase, detect: bool, decoder: str) -> None:
     assert len(case.records) == len(case.expected)
     for index, (data, expected) in enumerate(zip(case.records, case.expected)):
         fmt = None if detect else case.fmt
@@ -49,28 +43,8 @@ def test_the_telegraf_bodies_hold_every_line() -> None:
     assert counts == {"telegraf_record.json": 1, "telegraf_records.json": 1160, "telegraf_records.gz": 1160}
 
 
-def test_the_fast_path_takes_the_real_records() -> None:
-    from receiver.formats import otel07, otel10
-    from receiver.formats.limits import latest_end_ms, now_ms
-
-    flavors = {OTEL07: otel07.FLAVOR, OTEL10: otel10.FLAVOR}
-    for case in CASES:
-        if case.fmt not in flavors:
-            continue
-        for data, expected in zip(case.records, case.expected):
-            if expected.reason is None:
-                got = fastpath.decode(
-                    data,
-                    (),
-                    flavors[case.fmt],
-                    latest_end_ms(now_ms()),
-                    cache=CACHE,
-                )
-                assert got == list(expected.samples), case.name
-
-
 @pytest.mark.parametrize("fmt", [OTEL07, OTEL10])
-def test_skywalkings_hand_edited_dynamodb_metric_is_refused_and_the_others_kept(fmt: str, path: str) -> None:
+def test_skywalkings_hand_edited_dynamodb_metric_is_refused_and_the_others_kept(fmt: str, decoder: str) -> None:
     [whole] = [
         c
         for c in CASES

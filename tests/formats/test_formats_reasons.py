@@ -1,5 +1,6 @@
 """The record contract: every fault is a DecodeError with a reason from one closed set, on the
-fast path and the careful path alike, so the ingest layer can quarantine the record.
+compiled decoder and the reference (the careful walk) alike, so the ingest layer can quarantine
+the record.
 
 Checked here: non-finite statistics, periods out of range (with an injectable "now"), metric
 names at odds with their labels, empty frames and empty containers, the work bounds, and
@@ -15,7 +16,7 @@ from collections.abc import Iterator
 import orjson
 import pytest
 
-from receiver.formats import REASONS, DecodeError, decode_record, fastpath
+from receiver.formats import REASONS, DecodeError, decode_record
 from receiver.formats.errors import MALFORMED
 from receiver.formats.framing import frame
 from receiver.formats.limits import (
@@ -38,14 +39,6 @@ OTEL07, OTEL10, JSON = "opentelemetry0.7", "opentelemetry1.0", "json"
 NS = 1_000_000
 LATEST_NS = (NOW_MS + FUTURE_SLACK_MS) * NS
 JSON_ITEM = orjson.loads((DATA / "aws-json-example.jsonl").read_bytes())
-
-
-@pytest.fixture(params=["fast", "careful"])
-def path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
-    """Each test runs as the receiver decodes, and with the careful walk alone."""
-    if request.param == "careful":
-        monkeypatch.setattr(fastpath, "decode", lambda *args, **kwargs: None)
-    return request.param
 
 
 def reason_of(data: bytes, fmt: str | None, now_ms: int = NOW_MS) -> str:
@@ -111,7 +104,7 @@ def test_an_unknown_format_name_is_the_callers_mistake_not_the_records() -> None
 @pytest.mark.parametrize("fmt", [OTEL07, OTEL10])
 @pytest.mark.parametrize("where", ["sum", "min", "max", "p99"])
 @pytest.mark.parametrize("bad", [math.nan, math.inf, -math.inf])
-def test_a_non_finite_statistic_in_otel(fmt: str, where: str, bad: float, path: str) -> None:
+def test_a_non_finite_statistic_in_otel(fmt: str, where: str, bad: float, decoder: str) -> None:
     quantiles = (
         (0.0, bad if where == "min" else 1.0),
         (0.99, bad if where == "p99" else 2.0),
@@ -142,13 +135,13 @@ def test_a_non_finite_statistic_in_json(key: str, bad: bytes) -> None:
         ((2**64 - 1) // NS - PERIOD_MS, (2**64 - 1) // NS),  # as far as fixed64 nanoseconds go
     ],
 )
-def test_a_period_out_of_range_in_otel(fmt: str, start_ms: int, end_ms: int, path: str) -> None:
+def test_a_period_out_of_range_in_otel(fmt: str, start_ms: int, end_ms: int, decoder: str) -> None:
     data = record(otel_message(fmt), otel_message(fmt, start=start_ms * NS, end=end_ms * NS))
     assert reason_of(data, fmt) == "timestamp_out_of_range"
 
 
 @pytest.mark.parametrize("fmt", [OTEL07, OTEL10])
-def test_the_range_ends_are_accepted(fmt: str, path: str) -> None:
+def test_the_range_ends_are_accepted(fmt: str, decoder: str) -> None:
     first = otel_message(fmt, start=OLDEST_MS * NS, end=(OLDEST_MS + PERIOD_MS) * NS)
     last = otel_message(fmt, start=LATEST_NS - PERIOD_MS * NS, end=LATEST_NS + NS - 1)
     samples = decode_record(record(first, last), fmt, now_ms=NOW_MS, cache=CACHE)
@@ -206,7 +199,7 @@ def test_now_is_injectable_and_defaults_to_the_clock(fmt: str) -> None:
         "amazonaws.com/",
     ],
 )
-def test_a_metric_name_at_odds_with_its_labels(fmt: str, name: str, path: str) -> None:
+def test_a_metric_name_at_odds_with_its_labels(fmt: str, name: str, decoder: str) -> None:
     data = record(otel_message(fmt), otel_message(fmt, name=name))
     assert reason_of(data, fmt) == "metric_name_mismatch"
     assert reason_of(data, None) == "metric_name_mismatch"
@@ -214,12 +207,12 @@ def test_a_metric_name_at_odds_with_its_labels(fmt: str, name: str, path: str) -
 
 @pytest.mark.parametrize("fmt", [OTEL07, OTEL10])
 @pytest.mark.parametrize("name", ["", "ConsumedReadCapacityUnits", "aws.dynamodb.consumed_read", "amazonaws.com"])
-def test_a_name_outside_cloudwatchs_scheme_is_not_compared(fmt: str, name: str, path: str) -> None:
+def test_a_name_outside_cloudwatchs_scheme_is_not_compared(fmt: str, name: str, decoder: str) -> None:
     [sample] = decode_record(record(otel_message(fmt, name=name)), fmt, now_ms=NOW_MS, cache=CACHE)
     assert (sample.series.namespace, sample.series.metric) == ("AWS/DynamoDB", "ConsumedReadCapacityUnits")
 
 
-def test_one_series_under_two_names_is_judged_under_each(path: str) -> None:
+def test_one_series_under_two_names_is_judged_under_each(decoder: str) -> None:
     good = otel07_message()
     renamed = otel07_message(name="amazonaws.com/AWS/DynamoDB/Other")
     assert len(decode_record(record(good), OTEL07, now_ms=NOW_MS, cache=CACHE)) == 1  # remembered now
@@ -254,13 +247,13 @@ def messages_without_datapoints() -> Iterator[tuple[str, otel07_service.ExportMe
 @pytest.mark.parametrize(
     "case, message", list(messages_without_datapoints()), ids=lambda v: v if isinstance(v, str) else ""
 )
-def test_a_message_resource_scope_or_metric_without_datapoints(case: str, message: object, path: str) -> None:
+def test_a_message_resource_scope_or_metric_without_datapoints(case: str, message: object, decoder: str) -> None:
     data = record(otel07_message(), message)
     assert reason_of(data, OTEL07) == "no_datapoints"
     assert reason_of(data, None) == "no_datapoints"
 
 
-def test_a_frame_that_is_not_even_a_request_carries_no_datapoints(path: str) -> None:
+def test_a_frame_that_is_not_even_a_request_carries_no_datapoints(decoder: str) -> None:
     assert reason_of(frame(b"\x08\x00") * 10, OTEL07) == "no_datapoints"
 
 
@@ -269,7 +262,7 @@ def test_a_json_record_without_objects(data: bytes) -> None:
     assert reason_of(data, JSON) == "no_datapoints"
 
 
-def test_frames_per_record_are_bounded(path: str) -> None:
+def test_frames_per_record_are_bounded(decoder: str) -> None:
     one = record(otel07_message())
     assert len(decode_record(one * MAX_FRAMES_PER_RECORD, OTEL07, now_ms=NOW_MS, cache=CACHE)) == MAX_FRAMES_PER_RECORD
     assert reason_of(one * (MAX_FRAMES_PER_RECORD + 1), OTEL07) == "too_much_work"
@@ -277,7 +270,7 @@ def test_frames_per_record_are_bounded(path: str) -> None:
 
 
 @pytest.mark.parametrize("part", ["resource_metrics", "scopes", "metrics"])
-def test_resources_scopes_and_metrics_per_record_are_bounded(part: str, path: str) -> None:
+def test_resources_scopes_and_metrics_per_record_are_bounded(part: str, decoder: str) -> None:
     # Two bytes each when empty, yet each costs a Python object: a million of them took seconds.
     many = MAX_PARTS_PER_RECORD + 1
     message = otel07_message()
@@ -296,7 +289,7 @@ def test_resources_scopes_and_metrics_per_record_are_bounded(part: str, path: st
     assert reason_of(data, OTEL07) == "too_much_work"
 
 
-def test_datapoints_per_record_are_bounded(path: str) -> None:
+def test_datapoints_per_record_are_bounded(decoder: str) -> None:
     most = record(otel07_message(points=MAX_DATAPOINTS_PER_RECORD // 2))
     assert len(decode_record(most * 2, OTEL07, now_ms=NOW_MS, cache=CACHE)) == MAX_DATAPOINTS_PER_RECORD
     assert reason_of(most * 2 + record(otel07_message()), OTEL07) == "too_much_work"
@@ -307,7 +300,7 @@ def dimensions(count: int) -> tuple[tuple[str, str], ...]:
 
 
 @pytest.mark.parametrize("fmt", [OTEL07, OTEL10])
-def test_labels_and_dimensions_per_datapoint_are_bounded(fmt: str, path: str) -> None:
+def test_labels_and_dimensions_per_datapoint_are_bounded(fmt: str, decoder: str) -> None:
     most = MAX_LABELS_PER_DATAPOINT - 2 if fmt == OTEL07 else MAX_LABELS_PER_DATAPOINT
     if fmt == OTEL07:
         fits, past = (otel07_message(labels=DYNAMODB + dimensions(n)) for n in (most, most + 1))
@@ -318,13 +311,13 @@ def test_labels_and_dimensions_per_datapoint_are_bounded(fmt: str, path: str) ->
     assert reason_of(record(otel_message(fmt), past), fmt) == "too_much_work"
 
 
-def test_attributes_per_1x_datapoint_are_bounded(path: str) -> None:
+def test_attributes_per_1x_datapoint_are_bounded(decoder: str) -> None:
     extra = dimensions(MAX_LABELS_PER_DATAPOINT - 2)  # with Namespace, MetricName, Dimensions: one too many
     assert reason_of(record(otel10_message(attributes=DYNAMODB + extra)), OTEL10) == "too_much_work"
 
 
 @pytest.mark.parametrize("fmt", [OTEL07, OTEL10])
-def test_quantiles_per_datapoint_are_bounded(fmt: str, path: str) -> None:
+def test_quantiles_per_datapoint_are_bounded(fmt: str, decoder: str) -> None:
     def quantiles(count: int) -> tuple[tuple[float, float], ...]:
         return ((0.0, 1.0), *((k / 1000, 2.0) for k in range(1, count - 1)), (1.0, 3.0))
 
@@ -336,7 +329,7 @@ def test_quantiles_per_datapoint_are_bounded(fmt: str, path: str) -> None:
     assert reason_of(data, fmt) == "too_much_work"
 
 
-def test_resource_attributes_are_bounded(path: str) -> None:
+def test_resource_attributes_are_bounded(decoder: str) -> None:
     fits = RESOURCE + dimensions(MAX_RESOURCE_ATTRIBUTES - len(RESOURCE))
     assert len(decode_record(record(otel07_message(resource=fits)), OTEL07, now_ms=NOW_MS, cache=CACHE)) == 1
     past = (*fits, ("one", "more"))
@@ -365,7 +358,7 @@ def test_json_dimensions_and_statistics_are_bounded() -> None:
 # Point 5: OpenTelemetry attributes are kept as labels, never dropped
 
 
-def test_other_1x_datapoint_attributes_become_labels(path: str) -> None:
+def test_other_1x_datapoint_attributes_become_labels(decoder: str) -> None:
     message = otel10_message(attributes=(*DYNAMODB, ("team", "storage"), ("cloud.provider", "mine")))
     point = message.resource_metrics[0].scope_metrics[0].metrics[0].summary.data_points[0]
     for key, field, value in (("shard", "int_value", 7), ("hot", "bool_value", True), ("ratio", "double_value", 0.5)):
@@ -395,7 +388,7 @@ def test_other_1x_datapoint_attributes_become_labels(path: str) -> None:
 
 
 @pytest.mark.parametrize("field", ["array_value", "kvlist_value", "bytes_value"])
-def test_a_1x_attribute_no_label_can_hold_is_refused_not_dropped(field: str, path: str) -> None:
+def test_a_1x_attribute_no_label_can_hold_is_refused_not_dropped(field: str, decoder: str) -> None:
     message = otel10_message()
     attribute = message.resource_metrics[0].scope_metrics[0].metrics[0].summary.data_points[0].attributes.add()
     attribute.key = "odd"
@@ -407,7 +400,7 @@ def test_a_1x_attribute_no_label_can_hold_is_refused_not_dropped(field: str, pat
 
 
 @pytest.mark.parametrize("fmt", [OTEL07, OTEL10])
-def test_resource_attributes_of_any_scalar_type_become_labels(fmt: str, path: str) -> None:
+def test_resource_attributes_of_any_scalar_type_become_labels(fmt: str, decoder: str) -> None:
     message = otel_message(fmt)
     attributes = message.resource_metrics[0].resource.attributes
     for key, field, value in (("shard", "int_value", 3), ("primary", "bool_value", False)):

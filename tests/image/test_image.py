@@ -79,6 +79,19 @@ def test_image_runs_as_the_non_root_receiver_user(config: dict[str, Any], receiv
     assert uids.split()[1:] == [str(RECEIVER_UID)] * 4
 
 
+def test_the_receiver_runs_the_compiled_decoder(receiver: ContainerReceiver) -> None:
+    listening = next(line for line in receiver.lines if "listening" in line)
+    assert "decoder=compiled" in listening, listening
+
+
+def test_the_image_ships_no_compiler(config: dict[str, Any], container: Container) -> None:
+    found = container.run(
+        ["python", "-c", "import shutil; print([c for c in ('gcc', 'cc', 'g++') if shutil.which(c)])"], {}
+    )
+    assert found.returncode == 0, found.stderr
+    assert found.stdout.strip() == "[]"
+
+
 def test_entrypoint_is_exec_form_serve(config: dict[str, Any]) -> None:
     assert config["Entrypoint"] == ["python", "-m", "receiver", "serve"]
     assert not config.get("Cmd")

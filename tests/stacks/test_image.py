@@ -26,7 +26,7 @@ def instructions(keyword: str) -> list[str]:
 
 def test_base_image_is_a_slim_python_311_argument() -> None:
     assert instructions("ARG")[0] == "BASE_IMAGE=python:3.11-slim"
-    assert instructions("FROM") == ["${BASE_IMAGE} AS dependencies", "${BASE_IMAGE}"]
+    assert instructions("FROM") == ["${BASE_IMAGE} AS dependencies", "dependencies AS extension", "${BASE_IMAGE}"]
 
 
 def test_image_runs_as_a_non_root_user() -> None:
@@ -49,10 +49,32 @@ def test_image_exposes_the_receiver_port() -> None:
 
 
 def test_dependencies_are_the_runtime_ones_pinned_by_the_lock() -> None:
-    (install,) = [run for run in instructions("RUN") if "pip install" in run]
+    (install,) = [run for run in instructions("RUN") if "pip install" in run and "runtime.txt" in run]
     assert "['project']['dependencies']" in install
     assert "-r runtime.txt -c requirements.lock" in install
     assert "--only-binary=:all:" in install
+
+
+def stage(number: int) -> str:
+    """The Dockerfile's ``number``-th build stage (0: the first; -1: the image itself)."""
+    return re.split(r"^FROM ", DOCKERFILE, flags=re.MULTILINE)[1:][number]
+
+
+def test_the_compiled_decoder_is_built_in_a_stage_of_its_own_with_the_locked_cython() -> None:
+    extension = stage(1)
+    assert "apt-get install" in extension and "gcc" in extension
+    assert "grep -i '^cython==' ../requirements.lock" in extension
+    assert "setup.py --quiet build_ext --inplace" in extension
+    lock = (REPO / "requirements.lock").read_text().lower().splitlines()
+    assert any(line.startswith("cython==") for line in lock)
+
+
+def test_the_image_ships_the_built_decoder_and_no_compiler() -> None:
+    image = stage(-1)
+    assert "apt-get" not in image and "gcc" not in image
+    assert "COPY --from=extension /build/extension/receiver/formats/_decode.*.so receiver/formats/" in image
+    # The build fails unless the image's receiver runs the compiled decoder.
+    assert "assert otel.DECODER == 'compiled'" in image
 
 
 def test_build_context_holds_only_what_the_image_needs(default: Assembly) -> None:
@@ -65,8 +87,11 @@ def test_build_context_holds_only_what_the_image_needs(default: Assembly) -> Non
         "receiver",
         "requirements.lock",
         "rules",
+        "setup.py",
     ]
     assert [p for p in context.rglob("*") if p.name == "__pycache__" or p.suffix == ".pyc"] == []
+    # The decoder is compiled in the image, never taken from the host's build.
+    assert [p for p in context.rglob("*") if p.suffix in (".so", ".c")] == []
 
 
 def test_build_context_carries_the_dashboard_files_and_rule_packs(default: Assembly) -> None:
@@ -128,6 +153,7 @@ def test_dockerignore_is_an_allow_list() -> None:
         "!alarms",
         "!pyproject.toml",
         "!requirements.lock",
+        "!setup.py",
     }
 
 

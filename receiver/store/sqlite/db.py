@@ -92,11 +92,10 @@ class SQLiteDB(SQLiteReads):
         self._metric_ids: dict[tuple[str, str], int] = {}
         self._series_ids: dict[SeriesKey, tuple[int, int, str]] = {}  # Series.key -> (id, metric id, row unit)
         self._labels_ids: dict[str, int] = {}
-        # id(Series) -> (series, metric id, series id, unit to store): decoders intern Series,
-        # so the same object comes back every minute and skips hashing its key. Each value
-        # holds its Series, so no id is recycled while it is cached; series rows are never
-        # deleted, so a committed entry stays true.
-        self._rows_by_series: dict[int, SeriesRow] = {}
+        # Series -> (series, metric id, series id, unit to store): a Series hashes once, when
+        # it is made, so most samples cost one dict hit here; series rows are never deleted,
+        # so a committed entry stays true.
+        self._rows_by_series: dict[Series, SeriesRow] = {}
         # Read caches: row id -> model value, filled by reads.
         self._series_by_id: dict[int, Series] = {}
         self._series_by_id_unit: dict[tuple[int, str], Series] = {}
@@ -334,30 +333,27 @@ class SQLiteDB(SQLiteReads):
 
     def _resolve_series(self, conn: sqlite3.Connection, series: Sequence[Series], pending: _Pending) -> list[SeriesRow]:
         """(series, metric id, series id, unit to store) of each Series, creating missing rows."""
-        # Keyed by id(): decoders share one Series object per series, so most samples cost
-        # one dict hit instead of hashing a nested tuple. Each value holds its Series, so no
-        # id is recycled while it is cached; series rows are never deleted, so a committed
-        # entry stays true.
-        found = list(map(self._rows_by_series.get, map(id, series)))
+        found = list(map(self._rows_by_series.get, series))
         if _complete(found):
             return found
         new = pending.rows_by_series
         resolved: list[SeriesRow] = []
         for one, row in zip(series, found):
             if row is None:
-                row = new.get(id(one))
+                row = new.get(one)
                 if row is None:
-                    row = new[id(one)] = self._series_row(conn, one, pending)
+                    row = new[one] = self._series_row(conn, one, pending)
             resolved.append(row)
         return resolved
 
     def _labels_ids_of(self, conn: sqlite3.Connection, labels: Sequence[Pairs], pending: _Pending) -> list[int]:
         """The labels id of each labels tuple; decoders share one tuple per record."""
-        keys = list(map(id, labels))
-        if keys and keys.count(keys[0]) == len(keys):  # one record, or no labels at all
-            return [self._labels_row(conn, labels[0], pending)] * len(keys)
-        ids = {key: self._labels_row(conn, one, pending) for key, one in dict(zip(keys, labels)).items()}
-        return list(map(ids.__getitem__, keys))
+        # list.count finds a shared tuple by identity before it compares: one record's
+        # slice, or one without labels, costs a pass of pointer comparisons.
+        if labels and labels.count(labels[0]) == len(labels):
+            return [self._labels_row(conn, labels[0], pending)] * len(labels)
+        ids = {one: self._labels_row(conn, one, pending) for one in dict.fromkeys(labels)}
+        return list(map(ids.__getitem__, labels))
 
     @staticmethod
     def _rollback(conn: sqlite3.Connection) -> None:
@@ -629,7 +625,7 @@ class _Pending:
         self.metrics: dict[tuple[str, str], int] = {}
         self.series: dict[SeriesKey, tuple[int, int, str]] = {}
         self.labels: dict[str, int] = {}
-        self.rows_by_series: dict[int, SeriesRow] = {}  # id(Series) -> row
+        self.rows_by_series: dict[Series, SeriesRow] = {}
 
 
 def _derived_row(step_ms: int, bucket_ms: int, v: DerivedValue) -> tuple[object, ...]:
