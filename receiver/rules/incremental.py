@@ -175,14 +175,10 @@ class PartitionedEvaluation:
             inputs = rule_inputs(rule, data, filtered, memo)
             if not inputs:
                 continue
-            results = []
-            for unit in parts.units:
-                result, _ = run_rule(rule, unit.expr, inputs, memo)
-                if result is None:
-                    # Which partition failed is unknown: each runs on its own to find out.
-                    self._evaluate_alone(samples, index, helds)
-                    break
-                results.append(result)
+            results, _ = _run_units(rule, parts, inputs, memo)
+            if results is None:
+                # Which partition failed is unknown: each runs on its own to find out.
+                self._evaluate_alone(samples, index, helds)
             else:
                 self._hold_results(index, results, memo, helds)
         return helds
@@ -206,13 +202,9 @@ class PartitionedEvaluation:
             inputs = rule_inputs(rule, f.build(group, self.wanted, self._labels), {}, memo)
             if not inputs:
                 continue
-            results = []
-            for unit in parts.units:
-                result, lost = run_rule(rule, unit.expr, inputs, memo)
-                if result is None:
-                    helds.setdefault(partition, _Found()).failed[index] = lost
-                    break
-                results.append(result)
+            results, lost = _run_units(rule, parts, inputs, memo)
+            if results is None:
+                helds.setdefault(partition, _Found()).failed[index] = lost
             else:
                 self._hold_results(index, results, memo, helds)
 
@@ -466,6 +458,19 @@ class PartitionedEvaluation:
 def _mean(part: float | dict[int, float]) -> float:
     """A key's value from its parts: the one rule's, or the mean of several rules'."""
     return f.mean(list(part.values())) if isinstance(part, dict) else part
+
+
+def _run_units(
+    rule: Rule, parts: Split, inputs: dict[str, f.Family], memo: f.Memo
+) -> tuple[list[f.Family] | None, int]:
+    """Each unit's result over ``inputs``; None, with the values lost, when one fails."""
+    results = []
+    for unit in parts.units:
+        result, lost = run_rule(rule, unit.expr, inputs, memo)
+        if result is None:
+            return None, lost
+        results.append(result)
+    return results, 0
 
 
 def _same(a: float, b: float) -> bool:

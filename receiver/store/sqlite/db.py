@@ -428,10 +428,7 @@ class SQLiteDB(SQLiteReads):
         conn = self.conn
         conn.execute("BEGIN IMMEDIATE")
         try:
-            row = conn.execute(
-                "SELECT derived_version FROM bucket_versions WHERE step_ms = ? AND bucket_ms = ?",
-                (step_ms, bucket_ms),
-            ).fetchone()
+            row = _derived_version(conn, step_ms, bucket_ms)
             if row is not None and row[0] >= version:
                 conn.execute("ROLLBACK")
                 return False
@@ -461,10 +458,7 @@ class SQLiteDB(SQLiteReads):
         conn = self.conn
         conn.execute("BEGIN IMMEDIATE")
         try:
-            row = conn.execute(
-                "SELECT derived_version FROM bucket_versions WHERE step_ms = ? AND bucket_ms = ?",
-                (step_ms, bucket_ms),
-            ).fetchone()
+            row = _derived_version(conn, step_ms, bucket_ms)
             if row is None or row[0] != base_version or version < base_version:
                 conn.execute("ROLLBACK")
                 return False
@@ -626,6 +620,14 @@ class _Pending:
         self.series: dict[SeriesKey, tuple[int, int, str]] = {}
         self.labels: dict[str, int] = {}
         self.rows_by_series: dict[Series, SeriesRow] = {}
+
+
+def _derived_version(conn: sqlite3.Connection, step_ms: int, bucket_ms: int) -> tuple[int] | None:
+    """The bucket's (derived_version,) row; None when no commit or derivation made one."""
+    row: tuple[int] | None = conn.execute(
+        "SELECT derived_version FROM bucket_versions WHERE step_ms = ? AND bucket_ms = ?", (step_ms, bucket_ms)
+    ).fetchone()
+    return row
 
 
 def _derived_row(step_ms: int, bucket_ms: int, v: DerivedValue) -> tuple[object, ...]:
