@@ -9,9 +9,11 @@ runs can be compared. Targets and their reasons: docs-bench.md.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import datetime as dt
 import gzip
 import json
+import math
 import os
 import platform
 import sys
@@ -28,6 +30,8 @@ from receiver.server import gctune
 
 from . import e2e, exposition, micro
 from .bodies import MIB, OUTSIDE_RETENTION_MS, Body, SampleSource, make_body, warmup_body, wire_request
+from .whole import bench as whole
+from .whole.measure import WholePlan
 
 OTEL07 = "opentelemetry0.7"
 JSON = "json"
@@ -40,6 +44,8 @@ TASK_MEMORY_MIB = 1024
 """The CDK stack's Fargate task memory; its --max-inflight-mib is 256 (stacks/settings.py)."""
 TASK_BUDGET_MIB = 256
 CONCURRENT_BODIES = 3
+HOUR_PASS_MIB = 256
+HOUR_PASS_TABLES = 2000
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,6 +61,8 @@ class Plan:
     requests_per_sender_of_four: int
     memory_mib: int
     repeats: int
+    whole: WholePlan
+    """The whole receiver on a streamed account (benchmarks/whole/)."""
 
 
 FULL = Plan(
@@ -66,6 +74,7 @@ FULL = Plan(
     requests_per_sender_of_four=2,
     memory_mib=64,
     repeats=3,
+    whole=WholePlan(tables=2000, minutes=3, minute_s=60, replica_tables=2000, replica_minutes=2),
 )
 QUICK = Plan(
     tables=300,
@@ -76,6 +85,7 @@ QUICK = Plan(
     requests_per_sender_of_four=1,
     memory_mib=5,
     repeats=2,
+    whole=WholePlan(tables=100, minutes=2, minute_s=10, replica_tables=100, replica_minutes=1),
 )
 
 
@@ -90,6 +100,7 @@ class Results:
     concurrent_memory: dict[str, Any] = field(default_factory=dict)
     derive: list[dict[str, Any]] = field(default_factory=list)
     exposition: list[dict[str, Any]] = field(default_factory=list)
+    whole: dict[str, Any] = field(default_factory=dict)
     targets: list[dict[str, Any]] = field(default_factory=list)
 
 
@@ -322,6 +333,15 @@ def judge(plan: Plan, results: Results) -> None:
             f"answers {concurrent['statuses']}",
             concurrent["rss_peak_bytes"] < TASK_MEMORY_MIB * MIB if concurrent["size_mib"] == 64 else None,
         )
+    for row in results.derive:
+        add(
+            f"an hour pass of {HOUR_PASS_TABLES:,} tables <= {HOUR_PASS_MIB} MiB (the deriver's process)",
+            f"{row['pass_peak_rss_mib']:.0f} MiB ({row['tables']:,} tables)",
+            row["pass_peak_rss_mib"] <= HOUR_PASS_MIB if row["tables"] == HOUR_PASS_TABLES else None,
+        )
+    if results.whole:
+        for name, figure, met in whole.targets(results.whole):
+            add(name, figure, met)
 
 
 def table(headers: list[str], rows: list[list[str]]) -> str:
@@ -478,6 +498,8 @@ def report(results: Results) -> str:
                 ],
             )
         )
+    if results.whole:
+        parts.append(whole.report(results.whole, table))
     parts.append("\nTargets")
     parts.append(
         table(["target", "figure", "verdict"], [[t["target"], t["figure"], t["verdict"]] for t in results.targets])
@@ -489,13 +511,35 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.run", description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="small bodies, 0.7 only end to end (about a minute)")
     parser.add_argument("--out", default="out/bench", help="folder for the JSON results (default out/bench)")
+    parser.add_argument("--whole-only", action="store_true", help="only the whole receiver on a streamed account")
+    parser.add_argument("--whole-tables", type=_count, help="tables of the streamed account (full: 2000)")
+    parser.add_argument("--whole-minutes", type=_count, help="minutes streamed per SQLite run (full: 3)")
+    parser.add_argument(
+        "--whole-minute-seconds", type=_seconds, help="wall seconds per streamed minute (full: 60, real time)"
+    )
+    parser.add_argument("--whole-replica-tables", type=_count, help="tables of the replicas' account (full: 2000)")
+    parser.add_argument("--whole-replica-minutes", type=_count, help="minutes streamed per replicas run (full: 2)")
     args = parser.parse_args(argv)
     plan = QUICK if args.quick else FULL
+    chosen = {
+        "tables": args.whole_tables,
+        "minutes": args.whole_minutes,
+        "minute_s": args.whole_minute_seconds,
+        "replica_tables": args.whole_replica_tables,
+        "replica_minutes": args.whole_replica_minutes,
+    }
+    plan = dataclasses.replace(
+        plan, whole=dataclasses.replace(plan.whole, **{k: v for k, v in chosen.items() if v is not None})
+    )
     gctune.tune()  # decode is measured in this process: collect garbage as `receiver serve` does
     out = Path(args.out)
     work = out / "work"
-    results = Results(machine(), {"quick": args.quick, **{k: getattr(plan, k) for k in plan.__slots__}})
+    results = Results(machine(), {"quick": args.quick, **dataclasses.asdict(plan)})
     started = time.monotonic()
+    if args.whole_only:
+        log("the whole receiver on a streamed account")
+        results.whole = whole.measure(plan.whole, work, log)
+        return finish(args, plan, results, started)
     log(f"generating the workload: {plan.tables} tables")
     source = SampleSource(plan.tables)
     bodies = {(fmt, size): make_body(source, fmt, size * MIB) for size in plan.sizes_mib for fmt in FORMATS}
@@ -512,6 +556,14 @@ def main(argv: list[str] | None = None) -> int:
     measure_derive(plan, source, work, results)
     log("/metrics exposition")
     measure_exposition(plan, results)
+    log("the whole receiver on a streamed account")
+    results.whole = whole.measure(plan.whole, work, log)
+    return finish(args, plan, results, started)
+
+
+def finish(args: argparse.Namespace, plan: Plan, results: Results, started: float) -> int:
+    """Judge, print the tables, and write the JSON."""
+    out = Path(args.out)
     judge(plan, results)
     results.plan["seconds"] = round(time.monotonic() - started, 1)
     print(report(results))
@@ -522,6 +574,24 @@ def main(argv: list[str] | None = None) -> int:
     (out / "latest.json").write_text(document)
     print(f"\nresults: {out / stamp}{'-quick' if args.quick else ''}.json ({results.plan['seconds']} s)")
     return 0
+
+
+def _count(text: str) -> int:
+    """A whole number of at least 1, given on the command line."""
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of at least 1")
+    return int(text)
+
+
+def _seconds(text: str) -> float:
+    """A positive number of seconds, given on the command line."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not (value > 0 and math.isfinite(value)):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a positive number of seconds")
+    return value
 
 
 if __name__ == "__main__":
