@@ -51,7 +51,8 @@ test: setup debian-packages lint
 # The edit-test loop: the stages' unit tests, under a minute on 2 cores. Left out: end-to-end
 # tests (slow), the CDK, browser, image and fault folders, DynamoDB (moto, dynalite), the
 # property round trips and the socket-timing tests. `make test` runs all of them.
-FAST_TESTS := tests/formats tests/rules tests/receiver tests/views tests/alarms tests/scripts tests/store tests/inventory
+FAST_TESTS := tests/formats tests/rules tests/receiver tests/views tests/alarms tests/scripts tests/store tests/inventory \
+	tests/benchmarks
 FAST_LEFT_OUT := --ignore=tests/formats/test_formats_roundtrip.py --ignore=tests/receiver/test_server_limits.py \
 	--ignore=tests/receiver/test_two_receivers.py --ignore=tests/store/test_store_dynamodb.py \
 	--ignore=tests/store/test_store_dynamodb_retry.py --ignore=tests/store/test_store_dynamodb_quarantine.py \

@@ -9,9 +9,11 @@ runs can be compared. Targets and their reasons: docs-bench.md.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import datetime as dt
 import gzip
 import json
+import math
 import os
 import platform
 import sys
@@ -29,6 +31,8 @@ from receiver.server import gctune
 
 from . import dashboard, e2e, exposition, layout, micro
 from .bodies import MIB, OUTSIDE_RETENTION_MS, Body, SampleSource, make_body, warmup_body, wire_request
+from .whole import bench as whole
+from .whole.measure import WholePlan
 
 OTEL07 = "opentelemetry0.7"
 OTEL10 = "opentelemetry1.0"
@@ -45,6 +49,8 @@ DRAW_TABLES = 2000
 """The CDK stack's Fargate task memory; its --max-inflight-mib is 256 (stacks/settings.py)."""
 TASK_BUDGET_MIB = 256
 CONCURRENT_BODIES = 3
+HOUR_PASS_MIB = 256
+HOUR_PASS_TABLES = 2000
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,6 +70,8 @@ class Plan:
     """Slices of 10,000 datapoints each sample layout takes in the SQLite A/B."""
     layout_minutes: int
     """Minutes of the workload the DynamoDB store commits on dynalite."""
+    whole: WholePlan
+    """The whole receiver on a streamed account (benchmarks/whole/)."""
 
 
 FULL = Plan(
@@ -77,6 +85,7 @@ FULL = Plan(
     repeats=3,
     layout_slices=8,
     layout_minutes=3,
+    whole=WholePlan(tables=2000, minutes=3, minute_s=60, replica_tables=2000, replica_minutes=2),
 )
 QUICK = Plan(
     tables=300,
@@ -89,6 +98,7 @@ QUICK = Plan(
     repeats=2,
     layout_slices=4,
     layout_minutes=2,
+    whole=WholePlan(tables=100, minutes=2, minute_s=10, replica_tables=100, replica_minutes=1),
 )
 
 
@@ -105,6 +115,7 @@ class Results:
     exposition: list[dict[str, Any]] = field(default_factory=list)
     layout: dict[str, Any] = field(default_factory=dict)
     dashboard: list[dict[str, Any]] = field(default_factory=list)
+    whole: dict[str, Any] = field(default_factory=dict)
     targets: list[dict[str, Any]] = field(default_factory=list)
 
 
@@ -381,6 +392,15 @@ def judge(plan: Plan, results: Results) -> None:
             f"all {row['show_all_s']:.2f} s later), {row['requests']} requests",
             row["draw_s"] < DRAW_LIMIT_S if row["tables"] >= DRAW_TABLES else None,
         )
+    for row in results.derive:
+        add(
+            f"an hour pass of {HOUR_PASS_TABLES:,} tables <= {HOUR_PASS_MIB} MiB (the deriver's process)",
+            f"{row['pass_peak_rss_mib']:.0f} MiB ({row['tables']:,} tables)",
+            row["pass_peak_rss_mib"] <= HOUR_PASS_MIB if row["tables"] == HOUR_PASS_TABLES else None,
+        )
+    if results.whole:
+        for name, figure, met in whole.targets(results.whole):
+            add(name, figure, met)
 
 
 def table(headers: list[str], rows: list[list[str]]) -> str:
@@ -576,6 +596,8 @@ def report(results: Results) -> str:
                 ],
             )
         )
+    if results.whole:
+        parts.append(whole.report(results.whole, table))
     parts.append("\nTargets")
     parts.append(
         table(["target", "figure", "verdict"], [[t["target"], t["figure"], t["verdict"]] for t in results.targets])
@@ -587,13 +609,35 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.run", description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="small bodies, 0.7 only end to end (about a minute)")
     parser.add_argument("--out", default="out/bench", help="folder for the JSON results (default out/bench)")
+    parser.add_argument("--whole-only", action="store_true", help="only the whole receiver on a streamed account")
+    parser.add_argument("--whole-tables", type=_count, help="tables of the streamed account (full: 2000)")
+    parser.add_argument("--whole-minutes", type=_count, help="minutes streamed per SQLite run (full: 3)")
+    parser.add_argument(
+        "--whole-minute-seconds", type=_seconds, help="wall seconds per streamed minute (full: 60, real time)"
+    )
+    parser.add_argument("--whole-replica-tables", type=_count, help="tables of the replicas' account (full: 2000)")
+    parser.add_argument("--whole-replica-minutes", type=_count, help="minutes streamed per replicas run (full: 2)")
     args = parser.parse_args(argv)
     plan = QUICK if args.quick else FULL
+    chosen = {
+        "tables": args.whole_tables,
+        "minutes": args.whole_minutes,
+        "minute_s": args.whole_minute_seconds,
+        "replica_tables": args.whole_replica_tables,
+        "replica_minutes": args.whole_replica_minutes,
+    }
+    plan = dataclasses.replace(
+        plan, whole=dataclasses.replace(plan.whole, **{k: v for k, v in chosen.items() if v is not None})
+    )
     gctune.tune()  # decode is measured in this process: collect garbage as `receiver serve` does
     out = Path(args.out)
     work = out / "work"
-    results = Results(machine(), {"quick": args.quick, **{k: getattr(plan, k) for k in plan.__slots__}})
+    results = Results(machine(), {"quick": args.quick, **dataclasses.asdict(plan)})
     started = time.monotonic()
+    if args.whole_only:
+        log("the whole receiver on a streamed account")
+        results.whole = whole.measure(plan.whole, work, log)
+        return finish(args, plan, results, started)
     log(f"generating the workload: {plan.tables} tables")
     source = SampleSource(plan.tables)
     bodies = {(fmt, size): make_body(source, fmt, size * MIB) for size in plan.sizes_mib for fmt in FORMATS}
@@ -614,6 +658,14 @@ def main(argv: list[str] | None = None) -> int:
     measure_layout(plan, work, results)
     log("the account page in Chromium")
     measure_dashboard(plan, work, results)
+    log("the whole receiver on a streamed account")
+    results.whole = whole.measure(plan.whole, work, log)
+    return finish(args, plan, results, started)
+
+
+def finish(args: argparse.Namespace, plan: Plan, results: Results, started: float) -> int:
+    """Judge, print the tables, and write the JSON."""
+    out = Path(args.out)
     judge(plan, results)
     results.plan["seconds"] = round(time.monotonic() - started, 1)
     print(report(results))
@@ -624,6 +676,24 @@ def main(argv: list[str] | None = None) -> int:
     (out / "latest.json").write_text(document)
     print(f"\nresults: {out / stamp}{'-quick' if args.quick else ''}.json ({results.plan['seconds']} s)")
     return 0
+
+
+def _count(text: str) -> int:
+    """A whole number of at least 1, given on the command line."""
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of at least 1")
+    return int(text)
+
+
+def _seconds(text: str) -> float:
+    """A positive number of seconds, given on the command line."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not (value > 0 and math.isfinite(value)):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a positive number of seconds")
+    return value
 
 
 if __name__ == "__main__":
