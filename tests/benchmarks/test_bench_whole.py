@@ -92,6 +92,14 @@ def test_a_minute_is_cut_into_deliveries_of_whole_tables_under_the_body_size():
     assert {d.minute_ms for d in cut} == {T0}
 
 
+def test_a_minute_whose_tables_are_interleaved_is_refused():
+    samples = Account(2).minute(0, T0)
+    first = [s for s in samples if dict(s.series.dimensions).get("TableName") == "table-00000"]
+    second = [s for s in samples if dict(s.series.dimensions).get("TableName") == "table-00001"]
+    with pytest.raises(ValueError, match="must come together"):
+        deliveries(first[:1] + second + first[1:], 1 << 20, compress=False)
+
+
 def test_a_table_larger_than_a_body_is_refused_with_the_fix():
     samples = Account(1).minute(0, T0)
     with pytest.raises(ValueError, match="use larger bodies"):
