@@ -1,6 +1,6 @@
-"""`make bench`: the limit, decode, end to end and memory, printed as a table with targets.
+"""`make bench`: the limit, decode, end to end, memory and the whole receiver, printed as tables with targets.
 
-    .venv/bin/python -m benchmarks.run [--quick] [--out out/bench]
+    .venv/bin/python -m benchmarks.run [--quick] [--out out/bench] [--whole-only] [--whole-... N]
 
 Results are also written as JSON to ``out/bench/<UTC time>.json`` (and ``latest.json``) so
 runs can be compared. Targets and their reasons: docs-bench.md.
