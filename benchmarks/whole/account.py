@@ -76,7 +76,8 @@ class Account:
 
 
 _TEMPLATE_MS = 1_767_268_800_000
-"""2026-01-01 12:00 UTC: the minutes are generated as of midday, when the load is high."""
+"""2026-01-01 12:00 UTC: the minutes are generated as of midday, when the workload's daily
+load is above its mean."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,6 +106,9 @@ def deliveries(samples: list[Sample], body_bytes: int, compress: bool) -> list[D
             tables.append((name, list(members)))
         else:
             account_wide += members
+    names = [name for name, _ in tables]
+    if len(set(names)) != len(names):
+        raise ValueError("a table's samples must come together to be delivered whole")
     if not tables:
         raise ValueError("a minute without tables cannot be cut into deliveries")
     probe = samples[:2000]

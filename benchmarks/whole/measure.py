@@ -38,6 +38,7 @@ class WholePlan:
     squeezes a minute's deliveries into a shorter span (quick mode)."""
     replica_tables: int
     replica_minutes: int
+    """0: no replicas run."""
     body_mib: float = 1.0
     """Record data per delivery: the stack's Firehose buffer size (stacks/settings.py)."""
     compress: bool = True
@@ -70,8 +71,9 @@ def prepare(account: Account, plan: WholePlan, minutes: int) -> Prepared:
 
 def sqlite_run(account: Account, plan: WholePlan, pace: Pace, work: Path) -> dict[str, Any]:
     """One receiver on a fresh SQLite file."""
-    stream = prepare(account, plan, plan.minutes)
-    database = work / "whole" / "metrics.db"
+    prepared = prepare(account, plan, plan.minutes)
+    # Absolute: the receiver runs in the repository's root, the poller wherever this runs.
+    database = (work / "whole" / "metrics.db").resolve()
     database.parent.mkdir(parents=True, exist_ok=True)
     for stale in database.parent.glob(database.name + "*"):
         stale.unlink()
@@ -81,7 +83,7 @@ def sqlite_run(account: Account, plan: WholePlan, pace: Pace, work: Path) -> dic
         stack.callback(serve.stop)
         serve.wait_listening()
         load = os.getloadavg()[0]
-        outcome = asyncio.run(Stream([serve], account.service, url).run(stream.warmup, stream.minutes, pace))
+        outcome = asyncio.run(Stream([serve], account.service, url).run(prepared.warmup, prepared.minutes, pace))
     return figures(account, plan, pace, "sqlite", outcome, load)
 
 
@@ -100,7 +102,7 @@ def replica_runs(account: Account, plan: WholePlan, pace: Pace) -> dict[str, Any
 
 
 def _dynalite_run(account: Account, plan: WholePlan, pace: Pace, replicas: int, minutes: int) -> dict[str, Any]:
-    stream = prepare(account, plan, minutes)
+    prepared = prepare(account, plan, minutes)
     with ExitStack() as stack:
         # This process reads the store too (the poller), with dynalite's stand-in credentials.
         stack.enter_context(environment(DYNALITE_ENV))
@@ -116,7 +118,7 @@ def _dynalite_run(account: Account, plan: WholePlan, pace: Pace, replicas: int, 
         others = {"dynalite": (dynalite.proc.pid, dynalite.check_alive)}
         load = os.getloadavg()[0]
         stream_to = Stream(receivers, account.service, url, others)
-        outcome = asyncio.run(stream_to.run(stream.warmup, stream.minutes, pace))
+        outcome = asyncio.run(stream_to.run(prepared.warmup, prepared.minutes, pace))
     store = f"dynalite, {replicas} replica{'s' if replicas > 1 else ''}"
     return figures(account, plan, pace, store, outcome, load)
 

@@ -92,6 +92,14 @@ def test_a_minute_is_cut_into_deliveries_of_whole_tables_under_the_body_size():
     assert {d.minute_ms for d in cut} == {T0}
 
 
+def test_a_minute_whose_tables_are_interleaved_is_refused():
+    samples = Account(2).minute(0, T0)
+    first = [s for s in samples if dict(s.series.dimensions).get("TableName") == "table-00000"]
+    second = [s for s in samples if dict(s.series.dimensions).get("TableName") == "table-00001"]
+    with pytest.raises(ValueError, match="must come together"):
+        deliveries(first[:1] + second + first[1:], 1 << 20, compress=False)
+
+
 def test_a_table_larger_than_a_body_is_refused_with_the_fix():
     samples = Account(1).minute(0, T0)
     with pytest.raises(ValueError, match="use larger bodies"):
@@ -155,8 +163,10 @@ def test_a_tiny_stream_to_one_receiver_on_sqlite_at_both_paces(tmp_path):
     check_run(accelerated, account, TINY.minutes, replicas=1)
     assert accelerated["pace"] == "accelerated"
 
-    whole = {"plan": {}, "runs": [paced, accelerated], "replicas": _replicas(paced, paced)}
+    whole = {"plan": {}, "runs": [paced, accelerated], "replicas": None}
     assert [verdict for _, _, verdict in bench.targets(whole)] == [None, None, None]  # too small to judge
+    printed = bench.report(whole, lambda headers, rows: "\n".join(" | ".join(row) for row in rows))
+    assert f"{paced['datapoints']:,}" in printed and "Two replicas: not measured" in printed
 
 
 @pytest.mark.slow
@@ -177,7 +187,3 @@ def test_two_replicas_on_dynalite_split_the_deliveries_of_the_stream_one_alone_t
     assert "Two replicas on one dynalite store" in bench.report(
         {"runs": [], "replicas": replicas}, lambda headers, rows: "\n".join(map(str, [headers, *rows]))
     )
-
-
-def _replicas(alone: dict, two: dict) -> dict:
-    return {"alone": alone, "two": two, "share_of_alone": [1.0]}
