@@ -4,11 +4,6 @@ POSTed over loopback by senders in this process, each answered 200 once SQLite c
 from __future__ import annotations
 
 import asyncio
-import re
-import signal
-import subprocess
-import sys
-import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -16,88 +11,17 @@ from pathlib import Path
 
 import aiohttp
 
-ROOT = Path(__file__).resolve().parent.parent
-_LISTENING = re.compile(r"listening.*?https?://[\d.]+:(?P<port>\d+)")
+from receiver.server.app import INGEST_PATH
+
+from .processes import Serve, peak_rss_bytes
 
 
-def peak_rss_bytes(pid: int | str = "self") -> int:
-    """VmHWM: the most resident memory a process has had."""
-    status = Path(f"/proc/{pid}/status").read_text()
-    match = re.search(r"^VmHWM:\s+(\d+) kB", status, re.MULTILINE)
-    if match is None:
-        raise RuntimeError(f"/proc/{pid}/status has no VmHWM line")
-    return int(match[1]) * 1024
-
-
-class Receiver:
-    """One ``python -m receiver serve`` on a free loopback port with its own SQLite file."""
-
-    def __init__(self, database: Path, *options: str) -> None:
-        database.parent.mkdir(parents=True, exist_ok=True)
-        for stale in database.parent.glob(database.name + "*"):
-            stale.unlink()
-        self.proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "receiver",
-                "serve",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                "0",
-                "--store",
-                f"sqlite:///{database}",
-                "--allow-unauthenticated",
-                *options,
-            ],
-            cwd=ROOT,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        self.lines: list[str] = []
-        self.port = 0
-        self._listening = threading.Event()
-        threading.Thread(target=self._collect, daemon=True).start()
-
-    def _collect(self) -> None:
-        assert self.proc.stderr is not None
-        for line in self.proc.stderr:
-            self.lines.append(line.rstrip("\n"))
-            match = _LISTENING.search(line)
-            if match and not self._listening.is_set():
-                self.port = int(match["port"])
-                self._listening.set()
-
-    def wait_listening(self, timeout: float = 60) -> Receiver:
-        deadline = time.monotonic() + timeout
-        while not self._listening.wait(0.05):
-            if self.proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError("the receiver did not start:\n" + "\n".join(self.lines[-20:]))
-        return self
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}/aws/firehose/metrics"
-
-    def peak_rss_bytes(self) -> int:
-        return peak_rss_bytes(self.proc.pid)
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(10)
-
-    def __enter__(self) -> Receiver:
-        return self.wait_listening()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
+def _receiver(database: Path, *options: str) -> Serve:
+    """``python -m receiver serve`` on a fresh SQLite file (enter it to wait until it listens)."""
+    database.parent.mkdir(parents=True, exist_ok=True)
+    for stale in database.parent.glob(database.name + "*"):
+        stale.unlink()
+    return Serve("e2e", f"sqlite:///{database}", *options)
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,8 +77,8 @@ async def _send(url: str, warmup: Request | None, per_sender: Sequence[Sequence[
 
 def measure(database: Path, warmup: Request | None, per_sender: Sequence[Sequence[Request]]) -> Run:
     """Start a fresh receiver, warm it with one delivery, then time the senders."""
-    with Receiver(database) as receiver:
-        return asyncio.run(_send(receiver.url, warmup, per_sender))
+    with _receiver(database) as receiver:
+        return asyncio.run(_send(receiver.base_url + INGEST_PATH, warmup, per_sender))
 
 
 async def _statuses(url: str, requests: Sequence[Request]) -> list[int]:
@@ -173,15 +97,15 @@ async def _statuses(url: str, requests: Sequence[Request]) -> list[int]:
 def peak_rss_concurrent(database: Path, requests: Sequence[Request], budget_mib: int) -> tuple[int, list[int]]:
     """(VmHWM, statuses) of a fresh receiver with ``--max-inflight-mib budget_mib`` sent
     ``requests`` all at once: those past the budget are answered 503, as Firehose retries."""
-    with Receiver(database, "--max-inflight-mib", str(budget_mib)) as receiver:
-        statuses = asyncio.run(_statuses(receiver.url, requests))
-        return receiver.peak_rss_bytes(), statuses
+    with _receiver(database, "--max-inflight-mib", str(budget_mib)) as receiver:
+        statuses = asyncio.run(_statuses(receiver.base_url + INGEST_PATH, requests))
+        return peak_rss_bytes(receiver.pid), statuses
 
 
 def peak_rss(database: Path, request: Request) -> tuple[int, int]:
     """(VmHWM after start-up, VmHWM after taking ``request``) of a fresh receiver, bytes."""
-    with Receiver(database) as receiver:
+    with _receiver(database) as receiver:
         time.sleep(0.5)  # let start-up work settle before the baseline
-        before = receiver.peak_rss_bytes()
-        asyncio.run(_send(receiver.url, None, [[request]]))
-        return before, receiver.peak_rss_bytes()
+        before = peak_rss_bytes(receiver.pid)
+        asyncio.run(_send(receiver.base_url + INGEST_PATH, None, [[request]]))
+        return before, peak_rss_bytes(receiver.pid)

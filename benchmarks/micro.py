@@ -29,7 +29,7 @@ from receiver.server import gctune
 from receiver.store.sqlite import SQLiteStore
 
 from .bodies import MIB, Body, SampleSource
-from .e2e import peak_rss_bytes
+from .processes import peak_rss_bytes
 
 _FULL_PARSERS = {
     "opentelemetry0.7": otel07_service.ExportMetricsServiceRequest.FromString,

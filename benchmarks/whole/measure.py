@@ -19,8 +19,8 @@ from typing import Any
 
 from receiver.model import PERIOD_MS
 
+from ..processes import DYNALITE_ENV, Dynalite, Serve
 from .account import Account, Delivery, deliveries
-from .processes import DYNALITE_ENV, Dynalite, Serve
 from .stream import Outcome, Pace, Stream
 
 MIB = 1 << 20

@@ -26,8 +26,8 @@ import aiohttp
 from receiver.model import MINUTE_MS
 from receiver.store import Store, open_store_from_url
 
+from ..processes import Serve, cpu_seconds, peak_rss_bytes
 from .account import Delivery
-from .processes import Serve, cpu_seconds, peak_rss_bytes
 
 INGEST_PATH = "/aws/firehose/metrics"
 PROBE_METRIC = "aws_dynamodb_endpoint_consumed_read_capacity_units"

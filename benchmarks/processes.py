@@ -1,4 +1,4 @@
-"""The processes a whole-receiver run starts, and what /proc says about them.
+"""The processes the benchmarks start, and what /proc says about them.
 
 A receiver is ``python -m receiver serve`` in its own process, on a free loopback port; its
 rules worker is a child process of its own. Its cost is the CPU time of the whole tree, read
@@ -19,7 +19,7 @@ from collections.abc import Mapping
 from contextlib import suppress
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[1]
 DYNALITE = ROOT / "node_modules" / ".bin" / "dynalite"
 _TICKS_PER_S = os.sysconf("SC_CLK_TCK")
 _LISTENING = re.compile(r"listening.*?https?://[\d.]+:(?P<port>\d+)")
@@ -75,8 +75,8 @@ def cpu_seconds(pid: int) -> float:
     return ticks / _TICKS_PER_S
 
 
-def peak_rss_bytes(pid: int) -> int:
-    """VmHWM: the most resident memory ``pid`` has had."""
+def peak_rss_bytes(pid: int | str = "self") -> int:
+    """VmHWM: the most resident memory ``pid`` (this process by default) has had."""
     status = Path(f"/proc/{pid}/status").read_text()
     match = re.search(r"^VmHWM:\s+(\d+) kB", status, re.MULTILINE)
     if match is None:
@@ -160,6 +160,12 @@ class Serve:
     def worker_pids(self) -> list[int]:
         """The rules worker(s): children started by multiprocessing's spawn."""
         return [pid for pid in children(self.pid) if "spawn_main" in command_line(pid)]
+
+    def __enter__(self) -> Serve:
+        return self.wait_listening()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
 
     def stop(self) -> None:
         """SIGTERM, then SIGKILL if it has not ended within 30 s."""
