@@ -35,14 +35,14 @@ KINDS = (
     ("V#", "versions"),
     ("H#", "catalog"),
     ("M", "catalog"),
-    ("D#", "derived"),
-    ("DM", "derived"),
-    ("E", "derived"),
+    ("D#", "derived values"),
+    ("DM", "derived catalog"),
+    ("E", "entities"),
     ("QR", "quarantine"),
     ("QK", "quarantine"),
     ("AL", "alarms"),
     ("IN", "inventory"),
-    ("LE", "inventory"),
+    ("LE", "leases"),
 )
 _PARAMS = "write_units.params"
 
