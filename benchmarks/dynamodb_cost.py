@@ -61,6 +61,8 @@ SERVICE = f"aws-dynamodb::{DEFAULT_ACCOUNT}"
 READ_METRIC = "aws_dynamodb_endpoint_consumed_read_capacity_units"
 """The metric the reads ask for: one of the summary's, with a value for every table and index."""
 READ_TABLE = "table-00000"
+ENTITY_STRIDE_MINUTES = 60
+"""How often an entity's item is written, in minutes (entities.py's stride)."""
 PHASES = ("ingest", "deriver")
 
 
@@ -85,7 +87,7 @@ async def _stream(minutes: list[list[Sample]], per_delivery: int, endpoint: str,
         reported: dict[str, Counter[str]] = {phase: Counter() for phase in PHASES}
         computed: dict[str, Counter[str]] = {phase: Counter() for phase in PHASES}
         items: dict[str, Counter[str]] = {phase: Counter() for phase in PHASES}
-        by_minute: list[float] = []
+        by_minute: list[dict[str, float]] = []
         commits = passes = 0
         derive_s = 0.0
 
@@ -97,7 +99,8 @@ async def _stream(minutes: list[list[Sample]], per_delivery: int, endpoint: str,
             items[phase].update(meter.items - before[2])
 
         for index, minute in enumerate(minutes):
-            before_minute = meter.total(meter.reported)
+            before_minute = {phase: sum(reported[phase].values()) for phase in PHASES}
+            before_entities = reported["deriver"]["entities"]
             for offset in range(0, len(minute), per_delivery):
                 delivery = minute[offset : offset + per_delivery]
                 await counted("ingest", store.commit(f"bench-{index}-{offset}", delivery))
@@ -107,14 +110,23 @@ async def _stream(minutes: list[list[Sample]], per_delivery: int, endpoint: str,
                 await counted("deriver", deriver.derive_pending(hours=offset + per_delivery >= len(minute)))
                 derive_s += time.perf_counter() - started
                 passes += 1
-            by_minute.append(meter.total(meter.reported) - before_minute)
+            by_minute.append({phase: sum(reported[phase].values()) - before_minute[phase] for phase in PHASES})
+            by_minute[-1]["entities"] = reported["deriver"]["entities"] - before_entities
         reads = await _reads(store, minutes)
     finally:
         deriver.evaluator.close()
         await store.close()
     datapoints = sum(map(len, minutes))
-    steady = by_minute[1:] or by_minute  # the first minute also writes the catalogs
-    per_minute = statistics.mean(steady)
+    # The minutes after the first, which also writes the catalogs and every entity's item.
+    # Entity items are written once an hour (receiver/store/dynamodb/entities.py): what the
+    # first minute wrote of them beyond a later minute comes back in 60ths, so a steady
+    # minute is a minute of a whole hour.
+    steady = by_minute[1:] or by_minute
+    steady_phase = {phase: statistics.mean(m[phase] for m in steady) for phase in PHASES}
+    later_entities = statistics.mean(m["entities"] for m in steady)
+    steady_phase["deriver"] += max(0.0, by_minute[0]["entities"] - later_entities) / ENTITY_STRIDE_MINUTES
+    per_minute = sum(steady_phase.values())
+    per_minute_datapoints = statistics.mean(map(len, minutes[1:] or minutes))
     totals = {phase: sum(reported[phase].values()) for phase in PHASES}
     return {
         "tables": tables,
@@ -130,6 +142,9 @@ async def _stream(minutes: list[list[Sample]], per_delivery: int, endpoint: str,
         "writes_per_datapoint": sum(totals.values()) / datapoints,
         "sample_writes_per_datapoint": totals["ingest"] / datapoints,
         "derived_writes_per_datapoint": totals["deriver"] / datapoints,
+        "steady_sample_writes_per_datapoint": steady_phase["ingest"] / per_minute_datapoints,
+        "steady_derived_writes_per_datapoint": steady_phase["deriver"] / per_minute_datapoints,
+        "steady_writes_per_datapoint": per_minute / per_minute_datapoints,
         "units_per_minute": per_minute,
         "dollars_per_table_month": per_minute / tables * MINUTES_PER_MONTH * PRICE_PER_MILLION_WRU / 1e6,
         "reads": reads,
@@ -232,10 +247,13 @@ def report(cost: dict[str, Any], table: Any) -> list[str]:
             )
     parts.append(table(["writer", "items", "written", "WRU (dynalite)", "WRU (item sizes)", "per datapoint"], rows))
     parts.append(
-        f"writes per datapoint: samples (ingest) {cost['sample_writes_per_datapoint']:.4f}, derived values "
-        f"(the deriver) {cost['derived_writes_per_datapoint']:.4f}, everything {cost['writes_per_datapoint']:.4f}; "
-        f"{cost['units_per_minute']:,.0f} WRU a minute, ${cost['dollars_per_table_month']:.4f} per table-month at "
-        f"${PRICE_PER_MILLION_WRU} per million WRU"
+        f"writes per datapoint, all {cost['minutes']} minutes: samples (ingest) "
+        f"{cost['sample_writes_per_datapoint']:.4f}, derived values (the deriver) "
+        f"{cost['derived_writes_per_datapoint']:.4f}, everything {cost['writes_per_datapoint']:.4f}\n"
+        f"a steady minute (those after the first; entity items once an hour): samples "
+        f"{cost['steady_sample_writes_per_datapoint']:.4f}, derived {cost['steady_derived_writes_per_datapoint']:.4f}, "
+        f"everything {cost['steady_writes_per_datapoint']:.4f}; {cost['units_per_minute']:,.0f} WRU a minute, "
+        f"${cost['dollars_per_table_month']:.4f} per table-month at ${PRICE_PER_MILLION_WRU} per million WRU"
     )
     parts.append(
         table(
@@ -259,10 +277,11 @@ def target(cost: dict[str, Any]) -> tuple[str, str, bool]:
     """(target, figure, met) for run.py's target table."""
     return (
         f"DynamoDB store <= {WRITES_PER_DATAPOINT_TARGET} writes per datapoint, deriver included "
-        f"({cost['tables']} tables)",
-        f"{cost['writes_per_datapoint']:.4f} (samples {cost['sample_writes_per_datapoint']:.4f}, derived "
-        f"{cost['derived_writes_per_datapoint']:.4f}; ${cost['dollars_per_table_month']:.4f} per table-month)",
-        cost["writes_per_datapoint"] <= WRITES_PER_DATAPOINT_TARGET,
+        f"({cost['tables']} tables, a steady minute)",
+        f"{cost['steady_writes_per_datapoint']:.4f} (samples {cost['steady_sample_writes_per_datapoint']:.4f}, "
+        f"derived {cost['steady_derived_writes_per_datapoint']:.4f}; all {cost['minutes']} minutes "
+        f"{cost['writes_per_datapoint']:.4f}; ${cost['dollars_per_table_month']:.4f} per table-month)",
+        cost["steady_writes_per_datapoint"] <= WRITES_PER_DATAPOINT_TARGET,
     )
 
 

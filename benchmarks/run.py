@@ -320,8 +320,9 @@ def measure_layout(plan: Plan, work: Path, results: Results) -> None:
     )
     dynamodb = dynamodb_cost.dynamodb_cost(plan.tables, plan.layout_minutes)
     log(
-        f"  DynamoDB: {dynamodb['writes_per_datapoint']:.4f} writes per datapoint (samples "
-        f"{dynamodb['sample_writes_per_datapoint']:.4f}, derived {dynamodb['derived_writes_per_datapoint']:.4f}), "
+        f"  DynamoDB: {dynamodb['steady_writes_per_datapoint']:.4f} writes per datapoint in a steady minute "
+        f"(samples {dynamodb['steady_sample_writes_per_datapoint']:.4f}, derived "
+        f"{dynamodb['steady_derived_writes_per_datapoint']:.4f}), "
         f"${dynamodb['dollars_per_table_month']:.4f} per table-month"
     )
     results.layout = {"sqlite": sqlite, "dynamodb": dynamodb}

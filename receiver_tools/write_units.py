@@ -39,7 +39,7 @@ KINDS = (
     ("DB#", "derived values"),
     ("DM", "derived catalog"),
     ("E", "entities"),
-    ("EL", "entities"),
+    ("EL", "entity logs"),
     ("QR", "quarantine"),
     ("QK", "quarantine"),
     ("AL", "alarms"),

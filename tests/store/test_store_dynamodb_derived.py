@@ -243,9 +243,26 @@ async def test_an_entity_item_is_written_once_a_stride_and_the_logs_keep_the_lat
         ConsistentRead=True,
     )["Items"]
     assert {item["endpoint"]["S"]: int(item["last_ms"]["N"]) for item in items} == {"A": T0, "B": T0}
-    assert meter.items["entities"] == 2 + 6  # two items, a log per minute and pass with new entities
+    assert meter.items["entities"] == 2  # one item each
+    assert meter.items["entity logs"] == 6  # a log per minute and pass with entities new to the minute
     a, b = (SERVICE, "AWS_DYNAMODB", "A", ()), (SERVICE, "AWS_DYNAMODB", "B", ())
     assert await store.entities(T0) == [a, b]
     assert await store.entities(minutes[4]) == [a]  # the item says T0; a log says minute 4
     assert await store.entities(minutes[4] + MINUTE_MS) == []
     assert await store.entities(T0 + MINUTE_MS) == [a]
+
+
+async def test_a_bucket_an_older_receiver_stored_after_this_one_reads_as_it_stored_it(make_store):
+    store = await make_store()
+    assert await store.put_derived(MINUTE_MS, T0, 1, tables(3))
+    chain = pointer(store)["chain"]
+    newer = tables(2, 50.0)
+    legacy_items(store, newer, 2)  # an older replica's whole put during a rolling deploy
+    store.client.update_item(  # it moved the pointer as it knows it, leaving the chain as it was
+        TableName=store.table_name,
+        Key=pointer_key(MINUTE_MS, T0),
+        UpdateExpression="SET chain = :c, chain_rows = :r, chain_version = :one",
+        ExpressionAttributeValues={":c": chain, ":r": {"N": "3"}, ":one": {"N": "1"}},
+    )
+    assert await store.bucket_values(MINUTE_MS, T0) == newer
+    assert not await store.put_derived_changes(MINUTE_MS, T0, 2, 3, [value("T0000", 7.0)], [], 2)

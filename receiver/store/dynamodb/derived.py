@@ -9,7 +9,8 @@ bucket         ``V#<step ms>``                     ``<bucket>``                 
 pointer                                                                                 derived_version,
                                                                                         full_version,
                                                                                         value_count,
-                                                                                        chain, chain_rows
+                                                                                        chain, chain_rows,
+                                                                                        chain_version
 value block    ``DB#<step ms>#<group>``            ``<bucket>#<pass id>#<part>``        d (binary)
 =============  ==================================  ===================================  ==================
 
@@ -50,8 +51,10 @@ Reads: one metric over a range reads its group's blocks of each bucket (a sixtee
 values); every value of a bucket reads all of its blocks. The pointers of a range are one
 Query, as before.
 
-Buckets last stored by an older receiver (one item per metric and bucket, no ``chain``) are
-read as it read them (legacy_values.py) until derived again. ``prune`` does nothing:
+Buckets last stored by an older receiver (one item per metric and bucket: no ``chain``, or a
+``derived_version`` an older receiver moved past the ``chain_version`` of the last commit
+here) are read as it read them (legacy_values.py) until derived again, and a change cannot
+build on them (the deriver then stores the bucket whole). ``prune`` does nothing:
 DynamoDB's TTL deletes expired items, and every read here skips items past their
 ``expires_at`` by the store's clock, so expiry looks the same from every replica before TTL
 gets to them.
@@ -130,8 +133,9 @@ class Chain(NamedTuple):
 
 def chain_of(pointer: Item | None) -> Chain | None:
     """The pointer's chain; None for a pointer without one (no values yet, or stored by an
-    older receiver)."""
-    if pointer is None or "chain" not in pointer:
+    older receiver: one that stored a bucket after this one moves ``derived_version`` past
+    the ``chain_version`` that this one's commit wrote beside the chain)."""
+    if pointer is None or "chain" not in pointer or pointer.get("chain_version") != pointer.get("derived_version"):
         return None
     text = pointer["chain"]["S"]
     return Chain(tuple(Link.parse(part) for part in text.split()), int(pointer["chain_rows"]["N"]), text)
@@ -237,7 +241,9 @@ class DerivedValues:
         _check_finite(values, bucket_ms)
         key = pointer_key(step_ms, bucket_ms)
         for attempt in range(DIFF_TRIES + 1):
-            pointer = await self._runner.control(self._table.get, key, "derived_version, chain, chain_rows")
+            pointer = await self._runner.control(
+                self._table.get, key, "derived_version, chain_version, chain, chain_rows"
+            )
             stored = _derived_version(pointer)
             if stored is not None and stored >= version:
                 return False  # values at least as new are stored: write nothing
@@ -369,7 +375,10 @@ class DerivedValues:
         base: bool,
     ) -> bool:
         expression, values = condition
-        update = "SET derived_version = :v, chain = :chain, chain_rows = :rows, value_count = :n, expires_at = :e"
+        update = (
+            "SET derived_version = :v, chain_version = :v, chain = :chain, chain_rows = :rows, value_count = :n, "
+            "expires_at = :e"
+        )
         if base:
             update += ", full_version = :v"
         return await self._runner.control(
@@ -466,7 +475,7 @@ class DerivedValues:
                 ":pk": pointer_key(step_ms, 0)["pk"], ":lo": {"S": f"{low:013d}"}, ":hi": {"S": f"{high:013d}"},
                 ":now": now,
             },
-            ProjectionExpression="sk, derived_version, full_version, chain, chain_rows",
+            ProjectionExpression="sk, derived_version, full_version, chain_version, chain, chain_rows",
         )  # fmt: skip
         chains: dict[int, Chain] = {}
         older: dict[int, int] = {}
