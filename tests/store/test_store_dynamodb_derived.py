@@ -91,7 +91,7 @@ async def test_a_change_writes_a_block_per_group_it_touched_not_every_value_agai
     changed = [value("T0003", 99.0, metrics[5])]
     assert await store.put_derived_changes(MINUTE_MS, T0, 1, 2, changed, [], 200 * 40)
     # One block (a unit: it holds one value) and the pointer; no value written again.
-    assert meter.items["derived values"] == 1 and meter.computed["derived values"] == 1
+    assert meter.items["minute values"] == 1 and meter.computed["minute values"] == 1
     assert meter.items["versions"] == 1
     found = await store.derived(metrics[5], MINUTE_MS, T0, T0, service=SERVICE, endpoint="T0003")
     assert [v.value for v in found] == [99.0]
@@ -105,7 +105,7 @@ async def test_a_whole_put_over_stored_values_stores_their_difference(make_store
     second = [*first[:50], *(dataclasses.replace(v, value=-v.value) for v in first[50:99])]  # the last one goes
     meter = WriteUnits(store.client)
     assert await store.put_derived(MINUTE_MS, T0, 2, second)
-    assert meter.items["derived values"] == 1  # one group, the 49 changed values and a removal
+    assert meter.items["minute values"] == 1  # one group, the 49 changed values and a removal
     assert len(chain_of(pointer(store)).links) == 2
     assert await store.bucket_values(MINUTE_MS, T0) == sorted(second, key=lambda v: v.endpoint)
     assert not await store.put_derived(MINUTE_MS, T0, 2, first)  # not newer: nothing changes
