@@ -15,7 +15,7 @@ value block    ``DB#<step ms>#<group>``            ``<bucket>#<pass id>#<part>``
 =============  ==================================  ===================================  ==================
 
 ``<bucket>`` is the bucket's start in 13 digits; ``<group>`` two digits (value_blocks.py
-spreads metrics over 16 groups). Every item has ``expires_at``: the bucket's start plus the
+spreads metrics over 8 groups). Every item has ``expires_at``: the bucket's start plus the
 retention of its step (minutes or hours).
 
 How a bucket's values are kept, and why:
@@ -33,12 +33,15 @@ How a bucket's values are kept, and why:
   has none); a change only if the pointer is still the one it was computed over
   (``derived_version`` and ``chain`` as read). A pass that loses leaves blocks no chain
   names: nobody reads them, and they expire.
-- Readers read the pointers first, then exactly the blocks their chains name (BatchGetItem
-  by key, strongly consistent) and apply them in order: removals, then values, last write
-  wins on (metric, service, endpoint, instance, region). Blocks are written before the
-  commit and never changed, so a reader sees each bucket as of one committed pass, all of
-  it or none of it (stronger than before, when a reader could see some metrics of a put
-  under way). Blocks no longer in a chain (superseded by a later base) are never read.
+- Readers read the pointers first, then the blocks of their groups (strongly consistent)
+  and apply each chain in order, using only the blocks it names: removals, then values,
+  last write wins on (metric, service, endpoint, instance, region). Blocks are written
+  before the commit and never changed, so a reader sees each bucket as of one committed
+  pass, all of it or none of it (stronger than before, when a reader could see some
+  metrics of a put under way). Minutes' blocks are read with one Query per group over the
+  range (billed by the bytes read; a minute holds few blocks outside its chain), hours' by
+  key (BatchGetItem), since an hour stored every minute leaves superseded blocks behind
+  that no reader should pay for.
 - A whole put over values already stored reads them, and stores only the difference as a
   change when that keeps the chain short: an hour, stored whole once a minute, changes
   about half of its values in that time. When a chain's rows (values and removals written
@@ -47,8 +50,8 @@ How a bucket's values are kept, and why:
   never reads much more than the bucket holds.
 - A block larger than an item (400 KB) is cut in parts of distinct values.
 
-Reads: one metric over a range reads its group's blocks of each bucket (a sixteenth of the
-values); every value of a bucket reads all of its blocks. The pointers of a range are one
+Reads: one metric over a range reads its group's blocks of each bucket (an eighth of the
+values, on average); every value of a bucket reads all of its blocks. The pointers of a range are one
 Query, as before.
 
 Buckets last stored by an older receiver (one item per metric and bucket: no ``chain``, or a
