@@ -29,7 +29,7 @@ from receiver.formats.otel import DECODER
 from receiver.rules import load_rules
 from receiver.server import gctune
 
-from . import dashboard, e2e, exposition, layout, micro
+from . import dashboard, dynamodb_cost, e2e, exposition, layout, micro
 from .bodies import MIB, OUTSIDE_RETENTION_MS, Body, SampleSource, make_body, warmup_body, wire_request
 from .whole import bench as whole
 from .whole.measure import WholePlan
@@ -310,16 +310,19 @@ def measure_exposition(plan: Plan, results: Results) -> None:
 
 
 def measure_layout(plan: Plan, work: Path, results: Results) -> None:
-    """The packed sample layout: SQLite blocks against a row per datapoint, and the DynamoDB
-    store's writes per datapoint on dynalite (benchmarks/layout.py)."""
+    """The packed sample layout: SQLite blocks against a row per datapoint (benchmarks/layout.py),
+    and the DynamoDB store's writes per datapoint with the deriver running, and its reads, on
+    dynalite (benchmarks/dynamodb_cost.py)."""
     sqlite = layout.sqlite_ab(plan.tables, plan.layout_slices, work / "layout")
     log(
         "  SQLite write_samples, µs per datapoint (best): "
         + ", ".join(f"{name} {us:.2f}" for name, us in sqlite["write_us_best"].items())
     )
-    dynamodb = layout.dynamodb_cost(plan.tables, plan.layout_minutes)
+    dynamodb = dynamodb_cost.dynamodb_cost(plan.tables, plan.layout_minutes)
     log(
-        f"  DynamoDB: {dynamodb['writes_per_datapoint']:.4f} writes per datapoint, "
+        f"  DynamoDB: {dynamodb['steady_writes_per_datapoint']:.4f} writes per datapoint in a steady minute "
+        f"(samples {dynamodb['steady_sample_writes_per_datapoint']:.4f}, derived "
+        f"{dynamodb['steady_derived_writes_per_datapoint']:.4f}), "
         f"${dynamodb['dollars_per_table_month']:.4f} per table-month"
     )
     results.layout = {"sqlite": sqlite, "dynamodb": dynamodb}
@@ -377,7 +380,7 @@ def judge(plan: Plan, results: Results) -> None:
             row["rss_peak_bytes"] < limit if row["size_mib"] == 64 else None,
         )
     if results.layout:
-        add(*layout.target(results.layout["dynamodb"]))
+        add(*dynamodb_cost.target(results.layout["dynamodb"]))
     concurrent = results.concurrent_memory
     if concurrent:
         add(
@@ -565,7 +568,8 @@ def report(results: Results) -> str:
             )
         )
     if results.layout:
-        parts += layout.report(results.layout["sqlite"], results.layout["dynamodb"], table)
+        parts += layout.report(results.layout["sqlite"], table)
+        parts += dynamodb_cost.report(results.layout["dynamodb"], table)
     if results.dashboard:
         parts.append(
             "\nThe account page in headless Chromium, an hour of minute values (from navigation until the "

@@ -35,14 +35,17 @@ KINDS = (
     ("V#", "versions"),
     ("H#", "catalog"),
     ("M", "catalog"),
-    ("D#", "derived"),
-    ("DM", "derived"),
-    ("E", "derived"),
+    ("D#", "derived values"),
+    ("DB#60000#", "minute values"),
+    ("DB#3600000#", "hour values"),
+    ("DM", "derived catalog"),
+    ("E", "entities"),
+    ("EL", "entity logs"),
     ("QR", "quarantine"),
     ("QK", "quarantine"),
     ("AL", "alarms"),
     ("IN", "inventory"),
-    ("LE", "inventory"),
+    ("LE", "leases"),
 )
 _PARAMS = "write_units.params"
 

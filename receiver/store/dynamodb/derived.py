@@ -1,116 +1,173 @@
 """Derived values and bucket versions in the DynamoDB table.
 
-Items (beside those of items.py):
+Items (beside those of items.py, entities.py and legacy_values.py):
 
-=====================  ==========================  ==================  ===========================
-item                   pk                          sk                  attributes
-=====================  ==========================  ==================  ===========================
-bucket pointer         ``V#<step ms>``             ``<bucket>``        version, derived_version,
-                                                                       full_version, value_count
-values of one metric   ``D#<step ms>#<metric>``    ``<bucket>``        metric, version, rows
-                                                                       (zlib-compressed JSON)
-derived metric         ``DM``                      ``<metric>``        metric
-entity                 ``E``                       ``<service>#...``   service, layer, endpoint,
-                                                   ``[@<region>]``     entity_region, last_ms
-=====================  ==========================  ==================  ===========================
+=============  ==================================  ===================================  ==================
+item           pk                                  sk                                   attributes
+=============  ==================================  ===================================  ==================
+bucket         ``V#<step ms>``                     ``<bucket>``                         version,
+pointer                                                                                 derived_version,
+                                                                                        full_version,
+                                                                                        value_count,
+                                                                                        chain, chain_rows,
+                                                                                        chain_version
+value block    ``DB#<step ms>#<group>``            ``<bucket>#<pass id>#<part>``        d (binary)
+=============  ==================================  ===================================  ==================
 
-``<bucket>`` is the bucket's start in 13 digits. Every item has ``expires_at``: the bucket's
-start plus the retention of its step (minutes or hours).
+``<bucket>`` is the bucket's start in 13 digits; ``<group>`` two digits (value_blocks.py
+spreads metrics over 8 groups). Every item has ``expires_at``: the bucket's start plus the
+retention of its step (minutes or hours).
 
-How replicas stay consistent without multi-item transactions (a minute of a large
-account has thousands of values, a transaction takes 100 items):
+How a bucket's values are kept, and why:
 
-- A commit ADDs one to ``version`` of each minute and hour it touched, after its samples
-  are written (an atomic counter: concurrent commits never lose a bump).
-- ``put_derived`` writes one item per metric holding the bucket's values of that metric,
-  each under the condition that the stored item is older (``version < :v``): a slow
-  replica computing an older version never overwrites a newer one. Then it moves the
-  bucket pointer's ``derived_version`` forward, again only if that is older; if not, it
-  answers False.
-- ``put_changes`` (a deriver keeping a bucket in step, receiver/derive/partitioned.py)
-  rewrites only the items of the metrics that changed, read, changed and written at the
-  new version, then moves ``derived_version`` from the version it was computed over to
-  the new one, under that very condition: if another computation stored values since, it
-  answers False and the deriver puts the whole bucket. ``full_version`` is the version of
-  the last whole ``put``: the items of metrics that did not change stay at older versions.
-- Readers keep a metric's item only if its version is at least the pointer's
-  ``full_version`` (``derived_version`` on pointers older than changes). So a metric the
-  newest values no longer have is dropped without being deleted, and an item an older
-  replica wrote after a newer whole put finished is never shown. (An entity gone from a
-  metric goes with the rewrite of that metric's item.) While a ``put_derived`` is under
-  way a reader may see some metrics of the new version and others of the previous one;
-  each metric's values are always those of one version.
-- One item per metric and bucket keeps the cost of a recomputation to a few writes
-  instead of one per value (a bucket is recomputed after every commit that touches it).
-  The items of one metric over a time range are one Query, which is what the query API
-  asks for. A metric's values in one bucket must compress to under ~380 KB (tens of
-  thousands of entities).
+- A *pass* is one store of values into a bucket (``put_derived`` or ``put_derived_changes``).
+  It writes one block per group of metrics it changed (value_blocks.py: the values and the
+  removals of that group, packed), each an item of its own under a pass id no other pass
+  has, and never rewritten. A whole put writes a *base* (every value of the bucket); a
+  change writes what changed. So a pass costs write units for what it changed, not for
+  every value of every metric it touched (the deriver stores after every delivery).
+- Then it commits: one conditional update of the bucket's pointer, whose ``chain`` lists
+  the committed passes since the last base, base first (``<pass id>.<groups>.<parts>``: a
+  bit per group the pass wrote, and the most parts any of its blocks was cut into). A base
+  commits only if the stored ``derived_version`` is older than its version (or the bucket
+  has none); a change only if the pointer is still the one it was computed over
+  (``derived_version`` and ``chain`` as read). A pass that loses leaves blocks no chain
+  names: nobody reads them, and they expire.
+- Readers read the pointers first, then the blocks of their groups (strongly consistent)
+  and apply each chain in order, using only the blocks it names: removals, then values,
+  last write wins on (metric, service, endpoint, instance, region). Blocks are written
+  before the commit and never changed, so a reader sees each bucket as of one committed
+  pass, all of it or none of it (stronger than before, when a reader could see some
+  metrics of a put under way). Minutes' blocks are read with one Query per group over the
+  range (billed by the bytes read; a minute holds few blocks outside its chain), hours' by
+  key (BatchGetItem), since an hour stored every minute leaves superseded blocks behind
+  that no reader should pay for.
+- A whole put over values already stored reads them, and stores only the difference as a
+  change when that keeps the chain short: an hour, stored whole once a minute, changes
+  about half of its values in that time. When a chain's rows (values and removals written
+  since its base) pass ``REBASE_FACTOR`` times the values the bucket holds, or it has
+  ``MAX_CHAIN`` passes, the next pass writes a base of the whole bucket instead, so a reader
+  never reads much more than the bucket holds.
+- A block larger than an item (400 KB) is cut in parts of distinct values.
 
-``prune`` does nothing: DynamoDB's TTL deletes expired items, and every read here skips
-items past their ``expires_at`` by the store's clock, so expiry looks the same from every
-replica before TTL gets to them. Entities are listed from the entity items, each carrying
-the latest minute it had a value in; an entity whose values were later recomputed away
-stays listed until that minute leaves the retention.
+Reads: one metric over a range reads its group's blocks of each bucket (an eighth of the
+values, on average); every value of a bucket reads all of its blocks. The pointers of a range are one
+Query, as before.
+
+Buckets last stored by an older receiver (one item per metric and bucket: no ``chain``, or a
+``derived_version`` an older receiver moved past the ``chain_version`` of the last commit
+here) are read as it read them (legacy_values.py) until derived again, and a change cannot
+build on them (the deriver then stores the bucket whole). ``prune`` does nothing:
+DynamoDB's TTL deletes expired items, and every read here skips items past their
+``expires_at`` by the store's clock, so expiry looks the same from every replica before TTL
+gets to them.
 """
 
 from __future__ import annotations
 
 import functools
 import math
-import zlib
-from collections.abc import Callable, Collection, Sequence
+import time
+from collections.abc import Callable, Collection, Iterable, Sequence
+from typing import NamedTuple
 
-import orjson
-
-from receiver.model import HOUR_MS, MINUTE_MS, DerivedKey, DerivedValue, derived_key
-from receiver.store.base import Entity, StoreError, Totals, entities_of
-from receiver.store.dynamodb.items import CATALOG_REFRESH_S, MAX_START_MS, Item, escape
+from receiver.model import MINUTE_MS, DerivedKey, DerivedValue
+from receiver.store.base import Entity, StoreError, Totals, latest_of, totals_of
+from receiver.store.dynamodb import legacy_values, value_blocks
+from receiver.store.dynamodb.entities import Entities
+from receiver.store.dynamodb.items import MAX_START_MS, Item
 from receiver.store.dynamodb.runner import Runner
-from receiver.store.dynamodb.table import BATCH_GET_KEYS, DynamoDBTable
+from receiver.store.dynamodb.table import BATCH_GET_KEYS, BATCH_ITEMS, DynamoDBTable
+from receiver.store.dynamodb.value_blocks import GROUPS, Block, PassIds, State, ValueId
 
-DERIVED_CATALOG_PK = "DM"
-ENTITY_PK = "E"
-MAX_ROWS_BYTES = 380_000
-"""DynamoDB items hold 400 KB; the rest is room for the keys and other attributes."""
+MAX_CHAIN = 40
+"""Passes a chain holds before the next pass writes a base (keeps the pointer near 1 KB)."""
+REBASE_FACTOR = 3
+"""A chain that has written more than this many rows per value the bucket holds is rebased."""
+DIFF_TRIES = 2
+"""Times a whole put stores its difference before it writes a base regardless."""
 
-_NEWER = "attribute_not_exists(version) OR version < :v"
-_NOT_OLDER = "attribute_not_exists(version) OR version <= :v"
-"""What a change rewrites: values at the same version may change (a ceiling, not a sample)."""
 _POINTER_NEWER = "attribute_not_exists(derived_version) OR derived_version < :v"
-_ENTITY_CACHE_MAX = 100_000
+_POINTER_SAME = "derived_version = :d AND chain = :c"
 
 
 def pointer_key(step_ms: int, bucket_ms: int) -> Item:
     return {"pk": {"S": f"V#{step_ms}"}, "sk": {"S": f"{bucket_ms:013d}"}}
 
 
-def rows_key(step_ms: int, metric: str, bucket_ms: int) -> Item:
-    return {"pk": {"S": f"D#{step_ms}#{escape(metric)}"}, "sk": {"S": f"{bucket_ms:013d}"}}
+def block_key(step_ms: int, group: int, bucket_ms: int, pass_id: str, part: int) -> Item:
+    return {"pk": {"S": f"DB#{step_ms}#{group:02d}"}, "sk": {"S": f"{bucket_ms:013d}#{pass_id}#{part}"}}
 
 
-def entity_sk(service: str, layer: str, endpoint: str | None, region: str = "") -> str:
-    # "=" marks a named endpoint, so no endpoint and an empty name stay apart; each region
-    # an entity reports from has an item of its own, so each has its own latest minute.
-    tail = "" if endpoint is None else f"={escape(endpoint)}"
-    at = f"@{escape(region)}" if region else ""
-    return f"{escape(service)}#{escape(layer)}#{tail}{at}"
+class Link(NamedTuple):
+    """One committed pass of a chain."""
+
+    pass_id: str
+    groups: int
+    """Bit g is set when the pass wrote a block of group g."""
+    parts: int
+    """The most parts any of its blocks has."""
+
+    def text(self) -> str:
+        return f"{self.pass_id}.{self.groups:x}.{self.parts}"
+
+    @classmethod
+    def parse(cls, text: str) -> Link:
+        pass_id, groups, parts = text.split(".")
+        return cls(pass_id, int(groups, 16), int(parts))
+
+    def keys(self, step_ms: int, bucket_ms: int, groups: Iterable[int]) -> list[Item]:
+        return [
+            block_key(step_ms, group, bucket_ms, self.pass_id, part)
+            for group in groups
+            if self.groups >> group & 1
+            for part in range(self.parts)
+        ]
 
 
-def encode_rows(values: Sequence[DerivedValue]) -> bytes:
-    rows = [[v.scope, v.service, v.endpoint, v.layer, v.value, v.instance, v.region, v.merged] for v in values]
-    return zlib.compress(orjson.dumps(rows), 6)
+class Chain(NamedTuple):
+    """A bucket's committed passes since its last base, as its pointer holds them."""
+
+    links: tuple[Link, ...]
+    rows: int
+    """Values and removals written by these passes."""
+    text: str
 
 
-def decode_rows(metric: str, bucket_ms: int, data: bytes) -> list[DerivedValue]:
-    # Rows written before values had regions have six fields: merged values of no region.
-    return [
-        DerivedValue(metric, scope, service, endpoint, layer, bucket_ms, float(value), instance, *regional)
-        for scope, service, endpoint, layer, value, instance, *regional in orjson.loads(zlib.decompress(data))
-    ]
+def chain_of(pointer: Item | None) -> Chain | None:
+    """The pointer's chain; None for a pointer without one (no values yet, or stored by an
+    older receiver: one that stored a bucket after this one moves ``derived_version`` past
+    the ``chain_version`` that this one's commit wrote beside the chain)."""
+    if pointer is None or "chain" not in pointer or pointer.get("chain_version") != pointer.get("derived_version"):
+        return None
+    text = pointer["chain"]["S"]
+    return Chain(tuple(Link.parse(part) for part in text.split()), int(pointer["chain_rows"]["N"]), text)
+
+
+def _derived_version(item: Item | None) -> int | None:
+    attribute = None if item is None else item.get("derived_version")
+    return int(attribute["N"]) if attribute else None
+
+
+def _check_finite(values: Sequence[DerivedValue], bucket_ms: int) -> None:
+    for value in values:
+        if not math.isfinite(value.value):
+            raise StoreError(
+                f"derived value {value.metric} of {value.service} {value.endpoint or ''} at {bucket_ms} "
+                f"is {value.value}; the store keeps finite numbers only"
+            )
 
 
 def _value_order(value: DerivedValue) -> tuple[int, str, str, str, str]:
     return (value.time_ms, value.metric, value.service, value.endpoint or "", value.instance or "")
+
+
+class _Pass(NamedTuple):
+    """A pass encoded and ready to write."""
+
+    link: Link
+    items: list[Item]
+    rows: int
 
 
 class DerivedValues:
@@ -128,8 +185,8 @@ class DerivedValues:
         self._runner = runner
         self._retention_s = retention_s
         self._clock = clock
-        self._metrics_written: dict[str, float] = {}  # derived metric -> when its catalog item was written
-        self._entities_seen: dict[tuple[str, str, str | None, str], int] = {}  # (entity, region) -> latest minute
+        self._pass_ids = PassIds()
+        self._entities = Entities(table, runner, retention_s=retention_s[MINUTE_MS], clock=clock)
 
     def _expires_at(self, step_ms: int, bucket_ms: int) -> int:
         return bucket_ms // 1000 + self._retention_s[step_ms]
@@ -181,37 +238,33 @@ class DerivedValues:
         )  # fmt: skip
         return [int(item["sk"]["S"]) for item in await self._runner.control(query)]
 
-    # -- values ----------------------------------------------------------------------
+    # -- storing values ----------------------------------------------------------------
 
     async def put(self, step_ms: int, bucket_ms: int, version: int, values: Sequence[DerivedValue]) -> bool:
         _check_finite(values, bucket_ms)
         key = pointer_key(step_ms, bucket_ms)
-        pointer = await self._runner.control(self._table.get, key, "derived_version")
-        if pointer is not None and "derived_version" in pointer and int(pointer["derived_version"]["N"]) >= version:
-            return False  # values at least as new are stored: write nothing
-        by_metric: dict[str, list[DerivedValue]] = {}
-        for value in values:
-            by_metric.setdefault(value.metric, []).append(value)
-        await self._write_catalog(by_metric)
-        jobs = [
-            functools.partial(self._put_rows, step_ms, bucket_ms, metric, version, metric_values, _NEWER)
-            for metric, metric_values in by_metric.items()
-        ]
-        # A False is a metric a newer version already holds: left as it is.
-        await self._runner.gather(jobs)
-        moved = await self._runner.control(
-            self._table.update,
-            key,
-            "SET derived_version = :v, full_version = :v, value_count = :n, expires_at = :e",
-            {
-                ":v": {"N": str(version)},
-                ":n": {"N": str(len(values))},
-                ":e": {"N": str(self._expires_at(step_ms, bucket_ms))},
-            },
-            _POINTER_NEWER,
-        )
-        if moved and step_ms == MINUTE_MS:
-            await self._touch_entities(values, bucket_ms)
+        for attempt in range(DIFF_TRIES + 1):
+            pointer = await self._runner.control(
+                self._table.get, key, "derived_version, chain_version, chain, chain_rows"
+            )
+            stored = _derived_version(pointer)
+            if stored is not None and stored >= version:
+                return False  # values at least as new are stored: write nothing
+            chain = chain_of(pointer)
+            if chain is None or attempt == DIFF_TRIES:
+                break
+            state = await self._state(step_ms, bucket_ms, chain, range(GROUPS))
+            upserts, removals = await self._runner.work(value_blocks.differences, state, values)
+            if self._rebase_due(chain, len(upserts) + len(removals), len(values)):
+                break
+            condition = (_POINTER_SAME, {":d": {"N": str(stored)}, ":c": {"S": chain.text}})
+            if await self._append(step_ms, bucket_ms, version, chain, upserts, removals, len(values), condition):
+                await self._touched(step_ms, bucket_ms, values)
+                return True
+            # Another pass was committed since the pointer was read: look again.
+        moved = await self._rebase(step_ms, bucket_ms, version, values, (_POINTER_NEWER, {}))
+        if moved:
+            await self._touched(step_ms, bucket_ms, values)
         return moved
 
     async def put_changes(
@@ -224,112 +277,187 @@ class DerivedValues:
         removals: Collection[DerivedKey],
         total: int,
     ) -> bool:
-        """Rewrite the items of the metrics that changed, then move the pointer from
-        ``base_version`` to ``version`` (see the module docstring)."""
+        """Store what changed as one pass over the committed values computed at
+        ``base_version`` (see the module docstring)."""
         _check_finite(upserts, bucket_ms)
-        key = pointer_key(step_ms, bucket_ms)
-        pointer = await self._runner.control(self._table.get, key, "derived_version, full_version")
-        if pointer is None or _derived_version(pointer) != base_version or version < base_version:
-            return False
-        kept_from = _kept_from(pointer)
-        metrics = sorted({value.metric for value in upserts} | {place[0] for place in removals})
-        items = await self._get_many([rows_key(step_ms, metric, bucket_ms) for metric in metrics])
-        by_metric: dict[str, dict[DerivedKey, DerivedValue]] = {metric: {} for metric in metrics}
-        for item in items:
-            if int(item["version"]["N"]) >= kept_from:  # an older item is no value of this bucket
-                values = decode_rows(item["metric"]["S"], bucket_ms, item["rows"]["B"])
-                by_metric[item["metric"]["S"]] = {derived_key(value): value for value in values}
-        for place in removals:
-            by_metric[place[0]].pop(place, None)
-        for value in upserts:
-            by_metric[value.metric][derived_key(value)] = value
-        await self._write_catalog({value.metric: [] for value in upserts})
-        jobs = [
-            functools.partial(self._put_rows, step_ms, bucket_ms, metric, version, list(values.values()), _NOT_OLDER)
-            for metric, values in by_metric.items()
-        ]
-        await self._runner.gather(jobs)
-        moved = await self._runner.control(
-            self._table.update,
-            key,
-            "SET derived_version = :v, value_count = :n, expires_at = :e",
-            {
-                ":v": {"N": str(version)},
-                ":n": {"N": str(total)},
-                ":e": {"N": str(self._expires_at(step_ms, bucket_ms))},
-                ":base": {"N": str(base_version)},
-            },
-            "derived_version = :base",
-        )
-        if moved and step_ms == MINUTE_MS:
-            await self._touch_entities(upserts, bucket_ms)
+        pointer = await self._runner.control(self._table.get, pointer_key(step_ms, bucket_ms), None)
+        chain = chain_of(pointer)
+        if chain is None or _derived_version(pointer) != base_version or version < base_version:
+            return False  # not the values it was computed over (or an older receiver's): put them whole
+        removed = [value_blocks.removal_id(key) for key in removals]
+        condition = (_POINTER_SAME, {":d": {"N": str(base_version)}, ":c": {"S": chain.text}})
+        if self._rebase_due(chain, len(upserts) + len(removed), total):
+            state = await self._state(step_ms, bucket_ms, chain, range(GROUPS))
+            for value_id in removed:
+                state.pop(value_id, None)
+            state.update((value_blocks.value_id(value), value) for value in upserts)
+            moved = await self._rebase(step_ms, bucket_ms, version, list(state.values()), condition)
+        else:
+            moved = await self._append(step_ms, bucket_ms, version, chain, upserts, removed, total, condition)
+        if moved:
+            await self._touched(step_ms, bucket_ms, upserts)
         return moved
 
-    def _put_rows(
-        self, step_ms: int, bucket_ms: int, metric: str, version: int, values: Sequence[DerivedValue], condition: str
+    @staticmethod
+    def _rebase_due(chain: Chain, rows: int, total: int) -> bool:
+        return len(chain.links) >= MAX_CHAIN or chain.rows + rows > REBASE_FACTOR * max(total, 1)
+
+    async def _rebase(
+        self,
+        step_ms: int,
+        bucket_ms: int,
+        version: int,
+        values: Sequence[DerivedValue],
+        condition: tuple[str, Item],
     ) -> bool:
-        """Encode (on a worker thread) and write one metric's values unless a newer version holds them."""
-        data = encode_rows(values)
-        if len(data) > MAX_ROWS_BYTES:
-            raise StoreError(
-                f"the {len(values)} values of {metric} at {bucket_ms} take {len(data)} bytes compressed, "
-                f"more than the {MAX_ROWS_BYTES} a DynamoDB item can hold"
-            )
-        item = {
-            **rows_key(step_ms, metric, bucket_ms),
-            "metric": {"S": metric},
-            "version": {"N": str(version)},
-            "rows": {"B": data},
-            "expires_at": {"N": str(self._expires_at(step_ms, bucket_ms))},
-        }
-        return self._table.put_if(item, condition, {":v": {"N": str(version)}})
+        """Write ``values`` as a base and commit it under ``condition``."""
+        encoded = await self._runner.work(self._encode, step_ms, bucket_ms, values, ())
+        await self._write(encoded.items)
+        return await self._commit(
+            step_ms, bucket_ms, version, encoded.link.text(), encoded.rows, len(values), condition, base=True
+        )
 
-    async def _write_catalog(self, by_metric: dict[str, list[DerivedValue]]) -> None:
-        """Catalog the metrics not catalogued lately, before their values: bucket_values lists them."""
-        now = self._clock()
-        stale = [m for m in by_metric if now - self._metrics_written.get(m, -math.inf) >= CATALOG_REFRESH_S]
-        expires_at = {"N": str(math.ceil(now + self._retention_s[HOUR_MS] + 2 * CATALOG_REFRESH_S))}
-        # fmt: off
-        jobs = [
-            functools.partial(
-                self._table.put,
-                {"pk": {"S": DERIVED_CATALOG_PK}, "sk": {"S": escape(metric)}, "metric": {"S": metric},
-                 "expires_at": expires_at},
-            )
-            for metric in stale
-        ]
-        # fmt: on
-        await self._runner.gather(jobs)
-        for metric in stale:
-            self._metrics_written[metric] = now
+    async def _append(
+        self,
+        step_ms: int,
+        bucket_ms: int,
+        version: int,
+        chain: Chain,
+        upserts: Sequence[DerivedValue],
+        removals: Sequence[ValueId],
+        total: int,
+        condition: tuple[str, Item],
+    ) -> bool:
+        """Write a change and commit it at the end of ``chain`` under ``condition``."""
+        encoded = await self._runner.work(self._encode, step_ms, bucket_ms, upserts, removals)
+        await self._write(encoded.items)
+        links = chain.text if not encoded.items else f"{chain.text} {encoded.link.text()}"
+        return await self._commit(
+            step_ms, bucket_ms, version, links, chain.rows + encoded.rows, total, condition, base=False
+        )
 
-    async def _touch_entities(self, values: Sequence[DerivedValue], bucket_ms: int) -> None:
-        """Move each entity's latest minute forward (conditionally: never backwards)."""
-        seen = self._entities_seen
-        fresh = {(v.service, v.layer, v.endpoint, v.region) for v in values}
-        fresh = {entity for entity in fresh if seen.get(entity, -1) < bucket_ms}
-        jobs = []
-        for service, layer, endpoint, region in fresh:
-            attributes = {":s": {"S": service}, ":l": {"S": layer}, ":t": {"N": str(bucket_ms)},
-                          ":e": {"N": str(self._expires_at(MINUTE_MS, bucket_ms))}}  # fmt: skip
-            expression = "SET service = :s, layer = :l, last_ms = :t, expires_at = :e"
-            if endpoint is not None:
-                attributes[":p"] = {"S": endpoint}
-                expression += ", endpoint = :p"
-            if region:
-                attributes[":r"] = {"S": region}
-                expression += ", entity_region = :r"  # REGION is a reserved word
-            key = {"pk": {"S": ENTITY_PK}, "sk": {"S": entity_sk(service, layer, endpoint, region)}}
-            jobs.append(
+    def _encode(
+        self, step_ms: int, bucket_ms: int, upserts: Sequence[DerivedValue], removals: Sequence[ValueId]
+    ) -> _Pass:
+        """The items of one pass (on a worker thread)."""
+        pass_id = self._pass_ids.next()
+        expires_at = {"N": str(self._expires_at(step_ms, bucket_ms))}
+        items: list[Item] = []
+        groups = parts = 0
+        for group, (values, removed) in sorted(value_blocks.by_group(upserts, removals).items()):
+            blocks: list[Block] = value_blocks.encode(values, removed)
+            groups |= 1 << group
+            parts = max(parts, len(blocks))
+            items += [
+                {
+                    **block_key(step_ms, group, bucket_ms, pass_id, part),
+                    "d": {"B": block.data},
+                    "expires_at": expires_at,
+                }
+                for part, block in enumerate(blocks)
+            ]
+        return _Pass(Link(pass_id, groups, parts), items, len(upserts) + len(removals))
+
+    async def _write(self, items: list[Item]) -> None:
+        """Put a pass's blocks, in parallel batches, under one retry bound (retry.py)."""
+        deadline = time.monotonic() + self._table.policy.timeout_s
+        await self._runner.batches(
+            lambda batch, abort: self._table.write_batch(batch, deadline, abort), items, BATCH_ITEMS
+        )
+
+    async def _commit(
+        self,
+        step_ms: int,
+        bucket_ms: int,
+        version: int,
+        chain: str,
+        rows: int,
+        total: int,
+        condition: tuple[str, Item],
+        *,
+        base: bool,
+    ) -> bool:
+        expression, values = condition
+        update = (
+            "SET derived_version = :v, chain_version = :v, chain = :chain, chain_rows = :rows, value_count = :n, "
+            "expires_at = :e"
+        )
+        if base:
+            update += ", full_version = :v"
+        return await self._runner.control(
+            self._table.update,
+            pointer_key(step_ms, bucket_ms),
+            update,
+            {
+                ":v": {"N": str(version)},
+                ":chain": {"S": chain},
+                ":rows": {"N": str(rows)},
+                ":n": {"N": str(total)},
+                ":e": {"N": str(self._expires_at(step_ms, bucket_ms))},
+                **values,
+            },
+            expression,
+        )
+
+    async def _touched(self, step_ms: int, bucket_ms: int, values: Sequence[DerivedValue]) -> None:
+        if step_ms == MINUTE_MS and values:
+            await self._entities.touch(values, bucket_ms, self._pass_ids.next())
+
+    # -- reading values ----------------------------------------------------------------
+
+    async def _state(
+        self,
+        step_ms: int,
+        bucket_ms: int,
+        chain: Chain,
+        groups: Iterable[int],
+        wanted: Callable[[str], bool] | None = None,
+    ) -> State:
+        """A bucket's values of ``groups`` as its ``chain`` has them."""
+        states = await self._states(step_ms, {bucket_ms: chain}, list(groups), wanted)
+        return states[bucket_ms]
+
+    async def _states(
+        self,
+        step_ms: int,
+        chains: dict[int, Chain],
+        groups: list[int],
+        wanted: Callable[[str], bool] | None,
+    ) -> dict[int, State]:
+        """The values of ``groups`` of each bucket of ``chains``.
+
+        Minutes: one Query per group over the buckets' range. A minute is rarely stored
+        whole again once it has values (a whole put stores its difference), so its
+        partition holds little besides its chain, and a Query bills the bytes it reads
+        where BatchGetItem rounds every item up to 4 KB. Hours are stored whole every
+        minute while they last and rebased every few, so their superseded blocks outnumber
+        the live ones: they are read by key, in parallel BatchGetItem calls."""
+        if not chains:
+            return {}
+        if step_ms == MINUTE_MS:
+            low, high = f"{min(chains):013d}", f"{max(chains):013d}$"
+            queries = [
                 functools.partial(
-                    self._table.update, key, expression, attributes, "attribute_not_exists(last_ms) OR last_ms < :t"
+                    self._table.query,
+                    KeyConditionExpression="pk = :pk AND sk BETWEEN :lo AND :hi",
+                    ExpressionAttributeValues={
+                        ":pk": block_key(step_ms, group, 0, "", 0)["pk"],
+                        ":lo": {"S": low},
+                        ":hi": {"S": high},
+                    },
                 )
-            )
-        await self._runner.gather(jobs)
-        if len(seen) + len(fresh) > _ENTITY_CACHE_MAX:
-            seen.clear()
-        for entity in fresh:
-            seen[entity] = max(seen.get(entity, -1), bucket_ms)
+                for group in groups
+            ]
+            items = [item for found in await self._runner.gather(queries) for item in found]
+        else:
+            keys = [
+                key
+                for bucket, chain in chains.items()
+                for link in chain.links
+                for key in link.keys(step_ms, bucket, groups)
+            ]
+            items = await self._get_many(keys)
+        return await self._runner.work(_apply_chains, chains, items, wanted)
 
     async def derived(
         self,
@@ -341,8 +469,6 @@ class DerivedValues:
         endpoint: str | None,
         region: str | None = None,
     ) -> list[DerivedValue]:
-        items, current = await self._items_of_range(metric, step_ms, start_ms, end_ms)
-
         def wanted(value: DerivedValue) -> bool:
             return (
                 (service is None or value.service == service)
@@ -350,55 +476,63 @@ class DerivedValues:
                 and (value.merged if region is None else value.region == region)
             )
 
-        return await self._runner.work(_decode_current, items, current, wanted)
+        values = await self._metric_values(metric, step_ms, start_ms, end_ms)
+        found = [value for value in values if wanted(value)]
+        found.sort(key=_value_order)
+        return found
 
     async def endpoint_reductions(
         self, metric: str, step_ms: int, start_ms: int, end_ms: int, service: str, region: str | None
     ) -> tuple[dict[str, Totals], dict[str, float]]:
-        """``totals_of`` and ``latest_of`` of ``derived(...)``, from the same items without a
-        DerivedValue per value: both come of one Query, so both are made each time."""
-        items, current = await self._items_of_range(metric, step_ms, start_ms, end_ms)
-        return await self._runner.work(_reduce_current, items, current, service, region)
+        """``totals_of`` and ``latest_of`` of ``derived(...)`` for every endpoint of ``service``:
+        both come of the same read, so both are made each time."""
+        values = await self.derived(metric, step_ms, start_ms, end_ms, service, None, region)
+        return totals_of(values), latest_of(values)
 
-    async def _items_of_range(
-        self, metric: str, step_ms: int, start_ms: int, end_ms: int
-    ) -> tuple[list[Item], dict[int, int]]:
-        """The items of ``metric``'s values in the range, ascending by bucket, and the oldest
-        item version each bucket still reads (``_kept_from``; one Query each, together)."""
+    async def _metric_values(self, metric: str, step_ms: int, start_ms: int, end_ms: int) -> list[DerivedValue]:
+        """Every value of ``metric`` in the buckets starting in ``[start_ms, end_ms]``."""
         low, high = max(start_ms, 0), min(end_ms, MAX_START_MS - 1)
         if low > high:
-            return [], {}
-        between = {":lo": {"S": f"{low:013d}"}, ":hi": {"S": f"{high:013d}"}, ":now": self._now()}
-        rows_query = functools.partial(
+            return []
+        now = self._now()
+        query = functools.partial(
             self._table.query,
             KeyConditionExpression="pk = :pk AND sk BETWEEN :lo AND :hi",
             FilterExpression="expires_at > :now",
-            ExpressionAttributeValues={**between, ":pk": rows_key(step_ms, metric, 0)["pk"]},
-        )
-        pointers_query = functools.partial(
-            self._table.query,
-            KeyConditionExpression="pk = :pk AND sk BETWEEN :lo AND :hi",
-            FilterExpression="expires_at > :now",
-            ExpressionAttributeValues={**between, ":pk": pointer_key(step_ms, 0)["pk"]},
-            ProjectionExpression="sk, derived_version, full_version",
-        )
-        items, pointers = await self._runner.gather([rows_query, pointers_query])
-        return items, {int(item["sk"]["S"]): _kept_from(item) for item in pointers}
+            ExpressionAttributeValues={
+                ":pk": pointer_key(step_ms, 0)["pk"], ":lo": {"S": f"{low:013d}"}, ":hi": {"S": f"{high:013d}"},
+                ":now": now,
+            },
+            ProjectionExpression="sk, derived_version, full_version, chain_version, chain, chain_rows",
+        )  # fmt: skip
+        chains: dict[int, Chain] = {}
+        older: dict[int, int] = {}
+        for pointer in await self._runner.control(query):
+            bucket = int(pointer["sk"]["S"])
+            chain = chain_of(pointer)
+            if chain is not None:
+                chains[bucket] = chain
+            elif "derived_version" in pointer:
+                older[bucket] = legacy_values.kept_from(pointer)
+        states = await self._states(step_ms, chains, [value_blocks.group_of(metric)], metric.__eq__)
+        found = [value for state in states.values() for value in state.values()]
+        return found + await legacy_values.metric_values(self._table, self._runner, metric, step_ms, older, now)
 
     async def bucket_values(self, step_ms: int, bucket_ms: int) -> list[DerivedValue]:
         if not 0 <= bucket_ms < MAX_START_MS:
             return []
-        catalog = functools.partial(
-            self._table.query,
-            KeyConditionExpression="pk = :pk",
-            ExpressionAttributeValues={":pk": {"S": DERIVED_CATALOG_PK}},
-        )
-        metrics = [item["metric"]["S"] for item in await self._runner.control(catalog)]
         pointer = await self._runner.control(self._table.get, pointer_key(step_ms, bucket_ms), None)
         if pointer is None or int(pointer["expires_at"]["N"]) <= int(self._clock()):
             return []
-        items = await self._get_many([rows_key(step_ms, metric, bucket_ms) for metric in metrics])
-        return await self._runner.work(_decode_current, items, {bucket_ms: _kept_from(pointer)}, None)
+        chain = chain_of(pointer)
+        if chain is None:
+            if "derived_version" not in pointer:
+                return []
+            found = await legacy_values.bucket_values(self._table, self._runner, step_ms, bucket_ms, pointer)
+        else:
+            found = list((await self._state(step_ms, bucket_ms, chain, range(GROUPS))).values())
+        found.sort(key=_value_order)
+        return found
 
     async def latest_bucket(self, step_ms: int, before_ms: int) -> int | None:
         if before_ms <= 0:
@@ -422,81 +556,23 @@ class DerivedValues:
         return None
 
     async def entities(self, since_ms: int) -> list[Entity]:
-        query = functools.partial(
-            self._table.query,
-            KeyConditionExpression="pk = :pk",
-            FilterExpression="last_ms >= :since AND expires_at > :now",
-            ExpressionAttributeValues={":pk": {"S": ENTITY_PK}, ":since": {"N": str(since_ms)}, ":now": self._now()},
-        )
-        return entities_of(
-            (
-                item["service"]["S"],
-                item["layer"]["S"],
-                item["endpoint"]["S"] if "endpoint" in item else None,
-                item["entity_region"]["S"] if "entity_region" in item else "",
-            )
-            for item in await self._runner.control(query)
-        )
+        return await self._entities.since(since_ms)
 
 
-def _reduce_current(
-    items: list[Item], current: dict[int, int], service: str, region: str | None
-) -> tuple[dict[str, Totals], dict[str, float]]:
-    """Each endpoint's values in the current ``items`` (ascending by bucket, one per metric
-    and bucket) reduced as ``totals_of`` and ``latest_of`` do, straight from the rows (on a
-    worker thread)."""
-    counts: dict[str, int] = {}
-    totals: dict[str, float] = {}
-    lasts: dict[str, float] = {}
+def _apply_chains(
+    chains: dict[int, Chain], items: list[Item], wanted: Callable[[str], bool] | None
+) -> dict[int, State]:
+    """Each bucket's chain applied to an empty state, from the blocks in ``items`` (on a
+    worker thread). A block its chain names that is missing expired (or was never
+    committed, which a chain rules out): the bucket reads as what is left."""
+    data: dict[tuple[int, str], list[bytes]] = {}
     for item in items:
-        if int(item["version"]["N"]) < current.get(int(item["sk"]["S"]), 0):
-            continue
-        for _, row_service, endpoint, _, value, _, *regional in orjson.loads(zlib.decompress(item["rows"]["B"])):
-            # Rows written before values had regions have six fields: merged values of no region.
-            value_region, merged = regional or ("", True)
-            if row_service != service or endpoint is None or not (merged if region is None else value_region == region):
-                continue
-            counts[endpoint] = counts.get(endpoint, 0) + 1
-            totals[endpoint] = totals.get(endpoint, 0.0) + float(value)
-            lasts[endpoint] = float(value)
-    return {endpoint: Totals(points, totals[endpoint]) for endpoint, points in counts.items()}, lasts
-
-
-def _derived_version(item: Item) -> int:
-    attribute = item.get("derived_version")
-    return int(attribute["N"]) if attribute else 0
-
-
-def _kept_from(pointer: Item) -> int:
-    """The oldest version of a metric's item that still holds values of the bucket: that of
-    its last whole ``put`` (changes since rewrite only their metrics' items, at newer
-    versions). Pointers written before changes existed have only ``derived_version``."""
-    attribute = pointer.get("full_version")
-    return int(attribute["N"]) if attribute else _derived_version(pointer)
-
-
-def _check_finite(values: Sequence[DerivedValue], bucket_ms: int) -> None:
-    for value in values:
-        if not math.isfinite(value.value):
-            raise StoreError(
-                f"derived value {value.metric} of {value.service} {value.endpoint or ''} at {bucket_ms} "
-                f"is {value.value}; the store keeps finite numbers only"
-            )
-
-
-def _decode_current(
-    items: list[Item], current: dict[int, int], wanted: Callable[[DerivedValue], bool] | None
-) -> list[DerivedValue]:
-    """The values of items at least as new as their bucket's derived version, sorted (on a worker thread).
-
-    Older items were left behind by a newer version that no longer has their metric.
-    """
-    found: list[DerivedValue] = []
-    for item in items:
-        bucket_ms = int(item["sk"]["S"])
-        if int(item["version"]["N"]) < current.get(bucket_ms, 0):
-            continue
-        values = decode_rows(item["metric"]["S"], bucket_ms, item["rows"]["B"])
-        found += values if wanted is None else filter(wanted, values)
-    found.sort(key=_value_order)
-    return found
+        bucket, pass_id, _ = item["sk"]["S"].split("#")
+        data.setdefault((int(bucket), pass_id), []).append(item["d"]["B"])
+    states: dict[int, State] = {}
+    for bucket, chain in chains.items():
+        state: State = {}
+        for link in chain.links:
+            value_blocks.apply(state, data.get((bucket, link.pass_id), []), bucket, wanted)
+        states[bucket] = state
+    return states
