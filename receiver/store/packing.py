@@ -126,6 +126,15 @@ def _column(code: str, data: memoryview, offset: int, count: int) -> tuple[array
     return column, end
 
 
+def all_equal(column: Sequence[Any]) -> bool:
+    """Whether every value of a non-empty ``column`` equals its first."""
+    if isinstance(column, array):
+        # Bytes compared in one C call: ``array.count`` makes a Python number of each value.
+        data = column.tobytes()
+        return data == data[: column.itemsize] * len(column)
+    return column.count(column[0]) == len(column)
+
+
 def gather(column: Sequence[Any], positions: Sequence[int]) -> Sequence[Any]:
     """``column``'s values at ``positions`` (one C call)."""
     if len(positions) == 1:
@@ -361,7 +370,7 @@ class _Columns:
         parts.append(_bytes(series_code, series))
         ends = self.ends
         end_offset: int | None = ends[0] - start_ms
-        if ends.count(ends[0]) != n:
+        if not all_equal(ends):
             end_offset = None
             parts.append(_bytes(_END, [end - start_ms for end in ends]))
         parts.append(_doubles(self.counts, self.sums, self.mins, self.maxs))
@@ -413,7 +422,7 @@ def identity_order(series: Sequence[int], ends: Sequence[int]) -> list[int] | No
     series in the order they were first seen, and a request holds each datapoint once).
     """
     keys: Sequence[Any] = series
-    if ends.count(ends[0]) != len(ends):
+    if not all_equal(ends):
         keys = list(zip(series, ends))
     if len(set(keys)) < len(keys):
         last = dict(zip(keys, range(len(keys))))  # a later position replaces an earlier one
