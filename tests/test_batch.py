@@ -3,7 +3,7 @@ back as they came, compared bit for bit, and rolled back to a mark."""
 
 from __future__ import annotations
 
-from receiver.batch import Batch, as_batch
+from receiver.batch import Batch, Group, as_batch
 from tests.builders import make_sample, make_samples
 
 P = (("p50", 1.0), ("p99", 9.0))
@@ -76,3 +76,16 @@ def test_a_batch_is_taken_as_it_is_and_samples_are_filed():
     batch = Batch.of(make_samples(2))
     assert as_batch(batch) is batch
     assert as_batch(make_samples(2)) == batch
+
+
+def test_a_group_of_mixed_statistics_keeps_each_datapoints_own():
+    samples = [make_sample("A", stats=P), make_sample("B"), make_sample("C", stats=(("p90", 3.0),)), make_sample("D")]
+    batch = Batch.of(samples)
+    [group] = batch.groups
+    assert group.layouts == [("p50", "p99"), (), ("p90",), ()]
+    assert list(group.stats) == [1.0, 9.0, 3.0]
+    assert batch.samples() == samples
+    one_by_one = Group(group.metric, group.start_ms)
+    for sample in samples:
+        one_by_one.add(sample)
+    assert one_by_one == group
