@@ -1,7 +1,8 @@
 """The OpenTelemetry decoders side by side on the benchmark bodies, against the limit: the
-compiled decoder (receiver/formats/_decode.pyx) and the careful walk (walk.py, the reference
-and the fallback), each beside upb's ``ExportMetricsServiceRequest.FromString`` of the same
-messages.
+compiled decoder (receiver/formats/_decode.pyx) into a Batch of columns, as ingest decodes
+(``fill``, a new batch per slice of SLICE_SAMPLES datapoints), and into Samples
+(``decode``), and the careful walk (walk.py, the reference and the fallback), each beside
+upb's ``ExportMetricsServiceRequest.FromString`` of the same messages.
 
     PYTHONPATH=. .venv/bin/python -m benchmarks.decoders [--tables 1000] [--mib 8] [--repeats 5]
 
@@ -19,8 +20,11 @@ import argparse
 import time
 from collections.abc import Callable
 
+from receiver.batch import Batch
+from receiver.firehose.records import SLICE_SAMPLES
 from receiver.formats import SeriesCache, otel, otel07, otel10, walk
 from receiver.formats.limits import latest_end_ms, now_ms
+from receiver.model import Pairs
 from receiver.server import gctune
 
 from .bodies import MIB, Body, SampleSource, make_body, warmup_body
@@ -32,10 +36,31 @@ Decode = Callable[..., object]
 
 def decoders() -> dict[str, Decode]:
     found: dict[str, Decode] = {}
+    if otel.compiled_fill is not None:
+        found["compiled, batch"] = _into_batches(otel.compiled_fill)
     if otel.compiled_decode is not None:
         found["compiled"] = otel.compiled_decode
     found["careful walk"] = lambda data, extra, flavor, latest, *, cache: walk.walk(data, extra, flavor, latest, cache)
     return found
+
+
+def _into_batches(fill: Callable[..., bool | None]) -> Decode:
+    """``fill`` as a Decode: each record into the slice's batch, a new batch once a slice is
+    full; the batch stands for the record's datapoints (its length: the slice's so far)."""
+    state = {"batch": Batch(), "before": 0}
+
+    def decode(data: bytes, extra: Pairs, flavor: walk.Flavor, latest: int, *, cache: SeriesCache) -> object:
+        batch = state["batch"]
+        if state["before"] >= SLICE_SAMPLES:
+            batch = state["batch"] = Batch()
+            state["before"] = 0
+        if not fill(batch, data, extra, flavor, latest, cache=cache):
+            return None
+        size = len(batch)
+        added, state["before"] = size - state["before"], size
+        return range(added)
+
+    return decode
 
 
 def run(decode: Decode, body: Body, cache: SeriesCache, latest: int) -> Callable[[], object]:
@@ -72,7 +97,7 @@ def main() -> None:
     found = decoders()
     print(f"the receiver runs: {otel.DECODER}")
     print(
-        f"{'format':<18} {'decoder':<14} {'datapoints':>10} {'µs/dp seen':>11} {'µs/dp first':>12} {'decode/limit':>13}"
+        f"{'format':<18} {'decoder':<16} {'datapoints':>10} {'µs/dp seen':>11} {'µs/dp first':>12} {'decode/limit':>13}"
     )
     for fmt in FLAVORS:
         warm = warmup_body(source, fmt)
@@ -87,11 +112,11 @@ def main() -> None:
             for index, work in enumerate(works):
                 best[index] = min(best[index], cpu_seconds(work))
         per_dp = 1e6 / body.datapoints
-        print(f"{fmt:<18} {'limit (upb)':<14} {body.datapoints:>10} {best[0] * per_dp:>11.3f} {'':>12} {'':>13}")
+        print(f"{fmt:<18} {'limit (upb)':<16} {body.datapoints:>10} {best[0] * per_dp:>11.3f} {'':>12} {'':>13}")
         for (name, decode), seconds in zip(found.items(), best[1:]):
             first = cpu_seconds(run(decode, body, SeriesCache(), latest))
             print(
-                f"{fmt:<18} {name:<14} {body.datapoints:>10} {seconds * per_dp:>11.3f} {first * per_dp:>12.3f} "
+                f"{fmt:<18} {name:<16} {body.datapoints:>10} {seconds * per_dp:>11.3f} {first * per_dp:>12.3f} "
                 f"{best[0] / seconds:>12.0%}"
             )
 

@@ -15,12 +15,13 @@ from pathlib import Path
 import orjson
 from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2 as otel10_service
 
+from receiver.batch import Batch
 from receiver.config import REPOSITORY_RULES
 from receiver.derive.deriver import Deriver
 from receiver.derive.worker import ProcessEvaluator
 from receiver.firehose import envelope
-from receiver.firehose.records import decode_all
-from receiver.formats import SeriesCache, decode_record
+from receiver.firehose.records import SLICE_SAMPLES, decode_all
+from receiver.formats import SeriesCache, decode_into
 from receiver.formats.framing import split_frames
 from receiver.model import HOUR_MS, MINUTE_MS
 from receiver.proto.otel07 import metrics_service_pb2 as otel07_service
@@ -65,19 +66,26 @@ def limit_work(body: Body) -> Callable[[], object]:
 
 
 def decode_work(body: Body, warmup: Body) -> Callable[[], object]:
-    """Records -> samples, as the receiver does it (format given, as with --format, and the
-    decoder it runs: ``otel.DECODER``), with one series cache across runs, as a receiver keeps
-    one across deliveries, first filled by ``warmup`` (every series: a running receiver has
-    met them all)."""
+    """Records -> batches of columns, as ingest does it (``decode_into``, the format given,
+    as with --format, and the decoder the receiver runs: ``otel.DECODER``), a new batch for
+    each slice of SLICE_SAMPLES datapoints, with one series cache across runs, as a receiver
+    keeps one across deliveries, first filled by ``warmup`` (every series: a running receiver
+    has met them all)."""
     cache = SeriesCache()
     decode_all(warmup.records, warmup.fmt, (), cache=cache)
 
     def work() -> None:
-        samples = 0
+        decoded = 0
+        batch = Batch()
         for record in body.records:
-            samples += len(decode_record(record, body.fmt, cache=cache))
-        if samples != body.datapoints:
-            raise AssertionError(f"decoded {samples} datapoints of {body.datapoints}")
+            decode_into(batch, record, body.fmt, cache=cache)
+            size = len(batch)
+            if size >= SLICE_SAMPLES:
+                decoded += size
+                batch = Batch()
+        decoded += len(batch)
+        if decoded != body.datapoints:
+            raise AssertionError(f"decoded {decoded} datapoints of {body.datapoints}")
 
     return work
 

@@ -6,7 +6,8 @@ the store's writer: a delivery's decoding (seconds for 64 MiB) then never holds 
 delivery's commit, which only waits for the writer's short transactions. A large delivery
 is written as it decodes, a slice of about ``SLICE_SAMPLES`` samples at a time, so only
 one slice's samples are alive at once; the delivery's last slice, its quarantined records
-and its request id go in one commit, after which everything it brought is durable.
+and its request id go in one commit, after which everything it brought is durable. A slice
+is a Batch (receiver/batch.py): its datapoints in columns, no Python object each.
 """
 
 from __future__ import annotations
@@ -17,11 +18,11 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from operator import attrgetter
 
-from receiver.formats import DecodeError, SeriesCache, decode_record
+from receiver.batch import Batch
+from receiver.formats import DecodeError, SeriesCache, decode_into
 from receiver.formats.limits import MAX_DATAPOINTS_PER_RECORD
-from receiver.model import Pairs, QuarantinedRecord, Sample
+from receiver.model import Pairs, QuarantinedRecord
 from receiver.store import Store
 
 SLICE_SAMPLES = 10_000
@@ -66,7 +67,9 @@ class Decoding:
 
 @dataclass(slots=True)
 class SliceResult:
-    samples: list[Sample] = field(default_factory=list)
+    batch: Batch = field(default_factory=Batch)
+    datapoints: int = 0
+    """How many datapoints ``batch`` holds."""
     quarantined: list[QuarantinedRecord] = field(default_factory=list)
     done: bool = False
     """No record is left to decode."""
@@ -117,18 +120,21 @@ class RecordSlicer:
         result = SliceResult()
         records = self._records
         cache = self._cache
-        while self._next < len(records) and len(result.samples) < self._slice_samples:
+        batch = result.batch
+        while self._next < len(records) and result.datapoints < self._slice_samples:
             index = self._next
             self._next += 1
             data, records[index] = records[index], b""
             try:
-                result.samples += decode_record(data, self._format, self._labels, cache=cache)
+                decode_into(batch, data, self._format, self._labels, cache=cache)  # all or nothing
             except DecodeError as exc:
                 result.quarantined.append(
                     QuarantinedRecord(
                         self._request_id, index, self._received_ms, exc.reason, str(exc), data, self._labels
                     )
                 )
+            else:
+                result.datapoints = len(batch)
         result.done = self._next >= len(records)
         return result
 
@@ -157,23 +163,21 @@ async def store_records(
     )
     while True:
         result = await decoding.run(slicer.next_slice)
-        stored.samples += len(result.samples)
-        stored.starts.update(map(_start_of, result.samples))
+        stored.samples += result.datapoints
+        stored.starts.update(result.batch.starts())
         stored.quarantined += result.quarantined
         if result.done:
-            await store.commit(request_id, result.samples, stored.quarantined)
+            await store.commit(request_id, result.batch, stored.quarantined)
             return stored
-        await store.write_samples(result.samples)
-
-
-_start_of = attrgetter("start_ms")
+        await store.write_samples(result.batch)
 
 
 def decode_all(
     records: list[bytes], record_format: str | None, labels: Pairs, *, cache: SeriesCache
-) -> tuple[list[Sample], list[QuarantinedRecord]]:
-    """Every record's samples and the records that would be quarantined, as ingest decodes
-    them, in one go (for the benchmarks and the fuzzer); ``records`` is left as it was."""
+) -> tuple[Batch, list[QuarantinedRecord]]:
+    """Every record's datapoints and the records that would be quarantined, as ingest
+    decodes them, in one go (for the benchmarks and the fuzzer); ``records`` is left as it
+    was."""
     slicer = RecordSlicer("", list(records), record_format, labels, 0, slice_samples=sys.maxsize, cache=cache)
     result = slicer.next_slice()
-    return result.samples, result.quarantined
+    return result.batch, result.quarantined

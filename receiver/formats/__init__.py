@@ -10,15 +10,25 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from typing import Protocol
 
+from receiver.batch import Batch
 from receiver.model import Pairs, Sample
 
-from . import jsonfmt, otel07, otel10
+from . import jsonfmt, otel, otel07, otel10
 from .detect import detect_format
 from .errors import REASONS, DecodeError
 from .limits import now_ms as _clock_ms
 from .series import SeriesCache
 
-__all__ = ["FORMATS", "REASONS", "DecodeError", "SeriesCache", "decode_record", "detect_format", "encode_records"]
+__all__ = [
+    "FORMATS",
+    "REASONS",
+    "DecodeError",
+    "SeriesCache",
+    "decode_into",
+    "decode_record",
+    "detect_format",
+    "encode_records",
+]
 
 FORMATS: tuple[str, ...] = (otel07.NAME, otel10.NAME, jsonfmt.NAME)
 
@@ -69,6 +79,34 @@ def decode_record(
     if decoder is None:
         raise ValueError(f"unknown record format {fmt!r}; expected one of {', '.join(FORMATS)}")
     return decoder(data, extra_labels, _clock_ms() if now_ms is None else now_ms, cache=cache)
+
+
+def decode_into(
+    batch: Batch,
+    data: bytes,
+    fmt: str | None = None,
+    extra_labels: Pairs = (),
+    *,
+    cache: SeriesCache,
+    now_ms: int | None = None,
+) -> None:
+    """Append the datapoints of one Firehose record to ``batch``: what ingest decodes with.
+
+    The same datapoints as ``decode_record`` gives, filed into the batch's groups
+    (receiver/batch.py) in the order that gives them; the arguments and errors are
+    ``decode_record``'s. A record that raises DecodeError leaves the batch as it was. The
+    OpenTelemetry formats go through ``otel.decode_into`` (the compiled decoder writes the
+    columns itself); json records are decoded into Samples and filed.
+    """
+    if fmt is None:
+        fmt = detect_format(data)
+    now = _clock_ms() if now_ms is None else now_ms
+    if fmt == otel07.NAME:
+        otel.decode_into(batch, data, extra_labels, otel07.FLAVOR, now, cache=cache)
+    elif fmt == otel10.NAME:
+        otel.decode_into(batch, data, extra_labels, otel10.FLAVOR, now, cache=cache)
+    else:
+        batch.add_samples(decode_record(data, fmt, extra_labels, cache=cache, now_ms=now))
 
 
 def encode_records(samples: Iterable[Sample], fmt: str, *, max_record_bytes: int = 1_024_000) -> list[bytes]:

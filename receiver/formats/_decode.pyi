@@ -1,6 +1,7 @@
 # The compiled decoder's interface (receiver/formats/_decode.pyx).
 from typing import Any
 
+from receiver.batch import Batch
 from receiver.model import Pairs, Sample
 
 from .series import SeriesCache
@@ -14,3 +15,6 @@ class WireKeys:
 def decode(
     data: bytes, extra_labels: Pairs, flavor: Any, latest_ms: int, *, cache: SeriesCache
 ) -> list[Sample] | None: ...
+def fill(
+    batch: Batch, data: bytes, extra_labels: Pairs, flavor: Any, latest_ms: int, *, cache: SeriesCache
+) -> bool | None: ...

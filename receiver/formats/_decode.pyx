@@ -24,7 +24,9 @@ protobuf wire format itself, field by field, in one pass over the record's bytes
 
 from libc.math cimport isfinite
 from libc.stdint cimport uint64_t
-from libc.string cimport memcmp, memcpy
+from libc.string cimport memcmp, memcpy, memset
+from cpython cimport array as carray
+from cpython.array cimport extend_buffer
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
 from cpython.float cimport PyFloat_FromDouble
 from cpython.list cimport PyList_Append
@@ -204,6 +206,7 @@ cdef struct _Entry:
     uint64_t hash
     PyObject* series  # strong references
     PyObject* own  # the datapoint's labels of its own (1.x attributes besides CloudWatch's three), or NULL
+    PyObject* metric  # (namespace, metric name), one object per metric in a WireKeys: a batch's group key
 
 
 cdef struct _Slot:
@@ -240,6 +243,7 @@ cdef class WireKeys:
     cdef Py_ssize_t arena_room
     cdef uint64_t seed
     cdef uint64_t epoch
+    cdef dict metrics
 
     def __cinit__(self):
         self.slots = <_Slot*>PyMem_Calloc(1024, sizeof(_Slot))
@@ -248,6 +252,7 @@ cdef class WireKeys:
             raise MemoryError()
         self.mask = 1023
         self.arena_room = 1 << 16
+        self.metrics = {}
         self.seed = int.from_bytes(os.urandom(8), "little")
 
     def __dealloc__(self):
@@ -274,6 +279,7 @@ cdef class WireKeys:
         self.slots, self.arena = slots, arena
         self.arena_size = self.used = 0
         self.epoch += 1
+        self.metrics = {}
         PyMem_Free(old_slots)
         _release(old_arena, old_size)
         PyMem_Free(old_arena)
@@ -312,6 +318,8 @@ cdef class WireKeys:
         cdef unsigned char* arena
         cdef _Entry* entry
         cdef Py_ssize_t i
+        metric_key = (series.namespace, series.metric)
+        metric = self.metrics.setdefault(metric_key, metric_key)
         if (self.used + 1) * 2 > self.mask + 1:
             self._grow_slots()
         if offset + size > room:
@@ -331,6 +339,8 @@ cdef class WireKeys:
         else:
             Py_INCREF(own)
             entry.own = <PyObject*>own
+        Py_INCREF(metric)
+        entry.metric = <PyObject*>metric
         memcpy(self.arena + offset + sizeof(_Entry), prefix, prefix_size)
         memcpy(self.arena + offset + sizeof(_Entry) + prefix_size, run, run_size)
         self.arena_size = offset + size
@@ -369,6 +379,7 @@ cdef void _release(unsigned char* arena, Py_ssize_t size) noexcept:
         Py_DECREF(<object>entry.series)
         if entry.own != NULL:
             Py_DECREF(<object>entry.own)
+        Py_DECREF(<object>entry.metric)
         offset += _entry_size(entry.key_size)
 
 
@@ -556,6 +567,144 @@ cdef class _Repeat:
         return self.value
 
 
+# -- filling a batch -----------------------------------------------------------------------
+
+cdef struct _Columns:
+    # One group of a Batch as the filler sees it: its key and borrowed references to its
+    # columns (the filler keeps the Group alive).
+    PyObject* metric
+    uint64_t start_ms
+    PyObject* series
+    PyObject* ends
+    PyObject* counts
+    PyObject* sums
+    PyObject* mins
+    PyObject* maxs
+    PyObject* layouts
+    PyObject* stats
+    PyObject* labels
+
+
+cdef inline uint64_t _group_hash(PyObject* metric, uint64_t start_ms) noexcept nogil:
+    return _mix(_mix(0x9E3779B97F4A7C15ULL, <uint64_t><size_t>metric), start_ms)
+
+
+cdef inline int _append_double(object column, double value) except -1:
+    return extend_buffer(<carray.array>column, <char*>&value, 1)
+
+
+cdef class _Filler:
+    """The compiled decoder's state for one Batch (``batch.filler``), kept from one record to
+    the next: its groups by (metric object, start) in a table of its own, so a datapoint
+    finds its group's columns without a Python call. A group met first is made by
+    ``Batch.group``, the same method the converter from Samples uses; the batch drops its
+    filler when it rolls back, and the next record makes a new one."""
+
+    cdef _Columns* columns
+    cdef Py_ssize_t used, room
+    cdef Py_ssize_t* table
+    cdef Py_ssize_t mask
+    cdef list held  # the Groups whose columns ``columns`` points into
+    cdef PyObject* last_metric
+    cdef uint64_t last_start
+    cdef Py_ssize_t last
+
+    def __cinit__(self):
+        self.room = 64
+        self.mask = 255
+        self.columns = <_Columns*>PyMem_Malloc(self.room * sizeof(_Columns))
+        self.table = <Py_ssize_t*>PyMem_Malloc((self.mask + 1) * sizeof(Py_ssize_t))
+        if self.columns == NULL or self.table == NULL:
+            raise MemoryError()
+        memset(self.table, 0xFF, (self.mask + 1) * sizeof(Py_ssize_t))  # -1: free
+        self.held = []
+        self.last = -1
+
+    def __dealloc__(self):
+        PyMem_Free(self.columns)
+        PyMem_Free(self.table)
+
+    cdef Py_ssize_t find(self, object batch, object metric, uint64_t start_ms) except -1:
+        """The index of the group of ``metric`` at ``start_ms`` in ``columns``."""
+        cdef PyObject* key = <PyObject*>metric
+        cdef Py_ssize_t i = <Py_ssize_t>(_group_hash(key, start_ms) & <uint64_t>self.mask)
+        cdef Py_ssize_t found
+        while self.table[i] >= 0:
+            found = self.table[i]
+            if self.columns[found].metric == key and self.columns[found].start_ms == start_ms:
+                return found
+            i = (i + 1) & self.mask
+        # Not met by this filler under this metric object: the batch finds or makes it (an
+        # equal metric object of a WireKeys that started over finds the same group).
+        group = batch.group(metric, PyLong_FromUnsignedLongLong(start_ms))
+        if self.used == self.room:
+            self._grow()
+            return self.find(batch, metric, start_ms)
+        found = self.used
+        self.held.append(group)
+        self.held.append(metric)
+        self.columns[found].metric = key
+        self.columns[found].start_ms = start_ms
+        self.columns[found].series = <PyObject*>group.series
+        self.columns[found].ends = <PyObject*>group.ends
+        self.columns[found].counts = <PyObject*>group.counts
+        self.columns[found].sums = <PyObject*>group.sums
+        self.columns[found].mins = <PyObject*>group.mins
+        self.columns[found].maxs = <PyObject*>group.maxs
+        self.columns[found].layouts = <PyObject*>group.layouts
+        self.columns[found].stats = <PyObject*>group.stats
+        self.columns[found].labels = <PyObject*>group.labels
+        self.table[i] = found
+        self.used += 1
+        return found
+
+    cdef int _grow(self) except -1:
+        cdef Py_ssize_t room = self.room * 2
+        cdef Py_ssize_t size = room * 4
+        cdef Py_ssize_t i, j
+        cdef _Columns* columns = <_Columns*>PyMem_Realloc(self.columns, room * sizeof(_Columns))
+        if columns == NULL:
+            raise MemoryError()
+        self.columns, self.room = columns, room
+        cdef Py_ssize_t* table = <Py_ssize_t*>PyMem_Malloc(size * sizeof(Py_ssize_t))
+        if table == NULL:
+            raise MemoryError()
+        memset(table, 0xFF, size * sizeof(Py_ssize_t))
+        for i in range(self.used):
+            j = <Py_ssize_t>(_group_hash(columns[i].metric, columns[i].start_ms) & <uint64_t>(size - 1))
+            while table[j] >= 0:
+                j = (j + 1) & (size - 1)
+            table[j] = i
+        PyMem_Free(self.table)
+        self.table, self.mask = table, size - 1
+        return 0
+
+    cdef int put(self, object batch, object metric, uint64_t start_ms, object series, uint64_t end_ms,
+                 Point* point, _Quantiles quantiles, object labels) except -1:
+        """Append one datapoint, known to be sound, to its group."""
+        cdef Py_ssize_t index
+        cdef _Columns* group
+        cdef long long end = <long long>end_ms
+        cdef int i
+        if <PyObject*>metric == self.last_metric and start_ms == self.last_start and self.last >= 0:
+            index = self.last
+        else:
+            index = self.find(batch, metric, start_ms)
+            self.last, self.last_metric, self.last_start = index, <PyObject*>metric, start_ms
+        group = &self.columns[index]
+        PyList_Append(<object>group.series, series)
+        extend_buffer(<carray.array>group.ends, <char*>&end, 1)
+        _append_double(<object>group.counts, <double>point.count)
+        _append_double(<object>group.sums, point.total)
+        _append_double(<object>group.mins, point.value[quantiles.low])
+        _append_double(<object>group.maxs, point.value[quantiles.high])
+        PyList_Append(<object>group.layouts, quantiles.names)
+        for i in range(quantiles.others):
+            _append_double(<object>group.stats, point.value[quantiles.order[i]])
+        PyList_Append(<object>group.labels, labels)
+        return 0
+
+
 cdef class _Record:
     """The state of decoding one record."""
 
@@ -593,6 +742,9 @@ cdef class _Record:
     cdef dict merged
     # The first datapoint at fault: its bytes, context and labels (None while there is none).
     cdef object bad
+    # Filling a Batch (receiver/batch.py) instead of making Samples: the batch and its filler.
+    cdef object batch
+    cdef _Filler filler
 
     def __dealloc__(self):
         PyMem_Free(self.prefix)
@@ -846,6 +998,7 @@ cdef class _Record:
         entry = keys.at(found)
         series = <object>entry.series
         own = <object>entry.own if entry.own != NULL else None
+        metric = <object>entry.metric
         self.guess = found + _entry_size(entry.key_size)
         self.guess_epoch = keys.epoch
         if not (_OLDEST_NS <= point.start < self.limit_ns and _OLDEST_NS <= point.end < self.limit_ns
@@ -857,10 +1010,15 @@ cdef class _Record:
             quantiles = self.quantiles_of(&point)
         if not (quantiles.sound and isfinite(point.value[quantiles.low]) and isfinite(point.value[quantiles.high])):
             return self.fault(pos, end)
+        for i in range(quantiles.others):
+            if not isfinite(point.value[quantiles.order[i]]):
+                return self.fault(pos, end)
+        labels = self.labels if own is None else self.with_own(own, self.labels)
+        if self.filler is not None:
+            self.filler.put(self.batch, metric, point.start // _NS_PER_MS, series, point.end // _NS_PER_MS,
+                            &point, quantiles, labels)
+            return OK
         if quantiles.others:
-            for i in range(quantiles.others):
-                if not isfinite(point.value[quantiles.order[i]]):
-                    return self.fault(pos, end)
             stats = PyTuple_New(quantiles.others)
             for i in range(quantiles.others):
                 pair = PyTuple_New(2)
@@ -871,7 +1029,6 @@ cdef class _Record:
             PyObject_GC_UnTrack(<void*>stats)
         else:
             stats = _NO_STATS
-        labels = self.labels if own is None else self.with_own(own, self.labels)
         if point.start != self.last_start or self.last_start_ms is None:
             self.last_start = point.start
             self.last_start_ms = PyLong_FromUnsignedLongLong(point.start // _NS_PER_MS)
@@ -985,6 +1142,20 @@ def decode(data, extra_labels, flavor, latest_ms, *, cache):
     datapoint in a record otherwise sound (the careful walk's error for that datapoint, raised
     by walk.judge_point).
     """
+    record = _read(data, extra_labels, flavor, latest_ms, cache, None)
+    return None if record is None else record.out
+
+
+def fill(batch, data, extra_labels, flavor, latest_ms, *, cache):
+    """Append the datapoints of one delimited record to ``batch`` (a receiver.batch.Batch),
+    as ``batch.add_samples(decode(...))`` would; True, or None to leave the record to the
+    careful walk. Errors as ``decode``'s. When it does not return True, some of the record's
+    datapoints may be in the batch already: the caller rolls it back to where it stood."""
+    return None if _read(data, extra_labels, flavor, latest_ms, cache, batch) is None else True
+
+
+cdef _Record _read(data, extra_labels, flavor, latest_ms, cache, batch):
+    """The record read whole (its samples in ``out``, or its datapoints in ``batch``), or None."""
     cdef _Record record
     cdef Py_ssize_t pos = 0, size, start, stop
     cdef Py_ssize_t frames = 0
@@ -1015,6 +1186,14 @@ def decode(data, extra_labels, flavor, latest_ms, *, cache):
     record.counts, record.sums, record.lows, record.highs = _Repeat(), _Repeat(), _Repeat(), _Repeat()
     record.quantile_sets = []
     record.merged = {}
+    if batch is not None:
+        filler = batch.filler
+        if filler is None:
+            filler = batch.filler = _Filler()
+        elif type(filler) is not _Filler:
+            raise TypeError("a Batch's filler is the compiled decoder's or None")
+        record.batch = batch
+        record.filler = <_Filler>filler
     while pos < size:
         start = _varint(p, pos, size, &length)
         if start < 0 or length == 0 or length > <uint64_t>(size - start):
@@ -1028,4 +1207,4 @@ def decode(data, extra_labels, flavor, latest_ms, *, cache):
         point, context, labels = record.bad
         judge_point(point, context, labels, flavor, latest_ms, cache)
         return None
-    return record.out
+    return record

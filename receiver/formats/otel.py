@@ -32,6 +32,7 @@ from typing import Any, Protocol
 
 from google.protobuf.message import Message
 
+from receiver.batch import Batch
 from receiver.model import Pairs, Sample, Series, percentile_name
 
 from .framing import frame
@@ -55,22 +56,28 @@ CompiledDecode = Callable[..., list[Sample] | None]
 """_decode.decode's signature: (data, extra_labels, flavor, latest_ms, *, cache) -> the
 samples, or None when it leaves the record to the careful walk."""
 
+CompiledFill = Callable[..., bool | None]
+"""_decode.fill's signature: (batch, data, extra_labels, flavor, latest_ms, *, cache) ->
+True once the record's datapoints are in the batch, or None when it leaves the record to
+the careful walk."""
 
-def _load_compiled() -> tuple[CompiledDecode | None, str]:
-    """The compiled decoder when it is built and RECEIVER_NO_EXTENSIONS is not 1, and how
-    the start line names the decoder that runs."""
+
+def _load_compiled() -> tuple[CompiledDecode | None, CompiledFill | None, str]:
+    """The compiled decoder's two entries when it is built and RECEIVER_NO_EXTENSIONS is
+    not 1, and how the start line names the decoder that runs."""
     if os.environ.get("RECEIVER_NO_EXTENSIONS") == "1":
-        return None, "python (RECEIVER_NO_EXTENSIONS=1)"
+        return None, None, "python (RECEIVER_NO_EXTENSIONS=1)"
     try:
         from . import _decode  # built by `make setup` (typed by _decode.pyi)
     except ImportError:
-        return None, "python (the compiled decoder is not built)"
-    return _decode.decode, "compiled"
+        return None, None, "python (the compiled decoder is not built)"
+    return _decode.decode, _decode.fill, "compiled"
 
 
-compiled_decode, DECODER = _load_compiled()
-"""The compiled decoder (None: the careful walk decodes every record), and the decoder's
-name in the receiver's start line: ``compiled`` or ``python (<why>)``."""
+compiled_decode, compiled_fill, DECODER = _load_compiled()
+"""The compiled decoder, into Samples and into a Batch (None: the careful walk decodes every
+record), and the decoder's name in the receiver's start line: ``compiled`` or
+``python (<why>)``."""
 
 
 def decode(
@@ -89,6 +96,28 @@ def decode(
         if samples is not None:
             return samples
     return walk(data, extra_labels, flavor, latest_ms, cache)
+
+
+def decode_into(
+    batch: Batch, data: bytes, extra_labels: Pairs, flavor: Flavor, now: int | None = None, *, cache: SeriesCache
+) -> None:
+    """Append the datapoints of one delimited record of ``flavor``'s format to ``batch``,
+    as ``batch.add_samples(decode(...))`` does; on DecodeError the batch is as it was.
+
+    The compiled decoder writes the batch's columns itself; what it declines, and every
+    record when it is not there, is walked point by point and its samples filed in.
+    """
+    latest_ms = latest_end_ms(now_ms() if now is None else now)
+    if compiled_fill is not None:
+        mark = batch.mark()
+        try:
+            if compiled_fill(batch, data, extra_labels, flavor, latest_ms, cache=cache):
+                return
+        except BaseException:
+            batch.rollback(mark)
+            raise
+        batch.rollback(mark)
+    batch.add_samples(walk(data, extra_labels, flavor, latest_ms, cache))
 
 
 def quantile_of(statistic: str) -> float:

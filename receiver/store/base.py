@@ -12,6 +12,7 @@ import math
 from collections.abc import AsyncIterator, Collection, Iterable, Sequence
 from typing import NamedTuple, Protocol, runtime_checkable
 
+from receiver.batch import Batch
 from receiver.model import (
     DAY_MS,
     HOUR_MS,
@@ -36,6 +37,10 @@ DEFAULT_HOUR_RETENTION_DAYS = 90.0
 PRUNE_INTERVAL_S = 60.0
 """Forgotten request ids are deleted at most once per this interval, by the next commit."""
 
+
+Datapoints = Batch | Sequence[Sample]
+"""What ``write_samples`` and ``commit`` take: ingest's Batch (receiver/batch.py), or
+Samples (tests, tools), which the store checks and files into a Batch (``batch_of``)."""
 
 Entity = tuple[str, str, str | None, tuple[str, ...]]
 """(service, layer, endpoint or None, the regions its values come from, sorted): what
@@ -79,8 +84,8 @@ class Store(Protocol):
         /metrics' store_up); raises StoreError if not. It never waits behind commits or
         long reads: a busy store is up."""
 
-    async def write_samples(self, samples: Sequence[Sample]) -> None:
-        """Upsert ``samples`` by identity ahead of their delivery's ``commit``.
+    async def write_samples(self, samples: Datapoints) -> None:
+        """Upsert ``samples`` (a Batch, or Samples) by identity ahead of their delivery's ``commit``.
 
         Ingest writes a large delivery a slice at a time as it decodes, so neither its
         samples nor its decoding ever hold the store for the whole delivery. Each call
@@ -90,10 +95,8 @@ class Store(Protocol):
         before the delivery's ``commit`` returns: that commit makes it so.
         """
 
-    async def commit(
-        self, request_id: str, samples: Sequence[Sample], quarantined: Sequence[QuarantinedRecord] = ()
-    ) -> None:
-        """Upsert the last ``samples`` of a delivery, keep its ``quarantined`` records and
+    async def commit(self, request_id: str, samples: Datapoints, quarantined: Sequence[QuarantinedRecord] = ()) -> None:
+        """Upsert the last ``samples`` (a Batch, or Samples) of a delivery, keep its ``quarantined`` records and
         remember ``request_id``, in one transaction where the store has them.
 
         When it returns, everything the delivery brought is durable, the samples of its
@@ -337,6 +340,17 @@ def retention_cutoffs(now_ms: int, minute_retention_days: float, hour_retention_
         MINUTE_MS: now_ms - int(minute_retention_days * DAY_MS),
         HOUR_MS: now_ms - int(hour_retention_days * DAY_MS),
     }
+
+
+def batch_of(samples: Datapoints) -> Batch:
+    """``samples`` as a Batch: a Batch as it is, Samples checked (``check_finite``) and filed.
+
+    A Batch comes from the decoders, which refuse non-finite statistics; Samples may come
+    from anywhere, so they are checked before anything is stored."""
+    if isinstance(samples, Batch):
+        return samples
+    check_finite(samples)
+    return Batch.of(samples)
 
 
 def check_finite(samples: Sequence[Sample]) -> None:

@@ -26,10 +26,11 @@ from receiver.store.base import (
     DEFAULT_MINUTE_RETENTION_DAYS,
     DEFAULT_REQUEST_TTL_S,
     PRUNE_INTERVAL_S,
+    Datapoints,
     Entity,
     StoreError,
     Totals,
-    check_finite,
+    batch_of,
     check_metric_names,
     entities_of,
     latest_of,
@@ -85,10 +86,10 @@ class MemoryStore:
     async def ping(self) -> None:
         self._check_open()
 
-    async def write_samples(self, samples: Sequence[Sample]) -> None:
+    async def write_samples(self, samples: Datapoints) -> None:
         self._check_open()
         # Everything that can fail happens before the first write: all-or-nothing.
-        check_finite(samples)
+        samples = batch_of(samples).samples()
         by_start = self._by_start
         for sample in samples:
             bucket = by_start.get(sample.start_ms)
@@ -98,9 +99,7 @@ class MemoryStore:
         for key in touched_buckets(samples):
             self._versions[key] = self._versions.get(key, 0) + 1
 
-    async def commit(
-        self, request_id: str, samples: Sequence[Sample], quarantined: Sequence[QuarantinedRecord] = ()
-    ) -> None:
+    async def commit(self, request_id: str, samples: Datapoints, quarantined: Sequence[QuarantinedRecord] = ()) -> None:
         await self.write_samples(samples)
         for record in quarantined:
             self._quarantined[record.key] = record

@@ -45,19 +45,19 @@ the rest.
 
 from __future__ import annotations
 
-import math
 import sys
 from array import array
 from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Iterable, Sequence
-from itertools import chain, repeat
+from itertools import accumulate, chain, repeat
 from operator import itemgetter
 from struct import Struct
 from typing import Any, NamedTuple
 
 import orjson
 
-from receiver.model import SAMPLE_FIELDS, Pairs, Sample, Series, Stats
+from receiver.batch import Group
+from receiver.model import Pairs, Sample, Series, Stats
 from receiver.store.base import check_finite
 
 VERSION = 1
@@ -102,7 +102,10 @@ def _doubles(*columns: Sequence[float]) -> bytes:
     """The columns one after the other as float64 (``fromlist`` is the fastest way in)."""
     values: array[float] = array("d")
     for column in columns:
-        values.fromlist(column if isinstance(column, list) else list(column))
+        if isinstance(column, array):
+            values.extend(column)  # one copy of the bytes
+        else:
+            values.fromlist(column if isinstance(column, list) else list(column))
     if not _LITTLE:  # pragma: no cover - big-endian hosts
         values.byteswap()
     return values.tobytes()
@@ -121,6 +124,15 @@ def _column(code: str, data: memoryview, offset: int, count: int) -> tuple[array
     if not _LITTLE:  # pragma: no cover - big-endian hosts
         column.byteswap()
     return column, end
+
+
+def all_equal(column: Sequence[Any]) -> bool:
+    """Whether every value of a non-empty ``column`` equals its first."""
+    if isinstance(column, array):
+        # Bytes compared in one C call: ``array.count`` makes a Python number of each value.
+        data = column.tobytes()
+        return data == data[: column.itemsize] * len(column)
+    return column.count(column[0]) == len(column)
 
 
 def gather(column: Sequence[Any], positions: Sequence[int]) -> Sequence[Any]:
@@ -154,8 +166,40 @@ class Packed(NamedTuple):
     labels: Sequence[int]
     """The labels integer of each datapoint, in block order."""
     origin: Sequence[int]
-    """Where each datapoint was in the samples given to ``pack``, in block order."""
+    """Where each datapoint was in what was given to ``pack`` (or ``pack_group``), in block order."""
     data: bytes
+    columns: Any = None
+    """The block's datapoints as columns, for ``halves``."""
+
+
+def pack_group(
+    group: Group,
+    metric: Any,
+    series: Sequence[int],
+    labels: Sequence[int] | int,
+    units: Sequence[str | int] | None,
+    limit: int = 0,
+) -> list[Packed]:
+    """The blocks of one Group of a Batch (receiver/batch.py), holding each identity once:
+    its columns as they are, no Python object per datapoint.
+
+    ``metric`` is the group's metric key for the caller; ``series``, ``labels`` and
+    ``units`` are as ``pack`` takes them, for each datapoint of the group. The batch's
+    numbers are finite (decoders refuse others), so they are not checked again here.
+    """
+    if not len(group):
+        return []
+    columns = _Columns(
+        range(len(group)),
+        series,
+        group.ends,
+        (group.counts, group.sums, group.mins, group.maxs),
+        group.layouts,
+        group.stats,
+        labels,
+        units,
+    )
+    return _blocks(metric, group.start_ms, columns, limit)
 
 
 def pack(
@@ -173,123 +217,146 @@ def pack(
     they all share; ``units`` for each sample 0 when it has its series' unit and that unit
     otherwise, or None when all have their series'. Of two samples of one identity the later
     is kept. With ``limit``, a block holds at most that many datapoints (more blocks then).
+    The blocks are those ``pack_group`` makes of the same datapoints.
 
     Raises StoreError, naming the sample, when a statistic is NaN or infinite: a block
     keeps finite numbers only.
     """
-    count = len(samples)
-    if not count:
+    if not samples:
         return []
-    starts = list(map(_start_of, samples))
-    if starts.count(starts[0]) == count:
-        start = starts[0]
-        groups = {(metric, start): positions for metric, positions in group_positions(metrics).items()}
-    else:
-        groups = group_positions(zip(metrics, starts))
-    ordered, ordered_series = samples, series
-    order: Sequence[int] = range(count)
-    if len(groups) > 1:
-        # Every group's samples side by side: one flattening serves them all.
-        order = list(chain.from_iterable(groups.values()))
-        ordered, ordered_series = gather(samples, order), gather(series, order)
-        if not isinstance(labels, int):
-            labels = gather(labels, order)
-        if units is not None:
-            units = gather(units, order)
-    fields = list(chain.from_iterable(ordered))  # each Sample's fields, one after the other
-    columns = _Columns(fields, ordered_series, labels, units, order)
-    _check_finite(samples, columns)
+    check_finite(samples)
     found: list[Packed] = []
-    lo = pairs_lo = 0
-    for (metric, start), positions in groups.items():
-        hi = lo + len(positions)
-        group = columns if hi - lo == count else columns.range(lo, hi, pairs_lo)
-        pairs_lo += len(group.stat_pairs)
-        order_in_group = identity_order(group.series, group.ends)
-        if order_in_group is not None:
-            group = group.reordered(order_in_group)
-        step = limit or group.n
-        for first in range(0, group.n, step):
-            part = group if step >= group.n else group.range(first, min(first + step, group.n))
-            found.append(Packed(metric, start, part.series, part.labels_column(), part.origin, part.encode(start)))
-        lo = hi
+    for (metric, start), positions in group_positions(zip(metrics, map(_start_of, samples))).items():
+        chosen = gather(samples, positions)
+        stats = list(map(_stats_of, chosen))
+        columns = _Columns(
+            positions,
+            gather(series, positions),
+            [sample.end_ms for sample in chosen],
+            (
+                [sample.count for sample in chosen],
+                [sample.sum for sample in chosen],
+                [sample.min for sample in chosen],
+                [sample.max for sample in chosen],
+            ),
+            [tuple(map(_first, one)) for one in stats],
+            list(chain.from_iterable(map(_second, one) for one in stats)),
+            labels if isinstance(labels, int) else gather(labels, positions),
+            None if units is None else gather(units, positions),
+        )
+        found += _blocks(metric, start, columns, limit)
     return found
 
 
+def halves(packed: Packed) -> list[Packed]:
+    """A block of ``pack`` or ``pack_group`` cut in two blocks (it holds two datapoints or more)."""
+    columns: _Columns = packed.columns
+    middle = columns.n // 2
+    return [
+        _packed(packed.metric, packed.start_ms, columns.range(lo, hi)) for lo, hi in ((0, middle), (middle, columns.n))
+    ]
+
+
+def _blocks(metric: Any, start: int, columns: _Columns, limit: int) -> list[Packed]:
+    order = identity_order(columns.series, columns.ends)
+    if order is not None:
+        columns = columns.reordered(order)
+    step = limit or columns.n
+    if step >= columns.n:
+        return [_packed(metric, start, columns)]
+    return [
+        _packed(metric, start, columns.range(first, min(first + step, columns.n)))
+        for first in range(0, columns.n, step)
+    ]
+
+
+def _packed(metric: Any, start: int, columns: _Columns) -> Packed:
+    return Packed(
+        metric, start, columns.series, columns.labels_column(), columns.origin, columns.encode(start), columns
+    )
+
+
+_stats_of = itemgetter(7)
+_second = itemgetter(1)
+
+
 class _Columns:
-    """Samples as columns (slices of their flattened fields), and the integers beside them."""
+    """One block's datapoints as columns, and the integers beside them."""
 
     __slots__ = (
         "counts",
         "ends",
         "labels",
+        "layouts",
         "maxs",
         "mins",
         "n",
         "origin",
         "series",
         "stat_lengths",
-        "stat_pairs",
-        "stats",
+        "stat_values",
         "sums",
         "units",
     )
 
     def __init__(
         self,
-        fields: Sequence[Any],
+        origin: Sequence[int],
         series: Sequence[int],
+        ends: Sequence[int],
+        numbers: tuple[Sequence[float], Sequence[float], Sequence[float], Sequence[float]],
+        layouts: Sequence[tuple[str, ...]],
+        stat_values: Sequence[float],
         labels: Sequence[int] | int,
         units: Sequence[str | int] | None,
-        origin: Sequence[int],
     ) -> None:
-        width = SAMPLE_FIELDS
         self.n = len(series)
-        self.series = series
         self.origin = origin
-        self.ends: Sequence[int] = fields[2::width]
-        self.counts: Sequence[float] = fields[3::width]
-        self.sums: Sequence[float] = fields[4::width]
-        self.mins: Sequence[float] = fields[5::width]
-        self.maxs: Sequence[float] = fields[6::width]
-        self.stats: Sequence[Stats] = fields[7::width]
+        self.series = series
+        self.ends = ends
+        self.counts, self.sums, self.mins, self.maxs = numbers
+        self.layouts = layouts
+        """The stat names of each datapoint."""
+        self.stat_values = stat_values
+        """Every datapoint's stats values, one datapoint after the other."""
         self.labels = labels
         self.units = units
-        # name, value, name, value ... of every datapoint's stats, and how many each has.
-        self.stat_pairs: list[Any] = list(chain.from_iterable(chain.from_iterable(self.stats)))
-        self.stat_lengths: list[int] = list(map(len, self.stats))
+        self.stat_lengths: list[int] = list(map(len, layouts))
 
-    def range(self, lo: int, hi: int, pairs_lo: int | None = None) -> _Columns:
-        """Datapoints ``lo`` to ``hi``; ``pairs_lo`` is where their stats begin in
-        ``stat_pairs`` (counted when not given)."""
-        part = _Columns.__new__(_Columns)
-        part.n = hi - lo
-        part.origin = self.origin[lo:hi]
-        part.series, part.ends = self.series[lo:hi], self.ends[lo:hi]
-        part.counts, part.sums = self.counts[lo:hi], self.sums[lo:hi]
-        part.mins, part.maxs = self.mins[lo:hi], self.maxs[lo:hi]
-        part.stats = self.stats[lo:hi]
-        part.labels = self.labels if isinstance(self.labels, int) else self.labels[lo:hi]
-        part.units = None if self.units is None else self.units[lo:hi]
-        skip = 2 * sum(self.stat_lengths[:lo]) if pairs_lo is None else pairs_lo
-        part.stat_lengths = self.stat_lengths[lo:hi]
-        part.stat_pairs = self.stat_pairs[skip : skip + 2 * sum(part.stat_lengths)]
-        return part
+    def range(self, lo: int, hi: int) -> _Columns:
+        """Datapoints ``lo`` to ``hi``."""
+        skip = sum(self.stat_lengths[:lo])
+        width = sum(self.stat_lengths[lo:hi])
+        return _Columns(
+            self.origin[lo:hi],
+            self.series[lo:hi],
+            self.ends[lo:hi],
+            (self.counts[lo:hi], self.sums[lo:hi], self.mins[lo:hi], self.maxs[lo:hi]),
+            self.layouts[lo:hi],
+            self.stat_values[skip : skip + width],
+            self.labels if isinstance(self.labels, int) else self.labels[lo:hi],
+            None if self.units is None else self.units[lo:hi],
+        )
 
     def reordered(self, order: Sequence[int]) -> _Columns:
         """These columns in ``order`` (which may leave positions out): the rare slow path."""
-        part = _Columns.__new__(_Columns)
-        part.n = len(order)
-        part.origin = gather(self.origin, order)
-        part.series, part.ends = gather(self.series, order), gather(self.ends, order)
-        part.counts, part.sums = gather(self.counts, order), gather(self.sums, order)
-        part.mins, part.maxs = gather(self.mins, order), gather(self.maxs, order)
-        part.stats = gather(self.stats, order)
-        part.labels = self.labels if isinstance(self.labels, int) else gather(self.labels, order)
-        part.units = None if self.units is None else gather(self.units, order)
-        part.stat_pairs = list(chain.from_iterable(chain.from_iterable(part.stats)))
-        part.stat_lengths = list(map(len, part.stats))
-        return part
+        offsets = [0, *accumulate(self.stat_lengths)]
+        values = self.stat_values
+        return _Columns(
+            gather(self.origin, order),
+            gather(self.series, order),
+            gather(self.ends, order),
+            (
+                gather(self.counts, order),
+                gather(self.sums, order),
+                gather(self.mins, order),
+                gather(self.maxs, order),
+            ),
+            gather(self.layouts, order),
+            list(chain.from_iterable(values[offsets[i] : offsets[i + 1]] for i in order)),
+            self.labels if isinstance(self.labels, int) else gather(self.labels, order),
+            None if self.units is None else gather(self.units, order),
+        )
 
     def labels_column(self) -> Sequence[int]:
         return [self.labels] * self.n if isinstance(self.labels, int) else self.labels
@@ -303,14 +370,14 @@ class _Columns:
         parts.append(_bytes(series_code, series))
         ends = self.ends
         end_offset: int | None = ends[0] - start_ms
-        if ends.count(ends[0]) != n:
+        if not all_equal(ends):
             end_offset = None
             parts.append(_bytes(_END, [end - start_ms for end in ends]))
         parts.append(_doubles(self.counts, self.sums, self.mins, self.maxs))
         layouts, layout_column = self._layouts()
         if layout_column is not None:
             parts.append(layout_column[1])
-        parts.append(_doubles(self.stat_pairs[1::2]))
+        parts.append(_doubles(self.stat_values))
         labels_code: str | None = None
         labels_value = self.labels if isinstance(self.labels, int) else self.labels[0]
         if not isinstance(self.labels, int) and self.labels.count(labels_value) != n:
@@ -336,30 +403,17 @@ class _Columns:
 
     def _layouts(self) -> tuple[list[list[str]], tuple[str, bytes] | None]:
         """The stat layouts, and (code, layout column) unless every datapoint has the first."""
-        n = self.n
-        lengths = self.stat_lengths
-        width = lengths[0]
-        if lengths.count(width) == n:
-            layout = self.stat_pairs[0 : 2 * width : 2]
-            if not width or self.stat_pairs[0::2] == layout * n:
-                return [layout], None
+        layouts = self.layouts
+        first = layouts[0]
+        # list.count finds a shared layout tuple by identity before it compares.
+        if layouts.count(first) == self.n:
+            return [list(first)], None
         # Several layouts: one integer per datapoint names its layout (rare: a metric's
         # datapoints have the same statistics).
         known: dict[tuple[str, ...], int] = {}
-        indexes = [known.setdefault(tuple(map(_first, one)), len(known)) for one in self.stats]
+        indexes = [known.setdefault(tuple(one), len(known)) for one in layouts]
         code = int_code(indexes)
         return [list(names) for names in known], (code, _bytes(code, indexes))
-
-
-def _check_finite(samples: Sequence[Sample], columns: _Columns) -> None:
-    """Raise StoreError naming the first sample with a NaN or infinite statistic.
-
-    One sum per column finds any: NaN and infinities survive a float sum. It can only err
-    towards a sample-by-sample look (a sum of huge finite values that overflows).
-    """
-    total = sum(columns.counts) + sum(columns.sums) + sum(columns.mins) + sum(columns.maxs)
-    if not math.isfinite(total + sum(columns.stat_pairs[1::2])):
-        check_finite(samples)
 
 
 def identity_order(series: Sequence[int], ends: Sequence[int]) -> list[int] | None:
@@ -368,7 +422,7 @@ def identity_order(series: Sequence[int], ends: Sequence[int]) -> list[int] | No
     series in the order they were first seen, and a request holds each datapoint once).
     """
     keys: Sequence[Any] = series
-    if ends.count(ends[0]) != len(ends):
+    if not all_equal(ends):
         keys = list(zip(series, ends))
     if len(set(keys)) < len(keys):
         last = dict(zip(keys, range(len(keys))))  # a later position replaces an earlier one

@@ -8,6 +8,12 @@ zero) holding the very same interned Series objects, or a DecodeError with the s
 and words. So must the compiled decoder whenever it does not decline, both on a series it
 meets for the first time and on one it knows. Realistic records must be taken by the
 compiled decoder, not declined. Skipped where the extension is not built or is switched off.
+
+The same holds for the Batch ingest decodes into (receiver/batch.py): the compiled decoder's
+columns (``otel.compiled_fill``) must equal the reference's samples filed by the converter
+(``Batch.add_samples``), number for number and bit for bit, with the same Series objects;
+and ``otel.decode_into`` on a batch that already holds a record adds exactly that, or leaves
+the batch as it was when it raises.
 """
 
 from __future__ import annotations
@@ -25,6 +31,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from receiver.batch import Batch
 from receiver.formats import DecodeError, SeriesCache, encode_records, otel, otel07, otel10, walk
 from receiver.formats.framing import frame
 from receiver.formats.limits import latest_end_ms
@@ -37,6 +44,7 @@ from .realdata import OTEL07, OTEL10, available, corpus_cases
 from .strategies import batches, faulty_messages
 
 COMPILED = otel.compiled_decode
+COMPILED_FILL = otel.compiled_fill
 pytestmark = pytest.mark.skipif(COMPILED is None, reason=f"the compiled decoder does not run here: {otel.DECODER}")
 
 FLAVORS = {otel07.NAME: otel07.FLAVOR, otel10.NAME: otel10.FLAVOR}
@@ -71,9 +79,39 @@ def same(got: Outcome, expected: Outcome) -> bool:
     return True
 
 
+BatchOutcome = Batch | tuple[str, str] | None
+"""What a decode into a batch gave: the batch, None (declined), or (reason, words) of its DecodeError."""
+
+
+def compiled_batch(data: bytes, fmt: str, cache: SeriesCache, extra: Pairs = EXTRA, now: int = NOW_MS) -> BatchOutcome:
+    assert COMPILED_FILL is not None
+    batch = Batch()
+    try:
+        taken = COMPILED_FILL(batch, data, extra, FLAVORS[fmt], latest_end_ms(now), cache=cache)
+    except DecodeError as exc:
+        return exc.reason, str(exc)
+    return batch if taken else None
+
+
+def same_batch(got: BatchOutcome, expected: BatchOutcome) -> bool:
+    """Equal batches (numbers bit for bit) holding the very same Series objects, or equal errors."""
+    if got != expected:
+        return False
+    if isinstance(got, Batch) and isinstance(expected, Batch):
+        return all(
+            a is b for mine, theirs in zip(got.groups, expected.groups) for a, b in zip(mine.series, theirs.series)
+        )
+    return True
+
+
+def batch_of(expected: Outcome) -> BatchOutcome:
+    """The reference's outcome as a batch: its samples filed by the one converter."""
+    return Batch.of(expected) if isinstance(expected, list) else expected
+
+
 def agree(data: bytes, fmt: str, extra: Pairs = EXTRA, now: int = NOW_MS) -> Outcome:
-    """Decode ``data`` every way and check each agrees with the reference; returns what the
-    compiled decoder alone gave (None if it declined)."""
+    """Decode ``data`` every way, into samples and into batches, and check each agrees with
+    the reference; returns what the compiled decoder alone gave (None if it declined)."""
     cache = SeriesCache()
     expected = reference(data, fmt, cache, extra, now)
     first = compiled(data, fmt, cache, extra, now)  # every series new to the compiled decoder's table
@@ -83,7 +121,36 @@ def agree(data: bytes, fmt: str, extra: Pairs = EXTRA, now: int = NOW_MS) -> Out
     assert (first is None) == (again is None)
     receiver = outcome(lambda: otel.decode(data, extra, FLAVORS[fmt], now, cache=cache))
     assert same(receiver, expected), f"receiver {receiver!r}\nreference {expected!r}"
+    expected_batch = batch_of(expected)
+    fresh = compiled_batch(data, fmt, SeriesCache(), extra, now)  # another cache: equal Series, not the same
+    assert (fresh is None) == (first is None)
+    assert fresh is None or fresh == expected_batch, f"compiled {fresh!r}\nreference {expected_batch!r}"
+    shared = compiled_batch(data, fmt, cache, extra, now)
+    assert (shared is None) == (first is None)
+    assert shared is None or same_batch(shared, expected_batch), f"compiled {shared!r}\nreference {expected_batch!r}"
+    assert_decode_into_adds_or_leaves(data, fmt, extra, now, cache, expected)
     return first
+
+
+_HELD = record(otel07_message(labels=(("Namespace", "N"), ("MetricName", "Held"), ("TableName", "T"))))
+"""A sound record a batch holds before the record under test is decoded into it."""
+
+
+def assert_decode_into_adds_or_leaves(
+    data: bytes, fmt: str, extra: Pairs, now: int, cache: SeriesCache, expected: Outcome
+) -> None:
+    """``otel.decode_into`` on a batch holding another record: the reference's samples added
+    to it, or the batch left as it was with the reference's error."""
+    batch = Batch()
+    otel.decode_into(batch, _HELD, extra, otel07.FLAVOR, now, cache=cache)
+    held = batch.samples()
+    got = outcome(lambda: otel.decode_into(batch, data, extra, FLAVORS[fmt], now, cache=cache))
+    if isinstance(expected, list):
+        assert got is None
+        assert batch == Batch.of(held + expected)
+    else:
+        assert got == expected
+        assert batch == Batch.of(held)
 
 
 def test_the_receiver_runs_the_compiled_decoder_unless_told_not_to() -> None:
@@ -336,12 +403,17 @@ def test_threads_sharing_a_cache_that_keeps_starting_over_decode_as_the_referenc
     cache = SeriesCache(limit=2)
     failures: list[str] = []
 
+    expected_batches = [batch_of(one) for one in expected]
+
     def work(offset: int) -> None:
         for n in range(300):
             index = (n + offset) % 3
             got = compiled(records[index], otel07.NAME, cache)
             if got is not None and got != expected[index]:
                 failures.append(f"record {index}: {got!r}")
+            got_batch = compiled_batch(records[index], otel07.NAME, cache)
+            if got_batch is not None and got_batch != expected_batches[index]:
+                failures.append(f"record {index} into a batch: {got_batch!r}")
 
     switch = sys.getswitchinterval()
     sys.setswitchinterval(1e-6)

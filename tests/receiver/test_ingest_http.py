@@ -413,7 +413,7 @@ async def test_an_unexpected_failure_is_a_json_500_that_stores_nothing(start, st
     def broken_decoder(*args, **kwargs):
         raise RuntimeError("a bug")
 
-    monkeypatch.setattr(receiver.firehose.records, "decode_record", broken_decoder)
+    monkeypatch.setattr(receiver.firehose.records, "decode_into", broken_decoder)
     client = await start()
     delivery = Delivery(make_samples(2))
     response, answer = await post(client, delivery)

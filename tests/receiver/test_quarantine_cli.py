@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 
 import receiver.firehose.records
+from receiver.batch import Batch
 from receiver.cli.quarantine import replay
 from receiver.formats import DecodeError, encode_records
 from receiver.server.app import INGEST_PATH
@@ -22,16 +23,17 @@ LABELS = {"env": "prod"}
 @pytest.fixture
 def buggy_decoder(monkeypatch):
     """A decoder that refuses records of more than 3 samples: a bug the test then fixes."""
-    decode = receiver.firehose.records.decode_record
+    decode = receiver.firehose.records.decode_into
 
-    def buggy(data, *args, **kwargs):
-        samples = decode(data, *args, **kwargs)
-        if len(samples) > 3:
+    def buggy(batch, data, *args, **kwargs):
+        record = Batch()
+        decode(record, data, *args, **kwargs)
+        if len(record) > 3:
             raise DecodeError("the decoder has a bug")
-        return samples
+        batch.add_samples(record.samples())
 
-    monkeypatch.setattr(receiver.firehose.records, "decode_record", buggy)
-    return lambda: monkeypatch.setattr(receiver.firehose.records, "decode_record", decode)
+    monkeypatch.setattr(receiver.firehose.records, "decode_into", buggy)
+    return lambda: monkeypatch.setattr(receiver.firehose.records, "decode_into", decode)
 
 
 async def test_quarantined_records_are_listed_then_replayed_and_forgotten_after_a_fix(tmp_path, buggy_decoder):

@@ -41,17 +41,17 @@ def test_each_record_is_dropped_once_decoded_and_slices_stop_when_full():
     records = records_of(4)
     slicer = RecordSlicer("r", records, FORMAT, (), 0, slice_samples=10, cache=SeriesCache())
     first = slicer.next_slice()
-    assert len(first.samples) == 10 and not first.done
+    assert first.datapoints == 10 and not first.done
     assert records[:2] == [b"", b""] and records[2] != b""
     second = slicer.next_slice()
-    assert len(second.samples) == 10 and second.done
+    assert second.datapoints == 10 and second.done
     assert records == [b"", b"", b"", b""]
 
 
 def test_a_record_that_does_not_decode_becomes_a_quarantined_record_with_its_bytes():
     labels = (("env", "prod"),)
     result = RecordSlicer("req-1", [*records_of(1), BAD], FORMAT, labels, 1234, cache=SeriesCache()).next_slice()
-    assert len(result.samples) == 5
+    assert result.datapoints == len(result.batch) == 5
     [record] = result.quarantined
     assert (record.request_id, record.index, record.received_ms, record.data, record.labels) == (
         "req-1",
@@ -95,13 +95,13 @@ async def test_a_large_delivery_is_written_a_slice_at_a_time_then_committed(sqli
 
 async def test_records_are_decoded_on_a_decode_thread_not_the_store_writer(sqlite_store, decoding, monkeypatch):
     threads: list[str] = []
-    decode = receiver.firehose.records.decode_record
+    decode = receiver.firehose.records.decode_into
 
     def watched(*args, **kwargs):
         threads.append(threading.current_thread().name)
         return decode(*args, **kwargs)
 
-    monkeypatch.setattr(receiver.firehose.records, "decode_record", watched)
+    monkeypatch.setattr(receiver.firehose.records, "decode_into", watched)
     await store_records(sqlite_store, decoding, "req-threads", records_of(3), FORMAT, (), cache=SeriesCache())
     assert threads and all(name.startswith("decode") for name in threads)
 
@@ -109,17 +109,17 @@ async def test_records_are_decoded_on_a_decode_thread_not_the_store_writer(sqlit
 async def test_one_deliverys_decoding_never_holds_up_another_deliverys_commit(sqlite_store, monkeypatch):
     """Before, records decoded on the SQLite writer inside the transaction: a delivery whose
     decoding took minutes (a hostile record) held every other delivery's commit meanwhile."""
-    decode = receiver.firehose.records.decode_record
+    decode = receiver.firehose.records.decode_into
     entered, release = threading.Event(), threading.Event()
 
-    def slow_for_the_marked_record(data, *args, **kwargs):
+    def slow_for_the_marked_record(batch, data, *args, **kwargs):
         if data == BAD:
             entered.set()
             release.wait(30)
             raise DecodeError("slow and bad")
-        return decode(data, *args, **kwargs)
+        return decode(batch, data, *args, **kwargs)
 
-    monkeypatch.setattr(receiver.firehose.records, "decode_record", slow_for_the_marked_record)
+    monkeypatch.setattr(receiver.firehose.records, "decode_into", slow_for_the_marked_record)
     async with serve_app(receiver_app(sqlite_store)) as client:
         slow = Delivery(records=[*records_of(1), BAD])
         stuck = asyncio.create_task(client.post(INGEST_PATH, data=slow.body, headers=slow.headers))

@@ -39,13 +39,15 @@ import threading
 import time
 import zlib
 from collections.abc import Callable, Sequence
-from typing import Any, NamedTuple
+from itertools import chain
+from typing import Any
 
 import orjson
 
+from receiver.batch import Batch, Group
 from receiver.model import Pairs, Sample, Series
 from receiver.store.dynamodb.items import ITEM_BYTES, Item, SampleDecoder, hour_of, item_size, sample_pk
-from receiver.store.packing import Block, Packed, gather, pack
+from receiver.store.packing import Block, Packed, halves, pack_group
 
 DATA = "d"
 """The attribute holding a block: short, since attribute names count in an item's size."""
@@ -85,69 +87,46 @@ def is_block(item: Item) -> bool:
 # -- writing ------------------------------------------------------------------------------
 
 
-class _Inputs(NamedTuple):
-    """What ``pack`` takes for some of a slice's samples, position by position."""
-
-    samples: Sequence[Sample]
-    series: Sequence[int]
-    labels: Sequence[int] | int
-    units: Sequence[str | int] | None
-
-    def take(self, positions: Sequence[int]) -> _Inputs:
-        labels = self.labels
-        return _Inputs(
-            gather(self.samples, positions),
-            gather(self.series, positions),
-            labels if isinstance(labels, int) else gather(labels, positions),
-            None if self.units is None else gather(self.units, positions),
-        )
-
-
 class SliceTables:
-    """A slice's samples as the integers blocks hold: series and labels numbers (shared by
-    all its blocks), and each sample's metric."""
+    """A slice's series and labels as the numbers its blocks hold (shared by all its
+    blocks), and the columns of each group of its Batch in those numbers."""
 
-    def __init__(self, samples: Sequence[Sample]) -> None:
+    def __init__(self) -> None:
         self.series: list[Series] = []
         """number -> the first Series of that key met; its unit is the series' unit."""
         self.labels: list[Pairs] = []
-        numbers: dict[tuple[Any, ...], int] = {}
-        label_numbers: dict[Pairs, int] = {}
-        by_object: dict[int, tuple[tuple[str, str], int, str | int]] = {}
-        label_by_object: dict[int, int] = {}
-        self.metrics: list[tuple[str, str]] = []
-        series_numbers: list[int] = []
-        units: list[str | int] = []
-        labels: list[int] = []
-        # Decoders share one Series object per series and one labels tuple per record, so
-        # most samples cost dict hits by id(); ``samples`` keeps the objects alive meanwhile.
-        for sample in samples:
-            series = sample.series
-            known = by_object.get(id(series))
-            if known is None:
-                number = numbers.get(series.key)
+        self._numbers: dict[Any, int] = {}
+        self._by_series: dict[Series, tuple[int, str | int]] = {}
+        self._label_numbers: dict[Pairs, int] = {}
+
+    def columns(self, group: Group) -> tuple[list[int], list[int] | int, list[str | int] | None]:
+        """The series numbers, labels numbers (or the one they share) and units (0: the
+        series' own; None: all are) of a group's datapoints."""
+        by_series = self._by_series
+        for series in dict.fromkeys(group.series):  # each distinct Series once; a Series hashes once
+            if series not in by_series:
+                number = self._numbers.get(series.key)
                 if number is None:
-                    number = numbers[series.key] = len(self.series)
+                    number = self._numbers[series.key] = len(self.series)
                     self.series.append(series)
-                unit: str | int = 0 if self.series[number].unit == series.unit else series.unit
-                known = by_object[id(series)] = ((series.namespace, series.metric), number, unit)
-            self.metrics.append(known[0])
-            series_numbers.append(known[1])
-            units.append(known[2])
-            label = label_by_object.get(id(sample.labels))
-            if label is None:
-                label = label_numbers.get(sample.labels)
-                if label is None:
-                    label = label_numbers[sample.labels] = len(self.labels)
-                    self.labels.append(sample.labels)
-                label_by_object[id(sample.labels)] = label
-            labels.append(label)
-        self.inputs = _Inputs(
-            samples,
-            series_numbers,
-            labels[0] if labels.count(labels[0]) == len(labels) else labels,
-            None if units.count(0) == len(units) else units,
-        )
+                by_series[series] = (number, 0 if self.series[number].unit == series.unit else series.unit)
+        found: list[Any] = list(chain.from_iterable(map(by_series.__getitem__, group.series)))
+        numbers: list[int] = found[0::2]
+        units: list[str | int] = found[1::2]
+        labels = group.labels
+        first = labels[0]
+        if labels.count(first) == len(labels):  # one record's labels: one tuple, compared by identity
+            label_column: list[int] | int = self._label_number(first)
+        else:
+            label_column = [self._label_number(one) for one in labels]
+        return numbers, label_column, None if units.count(0) == len(units) else units
+
+    def _label_number(self, labels: Pairs) -> int:
+        number = self._label_numbers.get(labels)
+        if number is None:
+            number = self._label_numbers[labels] = len(self.labels)
+            self.labels.append(labels)
+        return number
 
     def payload(self, packed: Packed) -> bytes:
         """What an item's ``d`` holds for one block: compressed tables and block."""
@@ -160,35 +139,26 @@ class SliceTables:
         return [number, series.account, series.region, series.dimensions, series.unit]
 
 
-def block_items(
-    samples: Sequence[Sample], sequencer: Sequencer, retention_s: int
-) -> tuple[list[Item], set[tuple[str, str, int]]]:
-    """The block items of a slice, and the (namespace, metric, hour) partitions they go to.
-
-    Raises StoreError before encoding anything when a statistic is not finite.
-    """
-    if not samples:
-        return [], set()
-    tables = SliceTables(samples)
-    inputs = tables.inputs
+def block_items(batch: Batch, sequencer: Sequencer, retention_s: int) -> tuple[list[Item], set[tuple[str, str, int]]]:
+    """The block items of a slice, and the (namespace, metric, hour) partitions they go to:
+    a group of the batch per block, cut further while an item would be too large."""
+    tables = SliceTables()
     items: list[Item] = []
     partitions: set[tuple[str, str, int]] = set()
-    for packed in pack(inputs.samples, tables.metrics, inputs.series, inputs.labels, inputs.units):
-        namespace, metric = packed.metric
-        hour = hour_of(packed.start_ms)
+    for group in batch.groups:
+        if not len(group):
+            continue
+        namespace, metric = group.metric
+        hour = hour_of(group.start_ms)
         partitions.add((namespace, metric, hour))
-        place = (sample_pk(namespace, metric, hour), packed.start_ms // 1000 + retention_s)
-        items += _fitting(place, packed, inputs, tables, sequencer)
+        place = (sample_pk(namespace, metric, hour), group.start_ms // 1000 + retention_s)
+        for packed in pack_group(group, group.metric, *tables.columns(group)):
+            items += _fitting(place, packed, tables, sequencer)
     return items, partitions
 
 
-def _fitting(
-    place: tuple[str, int], packed: Packed, inputs: _Inputs, tables: SliceTables, sequencer: Sequencer
-) -> list[Item]:
-    """The item of one block, or of its halves (and theirs) when it is over 400 KB.
-
-    ``packed.origin`` are positions in ``inputs``.
-    """
+def _fitting(place: tuple[str, int], packed: Packed, tables: SliceTables, sequencer: Sequencer) -> list[Item]:
+    """The item of one block, or of its halves (and theirs) when it is over 400 KB."""
     pk, expires_at = place
     item: Item = {
         "pk": {"S": pk},
@@ -200,12 +170,9 @@ def _fitting(
         return [item]
     if len(packed.origin) < 2:
         raise ValueError(f"a datapoint of {pk} at {packed.start_ms} takes more than a DynamoDB item holds")
-    half = len(packed.origin) // 2
     found: list[Item] = []
-    for positions in (packed.origin[:half], packed.origin[half:]):
-        part = inputs.take(positions)
-        [smaller] = pack(part.samples, [packed.metric] * len(positions), part.series, part.labels, part.units)
-        found += _fitting(place, smaller, part, tables, sequencer)
+    for half in halves(packed):
+        found += _fitting(place, half, tables, sequencer)
     return found
 
 

@@ -10,12 +10,13 @@ from __future__ import annotations
 import functools
 import math
 import operator
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from typing import Any
 
+from receiver.batch import Batch
 from receiver.model import HOUR_MS, Sample
-from receiver.store.base import StoreError, touched_buckets
+from receiver.store.base import StoreError, start_buckets
 from receiver.store.dynamodb.blocks import PartitionDecoder, Sequencer, block_items
 from receiver.store.dynamodb.items import (
     CATALOG_PK,
@@ -82,8 +83,8 @@ class SampleRecords:
 
     # -- writes --------------------------------------------------------------------
 
-    async def plan(self, samples: Sequence[Sample], now: float) -> Plan:
-        """Check and encode a request on a worker thread (50,000 samples take a while)."""
+    async def plan(self, samples: Batch, now: float) -> Plan:
+        """Check and encode a slice on a worker thread (50,000 datapoints take a while)."""
         return await self._runner.work(self._plan, samples, now)
 
     async def write(self, plan: Plan, deadline: float) -> None:
@@ -103,22 +104,20 @@ class SampleRecords:
         item = request_item(request_id, int(now * 1000), math.ceil(now + self._ttl_s))
         await self._runner.control(self._table.put, item, deadline)
 
-    def _plan(self, samples: Sequence[Sample], now: float) -> Plan:
-        starts = list(map(_start, samples))
-        if starts and not (min(starts) >= 0 and max(starts) < MAX_START_MS):
-            sample = next(one for one in samples if not 0 <= one.start_ms < MAX_START_MS)
-            series = sample.series
-            raise StoreError(
-                f"sample {series.namespace}/{series.metric} starts at {sample.start_ms} ms, outside "
-                f"the DynamoDB store's range 0 to {MAX_START_MS} ms; the request was not stored"
-            )
+    def _plan(self, batch: Batch, now: float) -> Plan:
+        for group in batch.groups:
+            if not 0 <= group.start_ms < MAX_START_MS:
+                namespace, metric = group.metric
+                raise StoreError(
+                    f"sample {namespace}/{metric} starts at {group.start_ms} ms, outside "
+                    f"the DynamoDB store's range 0 to {MAX_START_MS} ms; the request was not stored"
+                )
         try:
-            # Checks every statistic is finite before it encodes: a request with NaN stores nothing.
-            items, hours = block_items(samples, self._sequencer, self._retention_s)
+            items, hours = block_items(batch, self._sequencer, self._retention_s)
         except ValueError as exc:
             raise StoreError(f"{exc}; the request was not stored") from None
         retention_s = self._retention_s
-        plan = Plan(now, touched_buckets(samples), items)
+        plan = Plan(now, start_buckets(batch.starts()), items)
         for namespace, metric in {(ns, m) for ns, m, _ in hours}:
             written = self._metrics_written.get((namespace, metric))
             if written is None or now - written >= CATALOG_REFRESH_S:

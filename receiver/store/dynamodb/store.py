@@ -58,9 +58,11 @@ from receiver.store.base import (
     DEFAULT_HOUR_RETENTION_DAYS,
     DEFAULT_MINUTE_RETENTION_DAYS,
     DEFAULT_REQUEST_TTL_S,
+    Datapoints,
     Entity,
     StoreConfigError,
     Totals,
+    batch_of,
     check_metric_names,
 )
 from receiver.store.dynamodb.alarms import AlarmEvents
@@ -155,17 +157,17 @@ class DynamoDBStore:
 
     # -- samples ---------------------------------------------------------------------
 
-    async def write_samples(self, samples: Sequence[Sample]) -> None:
+    async def write_samples(self, samples: Datapoints) -> None:
+        batch = batch_of(samples)
         async with self._runner.operation():
-            await self._write_samples(await self._samples.plan(samples, self._clock()), self._deadline())
+            await self._write_samples(await self._samples.plan(batch, self._clock()), self._deadline())
 
-    async def commit(
-        self, request_id: str, samples: Sequence[Sample], quarantined: Sequence[QuarantinedRecord] = ()
-    ) -> None:
+    async def commit(self, request_id: str, samples: Datapoints, quarantined: Sequence[QuarantinedRecord] = ()) -> None:
+        batch = batch_of(samples)  # Samples are checked to be finite first: a request with NaN stores nothing
         async with self._runner.operation():
             deadline = self._deadline()
             # Both checked and encoded before the first write: a commit that cannot be kept writes nothing.
-            plan = await self._samples.plan(samples, self._clock())
+            plan = await self._samples.plan(batch, self._clock())
             records = await self._quarantine.plan(quarantined)
             await self._write_samples(plan, deadline)
             await self._quarantine.write(records, deadline)

@@ -13,10 +13,10 @@ import sqlite3
 import stat
 from collections.abc import Collection, Sequence
 from itertools import chain
-from operator import itemgetter
 from pathlib import Path
 from typing import Any, TypeGuard, TypeVar
 
+from receiver.batch import Batch
 from receiver.model import (
     AlarmEvent,
     DerivedKey,
@@ -24,12 +24,11 @@ from receiver.model import (
     InventoryItem,
     Pairs,
     QuarantinedRecord,
-    Sample,
     Series,
     SeriesKey,
 )
 from receiver.store.base import StoreConfigError, StoreError, start_buckets
-from receiver.store.packing import pack
+from receiver.store.packing import pack_group
 from receiver.store.sqlite.entities import PRUNE_ENTITIES, add_entities, touch_entities
 from receiver.store.sqlite.reads import SQLiteReads
 from receiver.store.sqlite.repack import repack_samples
@@ -63,7 +62,6 @@ from receiver.store.sqlite.schema import (
 )
 
 _T = TypeVar("_T")
-_SERIES, _LABELS = itemgetter(0), itemgetter(8)  # a Sample's series and labels
 
 
 def _complete(rows: list[_T | None]) -> TypeGuard[list[_T]]:
@@ -248,7 +246,7 @@ class SQLiteDB(SQLiteReads):
 
     # -- writes ------------------------------------------------------------------
 
-    def write_samples(self, samples: Sequence[Sample]) -> None:
+    def write_samples(self, samples: Batch) -> None:
         """Upsert one slice of a delivery, and bump its buckets' versions, in a transaction
         of its own that is not synced to disk: the delivery's ``commit`` syncs the
         write-ahead log, which holds this transaction as well, before the ack."""
@@ -257,7 +255,7 @@ class SQLiteDB(SQLiteReads):
     def commit(
         self,
         request_id: str,
-        samples: Sequence[Sample],
+        samples: Batch,
         quarantined: Sequence[QuarantinedRecord],
         now_ms: int,
         prune_before_ms: int | None,
@@ -272,7 +270,7 @@ class SQLiteDB(SQLiteReads):
 
     def _transaction(
         self,
-        samples: Sequence[Sample],
+        samples: Batch,
         *,
         durable: bool,
         request: tuple[str, int, int | None] | None = None,
@@ -289,7 +287,7 @@ class SQLiteDB(SQLiteReads):
             self._synchronous_now = synchronous
         conn.execute("BEGIN IMMEDIATE")
         try:
-            starts = self._upsert_slice(conn, samples, pending) if samples else []
+            starts = self._upsert_slice(conn, samples, pending)
             conn.executemany(BUMP_VERSION, start_buckets(set(starts)))
             conn.executemany(UPSERT_QUARANTINE, [_quarantine_row(record) for record in quarantined])
             if request is not None:
@@ -311,25 +309,28 @@ class SQLiteDB(SQLiteReads):
             self._labels_ids.clear()
         self._labels_ids.update(pending.labels)
 
-    def _upsert_slice(self, conn: sqlite3.Connection, samples: Sequence[Sample], pending: _Pending) -> list[int]:
-        """Write one slice of samples as blocks in the open transaction; returns their starts."""
-        # The per-sample work runs column by column in C (map, slices, array): a Python
-        # loop over the samples cost as much as SQLite's own work for them. (Not
-        # zip(*samples): its one iterator per sample is a GC-tracked object, and 20,000 of
-        # them set off full collections that cost more than the whole commit.)
-        by_series = self._resolve_series(conn, list(map(_SERIES, samples)), pending)
-        labels_ids = self._labels_ids_of(conn, list(map(_LABELS, samples)), pending)
-        series_rows: list[Any] = list(chain.from_iterable(by_series))  # 4 fields per sample
-        units = series_rows[3::4]
-        blocks = pack(
-            samples,
-            series_rows[1::4],
-            series_rows[2::4],
-            labels_ids[0] if labels_ids.count(labels_ids[0]) == len(labels_ids) else labels_ids,
-            None if units.count(SAME_UNIT) == len(units) else units,
-        )
-        conn.executemany(INSERT_BLOCK, [(b.metric, b.start_ms, len(b.series), b.data) for b in blocks])
-        return [b.start_ms for b in blocks]
+    def _upsert_slice(self, conn: sqlite3.Connection, batch: Batch, pending: _Pending) -> list[int]:
+        """Write one slice as blocks in the open transaction, a group of the batch per block
+        (or more when a group repeats an identity); returns their starts."""
+        rows = []
+        for group in batch.groups:
+            # The per-datapoint work runs column by column in C (map, slices, array): a
+            # Python loop over the datapoints cost as much as SQLite's own work for them.
+            by_series = self._resolve_series(conn, group.series, pending)
+            labels_ids = self._labels_ids_of(conn, group.labels, pending)
+            series_rows: list[Any] = list(chain.from_iterable(by_series))  # 4 fields per datapoint
+            units = series_rows[3::4]
+            metric_ids = series_rows[1::4]
+            for block in pack_group(
+                group,
+                metric_ids[0],
+                series_rows[2::4],
+                labels_ids[0] if labels_ids.count(labels_ids[0]) == len(labels_ids) else labels_ids,
+                None if units.count(SAME_UNIT) == len(units) else units,
+            ):
+                rows.append((block.metric, block.start_ms, len(block.series), block.data))
+        conn.executemany(INSERT_BLOCK, rows)
+        return [row[1] for row in rows]
 
     def _resolve_series(self, conn: sqlite3.Connection, series: Sequence[Series], pending: _Pending) -> list[SeriesRow]:
         """(series, metric id, series id, unit to store) of each Series, creating missing rows."""

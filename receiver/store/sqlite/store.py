@@ -46,10 +46,12 @@ from receiver.store.base import (
     DEFAULT_MINUTE_RETENTION_DAYS,
     DEFAULT_REQUEST_TTL_S,
     PRUNE_INTERVAL_S,
+    Datapoints,
     Entity,
     StoreConfigError,
     StoreError,
     Totals,
+    batch_of,
     check_metric_names,
     retention_cutoffs,
 )
@@ -167,16 +169,19 @@ class SQLiteStore:
         # would call a busy store down.
         await self._look_up(self._lookup_db.probe)
 
-    async def write_samples(self, samples: Sequence[Sample]) -> None:
-        await self._call(self._db.write_samples, samples)
+    async def write_samples(self, samples: Datapoints) -> None:
+        await self._call(self._db.write_samples, batch_of(samples))
 
-    async def commit(
-        self, request_id: str, samples: Sequence[Sample], quarantined: Sequence[QuarantinedRecord] = ()
-    ) -> None:
+    async def commit(self, request_id: str, samples: Datapoints, quarantined: Sequence[QuarantinedRecord] = ()) -> None:
         now_ms = int(self._clock() * 1000)
         prune = now_ms >= self._next_prune_ms
         await self._call(
-            self._db.commit, request_id, samples, quarantined, now_ms, now_ms - self._ttl_ms if prune else None
+            self._db.commit,
+            request_id,
+            batch_of(samples),
+            quarantined,
+            now_ms,
+            now_ms - self._ttl_ms if prune else None,
         )
         if prune:
             self._next_prune_ms = now_ms + int(PRUNE_INTERVAL_S * 1000)
