@@ -85,6 +85,8 @@ def _per_minute(values: Sequence[float]) -> float:
 
 _PERIOD = operator.itemgetter(1, 2)
 """A sample's (start_ms, end_ms)."""
+_COUNT = operator.itemgetter(3)
+_SUM = operator.itemgetter(4)
 _NAME = operator.itemgetter(0)
 
 
@@ -184,6 +186,34 @@ class _Totals:
             found[name] = entry if old is None else _later_largest(old, entry)
         return cls(
             _units(count), _units(total), 1, max(abs(count), abs(total)), low, at, high, at, found, at, series, labels
+        )
+
+    @classmethod
+    def of_parts(cls, parts: Sequence[Sample]) -> _Totals:
+        """The totals of a series' samples, one per period, in period order."""
+        _, starts, ends, counts, sums, lows, highs, stats_of, _ = zip(*parts)
+        low, high = min(lows), max(highs)
+        first_low, first_high = lows.index(low), highs.index(high)  # min and max keep the first of equals
+        found: dict[str, tuple[float, tuple[int, int, int]]] = {}
+        for index, stats in enumerate(stats_of):
+            for place, (name, value) in enumerate(stats):
+                entry = (value, (starts[index], ends[index], place))
+                old = found.get(name)
+                found[name] = entry if old is None else _later_largest(old, entry)
+        last = parts[-1]
+        return cls(
+            sum(map(_units, counts)),
+            sum(map(_units, sums)),
+            len(parts),
+            max(max(map(abs, counts)), max(map(abs, sums))),
+            low,
+            (starts[first_low], ends[first_low]),
+            high,
+            (starts[first_high], ends[first_high]),
+            found,
+            (last.start_ms, last.end_ms),
+            last.series,
+            last.labels,
         )
 
     def add(self, other: _Totals) -> None:
@@ -293,9 +323,13 @@ class HourRollup:
         those of ``open_minutes`` are kept as samples, the rest settled."""
         for minute in sorted(open_minutes):
             self._open.setdefault(minute, {})
-        for key, found in minute_samples(samples).items():
+        for group in _by_series(samples):
+            # The same identity twice is one datapoint: keep the last of each period.
+            periods = dict(zip(map(_PERIOD, group), group))
+            parts = [periods[period] for period in sorted(periods)]
+            key = parts[0].series.key
             settling = []
-            for sample in found:
+            for sample in parts:
                 minute = sample.start_ms - sample.start_ms % MINUTE_MS
                 if minute in open_minutes:
                     opened = self._open[minute]
@@ -303,10 +337,11 @@ class HourRollup:
                 else:
                     self._settled_minutes.add(minute)
                     settling.append(sample)
-            if len(found) * max(max(abs(s.count), abs(s.sum)) for s in found) >= _NEAR_OVERFLOW:
+            largest = max(max(map(abs, map(_COUNT, parts))), max(map(abs, map(_SUM, parts))))
+            if len(parts) * largest >= _NEAR_OVERFLOW:
                 self._kept[key] = settling
             elif settling:
-                self._settle({key: tuple(settling)})
+                self._settled[key] = _Totals.of_parts(settling)
             self._refresh((key,))
 
     def replace_minute(self, minute_ms: int, samples: Iterable[Sample]) -> None:
