@@ -39,7 +39,7 @@ from receiver.backoff import Backoff
 from receiver.derive.ceilings import InventoryCeilings
 from receiver.derive.completeness import Completeness, series_by_source
 from receiver.derive.hours import derive_hour_values as derive_hour_values
-from receiver.derive.hours import hour_totals
+from receiver.derive.hours import hour_totals, rolled_changes
 from receiver.derive.rollup import OPEN_MINUTES, HourRollup, Unsettled
 from receiver.derive.rollup import rollup_hour as rollup_hour
 from receiver.derive.worker import Evaluator, ThreadEvaluator
@@ -537,7 +537,7 @@ class Deriver:
         groups = await asyncio.to_thread(_by_partition, rolled)
         live = [*self._tracked_hours, hour_ms]
         if tracked is not None and tracked.synced is not None:
-            changed, families = await asyncio.to_thread(_changes_between, tracked.seen, groups)
+            changed, families = await asyncio.to_thread(rolled_changes, tracked.seen, groups)
             changes = await self.evaluator.update_hour(rules, hour_ms, changed, families, live)
             if changes is not None and await self.store.put_derived_changes(
                 HOUR_MS, hour_ms, tracked.synced, version, changes.upserts, changes.removals, changes.total

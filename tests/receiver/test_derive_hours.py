@@ -77,7 +77,7 @@ def commits(draw):
                     count=float(draw(st.integers(1, 5))),
                     operation=operation,
                     region=draw(st.sampled_from(["us-east-1", "us-east-1", "eu-west-1"])),
-                    stats=(("p99", draw(st.sampled_from([0.0, 3.0]))),) if operation == "Query" else (),
+                    stats=(("p99", draw(st.sampled_from([0.0, -0.0, 3.0]))),) if operation == "Query" else (),
                 )
             )
         found.append((delivery, draw(st.sampled_from(["derive", "derive", "restart", "reload", "repeat"]))))
@@ -189,3 +189,23 @@ async def test_replicas_keep_an_hour_whole_whoever_derives_it(store, rules):
     second.touch(samples)
     await second.derive_pending()
     assert await stored(store) == await expected(store)
+
+
+async def test_a_correction_that_only_turns_a_zero_negative_is_stored(store, rules):
+    # 0.0 == -0.0, yet a p99 of -0.0 gives a value of -0.0: the change must reach the store.
+    deriver = deriver_for(store, rules)
+    for p99 in (-0.0, 0.0, -0.0):
+        latency = make_sample(
+            "B",
+            "SuccessfulRequestLatency",
+            start_ms=HOUR,
+            value=1.0,
+            low=1.0,
+            high=1.0,
+            count=1.0,
+            operation="Query",
+            stats=(("p99", p99),),
+        )
+        await store.commit(f"p99 {p99!r}", [latency])
+        await deriver.derive_bucket(HOUR_MS, HOUR)
+        assert await stored(store) == await expected(store)
