@@ -31,6 +31,7 @@ from __future__ import annotations
 import itertools
 import math
 import operator
+from bisect import bisect_left
 from collections import OrderedDict
 from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
@@ -85,6 +86,7 @@ def _per_minute(values: Sequence[float]) -> float:
 
 _PERIOD = operator.itemgetter(1, 2)
 """A sample's (start_ms, end_ms)."""
+_START = operator.itemgetter(1)
 _COUNT = operator.itemgetter(3)
 _SUM = operator.itemgetter(4)
 _NAME = operator.itemgetter(0)
@@ -155,6 +157,13 @@ def _units(value: float) -> int:
     return numerator << (_UNITS_BITS + 1 - denominator.bit_length())
 
 
+def _units_total(values: Sequence[float]) -> int:
+    """Σ values in units of 2**-1074, exactly; whole numbers (most counts) add as ints."""
+    if all(map(float.is_integer, values)):
+        return sum(map(int, values)) << _UNITS_BITS
+    return sum(map(_units, values))
+
+
 @dataclass(slots=True)
 class _Totals:
     """Some periods of one series rolled up exactly (see the module docstring)."""
@@ -194,16 +203,16 @@ class _Totals:
         _, starts, ends, counts, sums, lows, highs, stats_of, _ = zip(*parts)
         low, high = min(lows), max(highs)
         first_low, first_high = lows.index(low), highs.index(high)  # min and max keep the first of equals
-        found: dict[str, tuple[float, tuple[int, int, int]]] = {}
-        for index, stats in enumerate(stats_of):
-            for place, (name, value) in enumerate(stats):
-                entry = (value, (starts[index], ends[index], place))
-                old = found.get(name)
-                found[name] = entry if old is None else _later_largest(old, entry)
+        # Which of equal values wins matters only for zeros (0.0 and -0.0): equal non-zero
+        # floats are the same value, so only a zero's place is looked up.
+        found = {
+            name: (value, _last_place(stats_of, starts, ends, name) if value == 0 else _ANY_PLACE)
+            for name, value in _largest_stats(stats_of)
+        }
         last = parts[-1]
         return cls(
-            sum(map(_units, counts)),
-            sum(map(_units, sums)),
+            _units_total(counts),
+            _units_total(sums),
             len(parts),
             max(max(map(abs, counts)), max(map(abs, sums))),
             low,
@@ -269,6 +278,22 @@ class _Totals:
         )
 
 
+_ANY_PLACE = (-1, -1, -1)
+"""The place of a statistic's largest value where it is not a zero (no tie can change it)."""
+
+
+def _last_place(
+    stats_of: Sequence[Stats], starts: Sequence[int], ends: Sequence[int], name: str
+) -> tuple[int, int, int]:
+    """(start, end, place) of the last zero of statistic ``name`` among the periods' stats."""
+    for index in range(len(stats_of) - 1, -1, -1):
+        stats = stats_of[index]
+        for place in range(len(stats) - 1, -1, -1):
+            if stats[place][0] == name and stats[place][1] == 0:
+                return (starts[index], ends[index], place)
+    raise ValueError(f"no zero of {name}")
+
+
 def _later_largest(
     old: tuple[float, tuple[int, int, int]], new: tuple[float, tuple[int, int, int]]
 ) -> tuple[float, tuple[int, int, int]]:
@@ -323,20 +348,28 @@ class HourRollup:
         those of ``open_minutes`` are kept as samples, the rest settled."""
         for minute in sorted(open_minutes):
             self._open.setdefault(minute, {})
+        starts_of_chunk = {sample.start_ms for sample in samples}
+        self._settled_minutes.update(
+            minute for minute in {start - start % MINUTE_MS for start in starts_of_chunk} if minute not in open_minutes
+        )
         for group in _by_series(samples):
             # The same identity twice is one datapoint: keep the last of each period.
             periods = dict(zip(map(_PERIOD, group), group))
             parts = [periods[period] for period in sorted(periods)]
             key = parts[0].series.key
-            settling = []
-            for sample in parts:
-                minute = sample.start_ms - sample.start_ms % MINUTE_MS
-                if minute in open_minutes:
-                    opened = self._open[minute]
-                    opened[key] = (*opened.get(key, ()), sample)
-                else:
-                    self._settled_minutes.add(minute)
-                    settling.append(sample)
+            settling = parts
+            if open_minutes:
+                starts = list(map(_START, parts))  # ascending: parts are in period order
+                settling = []
+                taken = 0
+                for minute in sorted(open_minutes):
+                    first, after = bisect_left(starts, minute), bisect_left(starts, minute + MINUTE_MS)
+                    if first < after:
+                        settling += parts[taken:first]
+                        opened = self._open[minute]
+                        opened[key] = (*opened.get(key, ()), *parts[first:after])
+                        taken = after
+                settling += parts[taken:]
             largest = max(max(map(abs, map(_COUNT, parts))), max(map(abs, map(_SUM, parts))))
             if len(parts) * largest >= _NEAR_OVERFLOW:
                 self._kept[key] = settling
