@@ -128,49 +128,83 @@ def stage_seconds(
 
 
 def derive_pass_figures(source_tables: int, folder: Path) -> dict[str, float]:
-    """``derive_pass_seconds`` in a fresh process, so the peak memory is the deriver's."""
+    """What the deriver spends on passes over a stored minute and hour of every series,
+    store reads and writes included (``derive_pass_seconds``), with a fresh SQLite store
+    filled in one process and derived in another: the peak memory is the deriver's alone,
+    not that of the workload that made the samples."""
     spawn = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(max_workers=1, mp_context=spawn) as pool:
-        return pool.submit(derive_pass_seconds, source_tables, folder).result()
+    folder.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=folder) as scratch:
+        database = Path(scratch) / "derive.db"
+        with ProcessPoolExecutor(max_workers=1, mp_context=spawn) as pool:
+            hour, per_minute = pool.submit(fill_hour, source_tables, database).result()
+        with ProcessPoolExecutor(max_workers=1, mp_context=spawn) as pool:
+            figures = pool.submit(derive_pass_seconds, database, hour).result()
+    return {"samples_per_minute": float(per_minute), **figures}
 
 
-def derive_pass_seconds(source_tables: int, folder: Path) -> dict[str, float]:
-    """What the deriver spends on one pass over a minute and over an hour of every series,
-    store reads and writes included: a fresh SQLite store gets the whole hour first (the
-    minutes are the workload's, repeated at later times), then each bucket is derived once,
-    with the rules in the worker process ``receiver serve`` uses. Also the peak memory of
-    this process during the passes (after the hour was stored) and of the worker."""
+def fill_hour(source_tables: int, database: Path) -> tuple[int, int]:
+    """A SQLite store holding a whole hour of every series (the minutes are the workload's,
+    repeated at later times, each committed as one delivery); (the hour, samples a minute)."""
+
+    async def run() -> tuple[int, int]:
+        source = SampleSource(source_tables)
+        per_minute = len(source.every_series()) // 2
+        store = SQLiteStore(database)
+        await store.open()
+        try:
+            first = source.take(per_minute)
+            hour = first[0].start_ms - first[0].start_ms % HOUR_MS + HOUR_MS  # the first whole hour
+            minutes = 1 + (hour + HOUR_MS - first[0].start_ms) // MINUTE_MS
+            await store.commit("minute-0", first)
+            for index in range(1, minutes):
+                await store.commit(f"minute-{index}", source.take(per_minute))
+            return hour, per_minute
+        finally:
+            await store.close()
+
+    return asyncio.run(run())
+
+
+def derive_pass_seconds(database: Path, hour: int) -> dict[str, float]:
+    """In a fresh process over a store ``fill_hour`` filled, with the rules in the worker
+    process ``receiver serve`` uses: one pass over the hour's first minute, one over the
+    hour (a deriver that just started rolls it up from every sample), then, after the
+    hour's last minute is committed again with every Sum changed (a correction of every
+    series), one more pass over the hour (from the minutes that changed). For each pass its
+    wall time, this process's CPU time and peak memory (VmHWM, reset before each pass: what
+    the process held before is included); the worker's peak over all of them."""
     gctune.tune()  # as `receiver serve` does: this runs in a fresh process
 
     async def run() -> dict[str, float]:
-        folder.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryDirectory(dir=folder) as scratch:
-            source = SampleSource(source_tables)
-            per_minute = len(source.every_series()) // 2
-            store = SQLiteStore(Path(scratch) / "derive.db")
-            evaluator = ProcessEvaluator()  # its worker starts at the first evaluation
-            await store.open()
-            try:
-                first = source.take(per_minute)
-                hour = first[0].start_ms - first[0].start_ms % HOUR_MS + HOUR_MS  # the first whole hour
-                minutes = 1 + (hour + HOUR_MS - first[0].start_ms) // MINUTE_MS
-                await store.commit("minute-0", first)
-                for index in range(1, minutes):
-                    await store.commit(f"minute-{index}", source.take(per_minute))
-                del first
-                deriver = Deriver(store, RuleHolder(REPOSITORY_RULES), minute_retention_days=3650, evaluator=evaluator)
-                figures = {"samples_per_minute": float(per_minute)}
+        store = SQLiteStore(database)
+        evaluator = ProcessEvaluator()  # its worker starts at the first evaluation
+        await store.open()
+        try:
+            deriver = Deriver(store, RuleHolder(REPOSITORY_RULES), minute_retention_days=3650, evaluator=evaluator)
+            figures: dict[str, float] = {}
+
+            async def timed(name: str, step: int) -> None:
                 Path("/proc/self/clear_refs").write_text("5")  # VmHWM from here on
-                for step, name in ((MINUTE_MS, "minute"), (HOUR_MS, "hour")):
-                    started = time.perf_counter()
-                    await deriver.derive_bucket(step, hour)
-                    figures[f"{name}_s"] = time.perf_counter() - started
-                figures["peak_rss_mib"] = peak_rss_bytes() / MIB
-                workers = multiprocessing.active_children()
-                figures["worker_peak_rss_mib"] = max(peak_rss_bytes(p.pid) for p in workers) / MIB
-                return figures
-            finally:
-                evaluator.close()
-                await store.close()
+                started, cpu = time.perf_counter(), time.process_time()
+                await deriver.derive_bucket(step, hour)
+                figures[f"{name}_s"] = time.perf_counter() - started
+                figures[f"{name}_cpu_s"] = time.process_time() - cpu
+                figures[f"{name}_peak_rss_mib"] = peak_rss_bytes() / MIB
+
+            await timed("minute", MINUTE_MS)
+            await timed("hour", HOUR_MS)
+            last = hour + HOUR_MS - MINUTE_MS
+            corrected = [s._replace(sum=s.sum + 1.0) for s in await store.samples(last, last + MINUTE_MS)]
+            await store.commit("correction", corrected)
+            del corrected
+            await timed("hour_update", HOUR_MS)
+            figures["peak_rss_mib"] = max(figures["minute_peak_rss_mib"], figures["hour_peak_rss_mib"])
+            workers = multiprocessing.active_children()
+            figures["worker_peak_rss_mib"] = max(peak_rss_bytes(p.pid) for p in workers) / MIB
+            return figures
+        finally:
+            evaluator.close()
+            await store.close()
 
     return asyncio.run(run())

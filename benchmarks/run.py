@@ -288,14 +288,21 @@ def measure_derive(plan: Plan, source: SampleSource, work: Path, results: Result
             "evaluate_s": evaluate_s,
             "minute_pass_s": passes["minute_s"],
             "hour_pass_s": passes["hour_s"],
+            "hour_pass_cpu_s": passes["hour_cpu_s"],
+            "hour_update_s": passes["hour_update_s"],
+            "hour_update_cpu_s": passes["hour_update_cpu_s"],
+            "hour_peak_rss_mib": passes["hour_peak_rss_mib"],
+            "hour_update_peak_rss_mib": passes["hour_update_peak_rss_mib"],
             "pass_peak_rss_mib": passes["peak_rss_mib"],
             "worker_peak_rss_mib": passes["worker_peak_rss_mib"],
         }
     )
     log(
         f"  derive one minute: {len(minute):,} samples -> {values:,} values in {evaluate_s:.2f} s; "
-        f"a pass over a stored minute {passes['minute_s']:.2f} s, over a stored hour {passes['hour_s']:.2f} s; "
-        f"peak RSS {passes['peak_rss_mib']:.0f} MiB, worker {passes['worker_peak_rss_mib']:.0f} MiB"
+        f"a pass over a stored minute {passes['minute_s']:.2f} s, over a stored hour {passes['hour_s']:.2f} s "
+        f"({passes['hour_cpu_s']:.2f} CPU s, peak {passes['hour_peak_rss_mib']:.0f} MiB), over the hour after a "
+        f"minute's correction {passes['hour_update_s']:.2f} s ({passes['hour_update_cpu_s']:.2f} CPU s, peak "
+        f"{passes['hour_update_peak_rss_mib']:.0f} MiB); worker {passes['worker_peak_rss_mib']:.0f} MiB"
     )
 
 
@@ -400,12 +407,17 @@ def judge(plan: Plan, results: Results) -> None:
     for row in results.derive:
         add(
             f"an hour pass of {HOUR_PASS_TABLES:,} tables <= {HOUR_PASS_MIB} MiB (the deriver's process)",
-            f"{row['pass_peak_rss_mib']:.0f} MiB ({row['tables']:,} tables)",
-            row["pass_peak_rss_mib"] <= HOUR_PASS_MIB if row["tables"] == HOUR_PASS_TABLES else None,
+            f"{_hour_peak(row):.0f} MiB ({row['tables']:,} tables)",
+            _hour_peak(row) <= HOUR_PASS_MIB if row["tables"] == HOUR_PASS_TABLES else None,
         )
     if results.whole:
         for name, figure, met in whole.targets(results.whole):
             add(name, figure, met)
+
+
+def _hour_peak(row: dict[str, Any]) -> float:
+    """The deriver process's peak over its hour passes (whole, and after a correction)."""
+    return max(row["hour_peak_rss_mib"], row["hour_update_peak_rss_mib"])
 
 
 def table(headers: list[str], rows: list[list[str]]) -> str:
@@ -514,7 +526,8 @@ def report(results: Results) -> str:
                     "us per sample",
                     "minute pass s",
                     "hour pass s",
-                    "peak RSS MiB",
+                    "after a correction s",
+                    "peak RSS MiB: hour, after",
                     "worker MiB",
                 ],
                 [
@@ -526,7 +539,8 @@ def report(results: Results) -> str:
                         f"{r['evaluate_s'] / r['samples'] * 1e6:.0f}",
                         f"{r['minute_pass_s']:.2f}",
                         f"{r['hour_pass_s']:.2f}",
-                        f"{r['pass_peak_rss_mib']:.0f}",
+                        f"{r['hour_update_s']:.2f}",
+                        f"{r['hour_peak_rss_mib']:.0f}, {r['hour_update_peak_rss_mib']:.0f}",
                         f"{r['worker_peak_rss_mib']:.0f}",
                     ]
                     for r in results.derive

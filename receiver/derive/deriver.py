@@ -26,33 +26,31 @@ stays marked.
 from __future__ import annotations
 
 import asyncio
-import dataclasses
-import itertools
 import logging
-import math
-import operator
 import os
 import socket
 import time
 from collections import Counter, OrderedDict
-from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from uuid import uuid4
 
 from receiver.backoff import Backoff
 from receiver.derive.ceilings import InventoryCeilings
 from receiver.derive.completeness import Completeness, series_by_source
-from receiver.derive.regions import evaluate_by_region
+from receiver.derive.hours import derive_hour_values as derive_hour_values
+from receiver.derive.hours import hour_totals, rolled_changes
+from receiver.derive.rollup import OPEN_MINUTES, HourRollup, Unsettled
+from receiver.derive.rollup import rollup_hour as rollup_hour
 from receiver.derive.worker import Evaluator, ThreadEvaluator
-from receiver.model import DAY_MS, DEFAULT_SETTLE_S, HOUR_MS, MINUTE_MS, DerivedValue, Sample, Series, SeriesKey, Stats
-from receiver.rules import Evaluation, RuleHolder, RuleSet
+from receiver.model import DAY_MS, DEFAULT_SETTLE_S, HOUR_MS, MINUTE_MS, Sample
+from receiver.rules import RuleHolder, RuleSet
 from receiver.rules.incremental import PartitionedEvaluation, changed_families
 from receiver.rules.partitions import Partition
 from receiver.store import Store, StoreError
 
 log = logging.getLogger("receiver.derive")
 
-MINUTES_PER_HOUR = HOUR_MS // MINUTE_MS
 _BUCKET_NAMES = {MINUTE_MS: ("minutes", "a minute"), HOUR_MS: ("hours", "an hour")}
 """How the log names buckets of each step: several, and one."""
 STEP_NAMES = {MINUTE_MS: "minute", HOUR_MS: "hour"}
@@ -63,120 +61,6 @@ MAX_ATTEMPTS = 8
 aside: with the 2 s pass interval doubling, about four minutes of retries."""
 MAX_BACKOFF_S = 300.0
 """The longest wait between two tries of a failing bucket."""
-
-
-def rollup_hour(samples: Iterable[Sample], hour_ms: int) -> list[Sample]:
-    """One 'average minute' sample per series for the hour starting at ``hour_ms``."""
-    rolled = []
-    for group in _by_series(samples):
-        # The same identity twice is one datapoint: keep the last of each minute.
-        minutes = dict(zip(map(_PERIOD, group), group))
-        parts = [minutes[key] for key in sorted(minutes)]
-        _, _, _, counts, sums, lows, highs, stats_of, _ = zip(*parts)
-        rolled.append(
-            Sample(
-                series=parts[-1].series,
-                start_ms=hour_ms,
-                end_ms=hour_ms + HOUR_MS,
-                count=_per_minute(counts),
-                sum=_per_minute(sums),
-                min=min(lows),
-                max=max(highs),
-                stats=_largest_stats(stats_of),
-                labels=parts[-1].labels,
-            )
-        )
-    return rolled
-
-
-def _per_minute(values: Sequence[float]) -> float:
-    """Σ values ÷ 60. Where Σ is past the largest float, the sum of each value's sixtieth
-    (within range for an hour's 60 minutes); inf (not computed, see families) past that."""
-    try:
-        return math.fsum(values) / MINUTES_PER_HOUR
-    except OverflowError:
-        try:
-            return math.fsum([value / MINUTES_PER_HOUR for value in values])
-        except OverflowError:
-            return math.inf
-
-
-_PERIOD = operator.itemgetter(1, 2)
-"""A sample's (start_ms, end_ms)."""
-_NAME = operator.itemgetter(0)
-
-
-def _largest_stats(stats_of: Sequence[Stats]) -> Stats:
-    """Each statistic's largest value over the minutes, sorted by name.
-
-    The same as folding ``max(value, so_far)`` from -inf in minute order, NaN included.
-    """
-    pairs = sorted(itertools.chain.from_iterable(stats_of), key=_NAME)  # stable: minute order
-    return tuple(
-        (name, _fold_max([value for _, value in group])) for name, group in itertools.groupby(pairs, key=_NAME)
-    )
-
-
-def _fold_max(values: list[float]) -> float:
-    if any(map(math.isnan, values)):  # NaN makes max() depend on order: fold as ever
-        largest = -math.inf
-        for value in values:
-            largest = max(value, largest)
-        return largest
-    # The fold keeps the last of equal values (0.0 and -0.0 are equal), max() the first.
-    return max(reversed(values))
-
-
-def _by_series(samples: Iterable[Sample]) -> list[list[Sample]]:
-    """The samples of each series key, in the order given.
-
-    Grouped by Series first (a Series hashes once, when it is made); series that share a
-    key (they differ in unit only) are then regrouped in the given order.
-    """
-    samples = list(samples)
-    by_object: dict[Series, list[Sample]] = {}
-    for sample in samples:
-        by_object.setdefault(sample.series, []).append(sample)
-    by_key: dict[SeriesKey, list[Sample]] = {}
-    shared: set[SeriesKey] = set()
-    for group in by_object.values():
-        key = group[0].series.key
-        if key in by_key:
-            shared.add(key)
-        else:
-            by_key[key] = group
-    if shared:
-        for key in shared:
-            by_key[key] = []
-        for sample in samples:
-            key = sample.series.key
-            if key in shared:
-                by_key[key].append(sample)
-    return list(by_key.values())
-
-
-def derive_hour_values(rules: RuleSet, samples: Sequence[Sample], hour_ms: int) -> list[DerivedValue]:
-    """The hour's derived values from its minute samples (see the module docstring)."""
-    return hour_totals(rules, evaluate_by_region(rules, rollup_hour(samples, hour_ms))).values
-
-
-def hour_totals(rules: RuleSet, evaluation: Evaluation) -> Evaluation:
-    """The values of the rules over an hour's 'average minutes', with SUM metrics × 60.
-
-    An hour's total past the largest float is not computed: left out, and counted.
-    """
-    merge = {info.name: info.downsampling for info in rules.metrics}
-    values: list[DerivedValue] = []
-    not_computed = Counter(evaluation.not_computed)
-    for v in evaluation.values:
-        if merge.get(v.metric) == "SUM":
-            total = v.value * MINUTES_PER_HOUR
-            if not math.isfinite(total):
-                not_computed[v.metric] += 1
-                continue
-            v = dataclasses.replace(v, value=total)
-        values.append(v)
-    return Evaluation(values, dict(not_computed))
 
 
 @dataclass(frozen=True, slots=True)
@@ -264,6 +148,24 @@ def _changes_between(
     return changed, families
 
 
+TRACKED_HOURS = 2
+"""Hours whose rollup and partitions are kept for the next pass: the current hour and the one
+before it, whose last minutes are still arriving. One derived again after that starts over
+from all of its samples."""
+
+
+@dataclass(slots=True)
+class _TrackedHour:
+    """An hour derived from the minutes that changed: its rollup, the minute versions it
+    holds, its rolled samples by partition at its last pass, and the version its values in
+    the store were derived at by this deriver (None: unknown)."""
+
+    rollup: HourRollup
+    minute_versions: Mapping[int, int]
+    seen: dict[Partition, tuple[Sample, ...]]
+    synced: int | None
+
+
 @dataclass(slots=True)
 class _Failing:
     """A bucket whose derivation failed (not for a store error), waiting for its next try."""
@@ -335,6 +237,8 @@ class Deriver:
         self._tracked: OrderedDict[int, _Tracked] = OrderedDict()
         """The minutes derived a partition at a time, least recently derived first."""
         self._partitioned_rules: tuple[RuleSet, bool] | None = None
+        self._tracked_hours: OrderedDict[int, _TrackedHour] = OrderedDict()
+        """The hours derived from the minutes that changed, least recently derived first."""
         self.completeness = completeness if completeness is not None else Completeness(DEFAULT_SETTLE_S, clock)
 
     def on_derived(self, listener: Callable[[int, int], None]) -> None:
@@ -531,12 +435,7 @@ class Deriver:
             present = await asyncio.to_thread(series_by_source, stored_samples)
             self.completeness.observe_series(bucket_ms, present)
         else:
-            # Rolled up here, evaluated by the evaluator: only one sample per series crosses.
-            rolled = await self._rolled_up_hour(bucket_ms)
-            rolled = await self.ceilings.with_ceilings(rolled, bucket_ms, step_ms)
-            evaluation = hour_totals(rules, await self.evaluator.evaluate(rules, rolled))
-            stored = await self.store.put_derived(step_ms, bucket_ms, version, evaluation.values)
-            not_computed = evaluation.not_computed
+            stored, not_computed = await self._derive_hour(rules, bucket_ms, version)
         if stored:
             if not_computed:
                 self.not_computed.record(step_ms, bucket_ms, not_computed)
@@ -613,15 +512,78 @@ class Deriver:
         self._track(minute_ms, _Tracked(groups, version if stored else None))
         return stored, changes.not_computed
 
-    async def _rolled_up_hour(self, hour_ms: int) -> list[Sample]:
-        """``rollup_hour`` of the hour's stored samples, read a few series at a time: an
-        hour of 2,000 tables is 2.2 million samples, over 1.5 GiB as objects."""
-        rolled: list[Sample] = []
+    async def _derive_hour(self, rules: RuleSet, hour_ms: int, version: int) -> tuple[bool, dict[str, int]]:
+        """Derive an hour from the minutes that changed since its last pass and store the
+        values that changed; (stored, values not computed).
+
+        Its rolled samples are kept in step with the minutes whose version moved
+        (receiver/derive/rollup.py); those that changed are evaluated a partition at a time,
+        as minutes are. An hour seen for the first time, or whose settled minute changed, is
+        rolled up from all its samples; one whose values another replica stored since is
+        stored whole.
+        """
+        tracked = self._tracked_hours.pop(hour_ms, None)
+        # Read after the hour's version: a commit bumps its minutes' versions before its hour's.
+        minutes = await self.store.versions(MINUTE_MS, range(hour_ms, hour_ms + HOUR_MS, MINUTE_MS))
+        rollup = None if tracked is None else await self._roll_changed_minutes(tracked, minutes)
+        if rollup is None:
+            tracked = None
+            rollup = await self._roll_whole_hour(hour_ms, minutes)
+        rolled = await self.ceilings.with_ceilings(rollup.samples(), hour_ms, HOUR_MS)
+        if not self._partitioned(rules):
+            evaluation = hour_totals(rules, await self.evaluator.evaluate(rules, rolled))
+            self._track_hour(hour_ms, _TrackedHour(rollup, minutes, {}, None))
+            return await self.store.put_derived(HOUR_MS, hour_ms, version, evaluation.values), evaluation.not_computed
+        groups = await asyncio.to_thread(_by_partition, rolled)
+        live = [*self._tracked_hours, hour_ms]
+        if tracked is not None and tracked.synced is not None:
+            changed, families = await asyncio.to_thread(rolled_changes, tracked.seen, groups)
+            changes = await self.evaluator.update_hour(rules, hour_ms, changed, families, live)
+            if changes is not None and await self.store.put_derived_changes(
+                HOUR_MS, hour_ms, tracked.synced, version, changes.upserts, changes.removals, changes.total
+            ):
+                self._track_hour(hour_ms, _TrackedHour(rollup, minutes, groups, version))
+                return True, changes.not_computed
+        changes = await self.evaluator.update_hour(rules, hour_ms, groups, None, live)
+        if changes is None:  # no worker kept it even now: evaluated whole
+            evaluation = hour_totals(rules, await self.evaluator.evaluate(rules, rolled))
+            self._track_hour(hour_ms, _TrackedHour(rollup, minutes, {}, None))
+            return await self.store.put_derived(HOUR_MS, hour_ms, version, evaluation.values), evaluation.not_computed
+        stored = await self.store.put_derived(HOUR_MS, hour_ms, version, changes.upserts)
+        # Not stored: values at least as new are, so the next pass stores this hour whole.
+        self._track_hour(hour_ms, _TrackedHour(rollup, minutes, groups, version if stored else None))
+        return stored, changes.not_computed
+
+    async def _roll_changed_minutes(self, tracked: _TrackedHour, minutes: Mapping[int, int]) -> HourRollup | None:
+        """The tracked rollup with the minutes whose version moved read again; None when a
+        settled minute changed (the rollup is then of no use)."""
+        rollup = tracked.rollup
+        try:
+            for minute, version in minutes.items():
+                if version != tracked.minute_versions.get(minute, 0):
+                    samples = await self.store.samples(minute, minute + MINUTE_MS)
+                    await asyncio.to_thread(rollup.replace_minute, minute, samples)
+        except Unsettled:
+            log.info("a settled minute of an hour changed; it is rolled up again", extra={"hour_ms": rollup.hour_ms})
+            return None
+        return rollup
+
+    async def _roll_whole_hour(self, hour_ms: int, minutes: Mapping[int, int]) -> HourRollup:
+        """The rollup of every sample stored for the hour, read a few series at a time: an
+        hour of 2,000 tables is 2.2 million samples, over 1.5 GiB as objects. Its latest
+        minutes stay open, the rest settle."""
+        rollup = HourRollup(hour_ms, OPEN_MINUTES)
+        recent = frozenset(sorted(minute for minute, version in minutes.items() if version)[-OPEN_MINUTES:])
         # Each chunk holds every minute of its series, so rolling up chunk by chunk is
         # rolling up the whole.
         async for chunk in self.store.samples_by_series(hour_ms, hour_ms + HOUR_MS):
-            rolled += await asyncio.to_thread(rollup_hour, chunk, hour_ms)
-        return rolled
+            await asyncio.to_thread(rollup.add_series, chunk, recent)
+        return rollup
+
+    def _track_hour(self, hour_ms: int, tracked: _TrackedHour) -> None:
+        self._tracked_hours[hour_ms] = tracked
+        while len(self._tracked_hours) > TRACKED_HOURS:
+            self._tracked_hours.popitem(last=False)
 
     async def _recover(self) -> None:
         """Buckets committed but not derived before a restart (or by another replica)."""

@@ -11,6 +11,7 @@ does.
 
 from __future__ import annotations
 
+import math
 from collections import Counter
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
@@ -147,7 +148,9 @@ class MinuteValues:
         if not rows:
             del self._rows[start]
         for region, row in new.items():
-            if old.get(region) != row:
+            before = old.get(region)
+            # 0.0 and -0.0 are equal to ``!=`` but not the same value.
+            if before is None or before != row or math.copysign(1.0, before.value) != math.copysign(1.0, row.value):
                 upserts.append(row)
         removals.extend(derived_key(row) for region, row in old.items() if region not in new)
 

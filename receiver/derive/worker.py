@@ -24,12 +24,13 @@ import os
 import pickle
 import signal
 import threading
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from itertools import chain, repeat, starmap
 from typing import Any, Protocol
 
+from receiver.derive.hours import HourStates
 from receiver.derive.partitioned import Changes, MinuteStates
 from receiver.derive.regions import evaluate_by_region
 from receiver.model import SAMPLE_FIELDS, DerivedValue, Sample, Series
@@ -57,6 +58,17 @@ class Evaluator(Protocol):
         """``MinuteStates.update`` of the minutes kept wherever the rules run."""
         ...
 
+    async def update_hour(
+        self,
+        rules: RuleSet,
+        hour_ms: int,
+        changed: Mapping[Partition, Sequence[Sample]],
+        families: Mapping[Partition, Collection[str]] | None,
+        live: Collection[int],
+    ) -> Changes | None:
+        """``HourStates.update`` of the hours kept wherever the rules run."""
+        ...
+
     def close(self) -> None:
         """Stop any worker; evaluate may still be called and starts a new one."""
         ...
@@ -67,6 +79,7 @@ class ThreadEvaluator:
 
     def __init__(self) -> None:
         self._minutes = MinuteStates()
+        self._hours = HourStates()
 
     async def evaluate(self, rules: RuleSet, samples: Sequence[Sample]) -> Evaluation:
         return await asyncio.to_thread(evaluate_by_region, rules, samples)
@@ -80,6 +93,16 @@ class ThreadEvaluator:
         live: Collection[int],
     ) -> Changes | None:
         return await asyncio.to_thread(self._minutes.update, rules, minute_ms, changed, families, live)
+
+    async def update_hour(
+        self,
+        rules: RuleSet,
+        hour_ms: int,
+        changed: Mapping[Partition, Sequence[Sample]],
+        families: Mapping[Partition, Collection[str]] | None,
+        live: Collection[int],
+    ) -> Changes | None:
+        return await asyncio.to_thread(self._hours.update, rules, hour_ms, changed, families, live)
 
     def close(self) -> None:
         pass
@@ -110,20 +133,46 @@ class ProcessEvaluator:
         families: Mapping[Partition, Collection[str]] | None,
         live: Collection[int],
     ) -> Changes | None:
+        if self._pool is None and self._start() is None:
+            return await self._in_thread.update_minute(rules, minute_ms, changed, families, live)
+        return await self._update_in_worker(update_minute_packed, rules, minute_ms, changed, families, live)
+
+    async def update_hour(
+        self,
+        rules: RuleSet,
+        hour_ms: int,
+        changed: Mapping[Partition, Sequence[Sample]],
+        families: Mapping[Partition, Collection[str]] | None,
+        live: Collection[int],
+    ) -> Changes | None:
+        if self._pool is None and self._start() is None:
+            return await self._in_thread.update_hour(rules, hour_ms, changed, families, live)
+        return await self._update_in_worker(update_hour_packed, rules, hour_ms, changed, families, live)
+
+    async def _update_in_worker(
+        self,
+        function: Callable[..., _PackedChanges | None],
+        rules: RuleSet,
+        bucket_ms: int,
+        changed: Mapping[Partition, Sequence[Sample]],
+        families: Mapping[Partition, Collection[str]] | None,
+        live: Collection[int],
+    ) -> Changes | None:
+        """``function`` (``update_minute_packed`` or ``update_hour_packed``) in the worker."""
         self._rules_for_worker(rules)
         partitions = list(changed)
         packed = await asyncio.to_thread(pack_samples, list(chain.from_iterable(changed.values())))
         counts = [len(changed[partition]) for partition in partitions]
         pool = self._pool or self._start()
-        if pool is None:
-            return await self._in_thread.update_minute(rules, minute_ms, changed, families, live)
+        if pool is None:  # the worker died meanwhile and no other can start: the caller starts over
+            return None
         try:
             answer = await asyncio.wrap_future(
                 pool.submit(
-                    update_minute_packed,
+                    function,
                     self._rules_version,
                     self._rules_blob,
-                    minute_ms,
+                    bucket_ms,
                     (partitions, counts, packed),
                     None
                     if families is None
@@ -132,7 +181,7 @@ class ProcessEvaluator:
                 )
             )
         except BrokenProcessPool:
-            # The worker died with every minute it kept: the caller starts the minute over.
+            # The worker died with every bucket it kept: the caller starts the bucket over.
             log.warning("the rule evaluation worker died")
             self._drop_pool(wait=False)
             return None
@@ -246,6 +295,9 @@ _worker_rules: tuple[int, RuleSet] | None = None
 _worker_minutes = MinuteStates()
 """In the worker: the minutes it keeps in step (receiver/derive/partitioned.py)."""
 
+_worker_hours = HourStates()
+"""In the worker: the hours it keeps in step (receiver/derive/hours.py)."""
+
 
 def _rules_in_worker(version: int, rules_blob: bytes) -> RuleSet:
     global _worker_rules
@@ -261,15 +313,41 @@ def evaluate_packed(version: int, rules_blob: bytes, packed: Packed) -> tuple[li
     return pack_values(evaluation.values), evaluation.not_computed
 
 
+_PackedChanges = tuple[list[tuple[Any, ...]], list[Any], dict[str, int], int]
+"""``Changes`` as the worker answers them: the upserts packed (``pack_values``)."""
+
+_PackedPartitions = tuple[list[Partition], list[int], Packed]
+"""Partitions as they cross to the worker: each partition, its sample count, and every
+sample packed one partition after the other."""
+
+
 def update_minute_packed(
     version: int,
     rules_blob: bytes,
     minute_ms: int,
-    changed: tuple[list[Partition], list[int], Packed],
+    changed: _PackedPartitions,
     families: dict[Partition, frozenset[str]] | None,
     live: frozenset[int],
-) -> tuple[list[tuple[Any, ...]], list[Any], dict[str, int], int] | None:
+) -> _PackedChanges | None:
     """In the worker: ``MinuteStates.update`` of packed partitions, the changes packed."""
+    rules = _rules_in_worker(version, rules_blob)
+    return _packed(_worker_minutes.update(rules, minute_ms, _unpack_partitions(changed), families, live))
+
+
+def update_hour_packed(
+    version: int,
+    rules_blob: bytes,
+    hour_ms: int,
+    changed: _PackedPartitions,
+    families: dict[Partition, frozenset[str]] | None,
+    live: frozenset[int],
+) -> _PackedChanges | None:
+    """In the worker: ``HourStates.update`` of packed partitions, the changes packed."""
+    rules = _rules_in_worker(version, rules_blob)
+    return _packed(_worker_hours.update(rules, hour_ms, _unpack_partitions(changed), families, live))
+
+
+def _unpack_partitions(changed: _PackedPartitions) -> dict[Partition, list[Sample]]:
     partitions, counts, packed = changed
     samples = unpack_samples(packed)
     by_partition: dict[Partition, list[Sample]] = {}
@@ -277,7 +355,10 @@ def update_minute_packed(
     for partition, count in zip(partitions, counts):
         by_partition[partition] = samples[offset : offset + count]
         offset += count
-    changes = _worker_minutes.update(_rules_in_worker(version, rules_blob), minute_ms, by_partition, families, live)
+    return by_partition
+
+
+def _packed(changes: Changes | None) -> _PackedChanges | None:
     if changes is None:
         return None
     return pack_values(changes.upserts), changes.removals, changes.not_computed, changes.total

@@ -13,6 +13,7 @@ import pytest
 from receiver.config import REPOSITORY_RULES
 from receiver.derive import worker
 from receiver.derive.regions import evaluate_by_region
+from receiver.derive.rollup import rollup_hour
 from receiver.derive.worker import ProcessEvaluator, ThreadEvaluator, pack_samples, unpack_samples
 from receiver.model import Sample, Series
 from receiver.rules import load_rules
@@ -225,3 +226,26 @@ async def test_a_worker_killed_with_its_minutes_asks_for_them_whole(evaluator, r
     assert await evaluator.update_minute(rules, T0, groups, {key: {"any"} for key in groups}, [T0]) is None
     again = await evaluator.update_minute(rules, T0, groups, None, [T0])
     assert len(again.upserts) == len(evaluate_by_region(rules, minute).values)
+
+
+async def test_an_hour_kept_in_the_worker_changes_as_one_kept_in_this_process(evaluator, rules, minute):
+    from receiver.derive.hours import derive_hour_values
+    from receiver.model import HOUR_MS, derived_key
+
+    hour = T0 - T0 % HOUR_MS
+    rolled = rollup_hour(minute, hour)
+    groups = by_partition(rolled)
+    in_thread = ThreadEvaluator()
+    first = await evaluator.update_hour(rules, hour, groups, None, [hour])
+    assert same_changes(first, await in_thread.update_hour(rules, hour, groups, None, [hour]))
+    assert {derived_key(v): v for v in first.upserts} == {
+        derived_key(v): v for v in derive_hour_values(rules, minute, hour)
+    }
+    table = next(key for key in groups if key[2] == "Orders")
+    changed = {table: [s._replace(sum=s.sum + 1.0) for s in groups[table]]}
+    families = {table: changed_families(groups[table], changed[table])}
+    second = await evaluator.update_hour(rules, hour, changed, families, [hour])
+    assert same_changes(second, await in_thread.update_hour(rules, hour, changed, families, [hour]))
+    assert 0 < len(second.upserts) < len(first.upserts)
+    # Hours and minutes are kept apart: the minute of the same start is not held.
+    assert await evaluator.update_minute(rules, hour, changed, families, [hour]) is None

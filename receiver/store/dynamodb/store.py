@@ -176,7 +176,11 @@ class DynamoDBStore:
     async def _write_samples(self, plan: Plan, deadline: float) -> None:
         await self._samples.write(plan, deadline)
         # After the samples: a deriver that reads a version sees every sample counted in it.
-        await self._derived.bump(plan.buckets, deadline)
+        # Minutes before hours: an hour pass reads its hour's version, then its minutes'
+        # versions to know which minutes changed, and must find every commit of the first
+        # among the second (receiver/derive/deriver.py, ``_derive_hour``).
+        await self._derived.bump([bucket for bucket in plan.buckets if bucket[0] == MINUTE_MS], deadline)
+        await self._derived.bump([bucket for bucket in plan.buckets if bucket[0] != MINUTE_MS], deadline)
 
     def _deadline(self) -> float:
         """One retry bound for the whole operation (see retry.py)."""
