@@ -41,13 +41,13 @@ from uuid import uuid4
 
 from receiver.backoff import Backoff
 from receiver.derive.ceilings import InventoryCeilings
-from receiver.derive.completeness import Completeness, series_by_source
+from receiver.derive.completeness import Completeness, Source, series_by_source
+from receiver.derive.minute_samples import MinuteSamples
 from receiver.derive.regions import evaluate_by_region
 from receiver.derive.worker import Evaluator, ThreadEvaluator
 from receiver.model import DAY_MS, DEFAULT_SETTLE_S, HOUR_MS, MINUTE_MS, DerivedValue, Sample, Series, SeriesKey, Stats
 from receiver.rules import Evaluation, RuleHolder, RuleSet
-from receiver.rules.incremental import PartitionedEvaluation, changed_families
-from receiver.rules.partitions import Partition
+from receiver.rules.incremental import PartitionedEvaluation
 from receiver.store import Store, StoreError
 
 log = logging.getLogger("receiver.derive")
@@ -234,34 +234,10 @@ STALE_SCAN_MINUTES = 60
 LEASES_KEPT = 1_000
 
 TRACKED_MINUTES = 3
-"""Minutes whose partitions are kept for the next pass (here, and their values where the
+"""Minutes whose samples are kept for the next pass (here, and their values where the
 rules run: about 95 MiB a minute for 2,000 tables); one derived again after that starts over
-from all of its partitions (a late correction). Metric streams deliver a minute within a
+from all of its samples (a late correction). Metric streams deliver a minute within a
 few minutes, so few minutes change at once."""
-
-
-@dataclass(slots=True)
-class _Tracked:
-    """A minute derived a partition at a time: its samples by partition at its last pass, and
-    the version its values in the store were derived at by this deriver (None: unknown)."""
-
-    seen: dict[Partition, tuple[Sample, ...]]
-    synced: int | None
-
-
-def _by_partition(samples: Sequence[Sample]) -> dict[Partition, tuple[Sample, ...]]:
-    return {partition: tuple(group) for partition, group in PartitionedEvaluation.by_partition(samples).items()}
-
-
-def _changes_between(
-    seen: Mapping[Partition, tuple[Sample, ...]], groups: Mapping[Partition, tuple[Sample, ...]]
-) -> tuple[dict[Partition, tuple[Sample, ...]], dict[Partition, set[str]]]:
-    """The partitions whose samples differ from those seen (none: gone), with the families
-    that differ in each."""
-    changed = {partition: group for partition, group in groups.items() if seen.get(partition) != group}
-    changed.update((partition, ()) for partition in seen if partition not in groups)
-    families = {partition: changed_families(seen.get(partition, ()), group) for partition, group in changed.items()}
-    return changed, families
 
 
 @dataclass(slots=True)
@@ -332,7 +308,7 @@ class Deriver:
         self.stale_scan_s = stale_scan_s
         self._leases: dict[tuple[int, int], float] = {}
         """(step, bucket) -> until when (clock time) this deriver holds its lease."""
-        self._tracked: OrderedDict[int, _Tracked] = OrderedDict()
+        self._tracked: OrderedDict[int, MinuteSamples] = OrderedDict()
         """The minutes derived a partition at a time, least recently derived first."""
         self._partitioned_rules: tuple[RuleSet, bool] | None = None
         self.completeness = completeness if completeness is not None else Completeness(DEFAULT_SETTLE_S, clock)
@@ -518,16 +494,16 @@ class Deriver:
         version = (await self.store.versions(step_ms, [bucket_ms]))[bucket_ms]
         # Read after the version: every commit counted in it is in what we read.
         rules = self.rules.current
-        if step_ms == MINUTE_MS:
+        if step_ms == MINUTE_MS and self._partitioned(rules):
+            stored, not_computed, present = await self._derive_minute_written(rules, bucket_ms, version)
+            # After the values are stored: a minute found complete is acted on at once.
+            self.completeness.observe_series(bucket_ms, present)
+        elif step_ms == MINUTE_MS:
             stored_samples = await self.store.samples(bucket_ms, bucket_ms + step_ms)
             samples = await self.ceilings.with_ceilings(stored_samples, bucket_ms, step_ms)
-            if self._partitioned(rules):
-                stored, not_computed = await self._derive_minute_changes(rules, bucket_ms, version, samples)
-            else:
-                evaluation = await self.evaluator.evaluate(rules, samples)
-                stored = await self.store.put_derived(step_ms, bucket_ms, version, evaluation.values)
-                not_computed = evaluation.not_computed
-            # After the values are stored: a minute found complete is acted on at once.
+            evaluation = await self.evaluator.evaluate(rules, samples)
+            stored = await self.store.put_derived(step_ms, bucket_ms, version, evaluation.values)
+            not_computed = evaluation.not_computed
             present = await asyncio.to_thread(series_by_source, stored_samples)
             self.completeness.observe_series(bucket_ms, present)
         else:
@@ -569,8 +545,8 @@ class Deriver:
                 del self._leases[old]
         return held
 
-    def _track(self, minute_ms: int, tracked: _Tracked) -> None:
-        self._tracked[minute_ms] = tracked
+    def _track(self, minute: MinuteSamples) -> None:
+        self._tracked[minute.minute_ms] = minute
         while len(self._tracked) > TRACKED_MINUTES:
             self._tracked.popitem(last=False)
 
@@ -582,36 +558,44 @@ class Deriver:
             self._tracked.clear()  # every minute starts over with new rules
         return self._partitioned_rules[1]
 
-    async def _derive_minute_changes(
-        self, rules: RuleSet, minute_ms: int, version: int, samples: list[Sample]
-    ) -> tuple[bool, dict[str, int]]:
-        """Derive a minute from the partitions whose samples changed since its last pass and
-        store the values that changed; (stored, values not computed).
+    async def _derive_minute_written(
+        self, rules: RuleSet, minute_ms: int, version: int
+    ) -> tuple[bool, dict[str, int], dict[Source, frozenset[int]]]:
+        """Derive a minute from the writes made since its last pass: the partitions they
+        changed are evaluated again and the values that changed stored; (stored, values not
+        computed, the minute's series by source).
 
-        A minute seen for the first time (or forgotten where the rules run: a new worker)
-        is evaluated and stored whole; so is one another replica stored values of since.
+        A minute seen for the first time (or since this deriver started, or forgotten where
+        the rules run: a new worker) reads every write and is evaluated and stored whole; so
+        is one another replica stored values of since. Until this pass has stored its
+        values the minute is not tracked: a pass that fails leaves the next to start over.
         """
-        groups = await asyncio.to_thread(_by_partition, samples)
-        tracked = self._tracked.pop(minute_ms, None)
+        minute = self._tracked.pop(minute_ms, None) or MinuteSamples(minute_ms)
+        written = await self.store.written_since(minute_ms, minute_ms + MINUTE_MS, minute.mark)
+        known = await self.ceilings.current()
+        families = await asyncio.to_thread(minute.apply, written.writes, known)
+        minute.mark = written.mark
         live = [*self._tracked, minute_ms]
-        if tracked is not None and tracked.synced is not None:
-            seen = tracked.seen
-            changed, families = await asyncio.to_thread(_changes_between, seen, groups)
+        if minute.synced is not None:
+            changed = {partition: minute.group(partition) for partition in families}
             changes = await self.evaluator.update_minute(rules, minute_ms, changed, families, live)
             if changes is not None and await self.store.put_derived_changes(
-                MINUTE_MS, minute_ms, tracked.synced, version, changes.upserts, changes.removals, changes.total
+                MINUTE_MS, minute_ms, minute.synced, version, changes.upserts, changes.removals, changes.total
             ):
-                self._track(minute_ms, _Tracked(groups, version))
-                return True, changes.not_computed
+                minute.synced = version
+                self._track(minute)
+                return True, changes.not_computed, minute.series_by_source()
+        groups = await asyncio.to_thread(minute.groups)
         changes = await self.evaluator.update_minute(rules, minute_ms, groups, None, live)
         if changes is None:  # no worker kept it even now: evaluated whole, as without partitions
-            evaluation = await self.evaluator.evaluate(rules, samples)
+            evaluation = await self.evaluator.evaluate(rules, [s for group in groups.values() for s in group])
             stored = await self.store.put_derived(MINUTE_MS, minute_ms, version, evaluation.values)
-            return stored, evaluation.not_computed
+            return stored, evaluation.not_computed, minute.series_by_source()
         stored = await self.store.put_derived(MINUTE_MS, minute_ms, version, changes.upserts)
         # Not stored: values at least as new are, so the next pass stores this minute whole.
-        self._track(minute_ms, _Tracked(groups, version if stored else None))
-        return stored, changes.not_computed
+        minute.synced = version if stored else None
+        self._track(minute)
+        return stored, changes.not_computed, minute.series_by_source()
 
     async def _rolled_up_hour(self, hour_ms: int) -> list[Sample]:
         """``rollup_hour`` of the hour's stored samples, read a few series at a time: an
