@@ -44,6 +44,7 @@ from receiver.derive.ceilings import InventoryCeilings
 from receiver.derive.completeness import Completeness, Source, series_by_source
 from receiver.derive.minute_samples import MinuteSamples
 from receiver.derive.regions import evaluate_by_region
+from receiver.derive.replicas import DEFER_S, Turns
 from receiver.derive.worker import Evaluator, ThreadEvaluator
 from receiver.model import DAY_MS, DEFAULT_SETTLE_S, HOUR_MS, MINUTE_MS, DerivedValue, Sample, Series, SeriesKey, Stats
 from receiver.rules import Evaluation, RuleHolder, RuleSet
@@ -308,6 +309,11 @@ class Deriver:
         self.stale_scan_s = stale_scan_s
         self._leases: dict[tuple[int, int], float] = {}
         """(step, bucket) -> until when (clock time) this deriver holds its lease."""
+        self.turns = Turns(store, self.holder, lease_s, clock)
+        """Which buckets this replica takes first (receiver/derive/replicas.py)."""
+        self._deferred: dict[tuple[int, int], float] = {}
+        """(step, bucket) out of this replica's turn -> until when (``clock`` time, as leases)
+        it is left to the replica whose turn it is."""
         self._tracked: OrderedDict[int, MinuteSamples] = OrderedDict()
         """The minutes derived a partition at a time, least recently derived first."""
         self._partitioned_rules: tuple[RuleSet, bool] | None = None
@@ -330,6 +336,8 @@ class Deriver:
         """
         now = self.monotonic()
         waits = [failing.retry_at - now for (step, _), failing in self._failing.items() if step == MINUTE_MS]
+        wall = self.clock()
+        waits += [until - wall for (step, _), until in self._deferred.items() if step == MINUTE_MS and until > wall]
         return max(0.0, min(waits)) if waits else None
 
     def touch(self, samples: Sequence[Sample]) -> None:
@@ -425,6 +433,8 @@ class Deriver:
                 continue
             try:
                 await self.derive_bucket(step_ms, bucket)
+                if self._deferred.get((step_ms, bucket), 0.0) > self.clock():
+                    marked.add(bucket)  # left to the replica whose turn it is, for now
             except StoreError as exc:
                 log.warning(f"deriving {several} failed, will retry", extra={"error": str(exc)})
                 marked.update(buckets[index:])
@@ -437,7 +447,9 @@ class Deriver:
 
     def _due(self, step_ms: int, bucket_ms: int, now: float) -> bool:
         failing = self._failing.get((step_ms, bucket_ms))
-        return failing is None or failing.retry_at <= now
+        if failing is not None and failing.retry_at > now:
+            return False
+        return self._deferred.get((step_ms, bucket_ms), 0.0) <= self.clock()
 
     def _failed(self, step_ms: int, bucket_ms: int, exc: Exception, marked: set[int]) -> None:
         """Retry a bucket that failed with a doubling backoff; set it aside after MAX_ATTEMPTS.
@@ -529,8 +541,11 @@ class Deriver:
         """
         key = (step_ms, bucket_ms)
         now = self.clock()
-        if self._leases.get(key, 0.0) - now > self.lease_s / 2:
+        until = self._leases.get(key, 0.0)
+        if until - now > self.lease_s / 2:
             return True  # renewed at most once per half lease
+        if until <= now and await self._out_of_turn(step_ms, bucket_ms):
+            return False
         held = await self.store.take_lease(
             f"derive/{step_ms}/{bucket_ms}", self.holder, int(now * 1000), int(self.lease_s * 1000)
         )
@@ -544,6 +559,23 @@ class Deriver:
             for old in [k for k, until in self._leases.items() if until <= now]:
                 del self._leases[old]
         return held
+
+    async def _out_of_turn(self, step_ms: int, bucket_ms: int) -> bool:
+        """Whether to leave a bucket whose lease this replica does not hold to the replica
+        whose turn it is, for ``DEFER_S`` from the first time it is asked."""
+        await self.turns.refresh()
+        key = (step_ms, bucket_ms)
+        if self.turns.in_turn(step_ms, bucket_ms):
+            self._deferred.pop(key, None)
+            return False
+        now = self.clock()
+        until = self._deferred.get(key)
+        if until is None:
+            if len(self._deferred) > LEASES_KEPT:
+                self._deferred = {k: v for k, v in self._deferred.items() if v > now - 60.0}
+            self._deferred[key] = now + DEFER_S
+            return True
+        return now < until
 
     def _track(self, minute: MinuteSamples) -> None:
         self._tracked[minute.minute_ms] = minute
