@@ -298,9 +298,11 @@ class Deriver:
         self._minutes: set[int] = set()
         self._hours: set[int] = set()
         self._wake = asyncio.Event()
-        # One pass at a time: a caller of derive_pending (shutdown, tests) returns only
-        # after a pass already under way has stored its values too.
+        # One minute pass and one hour pass at a time: a caller of derive_pending
+        # (shutdown, tests) returns only after a pass already under way has stored its
+        # values too.
         self._pass = asyncio.Lock()
+        self._hour_pass = asyncio.Lock()
         self._listeners: list[Callable[[int, int], None]] = []
         self.ceilings = InventoryCeilings(store, monotonic)
         self.holder = holder if holder is not None else f"{socket.gethostname()}:{os.getpid()}:{uuid4().hex[:8]}"
@@ -360,30 +362,43 @@ class Deriver:
         self._wake.set()
 
     async def run(self) -> None:
-        """Derive until cancelled; failures are logged and retried on the next pass."""
+        """Derive until cancelled; failures are logged and retried on the next pass.
+
+        Hour passes run beside the minute passes, as a task of their own: an hour of 2,000
+        tables takes seconds to roll up and evaluate, and a minute's values must not wait
+        for it (the evaluator runs them in separate workers too, receiver/derive/worker.py).
+        """
         await self._recover()
         next_hours = next_scan = 0.0
-        while True:
-            # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancellation that
-            # arrives as the event is set (CPython gh-86296), and shutdown would then hang.
-            timeout = min(self.hour_interval_s, self.stale_scan_s)
-            retry = self.retry_in_s()  # a failed minute's backoff may end before the next hour pass
-            if retry is not None:
-                timeout = min(timeout, retry)
-            try:
-                async with asyncio.timeout(timeout):
-                    await self._wake.wait()
-            except TimeoutError:
-                pass
-            self._wake.clear()
-            if time.monotonic() >= next_scan:
-                next_scan = time.monotonic() + self.stale_scan_s
-                await self.mark_stale(time.monotonic() >= next_hours)
-            answered = await self.derive_pending(hours=time.monotonic() >= next_hours)
-            if time.monotonic() >= next_hours:
-                next_hours = time.monotonic() + self.hour_interval_s
-            if not answered:
-                await asyncio.sleep(self.interval_s)  # the store failed: give it a moment
+        hours: asyncio.Task[bool] | None = None
+        try:
+            while True:
+                # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancellation
+                # that arrives as the event is set (CPython gh-86296), and shutdown would hang.
+                timeout = min(self.hour_interval_s, self.stale_scan_s)
+                retry = self.retry_in_s()  # a failed minute's backoff may end before the next hour pass
+                if retry is not None:
+                    timeout = min(timeout, retry)
+                try:
+                    async with asyncio.timeout(timeout):
+                        await self._wake.wait()
+                except TimeoutError:
+                    pass
+                self._wake.clear()
+                hours_due = time.monotonic() >= next_hours and (hours is None or hours.done())
+                if time.monotonic() >= next_scan:
+                    next_scan = time.monotonic() + self.stale_scan_s
+                    await self.mark_stale(hours_due)
+                if hours_due:
+                    next_hours = time.monotonic() + self.hour_interval_s
+                    hours = asyncio.create_task(self.derive_hours(), name="derive-hours")
+                answered = await self.derive_pending(hours=False)
+                if not answered:
+                    await asyncio.sleep(self.interval_s)  # the store failed: give it a moment
+        finally:
+            if hours is not None:
+                hours.cancel()
+                await asyncio.gather(hours, return_exceptions=True)
 
     async def mark_stale(self, hours: bool = True) -> None:
         """Mark the recent buckets committed to since they were derived: by another replica,
@@ -405,19 +420,25 @@ class Deriver:
         """Recompute every marked minute, and every marked hour when ``hours``; False when
         the store failed (what it failed for stays marked)."""
         async with self._pass:
-            return await self._derive_marked(hours)
+            answered = await self._derive_minutes()
+        if not (answered and hours):
+            return answered
+        return await self.derive_hours()
 
-    async def _derive_marked(self, hours: bool) -> bool:
+    async def derive_hours(self) -> bool:
+        """Recompute every marked hour (one hour pass at a time); False when the store failed."""
+        async with self._hour_pass:
+            pending, self._hours = sorted(self._hours), set()
+            return await self._derive_each(HOUR_MS, pending, self._hours)
+
+    async def _derive_minutes(self) -> bool:
         self._forget_past_retention()
         minutes, self._minutes = sorted(self._minutes), set()
         store_answered = await self._derive_each(MINUTE_MS, minutes, self._minutes)
         now = self.monotonic()
         if any(self._due(MINUTE_MS, minute, now) for minute in self._minutes):
             self._wake.set()  # minutes the store failed are retried at the next pass
-        if not (store_answered and hours):
-            return store_answered
-        pending, self._hours = sorted(self._hours), set()
-        return await self._derive_each(HOUR_MS, pending, self._hours)
+        return store_answered
 
     async def _derive_each(self, step_ms: int, buckets: list[int], marked: set[int]) -> bool:
         """Derive ``buckets`` in order, putting a failed one back into ``marked``.

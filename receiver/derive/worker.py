@@ -4,8 +4,11 @@ Evaluating the rules over a busy minute takes seconds of pure Python. In a threa
 the GIL all that time, and every delivery the receiver is taking meanwhile waits for the
 GIL at each socket read and each SQLite call: with 2,000 tables, the benchmark took 5,300
 datapoints per second while the deriver caught up, against 95,000 with the deriver idle.
-``serve`` therefore evaluates in one worker process; the receiver's own process only packs
-the samples and unpacks the values, about a twentieth of the evaluation's time.
+``serve`` therefore evaluates in worker processes; the receiver's own process only packs
+the samples and unpacks the values, about a twentieth of the evaluation's time. Minutes
+kept a partition at a time (``update_minute``) live in one worker; whole evaluations (the
+hours, and minutes of rules that cannot be taken apart) run in another, so a minute's
+update never waits behind an hour that takes seconds.
 
 The samples cross as plain tuples, each series once (pickling ``Sample`` and ``Series``
 objects directly costs four times as much). The rules are pickled once per reload and
@@ -86,10 +89,12 @@ class ThreadEvaluator:
 
 
 class ProcessEvaluator:
-    """Evaluates in one worker process, started on first use and again if it dies."""
+    """Evaluates in two worker processes (minutes kept in step, and whole evaluations), each
+    started on first use and again if it dies."""
 
     def __init__(self) -> None:
         self._pool: ProcessPoolExecutor | None = None
+        self._whole_pool: ProcessPoolExecutor | None = None
         self._rules: RuleSet | None = None
         self._rules_blob = b""
         self._rules_version = 0
@@ -145,7 +150,7 @@ class ProcessEvaluator:
         self._rules_for_worker(rules)
         packed = await asyncio.to_thread(pack_samples, samples)
         for attempt in (1, 2):
-            pool = self._pool or self._start()
+            pool = self._whole_pool or self._start_whole()
             if pool is None:
                 return await self._in_thread.evaluate(rules, samples)
             try:
@@ -156,32 +161,46 @@ class ProcessEvaluator:
                 # The worker died, now or since the last call (killed, out of memory, could
                 # not start): the next call starts another one.
                 log.warning("the rule evaluation worker died", extra={"attempt": attempt})
-                self._drop_pool(wait=False)
+                self._drop_whole_pool(wait=False)
             else:
                 return Evaluation(await asyncio.to_thread(unpack_values, rows), not_computed)
         log.error("the rule evaluation worker died twice; this pass evaluates in a thread")
         return await self._in_thread.evaluate(rules, samples)
 
     def _start(self) -> ProcessPoolExecutor | None:
-        """The worker pool, or None (and evaluation in threads from now on) if there can be none."""
+        """The minutes' worker pool, or None (and evaluation in threads from now on) if there can be none."""
+        self._pool = self._new_pool()
+        return self._pool
+
+    def _start_whole(self) -> ProcessPoolExecutor | None:
+        """The whole evaluations' worker pool, or None as ``_start``."""
+        self._whole_pool = self._new_pool()
+        return self._whole_pool
+
+    def _new_pool(self) -> ProcessPoolExecutor | None:
         if self._no_worker:
             return None
         try:
             # spawn: a fork of this threaded, event-looping process could inherit held locks.
-            self._pool = ProcessPoolExecutor(
+            return ProcessPoolExecutor(
                 max_workers=1, mp_context=multiprocessing.get_context("spawn"), initializer=_worker_start
             )
         except OSError as exc:  # no usable /dev/shm for the pool's semaphores
             log.warning("no worker process for rule evaluation, evaluating in a thread", extra={"error": str(exc)})
             self._no_worker = True
             return None
-        return self._pool
 
     def close(self) -> None:
         self._drop_pool(wait=True)
+        self._drop_whole_pool(wait=True)
 
     def _drop_pool(self, wait: bool) -> None:
         pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.shutdown(wait=wait, cancel_futures=True)
+
+    def _drop_whole_pool(self, wait: bool) -> None:
+        pool, self._whole_pool = self._whole_pool, None
         if pool is not None:
             pool.shutdown(wait=wait, cancel_futures=True)
 
