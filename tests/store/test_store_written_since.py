@@ -123,3 +123,22 @@ async def test_reads_between_random_commits_add_up_to_the_stored_samples(store, 
             assert applied.samples() == await stored(store, *span)
     await applied.read(store, *span)
     assert applied.samples() == await stored(store, *span)
+
+
+async def test_a_block_found_after_later_ones_is_applied_by_its_order(make_store):
+    """DynamoDB: a replica's block of a smaller seq (its clock is behind, or its write was
+    slow) becomes readable after a block of a larger seq was read. It is still found, and
+    the reader keeps the later write of the identity they share."""
+    from receiver.store.dynamodb.blocks import Sequencer
+
+    ahead, behind = await make_store(), await make_store()
+    ahead._samples._sequencer = Sequencer(clock_ns=lambda: 2_000_000_000_000_000_000)
+    behind._samples._sequencer = Sequencer(clock_ns=lambda: 1_000_000_000_000_000_000)
+    applied = Applied()
+    await ahead.commit("later", [make_sample(table="A", value=2.0)])
+    await applied.read(ahead, *MINUTE)
+    await behind.commit("earlier", [make_sample(table="A", value=1.0), make_sample(table="B", value=5.0)])
+    written = await applied.read(ahead, *MINUTE)
+    assert [order[0] for order, _ in written.writes] == [1_000_000_000_000_000]  # found, though older
+    assert applied.samples() == await stored(ahead, *MINUTE)
+    assert applied.samples() == sorted([make_sample(table="A", value=2.0), make_sample(table="B", value=5.0)], key=repr)
