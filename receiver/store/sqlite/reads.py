@@ -118,7 +118,8 @@ class SQLiteReads:
         A block's seq is its rowid, and SQLite commits one writer at a time, each new row
         one above the largest rowid there is: a reader never finds a seq below one it found
         before. The mark is the largest seq found in the range, whose row stays while its
-        minute is kept, so a later row is never given a seq at or below it.
+        minute is kept, so a later row is never given a seq at or below it. A range with no
+        block yet keeps no mark: from 0, the next call would scan every row there is.
         """
         conn = self.conn
         if mark is None:
@@ -139,6 +140,8 @@ class SQLiteReads:
             writes.append(((seq, ""), self._block_samples(conn, block, 0, block.n)))
             after = max(after, seq)
         writes.sort(key=itemgetter(0))
+        if mark is None and not writes:
+            return Written([], None)  # nothing in the range yet: the next call reads it whole again
         return Written(writes, after)
 
     def series_groups(self, per_group: int) -> list[tuple[int, int, int]]:
