@@ -385,12 +385,15 @@ class Deriver:
                 except TimeoutError:
                     pass
                 self._wake.clear()
-                hours_due = time.monotonic() >= next_hours and (hours is None or hours.done())
+                if hours is not None and hours.done():
+                    # The rest is counted from the end of the hour pass, as when hours ran in
+                    # the minutes' pass: a pass that takes longer than it must not run again at once.
+                    hours, next_hours = None, time.monotonic() + self.hour_interval_s
+                hours_due = hours is None and time.monotonic() >= next_hours
                 if time.monotonic() >= next_scan:
                     next_scan = time.monotonic() + self.stale_scan_s
                     await self.mark_stale(hours_due)
                 if hours_due:
-                    next_hours = time.monotonic() + self.hour_interval_s
                     hours = asyncio.create_task(self.derive_hours(), name="derive-hours")
                 answered = await self.derive_pending(hours=False)
                 if not answered:
