@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 
 from receiver.inventory.documents import Ceiling, ceilings, limits_of, table_of
 from receiver.model import LIMITS, MINUTE_MS, TABLE, InventoryItem, Sample, Series
@@ -88,13 +88,28 @@ def ceiling_samples(
     """One sample per figure the inventory knows of each table and index of ``samples``."""
     present: set[Endpoint] = set()
     for sample in samples:
-        series = sample.series
-        if series.namespace != DYNAMODB:
-            continue
-        named = dict(series.dimensions)
-        table = named.get("TableName")
-        if table:
-            present.add((series.account, series.region, table, named.get("GlobalSecondaryIndexName", "")))
+        endpoint = endpoint_of(sample)
+        if endpoint is not None:
+            present.add(endpoint)
+    return endpoint_ceilings(present, known, bucket_ms, step_ms)
+
+
+def endpoint_of(sample: Sample) -> Endpoint | None:
+    """The table or index a DynamoDB sample is of; None for other samples."""
+    series = sample.series
+    if series.namespace != DYNAMODB:
+        return None
+    named = dict(series.dimensions)
+    table = named.get("TableName")
+    if not table:
+        return None
+    return (series.account, series.region, table, named.get("GlobalSecondaryIndexName", ""))
+
+
+def endpoint_ceilings(
+    present: Collection[Endpoint], known: dict[Endpoint, Ceiling], bucket_ms: int, step_ms: int = MINUTE_MS
+) -> list[Sample]:
+    """``ceiling_samples`` of the tables and indexes ``present``."""
     added = []
     for endpoint in sorted(present):
         ceiling = known.get(endpoint)

@@ -37,15 +37,17 @@ from uuid import uuid4
 
 from receiver.backoff import Backoff
 from receiver.derive.ceilings import InventoryCeilings
-from receiver.derive.completeness import Completeness, series_by_source
+from receiver.derive.completeness import Completeness, Source, series_by_source
 from receiver.derive.hours import derive_hour_values as derive_hour_values
 from receiver.derive.hours import hour_totals, rolled_changes
+from receiver.derive.minute_samples import MinuteSamples
+from receiver.derive.replicas import DEFER_S, Turns
 from receiver.derive.rollup import OPEN_MINUTES, HourRollup, Unsettled
 from receiver.derive.rollup import rollup_hour as rollup_hour
 from receiver.derive.worker import Evaluator, ThreadEvaluator
 from receiver.model import DAY_MS, DEFAULT_SETTLE_S, HOUR_MS, MINUTE_MS, Sample
 from receiver.rules import RuleHolder, RuleSet
-from receiver.rules.incremental import PartitionedEvaluation, changed_families
+from receiver.rules.incremental import PartitionedEvaluation
 from receiver.rules.partitions import Partition
 from receiver.store import Store, StoreError
 
@@ -118,34 +120,14 @@ STALE_SCAN_MINUTES = 60
 LEASES_KEPT = 1_000
 
 TRACKED_MINUTES = 3
-"""Minutes whose partitions are kept for the next pass (here, and their values where the
+"""Minutes whose samples are kept for the next pass (here, and their values where the
 rules run: about 95 MiB a minute for 2,000 tables); one derived again after that starts over
-from all of its partitions (a late correction). Metric streams deliver a minute within a
+from all of its samples (a late correction). Metric streams deliver a minute within a
 few minutes, so few minutes change at once."""
-
-
-@dataclass(slots=True)
-class _Tracked:
-    """A minute derived a partition at a time: its samples by partition at its last pass, and
-    the version its values in the store were derived at by this deriver (None: unknown)."""
-
-    seen: dict[Partition, tuple[Sample, ...]]
-    synced: int | None
 
 
 def _by_partition(samples: Sequence[Sample]) -> dict[Partition, tuple[Sample, ...]]:
     return {partition: tuple(group) for partition, group in PartitionedEvaluation.by_partition(samples).items()}
-
-
-def _changes_between(
-    seen: Mapping[Partition, tuple[Sample, ...]], groups: Mapping[Partition, tuple[Sample, ...]]
-) -> tuple[dict[Partition, tuple[Sample, ...]], dict[Partition, set[str]]]:
-    """The partitions whose samples differ from those seen (none: gone), with the families
-    that differ in each."""
-    changed = {partition: group for partition, group in groups.items() if seen.get(partition) != group}
-    changed.update((partition, ()) for partition in seen if partition not in groups)
-    families = {partition: changed_families(seen.get(partition, ()), group) for partition, group in changed.items()}
-    return changed, families
 
 
 TRACKED_HOURS = 2
@@ -223,9 +205,11 @@ class Deriver:
         self._minutes: set[int] = set()
         self._hours: set[int] = set()
         self._wake = asyncio.Event()
-        # One pass at a time: a caller of derive_pending (shutdown, tests) returns only
-        # after a pass already under way has stored its values too.
+        # One minute pass and one hour pass at a time: a caller of derive_pending
+        # (shutdown, tests) returns only after a pass already under way has stored its
+        # values too.
         self._pass = asyncio.Lock()
+        self._hour_pass = asyncio.Lock()
         self._listeners: list[Callable[[int, int], None]] = []
         self.ceilings = InventoryCeilings(store, monotonic)
         self.holder = holder if holder is not None else f"{socket.gethostname()}:{os.getpid()}:{uuid4().hex[:8]}"
@@ -234,7 +218,12 @@ class Deriver:
         self.stale_scan_s = stale_scan_s
         self._leases: dict[tuple[int, int], float] = {}
         """(step, bucket) -> until when (clock time) this deriver holds its lease."""
-        self._tracked: OrderedDict[int, _Tracked] = OrderedDict()
+        self.turns = Turns(store, self.holder, lease_s, clock)
+        """Which buckets this replica takes first (receiver/derive/replicas.py)."""
+        self._deferred: dict[tuple[int, int], float] = {}
+        """(step, bucket) out of this replica's turn -> until when (``clock`` time, as leases)
+        it is left to the replica whose turn it is."""
+        self._tracked: OrderedDict[int, MinuteSamples] = OrderedDict()
         """The minutes derived a partition at a time, least recently derived first."""
         self._partitioned_rules: tuple[RuleSet, bool] | None = None
         self._tracked_hours: OrderedDict[int, _TrackedHour] = OrderedDict()
@@ -258,6 +247,8 @@ class Deriver:
         """
         now = self.monotonic()
         waits = [failing.retry_at - now for (step, _), failing in self._failing.items() if step == MINUTE_MS]
+        wall = self.clock()
+        waits += [until - wall for (step, _), until in self._deferred.items() if step == MINUTE_MS and until > wall]
         return max(0.0, min(waits)) if waits else None
 
     def touch(self, samples: Sequence[Sample]) -> None:
@@ -280,30 +271,46 @@ class Deriver:
         self._wake.set()
 
     async def run(self) -> None:
-        """Derive until cancelled; failures are logged and retried on the next pass."""
+        """Derive until cancelled; failures are logged and retried on the next pass.
+
+        Hour passes run beside the minute passes, as a task of their own: an hour of 2,000
+        tables takes seconds to roll up and evaluate, and a minute's values must not wait
+        for it (the evaluator runs them in separate workers too, receiver/derive/worker.py).
+        """
         await self._recover()
         next_hours = next_scan = 0.0
-        while True:
-            # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancellation that
-            # arrives as the event is set (CPython gh-86296), and shutdown would then hang.
-            timeout = min(self.hour_interval_s, self.stale_scan_s)
-            retry = self.retry_in_s()  # a failed minute's backoff may end before the next hour pass
-            if retry is not None:
-                timeout = min(timeout, retry)
-            try:
-                async with asyncio.timeout(timeout):
-                    await self._wake.wait()
-            except TimeoutError:
-                pass
-            self._wake.clear()
-            if time.monotonic() >= next_scan:
-                next_scan = time.monotonic() + self.stale_scan_s
-                await self.mark_stale(time.monotonic() >= next_hours)
-            answered = await self.derive_pending(hours=time.monotonic() >= next_hours)
-            if time.monotonic() >= next_hours:
-                next_hours = time.monotonic() + self.hour_interval_s
-            if not answered:
-                await asyncio.sleep(self.interval_s)  # the store failed: give it a moment
+        hours: asyncio.Task[bool] | None = None
+        try:
+            while True:
+                # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancellation
+                # that arrives as the event is set (CPython gh-86296), and shutdown would hang.
+                timeout = min(self.hour_interval_s, self.stale_scan_s)
+                retry = self.retry_in_s()  # a failed minute's backoff may end before the next hour pass
+                if retry is not None:
+                    timeout = min(timeout, retry)
+                try:
+                    async with asyncio.timeout(timeout):
+                        await self._wake.wait()
+                except TimeoutError:
+                    pass
+                self._wake.clear()
+                if hours is not None and hours.done():
+                    # The rest is counted from the end of the hour pass, as when hours ran in
+                    # the minutes' pass: a pass that takes longer than it must not run again at once.
+                    hours, next_hours = None, time.monotonic() + self.hour_interval_s
+                hours_due = hours is None and time.monotonic() >= next_hours
+                if time.monotonic() >= next_scan:
+                    next_scan = time.monotonic() + self.stale_scan_s
+                    await self.mark_stale(hours_due)
+                if hours_due:
+                    hours = asyncio.create_task(self.derive_hours(), name="derive-hours")
+                answered = await self.derive_pending(hours=False)
+                if not answered:
+                    await asyncio.sleep(self.interval_s)  # the store failed: give it a moment
+        finally:
+            if hours is not None:
+                hours.cancel()
+                await asyncio.gather(hours, return_exceptions=True)
 
     async def mark_stale(self, hours: bool = True) -> None:
         """Mark the recent buckets committed to since they were derived: by another replica,
@@ -325,19 +332,25 @@ class Deriver:
         """Recompute every marked minute, and every marked hour when ``hours``; False when
         the store failed (what it failed for stays marked)."""
         async with self._pass:
-            return await self._derive_marked(hours)
+            answered = await self._derive_minutes()
+        if not (answered and hours):
+            return answered
+        return await self.derive_hours()
 
-    async def _derive_marked(self, hours: bool) -> bool:
+    async def derive_hours(self) -> bool:
+        """Recompute every marked hour (one hour pass at a time); False when the store failed."""
+        async with self._hour_pass:
+            pending, self._hours = sorted(self._hours), set()
+            return await self._derive_each(HOUR_MS, pending, self._hours)
+
+    async def _derive_minutes(self) -> bool:
         self._forget_past_retention()
         minutes, self._minutes = sorted(self._minutes), set()
         store_answered = await self._derive_each(MINUTE_MS, minutes, self._minutes)
         now = self.monotonic()
         if any(self._due(MINUTE_MS, minute, now) for minute in self._minutes):
             self._wake.set()  # minutes the store failed are retried at the next pass
-        if not (store_answered and hours):
-            return store_answered
-        pending, self._hours = sorted(self._hours), set()
-        return await self._derive_each(HOUR_MS, pending, self._hours)
+        return store_answered
 
     async def _derive_each(self, step_ms: int, buckets: list[int], marked: set[int]) -> bool:
         """Derive ``buckets`` in order, putting a failed one back into ``marked``.
@@ -353,6 +366,8 @@ class Deriver:
                 continue
             try:
                 await self.derive_bucket(step_ms, bucket)
+                if self._deferred.get((step_ms, bucket), 0.0) > self.clock():
+                    marked.add(bucket)  # left to the replica whose turn it is, for now
             except StoreError as exc:
                 log.warning(f"deriving {several} failed, will retry", extra={"error": str(exc)})
                 marked.update(buckets[index:])
@@ -365,7 +380,9 @@ class Deriver:
 
     def _due(self, step_ms: int, bucket_ms: int, now: float) -> bool:
         failing = self._failing.get((step_ms, bucket_ms))
-        return failing is None or failing.retry_at <= now
+        if failing is not None and failing.retry_at > now:
+            return False
+        return self._deferred.get((step_ms, bucket_ms), 0.0) <= self.clock()
 
     def _failed(self, step_ms: int, bucket_ms: int, exc: Exception, marked: set[int]) -> None:
         """Retry a bucket that failed with a doubling backoff; set it aside after MAX_ATTEMPTS.
@@ -422,16 +439,16 @@ class Deriver:
         version = (await self.store.versions(step_ms, [bucket_ms]))[bucket_ms]
         # Read after the version: every commit counted in it is in what we read.
         rules = self.rules.current
-        if step_ms == MINUTE_MS:
+        if step_ms == MINUTE_MS and self._partitioned(rules):
+            stored, not_computed, present = await self._derive_minute_written(rules, bucket_ms, version)
+            # After the values are stored: a minute found complete is acted on at once.
+            self.completeness.observe_series(bucket_ms, present)
+        elif step_ms == MINUTE_MS:
             stored_samples = await self.store.samples(bucket_ms, bucket_ms + step_ms)
             samples = await self.ceilings.with_ceilings(stored_samples, bucket_ms, step_ms)
-            if self._partitioned(rules):
-                stored, not_computed = await self._derive_minute_changes(rules, bucket_ms, version, samples)
-            else:
-                evaluation = await self.evaluator.evaluate(rules, samples)
-                stored = await self.store.put_derived(step_ms, bucket_ms, version, evaluation.values)
-                not_computed = evaluation.not_computed
-            # After the values are stored: a minute found complete is acted on at once.
+            evaluation = await self.evaluator.evaluate(rules, samples)
+            stored = await self.store.put_derived(step_ms, bucket_ms, version, evaluation.values)
+            not_computed = evaluation.not_computed
             present = await asyncio.to_thread(series_by_source, stored_samples)
             self.completeness.observe_series(bucket_ms, present)
         else:
@@ -452,8 +469,11 @@ class Deriver:
         """
         key = (step_ms, bucket_ms)
         now = self.clock()
-        if self._leases.get(key, 0.0) - now > self.lease_s / 2:
+        until = self._leases.get(key, 0.0)
+        if until - now > self.lease_s / 2:
             return True  # renewed at most once per half lease
+        if until <= now and await self._out_of_turn(step_ms, bucket_ms):
+            return False
         held = await self.store.take_lease(
             f"derive/{step_ms}/{bucket_ms}", self.holder, int(now * 1000), int(self.lease_s * 1000)
         )
@@ -468,8 +488,25 @@ class Deriver:
                 del self._leases[old]
         return held
 
-    def _track(self, minute_ms: int, tracked: _Tracked) -> None:
-        self._tracked[minute_ms] = tracked
+    async def _out_of_turn(self, step_ms: int, bucket_ms: int) -> bool:
+        """Whether to leave a bucket whose lease this replica does not hold to the replica
+        whose turn it is, for ``DEFER_S`` from the first time it is asked."""
+        await self.turns.refresh()
+        key = (step_ms, bucket_ms)
+        if self.turns.in_turn(step_ms, bucket_ms):
+            self._deferred.pop(key, None)
+            return False
+        now = self.clock()
+        until = self._deferred.get(key)
+        if until is None:
+            if len(self._deferred) > LEASES_KEPT:
+                self._deferred = {k: v for k, v in self._deferred.items() if v > now - 60.0}
+            self._deferred[key] = now + DEFER_S
+            return True
+        return now < until
+
+    def _track(self, minute: MinuteSamples) -> None:
+        self._tracked[minute.minute_ms] = minute
         while len(self._tracked) > TRACKED_MINUTES:
             self._tracked.popitem(last=False)
 
@@ -481,36 +518,44 @@ class Deriver:
             self._tracked.clear()  # every minute starts over with new rules
         return self._partitioned_rules[1]
 
-    async def _derive_minute_changes(
-        self, rules: RuleSet, minute_ms: int, version: int, samples: list[Sample]
-    ) -> tuple[bool, dict[str, int]]:
-        """Derive a minute from the partitions whose samples changed since its last pass and
-        store the values that changed; (stored, values not computed).
+    async def _derive_minute_written(
+        self, rules: RuleSet, minute_ms: int, version: int
+    ) -> tuple[bool, dict[str, int], dict[Source, frozenset[int]]]:
+        """Derive a minute from the writes made since its last pass: the partitions they
+        changed are evaluated again and the values that changed stored; (stored, values not
+        computed, the minute's series by source).
 
-        A minute seen for the first time (or forgotten where the rules run: a new worker)
-        is evaluated and stored whole; so is one another replica stored values of since.
+        A minute seen for the first time (or since this deriver started, or forgotten where
+        the rules run: a new worker) reads every write and is evaluated and stored whole; so
+        is one another replica stored values of since. Until this pass has stored its
+        values the minute is not tracked: a pass that fails leaves the next to start over.
         """
-        groups = await asyncio.to_thread(_by_partition, samples)
-        tracked = self._tracked.pop(minute_ms, None)
+        minute = self._tracked.pop(minute_ms, None) or MinuteSamples(minute_ms)
+        written = await self.store.written_since(minute_ms, minute_ms + MINUTE_MS, minute.mark)
+        known = await self.ceilings.current()
+        families = await asyncio.to_thread(minute.apply, written.writes, known)
+        minute.mark = written.mark
         live = [*self._tracked, minute_ms]
-        if tracked is not None and tracked.synced is not None:
-            seen = tracked.seen
-            changed, families = await asyncio.to_thread(_changes_between, seen, groups)
+        if minute.synced is not None:
+            changed = {partition: minute.group(partition) for partition in families}
             changes = await self.evaluator.update_minute(rules, minute_ms, changed, families, live)
             if changes is not None and await self.store.put_derived_changes(
-                MINUTE_MS, minute_ms, tracked.synced, version, changes.upserts, changes.removals, changes.total
+                MINUTE_MS, minute_ms, minute.synced, version, changes.upserts, changes.removals, changes.total
             ):
-                self._track(minute_ms, _Tracked(groups, version))
-                return True, changes.not_computed
+                minute.synced = version
+                self._track(minute)
+                return True, changes.not_computed, minute.series_by_source()
+        groups = await asyncio.to_thread(minute.groups)
         changes = await self.evaluator.update_minute(rules, minute_ms, groups, None, live)
         if changes is None:  # no worker kept it even now: evaluated whole, as without partitions
-            evaluation = await self.evaluator.evaluate(rules, samples)
+            evaluation = await self.evaluator.evaluate(rules, [s for group in groups.values() for s in group])
             stored = await self.store.put_derived(MINUTE_MS, minute_ms, version, evaluation.values)
-            return stored, evaluation.not_computed
+            return stored, evaluation.not_computed, minute.series_by_source()
         stored = await self.store.put_derived(MINUTE_MS, minute_ms, version, changes.upserts)
         # Not stored: values at least as new are, so the next pass stores this minute whole.
-        self._track(minute_ms, _Tracked(groups, version if stored else None))
-        return stored, changes.not_computed
+        minute.synced = version if stored else None
+        self._track(minute)
+        return stored, changes.not_computed, minute.series_by_source()
 
     async def _derive_hour(self, rules: RuleSet, hour_ms: int, version: int) -> tuple[bool, dict[str, int]]:
         """Derive an hour from the minutes that changed since its last pass and store the

@@ -19,7 +19,7 @@ from receiver.derive.regions import evaluate_by_region
 from receiver.derive.rollup import MINUTES_PER_HOUR, rollup_hour
 from receiver.model import DerivedKey, DerivedValue, Sample, derived_key
 from receiver.rules import Evaluation, RuleSet
-from receiver.rules.families import family_names
+from receiver.rules.incremental import changed_families, same_sample
 from receiver.rules.partitions import Partition
 
 
@@ -59,33 +59,12 @@ def rolled_changes(
         old, new = seen.get(partition, ()), groups.get(partition, ())
         if not _same_samples(old, new):
             changed[partition] = new
-            families[partition] = _changed_families(old, new)
+            families[partition] = changed_families(old, new)
     return changed, families
 
 
 def _same_samples(old: Sequence[Sample], new: Sequence[Sample]) -> bool:
-    return len(old) == len(new) and all(a == b and _zero_signs(a) == _zero_signs(b) for a, b in zip(old, new))
-
-
-def _zero_signs(sample: Sample) -> tuple[float, ...]:
-    """The signs of a sample's zeros, in field order: what ``==`` does not compare."""
-    numbers = (sample.count, sample.sum, sample.min, sample.max, *(value for _, value in sample.stats))
-    return tuple(math.copysign(1.0, number) for number in numbers if number == 0)
-
-
-def _changed_families(old: Sequence[Sample], new: Sequence[Sample]) -> set[str]:
-    by_metric: dict[tuple[str, str], tuple[dict[object, Sample], dict[object, Sample]]] = {}
-    for side, samples in enumerate((old, new)):
-        for sample in samples:
-            series = sample.series
-            by_metric.setdefault((series.namespace, series.metric), ({}, {}))[side][sample.identity] = sample
-    found: set[str] = set()
-    for (namespace, metric), (before, after) in by_metric.items():
-        if before.keys() != after.keys() or not all(
-            a == b and _zero_signs(a) == _zero_signs(b) for a, b in ((before[k], after[k]) for k in before)
-        ):
-            found.update(family_names(namespace, metric))
-    return found
+    return len(old) == len(new) and all(map(same_sample, old, new))
 
 
 class HourTotals:

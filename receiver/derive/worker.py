@@ -4,8 +4,11 @@ Evaluating the rules over a busy minute takes seconds of pure Python. In a threa
 the GIL all that time, and every delivery the receiver is taking meanwhile waits for the
 GIL at each socket read and each SQLite call: with 2,000 tables, the benchmark took 5,300
 datapoints per second while the deriver caught up, against 95,000 with the deriver idle.
-``serve`` therefore evaluates in one worker process; the receiver's own process only packs
-the samples and unpacks the values, about a twentieth of the evaluation's time.
+``serve`` therefore evaluates in worker processes; the receiver's own process only packs
+the samples and unpacks the values, about a twentieth of the evaluation's time. Minutes
+kept a partition at a time (``update_minute``) live in one worker; hours (``update_hour``)
+and whole evaluations (minutes of rules that cannot be taken apart) in another, so a
+minute's update never waits behind an hour that takes seconds.
 
 The samples cross as plain tuples, each series once (pickling ``Sample`` and ``Series``
 objects directly costs four times as much). The rules are pickled once per reload and
@@ -108,17 +111,44 @@ class ThreadEvaluator:
         pass
 
 
-class ProcessEvaluator:
-    """Evaluates in one worker process, started on first use and again if it dies."""
+class _Worker:
+    """One worker process (a pool of one), started on first use and again after it died;
+    None from ``pool`` once there can be no worker (evaluation in threads from then on)."""
 
     def __init__(self) -> None:
         self._pool: ProcessPoolExecutor | None = None
+        self._impossible = False
+
+    def pool(self) -> ProcessPoolExecutor | None:
+        if self._pool is None and not self._impossible:
+            try:
+                # spawn: a fork of this threaded, event-looping process could inherit held locks.
+                self._pool = ProcessPoolExecutor(
+                    max_workers=1, mp_context=multiprocessing.get_context("spawn"), initializer=_worker_start
+                )
+            except OSError as exc:  # no usable /dev/shm for the pool's semaphores
+                log.warning("no worker process for rule evaluation, evaluating in a thread", extra={"error": str(exc)})
+                self._impossible = True
+        return self._pool
+
+    def drop(self, wait: bool) -> None:
+        pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.shutdown(wait=wait, cancel_futures=True)
+
+
+class ProcessEvaluator:
+    """Evaluates in two worker processes: one keeps the minutes in step, the other the hours
+    and whole evaluations, so a minute's update never waits behind an hour's."""
+
+    def __init__(self) -> None:
+        self._minutes = _Worker()
+        self._hours = _Worker()
         self._rules: RuleSet | None = None
         self._rules_blob = b""
         self._rules_version = 0
-        self._no_worker = False
         self._in_thread = ThreadEvaluator()
-        """Where the rules run when there can be no worker (and for its minutes)."""
+        """Where the rules run when there can be no worker (and for its buckets)."""
 
     def _rules_for_worker(self, rules: RuleSet) -> None:
         if rules is not self._rules:  # a reload: the worker gets the new rules once
@@ -133,9 +163,11 @@ class ProcessEvaluator:
         families: Mapping[Partition, Collection[str]] | None,
         live: Collection[int],
     ) -> Changes | None:
-        if self._pool is None and self._start() is None:
+        if self._minutes.pool() is None:
             return await self._in_thread.update_minute(rules, minute_ms, changed, families, live)
-        return await self._update_in_worker(update_minute_packed, rules, minute_ms, changed, families, live)
+        return await self._update_in_worker(
+            self._minutes, update_minute_packed, rules, minute_ms, changed, families, live
+        )
 
     async def update_hour(
         self,
@@ -145,12 +177,13 @@ class ProcessEvaluator:
         families: Mapping[Partition, Collection[str]] | None,
         live: Collection[int],
     ) -> Changes | None:
-        if self._pool is None and self._start() is None:
+        if self._hours.pool() is None:
             return await self._in_thread.update_hour(rules, hour_ms, changed, families, live)
-        return await self._update_in_worker(update_hour_packed, rules, hour_ms, changed, families, live)
+        return await self._update_in_worker(self._hours, update_hour_packed, rules, hour_ms, changed, families, live)
 
     async def _update_in_worker(
         self,
+        worker: _Worker,
         function: Callable[..., _PackedChanges | None],
         rules: RuleSet,
         bucket_ms: int,
@@ -158,12 +191,12 @@ class ProcessEvaluator:
         families: Mapping[Partition, Collection[str]] | None,
         live: Collection[int],
     ) -> Changes | None:
-        """``function`` (``update_minute_packed`` or ``update_hour_packed``) in the worker."""
+        """``function`` (``update_minute_packed`` or ``update_hour_packed``) in ``worker``."""
         self._rules_for_worker(rules)
         partitions = list(changed)
         packed = await asyncio.to_thread(pack_samples, list(chain.from_iterable(changed.values())))
         counts = [len(changed[partition]) for partition in partitions]
-        pool = self._pool or self._start()
+        pool = worker.pool()
         if pool is None:  # the worker died meanwhile and no other can start: the caller starts over
             return None
         try:
@@ -183,7 +216,7 @@ class ProcessEvaluator:
         except BrokenProcessPool:
             # The worker died with every bucket it kept: the caller starts the bucket over.
             log.warning("the rule evaluation worker died")
-            self._drop_pool(wait=False)
+            worker.drop(wait=False)
             return None
         if answer is None:
             return None
@@ -194,7 +227,7 @@ class ProcessEvaluator:
         self._rules_for_worker(rules)
         packed = await asyncio.to_thread(pack_samples, samples)
         for attempt in (1, 2):
-            pool = self._pool or self._start()
+            pool = self._hours.pool()
             if pool is None:
                 return await self._in_thread.evaluate(rules, samples)
             try:
@@ -205,34 +238,15 @@ class ProcessEvaluator:
                 # The worker died, now or since the last call (killed, out of memory, could
                 # not start): the next call starts another one.
                 log.warning("the rule evaluation worker died", extra={"attempt": attempt})
-                self._drop_pool(wait=False)
+                self._hours.drop(wait=False)
             else:
                 return Evaluation(await asyncio.to_thread(unpack_values, rows), not_computed)
         log.error("the rule evaluation worker died twice; this pass evaluates in a thread")
         return await self._in_thread.evaluate(rules, samples)
 
-    def _start(self) -> ProcessPoolExecutor | None:
-        """The worker pool, or None (and evaluation in threads from now on) if there can be none."""
-        if self._no_worker:
-            return None
-        try:
-            # spawn: a fork of this threaded, event-looping process could inherit held locks.
-            self._pool = ProcessPoolExecutor(
-                max_workers=1, mp_context=multiprocessing.get_context("spawn"), initializer=_worker_start
-            )
-        except OSError as exc:  # no usable /dev/shm for the pool's semaphores
-            log.warning("no worker process for rule evaluation, evaluating in a thread", extra={"error": str(exc)})
-            self._no_worker = True
-            return None
-        return self._pool
-
     def close(self) -> None:
-        self._drop_pool(wait=True)
-
-    def _drop_pool(self, wait: bool) -> None:
-        pool, self._pool = self._pool, None
-        if pool is not None:
-            pool.shutdown(wait=wait, cancel_futures=True)
+        self._minutes.drop(wait=True)
+        self._hours.drop(wait=True)
 
 
 def _worker_start() -> None:

@@ -484,9 +484,21 @@ def changed_families(before: Iterable[Sample], after: Iterable[Sample]) -> set[s
     old = _by_metric(before)
     new = _by_metric(after)
     for metric in old.keys() | new.keys():
-        if old.get(metric) != new.get(metric):
+        was, now = old.get(metric, {}), new.get(metric, {})
+        if was.keys() != now.keys() or not all(same_sample(was[key], now[key]) for key in was):
             metrics.add(metric)
     return {name for namespace, metric in metrics for name in f.family_names(namespace, metric)}
+
+
+def same_sample(a: Sample, b: Sample) -> bool:
+    """Whether two samples are the same to the bit: ``==``, and the signs of their zeros,
+    which ``==`` does not compare but a value can show (a Minimum of -0.0 gives -0.0)."""
+    return a == b and _zero_signs(a) == _zero_signs(b)
+
+
+def _zero_signs(sample: Sample) -> tuple[float, ...]:
+    numbers = (sample.count, sample.sum, sample.min, sample.max, *(value for _, value in sample.stats))
+    return tuple(math.copysign(1.0, number) for number in numbers if number == 0)
 
 
 def _by_metric(samples: Iterable[Sample]) -> dict[tuple[str, str], dict[Identity, Sample]]:

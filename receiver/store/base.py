@@ -57,6 +57,20 @@ class Totals(NamedTuple):
     """Their sum, added one after the other in time order from 0.0, as ``totals_of`` adds."""
 
 
+WriteOrder = tuple[int, str]
+"""Where one write of samples falls among all others (``Store.written_since``): of two
+writes holding one identity, the one with the larger order is what ``samples`` reads."""
+
+
+class Written(NamedTuple):
+    """What ``Store.written_since`` found."""
+
+    writes: list[tuple[WriteOrder, list[Sample]]]
+    """Each write found, with its order and its samples (an identity at most once in each)."""
+    mark: object
+    """What to pass to the next call to find only the writes after these."""
+
+
 class StoreError(Exception):
     """The store failed (disk full, locked, I/O error, closed): answer 503 so Firehose retries."""
 
@@ -133,6 +147,18 @@ class Store(Protocol):
         ``namespace`` and ``metrics`` narrow the result to that namespace and those metric
         names; ``None`` means no narrowing, an empty ``metrics`` selects nothing. Samples
         with equal starts come in no particular order.
+        """
+
+    async def written_since(self, start_ms: int, end_ms: int, mark: object | None = None) -> Written:
+        """The writes of samples starting in ``[start_ms, end_ms)`` made since ``mark``.
+
+        ``mark`` is None (every write still stored) or the mark an earlier call for the same
+        range answered. Applying the writes of successive calls one after the other, where a
+        write of an identity replaces an earlier one only when its order is larger, gives
+        exactly what ``samples(start_ms, end_ms)`` answers at the time of the last call: each
+        write is found once, by the first call that could see it, but on a store several
+        machines write to, a write may be found after writes ordered later than itself.
+        A store may answer a write in parts, each with the write's order.
         """
 
     def samples_by_series(self, start_ms: int, end_ms: int) -> AsyncIterator[list[Sample]]:

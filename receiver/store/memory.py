@@ -30,6 +30,7 @@ from receiver.store.base import (
     Entity,
     StoreError,
     Totals,
+    Written,
     batch_of,
     check_metric_names,
     entities_of,
@@ -60,6 +61,9 @@ class MemoryStore:
         self._open = False
         # Bucketing by start keeps a time-range read proportional to the minutes it spans.
         self._by_start: dict[int, dict[Identity, Sample]] = {}
+        self._written_at: dict[int, dict[Identity, int]] = {}
+        """Start -> identity -> the number of the write that stored it (``written_since``)."""
+        self._writes = 0
         # Insertion order is commit order (a re-commit moves to the end), so pruning stops
         # at the first id that is still fresh.
         self._requests: dict[str, float] = {}
@@ -91,11 +95,16 @@ class MemoryStore:
         # Everything that can fail happens before the first write: all-or-nothing.
         samples = batch_of(samples).samples()
         by_start = self._by_start
+        self._writes += 1
+        write = self._writes
         for sample in samples:
             bucket = by_start.get(sample.start_ms)
             if bucket is None:
                 bucket = by_start[sample.start_ms] = {}
-            bucket[sample.identity] = sample
+                self._written_at[sample.start_ms] = {}
+            identity = sample.identity
+            bucket[identity] = sample
+            self._written_at[sample.start_ms][identity] = write
         for key in touched_buckets(samples):
             self._versions[key] = self._versions.get(key, 0) + 1
 
@@ -150,6 +159,20 @@ class MemoryStore:
                     continue
                 found.append(sample)
         return found
+
+    async def written_since(self, start_ms: int, end_ms: int, mark: object | None = None) -> Written:
+        """Each write's samples that no later write replaced: a write whose identities were
+        all written again since is not found, which the later write makes up for."""
+        self._check_open()
+        after = mark if isinstance(mark, int) else 0
+        writes: dict[int, list[Sample]] = {}
+        for start in sorted(s for s in self._by_start if start_ms <= s < end_ms):
+            written_at = self._written_at[start]
+            for identity, sample in self._by_start[start].items():
+                write = written_at[identity]
+                if write > after:
+                    writes.setdefault(write, []).append(sample)
+        return Written([((write, ""), writes[write]) for write in sorted(writes)], self._writes)
 
     async def samples_by_series(self, start_ms: int, end_ms: int) -> AsyncIterator[list[Sample]]:
         by_metric: dict[tuple[str, str], list[Sample]] = {}
@@ -263,6 +286,7 @@ class MemoryStore:
         cutoffs = retention_cutoffs(now_ms, *self._retention_days)
         for start in [s for s in self._by_start if s < cutoffs[MINUTE_MS]]:
             del self._by_start[start]
+            del self._written_at[start]
         for table in (self._versions, self._derived_versions, self._derived):
             for key in [k for k in table if k[1] < cutoffs[k[0]]]:
                 del table[key]

@@ -186,6 +186,15 @@ async def test_the_holder_renews_its_lease(store):
     assert await store.take_lease(LEASE, "b", T0 + LEASE_MS * 3 // 2, LEASE_MS)
 
 
+async def test_a_lease_taken_for_no_time_says_whether_another_holds_it_and_stays_free(store):
+    # The deriver counts the replicas' slots this way (receiver/derive/replicas.py).
+    assert await store.take_lease(LEASE, "a", T0, 0)  # free: answered True, and free still
+    assert await store.take_lease(LEASE, "b", T0, LEASE_MS)
+    assert not await store.take_lease(LEASE, "a", T0 + 1, 0)  # b holds it
+    assert not await store.take_lease(LEASE, "c", T0 + 2, LEASE_MS)  # and the probe changed nothing
+    assert await store.take_lease(LEASE, "a", T0 + LEASE_MS, 0)  # b's lease is over
+
+
 async def test_release_frees_the_lease_and_only_its_holder_can_release(store):
     assert await store.take_lease(LEASE, "a", T0, LEASE_MS)
     await store.release_lease(LEASE, "b")  # not b's: nothing changes

@@ -46,6 +46,7 @@ import orjson
 
 from receiver.batch import Batch, Group
 from receiver.model import Pairs, Sample, Series
+from receiver.store.base import WriteOrder
 from receiver.store.dynamodb.items import ITEM_BYTES, Item, SampleDecoder, hour_of, item_size, sample_pk
 from receiver.store.packing import Block, Packed, halves, pack_group
 
@@ -82,6 +83,16 @@ def block_sk(start_ms: int, seq: int, writer: str) -> str:
 
 def is_block(item: Item) -> bool:
     return DATA in item
+
+
+def written_order(sk: str) -> WriteOrder:
+    """The (seq, writer) of a block's sort key; (0, '') for an older per-datapoint item,
+    which counts as written before every block."""
+    mark = sk.find(f"#{BLOCK_MARK}", 13)
+    if mark != 13:
+        return (0, "")
+    digits = sk[15 : 15 + _SEQ_DIGITS]
+    return (int(digits), sk[15 + _SEQ_DIGITS :])
 
 
 # -- writing ------------------------------------------------------------------------------
@@ -205,6 +216,15 @@ class PartitionDecoder:
             keys, samples = self._decode(item, item_start, (namespace, metric), True)
             latest.update(zip(keys, samples))
         found += latest.values()
+        return found
+
+    def writes(self, items: Sequence[Item], namespace: str, metric: str) -> list[tuple[WriteOrder, list[Sample]]]:
+        """Each item's samples with its write order (``written_order``), for ``written_since``."""
+        found: list[tuple[WriteOrder, list[Sample]]] = []
+        for item in items:
+            sk = item["sk"]["S"]
+            _, samples = self._decode(item, int(sk[:13]), (namespace, metric), True)
+            found.append((written_order(sk), samples))
         return found
 
     def count(self, items: Sequence[Item], namespace: str, metric: str) -> int:

@@ -16,7 +16,7 @@ from typing import Any
 
 from receiver.batch import Batch
 from receiver.model import HOUR_MS, Sample
-from receiver.store.base import StoreError, start_buckets
+from receiver.store.base import StoreError, WriteOrder, Written, start_buckets
 from receiver.store.dynamodb.blocks import PartitionDecoder, Sequencer, block_items
 from receiver.store.dynamodb.items import (
     CATALOG_PK,
@@ -153,6 +153,74 @@ class SampleRecords:
         if (wanted is not None and not wanted) or max(start_ms, 0) >= min(end_ms, MAX_START_MS):
             return []
         return await self._samples_of(await self._catalog(namespace, wanted), start_ms, end_ms)
+
+    async def written_since(self, start_ms: int, end_ms: int, mark: object | None) -> Written:
+        """The block items of ``[start_ms, end_ms)`` not among those ``mark`` lists, each
+        as one write of order (seq, writer).
+
+        A writer's seq comes from its clock before the block is written, and several
+        replicas write at once, so a block may become readable after blocks of larger seq
+        were read: no seq can say "everything before this was seen". The mark lists instead
+        the sort keys found in each partition, and a call first lists the partition's sort
+        keys (a Query of keys alone: a few bytes an item) and then reads only the range
+        holding the ones not found before.
+        """
+        seen: dict[Partition, frozenset[str]] = {}
+        if mark is not None:
+            if not isinstance(mark, dict):
+                raise TypeError(f"a mark of the DynamoDB store is a dict, not {type(mark).__name__}")
+            seen = mark
+        low, high = max(start_ms, 0), min(end_ms, MAX_START_MS)
+        if low >= high:
+            return Written([], dict(seen))
+        partitions = await self._partitions(await self._catalog(None, None), low, high)
+        now_s = int(self._clock())
+        jobs = [
+            functools.partial(self._written, partition, low, high, now_s, None if mark is None else seen.get(partition))
+            for partition in partitions
+        ]
+        writes: list[tuple[WriteOrder, list[Sample]]] = []
+        found = dict(seen)
+        for partition, (partition_writes, keys) in zip(partitions, await self._runner.gather(jobs), strict=True):
+            writes += partition_writes
+            found[partition] = keys
+        writes.sort(key=operator.itemgetter(0))
+        return Written(writes, found)
+
+    def _written(
+        self, partition: Partition, low: int, high: int, now_s: int, seen: frozenset[str] | None
+    ) -> tuple[list[tuple[WriteOrder, list[Sample]]], frozenset[str]]:
+        """One partition's items in ``[low, high)`` whose sort keys are not in ``seen``
+        (None: every item), decoded; and the sort keys found so far."""
+        if seen is None:
+            items = self._items(partition, low, high, now_s)
+        else:
+            lo, hi = start_range(low, high)
+            keys = self._table.query(
+                KeyConditionExpression="pk = :pk AND sk BETWEEN :lo AND :hi",
+                FilterExpression="expires_at > :now",
+                ExpressionAttributeValues={
+                    ":pk": {"S": sample_pk(*partition)}, ":lo": {"S": lo}, ":hi": {"S": hi}, ":now": {"N": str(now_s)},
+                },
+                ProjectionExpression="sk",
+            )  # fmt: skip
+            new = sorted(key for item in keys if (key := item["sk"]["S"]) not in seen)
+            if not new:
+                return [], seen
+            items = self._table.query(
+                KeyConditionExpression="pk = :pk AND sk BETWEEN :lo AND :hi",
+                FilterExpression="expires_at > :now",
+                ExpressionAttributeValues={
+                    ":pk": {"S": sample_pk(*partition)},
+                    ":lo": {"S": new[0]},
+                    ":hi": {"S": new[-1]},
+                    ":now": {"N": str(now_s)},
+                },
+            )
+            items = [item for item in items if item["sk"]["S"] not in seen]
+        namespace, metric, _ = partition
+        found = PartitionDecoder().writes(items, namespace, metric)
+        return found, (seen or frozenset()).union(item["sk"]["S"] for item in items)
 
     async def metrics(self) -> list[tuple[str, str]]:
         """(namespace, metric) of every stored metric."""

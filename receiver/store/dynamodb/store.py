@@ -62,6 +62,7 @@ from receiver.store.base import (
     Entity,
     StoreConfigError,
     Totals,
+    Written,
     batch_of,
     check_metric_names,
 )
@@ -201,6 +202,10 @@ class DynamoDBStore:
         check_metric_names(metrics)
         async with self._runner.operation():
             return await self._samples.samples(start_ms, end_ms, namespace, metrics)
+
+    async def written_since(self, start_ms: int, end_ms: int, mark: object | None = None) -> Written:
+        async with self._runner.operation():
+            return await self._samples.written_since(start_ms, end_ms, mark)
 
     async def samples_by_series(self, start_ms: int, end_ms: int) -> AsyncIterator[list[Sample]]:
         """One metric at a time: a Query per (metric, hour) partition, as samples() reads."""

@@ -26,7 +26,7 @@ from receiver.model import (
     Series,
     latest_per_key,
 )
-from receiver.store.base import Entity, StoreError, Totals, entities_of
+from receiver.store.base import Entity, StoreError, Totals, WriteOrder, Written, entities_of
 from receiver.store.packing import Block, Part, distinct, latest
 from receiver.store.sqlite.entities import entity_rows
 from receiver.store.sqlite.reductions import endpoint_latest, endpoint_totals, summing_function
@@ -38,6 +38,8 @@ from receiver.store.sqlite.schema import (
     LABELS_CACHE_MAX,
     QUARANTINE_COLUMNS,
     SELECT_BLOCKS,
+    SELECT_BLOCKS_SINCE,
+    SELECT_BLOCKS_WRITTEN,
     Row,
     pairs_from_text,
 )
@@ -108,6 +110,39 @@ class SQLiteReads:
             conditions.append("m.metric IN (SELECT value FROM json_each(?))")
             params.append(orjson.dumps(names).decode())
         return self._read_blocks(SELECT_BLOCKS.format(where=" AND ".join(conditions)), params, None)
+
+    def written_since(self, start_ms: int, end_ms: int, mark: object | None) -> Written:
+        """Each block of starts in ``[start_ms, end_ms)`` with a seq above ``mark`` (an
+        int: the largest seq found before), as one write of order (seq, '').
+
+        A block's seq is its rowid, and SQLite commits one writer at a time, each new row
+        one above the largest rowid there is: a reader never finds a seq below one it found
+        before. The mark is the largest seq found in the range, whose row stays while its
+        minute is kept, so a later row is never given a seq at or below it. A range with no
+        block yet keeps no mark: from 0, the next call would scan every row there is.
+        """
+        conn = self.conn
+        if mark is None:
+            after = 0
+            rows = conn.execute(SELECT_BLOCKS_WRITTEN, (start_ms, end_ms))
+        else:
+            if not isinstance(mark, int):
+                raise TypeError(f"a mark of the sqlite store is an int, not {type(mark).__name__}")
+            after = mark
+            # By seq alone (the rowid: one range of the table), the start only looked at:
+            # the blocks of a pass are the few written since the last.
+            rows = conn.execute(SELECT_BLOCKS_SINCE, (start_ms, end_ms, after))
+        writes: list[tuple[WriteOrder, list[Sample]]] = []
+        for seq, start, data in rows:
+            if data is None:
+                continue  # another minute's block
+            block = Block(data, start)
+            writes.append(((seq, ""), self._block_samples(conn, block, 0, block.n)))
+            after = max(after, seq)
+        writes.sort(key=itemgetter(0))
+        if mark is None and not writes:
+            return Written([], None)  # nothing in the range yet: the next call reads it whole again
+        return Written(writes, after)
 
     def series_groups(self, per_group: int) -> list[tuple[int, int, int]]:
         """(metric id, first series id, last series id) of groups of at most ``per_group``

@@ -263,6 +263,18 @@ WHERE {where}
 ORDER BY m.namespace, m.metric, b.start_ms, b.seq
 """
 
+# The blocks of a time range with their seq (``written_since``): one range scan of the index
+# per metric; and the blocks written after a seq, found by the rowid alone (the data of
+# those of other starts is not read).
+SELECT_BLOCKS_WRITTEN = """
+SELECT b.seq, b.start_ms, b.data
+FROM metrics m CROSS JOIN sample_blocks b ON b.metric_id = m.id AND b.start_ms >= ? AND b.start_ms < ?
+"""
+SELECT_BLOCKS_SINCE = """
+SELECT seq, start_ms, CASE WHEN start_ms >= ? AND start_ms < ? THEN data END
+FROM sample_blocks WHERE seq > ? ORDER BY seq
+"""
+
 # SQLite error names that mean "this path or file cannot work" rather than "try again".
 CONFIG_ERRORS = ("SQLITE_CANTOPEN", "SQLITE_NOTADB", "SQLITE_READONLY", "SQLITE_PERM", "SQLITE_AUTH")
 

@@ -51,6 +51,7 @@ from receiver.store.base import (
     StoreConfigError,
     StoreError,
     Totals,
+    Written,
     batch_of,
     check_metric_names,
     retention_cutoffs,
@@ -211,6 +212,9 @@ class SQLiteStore:
     ) -> list[Sample]:
         check_metric_names(metrics)
         return await self._read(self._reader_db.samples, start_ms, end_ms, namespace, metrics)
+
+    async def written_since(self, start_ms: int, end_ms: int, mark: object | None = None) -> Written:
+        return await self._read(self._reader_db.written_since, start_ms, end_ms, mark)
 
     async def samples_by_series(self, start_ms: int, end_ms: int) -> AsyncIterator[list[Sample]]:
         """``samples(start_ms, end_ms)`` in chunks of up to SERIES_PER_CHUNK series, each
