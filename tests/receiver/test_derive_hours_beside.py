@@ -13,17 +13,17 @@ from tests.builders import T0, make_sample
 
 
 class HeldHours(ThreadEvaluator):
-    """Whole evaluations (the hours) wait until released; minutes are kept in step as ever."""
+    """Hours wait until released; minutes are kept in step as ever."""
 
     def __init__(self) -> None:
         super().__init__()
         self.started = asyncio.Event()
         self.release = asyncio.Event()
 
-    async def evaluate(self, rules, samples):
+    async def update_hour(self, rules, hour_ms, changed, families, live):
         self.started.set()
         await self.release.wait()
-        return await super().evaluate(rules, samples)
+        return await super().update_hour(rules, hour_ms, changed, families, live)
 
 
 async def test_a_minute_is_stored_while_an_hour_pass_is_under_way(rules):
