@@ -29,15 +29,15 @@ from dataclasses import dataclass, field
 
 from receiver.model import DerivedValue, Pairs, Sample
 from receiver.rules import families as f
+from receiver.rules.layouts import Layout, Selection
 from receiver.rules.partitions import ACCOUNT_LABEL, Partition, Split, partition_of, split
 from receiver.rules.ruleset import (
     Evaluation,
+    Named,
     Rule,
     RuleSet,
     by_start,
     entities,
-    entity_groups,
-    group_names,
     rule_inputs,
     run_rule,
 )
@@ -167,9 +167,9 @@ class PartitionedEvaluation:
     ) -> dict[Partition, _Found]:
         """The units of rules ``indices`` over ``samples`` (of one period), by partition."""
         helds: dict[Partition, _Found] = {}
-        data = f.build(samples, wanted, self._labels)
+        data = f.build(samples, wanted, self._labels, self.rules.layouts)
         filtered: dict[tuple[int, str], f.Family] = {}
-        memo = f.Memo(self.rules.answers)
+        memo = f.Memo(self.rules.answers, self.rules.layouts)
         for index in indices:
             rule, parts = self.selected[index], self.splits[index]
             inputs = rule_inputs(rule, data, filtered, memo)
@@ -198,8 +198,8 @@ class PartitionedEvaluation:
         """Rule ``index``'s units over each partition's samples on its own (after a failure)."""
         rule, parts = self.selected[index], self.splits[index]
         for partition, group in self.by_partition(samples).items():
-            memo = f.Memo(self.rules.answers)
-            inputs = rule_inputs(rule, f.build(group, self.wanted, self._labels), {}, memo)
+            memo = f.Memo(self.rules.answers, self.rules.layouts)
+            inputs = rule_inputs(rule, f.build(group, self.wanted, self._labels, self.rules.layouts), {}, memo)
             if not inputs:
                 continue
             results, lost = _run_units(rule, parts, inputs, memo)
@@ -213,22 +213,16 @@ class PartitionedEvaluation:
         rule, (unit,) = self.selected[index], self.splits[index].units
         scope = rule.shape.scope
         apart = (ACCOUNT_LABEL,) if unit.label is None else (ACCOUNT_LABEL, unit.label)
-        width = len(scope.service_keys) + len(scope.entity_keys)
-        by_partition: dict[Partition, dict[tuple[str, ...], list[float]]] = {}
-        for group, values in entity_groups(points, scope, memo, apart).items():
-            tail = group[width:]
+        named = Named.of(points, scope, apart)
+        values = points.values
+        found: dict[Partition, dict[Key, Values]] = {}
+        for key, tail, group in zip(named.keys_of(rule.metric, scope.kind, scope.layer), named.tails, named.groups):
             partition = (tail[0], unit.label or "", tail[1] if unit.label is not None else "")
-            by_partition.setdefault(partition, {})[group] = values
-        metric, kind, layer = rule.metric, scope.kind, scope.layer
-        return {
-            partition: {
-                (metric, kind, service, endpoint or "", instance or "", layer): values[0]
-                if len(values) == 1
-                else tuple(values)
-                for service, endpoint, instance, values in group_names(groups, scope)
-            }
-            for partition, groups in by_partition.items()
-        }
+            # A partition is there even where none of its groups names an entity.
+            by_key = found.setdefault(partition, {})
+            if key is not None:
+                by_key[key] = values[group[0]] if len(group) == 1 else tuple(values[i] for i in group)
+        return found
 
     # -- what each partition holds, and what a change marks stale --------------------------
 
@@ -400,13 +394,13 @@ class PartitionedEvaluation:
     def _run_upper(self, period: _Period, index: int) -> None:
         """A cut rule's remaining part over the union of every partition's cut points."""
         rule, parts = self.selected[index], self.splits[index]
+        memo = f.Memo(self.rules.answers, self.rules.layouts)
         unions = [
-            tuple(itertools.chain.from_iterable(held.points.get((index, u), ()) for held in period.helds.values()))
+            f.join([held.points[(index, u)] for held in period.helds.values() if (index, u) in held.points], memo)
             for u in range(len(parts.units))
         ]
         if not any(unions):
             return
-        memo = f.Memo(self.rules.answers)
         given = {id(unit.expr): union for unit, union in zip(parts.units, unions)}
         result, lost = run_rule(rule, rule.expression, {}, memo, given)
         keys: list[Key] = []
@@ -499,11 +493,21 @@ def _by_metric(samples: Iterable[Sample]) -> dict[tuple[str, str], dict[Identity
 def _attributed(points: f.Family, label: str | None, memo: f.Memo) -> dict[Partition, f.Family]:
     """A unit's points by the partition they come from: read from their account and resource
     labels, which a local point still carries (receiver/rules/partitions.py)."""
-    accounts = f.column(points, ACCOUNT_LABEL, memo)
-    resources = f.column(points, label, memo) if label is not None else [None] * len(points)
-    grouped: dict[tuple[str | None, str | None], list[f.Point]] = {}
-    for point, account, resource in zip(points, accounts, resources):
-        grouped.setdefault((account, resource), []).append(point)
+    key = ("attributed", label)
+    found = points.layout.derived.get(key)
+    if found is None:
+        found = points.layout.derived[key] = _attribution(points.layout, label)
+    assert isinstance(found, dict)
+    return {partition: f.select(points, part) for partition, part in found.items()}
+
+
+def _attribution(layout: Layout, label: str | None) -> dict[Partition, Selection]:
+    accounts = f.column(layout, ACCOUNT_LABEL)
+    resources = f.column(layout, label) if label is not None else [None] * len(layout)
+    grouped: dict[tuple[str | None, str | None], list[int]] = {}
+    for index, (account, resource) in enumerate(zip(accounts, resources)):
+        grouped.setdefault((account, resource), []).append(index)
     return {
-        (account or "", label or "", resource or ""): tuple(group) for (account, resource), group in grouped.items()
+        (account or "", label or "", resource or ""): Selection(layout, indexes)
+        for (account, resource), indexes in grouped.items()
     }

@@ -34,12 +34,13 @@ them (an hour's rolled-up sum can be inf) and NaN."""
 COUNTS = (0.0, -0.0, 1.0, 3.0, 1e308)
 DIMENSIONS = {
     "TableName": ("A", "B", "C"),
-    "GlobalSecondaryIndexName": ("G", "H"),
-    "Operation": ("GetItem", "PutItem", "Query", "Scan", "UpdateItem", "BatchGetItem", "TransactWriteItems"),
+    "GlobalSecondaryIndexName": ("G", "H", ""),
+    "Operation": ("GetItem", "PutItem", "Query", "Scan", "UpdateItem", "BatchGetItem", "TransactWriteItems", ""),
     "DeliveryStreamName": ("s1", "s2"),
     "MetricStreamName": ("m1",),
     "ReceivingRegion": ("eu-west-1", "us-west-2"),
 }
+"""Dimension values of the extreme samples; '' groups with a missing label in aggregations."""
 
 
 def canonical(evaluation: Evaluation) -> list[object]:
