@@ -32,7 +32,7 @@ from typing import Any, NamedTuple, TypeVar, cast
 from receiver.model import Pairs, Sample, Series
 from receiver.rules import closures
 from receiver.rules import nodes as n
-from receiver.rules.layouts import EMPTY_LAYOUT, Layout, Layouts, Selection
+from receiver.rules.layouts import EMPTY_LAYOUT, Layout, Layouts, Pick, Selection, numbered, picker
 from receiver.rules.layouts import Labels as Labels  # a family's label sets, defined with the layouts
 
 
@@ -218,7 +218,7 @@ def _match_one(layout: Layout, method: str, name: str, wanted: str) -> Selection
         test = _TESTS[method]
         values = column(layout, name)
         answers = {v: test("" if v is None else v, wanted) for v in set(values)}
-        found = layout.derived[key] = Selection(layout, [i for i, v in enumerate(values) if answers[v]])
+        found = layout.derived[key] = Selection(layout, [i for i, v in numbered(values, len(values)) if answers[v]])
     assert isinstance(found, Selection)
     return found
 
@@ -239,7 +239,7 @@ def partition(layout: Layout, name: str) -> dict[str, Selection]:
     found = layout.derived.get(key)
     if found is None:
         parts: dict[str, list[int]] = {}
-        for index, value in enumerate(column(layout, name)):
+        for index, value in numbered(column(layout, name), len(layout)):
             parts.setdefault(value or "", []).append(index)
         found = layout.derived[key] = {value: Selection(layout, indexes) for value, indexes in parts.items()}
     assert isinstance(found, dict)
@@ -368,7 +368,7 @@ def keep(family: Family, closure: n.Closure, memo: Memo | None = None) -> Family
     found = _remembered(layout, ("keep", closure))
     if found is None:
         results = _closure_results(closure, layout, Memo() if memo is None else memo)
-        found = Selection(layout, [i for i, (_, value) in enumerate(results) if closures.truthy(value)])
+        found = Selection(layout, [i for i, (_, value) in numbered(results, len(results)) if closures.truthy(value)])
         layout.derived[("keep", id(closure))] = (closure, found)
     assert isinstance(found, Selection)
     return select(family, found)
@@ -485,9 +485,9 @@ def _pairs(left: Layout, right: Layout) -> tuple[Selection, Selection]:
     if isinstance(found, tuple) and found[0] is right:
         return found[1], found[2]
     first: dict[Labels, int] = {}
-    for index, labels in enumerate(right.labels):
+    for index, labels in numbered(right.labels, len(right)):
         first.setdefault(labels, index)  # the first, as SkyWalking's find()
-    chosen = [i for i, labels in enumerate(left.labels) if labels in first]
+    chosen = [i for i, labels in numbered(left.labels, len(left)) if labels in first]
     partners = [first[left.labels[i]] for i in chosen]
     pairs = (Selection(left, chosen), Selection(right, partners))
     left.derived[key] = (right, *pairs)
@@ -546,13 +546,28 @@ AGGREGATES: dict[str, Callable[[list[float]], float]] = {
 def aggregate(family: Family, how: str, by: tuple[str, ...], memo: Memo | None = None) -> Family:
     """``sum/avg/max/min(by)``: one point per distinct value of the ``by`` labels, in the
     order each first appears. The groups are worked out once per layout."""
-    layout, groups = _groups_by(family.layout, by)
+    layout, groups, pick = _groups_by(family.layout, by)
     fold = AGGREGATES[how]  # never NaN: finite, or NOT_COMPUTED
     values = family.values
+    if pick is not None and fold in _OF_ONE:
+        picked = pick(values)
+        if math.isfinite(sum(picked)):  # every value finite
+            return Family(layout, _OF_ONE[fold](picked))
     return Family(layout, [fold([values[i] for i in group]) for group in groups])
 
 
-def _groups_by(layout: Layout, by: tuple[str, ...]) -> tuple[Layout, list[list[int]]]:
+_OF_ONE: dict[Callable[[list[float]], float], Callable[[Sequence[float]], list[float]]] = {
+    total: lambda values: [value + 0.0 for value in values],  # fsum([-0.0]) is 0.0, as is -0.0 + 0.0
+    mean: list,
+    _largest: list,
+    _smallest: list,
+}
+"""What each fold gives over groups of one finite value each, for all groups at once."""
+
+
+def _groups_by(layout: Layout, by: tuple[str, ...]) -> tuple[Layout, list[list[int]], Pick | None]:
+    """The layout of the groups, each group's indexes, and (where every group holds one
+    point) what takes their values."""
     key = ("aggregate", by)
     found = layout.derived.get(key)
     if found is None:
@@ -561,13 +576,16 @@ def _groups_by(layout: Layout, by: tuple[str, ...]) -> tuple[Layout, list[list[i
         keys: dict[tuple[str | None, ...], list[int]] = {}
         groups: dict[Labels, list[int]] = {}  # a missing label and '' group together
         labels: Labels
-        for index, values in enumerate(zip(*columns) if names else ((),) * len(layout)):
+        for index, values in numbered(zip(*columns) if names else ((),) * len(layout), len(layout)):
             group = keys.get(values)
             if group is None:
                 labels = tuple([(k, v or "") for k, v in zip(names, values)])
                 group = keys[values] = groups.setdefault(labels, [])
             group.append(index)
-        found = layout.derived[key] = (Layout(tuple(groups)), list(groups.values()))
+        indexes = list(groups.values())
+        single = all(len(group) == 1 for group in indexes)
+        pick = picker([group[0] for group in indexes]) if single else None
+        found = layout.derived[key] = (Layout(tuple(groups)), indexes, pick)
     assert isinstance(found, tuple)
     return found
 
@@ -581,7 +599,7 @@ def groups(layout: Layout, keys: tuple[str, ...]) -> dict[tuple[str, ...], list[
         # An absent label reads as '', as ``label`` has it.
         columns = [["" if v is None else v for v in column(layout, k)] for k in keys]
         made: dict[tuple[str, ...], list[int]] = {}
-        for index, group in enumerate(zip(*columns) if keys else ((),) * len(layout)):
+        for index, group in numbered(zip(*columns) if keys else ((),) * len(layout), len(layout)):
             made.setdefault(group, []).append(index)
         found = layout.derived[key] = made
     assert isinstance(found, dict)
@@ -665,24 +683,38 @@ def quantile_points(sample: Sample, labels: Labels, cache: QuantileLabels | None
 
     ``cache``: the labels with each quantile, kept from earlier calls (by ``id(labels)``;
     each entry holds ``labels``, so the id stays its own)."""
-    quantiles = {0.0: sample.min, 1.0: sample.max}
-    for statistic, value in sample.stats:
+    stats = sample.stats
+    if cache is None:
+        known: dict[float, Labels] = {}
+    else:
+        entry = cache.get(id(labels))
+        if entry is None or entry[0] is not labels:
+            entry = cache[id(labels)] = (labels, {})
+        known = entry[1]
+    points = []
+    for quantile, source in _quantile_plan(tuple([statistic for statistic, _ in stats])):
+        found = known.get(quantile)
+        if found is None:
+            found = known[quantile] = _with_quantile(labels, ("quantile", java_double(quantile)))
+        value = sample.min if source == _MINIMUM else sample.max if source == _MAXIMUM else stats[source][1]
+        points.append(Point(found, value))
+    return points
+
+
+_MINIMUM = -2
+_MAXIMUM = -1
+
+
+@lru_cache(maxsize=1024)
+def _quantile_plan(statistics: tuple[str, ...]) -> tuple[tuple[float, int], ...]:
+    """The quantiles of a sample with these statistics, in order, and where each value is:
+    ``_MINIMUM``, ``_MAXIMUM`` or the index of its statistic (a repeated quantile's last)."""
+    where = {0.0: _MINIMUM, 1.0: _MAXIMUM}
+    for index, statistic in enumerate(statistics):
         quantile = quantile_of(statistic)
         if quantile is not None and 0.0 < quantile < 1.0:
-            quantiles[quantile] = value
-    if cache is None:
-        return [Point(_with_quantile(labels, ("quantile", java_double(q))), v) for q, v in sorted(quantiles.items())]
-    entry = cache.get(id(labels))
-    if entry is None or entry[0] is not labels:
-        entry = cache[id(labels)] = (labels, {})
-    known = entry[1]
-    points = []
-    for q, v in sorted(quantiles.items()):
-        found = known.get(q)
-        if found is None:
-            found = known[q] = _with_quantile(labels, ("quantile", java_double(q)))
-        points.append(Point(found, v))
-    return points
+            where[quantile] = index
+    return tuple(sorted(where.items()))
 
 
 def _with_quantile(labels: Labels, pair: tuple[str, str]) -> Labels:

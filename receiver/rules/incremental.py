@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 
 from receiver.model import DerivedValue, Pairs, Sample
 from receiver.rules import families as f
-from receiver.rules.layouts import Layout, Selection
+from receiver.rules.layouts import Layout, Layouts, Selection, numbered
 from receiver.rules.partitions import ACCOUNT_LABEL, Partition, Split, partition_of, split
 from receiver.rules.ruleset import (
     Evaluation,
@@ -89,6 +89,13 @@ class _Period:
     """local rule index -> the keys whose value it could not compute."""
     upper: dict[int, tuple[list[Key], int]] = field(default_factory=dict)
     """cut rule index -> (the keys its last run named, the values it could not compute)."""
+    cuts: dict[tuple[int, int], dict[Partition, f.Family]] = field(default_factory=dict)
+    """(cut rule index, unit index) -> each partition's cut points. A partition updated
+    again keeps its place, so that the union of a unit's points has the layout it had (and
+    what was worked out from it: receiver/rules/layouts.py) while its partitions stay."""
+    forgotten: set[tuple[tuple[int, int], Partition]] = field(default_factory=set)
+    """Cut points forgotten by an update and not given again (yet): dropped from ``cuts``
+    when the values are next worked out."""
     parts: dict[Key, float | dict[int, float]] = field(default_factory=dict)
     """key -> its rule's value (a metric of one rule) or each rule's (the value is their mean)."""
     stale_rules: set[int] = field(default_factory=set)
@@ -234,6 +241,7 @@ class PartitionedEvaluation:
         for unit in [unit for unit in held.points if unit[0] in indices]:
             period.stale_rules.add(unit[0])
             del held.points[unit]
+            period.forgotten.add((unit, partition))
         for index in [index for index in held.keys if index in indices]:
             groups = period.groups[index]
             for key in held.keys.pop(index):
@@ -257,6 +265,8 @@ class PartitionedEvaluation:
         for unit, points in new.points.items():
             period.stale_rules.add(unit[0])
             held.points[unit] = points
+            period.cuts.setdefault(unit, {})[partition] = points
+            period.forgotten.discard((unit, partition))
         for index, named in new.named.items():
             held.keys[index] = tuple(named)
             groups = period.groups.setdefault(index, {})
@@ -355,6 +365,9 @@ class PartitionedEvaluation:
 
     def _refresh(self, period: _Period, failing: dict[int, int]) -> None:
         """Work out again the values marked stale."""
+        for unit, partition in period.forgotten:
+            del period.cuts[unit][partition]
+        period.forgotten.clear()
         for index in sorted(period.stale_rules):
             self._drop(period, index)
             if index in failing:
@@ -395,10 +408,7 @@ class PartitionedEvaluation:
         """A cut rule's remaining part over the union of every partition's cut points."""
         rule, parts = self.selected[index], self.splits[index]
         memo = f.Memo(self.rules.answers, self.rules.layouts)
-        unions = [
-            f.join([held.points[(index, u)] for held in period.helds.values() if (index, u) in held.points], memo)
-            for u in range(len(parts.units))
-        ]
+        unions = [f.join(list(period.cuts.get((index, u), {}).values()), memo) for u in range(len(parts.units))]
         if not any(unions):
             return
         given = {id(unit.expr): union for unit, union in zip(parts.units, unions)}
@@ -496,18 +506,23 @@ def _attributed(points: f.Family, label: str | None, memo: f.Memo) -> dict[Parti
     key = ("attributed", label)
     found = points.layout.derived.get(key)
     if found is None:
-        found = points.layout.derived[key] = _attribution(points.layout, label)
+        found = points.layout.derived[key] = _attribution(points.layout, label, memo.layouts)
     assert isinstance(found, dict)
     return {partition: f.select(points, part) for partition, part in found.items()}
 
 
-def _attribution(layout: Layout, label: str | None) -> dict[Partition, Selection]:
+def _attribution(layout: Layout, label: str | None, layouts: Layouts) -> dict[Partition, Selection]:
     accounts = f.column(layout, ACCOUNT_LABEL)
     resources = f.column(layout, label) if label is not None else [None] * len(layout)
     grouped: dict[tuple[str | None, str | None], list[int]] = {}
-    for index, (account, resource) in enumerate(zip(accounts, resources)):
+    for index, (account, resource) in numbered(zip(accounts, resources), len(layout)):
         grouped.setdefault((account, resource), []).append(index)
-    return {
+    found = {
         (account or "", label or "", resource or ""): Selection(layout, indexes)
         for (account, resource), indexes in grouped.items()
     }
+    for part in found.values():
+        # A partition's points have one layout whichever partitions they were evaluated
+        # with, so their union with the others' finds what was worked out for it before.
+        part.layout = layouts.root(part.layout.labels)
+    return found

@@ -15,8 +15,9 @@ through them, everything derived. It is bounded by the points of its roots: past
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from operator import itemgetter
+from typing import TypeVar
 
 Labels = tuple[tuple[str, str], ...]
 """Label names and values, sorted by name."""
@@ -41,6 +42,18 @@ class Layout:
 
 EMPTY_LAYOUT = Layout(())
 
+_Item = TypeVar("_Item")
+_INDEXES: list[int] = []
+"""0, 1, 2, ...: one int object per index, shared (see ``numbered``)."""
+
+
+def numbered(items: Iterable[_Item], size: int) -> Iterator[tuple[int, _Item]]:
+    """``enumerate(items)`` for ``size`` items, its indexes taken from one shared table: the
+    indexes a layout keeps (a selection, a group) then cost a reference each, not an int."""
+    if len(_INDEXES) < size:
+        _INDEXES.extend(range(len(_INDEXES), size))
+    return zip(_INDEXES, items)
+
 
 def picker(indexes: Sequence[int]) -> Pick:
     """A function taking the values at ``indexes`` (in C: ``itemgetter``)."""
@@ -55,10 +68,9 @@ def picker(indexes: Sequence[int]) -> Pick:
 class Selection:
     """Some points of a layout, in order: their layout, and how to take their values."""
 
-    __slots__ = ("indexes", "layout", "pick")
+    __slots__ = ("layout", "pick")
 
     def __init__(self, parent: Layout, indexes: Sequence[int]) -> None:
-        self.indexes = indexes
         whole = len(indexes) == len(parent) and list(indexes) == list(range(len(parent)))
         self.layout = parent if whole else Layout(tuple(parent.labels[i] for i in indexes))
         self.pick: Pick | None = None if whole else picker(indexes)

@@ -149,11 +149,12 @@ class RuleSet:
                 if lost:
                     not_computed[rule.metric] += lost
         values = []
+        isfinite = math.isfinite
         for key, minute, parts_of_key in _in_order(found):
             metric, scope, service, endpoint, instance, layer = key
             # Rules of one metric naming one entity: their mean (finite, as the parts are).
-            value = f.mean(parts_of_key)
-            if math.isfinite(value):
+            value = parts_of_key[0] if len(parts_of_key) == 1 else f.mean(parts_of_key)
+            if isfinite(value):
                 values.append(
                     DerivedValue(metric, scope, service, endpoint or None, layer, minute, value, instance or None)
                 )
