@@ -549,11 +549,12 @@ def aggregate(family: Family, how: str, by: tuple[str, ...], memo: Memo | None =
     layout, groups, pick = _groups_by(family.layout, by)
     fold = AGGREGATES[how]  # never NaN: finite, or NOT_COMPUTED
     values = family.values
-    if pick is not None and fold in _OF_ONE:
-        picked = pick(values)
-        if math.isfinite(sum(picked)):  # every value finite
-            return Family(layout, _OF_ONE[fold](picked))
-    return Family(layout, [fold([values[i] for i in group]) for group in groups])
+    if pick is None:
+        return Family(layout, [fold([values[i] for i in group]) for group in groups])
+    picked = pick(values)
+    if fold in _OF_ONE and math.isfinite(sum(picked)):  # every value finite
+        return Family(layout, _OF_ONE[fold](picked))
+    return Family(layout, [fold([value]) for value in picked])
 
 
 _OF_ONE: dict[Callable[[list[float]], float], Callable[[Sequence[float]], list[float]]] = {
@@ -566,7 +567,7 @@ _OF_ONE: dict[Callable[[list[float]], float], Callable[[Sequence[float]], list[f
 
 
 def _groups_by(layout: Layout, by: tuple[str, ...]) -> tuple[Layout, list[list[int]], Pick | None]:
-    """The layout of the groups, each group's indexes, and (where every group holds one
+    """The layout of the groups, and each group's indexes or (where every group holds one
     point) what takes their values."""
     key = ("aggregate", by)
     found = layout.derived.get(key)
@@ -579,30 +580,31 @@ def _groups_by(layout: Layout, by: tuple[str, ...]) -> tuple[Layout, list[list[i
         for index, values in numbered(zip(*columns) if names else ((),) * len(layout), len(layout)):
             group = keys.get(values)
             if group is None:
-                labels = tuple([(k, v or "") for k, v in zip(names, values)])
+                labels = tuple([_pair(k, v or "") for k, v in zip(names, values)])
                 group = keys[values] = groups.setdefault(labels, [])
             group.append(index)
-        indexes = list(groups.values())
-        single = all(len(group) == 1 for group in indexes)
-        pick = picker([group[0] for group in indexes]) if single else None
-        found = layout.derived[key] = (Layout(tuple(groups)), indexes, pick)
+        single = all(len(group) == 1 for group in groups.values())
+        pick = picker([group[0] for group in groups.values()]) if single else None
+        # Where ``pick`` takes each group's value, the groups' lists are not kept (memory).
+        found = layout.derived[key] = (Layout(tuple(groups)), [] if single else list(groups.values()), pick)
     assert isinstance(found, tuple)
     return found
 
 
+@lru_cache(maxsize=65_536)
+def _pair(name: str, value: str) -> tuple[str, str]:
+    """One (name, value) tuple for every group an aggregation makes with it (memory)."""
+    return (name, value)
+
+
 def groups(layout: Layout, keys: tuple[str, ...]) -> dict[tuple[str, ...], list[int]]:
     """The indexes of a layout's points by their values of ``keys`` ('' where absent), in
-    the order each group first appears; worked out once per layout."""
-    key = ("groups", keys)
-    found = layout.derived.get(key)
-    if found is None:
-        # An absent label reads as '', as ``label`` has it.
-        columns = [["" if v is None else v for v in column(layout, k)] for k in keys]
-        made: dict[tuple[str, ...], list[int]] = {}
-        for index, group in numbered(zip(*columns) if keys else ((),) * len(layout), len(layout)):
-            made.setdefault(group, []).append(index)
-        found = layout.derived[key] = made
-    assert isinstance(found, dict)
+    the order each group first appears (who calls it keeps what it needs of them)."""
+    # An absent label reads as '', as ``label`` has it.
+    columns = [["" if v is None else v for v in column(layout, k)] for k in keys]
+    found: dict[tuple[str, ...], list[int]] = {}
+    for index, group in numbered(zip(*columns) if keys else ((),) * len(layout), len(layout)):
+        found.setdefault(group, []).append(index)
     return found
 
 

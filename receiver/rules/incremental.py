@@ -221,14 +221,14 @@ class PartitionedEvaluation:
         scope = rule.shape.scope
         apart = (ACCOUNT_LABEL,) if unit.label is None else (ACCOUNT_LABEL, unit.label)
         named = Named.of(points, scope, apart)
-        values = points.values
         found: dict[Partition, dict[Key, Values]] = {}
-        for key, tail, group in zip(named.keys_of(rule.metric, scope.kind, scope.layer), named.tails, named.groups):
+        keys = named.keys_of(rule.metric, scope.kind, scope.layer)
+        for key, tail, values in zip(keys, named.tails, named.parts(points)):
             partition = (tail[0], unit.label or "", tail[1] if unit.label is not None else "")
             # A partition is there even where none of its groups names an entity.
             by_key = found.setdefault(partition, {})
             if key is not None:
-                by_key[key] = values[group[0]] if len(group) == 1 else tuple(values[i] for i in group)
+                by_key[key] = values
         return found
 
     # -- what each partition holds, and what a change marks stale --------------------------

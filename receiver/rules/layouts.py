@@ -80,8 +80,10 @@ class Selection:
 class Layouts:
     """Interned layouts of families built from samples (see the module docstring)."""
 
-    POINTS_LIMIT = 1_500_000
-    """Points of the roots kept; past it, everything starts over (bounds memory)."""
+    POINTS_LIMIT = 600_000
+    """Points of the roots kept; past it, everything starts over (bounds memory). A minute
+    of 2,000 tables evaluated whole by region has ~420,000, its partitioned passes ~210,000;
+    what is derived from them costs about 500 bytes a root point (docs/performance.md)."""
 
     def __init__(self) -> None:
         self._roots: dict[tuple[Labels, ...], Layout] = {}

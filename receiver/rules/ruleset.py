@@ -315,9 +315,11 @@ class Named:
         """Each group's entity; None where its name would be empty (it names none)."""
         self.tails = [group[end:] for group in found]
         """Each group's values of the ``apart`` labels."""
-        self.groups = list(found.values())
-        self.pick = picker([group[0] for group in self.groups]) if all(len(g) == 1 for g in self.groups) else None
+        single = all(len(group) == 1 for group in found.values())
+        self.pick = picker([group[0] for group in found.values()]) if single else None
         """Takes the value of each group when each holds one point (the usual case)."""
+        self.groups = [] if single else list(found.values())
+        """Each group's indexes, unless ``pick`` takes their values."""
         self.keys: dict[tuple[str, str, str], list[Key | None]] = {}
         """Each group's key for a (metric, scope kind, layer), as ``RuleSet.evaluation`` keys values."""
 
@@ -341,6 +343,13 @@ class Named:
         if math.isfinite(sum(picked)):  # each is finite: the mean of one is itself
             return list(picked)
         return [v if math.isfinite(v) else f.NOT_COMPUTED for v in picked]
+
+    def parts(self, family: f.Family) -> list[float] | list[float | tuple[float, ...]]:
+        """Each group's value, or values where it holds several points."""
+        values = family.values
+        if self.pick is not None:
+            return list(self.pick(values))
+        return [values[group[0]] if len(group) == 1 else tuple(values[i] for i in group) for group in self.groups]
 
     def keys_of(self, metric: str, kind: str, layer: str) -> list[Key | None]:
         found = self.keys.get((metric, kind, layer))
