@@ -15,7 +15,6 @@ are what they mean.
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Iterable, Sequence
 
 from receiver.model import DerivedValue, Sample
@@ -59,7 +58,11 @@ def _key(value: DerivedValue) -> Key:
 def _of_region(value: DerivedValue, region: str, merged: bool) -> DerivedValue:
     if value.scope == "service":
         return value
-    return dataclasses.replace(value, region=region, merged=merged)
+    # Every field named (rather than dataclasses.replace): a minute has ~150,000 values.
+    v = value
+    return DerivedValue(
+        v.metric, v.scope, v.service, v.endpoint, v.layer, v.time_ms, v.value, v.instance, region, merged
+    )
 
 
 def by_region(values: Iterable[DerivedValue]) -> list[DerivedValue]:

@@ -35,7 +35,7 @@ def evaluate(
             return _arithmetic(evaluate(left, data, memo, given), op, evaluate(right, data, memo, given))
         case n.Call(receiver=receiver, method=method, args=args):
             family = evaluate(receiver, data, memo, given)
-            assert isinstance(family, tuple), "the checker lets methods apply to families only"
+            assert isinstance(family, f.Family), "the checker lets methods apply to families only"
             return _call(family, method, args, data, memo, given)
     raise AssertionError(f"not an expression: {expr!r}")
 
@@ -46,7 +46,7 @@ def _arithmetic(left: Value, op: str, right: Value) -> Value:
             return left / right if right else math.nan
         return {"+": left + right, "-": left - right, "*": left * right}[op]
     if isinstance(right, float):
-        assert isinstance(left, tuple)
+        assert isinstance(left, f.Family)
         return f.with_number(left, op, right)
     if isinstance(left, float):
         return f.with_number(right, op, left, number_first=True)
@@ -80,7 +80,7 @@ def _call(
         operand = args[0]
         assert not isinstance(operand, (n.String, n.StringList, n.Closure))
         result = _arithmetic(family, ARITHMETIC[method], evaluate(operand, data, memo, given))
-        assert isinstance(result, tuple)
+        assert isinstance(result, f.Family)
         return result
     # downsampling(...) tells the rollup how to merge minutes; service(...), instance(...)
     # and endpoint(...) name the entity, which the rule set reads from the checked shape.

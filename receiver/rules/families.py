@@ -1,9 +1,11 @@
 """Sample families, the values MAL computes with, and the operations on them.
 
-A family is a tuple of points, each a label set and a value; the empty tuple is
-SkyWalking's ``EMPTY``. Operations follow SkyWalking's ``SampleFamily``: tag filters keep
-matching points, binary operations pair points with equal label sets, aggregations group by
-the listed labels (a missing label groups as ''). Two deliberate differences, both because
+A family is a sequence of points, each a label set and a value, held as two columns: the
+label sets (a ``Layout``, interned, with what operations worked out from it remembered:
+receiver/rules/layouts.py) and the values. An empty family is SkyWalking's ``EMPTY``.
+Operations follow SkyWalking's ``SampleFamily``: tag filters keep matching points, binary
+operations pair points with equal label sets, aggregations group by the listed labels (a
+missing label groups as ''). Two deliberate differences, both because
 a value here must be a pure function of the samples: sums use ``math.fsum`` (exact, so no
 dependence on order), and values that are not finite never come out as numbers.
 
@@ -22,28 +24,88 @@ import math
 import operator
 import re
 from bisect import bisect_left, bisect_right
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from decimal import Decimal
-from functools import lru_cache
-from typing import NamedTuple
+from functools import lru_cache, wraps
+from typing import Any, NamedTuple, TypeVar, cast
 
 from receiver.model import Pairs, Sample, Series
 from receiver.rules import closures
 from receiver.rules import nodes as n
-
-Labels = tuple[tuple[str, str], ...]
-"""Label names and values, sorted by name."""
+from receiver.rules.layouts import EMPTY_LAYOUT, Layout, Layouts, Pick, Selection, numbered, picker
+from receiver.rules.layouts import Labels as Labels  # a family's label sets, defined with the layouts
 
 
 class Point(NamedTuple):
-    """One sample of a family (a named tuple: a minute builds hundreds of thousands)."""
+    """One sample of a family, as a label set and a value."""
 
     labels: Labels
     value: float
 
 
-Family = tuple[Point, ...]
-EMPTY: Family = ()
+class Family:
+    """A family's points as two columns: their label sets (an interned ``Layout``, see
+    receiver/rules/layouts.py) and their values, in the same order. Never changed once made.
+
+    Iterating gives ``Point``s, for who reads a few (tests, tools); the rules never do.
+    """
+
+    __slots__ = ("layout", "values")
+
+    def __init__(self, layout: Layout, values: Sequence[float]) -> None:
+        self.layout = layout
+        self.values = values
+
+    @staticmethod
+    def of(points: Iterable[tuple[Labels, float]]) -> Family:
+        """A family of the given points (its layout is not interned)."""
+        pairs = list(points)
+        return Family(Layout(tuple(p[0] for p in pairs)), [p[1] for p in pairs])
+
+    def points(self) -> tuple[Point, ...]:
+        return tuple(map(Point, self.layout.labels, self.values))
+
+    def __len__(self) -> int:
+        return len(self.values)
+
+    def __bool__(self) -> bool:
+        return bool(self.values)
+
+    def __iter__(self) -> Iterator[Point]:
+        return iter(self.points())
+
+    def __getitem__(self, index: int) -> Point:
+        return Point(self.layout.labels[index], self.values[index])
+
+    def __repr__(self) -> str:
+        return f"Family({self.points()!r})"
+
+
+EMPTY = Family(EMPTY_LAYOUT, ())
+
+Operation = TypeVar("Operation", bound=Callable[..., "Family"])
+
+
+def _on_points(operation: Operation) -> Operation:
+    """Let ``operation`` also take and give a tuple of points where it is given one (the
+    point-by-point definitions the tests compare with are written over points). Typed code
+    passes families, so its type stays the operation's."""
+
+    @wraps(operation)
+    def adapted(family: Family | tuple[Point, ...], *args: Any, **kwargs: Any) -> Any:
+        if isinstance(family, Family):
+            return operation(family, *args, **kwargs)
+        given = tuple(_family(a) for a in args)
+        result = operation(Family.of(family), *given, **kwargs)
+        return result.points() if isinstance(result, Family) else result
+
+    return cast(Operation, adapted)
+
+
+def _family(argument: object) -> object:
+    if isinstance(argument, tuple) and argument and all(isinstance(p, Point) for p in argument):
+        return Family.of(argument)
+    return argument
 
 
 def lookup(labels: Labels, key: str) -> str | None:
@@ -69,11 +131,6 @@ NOT_COMPUTED = math.inf
 whose value is -inf (a negated one) is not computed either: test with ``math.isinf``."""
 
 
-def _valued(points: Iterable[Point]) -> Family:
-    """The points that have a value: NaN (no value) dropped, ±inf (not computed) kept."""
-    return tuple(p for p in points if p.value == p.value)
-
-
 Answer = tuple[dict[str, str], closures.Value]
 """What a closure leaves: the labels after it, and its last value."""
 Answers = dict[n.Closure, dict[tuple[str | None, ...], Answer]]
@@ -81,36 +138,36 @@ Answers = dict[n.Closure, dict[tuple[str | None, ...], Answer]]
 
 
 class Memo:
-    """What evaluating one minute remembers, so that work is done once, not per point.
+    """What evaluating remembers, so that work is done once, not per point.
 
-    ``answers`` outlives the minute (a RuleSet keeps one for all its evaluations): a
-    closure's answer for each combination of the label values it reads, so a file's
-    filter and the ``tag`` closures run once per table, not once per point and minute.
-    ``families`` holds this minute's tag filters and aggregations of each family, and
-    ``columns`` its label columns: a file's rules share their input families and filter and
-    group them alike. Their keys use ``id(family)`` and each entry holds the family, so the
-    id cannot pass to another object while the entry lives.
+    ``answers`` and ``layouts`` outlive the minute (a RuleSet keeps them for all its
+    evaluations): a closure's answer for each combination of the label values it reads,
+    so a file's filter and the ``tag`` closures run once per table, not once per point and
+    minute; and the layouts of families with what was worked out from them
+    (receiver/rules/layouts.py), so a minute of the same series as one before only moves
+    values. ``relabelled`` is this minute's labels after a ``tag`` closure, by (labels
+    before, id(the closure's answer)); each entry holds the answer, so its id stays its own.
     """
 
     ANSWERS_LIMIT = 100_000
     """Answers kept per closure; past it that closure starts over (bounds memory)."""
 
-    def __init__(self, answers: Answers | None = None) -> None:
+    def __init__(self, answers: Answers | None = None, layouts: Layouts | None = None) -> None:
         self.answers: Answers = {} if answers is None else answers
-        self.families: dict[tuple[object, ...], tuple[Family, Family]] = {}
-        """Results of tag filters and aggregations by (operation, id(input), arguments)."""
-        self.columns: dict[tuple[object, ...], tuple[Family, list[str | None]]] = {}
-        """Label columns by ("column", id(family), label name)."""
-        self.partitions: dict[tuple[object, ...], tuple[Family, dict[str, Family]]] = {}
-        """A family's points by their value of a label ('' where absent), by (id(family), label)."""
+        self.layouts = Layouts() if layouts is None else layouts
         self.relabelled: dict[tuple[Labels, int], tuple[Answer, Labels]] = {}
-        """Labels after a ``tag`` closure, by (labels before, id(the closure's answer))."""
 
     def closure_answers(self, closure: n.Closure) -> dict[tuple[str | None, ...], Answer]:
         found = self.answers.get(closure)
         if found is None or len(found) > self.ANSWERS_LIMIT:
             found = self.answers[closure] = {}
         return found
+
+
+def select(family: Family, selection: Selection) -> Family:
+    """The points of ``family`` that ``selection`` (made from its layout) takes."""
+    pick = selection.pick
+    return Family(selection.layout, family.values if pick is None else pick(family.values))
 
 
 # ---- tag filters ----
@@ -137,71 +194,76 @@ _TESTS: dict[str, Callable[[str, str], bool]] = {
 }
 
 
+@_on_points
 def match_tags(family: Family, method: str, pairs: tuple[tuple[str, str], ...], memo: Memo | None = None) -> Family:
     """``tagEqual`` & co: the points whose labels pass every (name, value) test.
 
     Every test must pass, so filtering by one pair after another keeps the same points in
-    the same order; and rules that share a first test share its result (see ``Memo``).
+    the same order; and each test's selection is worked out once per layout.
     """
     for name, wanted in pairs:
-        if memo is None:
-            family = _match_one(family, method, name, wanted)
-            continue
-        key = ("match", id(family), method, name, wanted)
-        entry = memo.families.get(key)
-        if entry is None:
-            entry = memo.families[key] = (family, _match_one(family, method, name, wanted, memo))
-        family = entry[1]
+        family = select(family, _match_one(family.layout, method, name, wanted))
     return family
 
 
-def _match_one(family: Family, method: str, name: str, wanted: str, memo: Memo | None = None) -> Family:
-    if method == "tagEqual" and memo is not None:
+def _match_one(layout: Layout, method: str, name: str, wanted: str) -> Selection:
+    if method == "tagEqual":
         # Rules pick one operation, quantile, ... after another from the same family: one
         # pass splits it by the label's value, and each pick is then a lookup.
-        return partition(family, name, memo).get(wanted, ())
-    # A test depends on the label's value only: decide each distinct value once.
-    test = _TESTS[method]
-    values = column(family, name, memo)
-    answers = {v: test("" if v is None else v, wanted) for v in set(values)}
-    return tuple([p for p, v in zip(family, values) if answers[v]])
+        return partition(layout, name).get(wanted) or _nothing(layout)
+    key = ("match", method, name, wanted)
+    found = layout.derived.get(key)
+    if found is None:
+        # A test depends on the label's value only: decide each distinct value once.
+        test = _TESTS[method]
+        values = column(layout, name)
+        answers = {v: test("" if v is None else v, wanted) for v in set(values)}
+        found = layout.derived[key] = Selection(layout, [i for i, v in numbered(values, len(values)) if answers[v]])
+    assert isinstance(found, Selection)
+    return found
 
 
-def partition(family: Family, name: str, memo: Memo) -> dict[str, Family]:
-    """The family's points by their value of the label ``name`` ('' where absent, which is
-    what ``tagEqual`` takes a missing label for), each part in the family's order."""
-    key = (id(family), name)
-    entry = memo.partitions.get(key)
-    if entry is None:
-        parts: dict[str, list[Point]] = {}
-        for point, value in zip(family, column(family, name, memo)):
-            parts.setdefault(value or "", []).append(point)
-        entry = memo.partitions[key] = (family, {value: tuple(points) for value, points in parts.items()})
-    return entry[1]
+def _nothing(layout: Layout) -> Selection:
+    """No point of ``layout``."""
+    found = layout.derived.get("none")
+    if found is None:
+        found = layout.derived["none"] = Selection(layout, ())
+    assert isinstance(found, Selection)
+    return found
 
 
-def column(family: Family, name: str, memo: Memo | None = None) -> list[str | None]:
-    """Each point's value of the label ``name``, None where absent.
+def partition(layout: Layout, name: str) -> dict[str, Selection]:
+    """The layout's points by their value of the label ``name`` ('' where absent, which is
+    what ``tagEqual`` takes a missing label for), each part in the layout's order."""
+    key = ("partition", name)
+    found = layout.derived.get(key)
+    if found is None:
+        parts: dict[str, list[int]] = {}
+        for index, value in numbered(column(layout, name), len(layout)):
+            parts.setdefault(value or "", []).append(index)
+        found = layout.derived[key] = {value: Selection(layout, indexes) for value, indexes in parts.items()}
+    assert isinstance(found, dict)
+    return found
 
-    With ``memo``, made once per family and label this minute: rules filter, group and
-    name entities of the same families by the same few labels.
-    """
-    if memo is None:
-        return _column(family, name)
-    key = ("column", id(family), name)
-    entry = memo.columns.get(key)
-    if entry is None:
-        entry = memo.columns[key] = (family, _column(family, name))
-    return entry[1]
+
+def column(family: Family | Layout, name: str, memo: Memo | None = None) -> list[str | None]:
+    """Each point's value of the label ``name``, None where absent: made once per layout
+    (rules filter, group and name entities of the same families by the same few labels)."""
+    layout = family.layout if isinstance(family, Family) else family
+    key = ("column", name)
+    found = layout.derived.get(key)
+    if found is None:
+        found = layout.derived[key] = _column(layout.labels, name)
+    assert isinstance(found, list)
+    return found
 
 
-def _column(family: Family, name: str) -> list[str | None]:
+def _column(labelsets: Sequence[Labels], name: str) -> list[str | None]:
     # ``lookup`` for every point, written out: this loop runs for every point and label.
     probe = (name + "\0",)
     values: list[str | None] = []
     append = values.append
-    for point in family:
-        labels = point.labels
+    for labels in labelsets:
         index = bisect_left(labels, probe) - 1
         if index >= 0:
             pair = labels[index]
@@ -231,7 +293,7 @@ def _reads(closure: n.Closure) -> tuple[str, ...]:
     return tuple(sorted(names))
 
 
-def _closure_results(closure: n.Closure, family: Family, memo: Memo) -> list[tuple[dict[str, str], closures.Value]]:
+def _closure_results(closure: n.Closure, layout: Layout, memo: Memo) -> list[Answer]:
     """``closures.run`` for each point, on the labels the closure reads.
 
     The closure sees nothing but those labels, so what it assigns and answers is a
@@ -241,7 +303,7 @@ def _closure_results(closure: n.Closure, family: Family, memo: Memo) -> list[tup
     names = _reads(closure)
     answers = memo.closure_answers(closure)
     results: list[Answer] = []
-    for values in zip(*(column(family, k, memo) for k in names)) if names else ((),) * len(family):
+    for values in zip(*(column(layout, k) for k in names)) if names else ((),) * len(layout):
         found = answers.get(values)
         if found is None:
             read = {k: v for k, v in zip(names, values) if v is not None}
@@ -250,28 +312,47 @@ def _closure_results(closure: n.Closure, family: Family, memo: Memo) -> list[tup
     return results
 
 
+def _remembered(layout: Layout, key: tuple[str, n.Closure]) -> object | None:
+    """What ``layout`` remembers for a closure: entries are keyed by its id and hold it, so
+    that another closure given the same id later is not taken for it."""
+    found = layout.derived.get((key[0], id(key[1])))
+    if isinstance(found, tuple) and found[0] is key[1]:
+        remembered: object = found[1]
+        return remembered
+    return None
+
+
+@_on_points
 def retag(family: Family, closure: n.Closure, memo: Memo | None = None) -> Family:
     """``tag({tags -> ...})``: each point with the labels the closure leaves."""
-    if memo is None:
-        return tuple(Point(tuple(sorted(closures.retag(closure, dict(p.labels)).items())), p.value) for p in family)
+    layout = family.layout
+    found = _remembered(layout, ("retag", closure))
+    if found is None:
+        found = _retagged(layout, closure, Memo() if memo is None else memo)
+        layout.derived[("retag", id(closure))] = (closure, found)
+    assert isinstance(found, Layout)
+    return Family(found, family.values)
+
+
+def _retagged(layout: Layout, closure: n.Closure, memo: Memo) -> Layout:
     assigned = _assigned(closure)
     # Rules of one file retag families of the same few label sets: each set and answer
-    # is worked out once (the entry holds the answer, so its id stays its own).
+    # is worked out once.
     relabelled = memo.relabelled
     retagged = []
-    for point, answer in zip(family, _closure_results(closure, family, memo)):
-        key = (point.labels, id(answer))
+    for labels, answer in zip(layout.labels, _closure_results(closure, layout, memo)):
+        key = (labels, id(answer))
         entry = relabelled.get(key)
         if entry is None:
-            after, tags = answer[0], dict(point.labels)
+            after, tags = answer[0], dict(labels)
             for name in assigned:  # labels the closure set or removed; the rest stay
                 if name in after:
                     tags[name] = after[name]
                 else:
                     tags.pop(name, None)
             entry = relabelled[key] = (answer, tuple(sorted(tags.items())))
-        retagged.append(Point(entry[1], point.value))
-    return tuple(retagged)
+        retagged.append(entry[1])
+    return Layout(tuple(retagged))
 
 
 @lru_cache(maxsize=256)
@@ -279,16 +360,18 @@ def _assigned(closure: n.Closure) -> tuple[str, ...]:
     return tuple(sorted({s.name for s in closure.body if isinstance(s, n.Assign)}))
 
 
+@_on_points
 def keep(family: Family, closure: n.Closure, memo: Memo | None = None) -> Family:
-    """``filter({tags -> ...})`` and a file's ``filter``: the points it accepts.
-
-    With ``memo`` the answer is worked out once per combination of the label values the
-    closure reads (a file's filter sees every point of every minute).
-    """
-    if memo is None:
-        return tuple(p for p in family if closures.accepts(closure, dict(p.labels)))
-    results = _closure_results(closure, family, memo)
-    return tuple(p for p, (_, value) in zip(family, results) if closures.truthy(value))
+    """``filter({tags -> ...})`` and a file's ``filter``: the points it accepts, worked out
+    once per layout from the closure's answer per combination of the label values it reads."""
+    layout = family.layout
+    found = _remembered(layout, ("keep", closure))
+    if found is None:
+        results = _closure_results(closure, layout, Memo() if memo is None else memo)
+        found = Selection(layout, [i for i, (_, value) in numbered(results, len(results)) if closures.truthy(value)])
+        layout.derived[("keep", id(closure))] = (closure, found)
+    assert isinstance(found, Selection)
+    return select(family, found)
 
 
 # ---- arithmetic ----
@@ -308,37 +391,73 @@ _ARITHMETIC: dict[str, Callable[[float, float], float]] = {
     "*": operator.mul,
     "/": _divide,
 }
+_PLAIN: dict[str, Callable[[float, float], float]] = {
+    "+": operator.add,
+    "-": operator.sub,
+    "*": operator.mul,
+    "/": operator.truediv,
+}
 
 
-def _results(op: str, operands: Iterable[tuple[Labels, float, float]]) -> Family:
-    """``a op b`` for each (labels, a, b): a division by zero gives no point; a result that
-    is not finite otherwise (an overflow, or an operand not computed) is ``NOT_COMPUTED``."""
+def _results(layout: Layout, op: str, left: Sequence[float], right: Sequence[float]) -> Family:
+    """``a op b`` for each pair of values: a division by zero gives no point; a result
+    that is not finite otherwise (an overflow, or an operand not computed) is
+    ``NOT_COMPUTED``."""
+    isfinite = math.isfinite
+    if op != "/" or (0.0 not in right and isfinite(sum(right))):
+        # No divisor is zero or not computed: the plain operation gives every value, and
+        # their sum is finite exactly when each is (else the careful loop below decides).
+        values = list(map(_PLAIN[op], left, right))
+        if isfinite(sum(values)):
+            return Family(layout, values)
+    return _careful(layout, op, left, right)
+
+
+def _careful(layout: Layout, op: str, left: Sequence[float], right: Sequence[float]) -> Family:
     apply = _ARITHMETIC[op]
     isfinite = math.isfinite
-    points = []
-    for labels, a, b in operands:
+    values = []
+    kept = []
+    for index, (a, b) in enumerate(zip(left, right)):
         value = apply(a, b)
         if not isfinite(value):
             if op == "/" and not b:
                 continue
             value = NOT_COMPUTED  # inf - inf and inf * 0 give NaN: still not computed
-        points.append(Point(labels, value))
-    return tuple(points)
+        values.append(value)
+        kept.append(index)
+    if len(kept) == len(layout):
+        return Family(layout, values)
+    return Family(_kept(layout, kept), values)
 
 
+def _kept(layout: Layout, kept: list[int]) -> Layout:
+    """The layout of some of ``layout``'s points (those a division by zero did not drop)."""
+    key = ("kept", tuple(kept))
+    found = layout.derived.get(key)
+    if found is None:
+        found = layout.derived[key] = Selection(layout, kept).layout
+    assert isinstance(found, Layout)
+    return found
+
+
+@_on_points
 def with_number(family: Family, op: str, number: float, number_first: bool = False) -> Family:
     """Each point combined with a number; ``number_first`` for ``2 - family``."""
     if math.isnan(number):  # a constant divided by zero: no value, for every point
         return EMPTY
+    numbers = [number] * len(family)
     if number_first:
-        return _results(op, ((p.labels, number, p.value) for p in family))
-    return _results(op, ((p.labels, p.value, number) for p in family))
+        return _results(family.layout, op, numbers, family.values)
+    return _results(family.layout, op, family.values, numbers)
 
 
+@_on_points
 def negate(family: Family) -> Family:
-    return tuple(Point(p.labels, -p.value) for p in family)
+    return Family(family.layout, list(map(operator.neg, family.values)))
 
 
+@_on_points
 def combine(left: Family, op: str, right: Family) -> Family:
     """``left op right`` between families, with SkyWalking's rules for EMPTY sides.
 
@@ -353,10 +472,26 @@ def combine(left: Family, op: str, right: Family) -> Family:
         if op == "-":
             return left if left else negate(right)
         return EMPTY
-    partners: dict[Labels, float] = {}
-    for point in right:
-        partners.setdefault(point.labels, point.value)  # the first, as SkyWalking's find()
-    return _results(op, ((p.labels, p.value, partners[p.labels]) for p in left if p.labels in partners))
+    chosen, partners = _pairs(left.layout, right.layout)
+    a = select(left, chosen).values
+    b = right.values if partners.pick is None else partners.pick(right.values)
+    return _results(chosen.layout, op, a, b)
+
+
+def _pairs(left: Layout, right: Layout) -> tuple[Selection, Selection]:
+    """The points of ``left`` with a partner in ``right``, and their partners in order."""
+    key = ("pairs", id(right))
+    found = left.derived.get(key)
+    if isinstance(found, tuple) and found[0] is right:
+        return found[1], found[2]
+    first: dict[Labels, int] = {}
+    for index, labels in numbered(right.labels, len(right)):
+        first.setdefault(labels, index)  # the first, as SkyWalking's find()
+    chosen = [i for i, labels in numbered(left.labels, len(left)) if labels in first]
+    partners = [first[left.labels[i]] for i in chosen]
+    pairs = (Selection(left, chosen), Selection(right, partners))
+    left.derived[key] = (right, *pairs)
+    return pairs
 
 
 # ---- aggregation ----
@@ -407,32 +542,81 @@ AGGREGATES: dict[str, Callable[[list[float]], float]] = {
 }
 
 
+@_on_points
 def aggregate(family: Family, how: str, by: tuple[str, ...], memo: Memo | None = None) -> Family:
-    """``sum/avg/max/min(by)``: one point per distinct value of the ``by`` labels.
-
-    With ``memo``, rules that aggregate the same family alike share one result.
-    """
-    if memo is None:
-        memo = Memo()
-    key = ("aggregate", id(family), how, by)
-    entry = memo.families.get(key)
-    if entry is None:
-        entry = memo.families[key] = (family, _aggregate(family, how, by, memo))
-    return entry[1]
-
-
-def _aggregate(family: Family, how: str, by: tuple[str, ...], memo: Memo) -> Family:
-    names = sorted(set(by))  # the key's pairs in name order, as sorted() would put them
-    columns = [column(family, k, memo) for k in names]
-    keys: dict[tuple[str | None, ...], Labels] = {}
-    groups: dict[Labels, list[float]] = {}
-    for point, values in zip(family, zip(*columns) if names else ((),) * len(family)):
-        key = keys.get(values)
-        if key is None:
-            key = keys[values] = tuple([(k, v or "") for k, v in zip(names, values)])
-        groups.setdefault(key, []).append(point.value)
+    """``sum/avg/max/min(by)``: one point per distinct value of the ``by`` labels, in the
+    order each first appears. The groups are worked out once per layout."""
+    layout, groups, pick = _groups_by(family.layout, by)
     fold = AGGREGATES[how]  # never NaN: finite, or NOT_COMPUTED
-    return tuple([Point(key, fold(values)) for key, values in groups.items()])
+    values = family.values
+    if pick is None:
+        return Family(layout, [fold([values[i] for i in group]) for group in groups])
+    picked = pick(values)
+    if fold in _OF_ONE and math.isfinite(sum(picked)):  # every value finite
+        return Family(layout, _OF_ONE[fold](picked))
+    return Family(layout, [fold([value]) for value in picked])
+
+
+_OF_ONE: dict[Callable[[list[float]], float], Callable[[Sequence[float]], list[float]]] = {
+    total: lambda values: [value + 0.0 for value in values],  # fsum([-0.0]) is 0.0, as is -0.0 + 0.0
+    mean: list,
+    _largest: list,
+    _smallest: list,
+}
+"""What each fold gives over groups of one finite value each, for all groups at once."""
+
+
+def _groups_by(layout: Layout, by: tuple[str, ...]) -> tuple[Layout, list[list[int]], Pick | None]:
+    """The layout of the groups, and each group's indexes or (where every group holds one
+    point) what takes their values."""
+    key = ("aggregate", by)
+    found = layout.derived.get(key)
+    if found is None:
+        names = sorted(set(by))  # the key's pairs in name order, as sorted() would put them
+        columns = [column(layout, k) for k in names]
+        keys: dict[tuple[str | None, ...], list[int]] = {}
+        groups: dict[Labels, list[int]] = {}  # a missing label and '' group together
+        labels: Labels
+        for index, values in numbered(zip(*columns) if names else ((),) * len(layout), len(layout)):
+            group = keys.get(values)
+            if group is None:
+                labels = tuple([_pair(k, v or "") for k, v in zip(names, values)])
+                group = keys[values] = groups.setdefault(labels, [])
+            group.append(index)
+        single = all(len(group) == 1 for group in groups.values())
+        pick = picker([group[0] for group in groups.values()]) if single else None
+        # Where ``pick`` takes each group's value, the groups' lists are not kept (memory).
+        found = layout.derived[key] = (Layout(tuple(groups)), [] if single else list(groups.values()), pick)
+    assert isinstance(found, tuple)
+    return found
+
+
+@lru_cache(maxsize=65_536)
+def _pair(name: str, value: str) -> tuple[str, str]:
+    """One (name, value) tuple for every group an aggregation makes with it (memory)."""
+    return (name, value)
+
+
+def groups(layout: Layout, keys: tuple[str, ...]) -> dict[tuple[str, ...], list[int]]:
+    """The indexes of a layout's points by their values of ``keys`` ('' where absent), in
+    the order each group first appears (who calls it keeps what it needs of them)."""
+    # An absent label reads as '', as ``label`` has it.
+    columns = [["" if v is None else v for v in column(layout, k)] for k in keys]
+    found: dict[tuple[str, ...], list[int]] = {}
+    for index, group in numbered(zip(*columns) if keys else ((),) * len(layout), len(layout)):
+        found.setdefault(group, []).append(index)
+    return found
+
+
+def join(families: Sequence[Family], memo: Memo) -> Family:
+    """The points of ``families`` one after another (a union of partitions' points)."""
+    parts = tuple(family for family in families if family)
+    if not parts:
+        return EMPTY
+    if len(parts) == 1:
+        return parts[0]
+    layout = memo.layouts.joined(tuple(part.layout for part in parts))
+    return Family(layout, [value for part in parts for value in part.values])
 
 
 # ---- from CloudWatch samples ----
@@ -496,14 +680,43 @@ def sample_labels(sample: Sample) -> Labels:
     return tuple(sorted(labels.items()))
 
 
-def quantile_points(sample: Sample, labels: Labels) -> list[Point]:
-    """The summary's quantiles: minimum as 0.0, maximum as 1.0, percentiles between."""
-    quantiles = {0.0: sample.min, 1.0: sample.max}
-    for statistic, value in sample.stats:
+def quantile_points(sample: Sample, labels: Labels, cache: QuantileLabels | None = None) -> list[Point]:
+    """The summary's quantiles: minimum as 0.0, maximum as 1.0, percentiles between.
+
+    ``cache``: the labels with each quantile, kept from earlier calls (by ``id(labels)``;
+    each entry holds ``labels``, so the id stays its own)."""
+    stats = sample.stats
+    if cache is None:
+        known: dict[float, Labels] = {}
+    else:
+        entry = cache.get(id(labels))
+        if entry is None or entry[0] is not labels:
+            entry = cache[id(labels)] = (labels, {})
+        known = entry[1]
+    points = []
+    for quantile, source in _quantile_plan(tuple([statistic for statistic, _ in stats])):
+        found = known.get(quantile)
+        if found is None:
+            found = known[quantile] = _with_quantile(labels, ("quantile", java_double(quantile)))
+        value = sample.min if source == _MINIMUM else sample.max if source == _MAXIMUM else stats[source][1]
+        points.append(Point(found, value))
+    return points
+
+
+_MINIMUM = -2
+_MAXIMUM = -1
+
+
+@lru_cache(maxsize=1024)
+def _quantile_plan(statistics: tuple[str, ...]) -> tuple[tuple[float, int], ...]:
+    """The quantiles of a sample with these statistics, in order, and where each value is:
+    ``_MINIMUM``, ``_MAXIMUM`` or the index of its statistic (a repeated quantile's last)."""
+    where = {0.0: _MINIMUM, 1.0: _MAXIMUM}
+    for index, statistic in enumerate(statistics):
         quantile = quantile_of(statistic)
         if quantile is not None and 0.0 < quantile < 1.0:
-            quantiles[quantile] = value
-    return [Point(_with_quantile(labels, ("quantile", java_double(q))), v) for q, v in sorted(quantiles.items())]
+            where[quantile] = index
+    return tuple(sorted(where.items()))
 
 
 def _with_quantile(labels: Labels, pair: tuple[str, str]) -> Labels:
@@ -516,10 +729,15 @@ LabelsCache = dict[tuple[Series, Pairs], Labels]
 """``sample_labels`` by (series, stream labels): what a series' samples are labelled with
 from minute to minute."""
 LABELS_CACHE_MAX = 200_000
+QuantileLabels = dict[int, tuple[Labels, dict[float, Labels]]]
+"""Labels with each quantile, by id(labels without): see ``quantile_points``."""
 
 
 def build(
-    samples: Iterable[Sample], wanted: frozenset[str] | None = None, labels_cache: LabelsCache | None = None
+    samples: Iterable[Sample],
+    wanted: frozenset[str] | None = None,
+    labels_cache: LabelsCache | None = None,
+    layouts: Layouts | None = None,
 ) -> dict[str, Family]:
     """The families of some samples, as SkyWalking builds them from a summary metric:
     ``X_sum`` (the sum), ``X_count`` (the sample count) and ``X`` (one point per quantile).
@@ -527,8 +745,12 @@ def build(
     ``wanted``: family names to build (others are skipped, to save time); None for all.
     ``labels_cache``: labels kept from earlier calls, so that the points of one series
     share one labels tuple across minutes (who keeps points of many minutes saves memory).
+    ``layouts``: where the families' layouts are interned (receiver/rules/layouts.py), so
+    that a later minute of the same series finds what was worked out for this one.
     """
-    points: dict[str, list[Point]] = {}
+    labelsets: dict[str, list[Labels]] = {}
+    values: dict[str, list[float]] = {}
+    quantiles = None if layouts is None else layouts.quantiles
     for sample in samples:
         total, count, base = family_names(sample.series.namespace, sample.series.metric)
         want = [wanted is None or name in wanted for name in (total, count, base)]
@@ -545,11 +767,28 @@ def build(
                 found = labels_cache[key] = sample_labels(sample)
             labels = found
         if want[0]:
-            points.setdefault(total, []).append(Point(labels, float(sample.sum)))
+            labelsets.setdefault(total, []).append(labels)
+            values.setdefault(total, []).append(float(sample.sum))
         if want[1]:
-            points.setdefault(count, []).append(Point(labels, float(sample.count)))
+            labelsets.setdefault(count, []).append(labels)
+            values.setdefault(count, []).append(float(sample.count))
         if want[2]:
-            points.setdefault(base, []).extend(quantile_points(sample, labels))
+            for point in quantile_points(sample, labels, quantiles):
+                labelsets.setdefault(base, []).append(point[0])
+                values.setdefault(base, []).append(point[1])
     # Stored samples are finite (the stores refuse others); an hour's rolled-up sum past the
     # largest float comes as inf, and is NOT_COMPUTED here like any other.
-    return {name: _valued(found) for name, found in points.items()}
+    return {name: _valued(found, values[name], layouts) for name, found in labelsets.items()}
+
+
+def _valued(labelsets: list[Labels], values: list[float], layouts: Layouts | None) -> Family:
+    """The points that have a value: NaN (no value) dropped, ±inf (not computed) kept."""
+    whole = sum(values)
+    if whole != whole:  # some NaN (or inf and -inf, which the check below keeps)
+        kept = [i for i, value in enumerate(values) if value == value]
+        labelsets = [labelsets[i] for i in kept]
+        values = [values[i] for i in kept]
+    if not values:
+        return EMPTY
+    order = tuple(labelsets)
+    return Family(Layout(order) if layouts is None else layouts.root(order), values)

@@ -29,15 +29,15 @@ from dataclasses import dataclass, field
 
 from receiver.model import DerivedValue, Pairs, Sample
 from receiver.rules import families as f
+from receiver.rules.layouts import Layout, Layouts, Selection, numbered
 from receiver.rules.partitions import ACCOUNT_LABEL, Partition, Split, partition_of, split
 from receiver.rules.ruleset import (
     Evaluation,
+    Named,
     Rule,
     RuleSet,
     by_start,
     entities,
-    entity_groups,
-    group_names,
     rule_inputs,
     run_rule,
 )
@@ -89,6 +89,13 @@ class _Period:
     """local rule index -> the keys whose value it could not compute."""
     upper: dict[int, tuple[list[Key], int]] = field(default_factory=dict)
     """cut rule index -> (the keys its last run named, the values it could not compute)."""
+    cuts: dict[tuple[int, int], dict[Partition, f.Family]] = field(default_factory=dict)
+    """(cut rule index, unit index) -> each partition's cut points. A partition updated
+    again keeps its place, so that the union of a unit's points has the layout it had (and
+    what was worked out from it: receiver/rules/layouts.py) while its partitions stay."""
+    forgotten: set[tuple[tuple[int, int], Partition]] = field(default_factory=set)
+    """Cut points forgotten by an update and not given again (yet): dropped from ``cuts``
+    when the values are next worked out."""
     parts: dict[Key, float | dict[int, float]] = field(default_factory=dict)
     """key -> its rule's value (a metric of one rule) or each rule's (the value is their mean)."""
     stale_rules: set[int] = field(default_factory=set)
@@ -167,9 +174,9 @@ class PartitionedEvaluation:
     ) -> dict[Partition, _Found]:
         """The units of rules ``indices`` over ``samples`` (of one period), by partition."""
         helds: dict[Partition, _Found] = {}
-        data = f.build(samples, wanted, self._labels)
+        data = f.build(samples, wanted, self._labels, self.rules.layouts)
         filtered: dict[tuple[int, str], f.Family] = {}
-        memo = f.Memo(self.rules.answers)
+        memo = f.Memo(self.rules.answers, self.rules.layouts)
         for index in indices:
             rule, parts = self.selected[index], self.splits[index]
             inputs = rule_inputs(rule, data, filtered, memo)
@@ -198,8 +205,8 @@ class PartitionedEvaluation:
         """Rule ``index``'s units over each partition's samples on its own (after a failure)."""
         rule, parts = self.selected[index], self.splits[index]
         for partition, group in self.by_partition(samples).items():
-            memo = f.Memo(self.rules.answers)
-            inputs = rule_inputs(rule, f.build(group, self.wanted, self._labels), {}, memo)
+            memo = f.Memo(self.rules.answers, self.rules.layouts)
+            inputs = rule_inputs(rule, f.build(group, self.wanted, self._labels, self.rules.layouts), {}, memo)
             if not inputs:
                 continue
             results, lost = _run_units(rule, parts, inputs, memo)
@@ -213,22 +220,16 @@ class PartitionedEvaluation:
         rule, (unit,) = self.selected[index], self.splits[index].units
         scope = rule.shape.scope
         apart = (ACCOUNT_LABEL,) if unit.label is None else (ACCOUNT_LABEL, unit.label)
-        width = len(scope.service_keys) + len(scope.entity_keys)
-        by_partition: dict[Partition, dict[tuple[str, ...], list[float]]] = {}
-        for group, values in entity_groups(points, scope, memo, apart).items():
-            tail = group[width:]
+        named = Named.of(points, scope, apart)
+        found: dict[Partition, dict[Key, Values]] = {}
+        keys = named.keys_of(rule.metric, scope.kind, scope.layer)
+        for key, tail, values in zip(keys, named.tails, named.parts(points)):
             partition = (tail[0], unit.label or "", tail[1] if unit.label is not None else "")
-            by_partition.setdefault(partition, {})[group] = values
-        metric, kind, layer = rule.metric, scope.kind, scope.layer
-        return {
-            partition: {
-                (metric, kind, service, endpoint or "", instance or "", layer): values[0]
-                if len(values) == 1
-                else tuple(values)
-                for service, endpoint, instance, values in group_names(groups, scope)
-            }
-            for partition, groups in by_partition.items()
-        }
+            # A partition is there even where none of its groups names an entity.
+            by_key = found.setdefault(partition, {})
+            if key is not None:
+                by_key[key] = values
+        return found
 
     # -- what each partition holds, and what a change marks stale --------------------------
 
@@ -240,6 +241,7 @@ class PartitionedEvaluation:
         for unit in [unit for unit in held.points if unit[0] in indices]:
             period.stale_rules.add(unit[0])
             del held.points[unit]
+            period.forgotten.add((unit, partition))
         for index in [index for index in held.keys if index in indices]:
             groups = period.groups[index]
             for key in held.keys.pop(index):
@@ -263,6 +265,8 @@ class PartitionedEvaluation:
         for unit, points in new.points.items():
             period.stale_rules.add(unit[0])
             held.points[unit] = points
+            period.cuts.setdefault(unit, {})[partition] = points
+            period.forgotten.discard((unit, partition))
         for index, named in new.named.items():
             held.keys[index] = tuple(named)
             groups = period.groups.setdefault(index, {})
@@ -361,6 +365,9 @@ class PartitionedEvaluation:
 
     def _refresh(self, period: _Period, failing: dict[int, int]) -> None:
         """Work out again the values marked stale."""
+        for unit, partition in period.forgotten:
+            del period.cuts[unit][partition]
+        period.forgotten.clear()
         for index in sorted(period.stale_rules):
             self._drop(period, index)
             if index in failing:
@@ -400,13 +407,10 @@ class PartitionedEvaluation:
     def _run_upper(self, period: _Period, index: int) -> None:
         """A cut rule's remaining part over the union of every partition's cut points."""
         rule, parts = self.selected[index], self.splits[index]
-        unions = [
-            tuple(itertools.chain.from_iterable(held.points.get((index, u), ()) for held in period.helds.values()))
-            for u in range(len(parts.units))
-        ]
+        memo = f.Memo(self.rules.answers, self.rules.layouts)
+        unions = [f.join(list(period.cuts.get((index, u), {}).values()), memo) for u in range(len(parts.units))]
         if not any(unions):
             return
-        memo = f.Memo(self.rules.answers)
         given = {id(unit.expr): union for unit, union in zip(parts.units, unions)}
         result, lost = run_rule(rule, rule.expression, {}, memo, given)
         keys: list[Key] = []
@@ -511,11 +515,26 @@ def _by_metric(samples: Iterable[Sample]) -> dict[tuple[str, str], dict[Identity
 def _attributed(points: f.Family, label: str | None, memo: f.Memo) -> dict[Partition, f.Family]:
     """A unit's points by the partition they come from: read from their account and resource
     labels, which a local point still carries (receiver/rules/partitions.py)."""
-    accounts = f.column(points, ACCOUNT_LABEL, memo)
-    resources = f.column(points, label, memo) if label is not None else [None] * len(points)
-    grouped: dict[tuple[str | None, str | None], list[f.Point]] = {}
-    for point, account, resource in zip(points, accounts, resources):
-        grouped.setdefault((account, resource), []).append(point)
-    return {
-        (account or "", label or "", resource or ""): tuple(group) for (account, resource), group in grouped.items()
+    key = ("attributed", label)
+    found = points.layout.derived.get(key)
+    if found is None:
+        found = points.layout.derived[key] = _attribution(points.layout, label, memo.layouts)
+    assert isinstance(found, dict)
+    return {partition: f.select(points, part) for partition, part in found.items()}
+
+
+def _attribution(layout: Layout, label: str | None, layouts: Layouts) -> dict[Partition, Selection]:
+    accounts = f.column(layout, ACCOUNT_LABEL)
+    resources = f.column(layout, label) if label is not None else [None] * len(layout)
+    grouped: dict[tuple[str | None, str | None], list[int]] = {}
+    for index, (account, resource) in numbered(zip(accounts, resources), len(layout)):
+        grouped.setdefault((account, resource), []).append(index)
+    found = {
+        (account or "", label or "", resource or ""): Selection(layout, indexes)
+        for (account, resource), indexes in grouped.items()
     }
+    for part in found.values():
+        # A partition's points have one layout whichever partitions they were evaluated
+        # with, so their union with the others' finds what was worked out for it before.
+        part.layout = layouts.root(part.layout.labels)
+    return found

@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import logging
 import math
+import sys
 from collections import Counter
-from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
 from receiver.model import DerivedValue, Pairs, Sample, Series
@@ -21,6 +22,7 @@ from receiver.rules import families as f
 from receiver.rules import nodes as n
 from receiver.rules.checker import Scope, Shape
 from receiver.rules.errors import Pos
+from receiver.rules.layouts import Layout, Layouts, picker
 
 log = logging.getLogger(__name__)
 _warned: set[tuple[str, Pos, str]] = set()
@@ -80,8 +82,22 @@ class RuleSet:
                     rule.metric, scope.kind, rule.unit, rule.description, scope.layer, rule.shape.downsampling
                 )
         self._infos = infos
-        # Closures' answers per label values, shared by every later evaluation.
+        self._caches()
+
+    def _caches(self) -> None:
+        # What every later evaluation shares: closures' answers per label values, the
+        # layouts of families and what was worked out from them, and each series' labels.
         self.answers: f.Answers = {}
+        self.layouts = Layouts()
+        self.labels_cache: f.LabelsCache = {}
+
+    def __getstate__(self) -> dict[str, object]:
+        # The rules travel (to the worker process) without what evaluations remembered.
+        return {"rules": self.rules, "files": self.files, "_infos": self._infos}
+
+    def __setstate__(self, state: dict[str, object]) -> None:
+        self.__dict__.update(state)
+        self._caches()
 
     @property
     def metrics(self) -> list[MetricInfo]:
@@ -121,25 +137,24 @@ class RuleSet:
         minutes = by_start(samples, wanted)
         # Keyed in output order; '' stands for no endpoint or instance (no entity has an
         # empty name), so the keys sort as they are.
-        found: dict[tuple[str, str, str, str, str, str, int], list[float]] = {}
+        found: dict[int, dict[Key, list[float]]] = {}
         not_computed: Counter[str] = Counter()
         for minute, group in sorted(minutes.items()):
-            data = f.build(group, wanted)
+            data = f.build(group, wanted, self.labels_cache, self.layouts)
             filtered: dict[tuple[int, str], f.Family] = {}
-            memo = f.Memo(self.answers)
+            memo = f.Memo(self.answers, self.layouts)
+            parts = found[minute] = {}
             for rule in rules:
-                named, lost = self._run(rule, data, filtered, memo)
+                lost = self._run(rule, data, filtered, memo, parts)
                 if lost:
                     not_computed[rule.metric] += lost
-                metric, scope, layer = rule.metric, rule.shape.scope.kind, rule.shape.scope.layer
-                for service, endpoint, instance, value in named:
-                    key = (metric, scope, service, endpoint or "", instance or "", layer, minute)
-                    found.setdefault(key, []).append(value)
         values = []
-        for (metric, scope, service, endpoint, instance, layer, minute), parts in sorted(found.items()):
+        isfinite = math.isfinite
+        for key, minute, parts_of_key in _in_order(found):
+            metric, scope, service, endpoint, instance, layer = key
             # Rules of one metric naming one entity: their mean (finite, as the parts are).
-            value = f.mean(parts)
-            if math.isfinite(value):
+            value = parts_of_key[0] if len(parts_of_key) == 1 else f.mean(parts_of_key)
+            if isfinite(value):
                 values.append(
                     DerivedValue(metric, scope, service, endpoint or None, layer, minute, value, instance or None)
                 )
@@ -149,16 +164,41 @@ class RuleSet:
 
     @staticmethod
     def _run(
-        rule: Rule, data: dict[str, f.Family], filtered: dict[tuple[int, str], f.Family], memo: f.Memo
-    ) -> tuple[list[tuple[str, str | None, str | None, float]], int]:
-        """The entities the rule names with their values, and how many it could not compute."""
+        rule: Rule,
+        data: dict[str, f.Family],
+        filtered: dict[tuple[int, str], f.Family],
+        memo: f.Memo,
+        parts: dict[Key, list[float]],
+    ) -> int:
+        """Add the rule's value for each entity it names to ``parts``; how many values it
+        could not compute."""
         inputs = rule_inputs(rule, data, filtered, memo)
         if not inputs:  # as SkyWalking: a rule whose families are all absent says nothing
-            return [], 0
+            return 0
         result, lost = run_rule(rule, rule.expression, inputs, memo)
         if result is None:
-            return [], lost
-        return entities(result, rule.shape.scope, memo)
+            return lost
+        scope = rule.shape.scope
+        named = Named.of(result, scope)
+        isfinite = math.isfinite
+        for key, value in zip(named.keys_of(rule.metric, scope.kind, scope.layer), named.values(result)):
+            if key is None:
+                continue
+            if isfinite(value):
+                parts.setdefault(key, []).append(value)
+            else:
+                lost += 1
+        return lost
+
+
+def _in_order(found: dict[int, dict[Key, list[float]]]) -> Iterator[tuple[Key, int, list[float]]]:
+    """(key, period start, parts) sorted by key, then start."""
+    if len(found) == 1:
+        ((minute, parts),) = found.items()
+        for key, value in sorted(parts.items()):
+            yield key, minute, value
+        return
+    yield from sorted((key, minute, value) for minute, parts in found.items() for key, value in parts.items())
 
 
 def by_start(samples: Iterable[Sample], wanted: frozenset[str]) -> dict[int, list[Sample]]:
@@ -241,13 +281,105 @@ def run_rule(
                 reason[2],
             )
         return None, 1
-    assert isinstance(result, tuple), "the checker guarantees a family"
+    assert isinstance(result, f.Family), "the checker guarantees a family"
     return result, 0
 
 
 def _dim(values: tuple[str, ...], delimiter: str) -> str:
     # SkyWalking joins the non-empty values of the keys with the delimiter.
     return delimiter.join(v for v in values if v)
+
+
+Name = tuple[str, str | None, str | None]
+"""(service, endpoint, instance) of an entity."""
+
+
+class Named:
+    """The groups a layout's points form under a scope, and the entity each names: worked
+    out once per layout (receiver/rules/layouts.py), so a minute of the same series as one
+    before only takes each group's values.
+
+    Points group by the scope's label values ('' where absent) followed by those of the
+    ``apart`` labels, which keep points apart that would otherwise name one entity
+    together; groups in the order each first appears.
+    """
+
+    __slots__ = ("groups", "keys", "names", "pick", "tails")
+
+    def __init__(self, layout: Layout, scope: Scope, apart: tuple[str, ...]) -> None:
+        labels = scope.service_keys + scope.entity_keys + apart
+        found = f.groups(layout, labels)
+        split = len(scope.service_keys)
+        end = split + len(scope.entity_keys)
+        self.names: list[Name | None] = [_name(group[:split], group[split:end], scope) for group in found]
+        """Each group's entity; None where its name would be empty (it names none)."""
+        self.tails = [group[end:] for group in found]
+        """Each group's values of the ``apart`` labels."""
+        single = all(len(group) == 1 for group in found.values())
+        self.pick = picker([group[0] for group in found.values()]) if single else None
+        """Takes the value of each group when each holds one point (the usual case)."""
+        self.groups = [] if single else list(found.values())
+        """Each group's indexes, unless ``pick`` takes their values."""
+        self.keys: dict[tuple[str, str, str], list[Key | None]] = {}
+        """Each group's key for a (metric, scope kind, layer), as ``RuleSet.evaluation`` keys values."""
+
+    @staticmethod
+    def of(family: f.Family, scope: Scope, apart: tuple[str, ...] = ()) -> Named:
+        layout = family.layout
+        key = ("named", scope, apart)
+        found = layout.derived.get(key)
+        if found is None:
+            found = layout.derived[key] = Named(layout, scope, apart)
+        assert isinstance(found, Named)
+        return found
+
+    def values(self, family: f.Family) -> list[float]:
+        """Each group's value: the mean of its points' (``NOT_COMPUTED`` where one is not
+        computed, as ``families.mean`` has it)."""
+        values = family.values
+        if self.pick is None:
+            return [f.mean([values[i] for i in group]) for group in self.groups]
+        picked = self.pick(values)
+        if math.isfinite(sum(picked)):  # each is finite: the mean of one is itself
+            return list(picked)
+        return [v if math.isfinite(v) else f.NOT_COMPUTED for v in picked]
+
+    def parts(self, family: f.Family) -> list[float] | list[float | tuple[float, ...]]:
+        """Each group's value, or values where it holds several points."""
+        values = family.values
+        if self.pick is not None:
+            return list(self.pick(values))
+        return [values[group[0]] if len(group) == 1 else tuple(values[i] for i in group) for group in self.groups]
+
+    def keys_of(self, metric: str, kind: str, layer: str) -> list[Key | None]:
+        found = self.keys.get((metric, kind, layer))
+        if found is None:
+            found = self.keys[(metric, kind, layer)] = [
+                None if name is None else (metric, kind, name[0], name[1] or "", name[2] or "", layer)
+                for name in self.names
+            ]
+        return found
+
+
+Key = tuple[str, str, str, str, str, str]
+"""(metric, scope, service, endpoint or '', instance or '', layer): one entity's value of a
+metric, as ``RuleSet.evaluation`` keys them ('' for no endpoint or instance)."""
+
+
+def _name(service_values: tuple[str, ...], entity_values: tuple[str, ...], scope: Scope) -> Name | None:
+    service = _dim(service_values, scope.delimiter)
+    entity = _dim(entity_values, scope.delimiter) if scope.entity_keys else None
+    if not service or (scope.entity_keys and not entity):
+        return None
+    # Interned: a name is one object wherever it comes from (whole minutes, partitions), so
+    # values are alike to the last byte of their pickles however they were worked out.
+    service = sys.intern(service)
+    entity = None if entity is None else sys.intern(entity)
+    if scope.kind == "endpoint":
+        return service, entity, None
+    if scope.kind == "instance":
+        return service, None, entity
+    return service, None, None
 
 
 def entities(
@@ -263,54 +395,14 @@ def entities(
     depend on order and equals that point when they agree. An entity whose name would be
     empty is left out; so is one with a point not computed (families.NOT_COMPUTED).
     """
-    return named_groups(entity_groups(family, scope, memo), scope)
-
-
-def entity_groups(
-    family: f.Family, scope: Scope, memo: f.Memo | None = None, apart: tuple[str, ...] = ()
-) -> dict[tuple[str, ...], list[float]]:
-    """The values of the family's points by the scope's label values ('' where absent),
-    followed by those of the ``apart`` labels, which keep points apart that would otherwise
-    name one entity together."""
-    keys = scope.service_keys + scope.entity_keys + apart
-    # An absent label reads as '', as f.label has it.
-    columns = [["" if v is None else v for v in f.column(family, k, memo)] for k in keys]
-    groups: dict[tuple[str, ...], list[float]] = {}
-    for point, group in zip(family, zip(*columns) if keys else ((),) * len(family)):
-        groups.setdefault(group, []).append(point.value)
-    return groups
-
-
-def named_groups(
-    groups: Mapping[tuple[str, ...], list[float]], scope: Scope
-) -> tuple[list[tuple[str, str | None, str | None, float]], int]:
-    """``entities`` of groups from ``entity_groups``."""
+    named = Named.of(family, scope)
     result: list[tuple[str, str | None, str | None, float]] = []
     lost = 0
-    for service, endpoint, instance, values in group_names(groups, scope):
-        value = f.mean(values)
+    for name, value in zip(named.names, named.values(family)):
+        if name is None:
+            continue
         if math.isfinite(value):
-            result.append((service, endpoint, instance, value))
+            result.append((*name, value))
         else:
             lost += 1
     return result, lost
-
-
-def group_names(
-    groups: Mapping[tuple[str, ...], list[float]], scope: Scope
-) -> Iterator[tuple[str, str | None, str | None, list[float]]]:
-    """(service, endpoint, instance, values) of each group from ``entity_groups`` whose
-    names are not empty (any ``apart`` values past the scope's are not part of them)."""
-    split = len(scope.service_keys)
-    end = split + len(scope.entity_keys)
-    for group, values in groups.items():
-        service = _dim(group[:split], scope.delimiter)
-        entity = _dim(group[split:end], scope.delimiter) if scope.entity_keys else None
-        if not service or (scope.entity_keys and not entity):
-            continue
-        if scope.kind == "endpoint":
-            yield service, entity, None, values
-        elif scope.kind == "instance":
-            yield service, None, entity, values
-        else:
-            yield service, None, None, values
