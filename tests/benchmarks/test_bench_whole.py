@@ -14,11 +14,11 @@ import time
 import orjson
 import pytest
 
+from benchmarks.processes import children, cpu_seconds
 from benchmarks.run import main as bench_main
 from benchmarks.whole import bench
 from benchmarks.whole.account import FORMAT, Account, account_tables, deliveries
 from benchmarks.whole.measure import WholePlan, prepare, replica_runs, sqlite_run
-from benchmarks.processes import children, cpu_seconds
 from benchmarks.whole.stream import Pace
 from receiver.formats import SeriesCache, decode_record
 from receiver.model import PERIOD_MS
