@@ -538,7 +538,7 @@ class Deriver:
         live = [*self._tracked, minute_ms]
         if minute.synced is not None:
             changed = {partition: minute.group(partition) for partition in families}
-            changes = await self.evaluator.update_minute(rules, minute_ms, changed, families, live)
+            changes = await self.evaluator.update(MINUTE_MS, rules, minute_ms, changed, families, live)
             if changes is not None and await self.store.put_derived_changes(
                 MINUTE_MS, minute_ms, minute.synced, version, changes.upserts, changes.removals, changes.total
             ):
@@ -546,7 +546,7 @@ class Deriver:
                 self._track(minute)
                 return True, changes.not_computed, minute.series_by_source()
         groups = await asyncio.to_thread(minute.groups)
-        changes = await self.evaluator.update_minute(rules, minute_ms, groups, None, live)
+        changes = await self.evaluator.update(MINUTE_MS, rules, minute_ms, groups, None, live)
         if changes is None:  # no worker kept it even now: evaluated whole, as without partitions
             evaluation = await self.evaluator.evaluate(rules, [s for group in groups.values() for s in group])
             stored = await self.store.put_derived(MINUTE_MS, minute_ms, version, evaluation.values)
@@ -583,13 +583,13 @@ class Deriver:
         live = [*self._tracked_hours, hour_ms]
         if tracked is not None and tracked.synced is not None:
             changed, families = await asyncio.to_thread(rolled_changes, tracked.seen, groups)
-            changes = await self.evaluator.update_hour(rules, hour_ms, changed, families, live)
+            changes = await self.evaluator.update(HOUR_MS, rules, hour_ms, changed, families, live)
             if changes is not None and await self.store.put_derived_changes(
                 HOUR_MS, hour_ms, tracked.synced, version, changes.upserts, changes.removals, changes.total
             ):
                 self._track_hour(hour_ms, _TrackedHour(rollup, minutes, groups, version))
                 return True, changes.not_computed
-        changes = await self.evaluator.update_hour(rules, hour_ms, groups, None, live)
+        changes = await self.evaluator.update(HOUR_MS, rules, hour_ms, groups, None, live)
         if changes is None:  # no worker kept it even now: evaluated whole
             evaluation = hour_totals(rules, await self.evaluator.evaluate(rules, rolled))
             self._track_hour(hour_ms, _TrackedHour(rollup, minutes, {}, None))

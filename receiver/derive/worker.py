@@ -6,9 +6,9 @@ GIL at each socket read and each SQLite call: with 2,000 tables, the benchmark t
 datapoints per second while the deriver caught up, against 95,000 with the deriver idle.
 ``serve`` therefore evaluates in worker processes; the receiver's own process only packs
 the samples and unpacks the values, about a twentieth of the evaluation's time. Minutes
-kept a partition at a time (``update_minute``) live in one worker; hours (``update_hour``)
-and whole evaluations (minutes of rules that cannot be taken apart) in another, so a
-minute's update never waits behind an hour that takes seconds.
+kept a partition at a time (``update`` of a minute) live in one worker; hours and whole
+evaluations (minutes of rules that cannot be taken apart) in another, so a minute's update
+never waits behind an hour that takes seconds.
 
 The samples cross as plain tuples, each series once (pickling ``Sample`` and ``Series``
 objects directly costs four times as much). The rules are pickled once per reload and
@@ -27,7 +27,7 @@ import os
 import pickle
 import signal
 import threading
-from collections.abc import Callable, Collection, Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from itertools import chain, repeat, starmap
@@ -36,7 +36,7 @@ from typing import Any, Protocol
 from receiver.derive.hours import HourStates
 from receiver.derive.partitioned import Changes, MinuteStates
 from receiver.derive.regions import evaluate_by_region
-from receiver.model import SAMPLE_FIELDS, DerivedValue, Sample, Series
+from receiver.model import MINUTE_MS, SAMPLE_FIELDS, DerivedValue, Sample, Series
 from receiver.rules import Evaluation, RuleSet
 from receiver.rules.partitions import Partition
 
@@ -50,26 +50,17 @@ class Evaluator(Protocol):
         """``evaluate_by_region(rules, samples)``, wherever it runs."""
         ...
 
-    async def update_minute(
+    async def update(
         self,
+        step_ms: int,
         rules: RuleSet,
-        minute_ms: int,
+        bucket_ms: int,
         changed: Mapping[Partition, Sequence[Sample]],
         families: Mapping[Partition, Collection[str]] | None,
         live: Collection[int],
     ) -> Changes | None:
-        """``MinuteStates.update`` of the minutes kept wherever the rules run."""
-        ...
-
-    async def update_hour(
-        self,
-        rules: RuleSet,
-        hour_ms: int,
-        changed: Mapping[Partition, Sequence[Sample]],
-        families: Mapping[Partition, Collection[str]] | None,
-        live: Collection[int],
-    ) -> Changes | None:
-        """``HourStates.update`` of the hours kept wherever the rules run."""
+        """``MinuteStates.update`` (a minute) or ``HourStates.update`` (an hour) of the
+        buckets kept wherever the rules run."""
         ...
 
     def close(self) -> None:
@@ -87,25 +78,17 @@ class ThreadEvaluator:
     async def evaluate(self, rules: RuleSet, samples: Sequence[Sample]) -> Evaluation:
         return await asyncio.to_thread(evaluate_by_region, rules, samples)
 
-    async def update_minute(
+    async def update(
         self,
+        step_ms: int,
         rules: RuleSet,
-        minute_ms: int,
+        bucket_ms: int,
         changed: Mapping[Partition, Sequence[Sample]],
         families: Mapping[Partition, Collection[str]] | None,
         live: Collection[int],
     ) -> Changes | None:
-        return await asyncio.to_thread(self._minutes.update, rules, minute_ms, changed, families, live)
-
-    async def update_hour(
-        self,
-        rules: RuleSet,
-        hour_ms: int,
-        changed: Mapping[Partition, Sequence[Sample]],
-        families: Mapping[Partition, Collection[str]] | None,
-        live: Collection[int],
-    ) -> Changes | None:
-        return await asyncio.to_thread(self._hours.update, rules, hour_ms, changed, families, live)
+        states = self._minutes if step_ms == MINUTE_MS else self._hours
+        return await asyncio.to_thread(states.update, rules, bucket_ms, changed, families, live)
 
     def close(self) -> None:
         pass
@@ -155,43 +138,18 @@ class ProcessEvaluator:
             self._rules_blob = pickle.dumps(rules, pickle.HIGHEST_PROTOCOL)
             self._rules, self._rules_version = rules, self._rules_version + 1
 
-    async def update_minute(
+    async def update(
         self,
-        rules: RuleSet,
-        minute_ms: int,
-        changed: Mapping[Partition, Sequence[Sample]],
-        families: Mapping[Partition, Collection[str]] | None,
-        live: Collection[int],
-    ) -> Changes | None:
-        if self._minutes.pool() is None:
-            return await self._in_thread.update_minute(rules, minute_ms, changed, families, live)
-        return await self._update_in_worker(
-            self._minutes, update_minute_packed, rules, minute_ms, changed, families, live
-        )
-
-    async def update_hour(
-        self,
-        rules: RuleSet,
-        hour_ms: int,
-        changed: Mapping[Partition, Sequence[Sample]],
-        families: Mapping[Partition, Collection[str]] | None,
-        live: Collection[int],
-    ) -> Changes | None:
-        if self._hours.pool() is None:
-            return await self._in_thread.update_hour(rules, hour_ms, changed, families, live)
-        return await self._update_in_worker(self._hours, update_hour_packed, rules, hour_ms, changed, families, live)
-
-    async def _update_in_worker(
-        self,
-        worker: _Worker,
-        function: Callable[..., _PackedChanges | None],
+        step_ms: int,
         rules: RuleSet,
         bucket_ms: int,
         changed: Mapping[Partition, Sequence[Sample]],
         families: Mapping[Partition, Collection[str]] | None,
         live: Collection[int],
     ) -> Changes | None:
-        """``function`` (``update_minute_packed`` or ``update_hour_packed``) in ``worker``."""
+        worker = self._minutes if step_ms == MINUTE_MS else self._hours
+        if worker.pool() is None:
+            return await self._in_thread.update(step_ms, rules, bucket_ms, changed, families, live)
         self._rules_for_worker(rules)
         partitions = list(changed)
         packed = await asyncio.to_thread(pack_samples, list(chain.from_iterable(changed.values())))
@@ -202,7 +160,8 @@ class ProcessEvaluator:
         try:
             answer = await asyncio.wrap_future(
                 pool.submit(
-                    function,
+                    update_packed,
+                    step_ms,
                     self._rules_version,
                     self._rules_blob,
                     bucket_ms,
@@ -335,30 +294,20 @@ _PackedPartitions = tuple[list[Partition], list[int], Packed]
 sample packed one partition after the other."""
 
 
-def update_minute_packed(
+def update_packed(
+    step_ms: int,
     version: int,
     rules_blob: bytes,
-    minute_ms: int,
+    bucket_ms: int,
     changed: _PackedPartitions,
     families: dict[Partition, frozenset[str]] | None,
     live: frozenset[int],
 ) -> _PackedChanges | None:
-    """In the worker: ``MinuteStates.update`` of packed partitions, the changes packed."""
+    """In the worker: ``MinuteStates.update`` or ``HourStates.update`` of packed partitions,
+    the changes packed."""
     rules = _rules_in_worker(version, rules_blob)
-    return _packed(_worker_minutes.update(rules, minute_ms, _unpack_partitions(changed), families, live))
-
-
-def update_hour_packed(
-    version: int,
-    rules_blob: bytes,
-    hour_ms: int,
-    changed: _PackedPartitions,
-    families: dict[Partition, frozenset[str]] | None,
-    live: frozenset[int],
-) -> _PackedChanges | None:
-    """In the worker: ``HourStates.update`` of packed partitions, the changes packed."""
-    rules = _rules_in_worker(version, rules_blob)
-    return _packed(_worker_hours.update(rules, hour_ms, _unpack_partitions(changed), families, live))
+    states = _worker_minutes if step_ms == MINUTE_MS else _worker_hours
+    return _packed(states.update(rules, bucket_ms, _unpack_partitions(changed), families, live))
 
 
 def _unpack_partitions(changed: _PackedPartitions) -> dict[Partition, list[Sample]]:

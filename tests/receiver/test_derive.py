@@ -323,10 +323,10 @@ class FailingFor(ThreadEvaluator):
             raise RuntimeError("a bug in evaluation")
         return await super().evaluate(rules, samples)
 
-    async def update_minute(self, rules, minute_ms, changed, families, live):
-        if not self.fixed and minute_ms == self.start_ms:
+    async def update(self, step_ms, rules, bucket_ms, changed, families, live):
+        if not self.fixed and step_ms == MINUTE_MS and bucket_ms == self.start_ms:
             raise RuntimeError("a bug in evaluation")
-        return await super().update_minute(rules, minute_ms, changed, families, live)
+        return await super().update(step_ms, rules, bucket_ms, changed, families, live)
 
 
 async def test_a_minute_that_fails_unexpectedly_is_retried_and_the_others_are_derived(store, rules, caplog):

@@ -139,11 +139,11 @@ class AlwaysFailingFor(ThreadEvaluator):
             raise RuntimeError("a bug in evaluation")
         return await super().evaluate(rules, samples)
 
-    async def update_minute(self, rules, minute_ms, changed, families, live):
-        if minute_ms == self.start_ms:
+    async def update(self, step_ms, rules, bucket_ms, changed, families, live):
+        if step_ms == MINUTE_MS and bucket_ms == self.start_ms:
             self.calls += 1
             raise RuntimeError("a bug in evaluation")
-        return await super().update_minute(rules, minute_ms, changed, families, live)
+        return await super().update(step_ms, rules, bucket_ms, changed, families, live)
 
 
 async def test_a_bucket_that_keeps_failing_backs_off_and_is_set_aside_until_new_samples(store, rules, caplog):

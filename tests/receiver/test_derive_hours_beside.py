@@ -20,10 +20,11 @@ class HeldHours(ThreadEvaluator):
         self.started = asyncio.Event()
         self.release = asyncio.Event()
 
-    async def update_hour(self, rules, hour_ms, changed, families, live):
-        self.started.set()
-        await self.release.wait()
-        return await super().update_hour(rules, hour_ms, changed, families, live)
+    async def update(self, step_ms, rules, bucket_ms, changed, families, live):
+        if step_ms == HOUR_MS:
+            self.started.set()
+            await self.release.wait()
+        return await super().update(step_ms, rules, bucket_ms, changed, families, live)
 
 
 async def test_a_minute_is_stored_while_an_hour_pass_is_under_way(rules):

@@ -15,7 +15,7 @@ from receiver.derive import worker
 from receiver.derive.regions import evaluate_by_region
 from receiver.derive.rollup import rollup_hour
 from receiver.derive.worker import ProcessEvaluator, ThreadEvaluator, pack_samples, unpack_samples
-from receiver.model import Sample, Series
+from receiver.model import HOUR_MS, MINUTE_MS, Sample, Series
 from receiver.rules import load_rules
 from receiver.server.app import INGEST_PATH
 from receiver_tools.emulator import EmulatorConfig, FirehoseEmulator
@@ -200,8 +200,8 @@ async def test_a_minute_kept_in_the_worker_changes_as_one_kept_in_this_process(e
 
     groups = by_partition(minute)
     in_thread = ThreadEvaluator()
-    first = await evaluator.update_minute(rules, T0, groups, None, [T0])
-    assert same_changes(first, await in_thread.update_minute(rules, T0, groups, None, [T0]))
+    first = await evaluator.update(MINUTE_MS, rules, T0, groups, None, [T0])
+    assert same_changes(first, await in_thread.update(MINUTE_MS, rules, T0, groups, None, [T0]))
     assert {derived_key(v): v for v in first.upserts} == {
         derived_key(v): v for v in evaluate_by_region(rules, minute).values
     }
@@ -209,43 +209,43 @@ async def test_a_minute_kept_in_the_worker_changes_as_one_kept_in_this_process(e
     table = next(key for key in groups if key[2] == "Orders")
     changed = {table: [s._replace(sum=s.sum + 1.0) for s in groups[table]]}
     families = {table: changed_families(groups[table], changed[table])}
-    second = await evaluator.update_minute(rules, T0, changed, families, [T0])
-    assert same_changes(second, await in_thread.update_minute(rules, T0, changed, families, [T0]))
+    second = await evaluator.update(MINUTE_MS, rules, T0, changed, families, [T0])
+    assert same_changes(second, await in_thread.update(MINUTE_MS, rules, T0, changed, families, [T0]))
     assert 0 < len(second.upserts) < len(first.upserts)
     # A minute not kept (never sent, or forgotten: not live) is asked for whole.
-    assert await evaluator.update_minute(rules, T0 + 60_000, changed, families, [T0, T0 + 60_000]) is None
-    assert await evaluator.update_minute(rules, T0, changed, families, [T0 + 60_000]) is None
+    assert await evaluator.update(MINUTE_MS, rules, T0 + 60_000, changed, families, [T0, T0 + 60_000]) is None
+    assert await evaluator.update(MINUTE_MS, rules, T0, changed, families, [T0 + 60_000]) is None
 
 
 async def test_a_worker_killed_with_its_minutes_asks_for_them_whole(evaluator, rules, minute):
     groups = by_partition(minute)
-    assert await evaluator.update_minute(rules, T0, groups, None, [T0]) is not None
+    assert await evaluator.update(MINUTE_MS, rules, T0, groups, None, [T0]) is not None
     (worker_process,) = multiprocessing.active_children()
     os.kill(worker_process.pid, signal.SIGKILL)
     worker_process.join(10)
-    assert await evaluator.update_minute(rules, T0, groups, {key: {"any"} for key in groups}, [T0]) is None
-    again = await evaluator.update_minute(rules, T0, groups, None, [T0])
+    assert await evaluator.update(MINUTE_MS, rules, T0, groups, {key: {"any"} for key in groups}, [T0]) is None
+    again = await evaluator.update(MINUTE_MS, rules, T0, groups, None, [T0])
     assert len(again.upserts) == len(evaluate_by_region(rules, minute).values)
 
 
 async def test_an_hour_kept_in_the_worker_changes_as_one_kept_in_this_process(evaluator, rules, minute):
     from receiver.derive.hours import derive_hour_values
-    from receiver.model import HOUR_MS, derived_key
+    from receiver.model import derived_key
 
     hour = T0 - T0 % HOUR_MS
     rolled = rollup_hour(minute, hour)
     groups = by_partition(rolled)
     in_thread = ThreadEvaluator()
-    first = await evaluator.update_hour(rules, hour, groups, None, [hour])
-    assert same_changes(first, await in_thread.update_hour(rules, hour, groups, None, [hour]))
+    first = await evaluator.update(HOUR_MS, rules, hour, groups, None, [hour])
+    assert same_changes(first, await in_thread.update(HOUR_MS, rules, hour, groups, None, [hour]))
     assert {derived_key(v): v for v in first.upserts} == {
         derived_key(v): v for v in derive_hour_values(rules, minute, hour)
     }
     table = next(key for key in groups if key[2] == "Orders")
     changed = {table: [s._replace(sum=s.sum + 1.0) for s in groups[table]]}
     families = {table: changed_families(groups[table], changed[table])}
-    second = await evaluator.update_hour(rules, hour, changed, families, [hour])
-    assert same_changes(second, await in_thread.update_hour(rules, hour, changed, families, [hour]))
+    second = await evaluator.update(HOUR_MS, rules, hour, changed, families, [hour])
+    assert same_changes(second, await in_thread.update(HOUR_MS, rules, hour, changed, families, [hour]))
     assert 0 < len(second.upserts) < len(first.upserts)
     # Hours and minutes are kept apart: the minute of the same start is not held.
-    assert await evaluator.update_minute(rules, hour, changed, families, [hour]) is None
+    assert await evaluator.update(MINUTE_MS, rules, hour, changed, families, [hour]) is None
