@@ -23,9 +23,9 @@ from receiver.model import DerivedValue, Sample
 from receiver.rules import RuleSet
 from receiver.rules.incremental import PartitionedEvaluation
 from receiver.rules.ruleset import Evaluation
-from receiver_tools.workload import TableSpec, Workload
+from receiver_tools.workload import Workload
 from tests.builders import T0
-from tests.rules.rulekit import pack, sample
+from tests.rules.rulekit import mixed_tables, pack, sample
 
 NAMESPACES = ("AWS/DynamoDB", "Receiver/DynamoDBInventory", "AWS/Firehose", "AWS/CloudWatch/MetricStreams")
 EXTREMES = (0.0, -0.0, 1.0, 2.5, 12345.678, 1e-300, 5e-324, 1e308, -1e308, 1.7e308, math.inf, -math.inf, math.nan)
@@ -79,21 +79,7 @@ def account_minute(tables: int, seed: int) -> list[Sample]:
 
 def pipeline_minutes(seed: int) -> list[Sample]:
     """Two minutes of the workload with the pipeline's own metrics (Firehose, metric streams)."""
-    specs = [
-        TableSpec(
-            f"t{index:03d}",
-            regions=("us-east-1", "eu-west-1") if index % 6 == 0 else ("us-east-1",),
-            indexes=("ByDate",) if index % 3 == 0 else (),
-            provisioned=(100.0, 50.0) if index % 2 else None,
-            ttl=index % 5 == 0,
-            transactions=index % 4 == 0,
-            partiql=index % 7 == 0,
-            stream=index % 8 == 0,
-            throttle_causes=("ProvisionedThroughput",) if index % 2 else ("AccountLimit",),
-        )
-        for index in range(24)
-    ]
-    workload = Workload(seed=seed, tables=specs, pipeline=True)
+    workload = Workload(seed=seed, tables=mixed_tables(24), pipeline=True)
     return [s for minute in workload.minutes(T0, 2) for s in minute]
 
 

@@ -9,6 +9,7 @@ from hypothesis import strategies as st
 
 from receiver.model import MINUTE_MS, Sample, Series
 from receiver.rules import DerivedValue, RuleSet, load_rules
+from receiver_tools.workload import TableSpec
 from tests.apps import repository_rules
 from tests.builders import T0, make_sample
 
@@ -127,3 +128,22 @@ def sample_sets(draw):
         )
         found[s.identity] = s
     return list(found.values())
+
+
+def mixed_tables(count: int) -> list[TableSpec]:
+    """``count`` tables of the workload with its features mixed among them: a second region,
+    indexes, provisioned capacity, TTL, transactions, PartiQL, streams, throttling causes."""
+    return [
+        TableSpec(
+            f"t{index:03d}",
+            regions=("us-east-1", "eu-west-1") if index % 6 == 0 else ("us-east-1",),
+            indexes=("ByDate",) if index % 3 == 0 else (),
+            provisioned=(100.0, 50.0) if index % 2 else None,
+            ttl=index % 5 == 0,
+            transactions=index % 4 == 0,
+            partiql=index % 7 == 0,
+            stream=index % 8 == 0,
+            throttle_causes=("ProvisionedThroughput",) if index % 2 else ("AccountLimit",),
+        )
+        for index in range(count)
+    ]

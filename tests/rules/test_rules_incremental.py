@@ -16,9 +16,9 @@ from receiver.model import Sample
 from receiver.rules import RuleSet
 from receiver.rules.incremental import PartitionedEvaluation
 from receiver.rules.partitions import partition_of, split
-from receiver_tools.workload import TableSpec, Workload
+from receiver_tools.workload import Workload
 from tests.builders import T0
-from tests.rules.rulekit import pack, rules_from, sample, sample_sets
+from tests.rules.rulekit import mixed_tables, pack, rules_from, sample, sample_sets
 
 
 def same(left: object, right: object) -> bool:
@@ -39,21 +39,7 @@ def check_batches(rules: RuleSet, samples: Sequence[Sample], seed: int, batch: i
 
 
 def workload_minute(tables: int = 24) -> list[Sample]:
-    specs = [
-        TableSpec(
-            f"t{index:03d}",
-            regions=("us-east-1", "eu-west-1") if index % 6 == 0 else ("us-east-1",),
-            indexes=("ByDate",) if index % 3 == 0 else (),
-            provisioned=(100.0, 50.0) if index % 2 else None,
-            ttl=index % 5 == 0,
-            transactions=index % 4 == 0,
-            partiql=index % 7 == 0,
-            stream=index % 8 == 0,
-            throttle_causes=("ProvisionedThroughput",) if index % 2 else ("AccountLimit",),
-        )
-        for index in range(tables)
-    ]
-    workload = Workload(seed=5, tables=specs, pipeline=True)
+    workload = Workload(seed=5, tables=mixed_tables(tables), pipeline=True)
     return workload.minute(T0)
 
 
