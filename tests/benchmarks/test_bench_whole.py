@@ -144,7 +144,10 @@ def check_run(run: dict, account: Account, minutes: int, replicas: int) -> None:
         assert per_vcpu == pytest.approx(account.tables * 60 / per_minute)
     assert 0 <= run["delay_p50_s"] <= run["delay_p99_s"] <= run["delay_max_s"]
     assert 0 <= run["delay_last_s"] <= run["delay_max_s"]
-    assert all(rss > 0 for rss in run["peak_rss_bytes"] + run["worker_peak_rss_bytes"])
+    assert all(rss > 0 for rss in run["peak_rss_bytes"])
+    # A replica's rules worker starts with the first bucket it derives: with replicas taking
+    # turns, one replica of a tiny stream may derive none, but some replica derived them all.
+    assert any(rss > 0 for rss in run["worker_peak_rss_bytes"])
 
 
 @pytest.mark.slow
