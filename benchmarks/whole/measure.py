@@ -1,8 +1,12 @@
 """The whole receiver's cost on a streamed account: one receiver on SQLite at real and at
 accelerated time, and one against two replicas sharing a dynalite store.
 
-Each run starts fresh processes on a fresh store, sends a warm-up minute (every series,
-derived before the clock starts), then streams ``minutes`` minutes of the account.
+Each run starts fresh processes on a fresh store, sends warm-up minutes (every series,
+derived before the clock starts), then streams ``minutes`` minutes of the account. The
+replica runs send two warm-up minutes, one alone and two replicas alike: consecutive
+minutes are different replicas' turns (receiver/derive/replicas.py), so each replica has
+derived a minute of every series before the clock starts, as replicas that have run a
+while have.
 """
 
 from __future__ import annotations
@@ -32,7 +36,7 @@ class WholePlan:
 
     tables: int
     minutes: int
-    """Emulated minutes streamed per run (after the warm-up minute)."""
+    """Emulated minutes streamed per run (after the warm-up minutes)."""
     minute_s: float
     """Wall seconds per emulated minute in the "real time" runs: 60 is real time; less
     squeezes a minute's deliveries into a shorter span (quick mode)."""
@@ -50,15 +54,20 @@ class WholePlan:
 
 @dataclass(frozen=True, slots=True)
 class Prepared:
-    """A run's deliveries: the warm-up minute, then the streamed minutes."""
+    """A run's deliveries: the warm-up minutes, then the streamed minutes."""
 
-    warmup: list[Delivery]
+    warmup: list[list[Delivery]]
     minutes: list[list[Delivery]]
 
 
-def prepare(account: Account, plan: WholePlan, minutes: int) -> Prepared:
-    """The deliveries of the warm-up minute and of ``minutes`` minutes, timed as CloudWatch
-    would stream them now: the first streamed minute started ``late_minutes`` ago."""
+REPLICA_WARMUP_MINUTES = 2
+"""Warm-up minutes of the replica runs: one per replica of the two (see the docstring)."""
+
+
+def prepare(account: Account, plan: WholePlan, minutes: int, warmup_minutes: int = 1) -> Prepared:
+    """The deliveries of ``warmup_minutes`` warm-up minutes and of ``minutes`` minutes, timed
+    as CloudWatch would stream them now: the first streamed minute started ``late_minutes``
+    ago."""
     now_ms = int(time.time() * 1000)
     first_ms = now_ms - now_ms % PERIOD_MS - plan.late_minutes * PERIOD_MS
     body_bytes = int(plan.body_mib * MIB)
@@ -66,7 +75,7 @@ def prepare(account: Account, plan: WholePlan, minutes: int) -> Prepared:
     def cut(index: int) -> list[Delivery]:
         return deliveries(account.minute(index, first_ms), body_bytes, plan.compress)
 
-    return Prepared(cut(-1), [cut(index) for index in range(minutes)])
+    return Prepared([cut(index) for index in range(-warmup_minutes, 0)], [cut(index) for index in range(minutes)])
 
 
 def sqlite_run(account: Account, plan: WholePlan, pace: Pace, work: Path) -> dict[str, Any]:
@@ -102,7 +111,7 @@ def replica_runs(account: Account, plan: WholePlan, pace: Pace) -> dict[str, Any
 
 
 def _dynalite_run(account: Account, plan: WholePlan, pace: Pace, replicas: int, minutes: int) -> dict[str, Any]:
-    prepared = prepare(account, plan, minutes)
+    prepared = prepare(account, plan, minutes, REPLICA_WARMUP_MINUTES)
     with ExitStack() as stack:
         # This process reads the store too (the poller), with dynalite's stand-in credentials.
         stack.enter_context(environment(DYNALITE_ENV))

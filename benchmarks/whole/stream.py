@@ -133,9 +133,11 @@ class Stream:
         for _, check in self.others.values():
             check()
 
-    async def run(self, warmup: Sequence[Delivery], minutes: Sequence[Sequence[Delivery]], pace: Pace) -> Outcome:
-        """Stream the warm-up minute (every series, so the receivers have seen them all, as
-        a receiver that has run a while has), then ``minutes``, at ``pace``; measure from
+    async def run(
+        self, warmup: Sequence[Sequence[Delivery]], minutes: Sequence[Sequence[Delivery]], pace: Pace
+    ) -> Outcome:
+        """Stream the warm-up minutes (every series, so the receivers have seen them all, as
+        receivers that have run a while have), then ``minutes``, at ``pace``; measure from
         the first of ``minutes`` to the last one's values."""
         timeout = aiohttp.ClientTimeout(total=600)
         store = open_store_from_url(self.store_url)
@@ -163,15 +165,15 @@ class Stream:
     async def _accelerated(
         self,
         session: aiohttp.ClientSession,
-        warmup: Sequence[Delivery],
+        warmup: Sequence[Sequence[Delivery]],
         minutes: Sequence[Sequence[Delivery]],
     ) -> _Span:
-        """The warm-up minute sent and derived, and the receivers quiet; then every delivery
+        """The warm-up minutes sent and derived, and the receivers quiet; then every delivery
         as soon as the one before was acknowledged. The span ends when the last values are
         queryable and the receivers are quiet again: a deriver catching up is part of the
         cost. (A deriver that rests after a pass in proportion to it may still be resting
         from the warm-up's when the stream starts: its first values wait for that too.)"""
-        warm = self._assign(warmup)
+        warm = self._assign([delivery for minute in warmup for delivery in minute])
         await self._send_in_turn(session, warm)
         await self._until_queryable(warm)
         await self._until_quiet()
@@ -186,19 +188,20 @@ class Stream:
     async def _real_time(
         self,
         session: aiohttp.ClientSession,
-        warmup: Sequence[Delivery],
+        warmup: Sequence[Sequence[Delivery]],
         minutes: Sequence[Sequence[Delivery]],
         minute_s: float,
     ) -> _Span:
-        """The warm-up minute streamed at the pace as the minute before the others, so the
+        """The warm-up minutes streamed at the pace as the minutes before the others, so the
         receivers are mid-stream when the span starts, with the first minute. The span is
         the stream's wall minutes, or up to the last values if they come later."""
-        warm = self._assign(warmup)
+        warm = self._assign([delivery for minute in warmup for delivery in minute])
         sent = self._assign([delivery for minute in minutes for delivery in minute], first=len(warm))
         started = time.monotonic() + 0.5
-        first = started + minute_s
+        first = started + minute_s * len(warmup)
         before = asyncio.create_task(self._cpu_at(first))
-        await self._send_on_time(session, [len(warm)] + [len(m) for m in minutes], warm + sent, minute_s, started)
+        per_minute = [len(m) for m in warmup] + [len(m) for m in minutes]
+        await self._send_on_time(session, per_minute, warm + sent, minute_s, started)
         await self._until_queryable(warm + sent)
         await self._sleep_until(first + minute_s * len(minutes))
         return _Span(sent, await before, self._cpu(), time.monotonic() - first)

@@ -67,6 +67,16 @@ def test_a_minute_is_the_same_datapoints_in_every_run_moved_to_its_time():
     assert [(s.series, s.sum) for s in other] != [(s.series, s.sum) for s in later]
 
 
+def test_warm_up_minutes_are_the_minutes_just_before_the_stream():
+    account = Account(5)
+    prepared = prepare(account, TINY, 2, warmup_minutes=2)
+    starts = [{d.minute_ms for d in minute} for minute in (*prepared.warmup, *prepared.minutes)]
+    assert all(len(minute) == 1 for minute in starts)
+    firsts = [minute.pop() for minute in starts]
+    assert firsts == [firsts[0] + index * PERIOD_MS for index in range(4)]
+    assert len(prepare(account, TINY, 2).warmup) == 1
+
+
 def test_a_minute_is_cut_into_deliveries_of_whole_tables_under_the_body_size():
     account = Account(30)
     samples = account.minute(0, T0)
