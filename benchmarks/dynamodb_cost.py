@@ -320,7 +320,8 @@ def target(cost: dict[str, Any]) -> tuple[str, str, bool]:
         f"({cost['tables']} tables, a steady minute)",
         f"{cost['steady_writes_per_datapoint']:.4f} (samples {cost['steady_sample_writes_per_datapoint']:.4f}, "
         f"derived {cost['steady_derived_writes_per_datapoint']:.4f}; all {cost['minutes']} minutes "
-        f"{cost['writes_per_datapoint']:.4f}; ${cost['dollars_per_table_month']:.4f} per table-month)",
+        f"{cost['writes_per_datapoint']:.4f}; ${cost['dollars_per_table_month']:.4f} per table-month"
+        + ("; too few minutes for the open hour's next store)" if cost["minutes"] < cost["steady_minutes"] else ")"),
         cost["steady_writes_per_datapoint"] <= WRITES_PER_DATAPOINT_TARGET,
     )
 
