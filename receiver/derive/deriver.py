@@ -219,6 +219,8 @@ class Deriver:
         self._hours: set[int] = set()
         self._open_hours_derived: dict[int, float] = {}
         """Open hour -> ``clock`` time of the pass that last derived it (``derive_hours``)."""
+        self._newest_minute = 0
+        """The latest minute marked: an hour before it has ended, whatever the clock says."""
         self._wake = asyncio.Event()
         # One minute pass and one hour pass at a time: a caller of derive_pending
         # (shutdown, tests) returns only after a pass already under way has stored its
@@ -283,6 +285,7 @@ class Deriver:
             )
         self._minutes.update(minutes)
         self._hours.update(hours)
+        self._newest_minute = max(self._newest_minute, max(minutes))
         self._wake.set()
 
     async def run(self) -> None:
@@ -371,7 +374,7 @@ class Deriver:
             return answered
 
     def _hour_due(self, hour_ms: int, now: float) -> bool:
-        if hour_ms + HOUR_MS <= now * 1000:
+        if hour_ms + HOUR_MS <= self._ended_before(now):
             return True  # closed: its last minutes and corrections wait for no interval
         derived = self._open_hours_derived.get(hour_ms)
         return derived is None or now - derived >= self.open_hour_interval_s
@@ -379,12 +382,17 @@ class Deriver:
     def _note_open_hours(self, derived: Sequence[int], now: float) -> None:
         """Remember when the open hours among ``derived`` were derived, but for those whose
         derivation failed: they wait for their backoff only. Closed hours are forgotten."""
-        open_from = now * 1000 - HOUR_MS
+        open_from = self._ended_before(now) - HOUR_MS
         for hour in derived:
             if hour > open_from and (HOUR_MS, hour) not in self._failing:
                 self._open_hours_derived[hour] = now
         for hour in [hour for hour in self._open_hours_derived if hour <= open_from]:
             del self._open_hours_derived[hour]
+
+    def _ended_before(self, now: float) -> float:
+        """Hours that end by this time (ms) are closed: the clock's time, or the newest minute
+        marked when it is later (a clock behind the stream's, or the demo's faster one)."""
+        return max(now * 1000, self._newest_minute)
 
     async def _derive_minutes(self) -> bool:
         self._forget_past_retention()

@@ -134,3 +134,16 @@ async def test_a_last_pass_stores_an_open_hour_at_once(store):
     await deliver(store, deriver, 1, 20.0)
     assert await deriver.derive_pending()  # what a stop runs: every marked hour
     assert await stored(store) == await expected(store)
+
+
+async def test_an_hour_is_closed_once_a_later_hours_minute_is_marked(store):
+    clock = Clock()
+    deriver = deriver_for(store, clock)
+    clock.at_minute(30)  # a clock behind the stream's: the hour looks open all along
+    await deliver(store, deriver, 29, 10.0)
+    assert await deriver.derive_hours()
+    await deliver(store, deriver, 59, 20.0)
+    await deliver(store, deriver, 60, 30.0)  # the next hour's first minute
+    clock.at_minute(31)
+    assert await deriver.derive_hours()
+    assert await stored(store) == await expected(store)
