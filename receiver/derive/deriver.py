@@ -391,7 +391,9 @@ class Deriver:
 
     def _ended_before(self, now: float) -> float:
         """Hours that end by this time (ms) are closed: the clock's time, or the newest minute
-        marked when it is later (a clock behind the stream's, or the demo's faster one)."""
+        marked when it is later (a clock behind the stream's, or the demo's faster one). A
+        minute marked far ahead (a wrong timestamp) closes every hour before it: those are
+        then stored at every pass, as all hours were before open hours waited."""
         return max(now * 1000, self._newest_minute)
 
     async def _derive_minutes(self) -> bool:
