@@ -5,15 +5,19 @@ as they run in the receiver, and the reads of the query API's common requests.
 of the seeded workload as Firehose delivers them: in deliveries of 1 MiB of 0.7 records (the
 CDK stack's buffering size), each a commit. After each commit the receiver's deriver runs a
 pass, as it does in the receiver (no rest between passes): the minutes the delivery touched,
-a partition at a time, and after a minute's last delivery also its hour (the receiver derives
-hours once a minute). Every write is counted in write request units
+a partition at a time, and after a minute's last delivery an hour pass (the receiver runs one
+a minute), which stores the open hour at its first pass and then every
+``open_hour_interval_s`` (the deriver's clock follows the minutes streamed: each minute is
+delivered as it ends). Every write is counted in write request units
 (receiver_tools/write_units.py): as dynalite reports them (``ReturnConsumedCapacity``) and as
 computed from the items by DynamoDB's size rules, by kind of item and by who wrote it
 (ingest: blocks, catalog items, version bumps, request ids; the deriver: derived values,
 bucket pointers, entities, catalog, leases). Writes per datapoint divide by the datapoints
-streamed. Dollars per table-month take the minutes after the first (the first also writes
-the catalogs) at on-demand pricing: $0.625 per million write request units (us-east-1), 730
-hours a month.
+streamed. A *steady minute* is the mean of the minutes after the first (the first also writes
+the catalogs and stores the hour whole), which must span whole intervals of the open hour's
+stores to count them fairly (``steady_minutes``). Dollars per table-month take the steady
+minute at on-demand pricing: $0.625 per million write request units (us-east-1), 730 hours a
+month.
 
 **Reads.** Then the reads the API makes most, each counted in read request units
 (receiver_tools/read_units.py; strongly consistent, 4 KB a unit): one table's metric over
@@ -36,7 +40,7 @@ from pathlib import Path
 from typing import Any
 
 from receiver.config import REPOSITORY_RULES
-from receiver.derive.deriver import Deriver
+from receiver.derive.deriver import OPEN_HOUR_INTERVAL_S, Deriver
 from receiver.formats import encode_records
 from receiver.model import HOUR_MS, MINUTE_MS, PERIOD_MS, Sample
 from receiver.rules import RuleHolder, load_rules
@@ -64,24 +68,43 @@ READ_TABLE = "table-00000"
 ENTITY_STRIDE_MINUTES = 60
 """How often an entity's item is written, in minutes (entities.py's stride)."""
 PHASES = ("ingest", "deriver")
+STEADY_KINDS = ("minute values", "hour values")
+"""The deriver's kinds of items whose steady minute the report gives on their own."""
 
 
-def dynamodb_cost(tables: int, minutes: int) -> dict[str, Any]:
-    """The DynamoDB store's writes and reads streaming ``minutes`` of ``tables`` tables."""
+def steady_minutes(open_hour_interval_s: float = OPEN_HOUR_INTERVAL_S) -> int:
+    """The minutes to stream for a fair steady minute: the first, then one whole interval of
+    the open hour's stores (each interval ends with one)."""
+    return 1 + max(1, round(open_hour_interval_s / 60))
+
+
+def dynamodb_cost(tables: int, minutes: int, open_hour_interval_s: float = OPEN_HOUR_INTERVAL_S) -> dict[str, Any]:
+    """The DynamoDB store's writes and reads streaming ``minutes`` of ``tables`` tables, the
+    deriver storing an open hour every ``open_hour_interval_s`` (0: at every hour pass)."""
     workload = Workload(seed=7, tables=bench_tables(tables), pipeline=False)
     first = RECENT_MS - RECENT_MS % HOUR_MS  # the minutes share one hour, as most minutes do
     samples = [workload.minute(first + index * PERIOD_MS) for index in range(minutes)]
     per_point = sum(map(len, encode_records(samples[0], "opentelemetry0.7", max_record_bytes=RECORD_BYTES)))
     per_delivery = max(1, int(DELIVERY_BYTES / (per_point / len(samples[0]))))
     with _dynalite() as endpoint:
-        return asyncio.run(_stream(samples, per_delivery, endpoint, tables))
+        cost = asyncio.run(_stream(samples, per_delivery, endpoint, tables, open_hour_interval_s))
+    return cost | {"open_hour_interval_s": open_hour_interval_s, "steady_minutes": steady_minutes(open_hour_interval_s)}
 
 
-async def _stream(minutes: list[list[Sample]], per_delivery: int, endpoint: str, tables: int) -> dict[str, Any]:
+async def _stream(
+    minutes: list[list[Sample]], per_delivery: int, endpoint: str, tables: int, open_hour_interval_s: float
+) -> dict[str, Any]:
     store = DynamoDBStore("bench-cost", region="us-east-1", endpoint_url=endpoint, create=True)
     await store.open()
     rules = load_rules(REPOSITORY_RULES)
-    deriver = Deriver(store, RuleHolder(REPOSITORY_RULES, rules), minute_retention_days=DEFAULT_MINUTE_RETENTION_DAYS)
+    now_s = [0.0]  # the deriver's clock: the end of the minute being delivered
+    deriver = Deriver(
+        store,
+        RuleHolder(REPOSITORY_RULES, rules),
+        minute_retention_days=DEFAULT_MINUTE_RETENTION_DAYS,
+        open_hour_interval_s=open_hour_interval_s,
+        clock=lambda: now_s[0],
+    )
     try:
         meter = WriteUnits(store.client)
         reported: dict[str, Counter[str]] = {phase: Counter() for phase in PHASES}
@@ -99,19 +122,25 @@ async def _stream(minutes: list[list[Sample]], per_delivery: int, endpoint: str,
             items[phase].update(meter.items - before[2])
 
         for index, minute in enumerate(minutes):
+            now_s[0] = (minute[0].start_ms - minute[0].start_ms % MINUTE_MS + MINUTE_MS) / 1000
             before_minute = {phase: sum(reported[phase].values()) for phase in PHASES}
             before_entities = reported["deriver"]["entities"]
+            before_kinds = Counter(reported["deriver"])
             for offset in range(0, len(minute), per_delivery):
                 delivery = minute[offset : offset + per_delivery]
                 await counted("ingest", store.commit(f"bench-{index}-{offset}", delivery))
                 commits += 1
                 deriver.touch(delivery)
                 started = time.perf_counter()
-                await counted("deriver", deriver.derive_pending(hours=offset + per_delivery >= len(minute)))
+                await counted("deriver", deriver.derive_pending(hours=False))
+                if offset + per_delivery >= len(minute):
+                    await counted("deriver", deriver.derive_hours())  # the receiver's pass once a minute
                 derive_s += time.perf_counter() - started
                 passes += 1
             by_minute.append({phase: sum(reported[phase].values()) - before_minute[phase] for phase in PHASES})
             by_minute[-1]["entities"] = reported["deriver"]["entities"] - before_entities
+            for kind in STEADY_KINDS:
+                by_minute[-1][kind] = reported["deriver"][kind] - before_kinds[kind]
         reads = await _reads(store, minutes)
     finally:
         deriver.evaluator.close()
@@ -126,6 +155,7 @@ async def _stream(minutes: list[list[Sample]], per_delivery: int, endpoint: str,
     later_entities = statistics.mean(m["entities"] for m in steady)
     steady_phase["deriver"] += max(0.0, by_minute[0]["entities"] - later_entities) / ENTITY_STRIDE_MINUTES
     per_minute = sum(steady_phase.values())
+    steady_kinds = {kind: statistics.mean(m[kind] for m in steady) for kind in STEADY_KINDS}
     per_minute_datapoints = statistics.mean(map(len, minutes[1:] or minutes))
     totals = {phase: sum(reported[phase].values()) for phase in PHASES}
     return {
@@ -145,6 +175,9 @@ async def _stream(minutes: list[list[Sample]], per_delivery: int, endpoint: str,
         "steady_sample_writes_per_datapoint": steady_phase["ingest"] / per_minute_datapoints,
         "steady_derived_writes_per_datapoint": steady_phase["deriver"] / per_minute_datapoints,
         "steady_writes_per_datapoint": per_minute / per_minute_datapoints,
+        "steady_kind_writes_per_datapoint": {
+            kind: units / per_minute_datapoints for kind, units in steady_kinds.items()
+        },
         "units_per_minute": per_minute,
         "dollars_per_table_month": per_minute / tables * MINUTES_PER_MONTH * PRICE_PER_MILLION_WRU / 1e6,
         "reads": reads,
@@ -229,8 +262,13 @@ def report(cost: dict[str, Any], table: Any) -> list[str]:
     parts = [
         f"\nDynamoDB store on dynalite ({cost['tables']} tables, {cost['minutes']} minutes, {datapoints:,} "
         f"datapoints in {cost['commits']} commits of ~{cost['datapoints_per_delivery']:,} (1 MiB of 0.7 "
-        f"records), the deriver's pass after each ({cost['derive_s']:.0f} s in all); write request units)"
+        f"records), the deriver's pass after each ({cost['derive_s']:.0f} s in all), an open hour stored every "
+        f"{cost['open_hour_interval_s']:.0f} s; write request units)"
     ]
+    if cost["minutes"] < cost["steady_minutes"]:
+        parts.append(
+            f"(fewer than {cost['steady_minutes']} minutes: the steady minute leaves out the open hour's next store)"
+        )
     rows = []
     for phase in PHASES:
         reported, computed, items = cost["reported"][phase], cost["computed"][phase], cost["items"][phase]
@@ -252,7 +290,9 @@ def report(cost: dict[str, Any], table: Any) -> list[str]:
         f"{cost['derived_writes_per_datapoint']:.4f}, everything {cost['writes_per_datapoint']:.4f}\n"
         f"a steady minute (those after the first; entity items once an hour): samples "
         f"{cost['steady_sample_writes_per_datapoint']:.4f}, derived {cost['steady_derived_writes_per_datapoint']:.4f}, "
-        f"everything {cost['steady_writes_per_datapoint']:.4f}; {cost['units_per_minute']:,.0f} WRU a minute, "
+        f"everything {cost['steady_writes_per_datapoint']:.4f} ("
+        + ", ".join(f"{kind} {units:.4f}" for kind, units in cost["steady_kind_writes_per_datapoint"].items())
+        + f"); {cost['units_per_minute']:,.0f} WRU a minute, "
         f"${cost['dollars_per_table_month']:.4f} per table-month at ${PRICE_PER_MILLION_WRU} per million WRU"
     )
     parts.append(
@@ -280,19 +320,22 @@ def target(cost: dict[str, Any]) -> tuple[str, str, bool]:
         f"({cost['tables']} tables, a steady minute)",
         f"{cost['steady_writes_per_datapoint']:.4f} (samples {cost['steady_sample_writes_per_datapoint']:.4f}, "
         f"derived {cost['steady_derived_writes_per_datapoint']:.4f}; all {cost['minutes']} minutes "
-        f"{cost['writes_per_datapoint']:.4f}; ${cost['dollars_per_table_month']:.4f} per table-month)",
+        f"{cost['writes_per_datapoint']:.4f}; ${cost['dollars_per_table_month']:.4f} per table-month"
+        + ("; too few minutes for the open hour's next store)" if cost["minutes"] < cost["steady_minutes"] else ")"),
         cost["steady_writes_per_datapoint"] <= WRITES_PER_DATAPOINT_TARGET,
     )
 
 
 def main() -> None:
-    """``python -m benchmarks.dynamodb_cost [TABLES [MINUTES]]``: this measurement alone."""
+    """``python -m benchmarks.dynamodb_cost [TABLES [MINUTES [OPEN_HOUR_INTERVAL_S]]]``: this
+    measurement alone (by default 2,000 tables, ``steady_minutes()``, the deriver's interval)."""
     import sys
 
     from .run import table
 
-    tables, minutes = (int(arg) for arg in [*sys.argv[1:], "2000", "3"][:2])
-    cost = dynamodb_cost(tables, minutes)
+    defaults = ["2000", "0", str(OPEN_HOUR_INTERVAL_S)]
+    tables, minutes, interval_s = (float(arg) for arg in [*sys.argv[1:4], *defaults[len(sys.argv[1:4]) :]])
+    cost = dynamodb_cost(int(tables), int(minutes) or steady_minutes(interval_s), interval_s)
     print("\n".join(report(cost, table)))
     print("{}: {} ({})".format(*target(cost)[:2], "met" if target(cost)[2] else "missed"))
 

@@ -130,6 +130,16 @@ def _by_partition(samples: Sequence[Sample]) -> dict[Partition, tuple[Sample, ..
     return {partition: tuple(group) for partition, group in PartitionedEvaluation.by_partition(samples).items()}
 
 
+OPEN_HOUR_INTERVAL_S = 600.0
+"""How often the deriver stores an hour that is still open (its end not reached by the clock):
+at most once in this many seconds, and at the first hour pass that finds it changed and never
+derived by this deriver. An open hour changes every minute; storing it every minute was a
+fifth of the DynamoDB store's writes, every five minutes left the store just under its
+target of 0.05 writes per datapoint, every ten 5 % under it (docs/performance.md). A closed
+hour is stored at every hour pass that finds it changed, so its last minutes and any later
+correction wait for no interval. Readers see an open hour's values as of at most this long,
+plus an hour pass, ago."""
+
 TRACKED_HOURS = 2
 """Hours whose rollup and partitions are kept for the next pass: the current hour and the one
 before it, whose last minutes are still arriving. One derived again after that starts over
@@ -159,7 +169,7 @@ class _Failing:
 
 class Deriver:
     """Recomputes changed minutes as soon as they change and changed hours every
-    ``hour_interval_s``.
+    ``hour_interval_s`` (an hour still open every ``open_hour_interval_s``).
 
     A pass starts as soon as a commit marks work, and the next as soon as it ends if more
     was marked meanwhile: commits that land during a pass wait for the next one together.
@@ -176,6 +186,7 @@ class Deriver:
         minute_retention_days: float,
         interval_s: float = 2.0,
         hour_interval_s: float = 60.0,
+        open_hour_interval_s: float = OPEN_HOUR_INTERVAL_S,
         clock: Callable[[], float] = time.time,
         evaluator: Evaluator | None = None,
         monotonic: Callable[[], float] = time.monotonic,
@@ -185,6 +196,7 @@ class Deriver:
         stale_scan_s: float = STALE_SCAN_S,
     ) -> None:
         """``evaluator`` runs the rules: in a thread of this process unless given.
+        ``open_hour_interval_s``: how often an hour still open is stored (``derive_hours``).
         ``monotonic`` times the backoff of failing buckets. ``completeness`` learns which
         series each derived minute holds (receiver/derive/completeness.py); by default one
         that only waits the default settle time. ``holder`` names this deriver in the
@@ -195,6 +207,7 @@ class Deriver:
         self.evaluator = evaluator if evaluator is not None else ThreadEvaluator()
         self.interval_s = interval_s
         self.hour_interval_s = hour_interval_s
+        self.open_hour_interval_s = open_hour_interval_s
         self.minute_retention_ms = int(minute_retention_days * DAY_MS)
         self.clock = clock
         self.monotonic = monotonic
@@ -204,6 +217,10 @@ class Deriver:
         self._set_aside_total: Counter[str] = Counter()
         self._minutes: set[int] = set()
         self._hours: set[int] = set()
+        self._open_hours_derived: dict[int, float] = {}
+        """Open hour -> ``clock`` time of the pass that last derived it (``derive_hours``)."""
+        self._newest_minute = 0
+        """The latest minute marked: an hour before it has ended, whatever the clock says."""
         self._wake = asyncio.Event()
         # One minute pass and one hour pass at a time: a caller of derive_pending
         # (shutdown, tests) returns only after a pass already under way has stored its
@@ -268,6 +285,7 @@ class Deriver:
             )
         self._minutes.update(minutes)
         self._hours.update(hours)
+        self._newest_minute = max(self._newest_minute, max(minutes))
         self._wake.set()
 
     async def run(self) -> None:
@@ -329,19 +347,54 @@ class Deriver:
         self._hours.update(bucket for step, bucket in found if step == HOUR_MS)
 
     async def derive_pending(self, hours: bool = True) -> bool:
-        """Recompute every marked minute, and every marked hour when ``hours``; False when
-        the store failed (what it failed for stays marked)."""
+        """Recompute every marked minute, and every marked hour, open or closed, when
+        ``hours`` (a stop's last pass leaves nothing stale); False when the store failed
+        (what it failed for stays marked)."""
         async with self._pass:
             answered = await self._derive_minutes()
         if not (answered and hours):
             return answered
-        return await self.derive_hours()
+        return await self.derive_hours(every_open_hour=True)
 
-    async def derive_hours(self) -> bool:
-        """Recompute every marked hour (one hour pass at a time); False when the store failed."""
+    async def derive_hours(self, every_open_hour: bool = False) -> bool:
+        """Recompute the marked hours that are due (one hour pass at a time); False when the
+        store failed.
+
+        A closed hour is due at every pass; an open one once ``open_hour_interval_s`` passed
+        since this deriver last derived it, or at once if it never did, or with
+        ``every_open_hour``. An open hour not due stays marked for a later pass.
+        """
         async with self._hour_pass:
-            pending, self._hours = sorted(self._hours), set()
-            return await self._derive_each(HOUR_MS, pending, self._hours)
+            now = self.clock()
+            due = sorted(hour for hour in self._hours if every_open_hour or self._hour_due(hour, now))
+            self._hours.difference_update(due)
+            answered = await self._derive_each(HOUR_MS, due, self._hours)
+            if answered:
+                self._note_open_hours(due, now)
+            return answered
+
+    def _hour_due(self, hour_ms: int, now: float) -> bool:
+        if hour_ms + HOUR_MS <= self._ended_before(now):
+            return True  # closed: its last minutes and corrections wait for no interval
+        derived = self._open_hours_derived.get(hour_ms)
+        return derived is None or now - derived >= self.open_hour_interval_s
+
+    def _note_open_hours(self, derived: Sequence[int], now: float) -> None:
+        """Remember when the open hours among ``derived`` were derived, but for those whose
+        derivation failed: they wait for their backoff only. Closed hours are forgotten."""
+        open_from = self._ended_before(now) - HOUR_MS
+        for hour in derived:
+            if hour > open_from and (HOUR_MS, hour) not in self._failing:
+                self._open_hours_derived[hour] = now
+        for hour in [hour for hour in self._open_hours_derived if hour <= open_from]:
+            del self._open_hours_derived[hour]
+
+    def _ended_before(self, now: float) -> float:
+        """Hours that end by this time (ms) are closed: the clock's time, or the newest minute
+        marked when it is later (a clock behind the stream's, or the demo's faster one). A
+        minute marked far ahead (a wrong timestamp) closes every hour before it: those are
+        then stored at every pass, as all hours were before open hours waited."""
+        return max(now * 1000, self._newest_minute)
 
     async def _derive_minutes(self) -> bool:
         self._forget_past_retention()
