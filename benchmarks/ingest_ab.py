@@ -1,0 +1,107 @@
+"""Ingest end to end, one checkout against another, taking turns: ``python -m benchmarks.ingest_ab``.
+
+The same distinct 0.7 bodies (plain, SQLite ``synchronous=FULL``, bodies past the minute
+retention so the deriver leaves them alone) are sent to ``python -m receiver serve`` started
+from each checkout in turn, round after round, so a busy spell of the shared machine falls
+on both. Each round also parses the same records with upb (the limit) just before. Per run:
+datapoints/s over the wall time, its share of the limit, the receiver's CPU per datapoint
+(its process and children, from /proc, around the timed requests) and its minor page faults
+per datapoint; and the load average. ``--senders`` sends from several connections at once.
+
+    python -m benchmarks.ingest_ab --tree main=/tmp/main --tree this=. --rounds 3
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+from pathlib import Path
+
+from receiver.formats import FORMATS
+
+from . import e2e, micro
+from .bodies import MIB, OUTSIDE_RETENTION_MS, SampleSource, make_body, warmup_body, wire_request
+from .processes import ROOT, Serve, cpu_seconds, minor_faults
+
+_OTEL07 = FORMATS[0]
+
+
+def _tree(text: str) -> tuple[str, Path]:
+    name, _, path = text.partition("=")
+    if not path or not (Path(path) / "receiver" / "__main__.py").is_file():
+        raise argparse.ArgumentTypeError(f"{text!r}: give NAME=PATH, PATH a checkout of this project")
+    return name, Path(path).resolve()
+
+
+def _arguments(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.ingest_ab", description=__doc__.splitlines()[0])
+    parser.add_argument("--tree", type=_tree, action="append", help="NAME=PATH (repeatable); default: this one")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--requests", type=int, default=6, help="timed requests per sender and run")
+    parser.add_argument("--senders", type=int, nargs="+", default=[1])
+    parser.add_argument("--mib", type=float, default=5)
+    parser.add_argument("--tables", type=int, default=2000)
+    parser.add_argument("--gzip", action="store_true")
+    parser.add_argument("--env", action="append", default=[], help="NAME=VALUE for the receivers (repeatable)")
+    return parser.parse_args(argv)
+
+
+def _load() -> str:
+    return " ".join(Path("/proc/loadavg").read_text().split()[:3])
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = _arguments(argv)
+    trees = args.tree or [("this", ROOT)]
+    env = dict(item.partition("=")[::2] for item in args.env)
+    source = SampleSource(args.tables, OUTSIDE_RETENTION_MS)
+    most = max(args.senders) * args.requests
+    print(f"building {most + 1} distinct {args.mib:g} MiB 0.7 bodies", file=sys.stderr, flush=True)
+    bodies = [make_body(source, _OTEL07, int(args.mib * MIB)) for _ in range(most)]
+    warm = warmup_body(source, _OTEL07)
+    limit_of = micro.limit_work(bodies[0])
+    work = ROOT / "out" / "bench" / "work" / "ingest_ab"
+    print("round tree senders dp/s limit% cpu_us/dp faults/dp p50_s p99_s load", flush=True)
+    for round_number in range(1, args.rounds + 1):
+        for senders in args.senders:
+            for name, path in trees:
+                limit_dps = bodies[0].datapoints / micro.best_seconds(limit_of, 3)
+                requests = [(*wire_request(body, args.gzip), body.datapoints) for body in bodies]
+                warmup = (*wire_request(warm, args.gzip), warm.datapoints)
+                split = [requests[i * args.requests : (i + 1) * args.requests] for i in range(senders)]
+                load_before = _load()
+                run, cpu_s, faults = _measure(path, work / f"{name}.db", warmup, split, env)
+                print(
+                    f"{round_number} {name} {senders} {run.datapoints_per_s:,.0f} "
+                    f"{run.datapoints_per_s / limit_dps:.1%} {cpu_s * 1e6 / run.datapoints:.2f} "
+                    f"{faults / run.datapoints:.3f} {run.percentile_s(0.5):.3f} {run.percentile_s(0.99):.3f} "
+                    f"{load_before}/{_load()}",
+                    flush=True,
+                )
+
+
+def _measure(
+    tree: Path, database: Path, warmup: e2e.Request, per_sender: list[list[e2e.Request]], env: dict[str, str]
+) -> tuple[e2e.Run, float, int]:
+    """(the run, the receiver's CPU seconds and minor faults over the timed requests)."""
+    database.parent.mkdir(parents=True, exist_ok=True)
+    for stale in database.parent.glob(database.name + "*"):
+        stale.unlink()
+    url_path = e2e.INGEST_PATH
+    with Serve("ab", f"sqlite:///{database}", root=tree, env=env) as receiver:
+        url = receiver.base_url + url_path
+
+        async def both() -> tuple[e2e.Run, float, int]:
+            await e2e._send(url, warmup, [])
+            cpu_before, faults_before = cpu_seconds(receiver.pid), minor_faults(receiver.pid)
+            run = await e2e._send(url, None, per_sender)
+            return run, cpu_seconds(receiver.pid) - cpu_before, minor_faults(receiver.pid) - faults_before
+
+        return asyncio.run(both())
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("PYTHONHASHSEED", "0")
+    main()
