@@ -5,8 +5,8 @@ retention so the deriver leaves them alone) are sent to ``python -m receiver ser
 from each checkout in turn, round after round, so a busy spell of the shared machine falls
 on both. Each round also parses the same records with upb (the limit) just before. Per run:
 datapoints/s over the wall time, its share of the limit, the receiver's CPU per datapoint
-(its process and children, from /proc, around the timed requests) and its minor page faults
-per datapoint; and the load average. ``--senders`` sends from several connections at once.
+(its process and children, from /proc, around the timed requests), the cores it kept busy
+(that CPU over the wall time) and its minor page faults per datapoint; and the load average. ``--senders`` sends from several connections at once.
 
     python -m benchmarks.ingest_ab --tree main=/tmp/main --tree this=. --rounds 3
 """
@@ -63,7 +63,7 @@ def main(argv: list[str] | None = None) -> None:
     warm = warmup_body(source, _OTEL07)
     limit_of = micro.limit_work(bodies[0])
     work = ROOT / "out" / "bench" / "work" / "ingest_ab"
-    print("round tree senders dp/s limit% cpu_us/dp faults/dp p50_s p99_s load", flush=True)
+    print("round tree senders dp/s limit% cpu_us/dp cores faults/dp p50_s p99_s load", flush=True)
     for round_number in range(1, args.rounds + 1):
         for senders in args.senders:
             for name, path in trees:
@@ -75,7 +75,7 @@ def main(argv: list[str] | None = None) -> None:
                 run, cpu_s, faults = _measure(path, work / f"{name}.db", warmup, split, env)
                 print(
                     f"{round_number} {name} {senders} {run.datapoints_per_s:,.0f} "
-                    f"{run.datapoints_per_s / limit_dps:.1%} {cpu_s * 1e6 / run.datapoints:.2f} "
+                    f"{run.datapoints_per_s / limit_dps:.1%} {cpu_s * 1e6 / run.datapoints:.2f} {cpu_s / run.seconds:.2f} "
                     f"{faults / run.datapoints:.3f} {run.percentile_s(0.5):.3f} {run.percentile_s(0.99):.3f} "
                     f"{load_before}/{_load()}",
                     flush=True,
