@@ -6,7 +6,8 @@ from each checkout in turn, round after round, so a busy spell of the shared mac
 on both. Each round also parses the same records with upb (the limit) just before. Per run:
 datapoints/s over the wall time, its share of the limit, the receiver's CPU per datapoint
 (its process and children, from /proc, around the timed requests), the cores it kept busy
-(that CPU over the wall time) and its minor page faults per datapoint; and the load average. ``--senders`` sends from several connections at once.
+(that CPU over the wall time) and its minor page faults per datapoint; and the load
+average. ``--senders`` sends from several connections at once.
 
     python -m benchmarks.ingest_ab --tree main=/tmp/main --tree this=. --rounds 3
 """
@@ -75,7 +76,8 @@ def main(argv: list[str] | None = None) -> None:
                 run, cpu_s, faults = _measure(path, work / f"{name}.db", warmup, split, env)
                 print(
                     f"{round_number} {name} {senders} {run.datapoints_per_s:,.0f} "
-                    f"{run.datapoints_per_s / limit_dps:.1%} {cpu_s * 1e6 / run.datapoints:.2f} {cpu_s / run.seconds:.2f} "
+                    f"{run.datapoints_per_s / limit_dps:.1%} {cpu_s * 1e6 / run.datapoints:.2f} "
+                    f"{cpu_s / run.seconds:.2f} "
                     f"{faults / run.datapoints:.3f} {run.percentile_s(0.5):.3f} {run.percentile_s(0.99):.3f} "
                     f"{load_before}/{_load()}",
                     flush=True,
