@@ -6,7 +6,8 @@ from each checkout in turn, round after round, so a busy spell of the shared mac
 on both. Each round also parses the same records with upb (the limit) just before. Per run:
 datapoints/s over the wall time, its share of the limit, the receiver's CPU per datapoint
 (its process and children, from /proc, around the timed requests), the cores it kept busy
-(that CPU over the wall time) and its minor page faults per datapoint; and the load
+(that CPU over the wall time), its minor page faults per datapoint, and the senders' own CPU
+per datapoint (this process, which shares the machine with the receiver); and the load
 average. ``--senders`` sends from several connections at once.
 
     python -m benchmarks.ingest_ab --tree main=/tmp/main --tree this=. --rounds 3
@@ -18,9 +19,11 @@ import argparse
 import asyncio
 import os
 import sys
+import time
 from pathlib import Path
 
 from receiver.formats import FORMATS
+from receiver.server.app import INGEST_PATH
 
 from . import e2e, micro
 from .bodies import MIB, OUTSIDE_RETENTION_MS, SampleSource, make_body, warmup_body, wire_request
@@ -64,7 +67,7 @@ def main(argv: list[str] | None = None) -> None:
     warm = warmup_body(source, _OTEL07)
     limit_of = micro.limit_work(bodies[0])
     work = ROOT / "out" / "bench" / "work" / "ingest_ab"
-    print("round tree senders dp/s limit% cpu_us/dp cores faults/dp p50_s p99_s load", flush=True)
+    print("round tree senders dp/s limit% cpu_us/dp cores faults/dp sender_us/dp p50_s p99_s load", flush=True)
     for round_number in range(1, args.rounds + 1):
         for senders in args.senders:
             for name, path in trees:
@@ -73,12 +76,13 @@ def main(argv: list[str] | None = None) -> None:
                 warmup = (*wire_request(warm, args.gzip), warm.datapoints)
                 split = [requests[i * args.requests : (i + 1) * args.requests] for i in range(senders)]
                 load_before = _load()
-                run, cpu_s, faults = _measure(path, work / f"{name}.db", warmup, split, env)
+                run, cpu_s, faults, sender_s = _measure(path, work / f"{name}.db", warmup, split, env)
                 print(
                     f"{round_number} {name} {senders} {run.datapoints_per_s:,.0f} "
                     f"{run.datapoints_per_s / limit_dps:.1%} {cpu_s * 1e6 / run.datapoints:.2f} "
                     f"{cpu_s / run.seconds:.2f} "
-                    f"{faults / run.datapoints:.3f} {run.percentile_s(0.5):.3f} {run.percentile_s(0.99):.3f} "
+                    f"{faults / run.datapoints:.3f} {sender_s * 1e6 / run.datapoints:.2f} "
+                    f"{run.percentile_s(0.5):.3f} {run.percentile_s(0.99):.3f} "
                     f"{load_before}/{_load()}",
                     flush=True,
                 )
@@ -86,20 +90,22 @@ def main(argv: list[str] | None = None) -> None:
 
 def _measure(
     tree: Path, database: Path, warmup: e2e.Request, per_sender: list[list[e2e.Request]], env: dict[str, str]
-) -> tuple[e2e.Run, float, int]:
-    """(the run, the receiver's CPU seconds and minor faults over the timed requests)."""
+) -> tuple[e2e.Run, float, int, float]:
+    """(the run, the receiver's CPU seconds and minor faults over the timed requests, and this
+    process's CPU seconds meanwhile)."""
     database.parent.mkdir(parents=True, exist_ok=True)
     for stale in database.parent.glob(database.name + "*"):
         stale.unlink()
-    url_path = e2e.INGEST_PATH
     with Serve("ab", f"sqlite:///{database}", root=tree, env=env) as receiver:
-        url = receiver.base_url + url_path
+        url = receiver.base_url + INGEST_PATH
 
-        async def both() -> tuple[e2e.Run, float, int]:
+        async def both() -> tuple[e2e.Run, float, int, float]:
             await e2e._send(url, warmup, [])
             cpu_before, faults_before = cpu_seconds(receiver.pid), minor_faults(receiver.pid)
+            sender_before = time.process_time()
             run = await e2e._send(url, None, per_sender)
-            return run, cpu_seconds(receiver.pid) - cpu_before, minor_faults(receiver.pid) - faults_before
+            sender_s = time.process_time() - sender_before
+            return run, cpu_seconds(receiver.pid) - cpu_before, minor_faults(receiver.pid) - faults_before, sender_s
 
         return asyncio.run(both())
 
