@@ -32,16 +32,20 @@ from .processes import ROOT, Serve, cpu_seconds, minor_faults
 _OTEL07 = FORMATS[0]
 
 
-def _tree(text: str) -> tuple[str, Path]:
-    name, _, path = text.partition("=")
+def _tree(text: str) -> tuple[str, Path, str]:
+    """NAME=PATH[?QUERY]: a checkout, and a query for its SQLite store URL (``synchronous=normal``)."""
+    name, _, rest = text.partition("=")
+    path, _, query = rest.partition("?")
     if not path or not (Path(path) / "receiver" / "__main__.py").is_file():
-        raise argparse.ArgumentTypeError(f"{text!r}: give NAME=PATH, PATH a checkout of this project")
-    return name, Path(path).resolve()
+        raise argparse.ArgumentTypeError(f"{text!r}: give NAME=PATH[?QUERY], PATH a checkout of this project")
+    return name, Path(path).resolve(), f"?{query}" if query else ""
 
 
 def _arguments(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.ingest_ab", description=__doc__.splitlines()[0])
-    parser.add_argument("--tree", type=_tree, action="append", help="NAME=PATH (repeatable); default: this one")
+    parser.add_argument(
+        "--tree", type=_tree, action="append", help="NAME=PATH[?STORE_QUERY] (repeatable); default: this one"
+    )
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--requests", type=int, default=6, help="timed requests per sender and run")
     parser.add_argument("--senders", type=int, nargs="+", default=[1])
@@ -58,7 +62,7 @@ def _load() -> str:
 
 def main(argv: list[str] | None = None) -> None:
     args = _arguments(argv)
-    trees = args.tree or [("this", ROOT)]
+    trees = args.tree or [("this", ROOT, "")]
     env = dict(item.partition("=")[::2] for item in args.env)
     source = SampleSource(args.tables, OUTSIDE_RETENTION_MS)
     most = max(args.senders) * args.requests
@@ -70,13 +74,13 @@ def main(argv: list[str] | None = None) -> None:
     print("round tree senders dp/s limit% cpu_us/dp cores faults/dp sender_us/dp p50_s p99_s load", flush=True)
     for round_number in range(1, args.rounds + 1):
         for senders in args.senders:
-            for name, path in trees:
+            for name, path, query in trees:
                 limit_dps = bodies[0].datapoints / micro.best_seconds(limit_of, 3)
                 requests = [(*wire_request(body, args.gzip), body.datapoints) for body in bodies]
                 warmup = (*wire_request(warm, args.gzip), warm.datapoints)
                 split = [requests[i * args.requests : (i + 1) * args.requests] for i in range(senders)]
                 load_before = _load()
-                run, cpu_s, faults, sender_s = _measure(path, work / f"{name}.db", warmup, split, env)
+                run, cpu_s, faults, sender_s = _measure(path, work / f"{name}.db", query, warmup, split, env)
                 print(
                     f"{round_number} {name} {senders} {run.datapoints_per_s:,.0f} "
                     f"{run.datapoints_per_s / limit_dps:.1%} {cpu_s * 1e6 / run.datapoints:.2f} "
@@ -89,14 +93,19 @@ def main(argv: list[str] | None = None) -> None:
 
 
 def _measure(
-    tree: Path, database: Path, warmup: e2e.Request, per_sender: list[list[e2e.Request]], env: dict[str, str]
+    tree: Path,
+    database: Path,
+    query: str,
+    warmup: e2e.Request,
+    per_sender: list[list[e2e.Request]],
+    env: dict[str, str],
 ) -> tuple[e2e.Run, float, int, float]:
     """(the run, the receiver's CPU seconds and minor faults over the timed requests, and this
     process's CPU seconds meanwhile)."""
     database.parent.mkdir(parents=True, exist_ok=True)
     for stale in database.parent.glob(database.name + "*"):
         stale.unlink()
-    with Serve("ab", f"sqlite:///{database}", root=tree, env=env) as receiver:
+    with Serve("ab", f"sqlite:///{database}{query}", root=tree, env=env) as receiver:
         url = receiver.base_url + INGEST_PATH
 
         async def both() -> tuple[e2e.Run, float, int, float]:
