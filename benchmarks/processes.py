@@ -75,6 +75,13 @@ def cpu_seconds(pid: int) -> float:
     return ticks / _TICKS_PER_S
 
 
+def minor_faults(pid: int) -> int:
+    """Minor page faults of ``pid`` and of the children it has waited for (stat(5) fields 10
+    and 11): pages the kernel had to map in, most of them memory freshly allocated."""
+    fields = _stat_fields(pid)
+    return int(fields[7]) + int(fields[8])
+
+
 def peak_rss_bytes(pid: int | str = "self") -> int:
     """VmHWM: the most resident memory ``pid`` (this process by default) has had."""
     status = Path(f"/proc/{pid}/status").read_text()
@@ -102,17 +109,19 @@ class Serve:
     """``python -m receiver serve`` on 127.0.0.1 with ``store``; its log is kept by a thread
     so the pipe never fills, and quoted when the process fails."""
 
-    def __init__(self, name: str, store: str, *options: str, env: Mapping[str, str] | None = None) -> None:
+    def __init__(
+        self, name: str, store: str, *options: str, env: Mapping[str, str] | None = None, root: Path = ROOT
+    ) -> None:
         self.name = name
         # The receiver sees none of this process's RECEIVER_ or AWS_ settings (it talks to no
-        # real AWS), and imports the receiver of this checkout, not whichever one an editable
-        # install points at.
+        # real AWS), and imports the receiver of this checkout (or of ``root``), not whichever
+        # one an editable install points at.
         clean = {key: value for key, value in os.environ.items() if not key.startswith(("RECEIVER_", "AWS_"))}
         command = [sys.executable, "-m", "receiver", "serve", "--host", "127.0.0.1", "--port", "0"]
         self.proc = subprocess.Popen(
             [*command, "--store", store, "--allow-unauthenticated", *options],
-            cwd=ROOT,
-            env={**clean, "PYTHONPATH": str(ROOT), "PYTHONUNBUFFERED": "1", **(env or {})},
+            cwd=root,
+            env={**clean, "PYTHONPATH": str(root), "PYTHONUNBUFFERED": "1", **(env or {})},
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
             text=True,

@@ -13,10 +13,11 @@ from receiver.store import StoreConfigError, StoreError, open_store_from_url
 
 
 def serve_command(args: argparse.Namespace) -> int:
-    from receiver.server import gctune
+    from receiver.server import gctune, malloctune
     from receiver.server.site import serve
 
     gctune.tune()
+    malloctune.tune()
     try:
         config = serve_config(args)
         logs.configure(config.log_level)

@@ -138,28 +138,32 @@ def _scan(body: bytes | bytearray, header_request_id: str) -> Delivery | None:
     if _EMPTY_LIST_TAIL.fullmatch(body, pos):
         return Delivery(request_id, timestamp, [])
     size = len(body)
-    while True:
-        opened = _RECORD_OPEN.match(body, pos)
-        if opened is None:
-            return None
-        start = opened.end()
-        end = body.find(b'"', start)
-        if end < 0 or end - start > _MAX_BASE64_CHARS:
-            return None
-        read = _read_base64(body[start:end])
-        if read is None:
-            return None  # a JSON escape, or not base64: the careful path decides which
-        data, canonical = read
-        if not data or len(data) > MAX_RECORD_BYTES or len(spans) == MAX_RECORDS:
-            return None
-        del data  # decoded again below, where the body can shrink as records are taken
-        spans.append((start, end, canonical))
-        closed = _RECORD_CLOSE.match(body, end + 1)
-        if closed is None:
-            return None
-        pos = closed.end()
-        if closed.group(1) is None:
-            break
+    # The records' text is read through a view of the body, not copied out of it; the view
+    # is released before _decode_spans shrinks the body (a bytearray cannot be resized
+    # while a view of it exists).
+    with memoryview(body) as view:
+        while True:
+            opened = _RECORD_OPEN.match(body, pos)
+            if opened is None:
+                return None
+            start = opened.end()
+            end = body.find(b'"', start)
+            if end < 0 or end - start > _MAX_BASE64_CHARS:
+                return None
+            read = _read_base64(view[start:end])
+            if read is None:
+                return None  # a JSON escape, or not base64: the careful path decides which
+            data, canonical = read
+            if not data or len(data) > MAX_RECORD_BYTES or len(spans) == MAX_RECORDS:
+                return None
+            del data  # decoded again below, where the body can shrink as records are taken
+            spans.append((start, end, canonical))
+            closed = _RECORD_CLOSE.match(body, end + 1)
+            if closed is None:
+                return None
+            pos = closed.end()
+            if closed.group(1) is None:
+                break
     if pos > size or not _TAIL.fullmatch(body, pos):
         return None
     return Delivery(request_id, timestamp, _decode_spans(body, spans))
@@ -176,25 +180,27 @@ def _decode_spans(body: bytes | bytearray, spans: list[tuple[int, int, bool]]) -
     cut = body if isinstance(body, bytearray) else None
     for index in range(len(spans) - 1, -1, -1):
         start, end, canonical = spans[index]
-        text = body[start:end]
-        records[index] = (
-            pybase64.b64decode(text, validate=True) if canonical else binascii.a2b_base64(text, strict_mode=True)
-        )
+        with memoryview(body) as view:
+            text = view[start:end]
+            records[index] = (
+                pybase64.b64decode(text, validate=True) if canonical else binascii.a2b_base64(text, strict_mode=True)
+            )
+            text.release()
         if cut is not None:
             del cut[start:]
     return records
 
 
-def _read_base64(text: bytes | bytearray) -> tuple[bytes, bool] | None:
+def _read_base64(text: bytes | bytearray | memoryview) -> tuple[bytes, bool] | None:
     """(data, canonical): canonical base64 decoded with pybase64's SIMD code (some 40 times
     binascii's speed here), else binascii's strict decoder; None if that refuses it too.
 
-    Encoding the result again proves the input canonical: then every strict decoder reads
-    it the same, and whatever is not canonical gets binascii's own judgement.
+    A canonical input is what encoding the result gives again: then every strict decoder
+    reads it the same, and whatever is not canonical gets binascii's own judgement.
     """
     try:
         data = pybase64.b64decode(text, validate=True)
-        if pybase64.b64encode(data) == text:
+        if _encodes_back(data, text):
             return data, True
     except (binascii.Error, ValueError):
         pass
@@ -202,6 +208,18 @@ def _read_base64(text: bytes | bytearray) -> tuple[bytes, bool] | None:
         return binascii.a2b_base64(text, strict_mode=True), False
     except (binascii.Error, ValueError):
         return None
+
+
+def _encodes_back(data: bytes, text: bytes | bytearray | memoryview) -> bool:
+    """Whether ``text``, which pybase64 decoded strictly into ``data``, is what encoding
+    ``data`` gives. Strict decoding took only whole groups of four characters with padding
+    at the end alone, and every group but the last maps three bytes to four characters and
+    back one to one; so only the last group, where a padded group's unused bits may be set,
+    can differ. Encoding that group alone decides, without encoding a record again."""
+    if not data:
+        return not text
+    last_group_bytes = len(data) % 3 or 3
+    return pybase64.b64encode(data[-last_group_bytes:]) == text[-4:]
 
 
 def _record_data(index: int, record: object) -> bytes:

@@ -5,6 +5,7 @@ import zlib
 
 import pytest
 
+from receiver.firehose import body
 from receiver.firehose.body import BadEncoding, BodyReader, BodyTooLarge, InflightBudget, OverBudget
 
 
@@ -21,6 +22,16 @@ async def read(data: bytes, encoding=None, limit=10_000, budget=None):
 async def test_plain_body_is_returned_whole():
     data = bytes(range(256)) * 20
     assert (await read(data))[0] == data
+
+
+@pytest.mark.parametrize("join_max", [0, 999, 1000, 2500, 1 << 20])
+async def test_a_plain_body_is_whole_whether_joined_at_the_end_or_grown_past_the_join_size(join_max, monkeypatch):
+    monkeypatch.setattr(body, "JOIN_MAX_BYTES", join_max)
+    data = bytes(range(256)) * 20  # 5,120 bytes in chunks of 1,000: the switch falls mid-body
+    whole, reader = await read(data)
+    assert whole == data
+    assert isinstance(whole, bytearray)  # the envelope empties it as it takes the records
+    assert reader.held == len(data)
 
 
 async def test_gzip_body_is_inflated():

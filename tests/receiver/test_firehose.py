@@ -3,7 +3,10 @@
 import base64
 
 import orjson
+import pybase64
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from receiver.firehose import envelope
 from receiver.firehose.envelope import EnvelopeError, parse_common_attributes, parse_delivery
@@ -191,3 +194,22 @@ def test_non_canonical_base64_gets_binascii_strict_judgement():
     # "QR==" has stray low bits: strict binascii accepts it (as "A"), so the scanner must too.
     assert envelope._read_base64(b"QR==") == (b"A", False)
     assert envelope._read_base64(b"QQ==QQ==") is None
+
+
+_BASE64_ALPHABET = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+
+
+@given(data=st.binary(max_size=64), last=st.sampled_from(_BASE64_ALPHABET), as_view=st.booleans())
+def test_a_record_is_canonical_exactly_when_it_encodes_back_whole(data, last, as_view):
+    # The canonical encoding, and the same with its last character before padding replaced:
+    # stray low bits (still strict base64) or another byte. The scanner checks only the last
+    # group; re-encoding the whole record is the definition it must agree with.
+    text = pybase64.b64encode(data)
+    unpadded = text.rstrip(b"=")
+    if unpadded:
+        text = unpadded[:-1] + bytes([last]) + text[len(unpadded) :]
+    read = envelope._read_base64(memoryview(text) if as_view else text)
+    assert read is not None
+    decoded, canonical = read
+    assert decoded == pybase64.b64decode(text, validate=True)
+    assert canonical == (pybase64.b64encode(decoded) == text)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import sqlite3
 
@@ -87,6 +88,24 @@ async def test_a_unit_that_reads_like_the_same_unit_marker_is_kept(sqlite_store)
     odd = [make_sample(series=make_series(unit=unit), minute=1 + i) for i, unit in enumerate(("0", "", "None"))]
     await sqlite_store.commit("r1", odd)
     assert await sqlite_store.samples(T0 + 60_000, 2**62) == odd
+
+
+async def test_units_other_than_the_rows_are_kept_once_every_series_is_known(sqlite_store):
+    # The second and third commits find every series in the store's caches (one lookup
+    # each): the units that differ from their row's must still be written, and only those.
+    counted = [make_series(table=f"T{i}") for i in range(10)]
+    percent = [dataclasses.replace(one, unit="Percent") for one in counted[:3]]
+    await sqlite_store.commit("r0", [make_sample(series=one) for one in counted])  # rows in Count
+    requests = [
+        [make_sample(series=one, minute=1) for one in (*counted[3:], *percent)],
+        [make_sample(series=one, minute=2) for one in (*percent, *counted[3:])],  # all known, some odd
+        [make_sample(series=one, minute=3) for one in counted],  # all known, none odd
+    ]
+    for number, request in enumerate(requests, 1):
+        await sqlite_store.commit(f"r{number}", request)
+    stored = by_identity(await sqlite_store.samples(T0 + 60_000, 2**62))
+    assert stored == by_identity([sample for request in requests for sample in request])
+    assert {sample.series.unit for sample in stored.values()} == {"Count", "Percent"}
 
 
 async def test_a_sqlite_with_a_low_parameter_bound_still_takes_large_requests(sqlite_factory, monkeypatch):

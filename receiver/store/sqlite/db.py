@@ -94,6 +94,10 @@ class SQLiteDB(SQLiteReads):
         # it is made, so most samples cost one dict hit here; series rows are never deleted,
         # so a committed entry stays true.
         self._rows_by_series: dict[Series, SeriesRow] = {}
+        # The same, cut for the write path: each datapoint costs one lookup of its series id,
+        # and its unit none while no committed Series has a unit other than its row's.
+        self._ids_by_series: dict[Series, int] = {}
+        self._odd_units: dict[Series, str | int] = {}
         # Read caches: row id -> model value, filled by reads.
         self._series_by_id: dict[int, Series] = {}
         self._series_by_id_unit: dict[tuple[int, str], Series] = {}
@@ -304,7 +308,13 @@ class SQLiteDB(SQLiteReads):
         committed_series = self._rows_by_series
         if len(committed_series) + len(pending.rows_by_series) > SERIES_CACHE_MAX:
             committed_series.clear()
+            self._ids_by_series.clear()
+            self._odd_units.clear()
         committed_series.update(pending.rows_by_series)
+        for series, _, series_id, unit in pending.rows_by_series.values():
+            self._ids_by_series[series] = series_id
+            if unit != SAME_UNIT:
+                self._odd_units[series] = unit
         if len(self._labels_ids) + len(pending.labels) > LABELS_CACHE_MAX:
             self._labels_ids.clear()
         self._labels_ids.update(pending.labels)
@@ -316,21 +326,33 @@ class SQLiteDB(SQLiteReads):
         for group in batch.groups:
             # The per-datapoint work runs column by column in C (map, slices, array): a
             # Python loop over the datapoints cost as much as SQLite's own work for them.
-            by_series = self._resolve_series(conn, group.series, pending)
+            metric_id, series_ids, units = self._series_columns(conn, group.series, pending)
             labels_ids = self._labels_ids_of(conn, group.labels, pending)
-            series_rows: list[Any] = list(chain.from_iterable(by_series))  # 4 fields per datapoint
-            units = series_rows[3::4]
-            metric_ids = series_rows[1::4]
             for block in pack_group(
                 group,
-                metric_ids[0],
-                series_rows[2::4],
+                metric_id,
+                series_ids,
                 labels_ids[0] if labels_ids.count(labels_ids[0]) == len(labels_ids) else labels_ids,
-                None if units.count(SAME_UNIT) == len(units) else units,
+                units,
             ):
                 rows.append((block.metric, block.start_ms, len(block.series), block.data))
         conn.executemany(INSERT_BLOCK, rows)
         return [row[1] for row in rows]
+
+    def _series_columns(
+        self, conn: sqlite3.Connection, series: Sequence[Series], pending: _Pending
+    ) -> tuple[int, list[int], list[str | int] | None]:
+        """The metric id of one group's series (one metric), each datapoint's series id, and
+        each one's unit to store (None when every one is its series row's)."""
+        ids = list(map(self._ids_by_series.get, series))
+        if not _complete(ids):
+            rows: list[Any] = list(chain.from_iterable(self._resolve_series(conn, series, pending)))
+            units = rows[3::4]  # 4 fields per datapoint: series, metric id, series id, unit
+            return rows[1], rows[2::4], None if units.count(SAME_UNIT) == len(units) else units
+        odd = self._odd_units
+        if odd and not odd.keys().isdisjoint(series):
+            return self._rows_by_series[series[0]][1], ids, [odd.get(one, SAME_UNIT) for one in series]
+        return self._rows_by_series[series[0]][1], ids, None
 
     def _resolve_series(self, conn: sqlite3.Connection, series: Sequence[Series], pending: _Pending) -> list[SeriesRow]:
         """(series, metric id, series id, unit to store) of each Series, creating missing rows."""
