@@ -29,6 +29,8 @@ from dataclasses import dataclass, field
 
 from receiver.model import DerivedValue, Pairs, Sample
 from receiver.rules import families as f
+from receiver.rules import nodes as n
+from receiver.rules.gathered import Gathered, aggregation_above
 from receiver.rules.layouts import Layout, Layouts, Selection, numbered
 from receiver.rules.partitions import ACCOUNT_LABEL, Partition, Split, partition_of, split
 from receiver.rules.ruleset import (
@@ -93,6 +95,9 @@ class _Period:
     """(cut rule index, unit index) -> each partition's cut points. A partition updated
     again keeps its place, so that the union of a unit's points has the layout it had (and
     what was worked out from it: receiver/rules/layouts.py) while its partitions stay."""
+    gathered: dict[tuple[int, int], Gathered] = field(default_factory=dict)
+    """(cut rule index, unit index) -> the aggregation above the cut, kept from each
+    partition's cut points (receiver/rules/gathered.py), for the cuts that have one."""
     forgotten: set[tuple[tuple[int, int], Partition]] = field(default_factory=set)
     """Cut points forgotten by an update and not given again (yet): dropped from ``cuts``
     when the values are next worked out."""
@@ -119,6 +124,11 @@ class PartitionedEvaluation:
         self.wanted = rules.families(metrics)
         self.splits: list[Split] = [split(rule.expression) for rule in self.selected]
         self.supported = not any(s.whole for s in self.splits)
+        self._above: list[tuple[n.Call | None, ...]] = [
+            () if parts.local else tuple(aggregation_above(rule.expression, unit.expr) for unit in parts.units)
+            for rule, parts in zip(self.selected, self.splits)
+        ]
+        """Each cut's aggregation above it, where its points are gathered (None: not)."""
         per_metric = Counter(rule.metric for rule in self.selected)
         self._sole = [per_metric[rule.metric] == 1 for rule in self.selected]
         """Whether each rule is the only one of its metric (its value is the key's)."""
@@ -242,6 +252,9 @@ class PartitionedEvaluation:
             period.stale_rules.add(unit[0])
             del held.points[unit]
             period.forgotten.add((unit, partition))
+            gathered = period.gathered.get(unit)
+            if gathered is not None:
+                gathered.put(partition, None)
         for index in [index for index in held.keys if index in indices]:
             groups = period.groups[index]
             for key in held.keys.pop(index):
@@ -267,6 +280,14 @@ class PartitionedEvaluation:
             held.points[unit] = points
             period.cuts.setdefault(unit, {})[partition] = points
             period.forgotten.discard((unit, partition))
+            above = self._above[unit[0]][unit[1]]
+            if above is not None:
+                gathered = period.gathered.get(unit)
+                if gathered is None:
+                    by = above.args[0]
+                    assert isinstance(by, n.StringList)
+                    gathered = period.gathered[unit] = Gathered(above.method, by.items)
+                gathered.put(partition, points)
         for index, named in new.named.items():
             held.keys[index] = tuple(named)
             groups = period.groups.setdefault(index, {})
@@ -405,13 +426,20 @@ class PartitionedEvaluation:
         return f.mean(together)
 
     def _run_upper(self, period: _Period, index: int) -> None:
-        """A cut rule's remaining part over the union of every partition's cut points."""
+        """A cut rule's remaining part: from the aggregation above each cut, kept from
+        every partition's part, or else over the union of every partition's cut points."""
         rule, parts = self.selected[index], self.splits[index]
         memo = f.Memo(self.rules.answers, self.rules.layouts)
-        unions = [f.join(list(period.cuts.get((index, u), {}).values()), memo) for u in range(len(parts.units))]
-        if not any(unions):
+        given: dict[int, f.Family] = {}
+        for u, (unit, above) in enumerate(zip(parts.units, self._above[index])):
+            gathered = period.gathered.get((index, u))
+            folded = None if above is None else f.EMPTY if gathered is None else gathered.family(memo)
+            if above is not None and folded is not None:
+                given[id(above)] = folded
+            else:  # no aggregation above, or one only the points in order decide
+                given[id(unit.expr)] = f.join(list(period.cuts.get((index, u), {}).values()), memo)
+        if not any(given.values()):
             return
-        given = {id(unit.expr): union for unit, union in zip(parts.units, unions)}
         result, lost = run_rule(rule, rule.expression, {}, memo, given)
         keys: list[Key] = []
         if result is not None:
