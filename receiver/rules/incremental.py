@@ -87,6 +87,9 @@ class _Period:
     helds: dict[Partition, _Held] = field(default_factory=dict)
     groups: dict[int, dict[Key, Group]] = field(default_factory=dict)
     """local rule index -> key -> the groups naming it."""
+    failures: dict[int, dict[Partition, int]] = field(default_factory=dict)
+    """rule index -> the partitions where a unit of it failed, and the values lost there (the
+    ``failed`` of each partition's ``_Held``, gathered so a pass need not visit every partition)."""
     lost: dict[int, set[Key]] = field(default_factory=dict)
     """local rule index -> the keys whose value it could not compute."""
     upper: dict[int, tuple[list[Key], int]] = field(default_factory=dict)
@@ -269,6 +272,10 @@ class PartitionedEvaluation:
         for index in [index for index in held.failed if index in indices]:
             period.stale_rules.add(index)
             del held.failed[index]
+            failures = period.failures[index]
+            del failures[partition]
+            if not failures:
+                del period.failures[index]
         if not (held.points or held.keys or held.failed):
             del period.helds[partition]
 
@@ -302,6 +309,8 @@ class PartitionedEvaluation:
                     found[partition] = values
         held.failed.update(new.failed)
         period.stale_rules.update(new.failed)
+        for index, lost in new.failed.items():
+            period.failures.setdefault(index, {})[partition] = lost
 
     # -- the values --------------------------------------------------------------------------
 
@@ -378,11 +387,7 @@ class PartitionedEvaluation:
     @staticmethod
     def _failing(period: _Period) -> dict[int, int]:
         """rule index -> values lost, for the rules a unit failed for in some partition."""
-        failing: dict[int, int] = {}
-        for held in period.helds.values():
-            for index, lost in held.failed.items():
-                failing[index] = max(lost, failing.get(index, 0))
-        return failing
+        return {index: max(failures.values()) for index, failures in period.failures.items()}
 
     def _refresh(self, period: _Period, failing: dict[int, int]) -> None:
         """Work out again the values marked stale."""
