@@ -6,10 +6,12 @@ units of each rule (the rule, or its cuts) over them. Of a local rule it keeps, 
 partition, the values of each entity's group of points; of a cut, the cut's points.
 ``changes`` then works out again what the update touched: an entity's value from its
 groups (several partitions' groups where their points name one entity together), and what
-is left of a cut rule over the union of every partition's cut points. The values are those
+is left of a cut rule: from the aggregation above each cut, kept per group from every
+partition's part (receiver/rules/gathered.py), or, for a cut with no aggregation above it,
+over the union of every partition's cut points. The values are those
 ``RuleSet.evaluation`` gives over all the samples at once: a unit's points are the same
-whichever partitions run together, the rest of a rule runs over the same points, and
-nothing depends on their order.
+whichever partitions run together, the rest of a rule runs over the same points (or their
+aggregation), and nothing depends on their order.
 
 A minute of 2,000 tables keeps about a quarter of a million values, so the state is lean:
 a group's values are a float (one point, the usual case) or a tuple; a metric defined by
