@@ -69,7 +69,7 @@ def _parents_of(expr: n.Expr, unit: n.Expr, found: list[n.Expr]) -> None:
 
 @dataclass(slots=True)
 class _Part:
-    """One partition's points in one group."""
+    """One partition's points in one group, where they are not one finite value."""
 
     count: int
     exact: int
@@ -84,21 +84,33 @@ class _Part:
     """The value when ``count`` is 1."""
 
 
+Part = float | _Part
+"""One partition's points in one group: a float for one finite value (the usual case: a
+partition gives a group one point), so that a minute keeps no more than a float for it."""
+
+
 @dataclass(slots=True)
 class _Group:
     """Every partition's part in one group, and their running totals (sum and mean)."""
 
-    parts: dict[Partition, _Part] = field(default_factory=dict)
+    parts: dict[Partition, Part] = field(default_factory=dict)
     count: int = 0
     exact: int = 0
     up: int = 0
     down: int = 0
 
-    def add(self, partition: Partition, part: _Part, sign: int) -> None:
-        if sign > 0:
-            self.parts[partition] = part
-        else:
-            del self.parts[partition]
+    def add(self, partition: Partition, part: Part) -> None:
+        self.parts[partition] = part
+        self._count(part, 1)
+
+    def remove(self, partition: Partition) -> None:
+        self._count(self.parts.pop(partition), -1)
+
+    def _count(self, part: Part, sign: int) -> None:
+        if isinstance(part, float):
+            self.count += sign
+            self.exact += sign * f.exact(part)
+            return
         self.count += sign * part.count
         self.exact += sign * part.exact
         self.up += sign * part.up
@@ -107,44 +119,40 @@ class _Group:
 
 class Gathered:
     """One cut's points aggregated ``how`` by ``by``, kept per group from each partition's
-    part (see the module docstring)."""
+    part (see the module docstring). Who puts a partition's points in takes them out with
+    the same points (``remove``): they say which groups it is in, so nothing else is kept
+    per partition."""
 
-    __slots__ = ("by", "groups", "how", "of_partition")
+    __slots__ = ("by", "groups", "how")
 
     def __init__(self, how: str, by: tuple[str, ...]) -> None:
         self.how = how
         self.by = by
         self.groups: dict[Labels, _Group] = {}
-        self.of_partition: dict[Partition, dict[Labels, _Part]] = {}
 
-    def put(self, partition: Partition, points: f.Family | None) -> None:
-        """Make ``partition``'s part that of ``points`` (None or empty: it has none)."""
-        old = self.of_partition.pop(partition, None)
-        if old is not None:
-            for labels, part in old.items():
-                group = self.groups[labels]
-                group.add(partition, part, -1)
-                if not group.parts:
-                    del self.groups[labels]
-        if not points:
-            return
-        new = self._parts(points)
-        self.of_partition[partition] = new
-        for labels, part in new.items():
-            found = self.groups.get(labels)
-            if found is None:
-                found = self.groups[labels] = _Group()
-            found.add(partition, part, 1)
-
-    def _parts(self, points: f.Family) -> dict[Labels, _Part]:
+    def add(self, partition: Partition, points: f.Family) -> None:
+        """Put ``partition``'s points in (it has none in yet)."""
         layout, indexes, pick = f.groups_by(points.layout, self.by)
         values = points.values
+        extremes, largest = self.how in ("max", "min"), self.how == "max"
         if pick is not None:
             members: Sequence[Sequence[float]] = [(value,) for value in pick(values)]
         else:
             members = [[values[i] for i in group] for group in indexes]
-        extremes = self.how in ("max", "min")
-        return {labels: _part(group, extremes, self.how == "max") for labels, group in zip(layout.labels, members)}
+        for labels, group in zip(layout.labels, members):
+            found = self.groups.get(labels)
+            if found is None:
+                found = self.groups[labels] = _Group()
+            found.add(partition, _part(group, extremes, largest))
+
+    def remove(self, partition: Partition, points: f.Family) -> None:
+        """Take ``partition``'s points out: those it was last given with ``add``."""
+        layout, _, _ = f.groups_by(points.layout, self.by)
+        for labels in layout.labels:
+            group = self.groups[labels]
+            group.remove(partition)
+            if not group.parts:
+                del self.groups[labels]
 
     def family(self, memo: f.Memo) -> f.Family | None:
         """The aggregation's points over every partition's; None where some group's value
@@ -172,15 +180,21 @@ class Gathered:
         if self.how == "avg":
             if group.count == 1:
                 (part,) = group.parts.values()
-                return part.single
+                return part if isinstance(part, float) else part.single
             whole = f.rounded(group.exact)
             return whole / group.count if math.isfinite(whole) else UNDECIDED
-        extremes = [part.extreme for part in group.parts.values() if not math.isnan(part.extreme)]
+        extremes = [
+            part if isinstance(part, float) else part.extreme
+            for part in group.parts.values()
+            if isinstance(part, float) or not math.isnan(part.extreme)
+        ]
         return _extreme(extremes, self.how == "max")
 
 
-def _part(values: Sequence[float], extremes: bool, largest: bool) -> _Part:
+def _part(values: Sequence[float], extremes: bool, largest: bool) -> Part:
     """One partition's part in a group from its values there."""
+    if len(values) == 1 and math.isfinite(values[0]):
+        return float(values[0])
     finite = [value for value in values if math.isfinite(value)]
     up = sum(1 for value in values if value == math.inf)
     down = len(values) - len(finite) - up

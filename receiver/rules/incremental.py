@@ -255,11 +255,11 @@ class PartitionedEvaluation:
             return
         for unit in [unit for unit in held.points if unit[0] in indices]:
             period.stale_rules.add(unit[0])
-            del held.points[unit]
-            period.forgotten.add((unit, partition))
             gathered = period.gathered.get(unit)
             if gathered is not None:
-                gathered.put(partition, None)
+                gathered.remove(partition, held.points[unit])
+            del held.points[unit]
+            period.forgotten.add((unit, partition))
         for index in [index for index in held.keys if index in indices]:
             groups = period.groups[index]
             for key in held.keys.pop(index):
@@ -296,7 +296,7 @@ class PartitionedEvaluation:
                     by = above.args[0]
                     assert isinstance(by, n.StringList)
                     gathered = period.gathered[unit] = Gathered(above.method, by.items)
-                gathered.put(partition, points)
+                gathered.add(partition, points)
         for index, named in new.named.items():
             held.keys[index] = tuple(named)
             groups = period.groups.setdefault(index, {})
