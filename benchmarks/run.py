@@ -29,7 +29,7 @@ from receiver.formats.otel import DECODER
 from receiver.rules import load_rules
 from receiver.server import gctune
 
-from . import dashboard, dynamodb_cost, e2e, exposition, layout, micro
+from . import dashboard, dynamodb_cost, e2e, exposition, layout, micro, minute_passes
 from .bodies import MIB, OUTSIDE_RETENTION_MS, Body, SampleSource, make_body, warmup_body, wire_request
 from .whole import bench as whole
 from .whole.measure import WholePlan
@@ -75,6 +75,8 @@ class Plan:
     few for the open hour's next store: its report says so)."""
     whole: WholePlan
     """The whole receiver on a streamed account (benchmarks/whole/)."""
+    minute_pass_tables: int = 2000
+    """Tables of the account whose minutes the minute passes' run commits (benchmarks/minute_passes.py)."""
 
 
 FULL = Plan(
@@ -104,6 +106,7 @@ QUICK = Plan(
     # Minutes squeezed into 5 s and bodies of 256 KiB: several deliveries a minute, in
     # seconds. No replicas: the quick run is for checking the bench itself, not the figures.
     whole=WholePlan(tables=100, minutes=2, minute_s=5, replica_tables=100, replica_minutes=0, body_mib=0.25),
+    minute_pass_tables=100,
 )
 
 
@@ -121,6 +124,7 @@ class Results:
     layout: dict[str, Any] = field(default_factory=dict)
     dashboard: list[dict[str, Any]] = field(default_factory=list)
     whole: dict[str, Any] = field(default_factory=dict)
+    minute_passes: dict[str, Any] = field(default_factory=dict)
     targets: list[dict[str, Any]] = field(default_factory=list)
 
 
@@ -620,6 +624,8 @@ def report(results: Results) -> str:
                 ],
             )
         )
+    if results.minute_passes:
+        parts += minute_passes.report(results.minute_passes, table)
     if results.whole:
         parts.append(whole.report(results.whole, table))
     parts.append("\nTargets")
@@ -678,6 +684,8 @@ def main(argv: list[str] | None = None) -> int:
     measure_memory(plan, source, work, results)
     log("deriving")
     measure_derive(plan, source, work, results)
+    log("minute passes")
+    results.minute_passes = minute_passes.compare(plan.minute_pass_tables, 2, 1, None)
     log("/metrics exposition")
     measure_exposition(plan, results)
     log("sample layout: SQLite A/B, DynamoDB writes per datapoint")

@@ -52,6 +52,8 @@ class MinuteValues:
         self._rows: dict[int, dict[Key, DerivedValue | dict[str, DerivedValue]]] = {}
         """The values stored for each merged value (by period start and key): one, or one per
         region ('' for the merged one)."""
+        self._stored_count = 0
+        """How many values ``_rows`` holds, kept as they change (a pass counts what it touched)."""
 
     def values(self) -> list[DerivedValue]:
         """Every value of the minute now."""
@@ -99,8 +101,7 @@ class MinuteValues:
         removals: list[DerivedKey] = []
         for start, key in dirty:
             self._restate(start, key, upserts, removals)
-        total = sum(len(row) if isinstance(row, dict) else 1 for rows in self._rows.values() for row in rows.values())
-        return Changes(upserts, removals, not_computed, total)
+        return Changes(upserts, removals, not_computed, self._stored_count)
 
     def _merged_keys(self) -> list[tuple[int, Key]]:
         evaluation = self.merged.evaluation()
@@ -141,6 +142,7 @@ class MinuteValues:
         found = rows.pop(key, None)
         old = found if isinstance(found, dict) else {} if found is None else {found.region: found}
         new = self._stored(start, key)
+        self._stored_count += len(new) - len(old)
         if len(new) == 1:
             rows[key] = next(iter(new.values()))
         elif new:

@@ -503,11 +503,44 @@ def not_computed(values: list[float]) -> bool:
 
 
 def total(values: list[float]) -> float:
-    """The exact sum, or ``NOT_COMPUTED`` when it is past the largest float or a part is."""
+    """The exact sum rounded once, or ``NOT_COMPUTED`` when it is past the largest float or
+    a part is (a part of -inf alone gives -inf)."""
     try:
         return math.fsum(values)  # ±inf when a part is not computed
-    except (OverflowError, ValueError):  # an overflow; or parts not computed of both signs
+    except ValueError:  # parts not computed of both signs
         return NOT_COMPUTED
+    except OverflowError:
+        # fsum overflows part-way through or not depending on the order of the values: the
+        # exact sum decides, so that the total is one of the set (the partitions' parts
+        # are added up in another order than the whole minute's).
+        return exact_total(values)
+
+
+EXACT_UNITS = 1074
+"""Every float is a whole number of 2^-1074, the smallest subnormal."""
+
+
+def exact(value: float) -> int:
+    """A finite float as a whole number of 2^-1074 (``EXACT_UNITS``)."""
+    numerator, denominator = value.as_integer_ratio()
+    return numerator << (EXACT_UNITS + 1 - denominator.bit_length())
+
+
+def rounded(units: int) -> float:
+    """A whole number of 2^-1074 as the nearest float (ties to even, as fsum rounds), or
+    ``NOT_COMPUTED`` past the largest float."""
+    try:
+        return units / (1 << EXACT_UNITS)  # int / int: correctly rounded
+    except OverflowError:
+        return NOT_COMPUTED
+
+
+def exact_total(values: list[float]) -> float:
+    """``total`` worked out from exact integers."""
+    up, down = math.inf in values, -math.inf in values
+    if up or down:
+        return NOT_COMPUTED if up else -math.inf
+    return rounded(sum(map(exact, values)))
 
 
 def mean(values: list[float]) -> float:
@@ -527,11 +560,26 @@ def mean(values: list[float]) -> float:
 
 
 def _largest(values: list[float]) -> float:
-    return NOT_COMPUTED if not_computed(values) else max(values)
+    return NOT_COMPUTED if not_computed(values) else larger_zero(max(values), values)
 
 
 def _smallest(values: list[float]) -> float:
-    return NOT_COMPUTED if not_computed(values) else min(values)
+    return NOT_COMPUTED if not_computed(values) else smaller_zero(min(values), values)
+
+
+def larger_zero(found: float, values: Iterable[float]) -> float:
+    """The maximum ``found`` of ``values``, 0.0 rather than -0.0 where both are among them:
+    ``max`` keeps the first of equals, and the maximum must not depend on the order."""
+    if found == 0 and math.copysign(1.0, found) < 0 and any(v == 0 and math.copysign(1.0, v) > 0 for v in values):
+        return 0.0
+    return found
+
+
+def smaller_zero(found: float, values: Iterable[float]) -> float:
+    """The minimum ``found`` of ``values``, -0.0 rather than 0.0 where both are among them."""
+    if found == 0 and math.copysign(1.0, found) > 0 and any(v == 0 and math.copysign(1.0, v) < 0 for v in values):
+        return -0.0
+    return found
 
 
 AGGREGATES: dict[str, Callable[[list[float]], float]] = {
@@ -589,6 +637,12 @@ def _groups_by(layout: Layout, by: tuple[str, ...]) -> tuple[Layout, list[list[i
         found = layout.derived[key] = (Layout(tuple(groups)), [] if single else list(groups.values()), pick)
     assert isinstance(found, tuple)
     return found
+
+
+def groups_by(layout: Layout, by: tuple[str, ...]) -> tuple[Layout, list[list[int]], Pick | None]:
+    """What ``aggregate`` groups a layout's points into: the layout of the groups, and each
+    group's indexes or (where every group holds one point) what takes their values."""
+    return _groups_by(layout, by)
 
 
 @lru_cache(maxsize=65_536)

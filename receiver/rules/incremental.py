@@ -6,10 +6,12 @@ units of each rule (the rule, or its cuts) over them. Of a local rule it keeps, 
 partition, the values of each entity's group of points; of a cut, the cut's points.
 ``changes`` then works out again what the update touched: an entity's value from its
 groups (several partitions' groups where their points name one entity together), and what
-is left of a cut rule over the union of every partition's cut points. The values are those
+is left of a cut rule: from the aggregation above each cut, kept per group from every
+partition's part (receiver/rules/gathered.py), or, for a cut with no aggregation above it,
+over the union of every partition's cut points. The values are those
 ``RuleSet.evaluation`` gives over all the samples at once: a unit's points are the same
-whichever partitions run together, the rest of a rule runs over the same points, and
-nothing depends on their order.
+whichever partitions run together, the rest of a rule runs over the same points (or their
+aggregation), and nothing depends on their order.
 
 A minute of 2,000 tables keeps about a quarter of a million values, so the state is lean:
 a group's values are a float (one point, the usual case) or a tuple; a metric defined by
@@ -29,6 +31,8 @@ from dataclasses import dataclass, field
 
 from receiver.model import DerivedValue, Pairs, Sample
 from receiver.rules import families as f
+from receiver.rules import nodes as n
+from receiver.rules.gathered import Gathered, aggregation_above
 from receiver.rules.layouts import Layout, Layouts, Selection, numbered
 from receiver.rules.partitions import ACCOUNT_LABEL, Partition, Split, partition_of, split
 from receiver.rules.ruleset import (
@@ -85,6 +89,9 @@ class _Period:
     helds: dict[Partition, _Held] = field(default_factory=dict)
     groups: dict[int, dict[Key, Group]] = field(default_factory=dict)
     """local rule index -> key -> the groups naming it."""
+    failures: dict[int, dict[Partition, int]] = field(default_factory=dict)
+    """rule index -> the partitions where a unit of it failed, and the values lost there (the
+    ``failed`` of each partition's ``_Held``, gathered so a pass need not visit every partition)."""
     lost: dict[int, set[Key]] = field(default_factory=dict)
     """local rule index -> the keys whose value it could not compute."""
     upper: dict[int, tuple[list[Key], int]] = field(default_factory=dict)
@@ -93,6 +100,9 @@ class _Period:
     """(cut rule index, unit index) -> each partition's cut points. A partition updated
     again keeps its place, so that the union of a unit's points has the layout it had (and
     what was worked out from it: receiver/rules/layouts.py) while its partitions stay."""
+    gathered: dict[tuple[int, int], Gathered] = field(default_factory=dict)
+    """(cut rule index, unit index) -> the aggregation above the cut, kept from each
+    partition's cut points (receiver/rules/gathered.py), for the cuts that have one."""
     forgotten: set[tuple[tuple[int, int], Partition]] = field(default_factory=set)
     """Cut points forgotten by an update and not given again (yet): dropped from ``cuts``
     when the values are next worked out."""
@@ -119,6 +129,11 @@ class PartitionedEvaluation:
         self.wanted = rules.families(metrics)
         self.splits: list[Split] = [split(rule.expression) for rule in self.selected]
         self.supported = not any(s.whole for s in self.splits)
+        self._above: list[tuple[n.Call | None, ...]] = [
+            () if parts.local else tuple(aggregation_above(rule.expression, unit.expr) for unit in parts.units)
+            for rule, parts in zip(self.selected, self.splits)
+        ]
+        """Each cut's aggregation above it, where its points are gathered (None: not)."""
         per_metric = Counter(rule.metric for rule in self.selected)
         self._sole = [per_metric[rule.metric] == 1 for rule in self.selected]
         """Whether each rule is the only one of its metric (its value is the key's)."""
@@ -240,6 +255,9 @@ class PartitionedEvaluation:
             return
         for unit in [unit for unit in held.points if unit[0] in indices]:
             period.stale_rules.add(unit[0])
+            gathered = period.gathered.get(unit)
+            if gathered is not None:
+                gathered.remove(partition, held.points[unit])
             del held.points[unit]
             period.forgotten.add((unit, partition))
         for index in [index for index in held.keys if index in indices]:
@@ -256,6 +274,10 @@ class PartitionedEvaluation:
         for index in [index for index in held.failed if index in indices]:
             period.stale_rules.add(index)
             del held.failed[index]
+            failures = period.failures[index]
+            del failures[partition]
+            if not failures:
+                del period.failures[index]
         if not (held.points or held.keys or held.failed):
             del period.helds[partition]
 
@@ -267,6 +289,14 @@ class PartitionedEvaluation:
             held.points[unit] = points
             period.cuts.setdefault(unit, {})[partition] = points
             period.forgotten.discard((unit, partition))
+            above = self._above[unit[0]][unit[1]]
+            if above is not None:
+                gathered = period.gathered.get(unit)
+                if gathered is None:
+                    by = above.args[0]
+                    assert isinstance(by, n.StringList)
+                    gathered = period.gathered[unit] = Gathered(above.method, by.items)
+                gathered.add(partition, points)
         for index, named in new.named.items():
             held.keys[index] = tuple(named)
             groups = period.groups.setdefault(index, {})
@@ -281,6 +311,8 @@ class PartitionedEvaluation:
                     found[partition] = values
         held.failed.update(new.failed)
         period.stale_rules.update(new.failed)
+        for index, lost in new.failed.items():
+            period.failures.setdefault(index, {})[partition] = lost
 
     # -- the values --------------------------------------------------------------------------
 
@@ -357,11 +389,7 @@ class PartitionedEvaluation:
     @staticmethod
     def _failing(period: _Period) -> dict[int, int]:
         """rule index -> values lost, for the rules a unit failed for in some partition."""
-        failing: dict[int, int] = {}
-        for held in period.helds.values():
-            for index, lost in held.failed.items():
-                failing[index] = max(lost, failing.get(index, 0))
-        return failing
+        return {index: max(failures.values()) for index, failures in period.failures.items()}
 
     def _refresh(self, period: _Period, failing: dict[int, int]) -> None:
         """Work out again the values marked stale."""
@@ -405,13 +433,20 @@ class PartitionedEvaluation:
         return f.mean(together)
 
     def _run_upper(self, period: _Period, index: int) -> None:
-        """A cut rule's remaining part over the union of every partition's cut points."""
+        """A cut rule's remaining part: from the aggregation above each cut, kept from
+        every partition's part, or else over the union of every partition's cut points."""
         rule, parts = self.selected[index], self.splits[index]
         memo = f.Memo(self.rules.answers, self.rules.layouts)
-        unions = [f.join(list(period.cuts.get((index, u), {}).values()), memo) for u in range(len(parts.units))]
-        if not any(unions):
+        given: dict[int, f.Family] = {}
+        for u, (unit, above) in enumerate(zip(parts.units, self._above[index])):
+            gathered = period.gathered.get((index, u))
+            folded = None if above is None else f.EMPTY if gathered is None else gathered.family(memo)
+            if above is not None and folded is not None:
+                given[id(above)] = folded
+            else:  # no aggregation above, or one only the points in order decide
+                given[id(unit.expr)] = f.join(list(period.cuts.get((index, u), {}).values()), memo)
+        if not any(given.values()):
             return
-        given = {id(unit.expr): union for unit, union in zip(parts.units, unions)}
         result, lost = run_rule(rule, rule.expression, {}, memo, given)
         keys: list[Key] = []
         if result is not None:
