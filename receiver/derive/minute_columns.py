@@ -11,6 +11,7 @@ every other minute. The values come back out bit for bit (a double holds a float
 
 from __future__ import annotations
 
+import operator
 from array import array
 from collections.abc import Iterable, Iterator, KeysView, Sequence
 
@@ -23,6 +24,8 @@ Row = tuple[Series, int, int, float, float, float, float, tuple[str, ...], Seque
 """A sample's fields in ``Sample``'s order, its statistics as their names and their values."""
 
 _new_tuple = tuple.__new__
+_NAME = operator.itemgetter(0)
+_VALUE = operator.itemgetter(1)
 
 
 class MinuteColumns:
@@ -74,10 +77,10 @@ class MinuteColumns:
         self._labels.append(labels)
         self._periods.extend((start, end))
         self._numbers.extend((count, total, low, high))
-        names = tuple(name for name, _ in stats)
+        names = tuple(map(_NAME, stats))
         self._names.append(self._interned.setdefault(names, names))
         self._stats_at.append(len(self._stats))
-        self._stats.extend(value for _, value in stats)
+        self._stats.extend(map(_VALUE, stats))
         return row
 
     def keys(self) -> KeysView[SeriesKey]:
@@ -99,24 +102,32 @@ class MinuteColumns:
             for series, start, end, count, total, low, high, names, values, labels in self.rows(key)
         ]
 
-    def rows(self, key: SeriesKey) -> Iterator[Row]:
+    def rows(self, key: SeriesKey) -> list[Row]:
         """The samples of ``key`` as ``Row``s: for a caller that only reads their fields,
         without a ``Sample`` and its statistics' pairs made for each."""
         found = self._rows_of.get(key)
         if found is None:
-            return
-        numbers, periods, stats, stats_at = self._numbers, self._periods, self._stats, self._stats_at
-        for row in (found,) if isinstance(found, int) else found:
-            at, names, first = row * _NUMBERS, self._names[row], stats_at[row]
-            yield (
-                self._series[row],
-                periods[2 * row],
-                periods[2 * row + 1],
-                numbers[at],
-                numbers[at + 1],
-                numbers[at + 2],
-                numbers[at + 3],
-                names,
-                stats[first : first + len(names)],
-                self._labels[row],
-            )
+            return []
+        if isinstance(found, int):
+            return [self._row(found)]
+        return list(map(self._row, found))
+
+    def _row(self, row: int) -> Row:
+        numbers, at, names = self._numbers, row * _NUMBERS, self._names[row]
+        if names:
+            first = self._stats_at[row]
+            values: Sequence[float] = self._stats[first : first + len(names)]
+        else:
+            values = ()
+        return (
+            self._series[row],
+            self._periods[2 * row],
+            self._periods[2 * row + 1],
+            numbers[at],
+            numbers[at + 1],
+            numbers[at + 2],
+            numbers[at + 3],
+            names,
+            values,
+            self._labels[row],
+        )
