@@ -38,6 +38,7 @@ from uuid import uuid4
 from receiver.backoff import Backoff
 from receiver.derive.ceilings import InventoryCeilings
 from receiver.derive.completeness import Completeness, Source, series_by_source
+from receiver.derive.free_memory import release_free_memory
 from receiver.derive.hours import derive_hour_values as derive_hour_values
 from receiver.derive.hours import hour_totals, rolled_changes
 from receiver.derive.minute_samples import MinuteSamples
@@ -621,12 +622,15 @@ class Deriver:
         stored whole.
         """
         tracked = self._tracked_hours.pop(hour_ms, None)
+        # What the passes before left free goes back first, the reads' after the roll-up (free_memory.py).
+        await asyncio.to_thread(release_free_memory)
         # Read after the hour's version: a commit bumps its minutes' versions before its hour's.
         minutes = await self.store.versions(MINUTE_MS, range(hour_ms, hour_ms + HOUR_MS, MINUTE_MS))
         rollup = None if tracked is None else await self._roll_changed_minutes(tracked, minutes)
         if rollup is None:
             tracked = None
             rollup = await self._roll_whole_hour(hour_ms, minutes)
+        await asyncio.to_thread(release_free_memory)
         rolled = await self.ceilings.with_ceilings(rollup.samples(), hour_ms, HOUR_MS)
         if not self._partitioned(rules):
             evaluation = hour_totals(rules, await self.evaluator.evaluate(rules, rolled))

@@ -7,8 +7,9 @@ Maximum and the largest of each statistic, with the series and labels of its lat
 the same identity twice counts once.
 
 ``HourRollup`` keeps those rolled samples in step with the hour's minutes without holding
-the hour: the minutes that changed last (``OPEN_MINUTES``) are kept as samples, so a commit
-that changes one of them again replaces its part; the others are *settled*, folded into one
+the hour: the minutes that changed last (``OPEN_MINUTES``) are kept as samples (in columns,
+receiver/derive/minute_columns.py), so a commit that changes one of them again replaces its
+part; the others are *settled*, folded into one
 running total per series that is exact:
 
 - sums are kept as integers in units of 2**-1074 (every finite float is a whole number of
@@ -36,6 +37,7 @@ from collections import OrderedDict
 from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 
+from receiver.derive.minute_columns import MinuteColumns, Row
 from receiver.model import HOUR_MS, MINUTE_MS, Pairs, Sample, Series, SeriesKey, Stats
 
 MINUTES_PER_HOUR = HOUR_MS // MINUTE_MS
@@ -185,12 +187,13 @@ class _Totals:
     labels: Pairs
 
     @classmethod
-    def of(cls, sample: Sample) -> _Totals:
-        series, start, end, count, total, low, high, stats, labels = sample
+    def of_row(cls, row: Row) -> _Totals:
+        """The totals of one sample given as a ``Row`` of its open minute."""
+        series, start, end, count, total, low, high, names, values, labels = row
         at = (start, end)
         found: dict[str, tuple[float, tuple[int, int, int]]] = {}
-        for place, (name, value) in enumerate(stats):
-            entry = (value, (start, end, place))
+        for place, name in enumerate(names):
+            entry = (values[place], (start, end, place))
             old = found.get(name)
             found[name] = entry if old is None else _later_largest(old, entry)
         return cls(
@@ -305,20 +308,9 @@ def _later_largest(
 
 # -- an hour kept in step ----------------------------------------------------------------
 
-MinuteSamples = dict[SeriesKey, tuple[Sample, ...]]
-"""One minute's samples by series key, one per period."""
-
 
 class Unsettled(Exception):
     """A settled minute changed: the hour must be rolled up again from all its samples."""
-
-
-def minute_samples(samples: Iterable[Sample]) -> MinuteSamples:
-    """Samples by series key, the last of each period kept (as ``rollup_hour`` keeps it)."""
-    periods: dict[SeriesKey, dict[Period, Sample]] = {}
-    for sample in samples:
-        periods.setdefault(sample.series.key, {})[(sample.start_ms, sample.end_ms)] = sample
-    return {key: tuple(found.values()) for key, found in periods.items()}
 
 
 class HourRollup:
@@ -331,7 +323,7 @@ class HourRollup:
         self._kept: dict[SeriesKey, list[Sample]] = {}
         """The settled samples of series near overflow, rolled up by ``rollup_hour``."""
         self._settled_minutes: set[int] = set()
-        self._open: OrderedDict[int, MinuteSamples] = OrderedDict()
+        self._open: OrderedDict[int, MinuteColumns] = OrderedDict()
         """The minutes kept as samples, least recently changed first."""
         self._rolled: dict[SeriesKey, Sample] = {}
 
@@ -346,8 +338,9 @@ class HourRollup:
     def add_series(self, samples: Sequence[Sample], open_minutes: Collection[int]) -> None:
         """Take every sample of some series not seen yet (a chunk of ``samples_by_series``);
         those of ``open_minutes`` are kept as samples, the rest settled."""
-        for minute in sorted(open_minutes):
-            self._open.setdefault(minute, {})
+        opened_minutes = sorted(open_minutes)
+        for minute in opened_minutes:
+            self._open.setdefault(minute, MinuteColumns())
         starts_of_chunk = {sample.start_ms for sample in samples}
         self._settled_minutes.update(
             minute for minute in {start - start % MINUTE_MS for start in starts_of_chunk} if minute not in open_minutes
@@ -357,25 +350,35 @@ class HourRollup:
             periods = dict(zip(map(_PERIOD, group), group))
             parts = [periods[period] for period in sorted(periods)]
             key = parts[0].series.key
+            seen = key in self._rolled
             settling = parts
-            if open_minutes:
+            opening: list[Sample] = []
+            if opened_minutes:
                 starts = list(map(_START, parts))  # ascending: parts are in period order
                 settling = []
                 taken = 0
-                for minute in sorted(open_minutes):
+                for minute in opened_minutes:
                     first, after = bisect_left(starts, minute), bisect_left(starts, minute + MINUTE_MS)
                     if first < after:
                         settling += parts[taken:first]
-                        opened = self._open[minute]
-                        opened[key] = (*opened.get(key, ()), *parts[first:after])
+                        self._open[minute].add(key, parts[first:after])
+                        opening += parts[first:after]
                         taken = after
                 settling += parts[taken:]
             largest = max(max(map(abs, map(_COUNT, parts))), max(map(abs, map(_SUM, parts))))
-            if len(parts) * largest >= _NEAR_OVERFLOW:
+            near_overflow = len(parts) * largest >= _NEAR_OVERFLOW
+            settled = None
+            if near_overflow:
                 self._kept[key] = settling
             elif settling:
-                self._settled[key] = _Totals.of_parts(settling)
-            self._refresh((key,))
+                settled = self._settled[key] = _Totals.of_parts(settling)
+            if seen:
+                self._refresh((key,))
+            elif near_overflow:
+                (self._rolled[key],) = rollup_hour(parts, self.hour_ms)
+            else:
+                # A series not seen yet: its parts in hand are all it has, none near overflow.
+                self._rolled[key] = _with_parts(settled, opening).rolled(self.hour_ms)
 
     def replace_minute(self, minute_ms: int, samples: Iterable[Sample]) -> None:
         """Make the minute starting at ``minute_ms`` hold exactly ``samples`` (all of them).
@@ -383,44 +386,44 @@ class HourRollup:
         Raises Unsettled when the minute is settled; the rollup is then unusable."""
         if minute_ms in self._settled_minutes:
             raise Unsettled(minute_ms)
-        new = minute_samples(samples)
-        old = self._open.pop(minute_ms, {})
+        new = MinuteColumns.of(samples)
+        old = self._open.pop(minute_ms, None)
         self._open[minute_ms] = new
         while len(self._open) > self.open_minutes:
             minute, settling = self._open.popitem(last=False)
             self._settled_minutes.add(minute)
             self._settle(settling)
-        self._refresh(old.keys() | new.keys())
+        self._refresh(new.keys() if old is None else old.keys() | new.keys())
 
-    def _settle(self, minute: MinuteSamples) -> None:
+    def _settle(self, minute: MinuteColumns) -> None:
         """Fold a minute's samples into the settled totals (no rolled sample changes)."""
         settled, kept = self._settled, self._kept
-        for key, samples in minute.items():
+        for key in minute:
             if key in kept:
-                kept[key].extend(samples)
+                kept[key].extend(minute.samples(key))
                 continue
             totals = settled.get(key)
-            for sample in samples:
+            for row in minute.rows(key):
                 if totals is None:
-                    totals = settled[key] = _Totals.of(sample)
+                    totals = settled[key] = _Totals.of_row(row)
                 else:
-                    totals.add(_Totals.of(sample))
+                    totals.add(_Totals.of_row(row))
 
     def _refresh(self, keys: Iterable[SeriesKey]) -> None:
         """Roll the series of ``keys`` up again from their settled totals and open samples.
 
         Raises Unsettled when a series with settled totals comes near overflow."""
         for key in keys:
-            found = [sample for minute in self._open.values() for sample in minute.get(key, ())]
+            found = [row for minute in self._open.values() for row in minute.rows(key)]
             kept = self._kept.get(key)
             if kept is None:
                 settled = self._settled.get(key)
                 totals = settled.copy() if settled is not None and found else settled
-                for sample in found:
+                for row in found:
                     if totals is None:
-                        totals = _Totals.of(sample)
+                        totals = _Totals.of_row(row)
                     else:
-                        totals.add(_Totals.of(sample))
+                        totals.add(_Totals.of_row(row))
                 if totals is None:
                     self._rolled.pop(key, None)
                     continue
@@ -430,8 +433,22 @@ class HourRollup:
                 if settled is not None:
                     raise Unsettled(key)  # its settled values are needed one by one
                 kept = self._kept[key] = []
-            everything = kept + found
+            everything = kept + [sample for minute in self._open.values() for sample in minute.samples(key)]
             if everything:
                 (self._rolled[key],) = rollup_hour(everything, self.hour_ms)
             else:
                 self._rolled.pop(key, None)
+
+
+def _with_parts(settled: _Totals | None, parts: Sequence[Sample]) -> _Totals:
+    """``settled`` (left as it is) with ``parts`` (in period order) folded in; at least one of
+    them holds something."""
+    if not parts:
+        assert settled is not None
+        return settled
+    added = _Totals.of_parts(parts)
+    if settled is None:
+        return added
+    totals = settled.copy()
+    totals.add(added)
+    return totals

@@ -515,7 +515,7 @@ class Block:
         if self._layout_code is None:
             return offset + len(layouts[0]) * n * 8
         indexes, offset = _column(self._layout_code, self._data, offset, n)
-        return offset + sum(len(layouts[index]) for index in indexes) * 8
+        return offset + sum(map([len(layout) for layout in layouts].__getitem__, indexes)) * 8
 
     def rows(
         self,
@@ -543,10 +543,12 @@ class Block:
             offset += n * 8
         else:
             ends = repeat(self.start_ms + self._end_offset, count)
-        numbers, offset = _column(_FLOAT, data, offset, 4 * n)
-        counts, sums = numbers[lo:hi], numbers[n + lo : n + hi]
-        mins, maxs = numbers[2 * n + lo : 2 * n + hi], numbers[3 * n + lo : 3 * n + hi]
-        stats, offset = self._stats(offset, lo, hi)
+        # Only the range's part of each column is decoded: the hour pass reads a metric's
+        # blocks a few hundred series at a time.
+        counts, sums, mins, maxs = (_column(_FLOAT, data, offset + (j * n + lo) * 8, count)[0] for j in range(4))
+        stats, offset = self._stats(offset + 4 * n * 8, lo, hi)
+        if offset > len(data):  # the range's columns were in bounds, the whole block is not
+            raise PackError(f"a packed block ends after {len(data)} bytes, inside a column that needs {offset}")
         if self._labels_code is None:
             labels: Iterable[Pairs] = repeat(labels_of(self._labels_value), count)
         else:
@@ -572,18 +574,20 @@ class Block:
         if self._layout_code is None:
             names = layouts[0]
             width = len(names)
-            values, after = _column(_FLOAT, self._data, offset, width * n)
+            after = offset + width * n * 8
             if not width:
                 return repeat((), hi - lo), after
-            mine = values[lo * width : hi * width]
+            mine, _ = _column(_FLOAT, self._data, offset + lo * width * 8, (hi - lo) * width)
             # One (name, value) pair column per stat, zipped into one tuple per datapoint.
             columns = [zip(repeat(name), mine[j::width]) for j, name in enumerate(names)]
             return zip(*columns), after
         indexes, offset = _column(self._layout_code, self._data, offset, n)
-        widths = [len(layouts[index]) for index in indexes]
-        values, after = _column(_FLOAT, self._data, offset, sum(widths))
+        widths = list(map([len(layout) for layout in layouts].__getitem__, indexes))
+        first = sum(widths[:lo])
+        values, _ = _column(_FLOAT, self._data, offset + first * 8, sum(widths[lo:hi]))
+        after = offset + sum(widths) * 8
         found: list[Stats] = []
-        position = sum(widths[:lo])
+        position = 0
         for index, width in zip(indexes[lo:hi], widths[lo:hi]):
             found.append(tuple(zip(layouts[index], values[position : position + width])))
             position += width

@@ -169,13 +169,22 @@ async def test_a_repack_that_fails_leaves_the_file_as_it_was(sqlite_factory, mon
     await store.close()
 
 
-async def test_an_hour_read_a_few_series_at_a_time_decodes_each_datapoint_once(sqlite_store, monkeypatch):
+@pytest.mark.parametrize("held", [0, 1 << 20], ids=["blocks read for each chunk", "blocks read once"])
+async def test_an_hour_read_a_few_series_at_a_time_decodes_each_datapoint_once(sqlite_store, monkeypatch, held):
     from receiver.store.sqlite import store as module
 
     monkeypatch.setattr(module, "SERIES_PER_CHUNK", 3)
-    samples = [make_sample(f"T{t}", minute=m, labels=LABELS) for t in range(10) for m in range(0, 60, 7)]
+    monkeypatch.setattr(module, "BLOCKS_HELD", held)
+    # Statistics of several layouts: a chunk decodes its range of each column, these included.
+    layouts = [(), (("p50", 1.5),), (("p50", -0.0), ("p99", 7.25))]
+    samples = [
+        make_sample(f"T{t}", minute=m, labels=LABELS, stats=layouts[(t + m) % 3], value=t * 100.0 + m)
+        for t in range(10)
+        for m in range(0, 60, 7)
+    ]
     await sqlite_store.commit("r1", samples)
     hour = T0 - T0 % HOUR_MS
     chunks = [chunk async for chunk in sqlite_store.samples_by_series(hour, hour + 2 * HOUR_MS)]
     assert len(chunks) == 4  # 10 series, 3 a chunk
-    assert sorted((s for chunk in chunks for s in chunk), key=repr) == sorted(samples, key=repr)
+    # By repr: -0.0 and 0.0 are equal but not the same value.
+    assert sorted(repr(s) for chunk in chunks for s in chunk) == sorted(map(repr, samples))

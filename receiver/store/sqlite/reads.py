@@ -163,6 +163,21 @@ class SQLiteReads:
         metric_id, first, last = group
         return self._read_blocks(SELECT_BLOCKS.format(where="m.id = ?"), (start_ms, end_ms, metric_id), (first, last))
 
+    def block_bytes(self, metric_id: int, start_ms: int, end_ms: int) -> int:
+        """The bytes of a metric's blocks with starts in ``[start_ms, end_ms)``."""
+        query = "SELECT sum(length(data)) FROM sample_blocks WHERE metric_id = ? AND start_ms >= ? AND start_ms < ?"
+        return int(self.conn.execute(query, (metric_id, start_ms, end_ms)).fetchone()[0] or 0)
+
+    def blocks_of_metric(self, metric_id: int, start_ms: int, end_ms: int) -> list[Row]:
+        """The rows of a metric's blocks with starts in ``[start_ms, end_ms)``, undecoded:
+        read once for all its groups of ``series_groups`` (``samples_in_blocks``)."""
+        return self.conn.execute(SELECT_BLOCKS.format(where="m.id = ?"), (start_ms, end_ms, metric_id)).fetchall()
+
+    def samples_in_blocks(self, rows: Iterable[Row], first: int, last: int) -> list[Sample]:
+        """``samples_of_series`` of the series ids ``first`` to ``last`` from the rows of
+        ``blocks_of_metric``."""
+        return self._samples_of_rows(rows, (first, last))
+
     def _read_blocks(self, query: str, params: Iterable[object], series_range: tuple[int, int] | None) -> list[Sample]:
         """The samples of the blocks a SELECT_BLOCKS query finds, each identity once (the
         last written), by ascending start; only series in ``series_range`` if given.
@@ -170,11 +185,14 @@ class SQLiteReads:
         The blocks are decoded one at a time as the cursor meets them, so a read holds the
         blocks of one metric and start at most, beside the samples it returns.
         """
+        return self._samples_of_rows(self.conn.execute(query, tuple(params)), series_range)
+
+    def _samples_of_rows(self, rows: Iterable[Row], series_range: tuple[int, int] | None) -> list[Sample]:
         conn = self.conn
         by_start: list[tuple[int, list[Sample]]] = []
         parts: list[Part] = []
         current: tuple[int, int] | None = None
-        for metric_id, start_ms, data in conn.execute(query, tuple(params)):
+        for metric_id, start_ms, data in rows:
             if (metric_id, start_ms) != current:
                 if parts:
                     by_start.append((parts[0][0].start_ms, latest(parts)))
