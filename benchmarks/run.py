@@ -637,7 +637,7 @@ def report(results: Results) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.run", description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="small bodies, 0.7 only end to end (about a minute)")
+    parser.add_argument("--quick", action="store_true", help="small bodies, 0.7 only end to end (minutes, not an hour)")
     parser.add_argument("--out", default="out/bench", help="folder for the JSON results (default out/bench)")
     parser.add_argument("--whole-only", action="store_true", help="only the whole receiver on a streamed account")
     parser.add_argument("--whole-tables", type=_count, help="tables of the streamed account (full: 2000)")
