@@ -66,7 +66,11 @@ def cut(samples: list[Sample], deliveries: int) -> list[list[Sample]]:
 
 
 def worker_cpu_s() -> float:
-    """CPU seconds of this process's children alive now (the rules' workers)."""
+    """CPU seconds of this process's children alive now (the rules' workers).
+
+    Read here rather than with benchmarks/processes.py: with ``--before`` this file runs
+    against another checkout's ``benchmarks`` package, which may lack what this one has, and
+    ``processes.cpu_seconds`` lists /proc, too slow around a pass of milliseconds."""
     total = 0.0
     ticks = os.sysconf("SC_CLK_TCK")
     for child in multiprocessing.active_children():

@@ -594,7 +594,7 @@ AGGREGATES: dict[str, Callable[[list[float]], float]] = {
 def aggregate(family: Family, how: str, by: tuple[str, ...], memo: Memo | None = None) -> Family:
     """``sum/avg/max/min(by)``: one point per distinct value of the ``by`` labels, in the
     order each first appears. The groups are worked out once per layout."""
-    layout, groups, pick = _groups_by(family.layout, by)
+    layout, groups, pick = groups_by(family.layout, by)
     fold = AGGREGATES[how]  # never NaN: finite, or NOT_COMPUTED
     values = family.values
     if pick is None:
@@ -614,9 +614,9 @@ _OF_ONE: dict[Callable[[list[float]], float], Callable[[Sequence[float]], list[f
 """What each fold gives over groups of one finite value each, for all groups at once."""
 
 
-def _groups_by(layout: Layout, by: tuple[str, ...]) -> tuple[Layout, list[list[int]], Pick | None]:
-    """The layout of the groups, and each group's indexes or (where every group holds one
-    point) what takes their values."""
+def groups_by(layout: Layout, by: tuple[str, ...]) -> tuple[Layout, list[list[int]], Pick | None]:
+    """What ``aggregate`` groups a layout's points into: the layout of the groups, and each
+    group's indexes or (where every group holds one point) what takes their values."""
     key = ("aggregate", by)
     found = layout.derived.get(key)
     if found is None:
@@ -637,12 +637,6 @@ def _groups_by(layout: Layout, by: tuple[str, ...]) -> tuple[Layout, list[list[i
         found = layout.derived[key] = (Layout(tuple(groups)), [] if single else list(groups.values()), pick)
     assert isinstance(found, tuple)
     return found
-
-
-def groups_by(layout: Layout, by: tuple[str, ...]) -> tuple[Layout, list[list[int]], Pick | None]:
-    """What ``aggregate`` groups a layout's points into: the layout of the groups, and each
-    group's indexes or (where every group holds one point) what takes their values."""
-    return _groups_by(layout, by)
 
 
 @lru_cache(maxsize=65_536)
